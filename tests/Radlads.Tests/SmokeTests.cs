@@ -1,0 +1,7 @@
+namespace Radlads.Tests;
+
+public class SmokeTests
+{
+    [Fact]
+    public void ExceptionKeepsMessage() => Assert.Equal("x", new RadladsException("x").Message);
+}
