@@ -1,0 +1,266 @@
+using Radlads.Checkpoints;
+using Radlads.Ops;
+
+namespace Radlads.Models;
+
+/// <summary>
+/// A loaded decoder (qwen2, rwkv6qwen2 or rwkv7qwen2) on one backend. The body is shared (spec §2):
+/// h = Embed[token]; per layer h += Mixer(RMSNorm(h)); h += MLP(RMSNorm(h)); logits = RMSNorm(h)·LMHeadᵀ.
+/// Only the mixer differs. Per-sequence memory lives in <see cref="SequenceState"/>.
+/// </summary>
+public sealed class CausalLM : IDisposable
+{
+    private readonly Checkpoint checkpoint;
+    private readonly Tensor embedding;
+    private readonly Tensor head;
+    private readonly Tensor finalNorm;
+    private readonly Tensor[] inputNorms;
+    private readonly Tensor[] postNorms;
+    private readonly IMixer[] mixers;
+    private readonly Mlp[] mlps;
+
+    private CausalLM(string directory, ModelConfig config, Checkpoint checkpoint, IBackend backend)
+    {
+        Directory = directory;
+        Config = config;
+        this.checkpoint = checkpoint;
+        Backend = backend;
+        var w = new WeightLoader(checkpoint, backend);
+        int c = config.HiddenSize;
+        int layers = config.NumHiddenLayers;
+        embedding = w.Matrix("model.embed_tokens.weight", config.VocabSize, c);
+        TiedEmbeddings = config.TieWordEmbeddings || !w.Has("lm_head.weight");
+        head = TiedEmbeddings ? embedding : w.Matrix("lm_head.weight", config.VocabSize, c);
+        finalNorm = w.Vector("model.norm.weight", c);
+        inputNorms = new Tensor[layers];
+        postNorms = new Tensor[layers];
+        mixers = new IMixer[layers];
+        mlps = new Mlp[layers];
+        for (int l = 0; l < layers; l++)
+        {
+            string prefix = $"model.layers.{l}.";
+            inputNorms[l] = w.Vector(prefix + "input_layernorm.weight", c);
+            postNorms[l] = w.Vector(prefix + "post_attention_layernorm.weight", c);
+            mixers[l] = CreateMixer(w, prefix + "self_attn.", l);
+            mlps[l] = new Mlp(w, prefix + "mlp.", config);
+        }
+
+        ParameterCount = w.ParameterCount;
+        UnusedTensors = checkpoint.Names.Where(n => !w.Used.Contains(n)).OrderBy(n => n, StringComparer.Ordinal).ToArray();
+        WeightDType = checkpoint.Get("model.embed_tokens.weight").DType;
+    }
+
+    public string Directory { get; }
+
+    public ModelConfig Config { get; }
+
+    public IBackend Backend { get; }
+
+    public long ParameterCount { get; }
+
+    /// <summary>True when logits use the embedding matrix (no lm_head.weight, or tie_word_embeddings).</summary>
+    public bool TiedEmbeddings { get; }
+
+    public DType WeightDType { get; }
+
+    /// <summary>Tensors in the checkpoint that the forward pass does not read (e.g. r_k, layer-0 v0/v1/v2).</summary>
+    public IReadOnlyList<string> UnusedTensors { get; }
+
+    /// <summary>Identifies the shapes a saved state must match.</summary>
+    public string Fingerprint =>
+        $"{Config.ModelType} L{Config.NumHiddenLayers} C{Config.HiddenSize} H{Config.NumAttentionHeads} KV{Config.NumKeyValueHeads} N{Config.HeadDim} V{Config.VocabSize}";
+
+    /// <summary>Loads config.json and the safetensors weights of <paramref name="directory"/>.</summary>
+    public static CausalLM Load(string directory, IBackend backend)
+    {
+        if (!System.IO.Directory.Exists(directory))
+        {
+            throw new RadladsException($"model folder '{directory}' does not exist");
+        }
+
+        var config = ModelConfig.Load(directory);
+        var checkpoint = Checkpoint.Open(directory);
+        try
+        {
+            return new CausalLM(directory, config, checkpoint, backend);
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Describes each layer's mixer for `radlads info`.</summary>
+    public IReadOnlyList<string> LayerSummaries => mixers.Select(Describe).ToArray();
+
+    /// <summary>Recurrent state bytes per sequence and KV-cache bytes per token, as this runtime stores them (fp32).</summary>
+    public (long StateBytes, long CacheBytesPerToken) MemoryCost =>
+        (mixers.Sum(m => m.MemoryCost.StateBytes), mixers.Sum(m => m.MemoryCost.CacheBytesPerToken));
+
+    public SequenceState CreateState() => new(this, mixers.Select(m => m.CreateState()).ToArray());
+
+    /// <summary>
+    /// Feeds <paramref name="tokens"/> to one sequence and advances its state. Returns logits [T, V] when
+    /// <paramref name="allLogits"/>, else the last position's [V].
+    /// </summary>
+    public float[] Forward(SequenceState state, ReadOnlySpan<int> tokens, bool allLogits = false) =>
+        Forward([state], [tokens.ToArray()], allLogits)[0];
+
+    /// <summary>
+    /// Feeds several independent sequences at once (each with its own state and any number of tokens).
+    /// Per-token work (projections, MLP) runs on all rows together; recurrences and attention per sequence.
+    /// </summary>
+    public float[][] Forward(IReadOnlyList<SequenceState> states, IReadOnlyList<int[]> tokens, bool allLogits = false)
+    {
+        if (states.Count != tokens.Count || states.Count == 0)
+        {
+            throw new ArgumentException("one token list per state, at least one state");
+        }
+
+        var segments = new List<Segment>(states.Count);
+        int rows = 0;
+        for (int i = 0; i < states.Count; i++)
+        {
+            if (tokens[i].Length == 0)
+            {
+                throw new RadladsException("cannot run the model on an empty token list");
+            }
+
+            if (!ReferenceEquals(states[i].Model, this))
+            {
+                throw new ArgumentException("a state belongs to another model");
+            }
+
+            if (states.Take(i).Any(s => ReferenceEquals(s, states[i])))
+            {
+                throw new ArgumentException("the same state appears twice in one batch");
+            }
+
+            segments.Add(new Segment(states[i], rows, tokens[i].Length, states[i].Position));
+            rows += tokens[i].Length;
+        }
+
+        var ops = Backend.Ops;
+        int c = Config.HiddenSize;
+        var allTokens = tokens.SelectMany(t => t).ToArray();
+        using var pass = new ForwardPass(Backend, segments, 0);
+        using var h = Backend.Allocate(rows, c);
+        using var normed = Backend.Allocate(rows, c);
+        using var branch = Backend.Allocate(rows, c);
+        ops.Embedding(embedding, allTokens, h);
+        for (int l = 0; l < mixers.Length; l++)
+        {
+            pass.Layer = l;
+            ops.RmsNorm(h, inputNorms[l], (float)Config.RmsNormEps, normed);
+            mixers[l].Forward(pass, normed, branch);
+            ops.Add(h, branch, h);
+            ops.RmsNorm(h, postNorms[l], (float)Config.RmsNormEps, normed);
+            mlps[l].Forward(pass, normed, branch);
+            ops.Add(h, branch, h);
+            pass.EndLayer();
+        }
+
+        foreach (var s in segments)
+        {
+            s.State.Position += s.RowCount;
+        }
+
+        return Logits(h, segments, allLogits);
+    }
+
+    private float[][] Logits(Tensor h, List<Segment> segments, bool allLogits)
+    {
+        int c = Config.HiddenSize;
+        int v = Config.VocabSize;
+        int rows = allLogits ? h.RowCount : segments.Count;
+        using var selected = Backend.Allocate(rows, c);
+        if (allLogits)
+        {
+            Backend.Copy(h, selected);
+        }
+        else
+        {
+            for (int i = 0; i < segments.Count; i++)
+            {
+                Backend.Copy(h.Rows(segments[i].RowStart + segments[i].RowCount - 1, 1), selected.Rows(i, 1));
+            }
+        }
+
+        Backend.Ops.RmsNorm(selected, finalNorm, (float)Config.RmsNormEps, selected);
+        using var logits = Backend.Allocate(rows, v);
+        Backend.Ops.MatMul(selected, head, null, logits);
+        var host = new float[(long)rows * v];
+        Backend.Download(logits, host);
+        CheckFinite(host, v);
+        var result = new float[segments.Count][];
+        for (int i = 0; i < segments.Count; i++)
+        {
+            var (start, count) = allLogits ? (segments[i].RowStart, segments[i].RowCount) : (i, 1);
+            result[i] = host.AsSpan(start * v, count * v).ToArray();
+        }
+
+        return result;
+    }
+
+    private static void CheckFinite(float[] logits, int vocab)
+    {
+        for (int i = 0; i < logits.Length; i++)
+        {
+            if (!float.IsFinite(logits[i]))
+            {
+                throw new RadladsException(
+                    $"the model produced a non-finite logit ({logits[i]}) at row {i / vocab}, token id {i % vocab}: the weights or the input overflow fp32; check the checkpoint for NaN/Inf values");
+            }
+        }
+    }
+
+    private IMixer CreateMixer(WeightLoader w, string prefix, int layer)
+    {
+        bool trailingAttention = layer >= Config.NumHiddenLayers - Config.NumAttentionLayers;
+        return Config.Architecture switch
+        {
+            Architecture.Qwen2 => new Qwen2Attention(w, prefix, Config),
+            // Hybrid checkpoints keep softmax attention in their last layers: flagged in config, or inferred
+            // from a layer without RWKV tensors (spec §6.4).
+            Architecture.Rwkv6Qwen2 when trailingAttention || !w.Has(prefix + "time_decay") => new Qwen2Attention(w, prefix, Config),
+            Architecture.Rwkv7Qwen2 when trailingAttention || !w.Has(prefix + "w0") => new Qwen2Attention(w, prefix, Config),
+            Architecture.Rwkv6Qwen2 => new Rwkv6Mixer(w, prefix, Config),
+            Architecture.Rwkv7Qwen2 => new Rwkv7Mixer(w, prefix, Config, layer == 0),
+            _ => throw new InvalidOperationException(Config.Architecture.ToString()),
+        };
+    }
+
+    private static string Describe(IMixer mixer) => mixer switch
+    {
+        Qwen2Attention => "softmax attention (KV cache)",
+        Rwkv6Mixer m => $"RAD-RWKV6 (token shift {(m.MixRank > 0 ? $"on, Rm={m.MixRank}" : "off")}, Rd={m.DecayRank}, gate {m.GateKind}, {(m.GroupNorm ? "GroupNorm" : "no norm")})",
+        Rwkv7Mixer m => $"RAD-RWKV7 variant {Variant(m)} (Rw={m.DecayRank}, Ra={m.IclrRank}, Rv={(m.FirstLayer ? "unused in layer 0" : m.ValueRank.ToString(System.Globalization.CultureInfo.InvariantCulture))}, gate {m.GateKind}{(m.GateKind == GateKind.LowRank ? $" Rg={m.GateRank}" : "")})",
+        _ => mixer.GetType().Name,
+    };
+
+    private static string Variant(Rwkv7Mixer m) => (m.Balanced, m.GroupNorm) switch
+    {
+        (true, false) => "B (balanced keys, ×N^-1/2)",
+        (false, true) => "G (stock keys, GroupNorm)",
+        (true, true) => "mixed (balanced keys, GroupNorm)",
+        (false, false) => "mixed (stock keys, ×N^-1/2)",
+    };
+
+    public void Dispose()
+    {
+        embedding.Dispose();
+        if (!TiedEmbeddings)
+        {
+            head.Dispose();
+        }
+
+        finalNorm.Dispose();
+        foreach (var d in inputNorms.Concat(postNorms).Cast<IDisposable>().Concat(mixers).Concat(mlps))
+        {
+            d.Dispose();
+        }
+
+        checkpoint.Dispose();
+    }
+}

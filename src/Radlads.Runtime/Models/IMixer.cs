@@ -1,0 +1,19 @@
+using Radlads.Ops;
+
+namespace Radlads.Models;
+
+/// <summary>
+/// A layer's sequence mixer: softmax attention (qwen2), RAD-RWKV6 or RAD-RWKV7 time mix.
+/// Per-token work runs on all rows of the batch at once; recurrences and attention run per segment.
+/// </summary>
+internal interface IMixer : IDisposable
+{
+    /// <summary>Fresh per-sequence memory for this layer (zero state, empty cache).</summary>
+    LayerState CreateState();
+
+    /// <summary>Bytes of per-sequence state (RNN) and per-token cache (attention), fp32 as this runtime keeps them.</summary>
+    (long StateBytes, long CacheBytesPerToken) MemoryCost { get; }
+
+    /// <summary>x: input_layernorm output [T, C]; y: mixer output after o_proj [T, C].</summary>
+    void Forward(ForwardPass pass, Tensor x, Tensor y);
+}

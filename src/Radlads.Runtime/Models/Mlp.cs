@@ -1,0 +1,39 @@
+using Radlads.Ops;
+
+namespace Radlads.Models;
+
+/// <summary>Qwen2's SwiGLU MLP, kept unchanged by the students: down(silu(gate(x)) ⊙ up(x)); no biases.</summary>
+internal sealed class Mlp : IDisposable
+{
+    private readonly Tensor gate;
+    private readonly Tensor up;
+    private readonly Tensor down;
+    private readonly int size;
+
+    public Mlp(WeightLoader w, string prefix, ModelConfig c)
+    {
+        size = c.IntermediateSize;
+        gate = w.Matrix(prefix + "gate_proj.weight", size, c.HiddenSize);
+        up = w.Matrix(prefix + "up_proj.weight", size, c.HiddenSize);
+        down = w.Matrix(prefix + "down_proj.weight", c.HiddenSize, size);
+    }
+
+    /// <summary>x: post_attention_layernorm output [T, C]; y [T, C].</summary>
+    public void Forward(ForwardPass pass, Tensor x, Tensor y)
+    {
+        var ops = pass.Ops;
+        var g = pass.Scratch(pass.Rows, size);
+        var u = pass.Scratch(pass.Rows, size);
+        ops.MatMul(x, gate, null, g);
+        ops.MatMul(x, up, null, u);
+        ops.SwiGlu(g, u, g);
+        ops.MatMul(g, down, null, y);
+    }
+
+    public void Dispose()
+    {
+        gate.Dispose();
+        up.Dispose();
+        down.Dispose();
+    }
+}

@@ -1,0 +1,59 @@
+using Radlads.Ops;
+
+namespace Radlads.Models;
+
+/// <summary>Qwen2 softmax attention with RoPE, GQA and a KV cache per sequence.</summary>
+internal sealed class Qwen2Attention : IMixer
+{
+    private const int InitialCacheRows = 64;
+
+    private readonly ModelConfig config;
+    private readonly IBackend backend;
+    private readonly Projections p;
+
+    public Qwen2Attention(WeightLoader w, string prefix, ModelConfig config)
+    {
+        this.config = config;
+        backend = w.Backend;
+        p = new Projections(w, prefix, config);
+    }
+
+    private int KvWidth => config.NumKeyValueHeads * config.HeadDim;
+
+    public (long StateBytes, long CacheBytesPerToken) MemoryCost => (0, 2L * KvWidth * sizeof(float));
+
+    public LayerState CreateState() =>
+        new KvCacheState(backend.Allocate(InitialCacheRows, KvWidth), backend.Allocate(InitialCacheRows, KvWidth));
+
+    public void Forward(ForwardPass pass, Tensor x, Tensor y)
+    {
+        var ops = pass.Ops;
+        int h = config.NumAttentionHeads;
+        int kvh = config.NumKeyValueHeads;
+        int n = config.HeadDim;
+        var q = pass.Scratch(pass.Rows, h * n);
+        var k = pass.Scratch(pass.Rows, KvWidth);
+        var v = pass.Scratch(pass.Rows, KvWidth);
+        var o = pass.Scratch(pass.Rows, h * n);
+        ops.MatMul(x, p.Query, p.QueryBias, q);
+        ops.MatMul(x, p.Key, p.KeyBias, k);
+        ops.MatMul(x, p.Value, p.ValueBias, v);
+        float theta = (float)config.RopeTheta;
+        foreach (var s in pass.Segments)
+        {
+            var cache = (KvCacheState)s.State.Layers[pass.Layer];
+            cache.Reserve(backend, s.StartPosition + s.RowCount);
+            var qs = q.Rows(s.RowStart, s.RowCount);
+            var ks = k.Rows(s.RowStart, s.RowCount);
+            ops.Rope(qs, h, n, s.StartPosition, theta);
+            ops.Rope(ks, kvh, n, s.StartPosition, theta);
+            backend.Copy(ks, cache.Keys.Rows(s.StartPosition, s.RowCount));
+            backend.Copy(v.Rows(s.RowStart, s.RowCount), cache.Values.Rows(s.StartPosition, s.RowCount));
+            ops.Attention(qs, cache.Keys, cache.Values, h, kvh, n, s.StartPosition, o.Rows(s.RowStart, s.RowCount));
+        }
+
+        ops.MatMul(o, p.Output, p.OutputBias, y);
+    }
+
+    public void Dispose() => p.Dispose();
+}

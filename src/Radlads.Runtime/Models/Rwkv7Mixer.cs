@@ -1,0 +1,207 @@
+using Radlads.Ops;
+
+namespace Radlads.Models;
+
+/// <summary>
+/// RAD-RWKV7 time mix (spec §4.2): no token shift, teacher q/k/v/o, LoRA decay / in-context rate / value
+/// residual / gate, RoPE on r and k, GQA, removal key κ and replacement key k̃ (balanced variant B or stock
+/// variant G), generalised delta rule, then ×N^−1/2 (B) or GroupNorm (G), gate and o_proj.
+/// State per sequence: S [H, N, N] fp32 (value-major, the kernel form).
+/// </summary>
+internal sealed class Rwkv7Mixer : IMixer
+{
+    private readonly ModelConfig config;
+    private readonly IBackend backend;
+    private readonly Projections p;
+    private readonly Gate gate;
+    private readonly Tensor w0, w1, w2, a0, a1, a2;
+    private readonly Tensor? v0, v1, v2, keyScale, iclrMix, lnWeight, lnBias;
+
+    public Rwkv7Mixer(WeightLoader w, string prefix, ModelConfig config, bool firstLayer)
+    {
+        this.config = config;
+        backend = w.Backend;
+        int c = config.HiddenSize;
+        int a = Width;
+        if (c != a)
+        {
+            // [HF7] sizes these vectors by C and [TR] by H·N; they agree only when C = H·N (all Qwen2.5 sizes).
+            throw new RadladsException($"{w.Checkpoint.Directory}: rwkv7qwen2 needs hidden_size ({c}) = num_attention_heads × head_dim ({a})");
+        }
+
+        p = new Projections(w, prefix, config);
+        DecayRank = w.Columns(prefix + "w1");
+        IclrRank = w.Columns(prefix + "a1");
+        w0 = w.Vector(prefix + "w0", a);
+        w1 = w.Matrix(prefix + "w1", c, DecayRank);
+        w2 = w.Matrix(prefix + "w2", DecayRank, a);
+        a0 = w.Vector(prefix + "a0", a);
+        a1 = w.Matrix(prefix + "a1", c, IclrRank);
+        a2 = w.Matrix(prefix + "a2", IclrRank, a);
+        FirstLayer = firstLayer;
+        if (!firstLayer)
+        {
+            // Layer 0's v0/v1/v2 exist in checkpoints but are never used (spec §4.1).
+            ValueRank = w.Columns(prefix + "v1");
+            v0 = w.Vector(prefix + "v0", a);
+            v1 = w.Matrix(prefix + "v1", c, ValueRank);
+            v2 = w.Matrix(prefix + "v2", ValueRank, a);
+        }
+
+        Balanced = config.BalanceState;
+        if (!Balanced)
+        {
+            keyScale = w.Vector(prefix + "k_k", a);
+            iclrMix = w.Vector(prefix + "k_a", a);
+        }
+
+        GroupNorm = config.GroupNormAttention || w.Has(prefix + "ln_x.weight");
+        if (GroupNorm)
+        {
+            lnWeight = w.Vector(prefix + "ln_x.weight", a);
+            lnBias = w.Vector(prefix + "ln_x.bias", a);
+        }
+
+        gate = new Gate(w, prefix, c, a);
+    }
+
+    public int DecayRank { get; }
+
+    public int IclrRank { get; }
+
+    public int ValueRank { get; }
+
+    public bool FirstLayer { get; }
+
+    public bool Balanced { get; }
+
+    public bool GroupNorm { get; }
+
+    public GateKind GateKind => gate.Kind;
+
+    public int GateRank => gate.Rank;
+
+    private int Width => config.NumAttentionHeads * config.HeadDim;
+
+    public (long StateBytes, long CacheBytesPerToken) MemoryCost =>
+        ((long)config.NumAttentionHeads * config.HeadDim * config.HeadDim * sizeof(float), 0);
+
+    public LayerState CreateState() => new([backend.Allocate(config.NumAttentionHeads, config.HeadDim, config.HeadDim)]);
+
+    public void Forward(ForwardPass pass, Tensor x, Tensor y)
+    {
+        var ops = pass.Ops;
+        int t = pass.Rows;
+        int h = config.NumAttentionHeads;
+        int kvh = config.NumKeyValueHeads;
+        int n = config.HeadDim;
+        int a = Width;
+        int kvWidth = kvh * n;
+
+        // 1. Projections.
+        var r = pass.Scratch(t, a);
+        var k = pass.Scratch(t, kvWidth);
+        var vRaw = pass.Scratch(t, kvWidth);
+        ops.MatMul(x, p.Query, p.QueryBias, r);
+        ops.MatMul(x, p.Key, p.KeyBias, k);
+        ops.MatMul(x, p.Value, p.ValueBias, vRaw);
+
+        // 2. Decay w = exp(−e^−0.5 · σ(w0 + tanh(x·w1)·w2)).
+        var decayHidden = pass.Scratch(t, DecayRank);
+        ops.MatMul(x, w1, null, decayHidden, WeightLayout.InOut);
+        ops.Tanh(decayHidden, decayHidden);
+        var w = pass.Scratch(t, a);
+        ops.MatMul(decayHidden, w2, null, w, WeightLayout.InOut);
+        ops.Rwkv7Decay(w, w0, w);
+
+        // 3. In-context learning rate a = σ(a0 + (x·a1)·a2): no activation inside this LoRA.
+        var iclrHidden = pass.Scratch(t, IclrRank);
+        ops.MatMul(x, a1, null, iclrHidden, WeightLayout.InOut);
+        var iclr = pass.Scratch(t, a);
+        ops.MatMul(iclrHidden, a2, null, iclr, WeightLayout.InOut);
+        ops.AddSigmoid(iclr, a0, iclr);
+
+        // 4. Gate g = σ(x·g1)·g2 (sigmoid inside, output unbounded).
+        var g = gate.Compute(pass, x, a);
+
+        // 5. RoPE on r and k only, before GQA.
+        if (config.UseRope)
+        {
+            foreach (var s in pass.Segments)
+            {
+                ops.Rope(r.Rows(s.RowStart, s.RowCount), h, n, s.StartPosition, (float)config.RopeTheta);
+                ops.Rope(k.Rows(s.RowStart, s.RowCount), kvh, n, s.StartPosition, (float)config.RopeTheta);
+            }
+        }
+
+        // 6. GQA: query head h reads KV head ⌊h/G⌋.
+        var kh = pass.Scratch(t, a);
+        var v = pass.Scratch(t, a);
+        ops.RepeatKv(k, kvh, n, h / kvh, kh);
+        ops.RepeatKv(vRaw, kvh, n, h / kvh, v);
+
+        // 7. Removal key κ (fed as a = −κ, b = κ⊙a) and replacement key k̃.
+        var removal = pass.Scratch(t, a);
+        var replacement = pass.Scratch(t, a);
+        var kTilde = pass.Scratch(t, a);
+        ops.Rwkv7Keys(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde);
+
+        // 8. Value residual: layer 0 publishes v_first; later layers lerp towards it by ν = σ(v0 + (x·v1)·v2).
+        if (FirstLayer)
+        {
+            pass.ValueFirst?.Dispose();
+            pass.ValueFirst = backend.Allocate(t, a);
+            backend.Copy(v, pass.ValueFirst);
+        }
+        else
+        {
+            if (pass.ValueFirst is null)
+            {
+                throw new InvalidOperationException("RAD-RWKV7 layer ran before layer 0 produced v_first");
+            }
+
+            var valueHidden = pass.Scratch(t, ValueRank);
+            ops.MatMul(x, v1!, null, valueHidden, WeightLayout.InOut);
+            var nu = pass.Scratch(t, a);
+            ops.MatMul(valueHidden, v2!, null, nu, WeightLayout.InOut);
+            ops.AddSigmoid(nu, v0!, nu);
+            ops.Rwkv7ValueResidual(v, pass.ValueFirst, nu, v);
+        }
+
+        // 9. Generalised delta rule, per sequence.
+        var o = pass.Scratch(t, a);
+        foreach (var s in pass.Segments)
+        {
+            ops.Wkv7(r.Rows(s.RowStart, s.RowCount), w.Rows(s.RowStart, s.RowCount), kTilde.Rows(s.RowStart, s.RowCount),
+                v.Rows(s.RowStart, s.RowCount), removal.Rows(s.RowStart, s.RowCount), replacement.Rows(s.RowStart, s.RowCount),
+                s.State.Layers[pass.Layer].Tensors[0], o.Rows(s.RowStart, s.RowCount));
+        }
+
+        // 10–11. Output normalisation, gate, o_proj. No bonus: r_k is ignored.
+        if (GroupNorm)
+        {
+            ops.GroupNorm(o, lnWeight!, lnBias!, h, n * 1e-5f, o);
+        }
+        else
+        {
+            ops.Scale(o, 1f / MathF.Sqrt(n), o);
+        }
+
+        if (g is not null)
+        {
+            ops.Multiply(o, g, o);
+        }
+
+        ops.MatMul(o, p.Output, p.OutputBias, y);
+    }
+
+    public void Dispose()
+    {
+        p.Dispose();
+        gate.Dispose();
+        foreach (var t in new[] { w0, w1, w2, a0, a1, a2, v0, v1, v2, keyScale, iclrMix, lnWeight, lnBias })
+        {
+            t?.Dispose();
+        }
+    }
+}

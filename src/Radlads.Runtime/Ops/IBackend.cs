@@ -1,0 +1,36 @@
+using Radlads.Checkpoints;
+
+namespace Radlads.Ops;
+
+/// <summary>
+/// A place where tensors live and ops run: the CPU reference, CUDA, ILGPU.
+/// Model code allocates through it and calls <see cref="Ops"/>; it never touches device APIs.
+/// </summary>
+public interface IBackend : IDisposable
+{
+    /// <summary>Short name used by --backend ("cpu", "cuda", "ilgpu").</summary>
+    string Name { get; }
+
+    /// <summary>One line describing the device, for logs and `radlads info`.</summary>
+    string Description { get; }
+
+    IOps Ops { get; }
+
+    /// <summary>A zero-filled fp32 tensor.</summary>
+    Tensor Allocate(params int[] shape);
+
+    /// <summary>A weight tensor with the stored dtype; may alias the checkpoint's memory (CPU) or copy it (GPU).</summary>
+    Tensor LoadWeight(TensorData data);
+
+    /// <summary>An fp32 tensor holding <paramref name="values"/> with the given shape.</summary>
+    Tensor FromFloats(ReadOnlySpan<float> values, params int[] shape);
+
+    /// <summary>Copies fp32 host values into an fp32 tensor of the same element count.</summary>
+    void Upload(ReadOnlySpan<float> source, Tensor destination);
+
+    /// <summary>Copies an fp32 tensor to the host.</summary>
+    void Download(Tensor source, Span<float> destination);
+
+    /// <summary>Copies one fp32 tensor into another of the same element count.</summary>
+    void Copy(Tensor source, Tensor destination);
+}

@@ -1,0 +1,119 @@
+namespace Radlads.Ops;
+
+/// <summary>
+/// Every op the three architectures need, named after the maths. Each backend implements all of them;
+/// the CPU backend is the reference the others are tested against.
+/// Letters: T = tokens (rows), C = hidden size, H = query heads, KVH = KV heads, N = head dim,
+/// A = H·N, V = vocab, F = MLP size, R = a LoRA rank, S = KV-cache capacity.
+/// Activations and state are fp32; weights may be bf16, f16 or f32. Unless stated, an output may alias
+/// an input of the same shape.
+/// </summary>
+public interface IOps
+{
+    /// <summary>y[t] = table[ids[t]]. table [V, C] (any dtype), y [T, C].</summary>
+    void Embedding(Tensor table, ReadOnlySpan<int> ids, Tensor y);
+
+    /// <summary>Qwen2 RMSNorm per row in fp32: y = w ⊙ x / sqrt(mean(x²) + eps). x, y [T, C]; w [C].</summary>
+    void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y);
+
+    /// <summary>
+    /// y = x·Wᵀ + b (layout OutIn, W [M, K]) or y = x·W + b (layout InOut, W [K, M]).
+    /// x [T, K], bias [M] or null, y [T, M]. fp32 accumulation. y must not alias x.
+    /// </summary>
+    void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn);
+
+    /// <summary>y = a + b, elementwise, same shapes.</summary>
+    void Add(Tensor a, Tensor b, Tensor y);
+
+    /// <summary>y = a ⊙ b, elementwise, same shapes.</summary>
+    void Multiply(Tensor a, Tensor b, Tensor y);
+
+    /// <summary>y = s · x.</summary>
+    void Scale(Tensor x, float s, Tensor y);
+
+    /// <summary>y = tanh(x).</summary>
+    void Tanh(Tensor x, Tensor y);
+
+    /// <summary>y = σ(x).</summary>
+    void Sigmoid(Tensor x, Tensor y);
+
+    /// <summary>y = σ(x + bias), bias [C] broadcast over rows of x [T, C].</summary>
+    void AddSigmoid(Tensor x, Tensor bias, Tensor y);
+
+    /// <summary>SwiGLU: y = silu(gate) ⊙ up. gate, up, y [T, F].</summary>
+    void SwiGlu(Tensor gate, Tensor up, Tensor y);
+
+    /// <summary>
+    /// Qwen rotate-half RoPE in place on x [T, heads·N]: row t is at position startPosition + t;
+    /// pair (i, i + N/2) rotates by angle position · theta^(−2i/N).
+    /// </summary>
+    void Rope(Tensor x, int heads, int headDim, int startPosition, float theta);
+
+    /// <summary>GQA expansion: y head h = x head ⌊h / groups⌋. x [T, KVH·N], y [T, KVH·groups·N]. y must not alias x.</summary>
+    void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y);
+
+    /// <summary>
+    /// GroupNorm per row: the row of x [T, G·D] splits into G groups of D; each is normalised with its own
+    /// mean and variance (fp32, biased variance), then y = norm ⊙ weight + bias (weight, bias [G·D]).
+    /// </summary>
+    void GroupNorm(Tensor x, Tensor weight, Tensor bias, int groups, float eps, Tensor y);
+
+    /// <summary>
+    /// Causal softmax attention against a KV cache for one sequence. q [T, H·N]; kCache, vCache [S, KVH·N]
+    /// hold positions 0 .. startPosition + T − 1 (this step's keys already written). Query row t sits at
+    /// position startPosition + t and attends to cache rows 0 .. startPosition + t; scale N^−1/2;
+    /// query head h reads KV head ⌊h / (H/KVH)⌋. y [T, H·N].
+    /// </summary>
+    void Attention(Tensor q, Tensor kCache, Tensor vCache, int heads, int kvHeads, int headDim, int startPosition, Tensor y);
+
+    /// <summary>
+    /// RWKV token shift for one sequence: delta[t] = x[t−1] − x[t] with x[−1] = shiftState; afterwards
+    /// shiftState = x[T−1]. x, delta [T, C]; shiftState [1, C].
+    /// </summary>
+    void TokenShift(Tensor x, Tensor shiftState, Tensor delta);
+
+    /// <summary>y = x + delta ⊙ mix, mix [C] broadcast over rows (RAD-RWKV6 ddlerp pre-mix xx = x + Δ ⊙ µx).</summary>
+    void MixShift(Tensor x, Tensor delta, Tensor mix, Tensor y);
+
+    /// <summary>
+    /// RAD-RWKV6 ddlerp, the five data-dependent lerps in LoRA order r, k, v, w, g:
+    /// for i in 0..4, outputs rows [i·T, (i+1)·T) = x + delta ⊙ (mixes[i] + lora[:, i·R:(i+1)·R] · w2[i]).
+    /// x, delta [T, C]; lora [T, 5R] (already tanh'd); w2 [5, R, C]; mixes [5, C]; outputs [5·T, C].
+    /// </summary>
+    void Rwkv6Ddlerp(Tensor x, Tensor delta, Tensor lora, Tensor w2, Tensor mixes, Tensor outputs);
+
+    /// <summary>RAD-RWKV6 decay: w = exp(max(−exp(bias + d), −5)). d, w [T, A]; bias [A].</summary>
+    void Rwkv6Decay(Tensor d, Tensor bias, Tensor w);
+
+    /// <summary>RAD-RWKV6 state balancing: y = k ⊙ (1 − w). k, w, y [T, A].</summary>
+    void Rwkv6BalanceKeys(Tensor k, Tensor w, Tensor y);
+
+    /// <summary>
+    /// GLA recurrence of RAD-RWKV6 for one sequence, per head, state S [H, N_k, N_v] fp32 (key-major):
+    /// S ← diag(w_t)·S + k_tᵀ v_t, then y_t = (scale · r_t) · S. r, k, v, w, y [T, H·N].
+    /// </summary>
+    void Wkv6(Tensor r, Tensor k, Tensor v, Tensor w, Tensor state, float scale, Tensor y);
+
+    /// <summary>RAD-RWKV7 decay: w = exp(−e^−0.5 · σ(w0 + z)). z, w [T, A]; w0 [A].</summary>
+    void Rwkv7Decay(Tensor z, Tensor w0, Tensor w);
+
+    /// <summary>
+    /// RAD-RWKV7 removal and replacement keys, per head of N (fp32, ‖·‖ with eps 1e-12):
+    /// balanced: κ = k/‖k‖, k̃ = k ⊙ (1 − w + a);
+    /// stock (keyScale = k_k, iclrMix = k_a): κ = normalize(k ⊙ k_k), k̃ = k ⊙ (1 + (a − 1) ⊙ k_a).
+    /// Writes the recurrence inputs removal = −κ and replacement = κ ⊙ a, and kTilde.
+    /// k, w, a, removal, replacement, kTilde [T, A]; keyScale, iclrMix [A] or null when balanced.
+    /// </summary>
+    void Rwkv7Keys(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
+        Tensor removal, Tensor replacement, Tensor kTilde);
+
+    /// <summary>Value residual: y = v + (vFirst − v) ⊙ nu. All [T, A].</summary>
+    void Rwkv7ValueResidual(Tensor v, Tensor vFirst, Tensor nu, Tensor y);
+
+    /// <summary>
+    /// Generalised delta rule of RAD-RWKV7 for one sequence, per head, state S [H, N_v, N_k] fp32 (value-major):
+    /// sa_i = Σ_j a_j S[i,j]; S[i,j] ← S[i,j]·w_j + k_j·v_i + sa_i·b_j; y_i = Σ_j S[i,j]·r_j.
+    /// r, w, k, v, a (= −κ), b (= κ ⊙ iclr), y [T, H·N].
+    /// </summary>
+    void Wkv7(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor state, Tensor y);
+}
