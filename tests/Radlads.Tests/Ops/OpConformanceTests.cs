@@ -1,0 +1,454 @@
+using Radlads.Checkpoints;
+using Radlads.Ops;
+
+namespace Radlads.Tests.Ops;
+
+/// <summary>
+/// One harness for every backend (ggml's test-backend-ops): each op runs on fresh seeded random inputs at
+/// shapes that hit edge cases (T = 1, odd widths, several heads, GQA groups, non-zero start positions) and is
+/// compared with the float64 definition in <see cref="NaiveOps"/>. Output buffers are poisoned with NaN first,
+/// so an element the op forgot to write fails. A backend gets the whole suite by deriving from this class.
+/// </summary>
+public abstract class OpConformanceTests : IDisposable
+{
+    private readonly List<IDisposable> owned = [];
+
+    protected OpConformanceTests(IBackend backend) => Backend = backend;
+
+    protected IBackend Backend { get; }
+
+    private IOps Ops => Backend.Ops;
+
+    private Tensor In(float[] values, params int[] shape) => Own(Backend.FromFloats(values, shape));
+
+    private Tensor Out(params int[] shape)
+    {
+        var t = Own(Backend.Allocate(shape));
+        Backend.Upload(Enumerable.Repeat(float.NaN, (int)t.ElementCount).ToArray(), t);
+        return t;
+    }
+
+    private Tensor Weight(float[] values, DType dtype, out float[] rounded, params int[] shape)
+    {
+        var w = new NativeWeight(values, dtype, shape);
+        owned.Add(w);
+        rounded = w.Values;
+        return Own(Backend.LoadWeight(w.Data));
+    }
+
+    private T Own<T>(T d)
+        where T : IDisposable
+    {
+        owned.Add(d);
+        return d;
+    }
+
+    private float[] Read(Tensor t)
+    {
+        var values = new float[t.ElementCount];
+        Backend.Download(t, values);
+        return values;
+    }
+
+    private void Check(double[] expected, Tensor actual, string what, bool recurrence = false) =>
+        Compare.Close(expected, Read(actual),
+            recurrence ? Tolerances.RecurrenceRelative : Tolerances.OpRelative,
+            recurrence ? Tolerances.RecurrenceAbsolute : Tolerances.OpAbsolute, what);
+
+    private static double[] Map(float[] x, Func<double, double> f) => x.Select(v => f(v)).ToArray();
+
+    [Theory]
+    [InlineData(DType.BF16, 1, 8)]
+    [InlineData(DType.F16, 5, 67)]
+    [InlineData(DType.F32, 3, 64)]
+    public void Embedding(DType dtype, int t, int c)
+    {
+        var data = new TestData(1);
+        var table = Weight(data.Uniform(50 * c), dtype, out var rounded, 50, c);
+        var ids = data.Ints(t, 50);
+        var y = Out(t, c);
+        Ops.Embedding(table, ids, y);
+        var expected = ids.SelectMany(id => rounded.Skip(id * c).Take(c).Select(v => (double)v)).ToArray();
+        Check(expected, y, "embedding");
+    }
+
+    [Fact]
+    public void EmbeddingRejectsIdsOutsideTheVocabulary()
+    {
+        var table = Weight(new TestData(2).Uniform(40), DType.BF16, out _, 10, 4);
+        var y = Out(1, 4);
+        var e = Assert.Throws<RadladsException>(() => Ops.Embedding(table, [10], y));
+        Assert.Contains("10", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(1, 8, 1e-6)]
+    [InlineData(4, 67, 1e-5)]
+    [InlineData(3, 256, 1e-6)]
+    public void RmsNorm(int t, int c, double eps)
+    {
+        var data = new TestData(3);
+        var x = data.Normal(t * c, 3f);
+        var w = data.Uniform(c, 0.5f, 1.5f);
+        var y = Out(t, c);
+        Ops.RmsNorm(In(x, t, c), In(w, c), (float)eps, y);
+        Check(NaiveOps.RmsNorm(x, w, c, eps), y, "rms_norm");
+    }
+
+    [Theory]
+    [InlineData(DType.BF16, 1, 64, 96, true, true)]
+    [InlineData(DType.BF16, 7, 33, 17, true, false)]
+    [InlineData(DType.F16, 2, 64, 300, false, true)]
+    [InlineData(DType.F32, 1, 5, 513, false, false)]
+    [InlineData(DType.F32, 19, 128, 40, true, true)]
+    [InlineData(DType.BF16, 3, 40, 5, false, false)]
+    public void MatMul(DType dtype, int t, int k, int m, bool outIn, bool withBias)
+    {
+        var data = new TestData(4);
+        var x = data.Normal(t * k);
+        var w = Weight(data.Normal(k * m, 0.2f), dtype, out var wr, outIn ? [m, k] : [k, m]);
+        var b = withBias ? data.Normal(m) : null;
+        var y = Out(t, m);
+        Ops.MatMul(In(x, t, k), w, b is null ? null : In(b, m), y, outIn ? WeightLayout.OutIn : WeightLayout.InOut);
+        Check(NaiveOps.MatMul(x, wr, b, t, k, m, outIn), y, $"matmul {(outIn ? "out×in" : "in×out")}");
+    }
+
+    [Fact]
+    public void ElementwiseOps()
+    {
+        var data = new TestData(5);
+        var a = data.Normal(3 * 37, 2f);
+        var b = data.Normal(3 * 37, 2f);
+        var bias = data.Normal(37);
+        var y = Out(3, 37);
+        Ops.Add(In(a, 3, 37), In(b, 3, 37), y);
+        Check(a.Zip(b, (p, q) => (double)p + q).ToArray(), y, "add");
+        Ops.Multiply(In(a, 3, 37), In(b, 3, 37), y);
+        Check(a.Zip(b, (p, q) => (double)p * q).ToArray(), y, "multiply");
+        Ops.Scale(In(a, 3, 37), 0.25f, y);
+        Check(Map(a, v => v * 0.25), y, "scale");
+        Ops.Tanh(In(a, 3, 37), y);
+        Check(Map(a, Math.Tanh), y, "tanh");
+        Ops.Sigmoid(In(a, 3, 37), y);
+        Check(Map(a, NaiveOps.Sigmoid), y, "sigmoid");
+        Ops.AddSigmoid(In(a, 3, 37), In(bias, 37), y);
+        Check(a.Select((v, i) => NaiveOps.Sigmoid(v + bias[i % 37])).ToArray(), y, "add_sigmoid");
+        Ops.SwiGlu(In(a, 3, 37), In(b, 3, 37), y);
+        Check(a.Zip(b, (g, u) => g * NaiveOps.Sigmoid(g) * u).ToArray(), y, "swiglu");
+    }
+
+    [Fact]
+    public void ElementwiseOpsMayWriteOverTheirInput()
+    {
+        var data = new TestData(6);
+        var a = data.Normal(64);
+        var x = In(a, 4, 16);
+        Ops.Tanh(x, x);
+        Check(Map(a, Math.Tanh), x, "tanh in place");
+    }
+
+    [Theory]
+    [InlineData(1, 2, 16, 0, 1e6)]
+    [InlineData(5, 3, 8, 0, 10000)]
+    [InlineData(3, 1, 128, 4093, 1e6)]
+    public void Rope(int t, int heads, int n, int start, double theta)
+    {
+        var x = new TestData(7).Normal(t * heads * n);
+        var tensor = In(x, t, heads * n);
+        Ops.Rope(tensor, heads, n, start, (float)theta);
+        Check(NaiveOps.Rope(x, t, heads, n, start, theta), tensor, "rope");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 4, 1)]
+    [InlineData(3, 2, 8, 3)]
+    [InlineData(2, 4, 16, 7)]
+    public void RepeatKv(int t, int kvHeads, int n, int groups)
+    {
+        var x = new TestData(8).Normal(t * kvHeads * n);
+        var y = Out(t, kvHeads * groups * n);
+        Ops.RepeatKv(In(x, t, kvHeads * n), kvHeads, n, groups, y);
+        var expected = new double[t * kvHeads * groups * n];
+        for (int p = 0; p < t; p++)
+        {
+            for (int h = 0; h < kvHeads * groups; h++)
+            {
+                for (int i = 0; i < n; i++)
+                {
+                    expected[(p * kvHeads * groups * n) + (h * n) + i] = x[(p * kvHeads * n) + (h / groups * n) + i];
+                }
+            }
+        }
+
+        Check(expected, y, "repeat_kv");
+    }
+
+    [Theory]
+    [InlineData(1, 4, 16)]
+    [InlineData(3, 28, 4)]
+    [InlineData(2, 1, 33)]
+    public void GroupNorm(int t, int groups, int d)
+    {
+        var data = new TestData(9);
+        var x = data.Normal(t * groups * d, 2f).Select(v => v + 0.5f).ToArray();
+        var w = data.Normal(groups * d);
+        var b = data.Normal(groups * d);
+        var y = Out(t, groups * d);
+        float eps = d * 1e-5f;
+        Ops.GroupNorm(In(x, t, groups * d), In(w, groups * d), In(b, groups * d), groups, eps, y);
+        Check(NaiveOps.GroupNorm(x, w, b, groups * d, groups, eps), y, "group_norm");
+    }
+
+    [Theory]
+    [InlineData(1, 0, 2, 2, 8)]
+    [InlineData(4, 0, 4, 2, 16)]
+    [InlineData(1, 37, 4, 1, 16)]
+    [InlineData(6, 11, 6, 3, 8)]
+    public void Attention(int t, int start, int heads, int kvHeads, int n)
+    {
+        var data = new TestData(10);
+        int length = start + t;
+        var q = data.Normal(t * heads * n);
+        var k = data.Normal(length * kvHeads * n);
+        var v = data.Normal(length * kvHeads * n);
+        var y = Out(t, heads * n);
+        // The cache has spare rows past the used ones, as a real cache does; they must be ignored.
+        var kc = In([.. k, .. data.Normal(3 * kvHeads * n, 100f)], length + 3, kvHeads * n);
+        var vc = In([.. v, .. data.Normal(3 * kvHeads * n, 100f)], length + 3, kvHeads * n);
+        Ops.Attention(In(q, t, heads * n), kc, vc, heads, kvHeads, n, start, y);
+        Check(NaiveOps.Attention(q, k, v, t, heads, kvHeads, n, start), y, "attention");
+    }
+
+    [Theory]
+    [InlineData(1, 8)]
+    [InlineData(5, 67)]
+    public void TokenShiftAndMixShift(int t, int c)
+    {
+        var data = new TestData(11);
+        var x = data.Normal(t * c);
+        var shift = data.Normal(c);
+        var mix = data.Uniform(c, 0, 1);
+        var state = In(shift, 1, c);
+        var delta = Out(t, c);
+        Ops.TokenShift(In(x, t, c), state, delta);
+        var expected = new double[t * c];
+        for (int p = 0; p < t; p++)
+        {
+            for (int i = 0; i < c; i++)
+            {
+                double previous = p == 0 ? shift[i] : x[((p - 1) * c) + i];
+                expected[(p * c) + i] = previous - x[(p * c) + i];
+            }
+        }
+
+        Check(expected, delta, "token_shift delta");
+        Check(x.Skip((t - 1) * c).Select(v => (double)v).ToArray(), state, "token_shift state");
+        var y = Out(t, c);
+        var deltaValues = Read(delta);
+        Ops.MixShift(In(x, t, c), delta, In(mix, c), y);
+        Check(x.Select((v, i) => v + ((double)deltaValues[i] * mix[i % c])).ToArray(), y, "mix_shift");
+    }
+
+    [Theory]
+    [InlineData(DType.BF16, 1, 16, 3)]
+    [InlineData(DType.F32, 4, 33, 8)]
+    public void Rwkv6Ddlerp(DType dtype, int t, int c, int rank)
+    {
+        var data = new TestData(12);
+        var x = data.Normal(t * c);
+        var delta = data.Normal(t * c);
+        var lora = data.Uniform(t * 5 * rank);
+        var mixes = data.Uniform(5 * c);
+        var w2 = Weight(data.Normal(5 * rank * c, 0.3f), dtype, out var w2r, 5, rank, c);
+        var y = Out(5 * t, c);
+        Ops.Rwkv6Ddlerp(In(x, t, c), In(delta, t, c), In(lora, t, 5 * rank), w2, In(mixes, 5, c), y);
+        var expected = new double[5 * t * c];
+        for (int i = 0; i < 5; i++)
+        {
+            for (int p = 0; p < t; p++)
+            {
+                for (int j = 0; j < c; j++)
+                {
+                    double m = mixes[(i * c) + j];
+                    for (int r = 0; r < rank; r++)
+                    {
+                        m += (double)lora[(p * 5 * rank) + (i * rank) + r] * w2r[(((i * rank) + r) * c) + j];
+                    }
+
+                    expected[(((i * t) + p) * c) + j] = x[(p * c) + j] + (delta[(p * c) + j] * m);
+                }
+            }
+        }
+
+        Check(expected, y, "rwkv6_ddlerp");
+    }
+
+    [Fact]
+    public void Rwkv6DecayClampsTheLogDecayAtMinusFive()
+    {
+        var data = new TestData(13);
+        // d + bias spans [−8, 4]: −exp(·) passes −5 near 1.609, so both sides of the clamp are hit.
+        var d = data.Uniform(3 * 40, -4, 2);
+        var bias = data.Uniform(40, -4, 2);
+        var y = Out(3, 40);
+        Ops.Rwkv6Decay(In(d, 3, 40), In(bias, 40), y);
+        var expected = d.Select((v, i) => Math.Exp(Math.Max(-Math.Exp(v + bias[i % 40]), -5))).ToArray();
+        Assert.Contains(expected, e => e == Math.Exp(-5));
+        Assert.Contains(expected, e => e > Math.Exp(-5));
+        Check(expected, y, "rwkv6_decay");
+    }
+
+    [Fact]
+    public void Rwkv6BalanceKeys()
+    {
+        var data = new TestData(14);
+        var k = data.Normal(48);
+        var w = data.Uniform(48, 0, 1);
+        var y = Out(3, 16);
+        Ops.Rwkv6BalanceKeys(In(k, 3, 16), In(w, 3, 16), y);
+        Check(k.Select((v, i) => v * (1.0 - w[i])).ToArray(), y, "rwkv6_balance_keys");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 4)]
+    [InlineData(17, 3, 8)]
+    [InlineData(64, 2, 16)]
+    [InlineData(5, 2, 64)]
+    public void Wkv6(int t, int heads, int n)
+    {
+        var data = new TestData(15);
+        int a = heads * n;
+        var r = data.Normal(t * a);
+        var k = data.Normal(t * a, 0.5f);
+        var v = data.Normal(t * a);
+        var w = data.Uniform(t * a, (float)Math.Exp(-5), 1f);
+        var s0 = data.Normal(heads * n * n);
+        var state = In(s0, heads, n, n);
+        var y = Out(t, a);
+        double scale = 1 / Math.Sqrt(n);
+        Ops.Wkv6(In(r, t, a), In(k, t, a), In(v, t, a), In(w, t, a), state, (float)scale, y);
+        var expectedState = s0.Select(x => (double)x).ToArray();
+        var expected = NaiveOps.Wkv6(r, k, v, w, expectedState, t, heads, n, scale);
+        Check(expected, y, "wkv6 output", recurrence: true);
+        Check(expectedState, state, "wkv6 state", recurrence: true);
+    }
+
+    [Fact]
+    public void Rwkv7Decay()
+    {
+        var data = new TestData(16);
+        var z = data.Normal(2 * 24, 3f);
+        var w0 = data.Uniform(24, -6, 1);
+        var y = Out(2, 24);
+        Ops.Rwkv7Decay(In(z, 2, 24), In(w0, 24), y);
+        var expected = z.Select((v, i) => Math.Exp(-Math.Exp(-0.5) * NaiveOps.Sigmoid(v + w0[i % 24]))).ToArray();
+        Assert.All(expected, e => Assert.InRange(e, Math.Exp(-Math.Exp(-0.5)), 1));
+        Check(expected, y, "rwkv7_decay");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Rwkv7Keys(bool balanced)
+    {
+        var data = new TestData(17);
+        const int T = 3, H = 2, N = 8, A = H * N;
+        var k = data.Normal(T * A);
+        k[3] = 0; // a whole zero head below exercises the eps guard
+        Array.Clear(k, N, N);
+        var w = data.Uniform(T * A, 0.55f, 1f);
+        var a = data.Uniform(T * A, 0, 1);
+        var kk = data.Uniform(A, 0.5f, 1.2f);
+        var ka = data.Uniform(A, 0.5f, 1.5f);
+        var removal = Out(T, A);
+        var replacement = Out(T, A);
+        var kTilde = Out(T, A);
+        Ops.Rwkv7Keys(In(k, T, A), In(w, T, A), In(a, T, A), balanced ? null : In(kk, A), balanced ? null : In(ka, A), N, balanced,
+            removal, replacement, kTilde);
+        var eRemoval = new double[T * A];
+        var eReplacement = new double[T * A];
+        var eTilde = new double[T * A];
+        for (int p = 0; p < T; p++)
+        {
+            for (int h = 0; h < H; h++)
+            {
+                int o = (p * A) + (h * N);
+                var kappa = Enumerable.Range(0, N).Select(i => (double)k[o + i] * (balanced ? 1 : kk[(h * N) + i])).ToArray();
+                double norm = Math.Max(Math.Sqrt(kappa.Sum(x => x * x)), 1e-12);
+                for (int i = 0; i < N; i++)
+                {
+                    int j = o + i;
+                    eRemoval[j] = -kappa[i] / norm;
+                    eReplacement[j] = kappa[i] / norm * a[j];
+                    eTilde[j] = balanced ? k[j] * (1.0 - w[j] + a[j]) : k[j] * (1.0 + ((a[j] - 1.0) * ka[(h * N) + i]));
+                }
+            }
+        }
+
+        Check(eRemoval, removal, "rwkv7_keys removal");
+        Check(eReplacement, replacement, "rwkv7_keys replacement");
+        Check(eTilde, kTilde, "rwkv7_keys k~");
+    }
+
+    [Fact]
+    public void Rwkv7ValueResidual()
+    {
+        var data = new TestData(18);
+        var v = data.Normal(40);
+        var first = data.Normal(40);
+        var nu = data.Uniform(40, 0, 1);
+        var y = Out(2, 20);
+        Ops.Rwkv7ValueResidual(In(v, 2, 20), In(first, 2, 20), In(nu, 2, 20), y);
+        Check(v.Select((x, i) => x + ((first[i] - (double)x) * nu[i])).ToArray(), y, "rwkv7_value_residual");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 4)]
+    [InlineData(16, 2, 8)]
+    [InlineData(17, 3, 16)]
+    [InlineData(70, 1, 8)]
+    [InlineData(3, 2, 64)]
+    public void Wkv7(int t, int heads, int n)
+    {
+        var data = new TestData(19);
+        int a = heads * n;
+        var r = data.Normal(t * a);
+        var w = data.Uniform(t * a, 0.545f, 1f);
+        var k = data.Normal(t * a, 0.3f);
+        var v = data.Normal(t * a);
+        // a = −κ and b = κ ⊙ iclr with κ a unit vector per head, as the model feeds them.
+        var kappa = data.Normal(t * a);
+        var iclr = data.Uniform(t * a, 0, 1);
+        var removal = new float[t * a];
+        var replacement = new float[t * a];
+        for (int p = 0; p < t * heads; p++)
+        {
+            double norm = Math.Sqrt(Enumerable.Range(0, n).Sum(i => (double)kappa[(p * n) + i] * kappa[(p * n) + i]));
+            for (int i = 0; i < n; i++)
+            {
+                removal[(p * n) + i] = (float)(-kappa[(p * n) + i] / norm);
+                replacement[(p * n) + i] = (float)(kappa[(p * n) + i] / norm * iclr[(p * n) + i]);
+            }
+        }
+
+        var s0 = data.Normal(heads * n * n, 0.5f);
+        var state = In(s0, heads, n, n);
+        var y = Out(t, a);
+        Ops.Wkv7(In(r, t, a), In(w, t, a), In(k, t, a), In(v, t, a), In(removal, t, a), In(replacement, t, a), state, y);
+        var expectedState = s0.Select(x => (double)x).ToArray();
+        var expected = NaiveOps.Wkv7(r, w, k, v, removal, replacement, expectedState, t, heads, n);
+        Check(expected, y, "wkv7 output", recurrence: true);
+        Check(expectedState, state, "wkv7 state", recurrence: true);
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in owned)
+        {
+            d.Dispose();
+        }
+
+        Backend.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}

@@ -1,7 +1,0 @@
-namespace Radlads.Tests;
-
-public class SmokeTests
-{
-    [Fact]
-    public void ExceptionKeepsMessage() => Assert.Equal("x", new RadladsException("x").Message);
-}
