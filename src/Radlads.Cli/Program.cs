@@ -1,1 +1,3 @@
-return 0;
+using Radlads.Cli;
+
+return Cli.Run(args, Console.Out, Console.Error);

@@ -1,0 +1,175 @@
+using System.CommandLine;
+using System.Globalization;
+using Radlads.IO;
+using Radlads.Models;
+using Radlads.Tokenization;
+
+namespace Radlads.Cli.Commands;
+
+/// <summary>`radlads score`: per-token negative log-likelihood and perplexity of a text under the model.</summary>
+internal static class ScoreCommand
+{
+    // Tokens per forward call: bounds the activation memory of long inputs; the state carries across chunks.
+    private const int ChunkTokens = 512;
+
+    public static Command Create(CliContext io)
+    {
+        var model = CommonOptions.Model();
+        var backend = CommonOptions.Backend();
+        var text = CommonOptions.Text("Text to score.");
+        var file = CommonOptions.File("UTF-8 file to score.");
+        var tokens = new Option<string?>("--tokens") { Description = "Comma-separated token ids to score (no tokenizer needed), e.g. 1,2,3." };
+        var dump = new Option<FileInfo?>("--dump-logits") { Description = "Write the float32 logits of every position, shape [T, vocab], as a NumPy .npy file." };
+        var command = new Command("score", "Print the negative log-likelihood of every token and the perplexity of the whole input.")
+        {
+            model, text, file, tokens, dump, backend,
+        };
+        command.SetAction(parse =>
+        {
+            string directory = parse.GetValue(model)!;
+            int given = (parse.GetValue(text) is null ? 0 : 1) + (parse.GetValue(file) is null ? 0 : 1) + (parse.GetValue(tokens) is null ? 0 : 1);
+            if (given != 1)
+            {
+                throw new RadladsException("score: give exactly one of --text, --file or --tokens");
+            }
+
+            QwenTokenizer? tokenizer = null;
+            int[] ids;
+            if (parse.GetValue(tokens) is string list)
+            {
+                ids = ParseIds(list);
+                if (File.Exists(Path.Combine(directory, "tokenizer.json")))
+                {
+                    tokenizer = QwenTokenizer.FromDirectory(directory);
+                }
+            }
+            else
+            {
+                tokenizer = QwenTokenizer.FromDirectory(directory);
+                ids = tokenizer.Encode(CommonOptions.ReadText(parse.GetValue(text), parse.GetValue(file), "score"));
+            }
+
+            if (ids.Length == 0)
+            {
+                throw new RadladsException("score: the input has no tokens");
+            }
+
+            using var lm = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!));
+            int vocab = lm.Config.VocabSize;
+            var logits = new float[(long)ids.Length * vocab];
+            using (var state = lm.CreateState())
+            {
+                for (int start = 0; start < ids.Length; start += ChunkTokens)
+                {
+                    int count = Math.Min(ChunkTokens, ids.Length - start);
+                    lm.Forward(state, ids.AsSpan(start, count), allLogits: true).CopyTo(logits, (long)start * vocab);
+                    if (ids.Length > ChunkTokens)
+                    {
+                        io.Error.Write($"\rscored {start + count}/{ids.Length} tokens");
+                    }
+                }
+            }
+
+            if (ids.Length > ChunkTokens)
+            {
+                io.Error.WriteLine();
+            }
+
+            Report(io.Output, ids, logits, vocab, tokenizer);
+            if (parse.GetValue(dump) is FileInfo npy)
+            {
+                Npy.WriteFloat32(npy.FullName, logits, ids.Length, vocab);
+                io.Error.WriteLine($"logits [{ids.Length}, {vocab}] written to {npy.FullName}");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>NLL of token t is −log softmax(logits[t − 1])[ids[t]]; the first token has no prediction.</summary>
+    internal static double[] NegativeLogLikelihoods(int[] ids, float[] logits, int vocab)
+    {
+        var nll = new double[Math.Max(ids.Length - 1, 0)];
+        for (int t = 1; t < ids.Length; t++)
+        {
+            var row = logits.AsSpan((t - 1) * vocab, vocab);
+            double max = double.NegativeInfinity;
+            foreach (var v in row)
+            {
+                max = Math.Max(max, v);
+            }
+
+            double sum = 0;
+            foreach (var v in row)
+            {
+                sum += Math.Exp(v - max);
+            }
+
+            nll[t - 1] = -(row[ids[t]] - max - Math.Log(sum));
+        }
+
+        return nll;
+    }
+
+    private static void Report(TextWriter output, int[] ids, float[] logits, int vocab, QwenTokenizer? tokenizer)
+    {
+        var nll = NegativeLogLikelihoods(ids, logits, vocab);
+        var c = CultureInfo.InvariantCulture;
+        output.WriteLine("position\ttoken_id\tnll\ttoken");
+        output.WriteLine(string.Create(c, $"0\t{ids[0]}\t-\t{Show(tokenizer, ids[0])}"));
+        for (int t = 1; t < ids.Length; t++)
+        {
+            output.WriteLine(string.Create(c, $"{t}\t{ids[t]}\t{nll[t - 1]:F4}\t{Show(tokenizer, ids[t])}"));
+        }
+
+        if (nll.Length == 0)
+        {
+            output.WriteLine("only one token: nothing to predict, no perplexity");
+            return;
+        }
+
+        double mean = nll.Average();
+        output.WriteLine(string.Create(c, $"tokens scored: {nll.Length}, mean nll: {mean:F4} nats, perplexity: {Math.Exp(mean):F4}"));
+    }
+
+    private static string Show(QwenTokenizer? tokenizer, int id) =>
+        tokenizer is null || id >= tokenizer.VocabularySize ? "" : Escape(tokenizer.Decode([id]));
+
+    /// <summary>Token text on one line: control characters shown as escapes.</summary>
+    private static string Escape(string text)
+    {
+        var builder = new System.Text.StringBuilder(text.Length + 2);
+        builder.Append('"');
+        foreach (char ch in text)
+        {
+            builder.Append(ch switch
+            {
+                '\n' => "\\n",
+                '\t' => "\\t",
+                '\r' => "\\r",
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                _ when char.IsControl(ch) => $"\\u{(int)ch:x4}",
+                _ => ch.ToString(),
+            });
+        }
+
+        return builder.Append('"').ToString();
+    }
+
+    private static int[] ParseIds(string list)
+    {
+        var parts = list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out ids[i]))
+            {
+                throw new RadladsException($"--tokens: '{parts[i]}' is not a token id (expected comma-separated non-negative integers)");
+            }
+        }
+
+        return ids;
+    }
+}
