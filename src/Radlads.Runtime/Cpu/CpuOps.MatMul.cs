@@ -1,6 +1,6 @@
 using System.Buffers;
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Radlads.Ops;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Radlads.Cpu;
 

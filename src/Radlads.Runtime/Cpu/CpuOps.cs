@@ -1,5 +1,5 @@
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Radlads.Ops;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Radlads.Cpu;
 
