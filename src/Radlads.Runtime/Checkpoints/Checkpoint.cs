@@ -1,3 +1,5 @@
+using System.Collections.ObjectModel;
+
 namespace Radlads.Checkpoints;
 
 /// <summary>
@@ -6,29 +8,207 @@ namespace Radlads.Checkpoints;
 /// </summary>
 public sealed class Checkpoint : IDisposable
 {
+    public const string SingleFileName = "model.safetensors";
+
+    private readonly Dictionary<string, Entry> entries;
+    private readonly SafetensorsFile[] files;
+    private readonly ReadOnlyCollection<string> names;
+    private bool disposed;
+
+    private Checkpoint(string directory, Dictionary<string, Entry> entries, SafetensorsFile[] files)
+    {
+        Directory = directory;
+        this.entries = entries;
+        this.files = files;
+        names = Array.AsReadOnly(entries.Keys.Order(StringComparer.Ordinal).ToArray());
+    }
+
     /// <summary>Opens every safetensors file of the folder. Errors name the file and what is wrong.</summary>
-    public static Checkpoint Open(string directory) => throw new NotImplementedException();
+    public static Checkpoint Open(string directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("safetensors checkpoints are read only on little-endian machines");
+        }
 
-    public string Directory => throw new NotImplementedException();
+        var folder = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
+        if (!System.IO.Directory.Exists(folder))
+        {
+            throw new RadladsException($"checkpoint folder {folder} does not exist");
+        }
 
-    public IReadOnlyCollection<string> Names => throw new NotImplementedException();
+        var single = Path.Combine(folder, SingleFileName);
+        if (File.Exists(single))
+        {
+            return OpenSingle(folder, single);
+        }
 
-    public bool Contains(string name) => throw new NotImplementedException();
+        var index = Path.Combine(folder, CheckpointIndex.FileName);
+        if (File.Exists(index))
+        {
+            return OpenSharded(folder, index);
+        }
+
+        var candidates = System.IO.Directory.GetFiles(folder)
+            .Where(file => file.EndsWith(".safetensors", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        return candidates.Length switch
+        {
+            1 => OpenSingle(folder, candidates[0]),
+            0 => throw new RadladsException(
+                $"checkpoint folder {folder} has no {SingleFileName}, {CheckpointIndex.FileName} or other *.safetensors file"),
+            _ => throw new RadladsException(
+                $"checkpoint folder {folder} has no {SingleFileName} or {CheckpointIndex.FileName} but {candidates.Length} *.safetensors files "
+                + $"({string.Join(", ", candidates.Select(Path.GetFileName))}); expected one, or an index"),
+        };
+    }
+
+    public string Directory { get; }
+
+    /// <summary>Every tensor name, in ordinal order.</summary>
+    public IReadOnlyCollection<string> Names => names;
+
+    public bool Contains(string name) => entries.ContainsKey(name);
 
     /// <summary>The tensor, or a <see cref="RadladsException"/> naming the folder and the missing tensor.</summary>
-    public TensorData Get(string name) => throw new NotImplementedException();
+    public TensorData Get(string name)
+    {
+        var entry = Find(name);
+        return entry.File.GetData(entry.Info, SupportedDType(entry));
+    }
 
     /// <summary>The tensor, checked to have exactly <paramref name="expectedShape"/>.</summary>
-    public TensorData Get(string name, params int[] expectedShape) => throw new NotImplementedException();
+    public TensorData Get(string name, params int[] expectedShape)
+    {
+        ArgumentNullException.ThrowIfNull(expectedShape);
+        var entry = Find(name);
+        if (!entry.Info.Shape.AsSpan().SequenceEqual(expectedShape))
+        {
+            throw new RadladsException(
+                $"{name} in {entry.File.Path} has shape {entry.Info.ShapeText}, expected {Shapes.Format(expectedShape)}");
+        }
+
+        return entry.File.GetData(entry.Info, SupportedDType(entry));
+    }
 
     /// <summary>
     /// A vector parameter of <paramref name="length"/> elements converted to fp32; any shape whose dims are
     /// all 1 except one equal to length is accepted ([C], [1,C], [1,1,C]).
     /// </summary>
-    public float[] ReadVector(string name, int length) => throw new NotImplementedException();
+    public float[] ReadVector(string name, int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        var entry = Find(name);
+        var shape = entry.Info.Shape;
+        var isVector = shape.Count(dim => dim != 1) <= 1 && Shapes.ElementCount(shape) == length;
+        if (!isVector)
+        {
+            throw new RadladsException(
+                $"{name} in {entry.File.Path} has shape {entry.Info.ShapeText}, expected a vector of {length} elements ([{length}], [1, {length}], ...)");
+        }
+
+        return Float32Conversion.ToFloat32(entry.File.GetData(entry.Info, SupportedDType(entry)), entry.File.Path);
+    }
 
     /// <summary>Any tensor converted to fp32, row-major, checked against <paramref name="expectedShape"/>.</summary>
-    public float[] ReadFloat32(string name, params int[] expectedShape) => throw new NotImplementedException();
+    public float[] ReadFloat32(string name, params int[] expectedShape)
+    {
+        var tensor = Get(name, expectedShape);
+        return Float32Conversion.ToFloat32(tensor, entries[name].File.Path);
+    }
 
-    public void Dispose() => throw new NotImplementedException();
+    public void Dispose()
+    {
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
+        foreach (var file in files)
+        {
+            file.Dispose();
+        }
+    }
+
+    private static Checkpoint OpenSingle(string folder, string path)
+    {
+        var file = SafetensorsFile.Open(path);
+        var entries = file.Tensors.Values.ToDictionary(info => info.Name, info => new Entry(file, info), StringComparer.Ordinal);
+        return new Checkpoint(folder, entries, [file]);
+    }
+
+    private static Checkpoint OpenSharded(string folder, string indexPath)
+    {
+        var weightMap = CheckpointIndex.ReadWeightMap(indexPath, folder);
+        var opened = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var group in weightMap.GroupBy(pair => pair.Value, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
+            {
+                if (!File.Exists(group.Key))
+                {
+                    var example = group.Select(pair => pair.Key).Order(StringComparer.Ordinal).First();
+                    throw new RadladsException(
+                        $"shard {group.Key} listed in {indexPath} (for tensor '{example}' and {group.Count() - 1} more) does not exist");
+                }
+
+                opened.Add(group.Key, SafetensorsFile.Open(group.Key));
+            }
+
+            var entries = new Dictionary<string, Entry>(StringComparer.Ordinal);
+            foreach (var (name, shardPath) in weightMap.OrderBy(pair => pair.Key, StringComparer.Ordinal))
+            {
+                var shard = opened[shardPath];
+                if (!shard.Tensors.TryGetValue(name, out var info))
+                {
+                    throw new RadladsException(
+                        $"tensor '{name}' is listed in {indexPath} for shard {shardPath}, but that shard does not contain it ({shard.Tensors.Count} tensors)");
+                }
+
+                entries.Add(name, new Entry(shard, info));
+            }
+
+            return new Checkpoint(folder, entries, [.. opened.Values]);
+        }
+        catch
+        {
+            foreach (var file in opened.Values)
+            {
+                file.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    private Entry Find(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (entries.TryGetValue(name, out var entry))
+        {
+            return entry;
+        }
+
+        var hint = names.Count == 0
+            ? "0 tensors"
+            : $"{names.Count} tensors; closest: {string.Join(", ", NameSuggestions.Closest(name, names, 3).Select(n => $"'{n}'"))}";
+        throw new RadladsException($"tensor '{name}' not found in checkpoint {Directory} ({hint})");
+    }
+
+    private static DType SupportedDType(Entry entry)
+    {
+        if (SafetensorsDTypes.TryGetSupported(entry.Info.DTypeName, out var dtype))
+        {
+            return dtype;
+        }
+
+        throw new RadladsException(
+            $"tensor '{entry.Info.Name}' in {entry.File.Path} has dtype {entry.Info.DTypeName}, which is not supported (supported: {SafetensorsDTypes.SupportedList})");
+    }
+
+    private readonly record struct Entry(SafetensorsFile File, SafetensorsTensorInfo Info);
 }
