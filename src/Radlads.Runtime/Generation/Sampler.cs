@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace Radlads.Generation;
 
 /// <summary>Chooses the next token from a row of logits.</summary>
@@ -14,9 +16,11 @@ namespace Radlads.Generation;
 /// stops the run with a <see cref="RadladsException"/>: the model is broken and its output must not be sampled.
 /// </para>
 /// <para>
-/// Reproducible: the random numbers come from <see cref="Xoshiro256StarStar"/>, candidates are ordered by (logit descending,
-/// id ascending), a total order, and every non-greedy call consumes exactly one uniform double. Probabilities use
-/// <see cref="Math.Exp(double)"/>, whose last bit may differ between C runtimes; a draw can only change if the uniform
+/// Reproducible: the random numbers come from <see cref="Xoshiro256StarStar"/>; top-k and top-p rank tokens by (logit descending,
+/// id ascending), a total order, so the kept set is unique (ties go to the lower id), and the kept tokens are walked in an order
+/// fixed by this code (library sorts only ever see distinct keys, so their algorithm cannot change it); every non-greedy call
+/// consumes exactly one uniform double. Probabilities use <see cref="Math.Exp(double)"/>, whose last bit may differ between C
+/// runtimes; a draw can only change if the uniform
 /// number lands within about 1e-16 of a boundary between two tokens.
 /// </para>
 /// <para>
@@ -26,8 +30,11 @@ namespace Radlads.Generation;
 /// </remarks>
 public sealed class Sampler
 {
-    // Top-p sorts candidates lazily: select and sort this many first, then four times more each round, until the nucleus is complete.
-    private const int FirstNucleusChunk = 64;
+    // Below this many keys, selection sorts instead of partitioning.
+    private const int SmallSelection = 32;
+
+    // Top-k up to this size keeps a bounded heap while scanning the logits (most tokens fail one comparison); above it, quickselect.
+    private const int HeapTopKLimit = 4096;
 
     private readonly SamplingOptions _options;
     private readonly Xoshiro256StarStar _rng;
@@ -63,100 +70,11 @@ public sealed class Sampler
                 $"must be in [1, {logits.Length}] (the length of the logits row)");
         }
 
-        var n = allowedVocabulary;
-        EnsureCapacity(n);
-        var work = _logits.AsSpan(0, n);
-        logits[..n].CopyTo(work);
-        CheckFinite(work);
-        ApplyRepetitionPenalty(work, history);
-
+        var work = Prepare(logits[..allowedVocabulary], history);
         if (_options.Temperature == 0f)
             return ArgMax(work);
 
-        // Candidates: every id with a finite logit. -Infinity is banned and never drawn.
-        var keys = _keys.AsSpan();
-        var count = 0;
-        var max = float.NegativeInfinity;
-        for (var id = 0; id < n; id++)
-        {
-            var l = work[id];
-            if (l == float.NegativeInfinity)
-                continue;
-            keys[count++] = Key(l, id);
-            if (l > max)
-                max = l;
-        }
-
-        keys = keys[..count];
-        var sorted = 0; // keys[..sorted] are in final order and hold the smallest keys
-        var topK = _options.TopK;
-        if (topK > 0 && topK < count)
-        {
-            SelectSmallest(keys, topK);
-            keys = keys[..topK];
-        }
-
-        // Softmax weights relative to the top token (whose weight is exactly 1), in double: (l - max) / T cannot overflow to NaN.
-        var invT = 1.0 / _options.Temperature;
-        double total = 0;
-        foreach (var key in keys)
-        {
-            var id = IdOf(key);
-            var w = Math.Exp(((double)work[id] - max) * invT);
-            _weights[id] = w;
-            total += w;
-        }
-
-        if (_options.TopP < 1f)
-        {
-            var target = _options.TopP * total;
-            double cumulative = 0;
-            var chunk = FirstNucleusChunk;
-            var kept = keys.Length;
-            while (sorted < keys.Length)
-            {
-                var end = Math.Min(keys.Length, sorted + chunk);
-                var rest = keys[sorted..];
-                if (end < keys.Length)
-                    SelectSmallest(rest, end - sorted);
-                rest[..(end - sorted)].Sort();
-                for (var i = sorted; i < end; i++)
-                {
-                    cumulative += _weights[IdOf(keys[i])];
-                    if (cumulative >= target)
-                    {
-                        kept = i + 1;
-                        break;
-                    }
-                }
-
-                sorted = end;
-                if (kept < keys.Length || cumulative >= target)
-                    break;
-                chunk *= 4;
-            }
-
-            keys = keys[..kept];
-        }
-
-        var minP = (double)_options.MinP;
-        if (minP > 0)
-        {
-            // The top token has weight 1, so "p < MinP × p_max" is "weight < MinP". Compaction keeps the order.
-            var m = 0;
-            foreach (var key in keys)
-            {
-                if (_weights[IdOf(key)] >= minP)
-                    keys[m++] = key;
-            }
-
-            keys = keys[..m];
-        }
-
-        total = 0;
-        foreach (var key in keys)
-            total += _weights[IdOf(key)];
-
+        var keys = Filter(work, out var total);
         var u = _rng.NextDouble() * total;
         double sum = 0;
         var chosen = -1;
@@ -176,6 +94,91 @@ public sealed class Sampler
         return chosen;
     }
 
+    /// <summary>
+    /// For tests: the ids that a non-greedy <see cref="Sample"/> could draw (weight &gt; 0) with their probabilities,
+    /// ordered by id. Does not touch the random number generator.
+    /// </summary>
+    internal (int Id, double Probability)[] Distribution(ReadOnlySpan<float> logits, int allowedVocabulary, ReadOnlySpan<int> history)
+    {
+        var keys = Filter(Prepare(logits[..allowedVocabulary], history), out var total);
+        var result = new List<(int, double)>();
+        foreach (var key in keys)
+        {
+            if (_weights[IdOf(key)] > 0)
+                result.Add((IdOf(key), _weights[IdOf(key)] / total));
+        }
+
+        return [.. result.OrderBy(t => t.Item1)];
+    }
+
+    /// <summary>Copies the allowed logits into the work buffer, checks them and applies the repetition penalty.</summary>
+    private Span<float> Prepare(ReadOnlySpan<float> logits, ReadOnlySpan<int> history)
+    {
+        EnsureCapacity(logits.Length);
+        var work = _logits.AsSpan(0, logits.Length);
+        logits.CopyTo(work);
+        CheckFinite(work);
+        ApplyRepetitionPenalty(work, history);
+        return work;
+    }
+
+    /// <summary>
+    /// Top-k, softmax weights (into <see cref="_weights"/>), top-p and min-p: returns the keys of the tokens left and the
+    /// sum of their weights.
+    /// </summary>
+    private Span<ulong> Filter(ReadOnlySpan<float> work, out double total)
+    {
+        // Candidates: every id with a finite logit (-Infinity is banned and never drawn), or the best TopK of them.
+        var topK = _options.TopK;
+        var keys = _keys.AsSpan();
+        var count = topK > 0 && topK <= HeapTopKLimit ? SelectTopKByHeap(work, topK, keys) : AllFinite(work, keys);
+        keys = keys[..count];
+        if (topK > HeapTopKLimit && topK < count)
+        {
+            SelectSmallest(keys, topK);
+            keys = keys[..topK];
+        }
+
+        // Softmax weights relative to the top token (whose weight is exactly 1), in double: (l - max) / T cannot overflow to NaN.
+        var max = TensorPrimitives.Max(work); // finite: CheckFinite ruled out NaN, +Infinity and all -Infinity
+        var invT = 1.0 / _options.Temperature;
+        total = 0;
+        foreach (var key in keys)
+        {
+            var id = IdOf(key);
+            var w = Math.Exp(((double)work[id] - max) * invT);
+            _weights[id] = w;
+            total += w;
+        }
+
+        var candidates = keys.Length;
+        if (_options.TopP < 1f)
+            keys = keys[..SelectNucleus(keys, _options.TopP * total)];
+
+        var minP = (double)_options.MinP;
+        if (minP > 0)
+        {
+            // The top token has weight 1, so "p < MinP × p_max" is "weight < MinP". Compaction keeps the order.
+            var m = 0;
+            foreach (var key in keys)
+            {
+                if (_weights[IdOf(key)] >= minP)
+                    keys[m++] = key;
+            }
+
+            keys = keys[..m];
+        }
+
+        if (keys.Length != candidates)
+        {
+            total = 0;
+            foreach (var key in keys)
+                total += _weights[IdOf(key)];
+        }
+
+        return keys;
+    }
+
     private void EnsureCapacity(int n)
     {
         if (_logits.Length >= n)
@@ -187,8 +190,84 @@ public sealed class Sampler
         _call = 0;
     }
 
+    private static int AllFinite(ReadOnlySpan<float> logits, Span<ulong> keys)
+    {
+        var count = 0;
+        for (var id = 0; id < logits.Length; id++)
+        {
+            var l = logits[id];
+            if (l != float.NegativeInfinity)
+                keys[count++] = Key(l, id);
+        }
+
+        return count;
+    }
+
+    /// <summary>
+    /// The keys of the (up to) <paramref name="k"/> best finite logits, as a max-heap of keys in <paramref name="heap"/>[..result]:
+    /// the root is the worst kept token, so a token that does not beat it costs one comparison.
+    /// </summary>
+    private static int SelectTopKByHeap(ReadOnlySpan<float> logits, int k, Span<ulong> heap)
+    {
+        var size = 0;
+        var worst = float.NegativeInfinity; // the root's logit once the heap is full
+        for (var id = 0; id < logits.Length; id++)
+        {
+            var l = logits[id];
+            if (l < worst || l == float.NegativeInfinity)
+                continue; // cannot beat the root (ties on the logit still compare by id below)
+            var key = Key(l, id);
+            if (size < k)
+            {
+                // Sift up.
+                var i = size++;
+                while (i > 0)
+                {
+                    var parent = (i - 1) >> 1;
+                    if (heap[parent] >= key)
+                        break;
+                    heap[i] = heap[parent];
+                    i = parent;
+                }
+
+                heap[i] = key;
+            }
+            else if (key < heap[0])
+            {
+                // Replace the root and sift down.
+                var i = 0;
+                while (true)
+                {
+                    var child = (2 * i) + 1;
+                    if (child >= size)
+                        break;
+                    if (child + 1 < size && heap[child + 1] > heap[child])
+                        child++;
+                    if (heap[child] <= key)
+                        break;
+                    heap[i] = heap[child];
+                    i = child;
+                }
+
+                heap[i] = key;
+            }
+            else
+            {
+                continue;
+            }
+
+            if (size == k)
+                worst = logits[IdOf(heap[0])];
+        }
+
+        return size;
+    }
+
     private static void CheckFinite(ReadOnlySpan<float> logits)
     {
+        // Max is NaN if any logit is NaN, +Infinity if any is, -Infinity if all are: one vectorised pass in the normal case.
+        if (float.IsFinite(TensorPrimitives.Max(logits)))
+            return;
         var anyFinite = false;
         for (var id = 0; id < logits.Length; id++)
         {
@@ -233,16 +312,15 @@ public sealed class Sampler
         }
     }
 
+    /// <summary>The lowest id holding the largest logit (-0 and +0 tie).</summary>
     private static int ArgMax(ReadOnlySpan<float> logits)
     {
-        var best = 0;
-        for (var id = 1; id < logits.Length; id++)
+        var max = TensorPrimitives.Max(logits);
+        for (var id = 0; ; id++)
         {
-            if (logits[id] > logits[best])
-                best = id;
+            if (logits[id] == max)
+                return id;
         }
-
-        return best;
     }
 
     /// <summary>
@@ -257,6 +335,81 @@ public sealed class Sampler
     }
 
     private static int IdOf(ulong key) => (int)(uint)key;
+
+    /// <summary>
+    /// Top-p without sorting: a quickselect that tracks probability mass. Rearranges <paramref name="keys"/> so that its first
+    /// m keys are the m best (in no particular order), for the smallest m whose weights sum to at least <paramref name="target"/>,
+    /// and returns m (at least 1; all keys if rounding keeps the sum short). Expected O(n), worst case O(n log n) via the same
+    /// fall-back to sorting as <see cref="SelectSmallest"/>.
+    /// </summary>
+    private int SelectNucleus(Span<ulong> keys, double target)
+    {
+        var weights = _weights;
+        int lo = 0, hi = keys.Length - 1;
+        double mass = 0; // of keys[..lo], all in the nucleus
+        var rounds = 2 * (32 - int.LeadingZeroCount(keys.Length)) + 8;
+        while (lo <= hi)
+        {
+            if (hi - lo < SmallSelection || --rounds < 0)
+            {
+                var range = keys[lo..(hi + 1)];
+                range.Sort();
+                for (var i = lo; i <= hi; i++)
+                {
+                    mass += weights[IdOf(keys[i])];
+                    if (mass >= target)
+                        return i + 1;
+                }
+
+                return hi + 1;
+            }
+
+            var store = Partition(keys, lo, hi, out var pivot);
+            double left = 0;
+            for (var i = lo; i < store; i++)
+                left += weights[IdOf(keys[i])];
+            if (mass + left >= target)
+            {
+                hi = store - 1; // the nucleus ends before the pivot
+                continue;
+            }
+
+            mass += left + weights[IdOf(pivot)];
+            if (mass >= target)
+                return store + 1;
+            lo = store + 1;
+        }
+
+        return lo;
+    }
+
+    /// <summary>
+    /// Lomuto partition of a[lo..hi] around the median of a[lo], a[mid], a[hi]: returns the pivot's final index p, with
+    /// a[lo..p) &lt; a[p] &lt; a(p..hi].
+    /// </summary>
+    private static int Partition(Span<ulong> a, int lo, int hi, out ulong pivot)
+    {
+        var mid = lo + ((hi - lo) >> 1);
+        if (a[mid] < a[lo])
+            (a[mid], a[lo]) = (a[lo], a[mid]);
+        if (a[hi] < a[lo])
+            (a[hi], a[lo]) = (a[lo], a[hi]);
+        if (a[mid] < a[hi])
+            (a[mid], a[hi]) = (a[hi], a[mid]);
+        pivot = a[hi];
+        var store = lo;
+        for (var i = lo; i < hi; i++)
+        {
+            if (a[i] < pivot)
+            {
+                (a[i], a[store]) = (a[store], a[i]);
+                store++;
+            }
+        }
+
+        (a[store], a[hi]) = (a[hi], a[store]);
+        return store;
+    }
 
     /// <summary>
     /// Quickselect: rearranges <paramref name="a"/> so that its <paramref name="m"/> smallest elements come first, in no particular order.
@@ -277,25 +430,7 @@ public sealed class Sampler
                 return;
             }
 
-            var mid = lo + ((hi - lo) >> 1);
-            if (a[mid] < a[lo])
-                (a[mid], a[lo]) = (a[lo], a[mid]);
-            if (a[hi] < a[lo])
-                (a[hi], a[lo]) = (a[lo], a[hi]);
-            if (a[mid] < a[hi])
-                (a[mid], a[hi]) = (a[hi], a[mid]);
-            var pivot = a[hi];
-            var store = lo;
-            for (var i = lo; i < hi; i++)
-            {
-                if (a[i] < pivot)
-                {
-                    (a[i], a[store]) = (a[store], a[i]);
-                    store++;
-                }
-            }
-
-            (a[store], a[hi]) = (a[hi], a[store]);
+            var store = Partition(a, lo, hi, out _);
             // a[..store] < pivot = a[store] < a[(store + 1)..]
             if (store == m || store == m - 1)
                 return;

@@ -293,6 +293,103 @@ public class SamplerTests
         Assert.True(seen.Count > 280);
     }
 
+    [Fact]
+    public void TopKAboveHeapLimitKeepsExactlyTheTopK()
+    {
+        // TopK > 4096 takes the quickselect path instead of the heap.
+        const int n = 30_000;
+        var logits = new float[n];
+        for (var i = 0; i < n; i++)
+            logits[i] = (i * 7919L % n) / 1000f;
+        var sampler = Make(new SamplingOptions { TopK = 10_000 });
+        var kept = sampler.Distribution(logits, n, []).Select(t => t.Id).ToHashSet();
+        Assert.Equal(Enumerable.Range(0, n).Where(i => logits[i] >= (n - 10_000) / 1000f).ToHashSet(), kept);
+    }
+
+    // ---------- whole pipeline against a brute-force reference ----------
+
+    /// <summary>The pipeline written the obvious way: sort everything by (logit desc, id asc), then cut.</summary>
+    private static Dictionary<int, double> Reference(float[] logits, int allowed, int[] history, SamplingOptions o)
+    {
+        var l = logits[..allowed];
+        foreach (var id in history[Math.Max(0, history.Length - o.RepetitionWindow)..].Where(id => id >= 0 && id < allowed).Distinct())
+        {
+            if (o.RepetitionPenalty != 1f && o.RepetitionWindow > 0)
+                l[id] = l[id] > 0f ? l[id] / o.RepetitionPenalty : l[id] * o.RepetitionPenalty;
+        }
+
+        var order = Enumerable.Range(0, allowed).Where(id => !float.IsNegativeInfinity(l[id]))
+            .OrderByDescending(id => l[id]).ThenBy(id => id).ToList();
+        if (o.TopK > 0)
+            order = [.. order.Take(o.TopK)];
+        var max = (double)l[order[0]];
+        var w = order.ToDictionary(id => id, id => Math.Exp(((double)l[id] - max) * (1.0 / o.Temperature)));
+        if (o.TopP < 1f)
+        {
+            var target = o.TopP * w.Values.Sum();
+            double cum = 0;
+            var keep = 0;
+            while (keep < order.Count && cum < target)
+                cum += w[order[keep++]];
+            order = [.. order.Take(keep)];
+        }
+
+        order = [.. order.Where(id => w[id] >= o.MinP && w[id] > 0)];
+        var total = order.Sum(id => w[id]);
+        return order.ToDictionary(id => id, id => w[id] / total);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    [InlineData(6)]
+    [InlineData(7)]
+    [InlineData(8)]
+    [InlineData(9)]
+    [InlineData(10)]
+    [InlineData(11)]
+    [InlineData(12)]
+    public void PipelineMatchesBruteForceReference(int seed)
+    {
+        var rng = new Xoshiro256StarStar((ulong)seed);
+        int Next(int bound) => (int)(rng.NextDouble() * bound);
+        var n = 1 + Next(seed % 3 == 0 ? 20_000 : 300);
+        var logits = new float[n + Next(50)];
+        var spread = 1 + Next(15);
+        var quantised = seed % 2 == 0; // many exact ties
+        for (var i = 0; i < logits.Length; i++)
+        {
+            var v = (float)((rng.NextDouble() - 0.5) * 2 * spread);
+            logits[i] = quantised ? MathF.Round(v * 2) / 2 : v;
+            if (rng.NextDouble() < 0.05)
+                logits[i] = float.NegativeInfinity;
+        }
+
+        logits[Next(n)] = 1.5f; // at least one finite logit in range
+        var history = Enumerable.Range(0, Next(200)).Select(_ => Next(n + 20) - 10).ToArray();
+        for (var trial = 0; trial < 6; trial++)
+        {
+            var options = new SamplingOptions
+            {
+                Seed = 1,
+                Temperature = (float)(0.2 + rng.NextDouble() * 2),
+                TopK = Next(3) == 0 ? 0 : 1 + Next(trial % 2 == 0 ? 50 : 6_000),
+                TopP = Next(3) == 0 ? 1f : (float)(0.05 + rng.NextDouble() * 0.9),
+                MinP = Next(3) == 0 ? 0f : (float)(rng.NextDouble() * 0.3),
+                RepetitionPenalty = Next(2) == 0 ? 1f : (float)(0.5 + rng.NextDouble() * 1.5),
+                RepetitionWindow = Next(100),
+            };
+            var expected = Reference(logits, n, history, options);
+            var actual = new Sampler(options).Distribution(logits, n, history);
+            Assert.Equal(expected.Keys.Order(), actual.Select(t => t.Id));
+            foreach (var (id, p) in actual)
+                Assert.Equal(expected[id], p, 1e-12);
+        }
+    }
+
     // ---------- min-p ----------
 
     [Fact]
