@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace Radlads.Generation;
 
 /// <summary>
@@ -26,5 +28,26 @@ public sealed record SamplingOptions
     public ulong? Seed { get; init; }
 
     /// <summary>Throws a <see cref="RadladsException"/> naming the first invalid option.</summary>
-    public void Validate() => throw new NotImplementedException();
+    /// <remarks>Options are named by their command-line spelling, e.g. "--top-p must be in (0, 1], got 1.5".</remarks>
+    public void Validate()
+    {
+        if (!float.IsFinite(Temperature) || Temperature < 0f)
+            throw Invalid("--temperature", "finite and >= 0", Temperature);
+        if (TopK < 0)
+            throw Invalid("--top-k", ">= 0 (0 disables)", TopK);
+        if (!(TopP > 0f && TopP <= 1f))
+            throw Invalid("--top-p", "in (0, 1]", TopP);
+        if (!(MinP >= 0f && MinP < 1f))
+            throw Invalid("--min-p", "in [0, 1)", MinP);
+        if (!float.IsFinite(RepetitionPenalty) || RepetitionPenalty <= 0f)
+            throw Invalid("--repetition-penalty", "finite and > 0 (1 disables)", RepetitionPenalty);
+        if (RepetitionWindow < 0)
+            throw Invalid("--repetition-window", ">= 0", RepetitionWindow);
+    }
+
+    private static RadladsException Invalid<T>(string option, string range, T value) where T : IFormattable
+    {
+        var shown = value.ToString(null, CultureInfo.InvariantCulture);
+        return new RadladsException($"{option} must be {range}, got {shown}");
+    }
 }
