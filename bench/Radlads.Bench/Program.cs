@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Radlads.Bench.CpuOpsBenchmarks).Assembly).Run(args);
