@@ -34,7 +34,20 @@ internal static partial class Nfc
     /// <summary>The NFC form of <paramref name="text"/>; lone surrogates become U+FFFD.</summary>
     internal static string Normalize(string text) => IsQuickNfc(text) ? text : NormalizeSlow(text);
 
+    /// <summary>The NFD form of <paramref name="text"/> (canonical decomposition and ordering); lone surrogates become U+FFFD.</summary>
+    internal static string Decompose(string text)
+    {
+        List<int> cps = DecomposeAndSort(text);
+        return ToString(cps, cps.Count);
+    }
+
     private static string NormalizeSlow(ReadOnlySpan<char> text)
+    {
+        List<int> cps = DecomposeAndSort(text);
+        return ToString(cps, Compose(cps));
+    }
+
+    private static List<int> DecomposeAndSort(ReadOnlySpan<char> text)
     {
         var cps = new List<int>(text.Length);
         foreach (Rune r in text.EnumerateRunes())
@@ -43,11 +56,23 @@ internal static partial class Nfc
         }
 
         SortCanonically(cps);
-        int length = Compose(cps);
+        return cps;
+    }
+
+    private static string ToString(List<int> cps, int length)
+    {
         var sb = new StringBuilder(length + 4);
         for (int i = 0; i < length; i++)
         {
-            sb.Append(new Rune(cps[i]).ToString());
+            int cp = cps[i];
+            if (cp < 0x10000)
+            {
+                sb.Append((char)cp);
+            }
+            else
+            {
+                sb.Append((char)(0xD7C0 + (cp >> 10))).Append((char)(0xDC00 + (cp & 0x3FF)));
+            }
         }
 
         return sb.ToString();
@@ -85,7 +110,7 @@ internal static partial class Nfc
             return;
         }
 
-        if (cp >= QuickCheckLimit && Decompositions.TryGetValue(cp, out (int First, int Second) d))
+        if (Decompositions.TryGetValue(cp, out (int First, int Second) d))
         {
             Decompose(d.First, output);
             if (d.Second != 0)

@@ -49,7 +49,7 @@ public class QwenOracleTests(ITestOutputHelper output)
         "👩‍👩‍👧‍👦 family, 🏳️‍🌈 rainbow flag, 👍🏽 thumbs",
         "🇯🇵🇺🇸🇩🇪 flags 🇬🇧",
         "中文 日本語 한국어 Tiếng Việt العربية עברית हिन्दी ไทย",
-        "e\u0301 cafe\u0301 Cafe\u0301s",
+        "e\u0301 cafe\u0301 Cafe\u0301s e\u0301\u0323 \u00E9\u0323",
         "\u1100\u1161\u11A8 \u1112\u1161\u11AB\u1100\u1173\u11AF",
         "a\u0323\u0307 a\u0307\u0323 \u212B \u2126 q\u0307\u0323",
         "0123456789012345678901234567890 3.14159 1,000,000 ٣٤٥ ½ Ⅻ",
