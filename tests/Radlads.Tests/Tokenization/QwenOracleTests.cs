@@ -97,6 +97,27 @@ public class QwenOracleTests(ITestOutputHelper output)
         char.IsHighSurrogate(s[i]) ? i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]) : i > 0 && char.IsHighSurrogate(s[i - 1]);
 
     [Fact]
+    public void RandomTextIdsEqualHuggingFace()
+    {
+        // Random mixes of the pieces the regex, NFC and the added-token matcher care about.
+        string[] parts =
+        [
+            "a", "Z", "é", "e\u0301", "\u0323", "\u0301", "中", "日本", "한", "\u1100", "\u1161", "\u11A8", "😀", "👩‍👩‍👧", "\u200D", "🇺", "🇸",
+            "𝐀", "𝟘", "𠀀", "7", "42", "٣", " ", "  ", "\t", "\n", "\r\n", "\r", "\u00A0", "\u3000", "'", "'s", "'S", "'ll", "'LL", "?", "!!",
+            ".", "-", "_", "<", "|", ">", "<|im_end|>", "<|im_start|>", "<think>", "<|endoftext|", "\u0000", "\uFEFF", "ſ", "İ", "K",
+        ];
+        var rng = new Random(7);
+        for (int round = 0; round < 3000; round++)
+        {
+            string text = string.Concat(Enumerable.Range(0, rng.Next(1, 25)).Select(_ => parts[rng.Next(parts.Length)]));
+            int[] ours = TestData.Qwen.Encode(text);
+            int[] theirs = TestData.QwenOracle.Encode(text);
+            Assert.True(ours.SequenceEqual(theirs),
+                $"'{text}' (U+{string.Join(" U+", text.EnumerateRunes().Select(r => r.Value.ToString("X4")))})\n ours:   [{string.Join(",", ours)}]\n theirs: [{string.Join(",", theirs)}]");
+        }
+    }
+
+    [Fact]
     public void KnownIds()
     {
         QwenTokenizer qwen = TestData.Qwen;

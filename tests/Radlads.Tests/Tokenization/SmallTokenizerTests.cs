@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text;
 using System.Text.Json.Nodes;
 using Radlads.Tokenization;
 
@@ -59,6 +61,73 @@ public sealed class SmallTokenizerTests : IDisposable
         Assert.Equal([ignoring.TokenToId("Ġhello")!.Value], ignoring.Encode(" hello"));
         QwenTokenizer merging = QwenTokenizer.FromFile(Write("arrays", Build("arrays")));
         Assert.True(merging.Encode(" hello").Length > 1);
+    }
+
+    [Fact]
+    public void EveryCharacterIsSplitAsHuggingFaceSplitsIt()
+    {
+        // A vocabulary whose merges join "x" or a space (Ġ) with any following byte makes the pre-tokenizer's
+        // pieces visible in the ids: in " c xc", Ġ+c merges only if the regex keeps the space with c, and x+c only
+        // if c counts as a letter. Every assigned code point goes through both tokenizers this way, so a
+        // difference in \p{L}, \p{N}, \s (Oniguruma's Unicode data against .NET's) or NFC shows up.
+        JsonObject json = Build("arrays");
+        var vocab = new JsonObject();
+        var merges = new JsonArray();
+        foreach (char b in Radlads.Tokenization.ByteLevel.ByteToChar)
+        {
+            vocab[b.ToString()] = vocab.Count;
+        }
+
+        foreach (string first in new[] { "x", "Ġ" })
+        {
+            foreach (char b in Radlads.Tokenization.ByteLevel.ByteToChar)
+            {
+                vocab[first + b] = vocab.Count;
+                merges.Add(new JsonArray(first, b.ToString()));
+            }
+        }
+
+        json["model"]!["vocab"] = vocab;
+        json["model"]!["merges"] = merges;
+        json["added_tokens"] = new JsonArray();
+        string path = Write("probe", json);
+        QwenTokenizer ours = QwenTokenizer.FromFile(path);
+        using var oracle = new Oracle(path);
+
+        var differing = new List<int>();
+        var chunk = new StringBuilder();
+        var chunkCps = new List<int>();
+        int total = 0;
+        for (int cp = 0x80; cp <= 0x10FFFF; cp++)
+        {
+            if (cp is >= 0xD800 and < 0xE000 || Rune.GetUnicodeCategory(new Rune(cp)) is UnicodeCategory.OtherNotAssigned or UnicodeCategory.PrivateUse)
+            {
+                continue;
+            }
+
+            string c = char.ConvertFromUtf32(cp);
+            chunk.Append(' ').Append(c).Append(" x").Append(c);
+            chunkCps.Add(cp);
+            total++;
+            if (chunkCps.Count == 4000 || cp == 0x10FFFF)
+            {
+                string text = chunk.ToString();
+                if (!ours.Encode(text).SequenceEqual(oracle.Encode(text)))
+                {
+                    differing.AddRange(chunkCps.Where(c =>
+                    {
+                        string one = " " + char.ConvertFromUtf32(c) + " x" + char.ConvertFromUtf32(c);
+                        return !ours.Encode(one).SequenceEqual(oracle.Encode(one));
+                    }));
+                }
+
+                chunk.Clear();
+                chunkCps.Clear();
+            }
+        }
+
+        Assert.True(total > 150_000, $"{total} code points");
+        Assert.True(differing.Count == 0, $"{differing.Count} code points split differently: U+{string.Join(" U+", differing.Take(100).Select(c => c.ToString("X4")))}");
     }
 
     [Fact]
