@@ -14,6 +14,8 @@ namespace Radlads.Tokenization;
 /// character outside the BMP is two surrogates that match neither <c>\p{L}</c> nor <c>\p{N}</c>. So when the text
 /// holds surrogate pairs the regex runs over a stand-in string with one BMP character of the same Unicode category
 /// per code point, and the offsets are mapped back.
+/// Microsoft.ML.Tokenizers' own <c>RegexPreTokenizer</c> is not used: it yields only the matches (dropping any
+/// text between them) and has the same UTF-16 limitation.
 /// </remarks>
 internal sealed partial class SplitPreTokenizer : PreTokenizer
 {
