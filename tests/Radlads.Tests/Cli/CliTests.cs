@@ -105,7 +105,8 @@ public sealed class CliTests
         var (exit, output, error) = CliRunner.Run("score", "--model", Dir("rwkv7"), "--text", "The river starts in the hills.");
         Assert.True(exit == 0, error);
         Assert.Contains("perplexity:", output, StringComparison.Ordinal);
-        Assert.Contains("\" hills\"", output, StringComparison.Ordinal);
+        Assert.Contains("\t\" the\"", output, StringComparison.Ordinal);
+        Assert.Contains("tokens scored: 13,", output, StringComparison.Ordinal);
     }
 
     [Theory]
