@@ -29,6 +29,20 @@ internal sealed class ForwardPass(IBackend backend, IReadOnlyList<Segment> segme
         return t;
     }
 
+    /// <summary>
+    /// A LoRA branch (x·A)·B with an optional activation between the factors; A [C, R] and B [R, M] are stored
+    /// in×out. Returns [T, M].
+    /// </summary>
+    public Tensor Lora(Tensor x, Tensor a, Tensor b, Action<Tensor, Tensor>? activation = null)
+    {
+        var hidden = Scratch(Rows, a.Shape[1]);
+        Ops.MatMul(x, a, null, hidden, WeightLayout.InOut);
+        activation?.Invoke(hidden, hidden);
+        var y = Scratch(Rows, b.Shape[1]);
+        Ops.MatMul(hidden, b, null, y, WeightLayout.InOut);
+        return y;
+    }
+
     /// <summary>Frees the scratch tensors of the layer that just ran.</summary>
     public void EndLayer()
     {

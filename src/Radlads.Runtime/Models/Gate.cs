@@ -54,12 +54,7 @@ internal sealed class Gate : IDisposable
                 ops.Sigmoid(g, g);
                 return g;
             case GateKind.LowRank:
-                var hidden = pass.Scratch(pass.Rows, Rank);
-                ops.MatMul(x, down!, null, hidden, WeightLayout.InOut);
-                ops.Sigmoid(hidden, hidden);
-                var gl = pass.Scratch(pass.Rows, width);
-                ops.MatMul(hidden, up!, null, gl, WeightLayout.InOut);
-                return gl;
+                return pass.Lora(x, down!, up!, ops.Sigmoid);
             default:
                 return null;
         }

@@ -38,6 +38,55 @@ internal sealed class Projections : IDisposable
 
     public Tensor? OutputBias { get; }
 
+    /// <summary>r = x_r·Wqᵀ + bq [T, A]; k = x_k·Wkᵀ + bk and v = x_v·Wvᵀ + bv [T, KVH·N].</summary>
+    public (Tensor R, Tensor K, Tensor V) Project(ForwardPass pass, ModelConfig c, Tensor xr, Tensor xk, Tensor xv)
+    {
+        int kvWidth = c.NumKeyValueHeads * c.HeadDim;
+        var r = pass.Scratch(pass.Rows, c.NumAttentionHeads * c.HeadDim);
+        var k = pass.Scratch(pass.Rows, kvWidth);
+        var v = pass.Scratch(pass.Rows, kvWidth);
+        pass.Ops.MatMul(xr, Query, QueryBias, r);
+        pass.Ops.MatMul(xk, Key, KeyBias, k);
+        pass.Ops.MatMul(xv, Value, ValueBias, v);
+        return (r, k, v);
+    }
+
+    /// <summary>
+    /// The teacher's RoPE on r and k (when the config uses it) at each sequence's absolute positions, before
+    /// GQA; then k and v expanded to H heads (query head h reads KV head ⌊h/G⌋). Returns k, v [T, A].
+    /// </summary>
+    public static (Tensor K, Tensor V) RopeAndExpand(ForwardPass pass, ModelConfig c, Tensor r, Tensor k, Tensor v)
+    {
+        var ops = pass.Ops;
+        int n = c.HeadDim;
+        if (c.UseRope)
+        {
+            foreach (var s in pass.Segments)
+            {
+                ops.Rope(r.Rows(s.RowStart, s.RowCount), c.NumAttentionHeads, n, s.StartPosition, (float)c.RopeTheta);
+                ops.Rope(k.Rows(s.RowStart, s.RowCount), c.NumKeyValueHeads, n, s.StartPosition, (float)c.RopeTheta);
+            }
+        }
+
+        int groups = c.NumAttentionHeads / c.NumKeyValueHeads;
+        var kh = pass.Scratch(pass.Rows, c.NumAttentionHeads * n);
+        var vh = pass.Scratch(pass.Rows, c.NumAttentionHeads * n);
+        ops.RepeatKv(k, c.NumKeyValueHeads, n, groups, kh);
+        ops.RepeatKv(v, c.NumKeyValueHeads, n, groups, vh);
+        return (kh, vh);
+    }
+
+    /// <summary>y = (o ⊙ g)·Woᵀ, or o·Woᵀ without a gate. o is overwritten.</summary>
+    public void OutputProjection(ForwardPass pass, Tensor o, Tensor? gate, Tensor y)
+    {
+        if (gate is not null)
+        {
+            pass.Ops.Multiply(o, gate, o);
+        }
+
+        pass.Ops.MatMul(o, Output, OutputBias, y);
+    }
+
     public void Dispose()
     {
         foreach (var t in new[] { Query, Key, Value, Output, QueryBias, KeyBias, ValueBias, OutputBias })

@@ -31,13 +31,8 @@ internal sealed class Qwen2Attention : IMixer
         int h = config.NumAttentionHeads;
         int kvh = config.NumKeyValueHeads;
         int n = config.HeadDim;
-        var q = pass.Scratch(pass.Rows, h * n);
-        var k = pass.Scratch(pass.Rows, KvWidth);
-        var v = pass.Scratch(pass.Rows, KvWidth);
+        var (q, k, v) = p.Project(pass, config, x, x, x);
         var o = pass.Scratch(pass.Rows, h * n);
-        ops.MatMul(x, p.Query, p.QueryBias, q);
-        ops.MatMul(x, p.Key, p.KeyBias, k);
-        ops.MatMul(x, p.Value, p.ValueBias, v);
         float theta = (float)config.RopeTheta;
         foreach (var s in pass.Segments)
         {
@@ -52,7 +47,7 @@ internal sealed class Qwen2Attention : IMixer
             ops.Attention(qs, cache.Keys, cache.Values, h, kvh, n, s.StartPosition, o.Rows(s.RowStart, s.RowCount));
         }
 
-        ops.MatMul(o, p.Output, p.OutputBias, y);
+        p.OutputProjection(pass, o, null, y);
     }
 
     public void Dispose() => p.Dispose();

@@ -108,39 +108,17 @@ internal sealed class Rwkv6Mixer : IMixer
         }
 
         // 2. Projections.
-        var r = pass.Scratch(t, a);
-        var k = pass.Scratch(t, kvWidth);
-        var v = pass.Scratch(t, kvWidth);
-        ops.MatMul(xr, p.Query, p.QueryBias, r);
-        ops.MatMul(xk, p.Key, p.KeyBias, k);
-        ops.MatMul(xv, p.Value, p.ValueBias, v);
+        var (r, k, v) = p.Project(pass, config, xr, xk, xv);
 
         // 3. Decay w = exp(max(−exp(d0 + tanh(x_w·W1)·W2), −5)).
-        var decayHidden = pass.Scratch(t, DecayRank);
-        ops.MatMul(xw, decayW1, null, decayHidden, WeightLayout.InOut);
-        ops.Tanh(decayHidden, decayHidden);
-        var w = pass.Scratch(t, a);
-        ops.MatMul(decayHidden, decayW2, null, w, WeightLayout.InOut);
+        var w = pass.Lora(xw, decayW1, decayW2, ops.Tanh);
         ops.Rwkv6Decay(w, decay, w);
 
         // 4. Gate.
         var g = gate.Compute(pass, xg, a);
 
         // 5. RoPE (before GQA expansion), then expand k and v to H heads.
-        if (config.UseRope)
-        {
-            foreach (var s in pass.Segments)
-            {
-                ops.Rope(r.Rows(s.RowStart, s.RowCount), h, n, s.StartPosition, (float)config.RopeTheta);
-                ops.Rope(k.Rows(s.RowStart, s.RowCount), config.NumKeyValueHeads, n, s.StartPosition, (float)config.RopeTheta);
-            }
-        }
-
-        int groups = h / config.NumKeyValueHeads;
-        var kh = pass.Scratch(t, a);
-        var vh = pass.Scratch(t, a);
-        ops.RepeatKv(k, config.NumKeyValueHeads, n, groups, kh);
-        ops.RepeatKv(v, config.NumKeyValueHeads, n, groups, vh);
+        var (kh, vh) = Projections.RopeAndExpand(pass, config, r, k, v);
 
         // 6. State balancing k ← k ⊙ (1 − w).
         if (config.BalanceState)
@@ -163,12 +141,7 @@ internal sealed class Rwkv6Mixer : IMixer
             ops.GroupNorm(o, lnWeight!, lnBias!, h, n * 1e-5f, o);
         }
 
-        if (g is not null)
-        {
-            ops.Multiply(o, g, o);
-        }
-
-        ops.MatMul(o, p.Output, p.OutputBias, y);
+        p.OutputProjection(pass, o, g, y);
     }
 
     public void Dispose()

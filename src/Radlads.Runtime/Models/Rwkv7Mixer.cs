@@ -99,46 +99,21 @@ internal sealed class Rwkv7Mixer : IMixer
         int kvWidth = kvh * n;
 
         // 1. Projections.
-        var r = pass.Scratch(t, a);
-        var k = pass.Scratch(t, kvWidth);
-        var vRaw = pass.Scratch(t, kvWidth);
-        ops.MatMul(x, p.Query, p.QueryBias, r);
-        ops.MatMul(x, p.Key, p.KeyBias, k);
-        ops.MatMul(x, p.Value, p.ValueBias, vRaw);
+        var (r, k, vRaw) = p.Project(pass, config, x, x, x);
 
         // 2. Decay w = exp(−e^−0.5 · σ(w0 + tanh(x·w1)·w2)).
-        var decayHidden = pass.Scratch(t, DecayRank);
-        ops.MatMul(x, w1, null, decayHidden, WeightLayout.InOut);
-        ops.Tanh(decayHidden, decayHidden);
-        var w = pass.Scratch(t, a);
-        ops.MatMul(decayHidden, w2, null, w, WeightLayout.InOut);
+        var w = pass.Lora(x, w1, w2, ops.Tanh);
         ops.Rwkv7Decay(w, w0, w);
 
         // 3. In-context learning rate a = σ(a0 + (x·a1)·a2): no activation inside this LoRA.
-        var iclrHidden = pass.Scratch(t, IclrRank);
-        ops.MatMul(x, a1, null, iclrHidden, WeightLayout.InOut);
-        var iclr = pass.Scratch(t, a);
-        ops.MatMul(iclrHidden, a2, null, iclr, WeightLayout.InOut);
+        var iclr = pass.Lora(x, a1, a2);
         ops.AddSigmoid(iclr, a0, iclr);
 
         // 4. Gate g = σ(x·g1)·g2 (sigmoid inside, output unbounded).
         var g = gate.Compute(pass, x, a);
 
-        // 5. RoPE on r and k only, before GQA.
-        if (config.UseRope)
-        {
-            foreach (var s in pass.Segments)
-            {
-                ops.Rope(r.Rows(s.RowStart, s.RowCount), h, n, s.StartPosition, (float)config.RopeTheta);
-                ops.Rope(k.Rows(s.RowStart, s.RowCount), kvh, n, s.StartPosition, (float)config.RopeTheta);
-            }
-        }
-
-        // 6. GQA: query head h reads KV head ⌊h/G⌋.
-        var kh = pass.Scratch(t, a);
-        var v = pass.Scratch(t, a);
-        ops.RepeatKv(k, kvh, n, h / kvh, kh);
-        ops.RepeatKv(vRaw, kvh, n, h / kvh, v);
+        // 5–6. RoPE on r and k only, before GQA; then query head h reads KV head ⌊h/G⌋.
+        var (kh, v) = Projections.RopeAndExpand(pass, config, r, k, vRaw);
 
         // 7. Removal key κ (fed as a = −κ, b = κ⊙a) and replacement key k̃.
         var removal = pass.Scratch(t, a);
@@ -160,10 +135,7 @@ internal sealed class Rwkv7Mixer : IMixer
                 throw new InvalidOperationException("RAD-RWKV7 layer ran before layer 0 produced v_first");
             }
 
-            var valueHidden = pass.Scratch(t, ValueRank);
-            ops.MatMul(x, v1!, null, valueHidden, WeightLayout.InOut);
-            var nu = pass.Scratch(t, a);
-            ops.MatMul(valueHidden, v2!, null, nu, WeightLayout.InOut);
+            var nu = pass.Lora(x, v1!, v2!);
             ops.AddSigmoid(nu, v0!, nu);
             ops.Rwkv7ValueResidual(v, pass.ValueFirst, nu, v);
         }
@@ -187,12 +159,7 @@ internal sealed class Rwkv7Mixer : IMixer
             ops.Scale(o, 1f / MathF.Sqrt(n), o);
         }
 
-        if (g is not null)
-        {
-            ops.Multiply(o, g, o);
-        }
-
-        ops.MatMul(o, p.Output, p.OutputBias, y);
+        p.OutputProjection(pass, o, g, y);
     }
 
     public void Dispose()
