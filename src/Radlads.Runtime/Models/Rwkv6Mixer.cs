@@ -85,7 +85,6 @@ internal sealed class Rwkv6Mixer : IMixer
         int h = config.NumAttentionHeads;
         int n = config.HeadDim;
         int a = Width;
-        int kvWidth = config.NumKeyValueHeads * n;
 
         // 1. Token shift (ddlerp): x_r, x_k, x_v, x_w, x_g.
         Tensor xr = x, xk = x, xv = x, xw = x, xg = x;

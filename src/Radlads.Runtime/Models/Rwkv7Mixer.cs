@@ -93,10 +93,8 @@ internal sealed class Rwkv7Mixer : IMixer
         var ops = pass.Ops;
         int t = pass.Rows;
         int h = config.NumAttentionHeads;
-        int kvh = config.NumKeyValueHeads;
         int n = config.HeadDim;
         int a = Width;
-        int kvWidth = kvh * n;
 
         // 1. Projections.
         var (r, k, vRaw) = p.Project(pass, config, x, x, x);
