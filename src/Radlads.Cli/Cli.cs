@@ -13,13 +13,14 @@ public static class Cli
     {
         var root = new RootCommand(
             "Radlads: run RAD-RWKV (rwkv6qwen2, rwkv7qwen2) and Qwen2 language models from Hugging Face checkpoints.\n" +
-            "Every command takes --model DIR (a folder with config.json, *.safetensors and tokenizer.json);\n" +
+            "The model commands take --model DIR (a folder with config.json, *.safetensors and tokenizer.json);\n" +
             "without it the small model embedded in models/ is used.");
         var context = new CliContext(output, error);
         root.Subcommands.Add(GenerateCommand.Create(context));
         root.Subcommands.Add(ScoreCommand.Create(context));
         root.Subcommands.Add(TokenizeCommand.Create(context));
         root.Subcommands.Add(InfoCommand.Create(context));
+        root.Subcommands.Add(DataCommand.Create(context));
         var parse = root.Parse(args);
         try
         {
