@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Radlads.Data;
 using Radlads.IO;
 using Radlads.Models;
 using Radlads.Tokenization;
@@ -20,17 +21,36 @@ internal static class ScoreCommand
         var file = CommonOptions.File("UTF-8 file to score.");
         var tokens = new Option<string?>("--tokens") { Description = "Comma-separated token ids to score (no tokenizer needed), e.g. 1,2,3." };
         var dump = new Option<FileInfo?>("--dump-logits") { Description = "Write the float32 logits of every position, shape [T, vocab], as a NumPy .npy file." };
+        var tokenFile = new Option<FileInfo?>("--token-file")
+        {
+            Description = "Score a token file (radlads data tokenize) in consecutive non-overlapping windows, each from a fresh state; prints the perplexity over all windows.",
+        };
+        var window = new Option<int>("--window") { Description = "Tokens per window with --token-file.", DefaultValueFactory = _ => 512 };
+        var maxWindows = new Option<int?>("--max-windows") { Description = "Score only the first N windows of --token-file." };
         var command = new Command("score", "Print the negative log-likelihood of every token and the perplexity of the whole input.")
         {
-            model, text, file, tokens, dump, backend,
+            model, text, file, tokens, tokenFile, window, maxWindows, dump, backend,
         };
         command.SetAction(parse =>
         {
             string directory = parse.GetValue(model)!;
-            int given = (parse.GetValue(text) is null ? 0 : 1) + (parse.GetValue(file) is null ? 0 : 1) + (parse.GetValue(tokens) is null ? 0 : 1);
+            int given = (parse.GetValue(text) is null ? 0 : 1) + (parse.GetValue(file) is null ? 0 : 1) + (parse.GetValue(tokens) is null ? 0 : 1)
+                + (parse.GetValue(tokenFile) is null ? 0 : 1);
             if (given != 1)
             {
-                throw new RadladsException("score: give exactly one of --text, --file or --tokens");
+                throw new RadladsException("score: give exactly one of --text, --file, --tokens or --token-file");
+            }
+
+            if (parse.GetValue(tokenFile) is FileInfo corpus)
+            {
+                if (parse.GetValue(dump) is not null)
+                {
+                    throw new RadladsException("score: --dump-logits works with --text, --file or --tokens, not with --token-file");
+                }
+
+                using var windowed = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!));
+                ScoreWindows(io, windowed, corpus, parse.GetValue(window), parse.GetValue(maxWindows));
+                return 0;
             }
 
             QwenTokenizer? tokenizer = null;
@@ -85,6 +105,84 @@ internal static class ScoreCommand
             return 0;
         });
         return command;
+    }
+
+    // Windows per forward call: several sequences in one batch let the weights be read once for more rows.
+    private const int WindowsPerBatch = 4;
+
+    /// <summary>
+    /// The test-split protocol of the demo teacher (models/demo/README.md): consecutive non-overlapping windows
+    /// of <paramref name="window"/> tokens from token 0, the last partial window dropped, each from a fresh
+    /// state; positions 1 .. window−1 of each window are scored.
+    /// </summary>
+    private static void ScoreWindows(CliContext io, CausalLM lm, FileInfo path, int window, int? maxWindows)
+    {
+        if (window < 2)
+        {
+            throw new RadladsException($"--window must be at least 2, got {window}");
+        }
+
+        if (maxWindows is < 1)
+        {
+            throw new RadladsException($"--max-windows must be at least 1, got {maxWindows}");
+        }
+
+        if (!path.Exists)
+        {
+            throw new RadladsException($"--token-file {path.FullName}: file not found");
+        }
+
+        using var corpus = TokenFile.Open(path.FullName);
+        if (corpus.VocabularySize > lm.Config.VocabSize)
+        {
+            throw new RadladsException(
+                $"{path.FullName}: token ids go up to {corpus.VocabularySize - 1}, but the model's vocabulary has {lm.Config.VocabSize} rows; was it tokenized with this model's tokenizer?");
+        }
+
+        long available = corpus.Count / window;
+        if (available == 0)
+        {
+            throw new RadladsException($"{path.FullName}: {corpus.Count} tokens are fewer than one window of {window}");
+        }
+
+        int windows = (int)Math.Min(available, maxWindows ?? long.MaxValue);
+        int vocab = lm.Config.VocabSize;
+        double sum = 0;
+        long scored = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int first = 0; first < windows; first += WindowsPerBatch)
+        {
+            int count = Math.Min(WindowsPerBatch, windows - first);
+            var ids = new int[count][];
+            var states = new SequenceState[count];
+            for (int i = 0; i < count; i++)
+            {
+                ids[i] = new int[window];
+                corpus.CopyTo((long)(first + i) * window, ids[i]);
+                states[i] = lm.CreateState();
+            }
+
+            var logits = lm.Forward(states, ids, allLogits: true);
+            for (int i = 0; i < count; i++)
+            {
+                foreach (var nll in NegativeLogLikelihoods(ids[i], logits[i], vocab))
+                {
+                    sum += nll;
+                    scored++;
+                }
+
+                states[i].Dispose();
+            }
+
+            io.Error.Write(string.Create(CultureInfo.InvariantCulture,
+                $"\rwindow {first + count}/{windows}, perplexity so far {Math.Exp(sum / scored):F4}, {scored / clock.Elapsed.TotalSeconds:F0} tokens/s"));
+        }
+
+        io.Error.WriteLine();
+        io.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"windows: {windows} × {window} tokens from {path.FullName} ({available} available)"));
+        io.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"tokens scored: {scored}, mean nll: {sum / scored:F4} nats, perplexity: {Math.Exp(sum / scored):F4}"));
     }
 
     /// <summary>NLL of token t is −log softmax(logits[t − 1])[ids[t]]; the first token has no prediction.</summary>

@@ -68,6 +68,41 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void ScoreTokenFileAveragesFreshWindows()
+    {
+        var tokens = GoldenLogitsTests.Tokens("rwkv6");
+        var path = Path.Combine(Path.GetTempPath(), $"radlads-windows-{Guid.NewGuid():N}.bin");
+        try
+        {
+            using (var writer = new Radlads.Data.TokenFileWriter(path, 384, 381))
+            {
+                writer.WriteDocument(tokens[..21]);
+                writer.Commit();
+            }
+
+            // 22 tokens (21 + separator) make 5 windows of 4; --max-windows 3 scores the first three.
+            var (exit, output, error) = CliRunner.Run("score", "--model", Dir("rwkv6"), "--token-file", path, "--window", "4", "--max-windows", "3");
+            Assert.True(exit == 0, error);
+            using var model = CausalLM.Load(Dir("rwkv6"), new CpuBackend());
+            var nll = new List<double>();
+            for (int w = 0; w < 3; w++)
+            {
+                using var state = model.CreateState();
+                var ids = tokens[(w * 4)..((w * 4) + 4)];
+                nll.AddRange(Radlads.Cli.Commands.ScoreCommand.NegativeLogLikelihoods(ids, model.Forward(state, ids, allLogits: true), 400));
+            }
+
+            Assert.Contains("windows: 3 × 4 tokens", output, StringComparison.Ordinal);
+            Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"tokens scored: 9, mean nll: {nll.Average():F4} nats, perplexity: {Math.Exp(nll.Average()):F4}"), output, StringComparison.Ordinal);
+            Assert.Contains("--window must be at least 2", CliRunner.AssertUserError(CliRunner.Run("score", "--model", Dir("rwkv6"), "--token-file", path, "--window", "1")), StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void ScoreWorksOnAFolderWithoutTokenizerFiles()
     {
         using var copy = new FixtureCopy("rwkv7");
@@ -112,7 +147,7 @@ public sealed class CliTests
     [Theory]
     [InlineData("score", "--model", "{rwkv7}", "--tokens", "1,x,3", "'x' is not a token id")]
     [InlineData("score", "--model", "{rwkv7}", "--tokens", "1,999", "outside the model's vocabulary")]
-    [InlineData("score", "--model", "{rwkv7}", "--text", "a", "exactly one of --text, --file or --tokens")]
+    [InlineData("score", "--model", "{rwkv7}", "--text", "a", "exactly one of --text, --file, --tokens or --token-file")]
     [InlineData("generate", "--model", "{rwkv7}", "--top-p", "1.5", "--top-p")]
     [InlineData("generate", "--model", "{rwkv7}", "--backend", "cuda", "--backend cuda")]
     [InlineData("info", "--model", "/nonexistent/model", "", "", "does not exist")]
