@@ -9,12 +9,12 @@ namespace Radlads.Cli;
 internal static class CommonOptions
 {
     /// <summary>The model shipped with the program (copied next to it at build time).</summary>
-    public static string DefaultModelDirectory => Path.Combine(AppContext.BaseDirectory, "models", "tiny-random-rwkv7");
+    public static string DefaultModelDirectory => Path.Combine(AppContext.BaseDirectory, "models", "demo-teacher");
 
     public static Option<string> Model() => new("--model", "-m")
     {
         Description = "Model folder: config.json, model.safetensors (or shards + model.safetensors.index.json), tokenizer.json. " +
-            "Default: the embedded models/tiny-random-rwkv7 (random weights, for trying the tool).",
+            "Default: the embedded models/demo-teacher (a 19M-parameter Qwen2 trained on English text).",
         DefaultValueFactory = _ => DefaultModelDirectory,
     };
 
