@@ -29,6 +29,24 @@ internal static class CommonOptions
         return option;
     }
 
+    public static Option<bool> Profile() => new("--profile")
+    {
+        Description = "Time every op and print a table (calls, total, mean, share) to standard error at the end.",
+    };
+
+    /// <summary>The backend of --backend, wrapped for --profile when asked.</summary>
+    public static IBackend CreateBackend(string name, bool profile) =>
+        profile ? new ProfilingBackend(CreateBackend(name)) : CreateBackend(name);
+
+    /// <summary>Prints the op timing table when the backend was profiled.</summary>
+    public static void ReportProfile(IBackend backend, TextWriter error)
+    {
+        if (backend is ProfilingBackend profiled)
+        {
+            error.WriteLine(profiled.Profile.FormatReport());
+        }
+    }
+
     public static Option<string?> Text(string description) => new("--text") { Description = description };
 
     public static Option<FileInfo?> File(string description) => new("--file", "-f") { Description = description };

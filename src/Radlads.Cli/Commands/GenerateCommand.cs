@@ -25,10 +25,11 @@ internal static class GenerateCommand
         var seed = new Option<ulong?>("--seed", "-s") { Description = "Seed for reproducible sampling (same seed, same output)." };
         var stop = new Option<string[]>("--stop") { Description = "Stop when this text appears (repeatable); the model's stop tokens always apply.", AllowMultipleArgumentsPerToken = false };
         var stateIn = new Option<FileInfo?>("--state-in") { Description = "Continue from a state saved with --state-out (the prompt is appended to it)." };
+        var profile = CommonOptions.Profile();
         var stateOut = new Option<FileInfo?>("--state-out") { Description = "Save the sequence state (recurrent state or KV cache) after generating, to resume later." };
         var command = new Command("generate", "Generate text from a prompt, streaming tokens as they are produced; prints tokens/s at the end.")
         {
-            model, prompt, chat, system, maxTokens, temperature, topK, topP, minP, repetition, seed, stop, backend, stateIn, stateOut,
+            model, prompt, chat, system, maxTokens, temperature, topK, topP, minP, repetition, seed, stop, backend, stateIn, stateOut, profile,
         };
         command.SetAction(parse =>
         {
@@ -49,7 +50,7 @@ internal static class GenerateCommand
             options.Validate();
             string directory = parse.GetValue(model)!;
             var tokenizer = QwenTokenizer.FromDirectory(directory);
-            using var lm = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!));
+            using var lm = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile)));
             options = options with { StopTokens = Generator.DefaultStopTokens(lm, tokenizer) };
             string text = parse.GetValue(prompt)!;
             bool isChat = parse.GetValue(chat);
@@ -92,6 +93,7 @@ internal static class GenerateCommand
                 io.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"[{lm.Backend.Name}] prompt {stats.PromptTokens} tokens in {stats.Prefill.TotalSeconds:F3} s ({stats.PrefillTokensPerSecond:F1} tokens/s); " +
                     $"generated {stats.GeneratedTokens} tokens in {stats.Decode.TotalSeconds:F3} s ({stats.DecodeTokensPerSecond:F1} tokens/s); finish: {stats.FinishReason.ToString().ToLowerInvariant()}"));
+                CommonOptions.ReportProfile(lm.Backend, io.Error);
                 if (parse.GetValue(stateOut) is FileInfo output)
                 {
                     state.Save(output.FullName);

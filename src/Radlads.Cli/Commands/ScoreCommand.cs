@@ -27,9 +27,10 @@ internal static class ScoreCommand
         };
         var window = new Option<int>("--window") { Description = "Tokens per window with --token-file.", DefaultValueFactory = _ => 512 };
         var maxWindows = new Option<int?>("--max-windows") { Description = "Score only the first N windows of --token-file." };
+        var profile = CommonOptions.Profile();
         var command = new Command("score", "Print the negative log-likelihood of every token and the perplexity of the whole input.")
         {
-            model, text, file, tokens, tokenFile, window, maxWindows, dump, backend,
+            model, text, file, tokens, tokenFile, window, maxWindows, dump, backend, profile,
         };
         command.SetAction(parse =>
         {
@@ -48,8 +49,9 @@ internal static class ScoreCommand
                     throw new RadladsException("score: --dump-logits works with --text, --file or --tokens, not with --token-file");
                 }
 
-                using var windowed = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!));
+                using var windowed = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile)));
                 ScoreWindows(io, windowed, corpus, parse.GetValue(window), parse.GetValue(maxWindows));
+                CommonOptions.ReportProfile(windowed.Backend, io.Error);
                 return 0;
             }
 
@@ -74,7 +76,7 @@ internal static class ScoreCommand
                 throw new RadladsException("score: the input has no tokens");
             }
 
-            using var lm = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!));
+            using var lm = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile)));
             int vocab = lm.Config.VocabSize;
             var logits = new float[(long)ids.Length * vocab];
             using (var state = lm.CreateState())
@@ -96,6 +98,7 @@ internal static class ScoreCommand
             }
 
             Report(io.Output, ids, logits, vocab, tokenizer);
+            CommonOptions.ReportProfile(lm.Backend, io.Error);
             if (parse.GetValue(dump) is FileInfo npy)
             {
                 Npy.WriteFloat32(npy.FullName, logits, ids.Length, vocab);

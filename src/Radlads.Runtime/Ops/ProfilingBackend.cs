@@ -1,0 +1,29 @@
+using Radlads.Checkpoints;
+
+namespace Radlads.Ops;
+
+/// <summary>A backend whose ops are timed by <see cref="ProfilingOps"/>; everything else passes through.</summary>
+public sealed class ProfilingBackend(IBackend inner) : IBackend
+{
+    public ProfilingOps Profile { get; } = new(inner.Ops);
+
+    public string Name => inner.Name;
+
+    public string Description => inner.Description + " (profiled)";
+
+    public IOps Ops => Profile;
+
+    public Tensor Allocate(params int[] shape) => inner.Allocate(shape);
+
+    public Tensor LoadWeight(TensorData data) => inner.LoadWeight(data);
+
+    public Tensor FromFloats(ReadOnlySpan<float> values, params int[] shape) => inner.FromFloats(values, shape);
+
+    public void Upload(ReadOnlySpan<float> source, Tensor destination) => inner.Upload(source, destination);
+
+    public void Download(Tensor source, Span<float> destination) => inner.Download(source, destination);
+
+    public void Copy(Tensor source, Tensor destination) => inner.Copy(source, destination);
+
+    public void Dispose() => inner.Dispose();
+}

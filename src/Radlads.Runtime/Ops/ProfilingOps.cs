@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Radlads.Ops;
+
+/// <summary>
+/// Wraps another <see cref="IOps"/> and counts calls and wall time per op (Llm.cs's TimeLlm), so a run can say
+/// where its time goes without touching model code. Time is measured on the host around each call: exact for
+/// the CPU backend; an asynchronous GPU backend must synchronise inside its ops for the split to be meaningful.
+/// </summary>
+public sealed class ProfilingOps(IOps inner) : IOps
+{
+    private readonly Dictionary<string, (long Calls, long Ticks)> stats = [];
+
+    /// <summary>Per op: calls and total time, slowest first.</summary>
+    public IReadOnlyList<(string Op, long Calls, TimeSpan Total)> Report() =>
+        stats.Select(p => (p.Key, p.Value.Calls, TimeSpan.FromSeconds(p.Value.Ticks / (double)Stopwatch.Frequency)))
+            .OrderByDescending(r => r.Item3).ToArray();
+
+    /// <summary>The report as an aligned table (op, calls, total ms, mean µs, share).</summary>
+    public string FormatReport()
+    {
+        var rows = Report();
+        double all = rows.Sum(r => r.Total.TotalMilliseconds);
+        var lines = new List<string> { $"{"op",-20} {"calls",8} {"total ms",10} {"mean µs",10} {"share",7}" };
+        foreach (var (op, calls, total) in rows)
+        {
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{op,-20} {calls,8} {total.TotalMilliseconds,10:F1} {total.TotalMilliseconds * 1000 / calls,10:F1} {total.TotalMilliseconds / all,7:P1}"));
+        }
+
+        return string.Join(Environment.NewLine, lines);
+    }
+
+    private void Time(string op, long start)
+    {
+        long elapsed = Stopwatch.GetTimestamp() - start;
+        stats.TryGetValue(op, out var s);
+        stats[op] = (s.Calls + 1, s.Ticks + elapsed);
+    }
+
+    public void Embedding(Tensor table, ReadOnlySpan<int> ids, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Embedding(table, ids, y);
+        Time(nameof(Embedding), start);
+    }
+
+    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.RmsNorm(x, weight, eps, y);
+        Time(nameof(RmsNorm), start);
+    }
+
+    public void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.MatMul(x, weight, bias, y, layout);
+        Time(nameof(MatMul), start);
+    }
+
+    public void Add(Tensor a, Tensor b, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Add(a, b, y);
+        Time(nameof(Add), start);
+    }
+
+    public void Multiply(Tensor a, Tensor b, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Multiply(a, b, y);
+        Time(nameof(Multiply), start);
+    }
+
+    public void Scale(Tensor x, float s, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Scale(x, s, y);
+        Time(nameof(Scale), start);
+    }
+
+    public void Tanh(Tensor x, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Tanh(x, y);
+        Time(nameof(Tanh), start);
+    }
+
+    public void Sigmoid(Tensor x, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Sigmoid(x, y);
+        Time(nameof(Sigmoid), start);
+    }
+
+    public void AddSigmoid(Tensor x, Tensor bias, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.AddSigmoid(x, bias, y);
+        Time(nameof(AddSigmoid), start);
+    }
+
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.SwiGlu(gate, up, y);
+        Time(nameof(SwiGlu), start);
+    }
+
+    public void Rope(Tensor x, int heads, int headDim, int startPosition, float theta)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Rope(x, heads, headDim, startPosition, theta);
+        Time(nameof(Rope), start);
+    }
+
+    public void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.RepeatKv(x, kvHeads, headDim, groups, y);
+        Time(nameof(RepeatKv), start);
+    }
+
+    public void GroupNorm(Tensor x, Tensor weight, Tensor bias, int groups, float eps, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.GroupNorm(x, weight, bias, groups, eps, y);
+        Time(nameof(GroupNorm), start);
+    }
+
+    public void Attention(Tensor q, Tensor kCache, Tensor vCache, int heads, int kvHeads, int headDim, int startPosition, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Attention(q, kCache, vCache, heads, kvHeads, headDim, startPosition, y);
+        Time(nameof(Attention), start);
+    }
+
+    public void TokenShift(Tensor x, Tensor shiftState, Tensor delta)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.TokenShift(x, shiftState, delta);
+        Time(nameof(TokenShift), start);
+    }
+
+    public void MixShift(Tensor x, Tensor delta, Tensor mix, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.MixShift(x, delta, mix, y);
+        Time(nameof(MixShift), start);
+    }
+
+    public void Rwkv6Ddlerp(Tensor x, Tensor delta, Tensor lora, Tensor w2, Tensor mixes, Tensor outputs)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Rwkv6Ddlerp(x, delta, lora, w2, mixes, outputs);
+        Time(nameof(Rwkv6Ddlerp), start);
+    }
+
+    public void Rwkv6Decay(Tensor d, Tensor bias, Tensor w)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Rwkv6Decay(d, bias, w);
+        Time(nameof(Rwkv6Decay), start);
+    }
+
+    public void Rwkv6BalanceKeys(Tensor k, Tensor w, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Rwkv6BalanceKeys(k, w, y);
+        Time(nameof(Rwkv6BalanceKeys), start);
+    }
+
+    public void Wkv6(Tensor r, Tensor k, Tensor v, Tensor w, Tensor state, float scale, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Wkv6(r, k, v, w, state, scale, y);
+        Time(nameof(Wkv6), start);
+    }
+
+    public void Rwkv7Decay(Tensor z, Tensor w0, Tensor w)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Rwkv7Decay(z, w0, w);
+        Time(nameof(Rwkv7Decay), start);
+    }
+
+    public void Rwkv7Keys(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced, Tensor removal, Tensor replacement, Tensor kTilde)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Rwkv7Keys(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde);
+        Time(nameof(Rwkv7Keys), start);
+    }
+
+    public void Rwkv7ValueResidual(Tensor v, Tensor vFirst, Tensor nu, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Rwkv7ValueResidual(v, vFirst, nu, y);
+        Time(nameof(Rwkv7ValueResidual), start);
+    }
+
+    public void Wkv7(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor state, Tensor y)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Wkv7(r, w, k, v, a, b, state, y);
+        Time(nameof(Wkv7), start);
+    }
+}

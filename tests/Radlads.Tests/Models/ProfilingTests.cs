@@ -1,0 +1,38 @@
+using Radlads.Cpu;
+using Radlads.Models;
+using Radlads.Ops;
+using Radlads.Tests.Cli;
+
+namespace Radlads.Tests.Models;
+
+/// <summary>The op profiler counts every call and changes nothing about the results.</summary>
+public sealed class ProfilingTests
+{
+    [Fact]
+    public void ProfiledRunGivesTheSameLogitsAndCountsEveryOp()
+    {
+        var tokens = GoldenLogitsTests.Tokens("rwkv7");
+        using var plain = CausalLM.Load(Fixtures.Directory("rwkv7"), new CpuBackend());
+        var backend = new ProfilingBackend(new CpuBackend());
+        using var profiled = CausalLM.Load(Fixtures.Directory("rwkv7"), backend);
+        using var s1 = plain.CreateState();
+        using var s2 = profiled.CreateState();
+        Assert.Equal(plain.Forward(s1, tokens, allLogits: true), profiled.Forward(s2, tokens, allLogits: true));
+        var report = backend.Profile.Report().ToDictionary(r => r.Op, r => r.Calls);
+        // One sequence, 3 layers: one recurrence per layer; RMSNorm twice per layer plus the final norm.
+        Assert.Equal(3, report[nameof(IOps.Wkv7)]);
+        Assert.Equal(7, report[nameof(IOps.RmsNorm)]);
+        Assert.Equal(1, report[nameof(IOps.Embedding)]);
+        Assert.False(report.ContainsKey(nameof(IOps.Wkv6)));
+        Assert.Contains("Wkv7", backend.Profile.FormatReport(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ProfileOptionPrintsTheTable()
+    {
+        var (exit, _, error) = CliRunner.Run("score", "--model", Fixtures.Directory("qwen2"), "--tokens", "1,2,3", "--profile");
+        Assert.True(exit == 0, error);
+        Assert.Contains("Attention", error, StringComparison.Ordinal);
+        Assert.Contains("mean µs", error, StringComparison.Ordinal);
+    }
+}
