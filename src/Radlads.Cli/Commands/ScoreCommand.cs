@@ -54,7 +54,8 @@ internal static class ScoreCommand
                 throw new RadladsException("score: the input has no tokens");
             }
 
-            using var lm = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!));
+            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, io.Error);
+            using var lm = CausalLM.Load(directory, device);
             int vocab = lm.Config.VocabSize;
             var logits = new float[(long)ids.Length * vocab];
             using (var state = lm.CreateState())
