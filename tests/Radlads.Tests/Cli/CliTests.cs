@@ -84,7 +84,7 @@ public sealed class CliTests
         var path = Path.Combine(Path.GetTempPath(), $"radlads-logits-{Guid.NewGuid():N}.npy");
         try
         {
-            var (exit, _, error) = CliRunner.Run("score", "--model", Dir("rwkv6"), "--tokens", string.Join(",", tokens), "--dump-logits", path);
+            var (exit, _, error) = CliRunner.Run("score", "--model", Dir("rwkv6"), "--tokens", string.Join(",", tokens), "--dump-logits", path, "--backend", "cpu");
             Assert.True(exit == 0, error);
             var (values, shape) = Npy.ReadFloat64(path);
             Assert.Equal([tokens.Length, 400], shape);
@@ -229,7 +229,7 @@ public sealed class CliTests
     [Fact]
     public void GreedyGenerateIsTheArgmaxChainAndReportsTokensPerSecond()
     {
-        var (exit, output, error) = CliRunner.Run("generate", "--model", Dir("rwkv7"), "--prompt", "The river", "--temperature", "0", "--max-tokens", "12");
+        var (exit, output, error) = CliRunner.Run("generate", "--model", Dir("rwkv7"), "--prompt", "The river", "--temperature", "0", "--max-tokens", "12", "--backend", "cpu");
         Assert.True(exit == 0, error);
         Assert.Contains("tokens/s", error, StringComparison.Ordinal);
 

@@ -41,6 +41,9 @@ public static class CudaAvailability
 /// </summary>
 public sealed class CudaModelTests
 {
+    /// <summary>A measured number for the test log (shown with the runner's -showLiveOutput).</summary>
+    internal static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
+
     private static float[] Prefill(CausalLM model, int[] tokens)
     {
         using var state = model.CreateState();
@@ -63,6 +66,7 @@ public sealed class CudaModelTests
         var (reference, _) = Npy.ReadFloat64(Path.Combine(Fixtures.Directory(name), "logits.npy"));
         using var model = CausalLM.Load(Fixtures.Directory(name), backend);
         double error = Compare.MaxErrorRelativeToMax(reference, Prefill(model, GoldenLogitsTests.Tokens(name)));
+        Report($"{name} one pass: max error {error:G3} × max |logit| on {backend.Description}");
         Assert.True(error <= Tolerances.GoldenLogitsRelativeToMax, $"{name} on {backend.Device.Name}: max error {error:G3} × max |logit|");
     }
 
@@ -74,6 +78,7 @@ public sealed class CudaModelTests
         var (reference, _) = Npy.ReadFloat64(Path.Combine(Fixtures.Directory(name), "logits.npy"));
         using var model = CausalLM.Load(Fixtures.Directory(name), backend);
         double error = Compare.MaxErrorRelativeToMax(reference, TokenByToken(model, GoldenLogitsTests.Tokens(name)));
+        Report($"{name} token by token: max error {error:G3} × max |logit| on {backend.Device.Name}");
         Assert.True(error <= Tolerances.GoldenLogitsRelativeToMax, $"{name} on {backend.Device.Name}: max error {error:G3} × max |logit|");
     }
 
@@ -86,6 +91,7 @@ public sealed class CudaModelTests
         var tokens = GoldenLogitsTests.Tokens(name);
         var prefill = Prefill(model, tokens);
         double error = Compare.MaxErrorRelativeToMax(prefill.Select(v => (double)v).ToArray(), TokenByToken(model, tokens));
+        Report($"{name} prefill vs token by token: {error:G3} × max |logit| on {backend.Device.Name}");
         Assert.True(error <= Tolerances.ConsistencyRelativeToMax, $"{name}: max error {error:G3} × max |logit|");
     }
 
@@ -165,11 +171,13 @@ public sealed class CudaMemoryTests
             var logits = model.Forward(state, GoldenLogitsTests.Tokens("qwen2")[..6]);
             Assert.Equal(Vocabulary, logits.Length);
             var (freeLoaded, _) = device.MemoryInfo();
+            CudaModelTests.Report($"loading a model with {weights / MiB} MiB of weights took {(freeBefore - freeLoaded) / MiB} MiB of device memory");
             Assert.True(freeBefore - freeLoaded >= weights, $"loading took {(freeBefore - freeLoaded) / MiB} MiB of {total / MiB} MiB, expected at least {weights / MiB}");
             Assert.True(device.LiveBytes - liveBefore >= weights);
         }
 
         var (freeAfter, _) = device.MemoryInfo();
+        CudaModelTests.Report($"free before load {freeBefore / MiB} MiB, after dispose {freeAfter / MiB} MiB of {total / MiB} MiB; live bytes {liveBefore} -> {device.LiveBytes}");
         Assert.Equal(liveBefore, device.LiveBytes);
         // The driver may keep a little bookkeeping; 64 MiB of weights must come back.
         Assert.True(freeBefore - freeAfter <= 4 * MiB, $"{(freeBefore - freeAfter) / (double)MiB:F1} MiB still in use after dispose");
