@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text;
 using Radlads.Cpu;
+using Radlads.Cuda;
 using Radlads.Ops;
 
 namespace Radlads.Cli;
@@ -22,7 +23,7 @@ internal static class CommonOptions
     {
         var option = new Option<string>("--backend", "-b")
         {
-            Description = "Where to run: auto picks the fastest available (today: cpu); cpu is the reference backend.",
+            Description = "Where to run: auto uses CUDA when a GPU, its driver and NVRTC are there (else it says why and uses the CPU); cpu is the reference backend; cuda fails if it cannot start.",
             DefaultValueFactory = _ => "auto",
         };
         option.AcceptOnlyFromAmong("auto", "cpu", "cuda", "ilgpu");
@@ -34,9 +35,9 @@ internal static class CommonOptions
         Description = "Time every op and print a table (calls, total, mean, share) to standard error at the end.",
     };
 
-    /// <summary>The backend of --backend, wrapped for --profile when asked.</summary>
-    public static IBackend CreateBackend(string name, bool profile) =>
-        profile ? new ProfilingBackend(CreateBackend(name)) : CreateBackend(name);
+    /// <summary>The backend of --backend (see <see cref="CreateBackend(string, TextWriter)"/>), wrapped for --profile when asked.</summary>
+    public static IBackend CreateBackend(string name, bool profile, TextWriter error) =>
+        profile ? new ProfilingBackend(CreateBackend(name, error)) : CreateBackend(name, error);
 
     /// <summary>Prints the op timing table when the backend was profiled.</summary>
     public static void ReportProfile(IBackend backend, TextWriter error)
@@ -51,16 +52,46 @@ internal static class CommonOptions
 
     public static Option<FileInfo?> File(string description) => new("--file", "-f") { Description = description };
 
-    /// <summary>The backend named by --backend, or a clear error when it is not available.</summary>
-    public static IBackend CreateBackend(string name) => name switch
+    /// <summary>
+    /// The backend named by --backend, or a clear error when it is not available. auto tries CUDA and, when it
+    /// cannot start, says why on one line of <paramref name="error"/> and uses the CPU.
+    /// </summary>
+    public static IBackend CreateBackend(string name, TextWriter error)
     {
-        "auto" or "cpu" => new CpuBackend(),
-        "cuda" => throw new RadladsException(
-            "--backend cuda: the CUDA backend is not part of this build yet (it is planned: hand-written kernels compiled by NVRTC); use --backend cpu"),
-        "ilgpu" => throw new RadladsException(
-            "--backend ilgpu: the ILGPU backend is not part of this build yet; use --backend cpu"),
-        _ => throw new RadladsException($"--backend must be auto, cpu, cuda or ilgpu, got '{name}'"),
-    };
+        switch (name)
+        {
+            case "cpu":
+                return new CpuBackend();
+            case "cuda":
+                try
+                {
+                    return new CudaBackend();
+                }
+                catch (RadladsException e)
+                {
+                    throw new RadladsException("--backend cuda: " + e.Message, e);
+                }
+
+            case "auto":
+                try
+                {
+                    return new CudaBackend();
+                }
+                catch (RadladsException e)
+                {
+                    error.WriteLine($"{AutoNotePrefix}{e.Message.Split('\n')[0].TrimEnd()}; using the CPU backend");
+                    return new CpuBackend();
+                }
+
+            case "ilgpu":
+                throw new RadladsException("--backend ilgpu: the ILGPU backend is not part of this build yet; use --backend cpu or cuda");
+            default:
+                throw new RadladsException($"--backend must be auto, cpu, cuda or ilgpu, got '{name}'");
+        }
+    }
+
+    /// <summary>How the one line that --backend auto prints when it falls back to the CPU begins.</summary>
+    public const string AutoNotePrefix = "note: --backend auto: ";
 
     /// <summary>Text from --text or --file (read as strict UTF-8, byte for byte; a BOM is kept as U+FEFF).</summary>
     public static string ReadText(string? text, FileInfo? file, string command)

@@ -50,7 +50,8 @@ internal static class GenerateCommand
             options.Validate();
             string directory = parse.GetValue(model)!;
             var tokenizer = QwenTokenizer.FromDirectory(directory);
-            using var lm = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile)));
+            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error);
+            using var lm = CausalLM.Load(directory, device);
             options = options with { StopTokens = Generator.DefaultStopTokens(lm, tokenizer) };
             string text = parse.GetValue(prompt)!;
             bool isChat = parse.GetValue(chat);

@@ -49,7 +49,8 @@ internal static class ScoreCommand
                     throw new RadladsException("score: --dump-logits works with --text, --file or --tokens, not with --token-file");
                 }
 
-                using var windowed = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile)));
+                using var windowedDevice = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error);
+                using var windowed = CausalLM.Load(directory, windowedDevice);
                 ScoreWindows(io, windowed, corpus, parse.GetValue(window), parse.GetValue(maxWindows));
                 CommonOptions.ReportProfile(windowed.Backend, io.Error);
                 return 0;
@@ -76,7 +77,8 @@ internal static class ScoreCommand
                 throw new RadladsException("score: the input has no tokens");
             }
 
-            using var lm = CausalLM.Load(directory, CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile)));
+            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error);
+            using var lm = CausalLM.Load(directory, device);
             int vocab = lm.Config.VocabSize;
             var logits = new float[(long)ids.Length * vocab];
             using (var state = lm.CreateState())

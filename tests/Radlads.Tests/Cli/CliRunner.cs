@@ -15,7 +15,9 @@ public static class CliRunner
     public static string AssertUserError((int Exit, string Output, string Error) result)
     {
         Assert.Equal(1, result.Exit);
-        var lines = result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        // --backend auto may add one line saying why it fell back to the CPU; the error is the other line.
+        var lines = result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Where(l => !l.StartsWith(Radlads.Cli.CommonOptions.AutoNotePrefix, StringComparison.Ordinal)).ToArray();
         Assert.Single(lines);
         Assert.StartsWith("error: ", lines[0], StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", result.Error, StringComparison.Ordinal);

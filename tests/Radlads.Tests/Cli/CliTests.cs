@@ -119,7 +119,7 @@ public sealed class CliTests
         var path = Path.Combine(Path.GetTempPath(), $"radlads-logits-{Guid.NewGuid():N}.npy");
         try
         {
-            var (exit, _, error) = CliRunner.Run("score", "--model", Dir("rwkv6"), "--tokens", string.Join(",", tokens), "--dump-logits", path);
+            var (exit, _, error) = CliRunner.Run("score", "--model", Dir("rwkv6"), "--tokens", string.Join(",", tokens), "--dump-logits", path, "--backend", "cpu");
             Assert.True(exit == 0, error);
             var (values, shape) = Npy.ReadFloat64(path);
             Assert.Equal([tokens.Length, 400], shape);
@@ -149,7 +149,6 @@ public sealed class CliTests
     [InlineData("score", "--model", "{rwkv7}", "--tokens", "1,999", "outside the model's vocabulary")]
     [InlineData("score", "--model", "{rwkv7}", "--text", "a", "exactly one of --text, --file, --tokens or --token-file")]
     [InlineData("generate", "--model", "{rwkv7}", "--top-p", "1.5", "--top-p")]
-    [InlineData("generate", "--model", "{rwkv7}", "--backend", "cuda", "--backend cuda")]
     [InlineData("info", "--model", "/nonexistent/model", "", "", "does not exist")]
     public void UserErrorsAreOneLine(string command, string o1, string v1, string o2, string v2, string expected)
     {
@@ -168,6 +167,46 @@ public sealed class CliTests
 
         var line = CliRunner.AssertUserError(CliRunner.Run([.. args]));
         Assert.Contains(expected, line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BackendCudaRunsOrSaysWhatIsMissing()
+    {
+        string[] score = ["score", "--model", Dir("rwkv7"), "--tokens", "1,5,9,30,200,7,7,12"];
+        var result = CliRunner.Run([.. score, "--backend", "cuda"]);
+        if (CudaAvailability.Unavailable is not null)
+        {
+            var line = CliRunner.AssertUserError(result);
+            Assert.Contains("--backend cuda: CUDA is not available: ", line, StringComparison.Ordinal);
+            return;
+        }
+
+        Assert.True(result.Exit == 0, result.Error);
+        var cpu = CliRunner.Run([.. score, "--backend", "cpu"]);
+        Assert.Equal(0, cpu.Exit);
+        static double Perplexity(string output) =>
+            double.Parse(output[(output.LastIndexOf("perplexity: ", StringComparison.Ordinal) + 12)..].Trim(), CultureInfo.InvariantCulture);
+        double expected = Perplexity(cpu.Output);
+        double actual = Perplexity(result.Output);
+        Assert.True(Math.Abs(actual - expected) <= Tolerances.BackendPerplexityRelative * expected, $"perplexity {actual} on CUDA, {expected} on the CPU");
+    }
+
+    [Fact]
+    public void BackendAutoSaysWhyItUsesTheCpu()
+    {
+        var result = CliRunner.Run("score", "--model", Dir("rwkv7"), "--tokens", "1,5,9");
+        Assert.True(result.Exit == 0, result.Error);
+        var notes = result.Error.Split('\n').Where(l => l.StartsWith(Radlads.Cli.CommonOptions.AutoNotePrefix, StringComparison.Ordinal)).ToArray();
+        if (CudaAvailability.Unavailable is not null)
+        {
+            Assert.Single(notes);
+            Assert.Contains("CUDA is not available", notes[0], StringComparison.Ordinal);
+            Assert.EndsWith("using the CPU backend", notes[0].TrimEnd(), StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Empty(notes);
+        }
     }
 
     [Fact]
@@ -225,7 +264,7 @@ public sealed class CliTests
     [Fact]
     public void GreedyGenerateIsTheArgmaxChainAndReportsTokensPerSecond()
     {
-        var (exit, output, error) = CliRunner.Run("generate", "--model", Dir("rwkv7"), "--prompt", "The river", "--temperature", "0", "--max-tokens", "12");
+        var (exit, output, error) = CliRunner.Run("generate", "--model", Dir("rwkv7"), "--prompt", "The river", "--temperature", "0", "--max-tokens", "12", "--backend", "cpu");
         Assert.True(exit == 0, error);
         Assert.Contains("tokens/s", error, StringComparison.Ordinal);
 

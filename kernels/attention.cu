@@ -1,0 +1,130 @@
+// Qwen2 attention pieces: Rope, RepeatKv, Attention. fp32.
+#include "common.cuh"
+
+// Rotate-half RoPE in place on x [T, heads·N]; one thread per (t, head, pair). Angles in float64, as the CPU
+// reference computes them, then rounded to fp32.
+extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int start, float theta)
+{
+    int half = n / 2;
+    GRID_STRIDE(idx, (i64)tokens * heads * half)
+    {
+        int i = (int)(idx % half);
+        i64 th = idx / half;
+        int h = (int)(th % heads);
+        i64 t = th / heads;
+        double inverse = pow((double)theta, -2.0 * i / n);
+        double s, c;
+        sincos((double)(start + t) * inverse, &s, &c);
+        float cf = (float)c, sf = (float)s;
+        float* v = x + t * heads * n + (i64)h * n;
+        float a = v[i], b = v[i + half];
+        v[i] = a * cf - b * sf;
+        v[i + half] = b * cf + a * sf;
+    }
+}
+
+// y head h = x head ⌊h / groups⌋. x [T, KVH·N], y [T, KVH·groups·N].
+extern "C" __global__ void repeat_kv_f32(const float* x, int tokens, int kv_heads, int n, int groups, float* y)
+{
+    int heads = kv_heads * groups;
+    GRID_STRIDE(idx, (i64)tokens * heads * n)
+    {
+        int i = (int)(idx % n);
+        i64 r = idx / n;
+        int h = (int)(r % heads);
+        i64 t = r / heads;
+        y[idx] = x[t * kv_heads * n + (i64)(h / groups) * n + i];
+    }
+}
+
+#define ATT_WARPS 4
+#define ATT_MAX_PER_LANE 8 // head dim ≤ 256
+
+// Causal attention of one query row against the KV cache: one block per (head, query row), four warps that
+// take every fourth key with an online softmax each, merged at the end. q [T, H·N]; caches [S, KVH·N].
+extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_f32(const float* q, const float* k_cache,
+    const float* v_cache, int heads, int kv_heads, int n, int start, float scale, float* y)
+{
+    __shared__ float warp_max[ATT_WARPS];
+    __shared__ float warp_sum_[ATT_WARPS];
+    __shared__ float warp_acc[ATT_WARPS][ATT_MAX_PER_LANE * 32];
+    int h = blockIdx.x;
+    int t = blockIdx.y;
+    int kvh = h / (heads / kv_heads);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int length = start + t + 1;
+    i64 kv_width = (i64)kv_heads * n;
+    const float* qh = q + (i64)t * heads * n + (i64)h * n;
+    float qr[ATT_MAX_PER_LANE];
+    float acc[ATT_MAX_PER_LANE];
+#pragma unroll
+    for (int d = 0; d < ATT_MAX_PER_LANE; d++)
+    {
+        int i = lane + 32 * d;
+        qr[d] = i < n ? qh[i] : 0.f;
+        acc[d] = 0.f;
+    }
+
+    float m = neg_infinity();
+    float l = 0.f;
+    for (int j = warp; j < length; j += ATT_WARPS)
+    {
+        const float* kj = k_cache + j * kv_width + (i64)kvh * n;
+        const float* vj = v_cache + j * kv_width + (i64)kvh * n;
+        float s = 0.f;
+#pragma unroll
+        for (int d = 0; d < ATT_MAX_PER_LANE; d++)
+        {
+            int i = lane + 32 * d;
+            if (i < n) s = fmaf(qr[d], kj[i], s);
+        }
+
+        s = warp_sum(s) * scale;
+        float next = fmaxf(m, s);
+        float correction = expf(m - next);
+        float p = expf(s - next);
+        l = l * correction + p;
+#pragma unroll
+        for (int d = 0; d < ATT_MAX_PER_LANE; d++)
+        {
+            int i = lane + 32 * d;
+            if (i < n) acc[d] = acc[d] * correction + p * vj[i];
+        }
+
+        m = next;
+    }
+
+    if (lane == 0)
+    {
+        warp_max[warp] = m;
+        warp_sum_[warp] = l;
+    }
+
+#pragma unroll
+    for (int d = 0; d < ATT_MAX_PER_LANE; d++)
+    {
+        int i = lane + 32 * d;
+        if (i < n) warp_acc[warp][i] = acc[d];
+    }
+
+    __syncthreads();
+    if (warp != 0) return;
+    float top = warp_max[0];
+    for (int w = 1; w < ATT_WARPS; w++) top = fmaxf(top, warp_max[w]);
+    float total = 0.f;
+    float weight[ATT_WARPS];
+    for (int w = 0; w < ATT_WARPS; w++)
+    {
+        // A warp that saw no key has m = −∞ and weight 0.
+        weight[w] = expf(warp_max[w] - top);
+        total += warp_sum_[w] * weight[w];
+    }
+
+    float* yh = y + (i64)t * heads * n + (i64)h * n;
+    for (int i = lane; i < n; i += 32)
+    {
+        float o = 0.f;
+        for (int w = 0; w < ATT_WARPS; w++) o += warp_acc[w][i] * weight[w];
+        yh[i] = o / total;
+    }
+}

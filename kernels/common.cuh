@@ -1,0 +1,71 @@
+// Shared by every kernel file (served to `#include "common.cuh"` by the host, not read from disk).
+// No CUDA headers are included: NVRTC's builtins give the intrinsics used here, and bf16/f16 are converted
+// from their bits, so these files compile with any NVRTC from 11.2 on without an include path.
+#pragma once
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef long long i64;
+
+// Radlads.Checkpoints.DType codes.
+#define DT_F32 0
+#define DT_F16 1
+#define DT_BF16 2
+
+// A grid-stride loop over [0, n).
+#define GRID_STRIDE(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)blockDim.x * gridDim.x)
+
+__device__ __forceinline__ float bf16_to_float(u16 b) { return __uint_as_float(((u32)b) << 16); }
+
+__device__ __forceinline__ float f16_to_float(u16 h)
+{
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+// Element i of a weight stored as DT, as fp32.
+template <int DT>
+__device__ __forceinline__ float load_w(const void* p, i64 i)
+{
+    if (DT == DT_BF16) return bf16_to_float(((const u16*)p)[i]);
+    if (DT == DT_F16) return f16_to_float(((const u16*)p)[i]);
+    return ((const float*)p)[i];
+}
+
+// Element i of a parameter of any dtype (the dtype is the same for the whole launch, so the branch is uniform).
+__device__ __forceinline__ float load_any(const void* p, int dtype, i64 i)
+{
+    if (dtype == DT_BF16) return load_w<DT_BF16>(p, i);
+    if (dtype == DT_F16) return load_w<DT_F16>(p, i);
+    return load_w<DT_F32>(p, i);
+}
+
+__device__ __forceinline__ float sigmoid_(float x) { return 1.f / (1.f + expf(-x)); }
+
+__device__ __forceinline__ float neg_infinity() { return __int_as_float(0xff800000); }
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32). scratch: 32 floats of shared memory.
+__device__ __forceinline__ float block_sum(float v, float* scratch)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    if (warp == 0)
+    {
+        int warps = (blockDim.x + 31) >> 5;
+        v = lane < warps ? scratch[lane] : 0.f;
+        v = warp_sum(v);
+        if (lane == 0) scratch[0] = v;
+    }
+    __syncthreads();
+    return scratch[0];
+}

@@ -1,0 +1,98 @@
+// RAD-RWKV7: Rwkv7Decay, Rwkv7Keys, Rwkv7ValueResidual and the Wkv7 (generalised delta rule) recurrence.
+#include "common.cuh"
+
+// w = exp(scale · σ(w0 + z)), scale = −e^−0.5 passed from the host as the CPU rounds it.
+extern "C" __global__ void rwkv7_decay_f32(const float* z, const void* w0, int w0_dtype, float scale, float* w, i64 n, int a)
+{
+    GRID_STRIDE(i, n) w[i] = expf(sigmoid_(z[i] + load_any(w0, w0_dtype, i % a)) * scale);
+}
+
+// One warp per (token, head): κ = normalize(k or k ⊙ k_k) with eps 1e-12, removal = −κ, replacement = κ ⊙ a,
+// k̃ = k ⊙ (1 − w + a) (balanced) or k ⊙ (1 + (a − 1) ⊙ k_a) (stock).
+extern "C" __global__ void rwkv7_keys_f32(const float* k, const float* w, const float* a, const void* key_scale, int key_scale_dtype,
+    const void* iclr_mix, int iclr_mix_dtype, int tokens, int width, int n, int balanced,
+    float* removal, float* replacement, float* k_tilde)
+{
+    i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    int heads = width / n;
+    if (item >= (i64)tokens * heads) return;
+    int h = (int)(item % heads);
+    i64 o = item * n;
+    float sum = 0.f;
+    for (int i = lane; i < n; i += 32)
+    {
+        float kappa = balanced ? k[o + i] : k[o + i] * load_any(key_scale, key_scale_dtype, (i64)h * n + i);
+        sum = fmaf(kappa, kappa, sum);
+    }
+
+    float inv = 1.f / fmaxf(sqrtf(warp_sum(sum)), 1e-12f);
+    for (int i = lane; i < n; i += 32)
+    {
+        i64 p = o + i;
+        float kj = k[p];
+        float ai = a[p];
+        float kappa = (balanced ? kj : kj * load_any(key_scale, key_scale_dtype, (i64)h * n + i)) * inv;
+        k_tilde[p] = balanced ? kj * (1.f - w[p] + ai) : kj * (1.f + (ai - 1.f) * load_any(iclr_mix, iclr_mix_dtype, (i64)h * n + i));
+        removal[p] = -kappa;
+        replacement[p] = kappa * ai;
+    }
+}
+
+extern "C" __global__ void rwkv7_value_residual_f32(const float* v, const float* v_first, const float* nu, float* y, i64 n)
+{
+    GRID_STRIDE(i, n)
+    {
+        float vi = v[i];
+        y[i] = vi + (v_first[i] - vi) * nu[i];
+    }
+}
+
+// Generalised delta rule, state S [H, N_v, N_k] value-major. One block per head, one thread per value row i,
+// which owns S[i, :] in shared memory (rows padded to N + 1 floats against bank conflicts):
+// sa = Σ_j a_j S[i,j]; S[i,j] ← S[i,j]·w_j + k_j·v_i + sa·b_j; y_i = Σ_j S[i,j]·r_j.
+// Dynamic shared memory: (N·(N + 1) + 5N) floats. y must not alias the inputs.
+extern "C" __global__ void wkv7_f32(const float* r, const float* w, const float* k, const float* v, const float* a, const float* b,
+    float* state, int tokens, int heads, int n, float* y)
+{
+    extern __shared__ float shared[];
+    int pitch = n + 1;
+    float* s = shared;
+    float* rs = s + n * pitch;
+    float* ws = rs + n;
+    float* ks = ws + n;
+    float* as = ks + n;
+    float* bs = as + n;
+    int h = blockIdx.x;
+    int i = threadIdx.x;
+    float* sg = state + (i64)h * n * n;
+    for (int e = i; e < n * n; e += n) s[(e / n) * pitch + e % n] = sg[e];
+    __syncthreads();
+    float* row = s + i * pitch;
+    i64 width = (i64)heads * n;
+    for (int t = 0; t < tokens; t++)
+    {
+        i64 o = t * width + (i64)h * n + i;
+        rs[i] = r[o];
+        ws[i] = w[o];
+        ks[i] = k[o];
+        as[i] = a[o];
+        bs[i] = b[o];
+        float vi = v[o];
+        __syncthreads();
+        float sa = 0.f;
+        for (int j = 0; j < n; j++) sa = fmaf(as[j], row[j], sa);
+        float acc = 0.f;
+        for (int j = 0; j < n; j++)
+        {
+            float value = fmaf(bs[j], sa, fmaf(ks[j], vi, row[j] * ws[j]));
+            row[j] = value;
+            acc = fmaf(value, rs[j], acc);
+        }
+
+        y[o] = acc;
+        __syncthreads();
+    }
+
+    for (int e = i; e < n * n; e += n) sg[e] = s[(e / n) * pitch + e % n];
+}

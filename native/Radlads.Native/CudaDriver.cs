@@ -1,0 +1,359 @@
+using System.Runtime.InteropServices;
+
+namespace Radlads.Native;
+
+/// <summary>CUdevice_attribute values used here (cuda.h).</summary>
+public enum DeviceAttribute
+{
+    MaxThreadsPerBlock = 1,
+    MaxSharedMemoryPerBlock = 8,
+    WarpSize = 10,
+    MultiprocessorCount = 16,
+    ComputeCapabilityMajor = 75,
+    ComputeCapabilityMinor = 76,
+    MaxSharedMemoryPerBlockOptin = 97,
+}
+
+/// <summary>CUfunction_attribute values used here (cuda.h).</summary>
+public enum FunctionAttribute
+{
+    MaxThreadsPerBlock = 0,
+    SharedSizeBytes = 1,
+    NumRegisters = 4,
+    MaxDynamicSharedSizeBytes = 8,
+}
+
+/// <summary>
+/// The CUDA driver API (libcuda), loaded at run time through <see cref="LibraryProbe"/> with every entry point
+/// bound as an unmanaged function pointer. Every wrapper checks the CUresult and throws
+/// <see cref="CudaException"/> naming the call and the error. One instance per process (<see cref="Instance"/>);
+/// <c>cuInit</c> runs once when it is created.
+/// </summary>
+public sealed unsafe class CudaDriver
+{
+    private const int Success = 0;
+
+    private static readonly Lazy<CudaDriver> Shared = new(() => new CudaDriver(), LazyThreadSafetyMode.ExecutionAndPublication);
+
+    private readonly delegate* unmanaged<uint, int> cuInit;
+    private readonly delegate* unmanaged<int*, int> cuDriverGetVersion;
+    private readonly delegate* unmanaged<int*, int> cuDeviceGetCount;
+    private readonly delegate* unmanaged<int*, int, int> cuDeviceGet;
+    private readonly delegate* unmanaged<byte*, int, int, int> cuDeviceGetName;
+    private readonly delegate* unmanaged<int*, int, int, int> cuDeviceGetAttribute;
+    private readonly delegate* unmanaged<nuint*, int, int> cuDeviceTotalMem;
+    private readonly delegate* unmanaged<nint*, int, int> cuDevicePrimaryCtxRetain;
+    private readonly delegate* unmanaged<int, int> cuDevicePrimaryCtxRelease;
+    private readonly delegate* unmanaged<nint, int> cuCtxSetCurrent;
+    private readonly delegate* unmanaged<nint*, int> cuCtxGetCurrent;
+    private readonly delegate* unmanaged<int> cuCtxSynchronize;
+    private readonly delegate* unmanaged<ulong*, nuint, int> cuMemAlloc;
+    private readonly delegate* unmanaged<ulong, int> cuMemFree;
+    private readonly delegate* unmanaged<nuint*, nuint*, int> cuMemGetInfo;
+    private readonly delegate* unmanaged<ulong, void*, nuint, int> cuMemcpyHtoD;
+    private readonly delegate* unmanaged<void*, ulong, nuint, int> cuMemcpyDtoH;
+    private readonly delegate* unmanaged<ulong, void*, nuint, nint, int> cuMemcpyHtoDAsync;
+    private readonly delegate* unmanaged<void*, ulong, nuint, nint, int> cuMemcpyDtoHAsync;
+    private readonly delegate* unmanaged<ulong, ulong, nuint, nint, int> cuMemcpyDtoDAsync;
+    private readonly delegate* unmanaged<ulong, uint, nuint, nint, int> cuMemsetD32Async;
+    private readonly delegate* unmanaged<nint*, uint, int> cuStreamCreate;
+    private readonly delegate* unmanaged<nint, int> cuStreamDestroy;
+    private readonly delegate* unmanaged<nint, int> cuStreamSynchronize;
+    private readonly delegate* unmanaged<nint*, uint, int> cuEventCreate;
+    private readonly delegate* unmanaged<nint, int> cuEventDestroy;
+    private readonly delegate* unmanaged<nint, nint, int> cuEventRecord;
+    private readonly delegate* unmanaged<nint, int> cuEventSynchronize;
+    private readonly delegate* unmanaged<float*, nint, nint, int> cuEventElapsedTime;
+    private readonly delegate* unmanaged<nint*, void*, int> cuModuleLoadData;
+    private readonly delegate* unmanaged<nint, int> cuModuleUnload;
+    private readonly delegate* unmanaged<nint*, nint, byte*, int> cuModuleGetFunction;
+    private readonly delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int> cuLaunchKernel;
+    private readonly delegate* unmanaged<nint, int, int, int> cuFuncSetAttribute;
+    private readonly delegate* unmanaged<int*, int, nint, int> cuFuncGetAttribute;
+    private readonly delegate* unmanaged<int, byte**, int> cuGetErrorName;
+    private readonly delegate* unmanaged<int, byte**, int> cuGetErrorString;
+
+    private CudaDriver()
+    {
+        if (!LibraryProbe.TryLoad(LibraryProbe.DriverCandidates(), out var library, out var name, out var tried))
+        {
+            throw new CudaUnavailableException(
+                $"the CUDA driver library was not found (tried {tried}); install the NVIDIA driver or set RADLADS_CUDA_DRIVER to its path");
+        }
+
+        LibraryName = name;
+        nint Get(string symbol) => NativeLibrary.TryGetExport(library, symbol, out var p)
+            ? p
+            : throw new CudaUnavailableException($"{name} has no entry point {symbol}: the NVIDIA driver is too old for this build");
+
+        cuInit = (delegate* unmanaged<uint, int>)Get("cuInit");
+        cuDriverGetVersion = (delegate* unmanaged<int*, int>)Get("cuDriverGetVersion");
+        cuDeviceGetCount = (delegate* unmanaged<int*, int>)Get("cuDeviceGetCount");
+        cuDeviceGet = (delegate* unmanaged<int*, int, int>)Get("cuDeviceGet");
+        cuDeviceGetName = (delegate* unmanaged<byte*, int, int, int>)Get("cuDeviceGetName");
+        cuDeviceGetAttribute = (delegate* unmanaged<int*, int, int, int>)Get("cuDeviceGetAttribute");
+        cuDeviceTotalMem = (delegate* unmanaged<nuint*, int, int>)Get("cuDeviceTotalMem_v2");
+        cuDevicePrimaryCtxRetain = (delegate* unmanaged<nint*, int, int>)Get("cuDevicePrimaryCtxRetain");
+        cuDevicePrimaryCtxRelease = (delegate* unmanaged<int, int>)Get("cuDevicePrimaryCtxRelease_v2");
+        cuCtxSetCurrent = (delegate* unmanaged<nint, int>)Get("cuCtxSetCurrent");
+        cuCtxGetCurrent = (delegate* unmanaged<nint*, int>)Get("cuCtxGetCurrent");
+        cuCtxSynchronize = (delegate* unmanaged<int>)Get("cuCtxSynchronize");
+        cuMemAlloc = (delegate* unmanaged<ulong*, nuint, int>)Get("cuMemAlloc_v2");
+        cuMemFree = (delegate* unmanaged<ulong, int>)Get("cuMemFree_v2");
+        cuMemGetInfo = (delegate* unmanaged<nuint*, nuint*, int>)Get("cuMemGetInfo_v2");
+        cuMemcpyHtoD = (delegate* unmanaged<ulong, void*, nuint, int>)Get("cuMemcpyHtoD_v2");
+        cuMemcpyDtoH = (delegate* unmanaged<void*, ulong, nuint, int>)Get("cuMemcpyDtoH_v2");
+        cuMemcpyHtoDAsync = (delegate* unmanaged<ulong, void*, nuint, nint, int>)Get("cuMemcpyHtoDAsync_v2");
+        cuMemcpyDtoHAsync = (delegate* unmanaged<void*, ulong, nuint, nint, int>)Get("cuMemcpyDtoHAsync_v2");
+        cuMemcpyDtoDAsync = (delegate* unmanaged<ulong, ulong, nuint, nint, int>)Get("cuMemcpyDtoDAsync_v2");
+        cuMemsetD32Async = (delegate* unmanaged<ulong, uint, nuint, nint, int>)Get("cuMemsetD32Async");
+        cuStreamCreate = (delegate* unmanaged<nint*, uint, int>)Get("cuStreamCreate");
+        cuStreamDestroy = (delegate* unmanaged<nint, int>)Get("cuStreamDestroy_v2");
+        cuStreamSynchronize = (delegate* unmanaged<nint, int>)Get("cuStreamSynchronize");
+        cuEventCreate = (delegate* unmanaged<nint*, uint, int>)Get("cuEventCreate");
+        cuEventDestroy = (delegate* unmanaged<nint, int>)Get("cuEventDestroy_v2");
+        cuEventRecord = (delegate* unmanaged<nint, nint, int>)Get("cuEventRecord");
+        cuEventSynchronize = (delegate* unmanaged<nint, int>)Get("cuEventSynchronize");
+        cuEventElapsedTime = (delegate* unmanaged<float*, nint, nint, int>)Get("cuEventElapsedTime");
+        cuModuleLoadData = (delegate* unmanaged<nint*, void*, int>)Get("cuModuleLoadData");
+        cuModuleUnload = (delegate* unmanaged<nint, int>)Get("cuModuleUnload");
+        cuModuleGetFunction = (delegate* unmanaged<nint*, nint, byte*, int>)Get("cuModuleGetFunction");
+        cuLaunchKernel = (delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int>)Get("cuLaunchKernel");
+        cuFuncSetAttribute = (delegate* unmanaged<nint, int, int, int>)Get("cuFuncSetAttribute");
+        cuFuncGetAttribute = (delegate* unmanaged<int*, int, nint, int>)Get("cuFuncGetAttribute");
+        cuGetErrorName = (delegate* unmanaged<int, byte**, int>)Get("cuGetErrorName");
+        cuGetErrorString = (delegate* unmanaged<int, byte**, int>)Get("cuGetErrorString");
+
+        int result = cuInit(0);
+        if (result != Success)
+        {
+            throw new CudaUnavailableException($"cuInit failed: {ErrorName(result)} ({result}): {ErrorText(result)} (driver library {name})");
+        }
+
+        int version;
+        Check(cuDriverGetVersion(&version), "cuDriverGetVersion");
+        DriverVersion = version;
+        int count;
+        Check(cuDeviceGetCount(&count), "cuDeviceGetCount");
+        DeviceCount = count;
+    }
+
+    /// <summary>
+    /// The process-wide driver, initialised on first use. Throws <see cref="CudaUnavailableException"/> when the
+    /// library is missing or cuInit fails (the same exception on every call).
+    /// </summary>
+    public static CudaDriver Instance => Shared.Value;
+
+    /// <summary>The library file that was loaded, e.g. <c>libcuda.so.1</c>.</summary>
+    public string LibraryName { get; }
+
+    /// <summary>1000·major + 10·minor, e.g. 13000 for CUDA 13.0.</summary>
+    public int DriverVersion { get; }
+
+    public string DriverVersionText => $"{DriverVersion / 1000}.{DriverVersion % 1000 / 10}";
+
+    public int DeviceCount { get; }
+
+    // ---- errors ----
+
+    public string ErrorName(int result)
+    {
+        byte* text = null;
+        return cuGetErrorName(result, &text) == Success && text != null ? Marshal.PtrToStringUTF8((nint)text) ?? "?" : $"CUresult {result}";
+    }
+
+    public string ErrorText(int result)
+    {
+        byte* text = null;
+        return cuGetErrorString(result, &text) == Success && text != null ? Marshal.PtrToStringUTF8((nint)text) ?? "?" : "unknown error";
+    }
+
+    /// <summary>Throws <see cref="CudaException"/> naming <paramref name="call"/> unless <paramref name="result"/> is CUDA_SUCCESS.</summary>
+    public void Check(int result, string call)
+    {
+        if (result != Success)
+        {
+            throw new CudaException(call, result, ErrorName(result), ErrorText(result));
+        }
+    }
+
+    // ---- devices and contexts ----
+
+    public int Device(int ordinal)
+    {
+        int device;
+        Check(cuDeviceGet(&device, ordinal), "cuDeviceGet");
+        return device;
+    }
+
+    public string DeviceName(int device)
+    {
+        byte* name = stackalloc byte[256];
+        Check(cuDeviceGetName(name, 256, device), "cuDeviceGetName");
+        return Marshal.PtrToStringUTF8((nint)name) ?? "";
+    }
+
+    public int GetAttribute(int device, DeviceAttribute attribute)
+    {
+        int value;
+        Check(cuDeviceGetAttribute(&value, (int)attribute, device), "cuDeviceGetAttribute");
+        return value;
+    }
+
+    public long TotalMemory(int device)
+    {
+        nuint bytes;
+        Check(cuDeviceTotalMem(&bytes, device), "cuDeviceTotalMem_v2");
+        return (long)bytes;
+    }
+
+    public nint PrimaryContextRetain(int device)
+    {
+        nint context;
+        Check(cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
+        return context;
+    }
+
+    public int PrimaryContextRelease(int device) => cuDevicePrimaryCtxRelease(device);
+
+    public void SetCurrentContext(nint context) => Check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+
+    /// <summary>cuCtxSetCurrent, returning the CUresult (release paths must not throw).</summary>
+    public int TrySetCurrentContext(nint context) => cuCtxSetCurrent(context);
+
+    public nint CurrentContext()
+    {
+        nint context;
+        Check(cuCtxGetCurrent(&context), "cuCtxGetCurrent");
+        return context;
+    }
+
+    public void Synchronize() => Check(cuCtxSynchronize(), "cuCtxSynchronize");
+
+    // ---- memory ----
+
+    public ulong Allocate(long bytes)
+    {
+        ulong pointer;
+        Check(cuMemAlloc(&pointer, (nuint)Math.Max(bytes, 1)), "cuMemAlloc_v2");
+        return pointer;
+    }
+
+    /// <summary>cuMemFree_v2, returning the CUresult (release paths must not throw).</summary>
+    public int Free(ulong pointer) => cuMemFree(pointer);
+
+    /// <summary>Free and total bytes of the current context's device.</summary>
+    public (long Free, long Total) MemoryInfo()
+    {
+        nuint free, total;
+        Check(cuMemGetInfo(&free, &total), "cuMemGetInfo_v2");
+        return ((long)free, (long)total);
+    }
+
+    public void CopyHostToDevice(ulong destination, void* source, long bytes) =>
+        Check(cuMemcpyHtoD(destination, source, (nuint)bytes), "cuMemcpyHtoD_v2");
+
+    public void CopyDeviceToHost(void* destination, ulong source, long bytes) =>
+        Check(cuMemcpyDtoH(destination, source, (nuint)bytes), "cuMemcpyDtoH_v2");
+
+    public void CopyHostToDeviceAsync(ulong destination, void* source, long bytes, nint stream) =>
+        Check(cuMemcpyHtoDAsync(destination, source, (nuint)bytes, stream), "cuMemcpyHtoDAsync_v2");
+
+    public void CopyDeviceToHostAsync(void* destination, ulong source, long bytes, nint stream) =>
+        Check(cuMemcpyDtoHAsync(destination, source, (nuint)bytes, stream), "cuMemcpyDtoHAsync_v2");
+
+    public void CopyDeviceToDeviceAsync(ulong destination, ulong source, long bytes, nint stream) =>
+        Check(cuMemcpyDtoDAsync(destination, source, (nuint)bytes, stream), "cuMemcpyDtoDAsync_v2");
+
+    public void SetAsync(ulong destination, uint value, long count32, nint stream) =>
+        Check(cuMemsetD32Async(destination, value, (nuint)count32, stream), "cuMemsetD32Async");
+
+    // ---- streams and events ----
+
+    /// <summary>A stream that does not synchronise with the legacy default stream (CU_STREAM_NON_BLOCKING).</summary>
+    public nint CreateStream()
+    {
+        nint stream;
+        Check(cuStreamCreate(&stream, 1), "cuStreamCreate");
+        return stream;
+    }
+
+    public int DestroyStream(nint stream) => cuStreamDestroy(stream);
+
+    public void SynchronizeStream(nint stream) => Check(cuStreamSynchronize(stream), "cuStreamSynchronize");
+
+    public nint CreateEvent()
+    {
+        nint ev;
+        Check(cuEventCreate(&ev, 0), "cuEventCreate");
+        return ev;
+    }
+
+    public int DestroyEvent(nint ev) => cuEventDestroy(ev);
+
+    public void RecordEvent(nint ev, nint stream) => Check(cuEventRecord(ev, stream), "cuEventRecord");
+
+    public void SynchronizeEvent(nint ev) => Check(cuEventSynchronize(ev), "cuEventSynchronize");
+
+    public float ElapsedMilliseconds(nint start, nint end)
+    {
+        float ms;
+        Check(cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime");
+        return ms;
+    }
+
+    // ---- modules and launches ----
+
+    public nint LoadModule(ReadOnlySpan<byte> image)
+    {
+        nint module;
+        fixed (byte* p = image)
+        {
+            Check(cuModuleLoadData(&module, p), "cuModuleLoadData");
+        }
+
+        return module;
+    }
+
+    public int UnloadModule(nint module) => cuModuleUnload(module);
+
+    public nint GetFunction(nint module, string name)
+    {
+        nint function;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(name + "\0");
+        fixed (byte* p = bytes)
+        {
+            int result = cuModuleGetFunction(&function, module, p);
+            if (result != Success)
+            {
+                throw new CudaException($"cuModuleGetFunction({name})", result, ErrorName(result), ErrorText(result));
+            }
+        }
+
+        return function;
+    }
+
+    public void SetFunctionAttribute(nint function, FunctionAttribute attribute, int value) =>
+        Check(cuFuncSetAttribute(function, (int)attribute, value), "cuFuncSetAttribute");
+
+    public int GetFunctionAttribute(nint function, FunctionAttribute attribute)
+    {
+        int value;
+        Check(cuFuncGetAttribute(&value, (int)attribute, function), "cuFuncGetAttribute");
+        return value;
+    }
+
+    /// <summary>
+    /// cuLaunchKernel with the kernel's arguments as an array of pointers to each argument value
+    /// (callers pass <c>stackalloc</c>'d pointers to unmanaged locals: no allocation per launch).
+    /// </summary>
+    public void Launch(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
+        uint sharedBytes, nint stream, void** arguments, string name)
+    {
+        int result = cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, stream, arguments, null);
+        if (result != Success)
+        {
+            throw new CudaException($"cuLaunchKernel({name})", result, ErrorName(result), ErrorText(result));
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using System.Runtime.InteropServices;
+
+namespace Radlads.Native;
+
+/// <summary>
+/// An allocation from cuMemAlloc, owned like a file handle: <see cref="SafeHandle.Dispose()"/> frees it at once
+/// (cuMemFree), and a finaliser frees it if nobody did. Callers that queued work on a stream synchronise that
+/// stream before disposing.
+/// </summary>
+public sealed class DeviceMemory : SafeHandle
+{
+    public DeviceMemory(CudaDevice device, long bytes)
+        : base(0, ownsHandle: true)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        Device = device;
+        device.MakeCurrent();
+        SetHandle((nint)device.Driver.Allocate(bytes));
+        Bytes = bytes;
+        device.Count(bytes);
+    }
+
+    public CudaDevice Device { get; }
+
+    public long Bytes { get; }
+
+    /// <summary>The CUdeviceptr.</summary>
+    public ulong Pointer => (ulong)handle;
+
+    public override bool IsInvalid => handle == 0;
+
+    protected override bool ReleaseHandle()
+    {
+        // Runs on the disposing thread or the finaliser thread: bind the context first. Never throws.
+        Device.Driver.TrySetCurrentContext(Device.Context);
+        int result = Device.Driver.Free((ulong)handle);
+        Device.Count(-Bytes);
+        return result == 0;
+    }
+}
+
+/// <summary>A CUDA stream (CU_STREAM_NON_BLOCKING), destroyed on dispose.</summary>
+public sealed class CudaStream : SafeHandle
+{
+    public CudaStream(CudaDevice device)
+        : base(0, ownsHandle: true)
+    {
+        Device = device;
+        device.MakeCurrent();
+        SetHandle(device.Driver.CreateStream());
+    }
+
+    public CudaDevice Device { get; }
+
+    public nint Handle => handle;
+
+    public override bool IsInvalid => handle == 0;
+
+    public void Synchronize() => Device.Driver.SynchronizeStream(handle);
+
+    protected override bool ReleaseHandle()
+    {
+        Device.Driver.TrySetCurrentContext(Device.Context);
+        return Device.Driver.DestroyStream(handle) == 0;
+    }
+}
+
+/// <summary>A CUDA event for ordering and timing, destroyed on dispose.</summary>
+public sealed class CudaEvent : SafeHandle
+{
+    public CudaEvent(CudaDevice device)
+        : base(0, ownsHandle: true)
+    {
+        Device = device;
+        device.MakeCurrent();
+        SetHandle(device.Driver.CreateEvent());
+    }
+
+    public CudaDevice Device { get; }
+
+    public override bool IsInvalid => handle == 0;
+
+    public void Record(CudaStream stream) => Device.Driver.RecordEvent(handle, stream.Handle);
+
+    public void Synchronize() => Device.Driver.SynchronizeEvent(handle);
+
+    /// <summary>Milliseconds from <paramref name="start"/> to this event (both recorded and complete).</summary>
+    public float MillisecondsSince(CudaEvent start) => Device.Driver.ElapsedMilliseconds(start.handle, handle);
+
+    protected override bool ReleaseHandle()
+    {
+        Device.Driver.TrySetCurrentContext(Device.Context);
+        return Device.Driver.DestroyEvent(handle) == 0;
+    }
+}

@@ -1,0 +1,70 @@
+using Radlads.Ops;
+
+namespace Radlads.Cuda;
+
+internal sealed unsafe partial class CudaOps
+{
+    // attention.cu keeps up to 8 elements of a head per lane.
+    private const int MaxAttentionHeadDim = 256;
+
+    public void Rope(Tensor x, int heads, int headDim, int startPosition, float theta)
+    {
+        backend.Enter();
+        if (x.RowLength != heads * headDim || headDim % 2 != 0)
+        {
+            throw new ArgumentException($"Rope: {x.ShapeText} is not [T, {heads}·{headDim}] with an even head dim");
+        }
+
+        int tokens = x.RowCount;
+        ulong px = P(x);
+        void** a = stackalloc void*[] { &px, &tokens, &heads, &headDim, &startPosition, &theta };
+        Elementwise(K.Rope, "rope_f32", (long)tokens * heads * (headDim / 2), a);
+    }
+
+    public void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y)
+    {
+        backend.Enter();
+        if (x.RowLength != kvHeads * headDim || y.RowLength != kvHeads * groups * headDim || x.RowCount != y.RowCount)
+        {
+            throw new ArgumentException($"RepeatKv: x {x.ShapeText}, y {y.ShapeText} for {kvHeads} KV heads × {groups}");
+        }
+
+        int tokens = x.RowCount;
+        ulong px = P(x), py = P(y);
+        void** a = stackalloc void*[] { &px, &tokens, &kvHeads, &headDim, &groups, &py };
+        Elementwise(K.RepeatKv, "repeat_kv_f32", (long)tokens * kvHeads * groups * headDim, a);
+    }
+
+    public void Attention(Tensor q, Tensor kCache, Tensor vCache, int heads, int kvHeads, int headDim, int startPosition, Tensor y)
+    {
+        backend.Enter();
+        int tokens = q.RowCount;
+        int kvWidth = kvHeads * headDim;
+        int width = heads * headDim;
+        if (q.RowLength != width || kCache.RowLength != kvWidth || vCache.RowLength != kvWidth
+            || startPosition + tokens > kCache.RowCount || heads % kvHeads != 0)
+        {
+            throw new ArgumentException($"Attention: q {q.ShapeText}, cache {kCache.ShapeText}, start {startPosition}");
+        }
+
+        if (headDim > MaxAttentionHeadDim)
+        {
+            throw new NotSupportedException($"Attention: the CUDA kernel handles head dims up to {MaxAttentionHeadDim}, not {headDim}");
+        }
+
+        Fits(y, (long)tokens * width, nameof(Attention));
+        float scale = 1f / MathF.Sqrt(headDim);
+        ulong pk = P(kCache), pv = P(vCache), pq = 0, py = 0;
+        int start = 0;
+        void** a = stackalloc void*[] { &pq, &pk, &pv, &heads, &kvHeads, &headDim, &start, &scale, &py };
+        // gridDim.y is at most 65535: long prefills go in slices of query rows.
+        for (int first = 0; first < tokens; first += 65535)
+        {
+            int rows = Math.Min(65535, tokens - first);
+            pq = P(q) + ((ulong)first * (ulong)width * sizeof(float));
+            py = P(y) + ((ulong)first * (ulong)width * sizeof(float));
+            start = startPosition + first;
+            backend.Launch(K.Attention, "attention_f32", (uint)heads, (uint)rows, 128, 0, a);
+        }
+    }
+}

@@ -1,0 +1,93 @@
+using Radlads.Ops;
+
+namespace Radlads.Cuda;
+
+internal sealed unsafe partial class CudaOps
+{
+    // log w = −e^−0.5 · σ(z), rounded to fp32 as the CPU reference rounds it.
+    private static readonly float Rwkv7DecayScale = (float)-Math.Exp(-0.5);
+
+    public void Rwkv7Decay(Tensor z, Tensor w0, Tensor w)
+    {
+        backend.Enter();
+        int width = z.RowLength;
+        var (pb, bType) = Param(w0, width);
+        long n = z.ElementCount;
+        Fits(w, n, nameof(Rwkv7Decay));
+        ulong pz = P(z), pw = P(w);
+        float scale = Rwkv7DecayScale;
+        void** a = stackalloc void*[] { &pz, &pb, &bType, &scale, &pw, &n, &width };
+        Elementwise(K.Rwkv7Decay, "rwkv7_decay_f32", n, a);
+    }
+
+    public void Rwkv7Keys(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
+        Tensor removal, Tensor replacement, Tensor kTilde)
+    {
+        backend.Enter();
+        int width = k.RowLength;
+        if (headDim <= 0 || width % headDim != 0 || w.ElementCount != k.ElementCount || a.ElementCount != k.ElementCount)
+        {
+            throw new ArgumentException($"Rwkv7Keys: k {k.ShapeText}, w {w.ShapeText}, a {a.ShapeText}, head dim {headDim}");
+        }
+
+        if (!balanced && (keyScale is null || iclrMix is null))
+        {
+            throw new ArgumentException("Rwkv7Keys: stock keys need k_k and k_a");
+        }
+
+        var (pkk, kkType) = balanced ? (0UL, 0) : Param(keyScale!, width);
+        var (pka, kaType) = balanced ? (0UL, 0) : Param(iclrMix!, width);
+        long n = k.ElementCount;
+        Fits(removal, n, nameof(Rwkv7Keys));
+        Fits(replacement, n, nameof(Rwkv7Keys));
+        Fits(kTilde, n, nameof(Rwkv7Keys));
+        int tokens = k.RowCount;
+        long warps = (long)tokens * (width / headDim);
+        if (warps == 0)
+        {
+            return;
+        }
+
+        ulong pk = P(k), pw = P(w), pa = P(a), prem = P(removal), prep = P(replacement), pkt = P(kTilde);
+        int isBalanced = balanced ? 1 : 0;
+        void** args = stackalloc void*[] { &pk, &pw, &pa, &pkk, &kkType, &pka, &kaType, &tokens, &width, &headDim, &isBalanced, &prem, &prep, &pkt };
+        const uint block = 128;
+        backend.Launch(K.Rwkv7Keys, "rwkv7_keys_f32", (uint)((warps * 32 + block - 1) / block), 1, block, 0, args);
+    }
+
+    public void Rwkv7ValueResidual(Tensor v, Tensor vFirst, Tensor nu, Tensor y)
+    {
+        backend.Enter();
+        SameCount(v, vFirst, nameof(Rwkv7ValueResidual));
+        SameCount(v, nu, nameof(Rwkv7ValueResidual));
+        long n = v.ElementCount;
+        Fits(y, n, nameof(Rwkv7ValueResidual));
+        ulong pv = P(v), pf = P(vFirst), pn = P(nu), py = P(y);
+        void** a = stackalloc void*[] { &pv, &pf, &pn, &py, &n };
+        Elementwise(K.Rwkv7ValueResidual, "rwkv7_value_residual_f32", n, a);
+    }
+
+    public void Wkv7(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor state, Tensor y)
+    {
+        backend.Enter();
+        int width = r.RowLength;
+        int tokens = r.RowCount;
+        if (state.Shape.Length != 3 || state.Shape[1] != state.Shape[2] || state.Shape[0] * state.Shape[1] != width)
+        {
+            throw new ArgumentException($"Wkv7: state {state.ShapeText} does not match rows of {width}");
+        }
+
+        int heads = state.Shape[0];
+        int n = state.Shape[1];
+        RecurrenceInputs("Wkv7", tokens * (long)width, r, w, k, v, a, b, y);
+        uint shared = RecurrenceShared("Wkv7", n, ((long)n * (n + 1)) + (5L * n));
+        if (tokens == 0 || heads == 0)
+        {
+            return;
+        }
+
+        ulong pr = P(r), pw = P(w), pk = P(k), pv = P(v), pa = P(a), pb = P(b), ps = P(state), py = P(y);
+        void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
+        backend.Launch(K.Wkv7, "wkv7_f32", (uint)heads, 1, (uint)n, shared, args);
+    }
+}

@@ -1,0 +1,214 @@
+using Radlads.Checkpoints;
+using Radlads.Ops;
+
+namespace Radlads.Cuda;
+
+/// <summary>
+/// <see cref="IOps"/> on the GPU: each op checks its shapes as the CPU reference does, then queues one kernel
+/// (rarely two) on the backend's stream. Launch arguments are unmanaged locals whose addresses go in a
+/// <c>stackalloc</c>'d array: a launch allocates nothing. Split by op family like the CPU reference and
+/// kernels/*.cu; this file holds the row-wise and elementwise ops.
+/// </summary>
+internal sealed unsafe partial class CudaOps(CudaBackend backend) : IOps
+{
+    private const uint Threads = 256;
+
+    private Kernels K => backend.Kernels;
+
+    private static CudaTensor C(Tensor t) => CudaBackend.Cuda(t);
+
+    private static ulong P(Tensor t) => C(t).Pointer;
+
+    /// <summary>Blocks for a grid-stride loop over <paramref name="n"/> elements.</summary>
+    private uint Blocks(long n) => (uint)Math.Min((n + Threads - 1) / Threads, backend.Device.MultiprocessorCount * 32L);
+
+    /// <summary>A small parameter vector of any dtype: its pointer and dtype code, checked to hold <paramref name="length"/> elements.</summary>
+    private static (ulong Pointer, int DType) Param(Tensor t, int length)
+    {
+        if (t.ElementCount != length)
+        {
+            throw new ArgumentException($"expected {length} elements, got {t.ShapeText}");
+        }
+
+        var c = C(t);
+        return (c.Pointer, (int)c.DType);
+    }
+
+    private static void SameCount(Tensor a, Tensor b, string op)
+    {
+        if (a.ElementCount != b.ElementCount)
+        {
+            throw new ArgumentException($"{op}: shapes {a.ShapeText} and {b.ShapeText} differ");
+        }
+    }
+
+    private static void Fits(Tensor y, long count, string op)
+    {
+        if (y.ElementCount < count)
+        {
+            throw new ArgumentException($"{op}: output {y.ShapeText} holds fewer than {count} elements");
+        }
+    }
+
+    private static void Float32(Tensor t, string op)
+    {
+        if (t.DType != DType.F32)
+        {
+            throw new InvalidOperationException($"{op}: tensor {t.ShapeText} is {t.DType}, not F32");
+        }
+    }
+
+    private void Elementwise(nint function, string name, long n, void** arguments)
+    {
+        if (n > 0)
+        {
+            backend.Launch(function, name, Blocks(n), 1, Threads, 0, arguments);
+        }
+    }
+
+    public void Embedding(Tensor table, ReadOnlySpan<int> ids, Tensor y)
+    {
+        backend.Enter();
+        var t = C(table);
+        int vocab = t.RowCount;
+        int c = t.RowLength;
+        for (int i = 0; i < ids.Length; i++)
+        {
+            int id = ids[i];
+            if ((uint)id >= (uint)vocab)
+            {
+                throw new RadladsException($"token id {id} at position {i} is outside the model's vocabulary [0, {vocab})");
+            }
+        }
+
+        Fits(y, (long)ids.Length * c, nameof(Embedding));
+        Float32(y, nameof(Embedding));
+        if (ids.Length == 0 || c == 0)
+        {
+            return;
+        }
+
+        ulong pt = t.Pointer, pi = backend.UploadIds(ids), py = P(y);
+        int dtype = (int)t.DType, tokens = ids.Length;
+        void** a = stackalloc void*[] { &pt, &dtype, &pi, &py, &tokens, &c };
+        Elementwise(K.Embedding, "embedding_f32", (long)tokens * c, a);
+    }
+
+    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
+    {
+        backend.Enter();
+        int c = x.RowLength;
+        int rows = x.RowCount;
+        if (weight.ElementCount < c)
+        {
+            throw new ArgumentException($"RmsNorm: weight {weight.ShapeText} is shorter than rows of {c}");
+        }
+
+        Fits(y, x.ElementCount, nameof(RmsNorm));
+        if (rows == 0 || c == 0)
+        {
+            return;
+        }
+
+        var w = C(weight);
+        ulong px = P(x), pw = w.Pointer, py = P(y);
+        int dtype = (int)w.DType;
+        void** a = stackalloc void*[] { &px, &pw, &dtype, &eps, &py, &c };
+        backend.Launch(K.RmsNorm, "rms_norm_f32", (uint)rows, 1, Threads, 0, a);
+    }
+
+    public void Add(Tensor a, Tensor b, Tensor y)
+    {
+        backend.Enter();
+        SameCount(a, b, nameof(Add));
+        long n = a.ElementCount;
+        Fits(y, n, nameof(Add));
+        ulong pa = P(a), pb = P(b), py = P(y);
+        void** args = stackalloc void*[] { &pa, &pb, &py, &n };
+        Elementwise(K.Add, "add_f32", n, args);
+    }
+
+    public void Multiply(Tensor a, Tensor b, Tensor y)
+    {
+        backend.Enter();
+        SameCount(a, b, nameof(Multiply));
+        long n = a.ElementCount;
+        Fits(y, n, nameof(Multiply));
+        ulong pa = P(a), pb = P(b), py = P(y);
+        void** args = stackalloc void*[] { &pa, &pb, &py, &n };
+        Elementwise(K.Multiply, "multiply_f32", n, args);
+    }
+
+    public void Scale(Tensor x, float s, Tensor y)
+    {
+        backend.Enter();
+        long n = x.ElementCount;
+        Fits(y, n, nameof(Scale));
+        ulong px = P(x), py = P(y);
+        void** args = stackalloc void*[] { &px, &s, &py, &n };
+        Elementwise(K.Scale, "scale_f32", n, args);
+    }
+
+    public void Tanh(Tensor x, Tensor y) => Unary(K.Tanh, "tanh_f32", x, y);
+
+    public void Sigmoid(Tensor x, Tensor y) => Unary(K.Sigmoid, "sigmoid_f32", x, y);
+
+    private void Unary(nint function, string name, Tensor x, Tensor y)
+    {
+        backend.Enter();
+        long n = x.ElementCount;
+        Fits(y, n, name);
+        ulong px = P(x), py = P(y);
+        void** args = stackalloc void*[] { &px, &py, &n };
+        Elementwise(function, name, n, args);
+    }
+
+    public void AddSigmoid(Tensor x, Tensor bias, Tensor y)
+    {
+        backend.Enter();
+        int c = x.RowLength;
+        var (pb, dtype) = Param(bias, c);
+        long n = x.ElementCount;
+        Fits(y, n, nameof(AddSigmoid));
+        ulong px = P(x), py = P(y);
+        void** args = stackalloc void*[] { &px, &pb, &dtype, &py, &n, &c };
+        Elementwise(K.AddSigmoid, "add_sigmoid_f32", n, args);
+    }
+
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        backend.Enter();
+        SameCount(gate, up, nameof(SwiGlu));
+        long n = gate.ElementCount;
+        Fits(y, n, nameof(SwiGlu));
+        ulong pg = P(gate), pu = P(up), py = P(y);
+        void** args = stackalloc void*[] { &pg, &pu, &py, &n };
+        Elementwise(K.SwiGlu, "swiglu_f32", n, args);
+    }
+
+    public void GroupNorm(Tensor x, Tensor weight, Tensor bias, int groups, float eps, Tensor y)
+    {
+        backend.Enter();
+        int width = x.RowLength;
+        if (groups <= 0 || width % groups != 0)
+        {
+            throw new ArgumentException($"GroupNorm: row of {width} does not split into {groups} groups");
+        }
+
+        int d = width / groups;
+        var (pw, wType) = Param(weight, width);
+        var (pb, bType) = Param(bias, width);
+        Fits(y, x.ElementCount, nameof(GroupNorm));
+        int rows = x.RowCount;
+        long warps = (long)rows * groups;
+        if (warps == 0 || d == 0)
+        {
+            return;
+        }
+
+        ulong px = P(x), py = P(y);
+        void** args = stackalloc void*[] { &px, &pw, &wType, &pb, &bType, &rows, &groups, &d, &eps, &py };
+        const uint block = 128;
+        backend.Launch(K.GroupNorm, "group_norm_f32", (uint)((warps * 32 + block - 1) / block), 1, block, 0, args);
+    }
+}

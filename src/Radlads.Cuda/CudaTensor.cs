@@ -1,0 +1,66 @@
+using Radlads.Checkpoints;
+using Radlads.Native;
+using Radlads.Ops;
+
+namespace Radlads.Cuda;
+
+/// <summary>
+/// Device memory with a shape: an allocation it owns, or a view (<see cref="Rows"/>) of another tensor's memory.
+/// Disposing the owner waits for the backend's stream and frees the memory at once; disposing a view does nothing.
+/// </summary>
+public sealed class CudaTensor : Tensor
+{
+    private readonly DeviceMemory memory;
+    private readonly long byteOffset;
+    private readonly bool owner;
+
+    internal CudaTensor(CudaBackend backend, DeviceMemory memory, long byteOffset, DType dtype, int[] shape, bool owner)
+        : base(dtype, shape)
+    {
+        Backend = backend;
+        this.memory = memory;
+        this.byteOffset = byteOffset;
+        this.owner = owner;
+    }
+
+    public CudaBackend Backend { get; }
+
+    /// <summary>The CUdeviceptr of the first element.</summary>
+    public ulong Pointer
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(memory.IsClosed, this);
+            return memory.Pointer + (ulong)byteOffset;
+        }
+    }
+
+    public long ByteLength => ElementCount * DType.Size();
+
+    public override Tensor Rows(int start, int count)
+    {
+        if (start < 0 || count < 0 || start + count > RowCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), $"rows [{start}, {start + count}) of {ShapeText}");
+        }
+
+        if (Shape.Length == 0)
+        {
+            throw new InvalidOperationException("a 0-rank tensor has no rows");
+        }
+
+        var shape = (int[])Shape.Clone();
+        shape[0] = count;
+        return new CudaTensor(Backend, memory, byteOffset + ((long)start * RowLength * DType.Size()), DType, shape, owner: false);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && owner && !memory.IsClosed)
+        {
+            // Work queued on the stream may still read or write this memory.
+            Backend.SynchronizeBeforeFree();
+            memory.Dispose();
+        }
+    }
+}

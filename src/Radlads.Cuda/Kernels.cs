@@ -1,0 +1,105 @@
+using Radlads.Checkpoints;
+using Radlads.Native;
+
+namespace Radlads.Cuda;
+
+/// <summary>The CUfunction of every kernel the backend launches, resolved once per device.</summary>
+internal sealed class Kernels
+{
+    public Kernels(KernelLibrary library)
+    {
+        Library = library;
+        Add = library.Function("elementwise.cu", "add_f32");
+        Multiply = library.Function("elementwise.cu", "multiply_f32");
+        Scale = library.Function("elementwise.cu", "scale_f32");
+        Tanh = library.Function("elementwise.cu", "tanh_f32");
+        Sigmoid = library.Function("elementwise.cu", "sigmoid_f32");
+        AddSigmoid = library.Function("elementwise.cu", "add_sigmoid_f32");
+        SwiGlu = library.Function("elementwise.cu", "swiglu_f32");
+        Embedding = library.Function("embedding.cu", "embedding_f32");
+        RmsNorm = library.Function("norms.cu", "rms_norm_f32");
+        GroupNorm = library.Function("norms.cu", "group_norm_f32");
+        MatMulOutIn = [library.Function("matmul.cu", "matmul_outin_f32"), library.Function("matmul.cu", "matmul_outin_f16"), library.Function("matmul.cu", "matmul_outin_bf16")];
+        MatMulInOut = [library.Function("matmul.cu", "matmul_inout_f32"), library.Function("matmul.cu", "matmul_inout_f16"), library.Function("matmul.cu", "matmul_inout_bf16")];
+        GemvVector = [library.Function("matmul.cu", "gemv_f32_vec"), library.Function("matmul.cu", "gemv_f16_vec"), library.Function("matmul.cu", "gemv_bf16_vec")];
+        GemvScalar = [library.Function("matmul.cu", "gemv_f32_scalar"), library.Function("matmul.cu", "gemv_f16_scalar"), library.Function("matmul.cu", "gemv_bf16_scalar")];
+        Rope = library.Function("attention.cu", "rope_f32");
+        RepeatKv = library.Function("attention.cu", "repeat_kv_f32");
+        Attention = library.Function("attention.cu", "attention_f32");
+        TokenShift = library.Function("rwkv6.cu", "token_shift_f32");
+        MixShift = library.Function("rwkv6.cu", "mix_shift_f32");
+        Rwkv6Ddlerp = library.Function("rwkv6.cu", "rwkv6_ddlerp_f32");
+        Rwkv6Decay = library.Function("rwkv6.cu", "rwkv6_decay_f32");
+        Rwkv6BalanceKeys = library.Function("rwkv6.cu", "rwkv6_balance_keys_f32");
+        Wkv6 = library.Function("rwkv6.cu", "wkv6_f32");
+        Rwkv7Decay = library.Function("rwkv7.cu", "rwkv7_decay_f32");
+        Rwkv7Keys = library.Function("rwkv7.cu", "rwkv7_keys_f32");
+        Rwkv7ValueResidual = library.Function("rwkv7.cu", "rwkv7_value_residual_f32");
+        Wkv7 = library.Function("rwkv7.cu", "wkv7_f32");
+
+        // The recurrences keep a head's whole state in shared memory: allow them the device's opt-in maximum.
+        var device = library.Device;
+        MaxDynamicShared = device.MaxSharedMemoryPerBlockOptin;
+        device.Driver.SetFunctionAttribute(Wkv6, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+        device.Driver.SetFunctionAttribute(Wkv7, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+    }
+
+    public KernelLibrary Library { get; }
+
+    public int MaxDynamicShared { get; }
+
+    public nint Add { get; }
+
+    public nint Multiply { get; }
+
+    public nint Scale { get; }
+
+    public nint Tanh { get; }
+
+    public nint Sigmoid { get; }
+
+    public nint AddSigmoid { get; }
+
+    public nint SwiGlu { get; }
+
+    public nint Embedding { get; }
+
+    public nint RmsNorm { get; }
+
+    public nint GroupNorm { get; }
+
+    /// <summary>Indexed by <see cref="DType"/> (F32, F16, BF16).</summary>
+    public nint[] MatMulOutIn { get; }
+
+    public nint[] MatMulInOut { get; }
+
+    public nint[] GemvVector { get; }
+
+    public nint[] GemvScalar { get; }
+
+    public nint Rope { get; }
+
+    public nint RepeatKv { get; }
+
+    public nint Attention { get; }
+
+    public nint TokenShift { get; }
+
+    public nint MixShift { get; }
+
+    public nint Rwkv6Ddlerp { get; }
+
+    public nint Rwkv6Decay { get; }
+
+    public nint Rwkv6BalanceKeys { get; }
+
+    public nint Wkv6 { get; }
+
+    public nint Rwkv7Decay { get; }
+
+    public nint Rwkv7Keys { get; }
+
+    public nint Rwkv7ValueResidual { get; }
+
+    public nint Wkv7 { get; }
+}

@@ -1,0 +1,185 @@
+using System.Runtime.InteropServices;
+using Radlads.Checkpoints;
+using Radlads.Cuda;
+using Radlads.IO;
+using Radlads.Models;
+using Radlads.Tests.Ops;
+
+namespace Radlads.Tests.Models;
+
+/// <summary>Whether this machine can run the CUDA backend, decided once per test run.</summary>
+public static class CudaAvailability
+{
+    private static readonly Lazy<string?> Reason = new(() =>
+    {
+        try
+        {
+            new CudaBackend().Dispose();
+            return null;
+        }
+        catch (RadladsException e)
+        {
+            return e.Message;
+        }
+    });
+
+    /// <summary>Null when a CUDA backend can be created, else why not (the backend's own message).</summary>
+    public static string? Unavailable => Reason.Value;
+
+    /// <summary>A new CUDA backend, or a skip of the running test with the reason there is none.</summary>
+    public static CudaBackend Backend()
+    {
+        Assert.SkipWhen(Unavailable is not null, Unavailable ?? "");
+        return new CudaBackend();
+    }
+}
+
+/// <summary>
+/// The six golden fixtures through the CUDA backend: logits within the same bound as the CPU against the
+/// references nobody here wrote, and prefill equal to token-by-token decode (which runs other kernels: the
+/// T = 1 GEMV instead of the tiled matmul).
+/// </summary>
+public sealed class CudaModelTests
+{
+    /// <summary>A measured number for the test log (shown with the runner's -showLiveOutput).</summary>
+    internal static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
+
+    private static float[] Prefill(CausalLM model, int[] tokens)
+    {
+        using var state = model.CreateState();
+        return model.Forward(state, tokens, allLogits: true);
+    }
+
+    private static float[] TokenByToken(CausalLM model, int[] tokens)
+    {
+        using var state = model.CreateState();
+        var logits = tokens.SelectMany(t => model.Forward(state, [t])).ToArray();
+        Assert.Equal(tokens.Length, state.Position);
+        return logits;
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
+    public void OnePassMatchesTheReference(string name)
+    {
+        using var backend = CudaAvailability.Backend();
+        var (reference, _) = Npy.ReadFloat64(Path.Combine(Fixtures.Directory(name), "logits.npy"));
+        using var model = CausalLM.Load(Fixtures.Directory(name), backend);
+        double error = Compare.MaxErrorRelativeToMax(reference, Prefill(model, GoldenLogitsTests.Tokens(name)));
+        Report($"{name} one pass: max error {error:G3} × max |logit| on {backend.Description}");
+        Assert.True(error <= Tolerances.GoldenLogitsRelativeToMax, $"{name} on {backend.Device.Name}: max error {error:G3} × max |logit|");
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
+    public void TokenByTokenDecodeMatchesTheReference(string name)
+    {
+        using var backend = CudaAvailability.Backend();
+        var (reference, _) = Npy.ReadFloat64(Path.Combine(Fixtures.Directory(name), "logits.npy"));
+        using var model = CausalLM.Load(Fixtures.Directory(name), backend);
+        double error = Compare.MaxErrorRelativeToMax(reference, TokenByToken(model, GoldenLogitsTests.Tokens(name)));
+        Report($"{name} token by token: max error {error:G3} × max |logit| on {backend.Device.Name}");
+        Assert.True(error <= Tolerances.GoldenLogitsRelativeToMax, $"{name} on {backend.Device.Name}: max error {error:G3} × max |logit|");
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
+    public void PrefillEqualsTokenByTokenDecode(string name)
+    {
+        using var backend = CudaAvailability.Backend();
+        using var model = CausalLM.Load(Fixtures.Directory(name), backend);
+        var tokens = GoldenLogitsTests.Tokens(name);
+        var prefill = Prefill(model, tokens);
+        double error = Compare.MaxErrorRelativeToMax(prefill.Select(v => (double)v).ToArray(), TokenByToken(model, tokens));
+        Report($"{name} prefill vs token by token: {error:G3} × max |logit| on {backend.Device.Name}");
+        Assert.True(error <= Tolerances.ConsistencyRelativeToMax, $"{name}: max error {error:G3} × max |logit|");
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
+    public void BatchedSequencesAndSnapshotsMatchTheCpu(string name)
+    {
+        using var backend = CudaAvailability.Backend();
+        using var gpu = CausalLM.Load(Fixtures.Directory(name), backend);
+        using var cpu = CausalLM.Load(Fixtures.Directory(name), new Radlads.Cpu.CpuBackend());
+        var tokens = GoldenLogitsTests.Tokens(name);
+        int[][] prompts = [tokens[..5], tokens[3..20], [tokens[9]]];
+        float[][] Run(CausalLM model)
+        {
+            var states = prompts.Select(_ => model.CreateState()).ToArray();
+            var first = model.Forward(states, prompts, allLogits: true);
+            // Snapshot sequence 1, continue both copies by one token: they must agree.
+            using var snapshot = states[1].Clone();
+            var next = model.Forward(states, prompts.Select(_ => new[] { tokens[0] }).ToArray());
+            var resumed = model.Forward(snapshot, [tokens[0]]);
+            foreach (var s in states)
+            {
+                s.Dispose();
+            }
+
+            return [.. first, .. next, resumed];
+        }
+
+        var expected = Run(cpu);
+        var actual = Run(gpu);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double error = Compare.MaxErrorRelativeToMax(expected[i].Select(v => (double)v).ToArray(), actual[i]);
+            Assert.True(error <= Tolerances.ConsistencyRelativeToMax, $"{name} part {i}: max error {error:G3} × max |logit|");
+        }
+    }
+}
+
+/// <summary>Tests that read the device's free memory: they run alone, after every parallel test.</summary>
+[CollectionDefinition(nameof(CudaMemoryCollection), DisableParallelization = true)]
+public sealed class CudaMemoryCollection;
+
+[Collection(nameof(CudaMemoryCollection))]
+public sealed class CudaMemoryTests
+{
+    private const long Vocabulary = 131_072;
+    private const long MiB = 1 << 20;
+
+    [Fact]
+    public void DisposingAModelFreesItsDeviceMemory()
+    {
+        using var backend = CudaAvailability.Backend();
+        // The qwen2 fixture with a 131,072-token vocabulary in f32: embedding and head are 32 MiB each.
+        using var copy = new FixtureCopy("qwen2");
+        copy.EditConfig(text => text.Replace("\"vocab_size\": 400", $"\"vocab_size\": {Vocabulary}", StringComparison.Ordinal));
+        copy.EditTensors(t =>
+        {
+            if (t.Name is not ("model.embed_tokens.weight" or "lm_head.weight"))
+            {
+                return t;
+            }
+
+            var bits = MemoryMarshal.Cast<byte, ushort>(t.Data);
+            var values = new float[Vocabulary * t.Shape[1]];
+            Bf16.ToSingle(bits, values.AsSpan(0, bits.Length));
+            return t with { DType = DType.F32, Shape = [(int)Vocabulary, t.Shape[1]], Data = MemoryMarshal.AsBytes(values.AsSpan()).ToArray() };
+        });
+
+        var device = backend.Device;
+        backend.Synchronize();
+        long liveBefore = device.LiveBytes;
+        var (freeBefore, total) = device.MemoryInfo();
+        long weights = 2 * Vocabulary * 64 * sizeof(float);
+        using (var model = CausalLM.Load(copy.Directory, backend))
+        {
+            using var state = model.CreateState();
+            var logits = model.Forward(state, GoldenLogitsTests.Tokens("qwen2")[..6]);
+            Assert.Equal(Vocabulary, logits.Length);
+            var (freeLoaded, _) = device.MemoryInfo();
+            CudaModelTests.Report($"loading a model with {weights / MiB} MiB of weights took {(freeBefore - freeLoaded) / MiB} MiB of device memory");
+            Assert.True(freeBefore - freeLoaded >= weights, $"loading took {(freeBefore - freeLoaded) / MiB} MiB of {total / MiB} MiB, expected at least {weights / MiB}");
+            Assert.True(device.LiveBytes - liveBefore >= weights);
+        }
+
+        var (freeAfter, _) = device.MemoryInfo();
+        CudaModelTests.Report($"free before load {freeBefore / MiB} MiB, after dispose {freeAfter / MiB} MiB of {total / MiB} MiB; live bytes {liveBefore} -> {device.LiveBytes}");
+        Assert.Equal(liveBefore, device.LiveBytes);
+        // The driver may keep a little bookkeeping; 64 MiB of weights must come back.
+        Assert.True(freeBefore - freeAfter <= 4 * MiB, $"{(freeBefore - freeAfter) / (double)MiB:F1} MiB still in use after dispose");
+    }
+}

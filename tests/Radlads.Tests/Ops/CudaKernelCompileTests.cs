@@ -1,0 +1,73 @@
+using Radlads.Cuda;
+using Radlads.Native;
+
+namespace Radlads.Tests.Ops;
+
+/// <summary>
+/// The kernel sources compile with the NVRTC found on this machine (no GPU needed) and land in the disk cache;
+/// skipped where NVRTC is not installed. The same sources are embedded for published programs.
+/// </summary>
+public sealed class CudaKernelCompileTests
+{
+    private static Nvrtc NvrtcOrSkip()
+    {
+        try
+        {
+            return Nvrtc.Instance;
+        }
+        catch (CudaUnavailableException e)
+        {
+            Assert.Skip(e.Message);
+            throw;
+        }
+    }
+
+    [Fact]
+    public void EveryKernelFileCompilesAndIsCachedOnDisk()
+    {
+        var nvrtc = NvrtcOrSkip();
+        var (files, header, _) = KernelSources.Load();
+        Assert.Equal(["attention.cu", "elementwise.cu", "embedding.cu", "matmul.cu", "norms.cu", "rwkv6.cu", "rwkv7.cu"], files.Keys.Order(StringComparer.Ordinal));
+        // Hopper when this NVRTC knows it (the GPU machine's card), else the newest it knows.
+        int arch = nvrtc.SupportedArchitectures.Contains(90) ? 90 : nvrtc.SupportedArchitectures.Max();
+        var cache = Path.Combine(Path.GetTempPath(), $"radlads-kernel-cache-{Guid.NewGuid():N}");
+        try
+        {
+            foreach (var (name, source) in files)
+            {
+                var image = KernelCompiler.Compile(arch, name, source, [(KernelSources.CommonHeader, header)], KernelLibrary.Options, cache);
+                Assert.True(image.IsCubin, name);
+                Assert.NotEmpty(image.Image);
+                var again = KernelCompiler.Compile(arch, name, source, [(KernelSources.CommonHeader, header)], KernelLibrary.Options, cache);
+                Assert.StartsWith("(from cache", again.Log, StringComparison.Ordinal);
+                Assert.Equal(image.Image, again.Image);
+            }
+
+            Assert.Equal(files.Count, Directory.GetFiles(cache, "*.cubin").Length);
+        }
+        finally
+        {
+            Directory.Delete(cache, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ACompileErrorNamesTheFileAndShowsTheLog()
+    {
+        var nvrtc = NvrtcOrSkip();
+        var e = Assert.Throws<CudaException>(() =>
+            nvrtc.Compile("extern \"C\" __global__ void broken(float* y) { y[0] = undeclared; }", "broken.cu", [], ["-default-device"], cubin: false));
+        Assert.Contains("nvrtcCompileProgram(broken.cu)", e.Message, StringComparison.Ordinal);
+        Assert.Contains("undeclared", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheEmbeddedSourcesAreTheShippedFiles()
+    {
+        var (files, header, origin) = KernelSources.Load();
+        var (embedded, embeddedHeader, _) = KernelSources.LoadEmbedded();
+        Assert.EndsWith("kernels", origin, StringComparison.Ordinal);
+        Assert.Equal(header, embeddedHeader);
+        Assert.Equal(files.OrderBy(p => p.Key, StringComparer.Ordinal), embedded.OrderBy(p => p.Key, StringComparer.Ordinal));
+    }
+}
