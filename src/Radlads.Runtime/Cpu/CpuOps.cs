@@ -12,11 +12,11 @@ public sealed partial class CpuOps : IOps
     // Work below this many multiply-adds runs on one thread: thread hand-off costs more than it saves.
     private const long ParallelThreshold = 1 << 16;
 
-    private static CpuTensor Cpu(Tensor t) => (CpuTensor)t;
+    internal static CpuTensor Cpu(Tensor t) => (CpuTensor)t;
 
-    private static Span<float> F(Tensor t) => Cpu(t).Floats;
+    internal static Span<float> F(Tensor t) => Cpu(t).Floats;
 
-    private static void SameCount(Tensor a, Tensor b, string op)
+    internal static void SameCount(Tensor a, Tensor b, string op)
     {
         if (a.ElementCount != b.ElementCount)
         {
@@ -25,7 +25,7 @@ public sealed partial class CpuOps : IOps
     }
 
     /// <summary>Runs body(i) for i in [0, count), in parallel when the total work is worth it.</summary>
-    private static void For(int count, long workPerItem, Action<int> body)
+    internal static void For(int count, long workPerItem, Action<int> body)
     {
         if (count <= 1 || count * workPerItem < ParallelThreshold)
         {
@@ -165,7 +165,7 @@ public sealed partial class CpuOps : IOps
     }
 
     /// <summary>A small parameter vector as fp32 (converted if the weight is bf16/f16).</summary>
-    private static ReadOnlySpan<float> Row0(Tensor t, int length)
+    internal static ReadOnlySpan<float> Row0(Tensor t, int length)
     {
         if (t.ElementCount != length)
         {
