@@ -26,6 +26,42 @@ public static class Tolerances
     public const double RecurrenceAbsolute = 2e-4;
 
     /// <summary>
+    /// A backward op's fp32 gradient against central finite differences of its float64 forward
+    /// (<see cref="Ops.BackwardTests"/>), per element, relative part. The finite differences are exact to ~1e-9
+    /// (step 1e-6 in double); the fp32 side rounds each product (6e-8) over sums of at most a few dozen terms, and
+    /// tanh/sigmoid gradients taken from the forward output lose digits where 1 − y² or y(1 − y) is small (1e-4
+    /// relative for y = ±0.999). Worst seen (tanh): 0.23 × the bound with (1e-5, 1e-6), so ~20× margin here.
+    /// </summary>
+    public const double GradientRelative = 5e-5;
+
+    /// <summary>
+    /// Floor for <see cref="GradientRelative"/>, × the largest |expected| element of the same tensor: elements that
+    /// cancel to near zero carry the absolute rounding of their larger neighbours.
+    /// </summary>
+    public const double GradientRelativeToMax = 5e-6;
+
+    /// <summary>
+    /// Backward of a recurrence (wkv6, wkv7) through up to 40 steps from a non-zero state: every gradient is a sum
+    /// over the future of fp32 products through recomputed states, and its rounding grows with T. Worst seen at
+    /// T ≤ 40: 0.07 × the bound with (1e-5, 1e-6); twice the single-op budget leaves room for longer sequences.
+    /// </summary>
+    public const double RecurrenceGradientRelative = 1e-4;
+
+    /// <summary>Floor for <see cref="RecurrenceGradientRelative"/>, × max |expected| of the tensor.</summary>
+    public const double RecurrenceGradientRelativeToMax = 1e-5;
+
+    /// <summary>
+    /// A whole mixer's parameter gradients of the step-1 loss (<see cref="Ops.MixerBackwardTests"/>): about 30 fp32
+    /// ops forward and back, a 6-step recurrence, GroupNorm, and the L2 norm of the loss, whose gradient divides by
+    /// the per-token error. Worst seen (rwkv6 time_maa_x, a sum over every token and channel): 0.51 × the bound
+    /// with (1e-5, 1e-6), so ~20× margin here.
+    /// </summary>
+    public const double MixerGradientRelative = 1e-4;
+
+    /// <summary>Floor for <see cref="MixerGradientRelative"/>, × max |expected| of the parameter's gradient.</summary>
+    public const double MixerGradientRelativeToMax = 1e-5;
+
+    /// <summary>
     /// Golden logits (issue #2): max |ours − reference| ≤ 1e-4 · max |reference logit|. The references are
     /// float64 from the same bf16 weights; ours run in fp32, whose ~6e-8 relative rounding accumulates
     /// over a few layers to well under this bound.

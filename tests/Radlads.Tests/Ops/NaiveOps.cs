@@ -4,7 +4,7 @@ namespace Radlads.Tests.Ops;
 /// The maths of every op as plain float64 loops, written from the spec and independent of the backends:
 /// the yardstick the op conformance tests hold every backend to. Arrays are row-major.
 /// </summary>
-public static class NaiveOps
+public static partial class NaiveOps
 {
     public static double Sigmoid(double x) => 1 / (1 + Math.Exp(-x));
 
