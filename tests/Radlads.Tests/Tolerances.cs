@@ -81,4 +81,14 @@ public static class Tolerances
     /// and exp(mean NLL) carries that error over as a relative one; the value is printed with 4 decimals.
     /// </summary>
     public const double BackendPerplexityRelative = 1e-4;
+
+    /// <summary>
+    /// An orthogonal × 0.1 LoRA matrix W [R, C] stored in bf16 (convert): max |W·Wᵀ − 0.01·I|. Rounding each element to
+    /// bf16 changes it by up to 2^−9 relative, which moves an entry of W·Wᵀ by about 0.01 · 2^−9 · √(2/C) (a random-sign
+    /// sum over C products), ~1.5e-6 for C = 64; the bound leaves a factor of about 60 and is 1 % of the diagonal.
+    /// </summary>
+    public const double OrthogonalGramBf16 = 1e-4;
+
+    /// <summary>The same in f32: the float64 orthogonalisation is exact to ~1e-16 and rounding to fp32 adds ~1e-9.</summary>
+    public const double OrthogonalGramF32 = 1e-8;
 }

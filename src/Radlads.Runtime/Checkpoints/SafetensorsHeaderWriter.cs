@@ -13,7 +13,7 @@ internal static class SafetensorsHeaderWriter
     public static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>The padded header for <paramref name="tensors"/>, in the order their data follows it.</summary>
-    public static byte[] Build(IReadOnlyList<TensorToWrite> tensors, IReadOnlyDictionary<string, string>? metadata)
+    public static byte[] Build(IReadOnlyList<TensorSource> tensors, IReadOnlyDictionary<string, string>? metadata)
     {
         var json = new StringBuilder("{");
         if (metadata is not null)
@@ -44,7 +44,7 @@ internal static class SafetensorsHeaderWriter
             json.AppendJoin(',', tensor.Shape.Select(dim => dim.ToString(CultureInfo.InvariantCulture)));
             json.Append("],\"data_offsets\":[");
             json.Append(offset.ToString(CultureInfo.InvariantCulture));
-            offset += tensor.Data.LongLength;
+            offset += tensor.ByteLength;
             json.Append(',');
             json.Append(offset.ToString(CultureInfo.InvariantCulture));
             json.Append("]}");

@@ -90,7 +90,35 @@ public sealed partial class CpuOps : IOps
 
     public void Scale(Tensor x, float s, Tensor y) => TensorPrimitives.Multiply(F(x), s, F(y));
 
-    public void Tanh(Tensor x, Tensor y) => TensorPrimitives.Tanh(F(x), F(y));
+    /// <summary>
+    /// tanh, vectorised by TensorPrimitives except where |x| &lt; 1/16: there TensorPrimitives.Tanh has an absolute error
+    /// of ~6e-8 (tanh(0) = −5.96e-8), a large relative error for the small LoRA activations of a freshly converted
+    /// student (zero at init), so those elements take the scalar <see cref="MathF.Tanh"/>, exact at 0 like tanhf on CUDA.
+    /// </summary>
+    public void Tanh(Tensor x, Tensor y)
+    {
+        const float Small = 0.0625f;
+        const int Chunk = 256;
+        var xs = F(x);
+        var ys = F(y);
+        SameCount(x, y, nameof(Tanh));
+        Span<float> input = stackalloc float[Chunk];
+        for (int start = 0; start < xs.Length; start += Chunk)
+        {
+            int n = Math.Min(Chunk, xs.Length - start);
+            var saved = input[..n];
+            xs.Slice(start, n).CopyTo(saved); // y may be x
+            var output = ys.Slice(start, n);
+            TensorPrimitives.Tanh(saved, output);
+            for (int i = 0; i < n; i++)
+            {
+                if (MathF.Abs(saved[i]) < Small)
+                {
+                    output[i] = MathF.Tanh(saved[i]);
+                }
+            }
+        }
+    }
 
     public void Sigmoid(Tensor x, Tensor y) => TensorPrimitives.Sigmoid(F(x), F(y));
 

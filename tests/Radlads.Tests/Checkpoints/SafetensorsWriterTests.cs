@@ -133,3 +133,60 @@ public class SafetensorsWriterTests
         Assert.Empty(Directory.GetFiles(dir.Path));
     }
 }
+
+public class SafetensorsStreamingWriterTests
+{
+    [Fact]
+    public void Streamed_tensors_give_the_same_file_as_tensors_in_memory()
+    {
+        using var dir = new TempDir();
+        var tensors = new[]
+        {
+            new TensorToWrite("b", DType.BF16, [2, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+            new TensorToWrite("a", DType.F32, [2], [1, 2, 3, 4, 5, 6, 7, 8]),
+        };
+        var metadata = new Dictionary<string, string> { ["format"] = "pt" };
+        SafetensorsWriter.Write(dir.File("memory.safetensors"), tensors, metadata);
+        var order = new List<string>();
+        var progress = new List<int>();
+        SafetensorsWriter.Write(
+            dir.File("streamed.safetensors"),
+            tensors.Select(t => new TensorSource(t.Name, t.DType, t.Shape, stream =>
+            {
+                order.Add(t.Name);
+                foreach (var b in t.Data)
+                {
+                    stream.WriteByte(b); // any number of writes
+                }
+            })),
+            metadata,
+            progress.Add);
+        Assert.Equal(File.ReadAllBytes(dir.File("memory.safetensors")), File.ReadAllBytes(dir.File("streamed.safetensors")));
+        Assert.Equal(["a", "b"], order); // asked for in file order: F32 before BF16
+        Assert.Equal([1, 2], progress);
+    }
+
+    [Theory]
+    [InlineData(7)]
+    [InlineData(9)]
+    public void A_callback_that_writes_the_wrong_number_of_bytes_leaves_no_file(int bytes)
+    {
+        using var dir = new TempDir();
+        var path = dir.File("bad.safetensors");
+        File.WriteAllBytes(path, [42]);
+        var error = Assert.Throws<InvalidOperationException>(() => SafetensorsWriter.Write(
+            path, [new TensorSource("w", DType.F32, [2], stream => stream.Write(new byte[bytes]))], null));
+        Assert.Contains("'w'", error.Message, StringComparison.Ordinal);
+        Assert.Equal([42], File.ReadAllBytes(path)); // the old file is untouched
+        Assert.Single(Directory.GetFiles(dir.Path));
+    }
+
+    [Fact]
+    public void A_callback_that_throws_leaves_no_temporary_file()
+    {
+        using var dir = new TempDir();
+        Assert.Throws<IOException>(() => SafetensorsWriter.Write(
+            dir.File("x.safetensors"), [new TensorSource("w", DType.F32, [1], _ => throw new IOException("disk full"))], null));
+        Assert.Empty(Directory.GetFiles(dir.Path));
+    }
+}

@@ -6,14 +6,22 @@ namespace Radlads.Tests.Models;
 public sealed class FixtureCopy : IDisposable
 {
     public FixtureCopy(string name)
+        : this(Fixtures.Directory(name), name)
+    {
+    }
+
+    private FixtureCopy(string source, string name)
     {
         Directory = Path.Combine(Path.GetTempPath(), $"radlads-{name}-{Guid.NewGuid():N}");
         System.IO.Directory.CreateDirectory(Directory);
-        foreach (var file in System.IO.Directory.GetFiles(Fixtures.Directory(name)))
+        foreach (var file in System.IO.Directory.GetFiles(source))
         {
             File.Copy(file, Path.Combine(Directory, Path.GetFileName(file)));
         }
     }
+
+    /// <summary>A copy of any model folder (its files, not subfolders).</summary>
+    public static FixtureCopy Of(string directory) => new(directory, Path.GetFileName(Path.TrimEndingDirectorySeparator(directory)));
 
     public string Directory { get; }
 

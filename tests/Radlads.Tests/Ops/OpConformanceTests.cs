@@ -172,6 +172,23 @@ public abstract class OpConformanceTests : IDisposable
     }
 
     [Fact]
+    public void TanhIsExactAtZeroAndAccurateForSmallInputs()
+    {
+        // RAD-RWKV LoRA hidden values start at exactly 0 (zero A matrices) and stay small early in training: tanh must
+        // keep its relative accuracy there, and tanh(0) must be 0 for a converted student's token shift to be a no-op.
+        var a = new[] { 0f, -0f, 1e-30f, -1e-12f, 3e-9f, -2e-7f, 1e-5f, -7e-4f, 0.01f, -0.05f, 0.0625f, -0.07f, 0.3f, 2f, -9f };
+        var x = In(a, 1, a.Length);
+        var y = Out(1, a.Length);
+        Ops.Tanh(x, y);
+        var values = Read(y);
+        Assert.Equal(0f, values[0]);
+        Assert.Equal(0f, values[1]);
+        Compare.Close(Map(a, Math.Tanh), values, Tolerances.OpRelative, 0, "tanh of small inputs");
+        Ops.Tanh(x, x);
+        Compare.Close(Map(a, Math.Tanh), Read(x), Tolerances.OpRelative, 0, "tanh of small inputs in place");
+    }
+
+    [Fact]
     public void ElementwiseOpsMayWriteOverTheirInput()
     {
         var data = new TestData(6);
