@@ -13,7 +13,7 @@ namespace Radlads.Tests.Convert;
 /// <summary>`radlads convert` on the command line: progress, summary, the demo-teacher round trip, and its errors.</summary>
 public sealed partial class ConvertCliTests(ITestOutputHelper log)
 {
-    private static string DemoTeacher => Path.Combine(AppContext.BaseDirectory, "models", "demo-teacher");
+    private static string DemoTeacher => Path.Combine(Radlads.Tests.Models.Fixtures.RepositoryRoot, "models", "demo-teacher");
 
     [GeneratedRegex(@"writing model\.safetensors: (\d+)/(\d+) tensors, done in")]
     private static partial Regex ProgressLine();
