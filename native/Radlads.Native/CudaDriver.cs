@@ -70,6 +70,14 @@ public sealed unsafe class CudaDriver
     private readonly delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int> cuLaunchKernel;
     private readonly delegate* unmanaged<nint, int, int, int> cuFuncSetAttribute;
     private readonly delegate* unmanaged<int*, int, nint, int> cuFuncGetAttribute;
+    private readonly delegate* unmanaged<void**, nuint, int> cuMemAllocHost;
+    private readonly delegate* unmanaged<void*, int> cuMemFreeHost;
+    private readonly delegate* unmanaged<nint, int, int> cuStreamBeginCapture;
+    private readonly delegate* unmanaged<nint, nint*, int> cuStreamEndCapture;
+    private readonly delegate* unmanaged<nint*, nint, ulong, int> cuGraphInstantiateWithFlags;
+    private readonly delegate* unmanaged<nint, nint, int> cuGraphLaunch;
+    private readonly delegate* unmanaged<nint, int> cuGraphExecDestroy;
+    private readonly delegate* unmanaged<nint, int> cuGraphDestroy;
     private readonly delegate* unmanaged<int, byte**, int> cuGetErrorName;
     private readonly delegate* unmanaged<int, byte**, int> cuGetErrorString;
 
@@ -121,6 +129,14 @@ public sealed unsafe class CudaDriver
         cuLaunchKernel = (delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int>)Get("cuLaunchKernel");
         cuFuncSetAttribute = (delegate* unmanaged<nint, int, int, int>)Get("cuFuncSetAttribute");
         cuFuncGetAttribute = (delegate* unmanaged<int*, int, nint, int>)Get("cuFuncGetAttribute");
+        cuMemAllocHost = (delegate* unmanaged<void**, nuint, int>)Get("cuMemAllocHost_v2");
+        cuMemFreeHost = (delegate* unmanaged<void*, int>)Get("cuMemFreeHost");
+        cuStreamBeginCapture = (delegate* unmanaged<nint, int, int>)Get("cuStreamBeginCapture_v2");
+        cuStreamEndCapture = (delegate* unmanaged<nint, nint*, int>)Get("cuStreamEndCapture");
+        cuGraphInstantiateWithFlags = (delegate* unmanaged<nint*, nint, ulong, int>)Get("cuGraphInstantiateWithFlags");
+        cuGraphLaunch = (delegate* unmanaged<nint, nint, int>)Get("cuGraphLaunch");
+        cuGraphExecDestroy = (delegate* unmanaged<nint, int>)Get("cuGraphExecDestroy");
+        cuGraphDestroy = (delegate* unmanaged<nint, int>)Get("cuGraphDestroy");
         cuGetErrorName = (delegate* unmanaged<int, byte**, int>)Get("cuGetErrorName");
         cuGetErrorString = (delegate* unmanaged<int, byte**, int>)Get("cuGetErrorString");
 
@@ -250,6 +266,17 @@ public sealed unsafe class CudaDriver
         return ((long)free, (long)total);
     }
 
+    /// <summary>Page-locked host memory (cuMemAllocHost_v2): copies from it are true DMA and may be captured in a graph.</summary>
+    public void* AllocateHost(long bytes)
+    {
+        void* pointer;
+        Check(cuMemAllocHost(&pointer, (nuint)Math.Max(bytes, 1)), "cuMemAllocHost_v2");
+        return pointer;
+    }
+
+    /// <summary>cuMemFreeHost, returning the CUresult (release paths must not throw).</summary>
+    public int FreeHost(void* pointer) => cuMemFreeHost(pointer);
+
     public void CopyHostToDevice(ulong destination, void* source, long bytes) =>
         Check(cuMemcpyHtoD(destination, source, (nuint)bytes), "cuMemcpyHtoD_v2");
 
@@ -301,6 +328,45 @@ public sealed unsafe class CudaDriver
         Check(cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime");
         return ms;
     }
+
+    // ---- graphs ----
+
+    /// <summary>
+    /// Starts recording the work queued on <paramref name="stream"/> into a graph (cuStreamBeginCapture_v2) in
+    /// relaxed mode: other threads may keep calling the driver, and allocations are allowed while recording.
+    /// </summary>
+    public void BeginCapture(nint stream) => Check(cuStreamBeginCapture(stream, 2), "cuStreamBeginCapture_v2");
+
+    /// <summary>Ends the recording and returns the CUgraph (cuStreamEndCapture).</summary>
+    public nint EndCapture(nint stream)
+    {
+        nint graph;
+        Check(cuStreamEndCapture(stream, &graph), "cuStreamEndCapture");
+        return graph;
+    }
+
+    /// <summary>cuStreamEndCapture ignoring the result: ends a recording that failed part-way.</summary>
+    public void AbandonCapture(nint stream)
+    {
+        nint graph = 0;
+        if (cuStreamEndCapture(stream, &graph) == Success && graph != 0)
+        {
+            cuGraphDestroy(graph);
+        }
+    }
+
+    public nint InstantiateGraph(nint graph)
+    {
+        nint exec;
+        Check(cuGraphInstantiateWithFlags(&exec, graph, 0), "cuGraphInstantiateWithFlags");
+        return exec;
+    }
+
+    public void LaunchGraph(nint exec, nint stream) => Check(cuGraphLaunch(exec, stream), "cuGraphLaunch");
+
+    public int DestroyGraph(nint graph) => cuGraphDestroy(graph);
+
+    public int DestroyGraphExec(nint exec) => cuGraphExecDestroy(exec);
 
     // ---- modules and launches ----
 
