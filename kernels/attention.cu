@@ -2,10 +2,12 @@
 #include "common.cuh"
 
 // Rotate-half RoPE in place on x [T, heads·N]; one thread per (t, head, pair). Angles in float64, as the CPU
-// reference computes them, then rounded to fp32.
-extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int start, float theta)
+// reference computes them, then rounded to fp32. Row t is at position start + t, plus *start_offset when that
+// pointer is not null (a recorded decode step reads its position from device memory).
+extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int start, const int* start_offset, float theta)
 {
     int half = n / 2;
+    if (start_offset != 0) start += *start_offset;
     GRID_STRIDE(idx, (i64)tokens * heads * half)
     {
         int i = (int)(idx % half);

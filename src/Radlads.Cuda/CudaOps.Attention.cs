@@ -17,7 +17,8 @@ internal sealed unsafe partial class CudaOps
 
         int tokens = x.RowCount;
         ulong px = P(x);
-        void** a = stackalloc void*[] { &px, &tokens, &heads, &headDim, &startPosition, &theta };
+        ulong offset = backend.PositionOffset(ref startPosition);
+        void** a = stackalloc void*[] { &px, &tokens, &heads, &headDim, &startPosition, &offset, &theta };
         Elementwise(K.Rope, "rope_f32", (long)tokens * heads * (headDim / 2), a);
     }
 
@@ -45,6 +46,11 @@ internal sealed unsafe partial class CudaOps
             || startPosition + tokens > kCache.RowCount || heads % kvHeads != 0)
         {
             throw new ArgumentException($"Attention: q {q.ShapeText}, cache {kCache.ShapeText}, start {startPosition}");
+        }
+
+        if (backend.Recording)
+        {
+            throw new InvalidOperationException("Attention cannot be part of a recorded step: its cache rows depend on the position");
         }
 
         if (headDim > MaxAttentionHeadDim)

@@ -34,13 +34,13 @@ internal sealed unsafe partial class CudaOps
         int dtype = (int)w.DType;
         if (t == 1 && layout == WeightLayout.OutIn)
         {
-            // Decode: one warp per output row, streaming the weights with 16-byte loads where alignment allows.
-            int perLoad = w.DType == DType.F32 ? 4 : 8;
-            bool vector = k % perLoad == 0 && pw % 16 == 0 && px % 16 == 0;
-            var function = vector ? K.GemvVector[dtype] : K.GemvScalar[dtype];
-            void** g = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &k, &m };
-            const int rowsPerBlock = (int)Threads / 32;
-            backend.Launch(function, vector ? "gemv_vec" : "gemv_scalar", (uint)((m + rowsPerBlock - 1) / rowsPerBlock), 1, Threads, 0, g);
+            GemvOutIn(w, px, pb, bType, py, k, m);
+            return;
+        }
+
+        if (t == 1)
+        {
+            GemvInOut(w, px, pb, bType, py, k, m);
             return;
         }
 
@@ -57,5 +57,76 @@ internal sealed unsafe partial class CudaOps
             ys = py + ((ulong)start * (ulong)m * sizeof(float));
             backend.Launch(tiled, "matmul_tiled", (uint)((m + Tile - 1) / Tile), (uint)((rows + Tile - 1) / Tile), Threads, 0, a);
         }
+    }
+
+    /// <summary>
+    /// Decode, W [M, K]: 16-byte streaming loads where K and the pointers allow, with 1, 2, 4 or 8 warps per row:
+    /// the fewest that still give every SM about eight blocks, so a few rows (k/v projections) fill the GPU too.
+    /// </summary>
+    private void GemvOutIn(CudaTensor w, ulong px, ulong pb, int bType, ulong py, int k, int m)
+    {
+        ulong pw = w.Pointer;
+        int dtype = (int)w.DType;
+        int perLoad = w.DType == DType.F32 ? 4 : 8;
+        void** g = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &k, &m };
+        if (k % perLoad != 0 || pw % 16 != 0 || px % 16 != 0)
+        {
+            const int rowsPerBlock = (int)Threads / 32;
+            backend.Launch(K.GemvScalar[dtype], "gemv_scalar", (uint)((m + rowsPerBlock - 1) / rowsPerBlock), 1, Threads, 0, g);
+            return;
+        }
+
+        long wanted = 8L * backend.Device.MultiprocessorCount;
+        int level = 0;
+        while (level < 3 && (m + (8 >> level) - 1) / (8 >> level) < wanted)
+        {
+            level++;
+        }
+
+        int rows = 8 >> level;
+        backend.Launch(K.GemvVector[dtype][level], "gemv_vec", (uint)((m + rows - 1) / rows), 1, Threads, 0, g);
+    }
+
+    /// <summary>
+    /// Decode, W [K, M] (LoRA factors): each lane takes 8 (f32: 4) adjacent columns with one 16-byte load per row
+    /// when M and the pointers allow; K is split over blocks when there are few columns, and the splits are added
+    /// by a second kernel in a fixed order.
+    /// </summary>
+    private void GemvInOut(CudaTensor w, ulong px, ulong pb, int bType, ulong py, int k, int m)
+    {
+        ulong pw = w.Pointer;
+        int dtype = (int)w.DType;
+        int per = w.DType == DType.F32 ? 4 : 8;
+        bool vector = m % per == 0 && pw % 16 == 0;
+        if (!vector)
+        {
+            per = 1;
+        }
+
+        int columnsPerBlock = 32 * per;
+        int tiles = (m + columnsPerBlock - 1) / columnsPerBlock;
+        int splits = 1;
+        if (k > 256)
+        {
+            splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles, 1, (k + 31) / 32);
+        }
+
+        int rowsPerSplit = (k + splits - 1) / splits;
+        splits = (k + rowsPerSplit - 1) / rowsPerSplit;
+        var function = vector ? K.GemvInOutVector[dtype] : K.GemvInOutScalar[dtype];
+        if (splits == 1)
+        {
+            ulong none = 0;
+            void** a = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &none, &k, &m, &rowsPerSplit };
+            backend.Launch(function, "gemv_inout", (uint)tiles, 1, Threads, 0, a);
+            return;
+        }
+
+        using var partial = backend.AllocateUninitialized(splits, m);
+        ulong pp = P(partial);
+        void** b = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &pp, &k, &m, &rowsPerSplit };
+        backend.Launch(function, "gemv_inout", (uint)tiles, (uint)splits, Threads, 0, b);
+        void** r = stackalloc void*[] { &pp, &splits, &pb, &bType, &py, &m };
+        Elementwise(K.ReducePartials, "reduce_partials_f32", m, r);
     }
 }

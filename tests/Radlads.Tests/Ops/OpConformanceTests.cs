@@ -136,6 +136,16 @@ public abstract class OpConformanceTests : IDisposable
     [InlineData(DType.BF16, 1, 896, 300, true, true)]
     [InlineData(DType.F16, 1, 512, 70, true, false)]
     [InlineData(DType.F32, 1, 128, 77, true, true)]
+    // T = 1 at decode shapes: few rows (several warps per row), LoRA factors in×out with K split over blocks,
+    // wide in×out rows, and odd sizes that take the scalar paths.
+    [InlineData(DType.BF16, 1, 4096, 24, true, true)]
+    [InlineData(DType.F16, 1, 1024, 1000, true, false)]
+    [InlineData(DType.BF16, 1, 3584, 96, false, false)]
+    [InlineData(DType.BF16, 1, 96, 3584, false, true)]
+    [InlineData(DType.F16, 1, 1000, 40, false, true)]
+    [InlineData(DType.F32, 1, 700, 36, false, true)]
+    [InlineData(DType.BF16, 1, 513, 37, false, true)]
+    [InlineData(DType.BF16, 1, 4000, 7, true, false)]
     public void MatMul(DType dtype, int t, int k, int m, bool outIn, bool withBias)
     {
         var data = new TestData(4);
@@ -446,6 +456,10 @@ public abstract class OpConformanceTests : IDisposable
     [InlineData(70, 1, 8)]
     [InlineData(3, 2, 64)]
     [InlineData(4, 2, 128)]
+    // One token (the decode kernel: a warp per state row), head dims below, at and above a warp.
+    [InlineData(1, 3, 64)]
+    [InlineData(1, 2, 128)]
+    [InlineData(1, 2, 40)]
     public void Wkv7(int t, int heads, int n)
     {
         var data = new TestData(19);
