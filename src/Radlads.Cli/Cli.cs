@@ -21,6 +21,7 @@ public static class Cli
         root.Subcommands.Add(TokenizeCommand.Create(context));
         root.Subcommands.Add(InfoCommand.Create(context));
         root.Subcommands.Add(DataCommand.Create(context));
+        root.Subcommands.Add(BenchDecodeCommand.Create(context));
         var parse = root.Parse(args);
         try
         {

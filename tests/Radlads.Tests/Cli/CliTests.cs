@@ -192,6 +192,26 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void BenchDecodeRunsATinyModelOnTheCpuAndWritesItsTable()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"radlads-bench-{Guid.NewGuid():N}.md");
+        try
+        {
+            var (exit, output, error) = CliRunner.Run("bench-decode", "--backend", "cpu", "--shape", "tiny", "--arch", "rwkv7,qwen2",
+                "--tokens", "2", "--warmup", "1", "--context", "5,40", "--prefill", "3", "--markdown", path);
+            Assert.True(exit == 0, error);
+            var rows = output.Split('\n').Where(l => l.StartsWith("| tiny |", StringComparison.Ordinal)).ToArray();
+            Assert.Equal(4, rows.Length);
+            Assert.Contains("| tiny | qwen2 | 40 | n/a |", rows[3], StringComparison.Ordinal);
+            Assert.Equal(File.ReadAllLines(path).Where(l => l.StartsWith("| tiny |", StringComparison.Ordinal)), rows);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void BackendAutoSaysWhyItUsesTheCpu()
     {
         var result = CliRunner.Run("score", "--model", Dir("rwkv7"), "--tokens", "1,5,9");
