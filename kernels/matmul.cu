@@ -6,8 +6,8 @@
 //   chosen so that even a few rows fill the GPU; four loads in flight per lane.
 //   gemv_{dt}_scalar: T = 1, OutIn, any K: one warp per row, one element per lane per step.
 //   gemv_inout_{dt}_{vec,scalar}: T = 1, InOut (LoRA factors): each lane owns 8 (4, 1) adjacent columns, the 8
-//   warps of a block split the rows of its K range; K is split over blockIdx.y when the columns are few, and
-//   reduce_partials_f32 sums the splits (+ bias).
+//   warps of a block split the rows of its K range; K is split over blockIdx.y when the columns are few, and the
+//   last block of each column tile to finish adds the splits (+ bias) in a fixed order.
 #include "common.cuh"
 
 #define TILE_T 64
@@ -86,6 +86,7 @@ __device__ __forceinline__ void matmul_tiled(const float* __restrict__ x, const 
     extern "C" __global__ void __launch_bounds__(256) name(const float* x, const void* w, const void* bias, int bias_dtype, \
         float* y, int tokens, int k, int m)                                                                              \
     {                                                                                                                    \
+        pdl_begin();                                                                                                     \
         matmul_tiled<DT, OUTIN>(x, w, bias, bias_dtype, y, tokens, k, m);                                                \
     }
 
@@ -168,16 +169,33 @@ __device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int row = blockIdx.x * (GEMV_THREADS / 32 / WPR) + warp / WPR;
     int part = warp % WPR;
+    const uint4* wr = (const uint4*)((const char*)w + (i64)(row < m ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
+    int chunks = k / per;
+    const int stride = 32 * WPR;
+    int c = part * 32 + lane;
+    // The first loads go out before the wait: weights are never written, so they may stream while the kernel
+    // before this one (which wrote x) finishes.
+    uint4 q[GEMV_UNROLL];
+    bool first = row < m && c + (GEMV_UNROLL - 1) * stride < chunks;
+    if (first)
+    {
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
+    }
+
+    pdl_begin();
     float acc = 0.f;
     if (row < m)
     {
-        const uint4* wr = (const uint4*)((const char*)w + (i64)row * k * (DT == DT_F32 ? 4 : 2));
-        int chunks = k / per;
-        const int stride = 32 * WPR;
-        int c = part * 32 + lane;
+        if (first)
+        {
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+            c += GEMV_UNROLL * stride;
+        }
+
         for (; c + (GEMV_UNROLL - 1) * stride < chunks; c += GEMV_UNROLL * stride)
         {
-            uint4 q[GEMV_UNROLL];
 #pragma unroll
             for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
 #pragma unroll
@@ -235,6 +253,7 @@ __device__ __forceinline__ void gemv_scalar(const float* __restrict__ x, const v
     extern "C" __global__ void __launch_bounds__(256) name(const float* x, const void* w, const void* bias, int bias_dtype, \
         float* y, int k, int m)                                                                                          \
     {                                                                                                                    \
+        pdl_begin();                                                                                                     \
         gemv_scalar<DT>(x, w, bias, bias_dtype, y, k, m);                                                                \
     }
 
@@ -242,15 +261,27 @@ GEMV_SCALAR(gemv_f32_scalar, DT_F32)
 GEMV_SCALAR(gemv_f16_scalar, DT_F16)
 GEMV_SCALAR(gemv_bf16_scalar, DT_BF16)
 
+// The PER weights of one lane's columns in row r, as fp32.
+template <int DT, int PER>
+__device__ __forceinline__ void weights_of(uint4 q, float* wv)
+{
+    u32 words[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int j = 0; j < PER; j++)
+        wv[j] = DT == DT_F32 ? __uint_as_float(words[j]) : ((j & 1) ? hi16<DT>(words[j >> 1]) : lo16<DT>(words[j >> 1]));
+}
+
 // T = 1, InOut: y[col] = Σ_k x[k]·W[k, col] (+ bias) for W [K, M]. Block (8 warps) covers 32·PER columns: lane l
 // owns columns tile·32·PER + l·PER .. + PER − 1 (one 16-byte load per row when PER > 1). Rows [k0, k1) of this
 // blockIdx.y are dealt to the warps round-robin. The warps' sums meet in shared memory; with one split the block
-// writes y (+ bias), with several it writes partial[split, M] for reduce_partials_f32.
+// writes y (+ bias). With several, each block writes partial[split, M]; the last block of a column tile to finish
+// (counted in counters[tile], which it resets) adds the splits in order and writes y (+ bias).
 template <int DT, int PER>
 __device__ __forceinline__ void gemv_inout(const float* __restrict__ x, const void* __restrict__ w, const void* bias, int bias_dtype,
-    float* __restrict__ y, float* __restrict__ partial, int k, int m, int rows_per_split)
+    float* __restrict__ y, float* partial, int* counters, int k, int m, int rows_per_split)
 {
     __shared__ float sums[GEMV_THREADS / 32][32 * PER];
+    __shared__ int last;
     const int esize = DT == DT_F32 ? 4 : 2;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int col0 = blockIdx.x * 32 * PER;
@@ -260,14 +291,38 @@ __device__ __forceinline__ void gemv_inout(const float* __restrict__ x, const vo
     float acc[PER];
 #pragma unroll
     for (int j = 0; j < PER; j++) acc[j] = 0.f;
+    int r = k0 + warp;
+    // The first four rows' weights load before the wait (weights are never written).
+    uint4 q[4];
+    bool first = PER > 1 && col < m && r + 3 * 8 < k1;
+    if (first)
+    {
+#pragma unroll
+        for (int u = 0; u < 4; u++) q[u] = load_stream((const char*)w + ((i64)(r + u * 8) * m + col) * esize);
+    }
+
+    pdl_begin();
     if (col < m)
     {
-        int r = k0 + warp;
+        if (first)
+        {
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+            {
+                float wv[PER];
+                weights_of<DT, PER>(q[u], wv);
+                float xv = __ldg(x + r + u * 8);
+#pragma unroll
+                for (int j = 0; j < PER; j++) acc[j] = fmaf(wv[j], xv, acc[j]);
+            }
+
+            r += 4 * 8;
+        }
+
         for (; r + 3 * 8 < k1; r += 4 * 8)
         {
             if (PER > 1)
             {
-                uint4 q[4];
                 float xv[4];
 #pragma unroll
                 for (int u = 0; u < 4; u++)
@@ -278,13 +333,10 @@ __device__ __forceinline__ void gemv_inout(const float* __restrict__ x, const vo
 #pragma unroll
                 for (int u = 0; u < 4; u++)
                 {
-                    u32 words[4] = {q[u].x, q[u].y, q[u].z, q[u].w};
+                    float wv[PER];
+                    weights_of<DT, PER>(q[u], wv);
 #pragma unroll
-                    for (int j = 0; j < PER; j++)
-                    {
-                        float wv = DT == DT_F32 ? __uint_as_float(words[j]) : ((j & 1) ? hi16<DT>(words[j >> 1]) : lo16<DT>(words[j >> 1]));
-                        acc[j] = fmaf(wv, xv[u], acc[j]);
-                    }
+                    for (int j = 0; j < PER; j++) acc[j] = fmaf(wv[j], xv[u], acc[j]);
                 }
             }
             else
@@ -299,14 +351,10 @@ __device__ __forceinline__ void gemv_inout(const float* __restrict__ x, const vo
             float xr = x[r];
             if (PER > 1)
             {
-                uint4 q = load_stream((const char*)w + ((i64)r * m + col) * esize);
-                u32 words[4] = {q.x, q.y, q.z, q.w};
+                float wv[PER];
+                weights_of<DT, PER>(load_stream((const char*)w + ((i64)r * m + col) * esize), wv);
 #pragma unroll
-                for (int j = 0; j < PER; j++)
-                {
-                    float wv = DT == DT_F32 ? __uint_as_float(words[j]) : ((j & 1) ? hi16<DT>(words[j >> 1]) : lo16<DT>(words[j >> 1]));
-                    acc[j] = fmaf(wv, xr, acc[j]);
-                }
+                for (int j = 0; j < PER; j++) acc[j] = fmaf(wv[j], xr, acc[j]);
             }
             else
             {
@@ -334,13 +382,32 @@ __device__ __forceinline__ void gemv_inout(const float* __restrict__ x, const vo
             partial[(i64)blockIdx.y * m + c] = total;
         }
     }
+
+    if (gridDim.y == 1) return;
+    // Publish this split, then count it; the block that counts last sees every split.
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(counters + blockIdx.x, 1) == (int)gridDim.y - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int j = threadIdx.x; j < 32 * PER; j += GEMV_THREADS)
+    {
+        int c = col0 + j;
+        if (c >= m) continue;
+        float total = 0.f;
+        for (int split = 0; split < (int)gridDim.y; split++) total += ((volatile float*)partial)[(i64)split * m + c];
+        y[c] = total + (bias != 0 ? load_any(bias, bias_dtype, c) : 0.f);
+    }
+
+    if (threadIdx.x == 0) counters[blockIdx.x] = 0;
 }
 
 #define GEMV_INOUT(name, DT, PER)                                                                                        \
     extern "C" __global__ void __launch_bounds__(GEMV_THREADS) name(const float* x, const void* w, const void* bias,       \
-        int bias_dtype, float* y, float* partial, int k, int m, int rows_per_split)                                      \
+        int bias_dtype, float* y, float* partial, int* counters, int k, int m, int rows_per_split)                       \
     {                                                                                                                    \
-        gemv_inout<DT, PER>(x, w, bias, bias_dtype, y, partial, k, m, rows_per_split);                                  \
+        gemv_inout<DT, PER>(x, w, bias, bias_dtype, y, partial, counters, k, m, rows_per_split);                        \
     }
 
 GEMV_INOUT(gemv_inout_f32_vec, DT_F32, 4)
@@ -349,14 +416,3 @@ GEMV_INOUT(gemv_inout_bf16_vec, DT_BF16, 8)
 GEMV_INOUT(gemv_inout_f32_scalar, DT_F32, 1)
 GEMV_INOUT(gemv_inout_f16_scalar, DT_F16, 1)
 GEMV_INOUT(gemv_inout_bf16_scalar, DT_BF16, 1)
-
-// y[c] = Σ_s partial[s, c] (+ bias), the splits added in order (deterministic).
-extern "C" __global__ void reduce_partials_f32(const float* partial, int splits, const void* bias, int bias_dtype, float* y, int m)
-{
-    GRID_STRIDE(c, m)
-    {
-        float total = 0.f;
-        for (int s = 0; s < splits; s++) total += partial[(i64)s * m + c];
-        y[c] = total + (bias != 0 ? load_any(bias, bias_dtype, c) : 0.f);
-    }
-}

@@ -4,6 +4,7 @@
 // w = exp(scale · σ(w0 + z)), scale = −e^−0.5 passed from the host as the CPU rounds it.
 extern "C" __global__ void rwkv7_decay_f32(const float* z, const void* w0, int w0_dtype, float scale, float* w, i64 n, int a)
 {
+    pdl_begin();
     GRID_STRIDE(i, n) w[i] = expf(sigmoid_(z[i] + load_any(w0, w0_dtype, i % a)) * scale);
 }
 
@@ -13,6 +14,7 @@ extern "C" __global__ void rwkv7_keys_f32(const float* k, const float* w, const 
     const void* iclr_mix, int iclr_mix_dtype, int tokens, int width, int n, int balanced,
     float* removal, float* replacement, float* k_tilde)
 {
+    pdl_begin();
     i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
     int heads = width / n;
@@ -41,6 +43,7 @@ extern "C" __global__ void rwkv7_keys_f32(const float* k, const float* w, const 
 
 extern "C" __global__ void rwkv7_value_residual_f32(const float* v, const float* v_first, const float* nu, float* y, i64 n)
 {
+    pdl_begin();
     GRID_STRIDE(i, n)
     {
         float vi = v[i];
@@ -55,6 +58,7 @@ extern "C" __global__ void rwkv7_value_residual_f32(const float* v, const float*
 extern "C" __global__ void wkv7_f32(const float* r, const float* w, const float* k, const float* v, const float* a, const float* b,
     float* state, int tokens, int heads, int n, float* y)
 {
+    pdl_begin();
     extern __shared__ float shared[];
     int pitch = n + 1;
     float* s = shared;
@@ -104,6 +108,7 @@ extern "C" __global__ void wkv7_f32(const float* r, const float* w, const float*
 extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r, const float* w, const float* k, const float* v,
     const float* a, const float* b, float* state, int heads, int n, float* y)
 {
+    pdl_begin();
     i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
     if (item >= (i64)heads * n) return;

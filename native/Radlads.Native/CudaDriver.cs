@@ -68,6 +68,7 @@ public sealed unsafe class CudaDriver
     private readonly delegate* unmanaged<nint, int> cuModuleUnload;
     private readonly delegate* unmanaged<nint*, nint, byte*, int> cuModuleGetFunction;
     private readonly delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int> cuLaunchKernel;
+    private readonly delegate* unmanaged<LaunchConfig*, nint, void**, void**, int> cuLaunchKernelEx;
     private readonly delegate* unmanaged<nint, int, int, int> cuFuncSetAttribute;
     private readonly delegate* unmanaged<int*, int, nint, int> cuFuncGetAttribute;
     private readonly delegate* unmanaged<void**, nuint, int> cuMemAllocHost;
@@ -127,6 +128,8 @@ public sealed unsafe class CudaDriver
         cuModuleUnload = (delegate* unmanaged<nint, int>)Get("cuModuleUnload");
         cuModuleGetFunction = (delegate* unmanaged<nint*, nint, byte*, int>)Get("cuModuleGetFunction");
         cuLaunchKernel = (delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int>)Get("cuLaunchKernel");
+        // CUDA 11.8 and later; older drivers launch without programmatic dependencies.
+        cuLaunchKernelEx = NativeLibrary.TryGetExport(library, "cuLaunchKernelEx", out var launchEx) ? (delegate* unmanaged<LaunchConfig*, nint, void**, void**, int>)launchEx : null;
         cuFuncSetAttribute = (delegate* unmanaged<nint, int, int, int>)Get("cuFuncSetAttribute");
         cuFuncGetAttribute = (delegate* unmanaged<int*, int, nint, int>)Get("cuFuncGetAttribute");
         cuMemAllocHost = (delegate* unmanaged<void**, nuint, int>)Get("cuMemAllocHost_v2");
@@ -413,6 +416,61 @@ public sealed unsafe class CudaDriver
     /// cuLaunchKernel with the kernel's arguments as an array of pointers to each argument value
     /// (callers pass <c>stackalloc</c>'d pointers to unmanaged locals: no allocation per launch).
     /// </summary>
+    /// <summary>Whether <see cref="LaunchProgrammatic"/> is available (cuLaunchKernelEx, CUDA 11.8 and later).</summary>
+    public bool HasLaunchEx => cuLaunchKernelEx != null;
+
+    /// <summary>
+    /// cuLaunchKernelEx with programmatic stream serialisation (CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+    /// compute capability 9.0 and later): the kernel may begin while the previous kernel in the stream is finishing;
+    /// it must execute griddepcontrol.wait before touching memory that kernel reads or writes.
+    /// </summary>
+    public void LaunchProgrammatic(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
+        uint sharedBytes, nint stream, void** arguments, string name)
+    {
+        LaunchAttribute attribute = default;
+        attribute.Id = 6; // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+        attribute.Value = 1;
+        var config = new LaunchConfig
+        {
+            GridX = gridX,
+            GridY = gridY,
+            GridZ = gridZ,
+            BlockX = blockX,
+            BlockY = blockY,
+            BlockZ = blockZ,
+            SharedBytes = sharedBytes,
+            Stream = stream,
+            Attributes = &attribute,
+            AttributeCount = 1,
+        };
+        int result = cuLaunchKernelEx(&config, function, arguments, null);
+        if (result != Success)
+        {
+            throw new CudaException($"cuLaunchKernelEx({name})", result, ErrorName(result), ErrorText(result));
+        }
+    }
+
+    /// <summary>CUlaunchConfig (cuda.h).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct LaunchConfig
+    {
+        public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedBytes;
+        public nint Stream;
+        public LaunchAttribute* Attributes;
+        public uint AttributeCount;
+    }
+
+    /// <summary>CUlaunchAttribute (cuda.h): a 4-byte id padded to 8, then a 64-byte value union.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 72)]
+    private struct LaunchAttribute
+    {
+        [FieldOffset(0)]
+        public int Id;
+
+        [FieldOffset(8)]
+        public int Value;
+    }
+
     public void Launch(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedBytes, nint stream, void** arguments, string name)
     {

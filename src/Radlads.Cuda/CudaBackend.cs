@@ -26,6 +26,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     private readonly DeviceMemory stepDevice;
     private readonly PinnedMemory stepHost;
     private readonly CudaEvent stepRead;
+    private readonly DeviceMemory splitCounters;
     private bool disposed;
 
     /// <summary>Opens GPU <paramref name="device"/> (default 0) and compiles or loads the kernels.</summary>
@@ -43,6 +44,9 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             stepHost = new PinnedMemory(Device, (StepIdCapacity + 1) * sizeof(int));
             stepRead = new CudaEvent(Device);
             stepRead.Record(stream);
+            splitCounters = new DeviceMemory(Device, SplitCounterCount * sizeof(int));
+            Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount, Stream);
+            ProgrammaticLaunch = Device.ComputeMajor >= 9 && Device.Driver.HasLaunchEx && Environment.GetEnvironmentVariable("RADLADS_CUDA_PDL") != "0";
         }
         catch (CudaUnavailableException e)
         {
@@ -281,8 +285,24 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         }
     }
 
-    internal void Launch(nint function, string name, uint gridX, uint gridY, uint block, uint sharedBytes, void** arguments) =>
-        Device.Driver.Launch(function, gridX, gridY, 1, block, 1, 1, sharedBytes, Stream, arguments, name);
+    /// <summary>
+    /// Whether kernels are launched with programmatic dependent launch (Hopper and later; RADLADS_CUDA_PDL=0 turns
+    /// it off): each kernel may start while the previous one finishes, and waits in griddepcontrol.wait before it
+    /// touches memory; the GEMVs load their first weights before that wait.
+    /// </summary>
+    public bool ProgrammaticLaunch { get; set; }
+
+    internal void Launch(nint function, string name, uint gridX, uint gridY, uint block, uint sharedBytes, void** arguments)
+    {
+        if (ProgrammaticLaunch)
+        {
+            Device.Driver.LaunchProgrammatic(function, gridX, gridY, 1, block, 1, 1, sharedBytes, Stream, arguments, name);
+        }
+        else
+        {
+            Device.Driver.Launch(function, gridX, gridY, 1, block, 1, 1, sharedBytes, Stream, arguments, name);
+        }
+    }
 
     /// <summary>
     /// The position offset argument of RoPE: null (0) outside a recording; inside one, the step buffer, whose
@@ -300,6 +320,11 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     }
 
     internal bool Recording => recording is not null;
+
+    /// <summary>Split-K GEMVs count finished splits per column tile here; the last block of a tile resets its counter.</summary>
+    internal const int SplitCounterCount = 4096;
+
+    internal ulong SplitCounters => splitCounters.Pointer;
 
     private void NotWhileRecording(string what)
     {
@@ -346,6 +371,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         stepDevice.Dispose();
         stepHost.Dispose();
         stepRead.Dispose();
+        splitCounters.Dispose();
         stream.Dispose();
         disposed = true;
     }

@@ -61,6 +61,12 @@ internal sealed unsafe partial class CudaOps
         Fits(y, (long)tokens * width, nameof(Attention));
         float scale = 1f / MathF.Sqrt(headDim);
         ulong pk = P(kCache), pv = P(vCache), pq = 0, py = 0;
+        if (tokens == 1)
+        {
+            AttentionDecode(P(q), pk, pv, heads, kvHeads, headDim, startPosition + 1, scale, P(y));
+            return;
+        }
+
         int start = 0;
         void** a = stackalloc void*[] { &pq, &pk, &pv, &heads, &kvHeads, &headDim, &start, &scale, &py };
         // gridDim.y is at most 65535: long prefills go in slices of query rows.
@@ -72,5 +78,22 @@ internal sealed unsafe partial class CudaOps
             start = startPosition + first;
             backend.Launch(K.Attention, "attention_f32", (uint)heads, (uint)rows, 128, 0, a);
         }
+    }
+
+    /// <summary>
+    /// One query row per head against <paramref name="length"/> cached keys, split over the cache so that
+    /// heads × splits fills the GPU about twice, then the splits combined (flash decoding).
+    /// </summary>
+    private void AttentionDecode(ulong pq, ulong pk, ulong pv, int heads, int kvHeads, int headDim, int length, float scale, ulong py)
+    {
+        int splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + heads - 1) / heads, 1, (length + 31) / 32);
+        int chunk = (length + splits - 1) / splits;
+        splits = (length + chunk - 1) / chunk;
+        using var partial = backend.AllocateUninitialized(heads * splits, headDim + 2);
+        ulong pp = P(partial);
+        void** a = stackalloc void*[] { &pq, &pk, &pv, &heads, &kvHeads, &headDim, &length, &chunk, &scale, &pp };
+        backend.Launch(K.AttentionSplit, "attention_split_f32", (uint)heads, (uint)splits, 128, 0, a);
+        void** c = stackalloc void*[] { &pp, &heads, &splits, &headDim, &py };
+        backend.Launch(K.AttentionCombine, "attention_combine_f32", (uint)((heads * 32 + Threads - 1) / Threads), 1, Threads, 0, c);
     }
 }

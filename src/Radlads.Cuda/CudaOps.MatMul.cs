@@ -89,8 +89,8 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// Decode, W [K, M] (LoRA factors): each lane takes 8 (f32: 4) adjacent columns with one 16-byte load per row
-    /// when M and the pointers allow; K is split over blocks when there are few columns, and the splits are added
-    /// by a second kernel in a fixed order.
+    /// when M and the pointers allow; K is split over blocks when there are few columns, and the last block of each
+    /// column tile adds the splits in a fixed order.
     /// </summary>
     private void GemvInOut(CudaTensor w, ulong px, ulong pb, int bType, ulong py, int k, int m)
     {
@@ -106,7 +106,7 @@ internal sealed unsafe partial class CudaOps
         int columnsPerBlock = 32 * per;
         int tiles = (m + columnsPerBlock - 1) / columnsPerBlock;
         int splits = 1;
-        if (k > 256)
+        if (k > 256 && tiles <= CudaBackend.SplitCounterCount)
         {
             splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles, 1, (k + 31) / 32);
         }
@@ -114,19 +114,19 @@ internal sealed unsafe partial class CudaOps
         int rowsPerSplit = (k + splits - 1) / splits;
         splits = (k + rowsPerSplit - 1) / rowsPerSplit;
         var function = vector ? K.GemvInOutVector[dtype] : K.GemvInOutScalar[dtype];
+        ulong counters = backend.SplitCounters;
         if (splits == 1)
         {
             ulong none = 0;
-            void** a = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &none, &k, &m, &rowsPerSplit };
+            void** a = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &none, &counters, &k, &m, &rowsPerSplit };
             backend.Launch(function, "gemv_inout", (uint)tiles, 1, Threads, 0, a);
             return;
         }
 
+        // The partial sums of the splits; the last block of each column tile adds them (and resets its counter).
         using var partial = backend.AllocateUninitialized(splits, m);
         ulong pp = P(partial);
-        void** b = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &pp, &k, &m, &rowsPerSplit };
+        void** b = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &pp, &counters, &k, &m, &rowsPerSplit };
         backend.Launch(function, "gemv_inout", (uint)tiles, (uint)splits, Threads, 0, b);
-        void** r = stackalloc void*[] { &pp, &splits, &pb, &bType, &py, &m };
-        Elementwise(K.ReducePartials, "reduce_partials_f32", m, r);
     }
 }

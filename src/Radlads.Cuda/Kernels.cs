@@ -26,10 +26,11 @@ internal sealed class Kernels
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
         GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
         GemvInOutScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_scalar"))];
-        ReducePartials = library.Function("matmul.cu", "reduce_partials_f32");
         Rope = library.Function("attention.cu", "rope_f32");
         RepeatKv = library.Function("attention.cu", "repeat_kv_f32");
         Attention = library.Function("attention.cu", "attention_f32");
+        AttentionSplit = library.Function("attention.cu", "attention_split_f32");
+        AttentionCombine = library.Function("attention.cu", "attention_combine_f32");
         TokenShift = library.Function("rwkv6.cu", "token_shift_f32");
         MixShift = library.Function("rwkv6.cu", "mix_shift_f32");
         Rwkv6Ddlerp = library.Function("rwkv6.cu", "rwkv6_ddlerp_f32");
@@ -87,13 +88,15 @@ internal sealed class Kernels
 
     public nint[] GemvInOutScalar { get; }
 
-    public nint ReducePartials { get; }
-
     public nint Rope { get; }
 
     public nint RepeatKv { get; }
 
     public nint Attention { get; }
+
+    public nint AttentionSplit { get; }
+
+    public nint AttentionCombine { get; }
 
     public nint TokenShift { get; }
 

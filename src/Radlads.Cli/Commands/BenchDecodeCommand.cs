@@ -30,13 +30,15 @@ internal static class BenchDecodeCommand
         backend.AcceptOnlyFromAmong("cuda", "cpu");
         var graphs = new Option<string>("--graphs") { Description = "CUDA graph replay of the decode step: on, off, or both (one row each).", DefaultValueFactory = _ => "on" };
         graphs.AcceptOnlyFromAmong("on", "off", "both");
+        var pdl = new Option<string>("--pdl") { Description = "Programmatic dependent launch of the kernels (Hopper and later): on, off, or both.", DefaultValueFactory = _ => "on" };
+        pdl.AcceptOnlyFromAmong("on", "off", "both");
         var copyMiB = new Option<int>("--copy-mib") { Description = "Size of the device-to-device copy that measures bandwidth.", DefaultValueFactory = _ => 1024 };
         var gemv = new Option<bool>("--gemv") { Description = "Also time the bf16 GEMVs of the largest shape alone." };
         var markdown = new Option<FileInfo?>("--markdown") { Description = "Append the results table (markdown) to this file." };
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights and tokens.", DefaultValueFactory = _ => 1 };
         var command = new Command("bench-decode", "Benchmark batch-1 decode on random weights at real Qwen2.5 shapes (ms/token, bytes/token, fraction of the measured copy bandwidth).")
         {
-            shapes, arches, tokens, warmup, contexts, prefill, backend, graphs, copyMiB, gemv, markdown, seed,
+            shapes, arches, tokens, warmup, contexts, prefill, backend, graphs, pdl, copyMiB, gemv, markdown, seed,
         };
         command.Hidden = true;
         command.SetAction(parse =>
@@ -49,6 +51,7 @@ internal static class BenchDecodeCommand
                 parse.GetValue(warmup),
                 parse.GetValue(prefill),
                 parse.GetValue(graphs)!,
+                parse.GetValue(pdl)!,
                 parse.GetValue(seed));
             if (options.Tokens < 1 || options.Warmup < 0 || options.Prefill < 1 || options.Contexts.Any(c => c < 1))
             {
@@ -67,7 +70,9 @@ internal static class BenchDecodeCommand
         return command;
     }
 
-    private sealed record Options(string[] Shapes, Architecture[] Architectures, int[] Contexts, int Tokens, int Warmup, int Prefill, string Graphs, int Seed);
+    private sealed record Options(string[] Shapes, Architecture[] Architectures, int[] Contexts, int Tokens, int Warmup, int Prefill, string Graphs, string Pdl, int Seed);
+
+    private static bool[] Switch(string value) => value switch { "both" => [false, true], "off" => [false], _ => [true] };
 
     private static string[] Split(string list) => list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
@@ -109,8 +114,8 @@ internal static class BenchDecodeCommand
         }
 
         Line("");
-        Line("| shape | arch | context | graphs | ms/token | p50 ms | tokens/s | MB/token (weights + state) | GB/s | of copy BW |");
-        Line("|---|---|---:|---|---:|---:|---:|---:|---:|---:|");
+        Line("| shape | arch | context | graphs | pdl | ms/token | p50 ms | tokens/s | MB/token (weights + state) | GB/s | of copy BW |");
+        Line("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|");
         var random = new Random(options.Seed);
         foreach (var shape in options.Shapes)
         {
@@ -123,21 +128,27 @@ internal static class BenchDecodeCommand
                 io.Error.WriteLine(string.Create(Inv, $"built {shape} {config.ModelType} with random weights ({model.ParameterCount / 1e9:F2} B parameters) in {watch.Elapsed.TotalSeconds:F1} s"));
                 foreach (int context in options.Contexts)
                 {
-                    foreach (bool graph in options.Graphs switch { "both" => new[] { false, true }, "off" => [false], _ => [true] })
+                    foreach (bool graph in Switch(options.Graphs))
                     {
-                        if (device is CudaBackend c)
+                        foreach (bool programmatic in Switch(options.Pdl))
                         {
-                            c.CaptureEnabled = graph;
-                        }
+                            string graphText = "n/a", pdlText = "n/a";
+                            if (device is CudaBackend c)
+                            {
+                                c.CaptureEnabled = graph;
+                                c.ProgrammaticLaunch = programmatic && c.Device.ComputeMajor >= 9 && c.Device.Driver.HasLaunchEx;
+                                graphText = graph ? (architecture == Architecture.Qwen2 ? "on (not used: KV cache)" : "on") : "off";
+                                pdlText = c.ProgrammaticLaunch ? "on" : "off";
+                            }
 
-                        var (mean, p50) = Decode(model, context, options, random);
-                        var (weights, state) = SyntheticModel.DecodeBytes(config, context);
-                        double bytes = weights + state;
-                        double rate = bytes / (mean / 1000);
-                        string fraction = copy > 0 ? string.Create(Inv, $"{rate / copy:P1}") : "n/a";
-                        string graphText = device is CudaBackend ? (graph ? "on" : "off") : "n/a";
-                        Line(string.Create(Inv,
-                            $"| {shape} | {(architecture == Architecture.Qwen2 ? "qwen2" : "rwkv7")} | {context} | {graphText} | {mean:F3} | {p50:F3} | {1000 / mean:F1} | {weights / 1e6:F1} + {state / 1e6:F1} | {rate / 1e9:F0} | {fraction} |"));
+                            var (mean, p50) = Decode(model, context, options, random);
+                            var (weights, state) = SyntheticModel.DecodeBytes(config, context);
+                            double bytes = weights + state;
+                            double rate = bytes / (mean / 1000);
+                            string fraction = copy > 0 ? string.Create(Inv, $"{rate / copy:P1}") : "n/a";
+                            Line(string.Create(Inv,
+                                $"| {shape} | {(architecture == Architecture.Qwen2 ? "qwen2" : "rwkv7")} | {context} | {graphText} | {pdlText} | {mean:F3} | {p50:F3} | {1000 / mean:F1} | {weights / 1e6:F1} + {state / 1e6:F1} | {rate / 1e9:F0} | {fraction} |"));
+                        }
                     }
                 }
             }
@@ -188,10 +199,17 @@ internal static class BenchDecodeCommand
         var weights = new List<Tensor>();
         try
         {
+            // A block of random values repeated over the matrix: the GPU only has to read non-zero data.
             var random = new Random(7);
-            for (long i = 0; i < bytes / 2; i++)
+            var block = new ushort[1 << 20];
+            for (int i = 0; i < block.Length; i++)
             {
-                host[i] = Bf16.FromSingle((random.NextSingle() - 0.5f) * 0.1f);
+                block[i] = Bf16.FromSingle((random.NextSingle() - 0.5f) * 0.1f);
+            }
+
+            for (long i = 0; i < bytes / 2; i += block.Length)
+            {
+                block.AsSpan(0, (int)Math.Min(block.Length, (bytes / 2) - i)).CopyTo(new Span<ushort>(host + i, (int)Math.Min(block.Length, (bytes / 2) - i)));
             }
 
             for (int i = 0; i < copies; i++)

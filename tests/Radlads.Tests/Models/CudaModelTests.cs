@@ -224,6 +224,28 @@ public sealed class CudaGraphTests
         Assert.Equal(eagerState, graphState);
     }
 
+    [Theory]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
+    public void ProgrammaticLaunchChangesNoBit(string name)
+    {
+        using var backend = CudaAvailability.Backend();
+        using var model = CausalLM.Load(Fixtures.Directory(name), backend);
+        var tokens = GoldenLogitsTests.Tokens(name);
+        float[] Run(bool programmatic)
+        {
+            backend.ProgrammaticLaunch = programmatic;
+            using var state = model.CreateState();
+            var prefill = model.Forward(state, tokens[..7], allLogits: true);
+            return [.. prefill, .. tokens[7..].SelectMany(t => model.Forward(state, [t]))];
+        }
+
+        bool supported = backend.Device.ComputeMajor >= 9 && backend.Device.Driver.HasLaunchEx;
+        var plain = Run(false);
+        var programmatic = Run(supported);
+        CudaModelTests.Report($"{name}: programmatic dependent launch {(supported ? "on" : "not supported here")}");
+        Assert.Equal(plain, programmatic);
+    }
+
     [Fact]
     public void PrefillThenRecordedDecodeMatchesTheReference()
     {

@@ -250,6 +250,10 @@ public abstract class OpConformanceTests : IDisposable
     [InlineData(6, 11, 6, 3, 8)]
     // Head dim 128 (several elements per lane on a GPU) against a cache of a few hundred positions.
     [InlineData(3, 300, 4, 2, 128)]
+    // One query row (decode, split over the cache): short and long caches, head dims 64 and 128.
+    [InlineData(1, 2000, 4, 2, 64)]
+    [InlineData(1, 777, 2, 1, 128)]
+    [InlineData(1, 5, 3, 3, 40)]
     public void Attention(int t, int start, int heads, int kvHeads, int n)
     {
         var data = new TestData(10);
