@@ -4,6 +4,7 @@
 //   gemv_{dt}_vec{1,2,4,8}: T = 1, OutIn, W streamed with 16-byte loads (8 bf16/f16 or 4 f32 per lane), for K a
 //   multiple of 8 (4) and 16-byte aligned W and x; 1, 2, 4 or 8 warps share a row (split K inside the block),
 //   chosen so that even a few rows fill the GPU; four loads in flight per lane.
+//   gemv_group_{dt}_vec{1,2,4,8}: the same for up to three matrices that share x, in one launch.
 //   gemv_{dt}_scalar: T = 1, OutIn, any K: one warp per row, one element per lane per step.
 //   gemv_inout_{dt}_{vec,scalar}: T = 1, InOut (LoRA factors): each lane owns 8 (4, 1) adjacent columns, the 8
 //   warps of a block split the rows of its K range; K is split over blockIdx.y when the columns are few, and the
@@ -234,6 +235,100 @@ __device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void
 GEMV_ALL(f32, DT_F32)
 GEMV_ALL(f16, DT_F16)
 GEMV_ALL(bf16, DT_BF16)
+
+// Up to three OutIn GEMVs that share x (q/k/v, gate/up) in one launch: their rows are numbered one after the
+// other (m0, then m1, then m2) and each warp finds its matrix from its row; otherwise as gemv_vec.
+template <int DT, int WPR>
+__device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
+    const void* w0, const void* b0, int bt0, float* y0, int m0,
+    const void* w1, const void* b1, int bt1, float* y1, int m1,
+    const void* w2, const void* b2, int bt2, float* y2, int m2)
+{
+    __shared__ float partial[GEMV_THREADS / 32];
+    const int per = DT == DT_F32 ? 4 : 8;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int global = blockIdx.x * (GEMV_THREADS / 32 / WPR) + warp / WPR;
+    int part = warp % WPR;
+    bool valid = global < m0 + m1 + m2;
+    const void* w = w0;
+    const void* bias = b0;
+    int bias_dtype = bt0;
+    float* y = y0;
+    int row = global;
+    if (global >= m0 + m1)
+    {
+        w = w2; bias = b2; bias_dtype = bt2; y = y2; row = global - m0 - m1;
+    }
+    else if (global >= m0)
+    {
+        w = w1; bias = b1; bias_dtype = bt1; y = y1; row = global - m0;
+    }
+
+    const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
+    int chunks = k / per;
+    const int stride = 32 * WPR;
+    int c = part * 32 + lane;
+    uint4 q[GEMV_UNROLL];
+    bool first = valid && c + (GEMV_UNROLL - 1) * stride < chunks;
+    if (first)
+    {
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
+    }
+
+    pdl_begin();
+    float acc = 0.f;
+    if (valid)
+    {
+        if (first)
+        {
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+            c += GEMV_UNROLL * stride;
+        }
+
+        for (; c + (GEMV_UNROLL - 1) * stride < chunks; c += GEMV_UNROLL * stride)
+        {
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+        }
+
+        for (; c < chunks; c += stride) acc = dot_chunk<DT>(load_stream(wr + c), x, c, acc);
+    }
+
+    acc = warp_sum(acc);
+    if (WPR > 1)
+    {
+        if (lane == 0) partial[warp] = acc;
+        __syncthreads();
+        if (part != 0 || lane != 0 || !valid) return;
+        for (int i = 1; i < WPR; i++) acc += partial[warp + i];
+    }
+    else if (lane != 0 || !valid)
+    {
+        return;
+    }
+
+    y[row] = acc + (bias != 0 ? load_any(bias, bias_dtype, row) : 0.f);
+}
+
+#define GEMV_GROUP(name, DT, WPR)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS) name(const float* x, int k,                               \
+        const void* w0, const void* b0, int bt0, float* y0, int m0, const void* w1, const void* b1, int bt1, float* y1,  \
+        int m1, const void* w2, const void* b2, int bt2, float* y2, int m2)                                              \
+    {                                                                                                                    \
+        gemv_group<DT, WPR>(x, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2);                         \
+    }
+
+#define GEMV_GROUP_ALL(DTNAME, DT) \
+    GEMV_GROUP(gemv_group_##DTNAME##_vec1, DT, 1) GEMV_GROUP(gemv_group_##DTNAME##_vec2, DT, 2)                            \
+    GEMV_GROUP(gemv_group_##DTNAME##_vec4, DT, 4) GEMV_GROUP(gemv_group_##DTNAME##_vec8, DT, 8)
+
+GEMV_GROUP_ALL(f32, DT_F32)
+GEMV_GROUP_ALL(f16, DT_F16)
+GEMV_GROUP_ALL(bf16, DT_BF16)
 
 // Any K and alignment: one warp per row, one element per lane per step.
 template <int DT>

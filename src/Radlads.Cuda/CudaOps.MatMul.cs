@@ -129,4 +129,67 @@ internal sealed unsafe partial class CudaOps
         void** b = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &pp, &counters, &k, &m, &rowsPerSplit };
         backend.Launch(function, "gemv_inout", (uint)tiles, (uint)splits, Threads, 0, b);
     }
+
+    /// <summary>
+    /// Decode (T = 1) with up to three bf16/f16/f32 weights of one dtype that take 16-byte loads: one launch over
+    /// all their rows (q/k/v, gate/up), so small matrices ride with large ones. Anything else: one MatMul each.
+    /// </summary>
+    public void MatMulShared(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
+    {
+        backend.Enter();
+        int count = weights.Count;
+        if (count != biases.Count || count != outputs.Count || count == 0)
+        {
+            throw new ArgumentException($"MatMulShared: {weights.Count} weights, {biases.Count} biases, {outputs.Count} outputs");
+        }
+
+        int k = x.RowLength;
+        var dtype = weights[0].DType;
+        int perLoad = dtype == DType.F32 ? 4 : 8;
+        ulong px = P(x);
+        bool grouped = count <= 3 && x.RowCount == 1 && k % perLoad == 0 && px % 16 == 0;
+        for (int i = 0; grouped && i < count; i++)
+        {
+            var w = weights[i];
+            grouped = w.DType == dtype && w.Shape.Length == 2 && w.Shape[1] == k && C(w).Pointer % 16 == 0
+                && outputs[i].RowCount == 1 && outputs[i].RowLength == w.Shape[0] && w.Shape[0] > 0;
+        }
+
+        if (!grouped)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                MatMul(x, weights[i], biases[i], outputs[i]);
+            }
+
+            return;
+        }
+
+        ulong w0 = 0, w1 = 0, w2 = 0, b0 = 0, b1 = 0, b2 = 0, y0 = 0, y1 = 0, y2 = 0;
+        int t0 = 0, t1 = 0, t2 = 0, m0 = 0, m1 = 0, m2 = 0;
+        for (int i = 0; i < count; i++)
+        {
+            int m = weights[i].Shape[0];
+            var (pb, bType) = biases[i] is { } b ? Param(b, m) : (0UL, 0);
+            ulong pw = C(weights[i]).Pointer, py = P(outputs[i]);
+            switch (i)
+            {
+                case 0: (w0, b0, t0, y0, m0) = (pw, pb, bType, py, m); break;
+                case 1: (w1, b1, t1, y1, m1) = (pw, pb, bType, py, m); break;
+                default: (w2, b2, t2, y2, m2) = (pw, pb, bType, py, m); break;
+            }
+        }
+
+        long rows = (long)m0 + m1 + m2;
+        long wanted = 8L * backend.Device.MultiprocessorCount;
+        int level = 0;
+        while (level < 3 && (rows + (8 >> level) - 1) / (8 >> level) < wanted)
+        {
+            level++;
+        }
+
+        int perBlock = 8 >> level;
+        void** a = stackalloc void*[] { &px, &k, &w0, &b0, &t0, &y0, &m0, &w1, &b1, &t1, &y1, &m1, &w2, &b2, &t2, &y2, &m2 };
+        backend.Launch(K.GemvGroup[(int)dtype][level], "gemv_group", (uint)((rows + perBlock - 1) / perBlock), 1, Threads, 0, a);
+    }
 }

@@ -23,6 +23,7 @@ internal sealed class Kernels
         MatMulInOut = [library.Function("matmul.cu", "matmul_inout_f32"), library.Function("matmul.cu", "matmul_inout_f16"), library.Function("matmul.cu", "matmul_inout_bf16")];
         string[] dtypes = ["f32", "f16", "bf16"];
         GemvVector = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_{d}_vec{w}")).ToArray())];
+        GemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_{d}_vec{w}")).ToArray())];
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
         GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
         GemvInOutScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_scalar"))];
@@ -81,6 +82,9 @@ internal sealed class Kernels
 
     /// <summary>By dtype, then by warps per row (1, 2, 4, 8).</summary>
     public nint[][] GemvVector { get; }
+
+    /// <summary>By dtype, then by warps per row (1, 2, 4, 8): up to three matrices sharing x.</summary>
+    public nint[][] GemvGroup { get; }
 
     public nint[] GemvScalar { get; }
 

@@ -157,6 +157,38 @@ public abstract class OpConformanceTests : IDisposable
         Check(NaiveOps.MatMul(x, wr, b, t, k, m, outIn), y, $"matmul {(outIn ? "out×in" : "in×out")}");
     }
 
+    [Theory]
+    // q/k/v at a decode shape (one launch on a GPU), gate/up, odd row counts, and shapes that fall back to one
+    // MatMul each (several rows; K not a multiple of the vector width).
+    [InlineData(DType.BF16, 1, 896, new[] { 896, 128, 128 }, true)]
+    [InlineData(DType.F16, 1, 64, new[] { 5, 300 }, false)]
+    [InlineData(DType.F32, 1, 128, new[] { 7, 1, 33 }, true)]
+    [InlineData(DType.BF16, 1, 2048, new[] { 3000 }, false)]
+    [InlineData(DType.BF16, 3, 64, new[] { 40, 24, 8 }, true)]
+    [InlineData(DType.F16, 1, 13, new[] { 9, 4 }, true)]
+    public void MatMulShared(DType dtype, int t, int k, int[] ms, bool withBias)
+    {
+        var data = new TestData(21);
+        var x = data.Normal(t * k);
+        var weights = new List<Tensor>();
+        var rounded = new List<float[]>();
+        var biases = new List<float[]?>();
+        var outputs = new List<Tensor>();
+        foreach (int m in ms)
+        {
+            weights.Add(Weight(data.Normal(k * m, 0.2f), dtype, out var wr, m, k));
+            rounded.Add(wr);
+            biases.Add(withBias ? data.Normal(m) : null);
+            outputs.Add(Out(t, m));
+        }
+
+        Ops.MatMulShared(In(x, t, k), weights, biases.Select(b => b is null ? null : In(b, b.Length)).ToArray(), outputs);
+        for (int i = 0; i < ms.Length; i++)
+        {
+            Check(NaiveOps.MatMul(x, rounded[i], biases[i], t, k, ms[i], true), outputs[i], $"matmul shared {i}");
+        }
+    }
+
     [Fact]
     public void ElementwiseOps()
     {
