@@ -232,22 +232,39 @@ extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_split_f32
     }
 }
 
-// y[h] = Σ_s acc_s·e^(m_s − M) / Σ_s l_s·e^(m_s − M) over the splits of attention_split_f32; one warp per head.
+// y[h] = Σ_s acc_s·e^(m_s − M) / Σ_s l_s·e^(m_s − M) over the splits of attention_split_f32. One block per head:
+// the split weights e^(m_s − M) go to shared memory (dynamic: splits floats), then each thread sums one element
+// of the head over the splits, in order.
 extern "C" __global__ void attention_combine_f32(const float* partial, int heads, int splits, int n, float* y)
 {
     pdl_begin();
-    int h = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int lane = threadIdx.x & 31;
-    if (h >= heads) return;
+    extern __shared__ float weights[];
+    __shared__ float scratch[32];
+    __shared__ float top_shared;
+    int h = blockIdx.x;
     const float* p = partial + (i64)h * splits * (n + 2);
     float top = neg_infinity();
-    for (int s = 0; s < splits; s++) top = fmaxf(top, p[(i64)s * (n + 2)]);
+    for (int s = threadIdx.x; s < splits; s += blockDim.x) top = fmaxf(top, p[(i64)s * (n + 2)]);
+    for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
+    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = top;
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        float t = scratch[0];
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++) t = fmaxf(t, scratch[w]);
+        top_shared = t;
+    }
+
+    __syncthreads();
+    top = top_shared;
+    for (int s = threadIdx.x; s < splits; s += blockDim.x) weights[s] = expf(p[(i64)s * (n + 2)] - top);
+    __syncthreads();
     float total = 0.f;
-    for (int s = 0; s < splits; s++) total += p[(i64)s * (n + 2) + 1] * expf(p[(i64)s * (n + 2)] - top);
-    for (int i = lane; i < n; i += 32)
+    for (int s = 0; s < splits; s++) total += p[(i64)s * (n + 2) + 1] * weights[s];
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
     {
         float o = 0.f;
-        for (int s = 0; s < splits; s++) o += p[(i64)s * (n + 2) + 2 + i] * expf(p[(i64)s * (n + 2)] - top);
+        for (int s = 0; s < splits; s++) o += p[(i64)s * (n + 2) + 2 + i] * weights[s];
         y[(i64)h * n + i] = o / total;
     }
 }

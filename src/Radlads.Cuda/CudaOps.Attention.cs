@@ -82,11 +82,14 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// One query row per head against <paramref name="length"/> cached keys, split over the cache so that
-    /// heads × splits fills the GPU about twice, then the splits combined (flash decoding).
+    /// heads × splits fills the GPU about twice and no block takes more than 256 keys, then the splits combined
+    /// (flash decoding).
     /// </summary>
     private void AttentionDecode(ulong pq, ulong pk, ulong pv, int heads, int kvHeads, int headDim, int length, float scale, ulong py)
     {
-        int splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + heads - 1) / heads, 1, (length + 31) / 32);
+        // Enough blocks to fill the GPU twice, and at most 256 keys a block (64 a warp) for long caches.
+        long wanted = Math.Max((2L * backend.Device.MultiprocessorCount + heads - 1) / heads, (length + 255L) / 256);
+        int splits = (int)Math.Clamp(Math.Min(wanted, 8192), 1, (length + 31) / 32);
         int chunk = (length + splits - 1) / splits;
         splits = (length + chunk - 1) / chunk;
         using var partial = backend.AllocateUninitialized(heads * splits, headDim + 2);
@@ -94,6 +97,6 @@ internal sealed unsafe partial class CudaOps
         void** a = stackalloc void*[] { &pq, &pk, &pv, &heads, &kvHeads, &headDim, &length, &chunk, &scale, &pp };
         backend.Launch(K.AttentionSplit, "attention_split_f32", (uint)heads, (uint)splits, 128, 0, a);
         void** c = stackalloc void*[] { &pp, &heads, &splits, &headDim, &py };
-        backend.Launch(K.AttentionCombine, "attention_combine_f32", (uint)((heads * 32 + Threads - 1) / Threads), 1, Threads, 0, c);
+        backend.Launch(K.AttentionCombine, "attention_combine_f32", (uint)heads, 1, 128, (uint)(splits * sizeof(float)), c);
     }
 }
