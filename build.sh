@@ -45,13 +45,18 @@ case "$command" in
     dotnet publish tests/Radlads.Tests -c Release -r linux-x64 --self-contained -o .gpu/tests
     # The device tool uploads at most 64 MiB with the working tree: trim the framework (partial: our assemblies and
     # xunit stay whole), drop debugger/tracing libraries and the tokenizer oracle (its tests need tests/data).
-    # Run there with: ./Radlads.Tests -namespace- Radlads.Tests.Tokenization -method- "*ShardedCheckpointGivesTheSameLogits"
-    # (that CPU test needs System.Text.Json reflection, which the trimmed framework lacks).
+    # The demo teacher (37 MB, the CLI's default model) is left out too: the checkout that travels with the device
+    # call has it, so copy models/demo-teacher next to the binaries there (app/models/demo-teacher).
+    # Run there with: ./Radlads.Tests -namespace- Radlads.Tests.Tokenization (System.Text.Json's reflection
+    # serializer, which some CPU tests use, is kept switched on). The same folder runs the CLI as ./radlads
+    # (e.g. ./radlads bench-decode).
     rm -rf .gpu/cudatests && dotnet publish tests/Radlads.Tests -c Release -r linux-x64 --self-contained \
       -p:PublishTrimmed=true -p:TrimMode=partial -p:DebugType=none -p:GenerateDocumentationFile=false \
-      -p:SuppressTrimAnalysisWarnings=true -p:TreatWarningsAsErrors=false -o .gpu/cudatests/app
+      -p:SuppressTrimAnalysisWarnings=true -p:TreatWarningsAsErrors=false -p:JsonSerializerIsReflectionEnabledByDefault=true \
+      -o .gpu/cudatests/app
     (cd .gpu/cudatests/app && rm -f libhf_tokenizers.so libmscordaccore.so libmscordbi.so libcoreclrtraceptprovider.so \
-      libclrgcexp.so libclrgc.so createdump golden/*.py golden/make_golden.log)
+      libclrgcexp.so libclrgc.so createdump golden/*.py golden/make_golden.log && rm -rf models/demo-teacher \
+      && cp Radlads.Tests.deps.json radlads.deps.json) # without a deps.json the radlads apphost would act as the dotnet muxer
     tar cf - -C .gpu/cudatests app | xz -9e -T0 > .gpu/cudatests.tar.xz
     ls -l .gpu/cudatests.tar.xz
     ;;

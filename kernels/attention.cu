@@ -2,10 +2,13 @@
 #include "common.cuh"
 
 // Rotate-half RoPE in place on x [T, heads·N]; one thread per (t, head, pair). Angles in float64, as the CPU
-// reference computes them, then rounded to fp32.
-extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int start, float theta)
+// reference computes them, then rounded to fp32. Row t is at position start + t, plus *start_offset when that
+// pointer is not null (a recorded decode step reads its position from device memory).
+extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int start, const int* start_offset, float theta)
 {
+    pdl_begin();
     int half = n / 2;
+    if (start_offset != 0) start += *start_offset;
     GRID_STRIDE(idx, (i64)tokens * heads * half)
     {
         int i = (int)(idx % half);
@@ -26,6 +29,7 @@ extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int 
 // y head h = x head ⌊h / groups⌋. x [T, KVH·N], y [T, KVH·groups·N].
 extern "C" __global__ void repeat_kv_f32(const float* x, int tokens, int kv_heads, int n, int groups, float* y)
 {
+    pdl_begin();
     int heads = kv_heads * groups;
     GRID_STRIDE(idx, (i64)tokens * heads * n)
     {
@@ -45,6 +49,7 @@ extern "C" __global__ void repeat_kv_f32(const float* x, int tokens, int kv_head
 extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_f32(const float* q, const float* k_cache,
     const float* v_cache, int heads, int kv_heads, int n, int start, float scale, float* y)
 {
+    pdl_begin();
     __shared__ float warp_max[ATT_WARPS];
     __shared__ float warp_sum_[ATT_WARPS];
     __shared__ float warp_acc[ATT_WARPS][ATT_MAX_PER_LANE * 32];
@@ -126,5 +131,140 @@ extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_f32(const
         float o = 0.f;
         for (int w = 0; w < ATT_WARPS; w++) o += warp_acc[w][i] * weight[w];
         yh[i] = o / total;
+    }
+}
+
+// Decode (T = 1) split over the cache, flash-decoding style: grid (heads, splits), four warps per block. Block
+// (h, s) takes keys [s·chunk, min((s + 1)·chunk, length)) of query head h: each warp keeps an online softmax over
+// every fourth key, the warps merge, and the block writes partial[h, s] = (max, sum, acc[N]) for attention_combine.
+extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_split_f32(const float* q, const float* k_cache,
+    const float* v_cache, int heads, int kv_heads, int n, int length, int chunk, float scale, float* partial)
+{
+    pdl_begin();
+    __shared__ float warp_max[ATT_WARPS];
+    __shared__ float warp_sum_[ATT_WARPS];
+    __shared__ float warp_acc[ATT_WARPS][ATT_MAX_PER_LANE * 32];
+    int h = blockIdx.x;
+    int split = blockIdx.y;
+    int kvh = h / (heads / kv_heads);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int first = split * chunk;
+    int end = min(length, first + chunk);
+    i64 kv_width = (i64)kv_heads * n;
+    const float* qh = q + (i64)h * n;
+    float qr[ATT_MAX_PER_LANE];
+    float acc[ATT_MAX_PER_LANE];
+#pragma unroll
+    for (int d = 0; d < ATT_MAX_PER_LANE; d++)
+    {
+        int i = lane + 32 * d;
+        qr[d] = i < n ? qh[i] : 0.f;
+        acc[d] = 0.f;
+    }
+
+    float m = neg_infinity();
+    float l = 0.f;
+    for (int j = first + warp; j < end; j += ATT_WARPS)
+    {
+        const float* kj = k_cache + j * kv_width + (i64)kvh * n;
+        const float* vj = v_cache + j * kv_width + (i64)kvh * n;
+        float s = 0.f;
+#pragma unroll
+        for (int d = 0; d < ATT_MAX_PER_LANE; d++)
+        {
+            int i = lane + 32 * d;
+            if (i < n) s = fmaf(qr[d], kj[i], s);
+        }
+
+        s = warp_sum(s) * scale;
+        float next = fmaxf(m, s);
+        float correction = expf(m - next);
+        float p = expf(s - next);
+        l = l * correction + p;
+#pragma unroll
+        for (int d = 0; d < ATT_MAX_PER_LANE; d++)
+        {
+            int i = lane + 32 * d;
+            if (i < n) acc[d] = acc[d] * correction + p * vj[i];
+        }
+
+        m = next;
+    }
+
+    if (lane == 0)
+    {
+        warp_max[warp] = m;
+        warp_sum_[warp] = l;
+    }
+
+#pragma unroll
+    for (int d = 0; d < ATT_MAX_PER_LANE; d++)
+    {
+        int i = lane + 32 * d;
+        if (i < n) warp_acc[warp][i] = acc[d];
+    }
+
+    __syncthreads();
+    if (warp != 0) return;
+    float top = warp_max[0];
+    for (int w = 1; w < ATT_WARPS; w++) top = fmaxf(top, warp_max[w]);
+    float weight[ATT_WARPS];
+    float total = 0.f;
+    for (int w = 0; w < ATT_WARPS; w++)
+    {
+        // A warp that saw no key has m = −∞ and weight 0 (every block sees at least one key, so top is finite).
+        weight[w] = expf(warp_max[w] - top);
+        total += warp_sum_[w] * weight[w];
+    }
+
+    float* out = partial + ((i64)h * gridDim.y + split) * (n + 2);
+    if (lane == 0)
+    {
+        out[0] = top;
+        out[1] = total;
+    }
+
+    for (int i = lane; i < n; i += 32)
+    {
+        float o = 0.f;
+        for (int w = 0; w < ATT_WARPS; w++) o += warp_acc[w][i] * weight[w];
+        out[2 + i] = o;
+    }
+}
+
+// y[h] = Σ_s acc_s·e^(m_s − M) / Σ_s l_s·e^(m_s − M) over the splits of attention_split_f32. One block per head:
+// the split weights e^(m_s − M) go to shared memory (dynamic: splits floats), then each thread sums one element
+// of the head over the splits, in order.
+extern "C" __global__ void attention_combine_f32(const float* partial, int heads, int splits, int n, float* y)
+{
+    pdl_begin();
+    extern __shared__ float weights[];
+    __shared__ float scratch[32];
+    __shared__ float top_shared;
+    int h = blockIdx.x;
+    const float* p = partial + (i64)h * splits * (n + 2);
+    float top = neg_infinity();
+    for (int s = threadIdx.x; s < splits; s += blockDim.x) top = fmaxf(top, p[(i64)s * (n + 2)]);
+    for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
+    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = top;
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        float t = scratch[0];
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++) t = fmaxf(t, scratch[w]);
+        top_shared = t;
+    }
+
+    __syncthreads();
+    top = top_shared;
+    for (int s = threadIdx.x; s < splits; s += blockDim.x) weights[s] = expf(p[(i64)s * (n + 2)] - top);
+    __syncthreads();
+    float total = 0.f;
+    for (int s = 0; s < splits; s++) total += p[(i64)s * (n + 2) + 1] * weights[s];
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+    {
+        float o = 0.f;
+        for (int s = 0; s < splits; s++) o += p[(i64)s * (n + 2) + 2 + i] * weights[s];
+        y[(i64)h * n + i] = o / total;
     }
 }

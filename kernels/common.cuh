@@ -15,6 +15,31 @@ typedef long long i64;
 // A grid-stride loop over [0, n).
 #define GRID_STRIDE(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)blockDim.x * gridDim.x)
 
+// Programmatic dependent launch (sm_90 and later, when the host launches with it): a kernel may start while the
+// one before it in the stream finishes. pdl_wait() blocks until that kernel has completed and its writes are
+// visible; pdl_trigger() lets the next kernel start its blocks. Without the launch attribute both are no-ops.
+// Every kernel calls pdl_begin() (wait, then trigger) before it reads or writes activations; the GEMVs load their
+// first weights (which no kernel writes) before it.
+__device__ __forceinline__ void pdl_wait()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_trigger()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_begin()
+{
+    pdl_wait();
+    pdl_trigger();
+}
+
 __device__ __forceinline__ float bf16_to_float(u16 b) { return __uint_as_float(((u32)b) << 16); }
 
 __device__ __forceinline__ float f16_to_float(u16 h)

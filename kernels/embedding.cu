@@ -3,6 +3,7 @@
 
 extern "C" __global__ void embedding_f32(const void* table, int dtype, const int* ids, float* y, int tokens, int c)
 {
+    pdl_begin();
     GRID_STRIDE(i, (i64)tokens * c)
     {
         i64 t = i / c;

@@ -1,8 +1,14 @@
 // MatMul: y[T, M] = x[T, K]·Wᵀ (OutIn, W [M, K]) or x·W (InOut, W [K, M]), + bias [M]; fp32 accumulation,
 // weights read in their stored dtype (bf16, f16, f32) and converted in registers.
 //   matmul_{outin,inout}_{dt}: a plain 64×64 shared-memory tile, 256 threads, 4×4 outputs per thread.
-//   gemv_{dt}_{vec,scalar}: T = 1, OutIn: one warp per output row; _vec streams the row with 16-byte loads
-//   (8 bf16/f16 or 4 f32 per lane), for K a multiple of 8 (4) and 16-byte aligned W and x.
+//   gemv_{dt}_vec{1,2,4,8}: T = 1, OutIn, W streamed with 16-byte loads (8 bf16/f16 or 4 f32 per lane), for K a
+//   multiple of 8 (4) and 16-byte aligned W and x; 1, 2, 4 or 8 warps share a row (split K inside the block),
+//   chosen so that even a few rows fill the GPU; four loads in flight per lane.
+//   gemv_group_{dt}_vec{1,2,4,8}: the same for up to three matrices that share x, in one launch.
+//   gemv_{dt}_scalar: T = 1, OutIn, any K: one warp per row, one element per lane per step.
+//   gemv_inout_{dt}_{vec,scalar}: T = 1, InOut (LoRA factors): each lane owns 8 (4, 1) adjacent columns, the 8
+//   warps of a block split the rows of its K range; K is split over blockIdx.y when the columns are few, and the
+//   last block of each column tile to finish adds the splits (+ bias) in a fixed order.
 #include "common.cuh"
 
 #define TILE_T 64
@@ -81,6 +87,7 @@ __device__ __forceinline__ void matmul_tiled(const float* __restrict__ x, const 
     extern "C" __global__ void __launch_bounds__(256) name(const float* x, const void* w, const void* bias, int bias_dtype, \
         float* y, int tokens, int k, int m)                                                                              \
     {                                                                                                                    \
+        pdl_begin();                                                                                                     \
         matmul_tiled<DT, OUTIN>(x, w, bias, bias_dtype, y, tokens, k, m);                                                \
     }
 
@@ -116,61 +123,391 @@ __device__ __forceinline__ float dot_word(u32 word, float x0, float x1, float ac
     return fmaf(hi16<DT>(word), x1, acc);
 }
 
-template <int DT, bool VEC>
-__device__ __forceinline__ void gemv(const float* __restrict__ x, const void* __restrict__ w, const void* bias, int bias_dtype,
+// 16 bytes of a weight that is read once per step: not kept in L1, so the activations stay there.
+__device__ __forceinline__ uint4 load_stream(const void* p)
+{
+    uint4 v;
+#if __CUDA_ARCH__ >= 700
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+#else
+    asm("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+#endif
+    return v;
+}
+
+// acc += (16 bytes of weights q) · (the matching 8 or 4 elements of x, starting at chunk c).
+template <int DT>
+__device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x, int c, float acc)
+{
+    if (DT == DT_F32)
+    {
+        float4 a = __ldg((const float4*)x + c);
+        acc = fmaf(__uint_as_float(q.x), a.x, acc);
+        acc = fmaf(__uint_as_float(q.y), a.y, acc);
+        acc = fmaf(__uint_as_float(q.z), a.z, acc);
+        return fmaf(__uint_as_float(q.w), a.w, acc);
+    }
+
+    float4 a = __ldg((const float4*)x + 2 * c);
+    float4 b = __ldg((const float4*)x + 2 * c + 1);
+    acc = dot_word<DT>(q.x, a.x, a.y, acc);
+    acc = dot_word<DT>(q.y, a.z, a.w, acc);
+    acc = dot_word<DT>(q.z, b.x, b.y, acc);
+    return dot_word<DT>(q.w, b.z, b.w, acc);
+}
+
+#define GEMV_THREADS 256
+#define GEMV_UNROLL 4
+
+// y[row] = x · W[row, :] + bias. Block of 8 warps = 8/WPR rows; the WPR warps of a row take interleaved 16-byte
+// chunks of it, GEMV_UNROLL loads in flight per lane, then a warp sum and (WPR > 1) a sum over the row's warps.
+template <int DT, int WPR>
+__device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void* __restrict__ w, const void* bias, int bias_dtype,
+    float* __restrict__ y, int k, int m)
+{
+    __shared__ float partial[GEMV_THREADS / 32];
+    const int per = DT == DT_F32 ? 4 : 8;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int row = blockIdx.x * (GEMV_THREADS / 32 / WPR) + warp / WPR;
+    int part = warp % WPR;
+    const uint4* wr = (const uint4*)((const char*)w + (i64)(row < m ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
+    int chunks = k / per;
+    const int stride = 32 * WPR;
+    int c = part * 32 + lane;
+    // The first loads go out before the wait: weights are never written, so they may stream while the kernel
+    // before this one (which wrote x) finishes.
+    uint4 q[GEMV_UNROLL];
+    bool first = row < m && c + (GEMV_UNROLL - 1) * stride < chunks;
+    if (first)
+    {
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
+    }
+
+    pdl_begin();
+    float acc = 0.f;
+    if (row < m)
+    {
+        if (first)
+        {
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+            c += GEMV_UNROLL * stride;
+        }
+
+        for (; c + (GEMV_UNROLL - 1) * stride < chunks; c += GEMV_UNROLL * stride)
+        {
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+        }
+
+        for (; c < chunks; c += stride) acc = dot_chunk<DT>(load_stream(wr + c), x, c, acc);
+    }
+
+    acc = warp_sum(acc);
+    if (WPR > 1)
+    {
+        if (lane == 0) partial[warp] = acc;
+        __syncthreads();
+        if (part != 0 || lane != 0 || row >= m) return;
+        for (int i = 1; i < WPR; i++) acc += partial[warp + i];
+    }
+    else if (lane != 0 || row >= m)
+    {
+        return;
+    }
+
+    y[row] = acc + (bias != 0 ? load_any(bias, bias_dtype, row) : 0.f);
+}
+
+#define GEMV(name, DT, WPR)                                                                                              \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS) name(const float* x, const void* w, const void* bias,       \
+        int bias_dtype, float* y, int k, int m)                                                                          \
+    {                                                                                                                    \
+        gemv_vec<DT, WPR>(x, w, bias, bias_dtype, y, k, m);                                                              \
+    }
+
+#define GEMV_ALL(DTNAME, DT) \
+    GEMV(gemv_##DTNAME##_vec1, DT, 1) GEMV(gemv_##DTNAME##_vec2, DT, 2) GEMV(gemv_##DTNAME##_vec4, DT, 4) GEMV(gemv_##DTNAME##_vec8, DT, 8)
+
+GEMV_ALL(f32, DT_F32)
+GEMV_ALL(f16, DT_F16)
+GEMV_ALL(bf16, DT_BF16)
+
+// Up to three OutIn GEMVs that share x (q/k/v, gate/up) in one launch: their rows are numbered one after the
+// other (m0, then m1, then m2) and each warp finds its matrix from its row; otherwise as gemv_vec.
+template <int DT, int WPR>
+__device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
+    const void* w0, const void* b0, int bt0, float* y0, int m0,
+    const void* w1, const void* b1, int bt1, float* y1, int m1,
+    const void* w2, const void* b2, int bt2, float* y2, int m2)
+{
+    __shared__ float partial[GEMV_THREADS / 32];
+    const int per = DT == DT_F32 ? 4 : 8;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int global = blockIdx.x * (GEMV_THREADS / 32 / WPR) + warp / WPR;
+    int part = warp % WPR;
+    bool valid = global < m0 + m1 + m2;
+    const void* w = w0;
+    const void* bias = b0;
+    int bias_dtype = bt0;
+    float* y = y0;
+    int row = global;
+    if (global >= m0 + m1)
+    {
+        w = w2; bias = b2; bias_dtype = bt2; y = y2; row = global - m0 - m1;
+    }
+    else if (global >= m0)
+    {
+        w = w1; bias = b1; bias_dtype = bt1; y = y1; row = global - m0;
+    }
+
+    const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
+    int chunks = k / per;
+    const int stride = 32 * WPR;
+    int c = part * 32 + lane;
+    uint4 q[GEMV_UNROLL];
+    bool first = valid && c + (GEMV_UNROLL - 1) * stride < chunks;
+    if (first)
+    {
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
+    }
+
+    pdl_begin();
+    float acc = 0.f;
+    if (valid)
+    {
+        if (first)
+        {
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+            c += GEMV_UNROLL * stride;
+        }
+
+        for (; c + (GEMV_UNROLL - 1) * stride < chunks; c += GEMV_UNROLL * stride)
+        {
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+        }
+
+        for (; c < chunks; c += stride) acc = dot_chunk<DT>(load_stream(wr + c), x, c, acc);
+    }
+
+    acc = warp_sum(acc);
+    if (WPR > 1)
+    {
+        if (lane == 0) partial[warp] = acc;
+        __syncthreads();
+        if (part != 0 || lane != 0 || !valid) return;
+        for (int i = 1; i < WPR; i++) acc += partial[warp + i];
+    }
+    else if (lane != 0 || !valid)
+    {
+        return;
+    }
+
+    y[row] = acc + (bias != 0 ? load_any(bias, bias_dtype, row) : 0.f);
+}
+
+#define GEMV_GROUP(name, DT, WPR)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS) name(const float* x, int k,                               \
+        const void* w0, const void* b0, int bt0, float* y0, int m0, const void* w1, const void* b1, int bt1, float* y1,  \
+        int m1, const void* w2, const void* b2, int bt2, float* y2, int m2)                                              \
+    {                                                                                                                    \
+        gemv_group<DT, WPR>(x, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2);                         \
+    }
+
+#define GEMV_GROUP_ALL(DTNAME, DT) \
+    GEMV_GROUP(gemv_group_##DTNAME##_vec1, DT, 1) GEMV_GROUP(gemv_group_##DTNAME##_vec2, DT, 2)                            \
+    GEMV_GROUP(gemv_group_##DTNAME##_vec4, DT, 4) GEMV_GROUP(gemv_group_##DTNAME##_vec8, DT, 8)
+
+GEMV_GROUP_ALL(f32, DT_F32)
+GEMV_GROUP_ALL(f16, DT_F16)
+GEMV_GROUP_ALL(bf16, DT_BF16)
+
+// Any K and alignment: one warp per row, one element per lane per step.
+template <int DT>
+__device__ __forceinline__ void gemv_scalar(const float* __restrict__ x, const void* __restrict__ w, const void* bias, int bias_dtype,
     float* __restrict__ y, int k, int m)
 {
     int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5);
     int lane = threadIdx.x & 31;
     if (row >= m) return;
     float acc = 0.f;
-    if (VEC)
-    {
-        const int per = DT == DT_F32 ? 4 : 8;
-        const uint4* wr = (const uint4*)((const char*)w + (i64)row * k * (DT == DT_F32 ? 4 : 2));
-        const float4* xv = (const float4*)x;
-        int chunks = k / per;
-        for (int c = lane; c < chunks; c += 32)
-        {
-            uint4 q = wr[c];
-            if (DT == DT_F32)
-            {
-                float4 a = xv[c];
-                acc = fmaf(__uint_as_float(q.x), a.x, acc);
-                acc = fmaf(__uint_as_float(q.y), a.y, acc);
-                acc = fmaf(__uint_as_float(q.z), a.z, acc);
-                acc = fmaf(__uint_as_float(q.w), a.w, acc);
-            }
-            else
-            {
-                float4 a = xv[2 * c];
-                float4 b = xv[2 * c + 1];
-                acc = dot_word<DT>(q.x, a.x, a.y, acc);
-                acc = dot_word<DT>(q.y, a.z, a.w, acc);
-                acc = dot_word<DT>(q.z, b.x, b.y, acc);
-                acc = dot_word<DT>(q.w, b.z, b.w, acc);
-            }
-        }
-    }
-    else
-    {
-        for (int i = lane; i < k; i += 32) acc = fmaf(load_w<DT>(w, (i64)row * k + i), x[i], acc);
-    }
-
+    for (int i = lane; i < k; i += 32) acc = fmaf(load_w<DT>(w, (i64)row * k + i), x[i], acc);
     acc = warp_sum(acc);
     if (lane == 0) y[row] = acc + (bias != 0 ? load_any(bias, bias_dtype, row) : 0.f);
 }
 
-#define GEMV(name, DT, VEC)                                                                                              \
+#define GEMV_SCALAR(name, DT)                                                                                            \
     extern "C" __global__ void __launch_bounds__(256) name(const float* x, const void* w, const void* bias, int bias_dtype, \
         float* y, int k, int m)                                                                                          \
     {                                                                                                                    \
-        gemv<DT, VEC>(x, w, bias, bias_dtype, y, k, m);                                                                  \
+        pdl_begin();                                                                                                     \
+        gemv_scalar<DT>(x, w, bias, bias_dtype, y, k, m);                                                                \
     }
 
-GEMV(gemv_f32_vec, DT_F32, true)
-GEMV(gemv_f16_vec, DT_F16, true)
-GEMV(gemv_bf16_vec, DT_BF16, true)
-GEMV(gemv_f32_scalar, DT_F32, false)
-GEMV(gemv_f16_scalar, DT_F16, false)
-GEMV(gemv_bf16_scalar, DT_BF16, false)
+GEMV_SCALAR(gemv_f32_scalar, DT_F32)
+GEMV_SCALAR(gemv_f16_scalar, DT_F16)
+GEMV_SCALAR(gemv_bf16_scalar, DT_BF16)
+
+// The PER weights of one lane's columns in row r, as fp32.
+template <int DT, int PER>
+__device__ __forceinline__ void weights_of(uint4 q, float* wv)
+{
+    u32 words[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int j = 0; j < PER; j++)
+        wv[j] = DT == DT_F32 ? __uint_as_float(words[j]) : ((j & 1) ? hi16<DT>(words[j >> 1]) : lo16<DT>(words[j >> 1]));
+}
+
+// T = 1, InOut: y[col] = Σ_k x[k]·W[k, col] (+ bias) for W [K, M]. Block (8 warps) covers 32·PER columns: lane l
+// owns columns tile·32·PER + l·PER .. + PER − 1 (one 16-byte load per row when PER > 1). Rows [k0, k1) of this
+// blockIdx.y are dealt to the warps round-robin. The warps' sums meet in shared memory; with one split the block
+// writes y (+ bias). With several, each block writes partial[split, M]; the last block of a column tile to finish
+// (counted in counters[tile], which it resets) adds the splits in order and writes y (+ bias).
+template <int DT, int PER>
+__device__ __forceinline__ void gemv_inout(const float* __restrict__ x, const void* __restrict__ w, const void* bias, int bias_dtype,
+    float* __restrict__ y, float* partial, int* counters, int k, int m, int rows_per_split)
+{
+    __shared__ float sums[GEMV_THREADS / 32][32 * PER];
+    __shared__ int last;
+    const int esize = DT == DT_F32 ? 4 : 2;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int col0 = blockIdx.x * 32 * PER;
+    int col = col0 + lane * PER;
+    int k0 = blockIdx.y * rows_per_split;
+    int k1 = min(k, k0 + rows_per_split);
+    float acc[PER];
+#pragma unroll
+    for (int j = 0; j < PER; j++) acc[j] = 0.f;
+    int r = k0 + warp;
+    // The first four rows' weights load before the wait (weights are never written).
+    uint4 q[4];
+    bool first = PER > 1 && col < m && r + 3 * 8 < k1;
+    if (first)
+    {
+#pragma unroll
+        for (int u = 0; u < 4; u++) q[u] = load_stream((const char*)w + ((i64)(r + u * 8) * m + col) * esize);
+    }
+
+    pdl_begin();
+    if (col < m)
+    {
+        if (first)
+        {
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+            {
+                float wv[PER];
+                weights_of<DT, PER>(q[u], wv);
+                float xv = __ldg(x + r + u * 8);
+#pragma unroll
+                for (int j = 0; j < PER; j++) acc[j] = fmaf(wv[j], xv, acc[j]);
+            }
+
+            r += 4 * 8;
+        }
+
+        for (; r + 3 * 8 < k1; r += 4 * 8)
+        {
+            if (PER > 1)
+            {
+                float xv[4];
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                {
+                    q[u] = load_stream((const char*)w + ((i64)(r + u * 8) * m + col) * esize);
+                    xv[u] = __ldg(x + r + u * 8);
+                }
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                {
+                    float wv[PER];
+                    weights_of<DT, PER>(q[u], wv);
+#pragma unroll
+                    for (int j = 0; j < PER; j++) acc[j] = fmaf(wv[j], xv[u], acc[j]);
+                }
+            }
+            else
+            {
+#pragma unroll
+                for (int u = 0; u < 4; u++) acc[0] = fmaf(load_w<DT>(w, (i64)(r + u * 8) * m + col), x[r + u * 8], acc[0]);
+            }
+        }
+
+        for (; r < k1; r += 8)
+        {
+            float xr = x[r];
+            if (PER > 1)
+            {
+                float wv[PER];
+                weights_of<DT, PER>(load_stream((const char*)w + ((i64)r * m + col) * esize), wv);
+#pragma unroll
+                for (int j = 0; j < PER; j++) acc[j] = fmaf(wv[j], xr, acc[j]);
+            }
+            else
+            {
+                acc[0] = fmaf(load_w<DT>(w, (i64)r * m + col), xr, acc[0]);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int j = 0; j < PER; j++) sums[warp][lane * PER + j] = acc[j];
+    __syncthreads();
+    for (int j = threadIdx.x; j < 32 * PER; j += GEMV_THREADS)
+    {
+        int c = col0 + j;
+        if (c >= m) continue;
+        float total = 0.f;
+#pragma unroll
+        for (int v = 0; v < GEMV_THREADS / 32; v++) total += sums[v][j];
+        if (gridDim.y == 1)
+        {
+            y[c] = total + (bias != 0 ? load_any(bias, bias_dtype, c) : 0.f);
+        }
+        else
+        {
+            partial[(i64)blockIdx.y * m + c] = total;
+        }
+    }
+
+    if (gridDim.y == 1) return;
+    // Publish this split, then count it; the block that counts last sees every split.
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(counters + blockIdx.x, 1) == (int)gridDim.y - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int j = threadIdx.x; j < 32 * PER; j += GEMV_THREADS)
+    {
+        int c = col0 + j;
+        if (c >= m) continue;
+        float total = 0.f;
+        for (int split = 0; split < (int)gridDim.y; split++) total += ((volatile float*)partial)[(i64)split * m + c];
+        y[c] = total + (bias != 0 ? load_any(bias, bias_dtype, c) : 0.f);
+    }
+
+    if (threadIdx.x == 0) counters[blockIdx.x] = 0;
+}
+
+#define GEMV_INOUT(name, DT, PER)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS) name(const float* x, const void* w, const void* bias,       \
+        int bias_dtype, float* y, float* partial, int* counters, int k, int m, int rows_per_split)                       \
+    {                                                                                                                    \
+        gemv_inout<DT, PER>(x, w, bias, bias_dtype, y, partial, counters, k, m, rows_per_split);                        \
+    }
+
+GEMV_INOUT(gemv_inout_f32_vec, DT_F32, 4)
+GEMV_INOUT(gemv_inout_f16_vec, DT_F16, 8)
+GEMV_INOUT(gemv_inout_bf16_vec, DT_BF16, 8)
+GEMV_INOUT(gemv_inout_f32_scalar, DT_F32, 1)
+GEMV_INOUT(gemv_inout_f16_scalar, DT_F16, 1)
+GEMV_INOUT(gemv_inout_bf16_scalar, DT_BF16, 1)

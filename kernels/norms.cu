@@ -5,6 +5,7 @@
 // One block per row of x [T, C]: y = w ⊙ x / sqrt(mean(x²) + eps).
 extern "C" __global__ void rms_norm_f32(const float* x, const void* w, int w_dtype, float eps, float* y, int c)
 {
+    pdl_begin();
     __shared__ float scratch[32];
     const float* xr = x + (i64)blockIdx.x * c;
     float* yr = y + (i64)blockIdx.x * c;
@@ -27,6 +28,7 @@ extern "C" __global__ void rms_norm_f32(const float* x, const void* w, int w_dty
 extern "C" __global__ void group_norm_f32(const float* x, const void* w, int w_dtype, const void* b, int b_dtype,
     int rows, int groups, int d, float eps, float* y)
 {
+    pdl_begin();
     i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
     if (item >= (i64)rows * groups) return;

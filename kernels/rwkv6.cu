@@ -4,6 +4,7 @@
 // delta[t] = x[t−1] − x[t] with x[−1] = state. The host then copies x[T−1] into the state (stream-ordered).
 extern "C" __global__ void token_shift_f32(const float* x, const float* state, float* delta, int tokens, int c)
 {
+    pdl_begin();
     GRID_STRIDE(i, (i64)tokens * c)
     {
         float previous = i < c ? state[i] : x[i - c];
@@ -14,6 +15,7 @@ extern "C" __global__ void token_shift_f32(const float* x, const float* state, f
 // y = x + delta ⊙ mix (fused multiply-add, as the CPU reference), mix [C] of any dtype.
 extern "C" __global__ void mix_shift_f32(const float* x, const float* delta, const void* mix, int mix_dtype, float* y, i64 n, int c)
 {
+    pdl_begin();
     GRID_STRIDE(i, n) y[i] = fmaf(delta[i], load_any(mix, mix_dtype, i % c), x[i]);
 }
 
@@ -21,6 +23,7 @@ extern "C" __global__ void mix_shift_f32(const float* x, const float* delta, con
 extern "C" __global__ void rwkv6_ddlerp_f32(const float* x, const float* delta, const float* lora, const void* w2, int w2_dtype,
     const void* mixes, int mixes_dtype, int tokens, int c, int rank, float* outputs)
 {
+    pdl_begin();
     GRID_STRIDE(idx, 5LL * tokens * c)
     {
         int j = (int)(idx % c);
@@ -37,6 +40,7 @@ extern "C" __global__ void rwkv6_ddlerp_f32(const float* x, const float* delta, 
 // w = exp(max(−exp(bias + d), −5)); a NaN passes the clamp so that a broken run shows.
 extern "C" __global__ void rwkv6_decay_f32(const float* d, const void* bias, int bias_dtype, float* w, i64 n, int a)
 {
+    pdl_begin();
     GRID_STRIDE(i, n)
     {
         float log_decay = -expf(load_any(bias, bias_dtype, i % a) + d[i]);
@@ -46,6 +50,7 @@ extern "C" __global__ void rwkv6_decay_f32(const float* d, const void* bias, int
 
 extern "C" __global__ void rwkv6_balance_keys_f32(const float* k, const float* w, float* y, i64 n)
 {
+    pdl_begin();
     GRID_STRIDE(i, n) y[i] = k[i] * (1.f - w[i]);
 }
 
@@ -55,6 +60,7 @@ extern "C" __global__ void rwkv6_balance_keys_f32(const float* k, const float* w
 extern "C" __global__ void wkv6_f32(const float* r, const float* k, const float* v, const float* w, float* state, float scale,
     int tokens, int heads, int n, float* y)
 {
+    pdl_begin();
     extern __shared__ float shared[];
     float* s = shared;
     float* rs = s + n * n;

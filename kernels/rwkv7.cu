@@ -4,6 +4,7 @@
 // w = exp(scale · σ(w0 + z)), scale = −e^−0.5 passed from the host as the CPU rounds it.
 extern "C" __global__ void rwkv7_decay_f32(const float* z, const void* w0, int w0_dtype, float scale, float* w, i64 n, int a)
 {
+    pdl_begin();
     GRID_STRIDE(i, n) w[i] = expf(sigmoid_(z[i] + load_any(w0, w0_dtype, i % a)) * scale);
 }
 
@@ -13,6 +14,7 @@ extern "C" __global__ void rwkv7_keys_f32(const float* k, const float* w, const 
     const void* iclr_mix, int iclr_mix_dtype, int tokens, int width, int n, int balanced,
     float* removal, float* replacement, float* k_tilde)
 {
+    pdl_begin();
     i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
     int heads = width / n;
@@ -41,6 +43,7 @@ extern "C" __global__ void rwkv7_keys_f32(const float* k, const float* w, const 
 
 extern "C" __global__ void rwkv7_value_residual_f32(const float* v, const float* v_first, const float* nu, float* y, i64 n)
 {
+    pdl_begin();
     GRID_STRIDE(i, n)
     {
         float vi = v[i];
@@ -55,6 +58,7 @@ extern "C" __global__ void rwkv7_value_residual_f32(const float* v, const float*
 extern "C" __global__ void wkv7_f32(const float* r, const float* w, const float* k, const float* v, const float* a, const float* b,
     float* state, int tokens, int heads, int n, float* y)
 {
+    pdl_begin();
     extern __shared__ float shared[];
     int pitch = n + 1;
     float* s = shared;
@@ -95,4 +99,48 @@ extern "C" __global__ void wkv7_f32(const float* r, const float* w, const float*
     }
 
     for (int e = i; e < n * n; e += n) sg[e] = s[(e / n) * pitch + e % n];
+}
+
+// The same recurrence for one token (decode): one warp per value row i of a head, the lanes across the row's
+// N keys, so the state is read and written once, coalesced, by H·N warps instead of H blocks. A lane keeps
+// N/32 (≤ 8) elements of the row in registers. y must not alias the inputs.
+#define WKV7_MAX_PER_LANE 8
+extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r, const float* w, const float* k, const float* v,
+    const float* a, const float* b, float* state, int heads, int n, float* y)
+{
+    pdl_begin();
+    i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (item >= (i64)heads * n) return;
+    int h = (int)(item / n);
+    int i = (int)(item % n);
+    const i64 o = (i64)h * n;
+    float* row = state + item * n;
+    float s[WKV7_MAX_PER_LANE];
+    float sa = 0.f;
+#pragma unroll
+    for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+    {
+        int j = lane + 32 * e;
+        s[e] = j < n ? row[j] : 0.f;
+        if (j < n) sa = fmaf(a[o + j], s[e], sa);
+    }
+
+    sa = warp_sum(sa);
+    float vi = v[o + i];
+    float acc = 0.f;
+#pragma unroll
+    for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+    {
+        int j = lane + 32 * e;
+        if (j < n)
+        {
+            float value = fmaf(b[o + j], sa, fmaf(k[o + j], vi, s[e] * w[o + j]));
+            row[j] = value;
+            acc = fmaf(value, r[o + j], acc);
+        }
+    }
+
+    acc = warp_sum(acc);
+    if (lane == 0) y[o + i] = acc;
 }

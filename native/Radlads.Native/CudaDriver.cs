@@ -68,8 +68,17 @@ public sealed unsafe class CudaDriver
     private readonly delegate* unmanaged<nint, int> cuModuleUnload;
     private readonly delegate* unmanaged<nint*, nint, byte*, int> cuModuleGetFunction;
     private readonly delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int> cuLaunchKernel;
+    private readonly delegate* unmanaged<LaunchConfig*, nint, void**, void**, int> cuLaunchKernelEx;
     private readonly delegate* unmanaged<nint, int, int, int> cuFuncSetAttribute;
     private readonly delegate* unmanaged<int*, int, nint, int> cuFuncGetAttribute;
+    private readonly delegate* unmanaged<void**, nuint, int> cuMemAllocHost;
+    private readonly delegate* unmanaged<void*, int> cuMemFreeHost;
+    private readonly delegate* unmanaged<nint, int, int> cuStreamBeginCapture;
+    private readonly delegate* unmanaged<nint, nint*, int> cuStreamEndCapture;
+    private readonly delegate* unmanaged<nint*, nint, ulong, int> cuGraphInstantiateWithFlags;
+    private readonly delegate* unmanaged<nint, nint, int> cuGraphLaunch;
+    private readonly delegate* unmanaged<nint, int> cuGraphExecDestroy;
+    private readonly delegate* unmanaged<nint, int> cuGraphDestroy;
     private readonly delegate* unmanaged<int, byte**, int> cuGetErrorName;
     private readonly delegate* unmanaged<int, byte**, int> cuGetErrorString;
 
@@ -119,8 +128,18 @@ public sealed unsafe class CudaDriver
         cuModuleUnload = (delegate* unmanaged<nint, int>)Get("cuModuleUnload");
         cuModuleGetFunction = (delegate* unmanaged<nint*, nint, byte*, int>)Get("cuModuleGetFunction");
         cuLaunchKernel = (delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int>)Get("cuLaunchKernel");
+        // CUDA 11.8 and later; older drivers launch without programmatic dependencies.
+        cuLaunchKernelEx = NativeLibrary.TryGetExport(library, "cuLaunchKernelEx", out var launchEx) ? (delegate* unmanaged<LaunchConfig*, nint, void**, void**, int>)launchEx : null;
         cuFuncSetAttribute = (delegate* unmanaged<nint, int, int, int>)Get("cuFuncSetAttribute");
         cuFuncGetAttribute = (delegate* unmanaged<int*, int, nint, int>)Get("cuFuncGetAttribute");
+        cuMemAllocHost = (delegate* unmanaged<void**, nuint, int>)Get("cuMemAllocHost_v2");
+        cuMemFreeHost = (delegate* unmanaged<void*, int>)Get("cuMemFreeHost");
+        cuStreamBeginCapture = (delegate* unmanaged<nint, int, int>)Get("cuStreamBeginCapture_v2");
+        cuStreamEndCapture = (delegate* unmanaged<nint, nint*, int>)Get("cuStreamEndCapture");
+        cuGraphInstantiateWithFlags = (delegate* unmanaged<nint*, nint, ulong, int>)Get("cuGraphInstantiateWithFlags");
+        cuGraphLaunch = (delegate* unmanaged<nint, nint, int>)Get("cuGraphLaunch");
+        cuGraphExecDestroy = (delegate* unmanaged<nint, int>)Get("cuGraphExecDestroy");
+        cuGraphDestroy = (delegate* unmanaged<nint, int>)Get("cuGraphDestroy");
         cuGetErrorName = (delegate* unmanaged<int, byte**, int>)Get("cuGetErrorName");
         cuGetErrorString = (delegate* unmanaged<int, byte**, int>)Get("cuGetErrorString");
 
@@ -250,6 +269,17 @@ public sealed unsafe class CudaDriver
         return ((long)free, (long)total);
     }
 
+    /// <summary>Page-locked host memory (cuMemAllocHost_v2): copies from it are true DMA and may be captured in a graph.</summary>
+    public void* AllocateHost(long bytes)
+    {
+        void* pointer;
+        Check(cuMemAllocHost(&pointer, (nuint)Math.Max(bytes, 1)), "cuMemAllocHost_v2");
+        return pointer;
+    }
+
+    /// <summary>cuMemFreeHost, returning the CUresult (release paths must not throw).</summary>
+    public int FreeHost(void* pointer) => cuMemFreeHost(pointer);
+
     public void CopyHostToDevice(ulong destination, void* source, long bytes) =>
         Check(cuMemcpyHtoD(destination, source, (nuint)bytes), "cuMemcpyHtoD_v2");
 
@@ -302,6 +332,45 @@ public sealed unsafe class CudaDriver
         return ms;
     }
 
+    // ---- graphs ----
+
+    /// <summary>
+    /// Starts recording the work queued on <paramref name="stream"/> into a graph (cuStreamBeginCapture_v2) in
+    /// relaxed mode: other threads may keep calling the driver, and allocations are allowed while recording.
+    /// </summary>
+    public void BeginCapture(nint stream) => Check(cuStreamBeginCapture(stream, 2), "cuStreamBeginCapture_v2");
+
+    /// <summary>Ends the recording and returns the CUgraph (cuStreamEndCapture).</summary>
+    public nint EndCapture(nint stream)
+    {
+        nint graph;
+        Check(cuStreamEndCapture(stream, &graph), "cuStreamEndCapture");
+        return graph;
+    }
+
+    /// <summary>cuStreamEndCapture ignoring the result: ends a recording that failed part-way.</summary>
+    public void AbandonCapture(nint stream)
+    {
+        nint graph = 0;
+        if (cuStreamEndCapture(stream, &graph) == Success && graph != 0)
+        {
+            cuGraphDestroy(graph);
+        }
+    }
+
+    public nint InstantiateGraph(nint graph)
+    {
+        nint exec;
+        Check(cuGraphInstantiateWithFlags(&exec, graph, 0), "cuGraphInstantiateWithFlags");
+        return exec;
+    }
+
+    public void LaunchGraph(nint exec, nint stream) => Check(cuGraphLaunch(exec, stream), "cuGraphLaunch");
+
+    public int DestroyGraph(nint graph) => cuGraphDestroy(graph);
+
+    public int DestroyGraphExec(nint exec) => cuGraphExecDestroy(exec);
+
     // ---- modules and launches ----
 
     public nint LoadModule(ReadOnlySpan<byte> image)
@@ -347,6 +416,61 @@ public sealed unsafe class CudaDriver
     /// cuLaunchKernel with the kernel's arguments as an array of pointers to each argument value
     /// (callers pass <c>stackalloc</c>'d pointers to unmanaged locals: no allocation per launch).
     /// </summary>
+    /// <summary>Whether <see cref="LaunchProgrammatic"/> is available (cuLaunchKernelEx, CUDA 11.8 and later).</summary>
+    public bool HasLaunchEx => cuLaunchKernelEx != null;
+
+    /// <summary>
+    /// cuLaunchKernelEx with programmatic stream serialisation (CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+    /// compute capability 9.0 and later): the kernel may begin while the previous kernel in the stream is finishing;
+    /// it must execute griddepcontrol.wait before touching memory that kernel reads or writes.
+    /// </summary>
+    public void LaunchProgrammatic(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
+        uint sharedBytes, nint stream, void** arguments, string name)
+    {
+        LaunchAttribute attribute = default;
+        attribute.Id = 6; // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+        attribute.Value = 1;
+        var config = new LaunchConfig
+        {
+            GridX = gridX,
+            GridY = gridY,
+            GridZ = gridZ,
+            BlockX = blockX,
+            BlockY = blockY,
+            BlockZ = blockZ,
+            SharedBytes = sharedBytes,
+            Stream = stream,
+            Attributes = &attribute,
+            AttributeCount = 1,
+        };
+        int result = cuLaunchKernelEx(&config, function, arguments, null);
+        if (result != Success)
+        {
+            throw new CudaException($"cuLaunchKernelEx({name})", result, ErrorName(result), ErrorText(result));
+        }
+    }
+
+    /// <summary>CUlaunchConfig (cuda.h).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct LaunchConfig
+    {
+        public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedBytes;
+        public nint Stream;
+        public LaunchAttribute* Attributes;
+        public uint AttributeCount;
+    }
+
+    /// <summary>CUlaunchAttribute (cuda.h): a 4-byte id padded to 8, then a 64-byte value union.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 72)]
+    private struct LaunchAttribute
+    {
+        [FieldOffset(0)]
+        public int Id;
+
+        [FieldOffset(8)]
+        public int Value;
+    }
+
     public void Launch(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedBytes, nint stream, void** arguments, string name)
     {

@@ -93,3 +93,64 @@ public sealed class CudaEvent : SafeHandle
         return Device.Driver.DestroyEvent(handle) == 0;
     }
 }
+
+/// <summary>Page-locked host memory (cuMemAllocHost), freed on dispose.</summary>
+public sealed unsafe class PinnedMemory : SafeHandle
+{
+    public PinnedMemory(CudaDevice device, long bytes)
+        : base(0, ownsHandle: true)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        Device = device;
+        device.MakeCurrent();
+        SetHandle((nint)device.Driver.AllocateHost(bytes));
+        Bytes = bytes;
+    }
+
+    public CudaDevice Device { get; }
+
+    public long Bytes { get; }
+
+    public void* Pointer => (void*)handle;
+
+    public override bool IsInvalid => handle == 0;
+
+    protected override bool ReleaseHandle()
+    {
+        Device.Driver.TrySetCurrentContext(Device.Context);
+        return Device.Driver.FreeHost((void*)handle) == 0;
+    }
+}
+
+/// <summary>An instantiated CUDA graph (CUgraphExec), destroyed on dispose.</summary>
+public sealed class CudaGraphExec : SafeHandle
+{
+    /// <summary>Instantiates <paramref name="graph"/> and destroys it (the executable graph does not need it).</summary>
+    public CudaGraphExec(CudaDevice device, nint graph)
+        : base(0, ownsHandle: true)
+    {
+        Device = device;
+        device.MakeCurrent();
+        try
+        {
+            SetHandle(device.Driver.InstantiateGraph(graph));
+        }
+        finally
+        {
+            device.Driver.DestroyGraph(graph);
+        }
+    }
+
+    public CudaDevice Device { get; }
+
+    public override bool IsInvalid => handle == 0;
+
+    /// <summary>Queues one replay of the graph on <paramref name="stream"/>.</summary>
+    public void Launch(CudaStream stream) => Device.Driver.LaunchGraph(handle, stream.Handle);
+
+    protected override bool ReleaseHandle()
+    {
+        Device.Driver.TrySetCurrentContext(Device.Context);
+        return Device.Driver.DestroyGraphExec(handle) == 0;
+    }
+}

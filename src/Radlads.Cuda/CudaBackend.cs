@@ -11,12 +11,22 @@ namespace Radlads.Cuda;
 /// the device and launched on one stream per backend. Activations and state are fp32, weights keep their
 /// checkpoint dtype (bf16, f16, f32) and are copied to the device by <see cref="LoadWeight"/>.
 /// Creating it on a machine without a usable GPU throws <see cref="RadladsException"/> saying what is missing.
+/// Activations come from a cache of device blocks (<see cref="Allocate"/>): every op runs on the backend's one
+/// stream, so a block given back can be handed out again at once, without a free or a wait. A decode step can be
+/// recorded as a CUDA graph and replayed (<see cref="IStepCapture"/>).
 /// </summary>
-public sealed unsafe class CudaBackend : IBackend
+public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 {
+    /// <summary>Token ids a recorded step may take (its pinned step buffer holds the position and these).</summary>
+    private const int StepIdCapacity = 1023;
+
     private readonly CudaStream stream;
     private readonly Lock idsLock = new();
     private DeviceMemory? ids;
+    private readonly DeviceMemory stepDevice;
+    private readonly PinnedMemory stepHost;
+    private readonly CudaEvent stepRead;
+    private readonly DeviceMemory splitCounters;
     private bool disposed;
 
     /// <summary>Opens GPU <paramref name="device"/> (default 0) and compiles or loads the kernels.</summary>
@@ -30,6 +40,13 @@ public sealed unsafe class CudaBackend : IBackend
             stream = new CudaStream(Device);
             // Allocated up front so that the memory a model holds is all released when it is disposed.
             ids = new DeviceMemory(Device, 4096);
+            stepDevice = new DeviceMemory(Device, (StepIdCapacity + 1) * sizeof(int));
+            stepHost = new PinnedMemory(Device, (StepIdCapacity + 1) * sizeof(int));
+            stepRead = new CudaEvent(Device);
+            stepRead.Record(stream);
+            splitCounters = new DeviceMemory(Device, SplitCounterCount * sizeof(int));
+            Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount, Stream);
+            ProgrammaticLaunch = Device.ComputeMajor >= 9 && Device.Driver.HasLaunchEx && Environment.GetEnvironmentVariable("RADLADS_CUDA_PDL") != "0";
         }
         catch (CudaUnavailableException e)
         {
@@ -60,6 +77,11 @@ public sealed unsafe class CudaBackend : IBackend
 
     /// <summary>The CUstream every op of this backend is queued on.</summary>
     public nint Stream => stream.Handle;
+
+    internal CudaStream StreamObject => stream;
+
+    /// <summary>Whether decode steps are recorded as CUDA graphs and replayed (default on; RADLADS_CUDA_GRAPHS=0 turns it off).</summary>
+    public bool CaptureEnabled { get; set; } = Environment.GetEnvironmentVariable("RADLADS_CUDA_GRAPHS") != "0";
 
     /// <summary>Binds the device's context to the calling thread; every entry point calls it first.</summary>
     internal void Enter()
@@ -96,13 +118,25 @@ public sealed unsafe class CudaBackend : IBackend
             count *= d;
         }
 
-        var tensor = New(DType.F32, (int[])shape.Clone(), count * sizeof(float));
+        var tensor = Cached((int[])shape.Clone(), count * sizeof(float));
         if (count > 0)
         {
             Device.Driver.SetAsync(tensor.Pointer, 0, count, Stream);
         }
 
         return tensor;
+    }
+
+    public Tensor AllocateUninitialized(params int[] shape)
+    {
+        long count = 1;
+        foreach (var d in shape)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(d);
+            count *= d;
+        }
+
+        return Cached((int[])shape.Clone(), count * sizeof(float));
     }
 
     public Tensor LoadWeight(TensorData data)
@@ -140,6 +174,7 @@ public sealed unsafe class CudaBackend : IBackend
         }
 
         Enter();
+        NotWhileRecording(nameof(Upload));
         if (source.Length > 0)
         {
             fixed (float* p = source)
@@ -159,6 +194,7 @@ public sealed unsafe class CudaBackend : IBackend
         }
 
         Enter();
+        NotWhileRecording(nameof(Download));
         if (count == 0)
         {
             return;
@@ -215,6 +251,17 @@ public sealed unsafe class CudaBackend : IBackend
     /// <summary>The token ids of one Embedding call on the device (a buffer reused across calls, stream-ordered).</summary>
     internal ulong UploadIds(ReadOnlySpan<int> values)
     {
+        if (recording is { } session)
+        {
+            // A recorded step reads the ids its replay writes to the step buffer (after the position).
+            if (!values.SequenceEqual(session.Ids))
+            {
+                throw new InvalidOperationException("while recording a step, Embedding must be given the ids the recording was started with");
+            }
+
+            return stepDevice.Pointer + sizeof(int);
+        }
+
         lock (idsLock)
         {
             long bytes = (long)values.Length * sizeof(int);
@@ -238,8 +285,54 @@ public sealed unsafe class CudaBackend : IBackend
         }
     }
 
-    internal void Launch(nint function, string name, uint gridX, uint gridY, uint block, uint sharedBytes, void** arguments) =>
-        Device.Driver.Launch(function, gridX, gridY, 1, block, 1, 1, sharedBytes, Stream, arguments, name);
+    /// <summary>
+    /// Whether kernels are launched with programmatic dependent launch (Hopper and later; RADLADS_CUDA_PDL=0 turns
+    /// it off): each kernel may start while the previous one finishes, and waits in griddepcontrol.wait before it
+    /// touches memory; the GEMVs load their first weights before that wait.
+    /// </summary>
+    public bool ProgrammaticLaunch { get; set; }
+
+    internal void Launch(nint function, string name, uint gridX, uint gridY, uint block, uint sharedBytes, void** arguments)
+    {
+        if (ProgrammaticLaunch)
+        {
+            Device.Driver.LaunchProgrammatic(function, gridX, gridY, 1, block, 1, 1, sharedBytes, Stream, arguments, name);
+        }
+        else
+        {
+            Device.Driver.Launch(function, gridX, gridY, 1, block, 1, 1, sharedBytes, Stream, arguments, name);
+        }
+    }
+
+    /// <summary>
+    /// The position offset argument of RoPE: null (0) outside a recording; inside one, the step buffer, whose
+    /// first int the replay sets to its position, and <paramref name="start"/> made relative to the recording's.
+    /// </summary>
+    internal ulong PositionOffset(ref int start)
+    {
+        if (recording is not { } session)
+        {
+            return 0;
+        }
+
+        start -= session.Position;
+        return stepDevice.Pointer;
+    }
+
+    internal bool Recording => recording is not null;
+
+    /// <summary>Split-K GEMVs count finished splits per column tile here; the last block of a tile resets its counter.</summary>
+    internal const int SplitCounterCount = 4096;
+
+    internal ulong SplitCounters => splitCounters.Pointer;
+
+    private void NotWhileRecording(string what)
+    {
+        if (recording is not null)
+        {
+            throw new InvalidOperationException($"{what} cannot be part of a recorded step (it needs the host)");
+        }
+    }
 
     private CudaTensor New(DType dtype, int[] shape, long bytes)
     {
@@ -273,7 +366,12 @@ public sealed unsafe class CudaBackend : IBackend
 
         Device.MakeCurrent();
         stream.Synchronize();
+        ReleaseCachedMemory();
         ids?.Dispose();
+        stepDevice.Dispose();
+        stepHost.Dispose();
+        stepRead.Dispose();
+        splitCounters.Dispose();
         stream.Dispose();
         disposed = true;
     }

@@ -17,7 +17,8 @@ internal sealed unsafe partial class CudaOps
 
         int tokens = x.RowCount;
         ulong px = P(x);
-        void** a = stackalloc void*[] { &px, &tokens, &heads, &headDim, &startPosition, &theta };
+        ulong offset = backend.PositionOffset(ref startPosition);
+        void** a = stackalloc void*[] { &px, &tokens, &heads, &headDim, &startPosition, &offset, &theta };
         Elementwise(K.Rope, "rope_f32", (long)tokens * heads * (headDim / 2), a);
     }
 
@@ -47,6 +48,11 @@ internal sealed unsafe partial class CudaOps
             throw new ArgumentException($"Attention: q {q.ShapeText}, cache {kCache.ShapeText}, start {startPosition}");
         }
 
+        if (backend.Recording)
+        {
+            throw new InvalidOperationException("Attention cannot be part of a recorded step: its cache rows depend on the position");
+        }
+
         if (headDim > MaxAttentionHeadDim)
         {
             throw new NotSupportedException($"Attention: the CUDA kernel handles head dims up to {MaxAttentionHeadDim}, not {headDim}");
@@ -55,6 +61,12 @@ internal sealed unsafe partial class CudaOps
         Fits(y, (long)tokens * width, nameof(Attention));
         float scale = 1f / MathF.Sqrt(headDim);
         ulong pk = P(kCache), pv = P(vCache), pq = 0, py = 0;
+        if (tokens == 1)
+        {
+            AttentionDecode(P(q), pk, pv, heads, kvHeads, headDim, startPosition + 1, scale, P(y));
+            return;
+        }
+
         int start = 0;
         void** a = stackalloc void*[] { &pq, &pk, &pv, &heads, &kvHeads, &headDim, &start, &scale, &py };
         // gridDim.y is at most 65535: long prefills go in slices of query rows.
@@ -66,5 +78,25 @@ internal sealed unsafe partial class CudaOps
             start = startPosition + first;
             backend.Launch(K.Attention, "attention_f32", (uint)heads, (uint)rows, 128, 0, a);
         }
+    }
+
+    /// <summary>
+    /// One query row per head against <paramref name="length"/> cached keys, split over the cache so that
+    /// heads × splits fills the GPU about twice and no block takes more than 256 keys, then the splits combined
+    /// (flash decoding).
+    /// </summary>
+    private void AttentionDecode(ulong pq, ulong pk, ulong pv, int heads, int kvHeads, int headDim, int length, float scale, ulong py)
+    {
+        // Enough blocks to fill the GPU twice, and at most 256 keys a block (64 a warp) for long caches.
+        long wanted = Math.Max((2L * backend.Device.MultiprocessorCount + heads - 1) / heads, (length + 255L) / 256);
+        int splits = (int)Math.Clamp(Math.Min(wanted, 8192), 1, (length + 31) / 32);
+        int chunk = (length + splits - 1) / splits;
+        splits = (length + chunk - 1) / chunk;
+        using var partial = backend.AllocateUninitialized(heads * splits, headDim + 2);
+        ulong pp = P(partial);
+        void** a = stackalloc void*[] { &pq, &pk, &pv, &heads, &kvHeads, &headDim, &length, &chunk, &scale, &pp };
+        backend.Launch(K.AttentionSplit, "attention_split_f32", (uint)heads, (uint)splits, 128, 0, a);
+        void** c = stackalloc void*[] { &pp, &heads, &splits, &headDim, &py };
+        backend.Launch(K.AttentionCombine, "attention_combine_f32", (uint)heads, 1, 128, (uint)(splits * sizeof(float)), c);
     }
 }

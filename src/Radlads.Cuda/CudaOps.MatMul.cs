@@ -34,13 +34,13 @@ internal sealed unsafe partial class CudaOps
         int dtype = (int)w.DType;
         if (t == 1 && layout == WeightLayout.OutIn)
         {
-            // Decode: one warp per output row, streaming the weights with 16-byte loads where alignment allows.
-            int perLoad = w.DType == DType.F32 ? 4 : 8;
-            bool vector = k % perLoad == 0 && pw % 16 == 0 && px % 16 == 0;
-            var function = vector ? K.GemvVector[dtype] : K.GemvScalar[dtype];
-            void** g = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &k, &m };
-            const int rowsPerBlock = (int)Threads / 32;
-            backend.Launch(function, vector ? "gemv_vec" : "gemv_scalar", (uint)((m + rowsPerBlock - 1) / rowsPerBlock), 1, Threads, 0, g);
+            GemvOutIn(w, px, pb, bType, py, k, m);
+            return;
+        }
+
+        if (t == 1)
+        {
+            GemvInOut(w, px, pb, bType, py, k, m);
             return;
         }
 
@@ -57,5 +57,139 @@ internal sealed unsafe partial class CudaOps
             ys = py + ((ulong)start * (ulong)m * sizeof(float));
             backend.Launch(tiled, "matmul_tiled", (uint)((m + Tile - 1) / Tile), (uint)((rows + Tile - 1) / Tile), Threads, 0, a);
         }
+    }
+
+    /// <summary>
+    /// Decode, W [M, K]: 16-byte streaming loads where K and the pointers allow, with 1, 2, 4 or 8 warps per row:
+    /// the fewest that still give every SM about eight blocks, so a few rows (k/v projections) fill the GPU too.
+    /// </summary>
+    private void GemvOutIn(CudaTensor w, ulong px, ulong pb, int bType, ulong py, int k, int m)
+    {
+        ulong pw = w.Pointer;
+        int dtype = (int)w.DType;
+        int perLoad = w.DType == DType.F32 ? 4 : 8;
+        void** g = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &k, &m };
+        if (k % perLoad != 0 || pw % 16 != 0 || px % 16 != 0)
+        {
+            const int rowsPerBlock = (int)Threads / 32;
+            backend.Launch(K.GemvScalar[dtype], "gemv_scalar", (uint)((m + rowsPerBlock - 1) / rowsPerBlock), 1, Threads, 0, g);
+            return;
+        }
+
+        long wanted = 8L * backend.Device.MultiprocessorCount;
+        int level = 0;
+        while (level < 3 && (m + (8 >> level) - 1) / (8 >> level) < wanted)
+        {
+            level++;
+        }
+
+        int rows = 8 >> level;
+        backend.Launch(K.GemvVector[dtype][level], "gemv_vec", (uint)((m + rows - 1) / rows), 1, Threads, 0, g);
+    }
+
+    /// <summary>
+    /// Decode, W [K, M] (LoRA factors): each lane takes 8 (f32: 4) adjacent columns with one 16-byte load per row
+    /// when M and the pointers allow; K is split over blocks when there are few columns, and the last block of each
+    /// column tile adds the splits in a fixed order.
+    /// </summary>
+    private void GemvInOut(CudaTensor w, ulong px, ulong pb, int bType, ulong py, int k, int m)
+    {
+        ulong pw = w.Pointer;
+        int dtype = (int)w.DType;
+        int per = w.DType == DType.F32 ? 4 : 8;
+        bool vector = m % per == 0 && pw % 16 == 0;
+        if (!vector)
+        {
+            per = 1;
+        }
+
+        int columnsPerBlock = 32 * per;
+        int tiles = (m + columnsPerBlock - 1) / columnsPerBlock;
+        int splits = 1;
+        if (k > 256 && tiles <= CudaBackend.SplitCounterCount)
+        {
+            splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles, 1, (k + 31) / 32);
+        }
+
+        int rowsPerSplit = (k + splits - 1) / splits;
+        splits = (k + rowsPerSplit - 1) / rowsPerSplit;
+        var function = vector ? K.GemvInOutVector[dtype] : K.GemvInOutScalar[dtype];
+        ulong counters = backend.SplitCounters;
+        if (splits == 1)
+        {
+            ulong none = 0;
+            void** a = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &none, &counters, &k, &m, &rowsPerSplit };
+            backend.Launch(function, "gemv_inout", (uint)tiles, 1, Threads, 0, a);
+            return;
+        }
+
+        // The partial sums of the splits; the last block of each column tile adds them (and resets its counter).
+        using var partial = backend.AllocateUninitialized(splits, m);
+        ulong pp = P(partial);
+        void** b = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &pp, &counters, &k, &m, &rowsPerSplit };
+        backend.Launch(function, "gemv_inout", (uint)tiles, (uint)splits, Threads, 0, b);
+    }
+
+    /// <summary>
+    /// Decode (T = 1) with up to three bf16/f16/f32 weights of one dtype that take 16-byte loads: one launch over
+    /// all their rows (q/k/v, gate/up), so small matrices ride with large ones. Anything else: one MatMul each.
+    /// </summary>
+    public void MatMulShared(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
+    {
+        backend.Enter();
+        int count = weights.Count;
+        if (count != biases.Count || count != outputs.Count || count == 0)
+        {
+            throw new ArgumentException($"MatMulShared: {weights.Count} weights, {biases.Count} biases, {outputs.Count} outputs");
+        }
+
+        int k = x.RowLength;
+        var dtype = weights[0].DType;
+        int perLoad = dtype == DType.F32 ? 4 : 8;
+        ulong px = P(x);
+        bool grouped = count <= 3 && x.RowCount == 1 && k % perLoad == 0 && px % 16 == 0;
+        for (int i = 0; grouped && i < count; i++)
+        {
+            var w = weights[i];
+            grouped = w.DType == dtype && w.Shape.Length == 2 && w.Shape[1] == k && C(w).Pointer % 16 == 0
+                && outputs[i].RowCount == 1 && outputs[i].RowLength == w.Shape[0] && w.Shape[0] > 0;
+        }
+
+        if (!grouped)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                MatMul(x, weights[i], biases[i], outputs[i]);
+            }
+
+            return;
+        }
+
+        ulong w0 = 0, w1 = 0, w2 = 0, b0 = 0, b1 = 0, b2 = 0, y0 = 0, y1 = 0, y2 = 0;
+        int t0 = 0, t1 = 0, t2 = 0, m0 = 0, m1 = 0, m2 = 0;
+        for (int i = 0; i < count; i++)
+        {
+            int m = weights[i].Shape[0];
+            var (pb, bType) = biases[i] is { } b ? Param(b, m) : (0UL, 0);
+            ulong pw = C(weights[i]).Pointer, py = P(outputs[i]);
+            switch (i)
+            {
+                case 0: (w0, b0, t0, y0, m0) = (pw, pb, bType, py, m); break;
+                case 1: (w1, b1, t1, y1, m1) = (pw, pb, bType, py, m); break;
+                default: (w2, b2, t2, y2, m2) = (pw, pb, bType, py, m); break;
+            }
+        }
+
+        long rows = (long)m0 + m1 + m2;
+        long wanted = 8L * backend.Device.MultiprocessorCount;
+        int level = 0;
+        while (level < 3 && (rows + (8 >> level) - 1) / (8 >> level) < wanted)
+        {
+            level++;
+        }
+
+        int perBlock = 8 >> level;
+        void** a = stackalloc void*[] { &px, &k, &w0, &b0, &t0, &y0, &m0, &w1, &b1, &t1, &y1, &m1, &w2, &b2, &t2, &y2, &m2 };
+        backend.Launch(K.GemvGroup[(int)dtype][level], "gemv_group", (uint)((rows + perBlock - 1) / perBlock), 1, Threads, 0, a);
     }
 }

@@ -7,6 +7,9 @@ internal sealed unsafe partial class CudaOps
     // log w = −e^−0.5 · σ(z), rounded to fp32 as the CPU reference rounds it.
     private static readonly float Rwkv7DecayScale = (float)-Math.Exp(-0.5);
 
+    // wkv7_decode_f32 keeps up to 8 elements of a state row per lane.
+    private const int Wkv7DecodeMaxHeadDim = 256;
+
     public void Rwkv7Decay(Tensor z, Tensor w0, Tensor w)
     {
         backend.Enter();
@@ -87,6 +90,15 @@ internal sealed unsafe partial class CudaOps
         }
 
         ulong pr = P(r), pw = P(w), pk = P(k), pv = P(v), pa = P(a), pb = P(b), ps = P(state), py = P(y);
+        if (tokens == 1 && n <= Wkv7DecodeMaxHeadDim)
+        {
+            // Decode: a warp per value row, H·N warps.
+            void** d = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &heads, &n, &py };
+            long warps = (long)heads * n;
+            backend.Launch(K.Wkv7Decode, "wkv7_decode_f32", (uint)((warps * 32 + Threads - 1) / Threads), 1, Threads, 0, d);
+            return;
+        }
+
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
         backend.Launch(K.Wkv7, "wkv7_f32", (uint)heads, 1, (uint)n, shared, args);
     }

@@ -6,21 +6,26 @@ namespace Radlads.Cuda;
 
 /// <summary>
 /// Device memory with a shape: an allocation it owns, or a view (<see cref="Rows"/>) of another tensor's memory.
-/// Disposing the owner waits for the backend's stream and frees the memory at once; disposing a view does nothing.
+/// Disposing an owner of a block from the backend's cache gives the block back to the cache (no wait: later work
+/// on the same stream runs after the work that used it); disposing the owner of its own allocation (weights) waits
+/// for the backend's stream and frees the memory at once; disposing a view does nothing.
 /// </summary>
 public sealed class CudaTensor : Tensor
 {
     private readonly DeviceMemory memory;
     private readonly long byteOffset;
     private readonly bool owner;
+    private readonly bool cached;
+    private bool disposed;
 
-    internal CudaTensor(CudaBackend backend, DeviceMemory memory, long byteOffset, DType dtype, int[] shape, bool owner)
+    internal CudaTensor(CudaBackend backend, DeviceMemory memory, long byteOffset, DType dtype, int[] shape, bool owner, bool cached = false)
         : base(dtype, shape)
     {
         Backend = backend;
         this.memory = memory;
         this.byteOffset = byteOffset;
         this.owner = owner;
+        this.cached = cached;
     }
 
     public CudaBackend Backend { get; }
@@ -30,7 +35,7 @@ public sealed class CudaTensor : Tensor
     {
         get
         {
-            ObjectDisposedException.ThrowIf(memory.IsClosed, this);
+            ObjectDisposedException.ThrowIf(disposed || memory.IsClosed, this);
             return memory.Pointer + (ulong)byteOffset;
         }
     }
@@ -56,7 +61,17 @@ public sealed class CudaTensor : Tensor
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing && owner && !memory.IsClosed)
+        if (!disposing || !owner || disposed || memory.IsClosed)
+        {
+            return;
+        }
+
+        disposed = true;
+        if (cached)
+        {
+            Backend.Return(memory);
+        }
+        else
         {
             // Work queued on the stream may still read or write this memory.
             Backend.SynchronizeBeforeFree();

@@ -21,11 +21,17 @@ internal sealed class Kernels
         GroupNorm = library.Function("norms.cu", "group_norm_f32");
         MatMulOutIn = [library.Function("matmul.cu", "matmul_outin_f32"), library.Function("matmul.cu", "matmul_outin_f16"), library.Function("matmul.cu", "matmul_outin_bf16")];
         MatMulInOut = [library.Function("matmul.cu", "matmul_inout_f32"), library.Function("matmul.cu", "matmul_inout_f16"), library.Function("matmul.cu", "matmul_inout_bf16")];
-        GemvVector = [library.Function("matmul.cu", "gemv_f32_vec"), library.Function("matmul.cu", "gemv_f16_vec"), library.Function("matmul.cu", "gemv_bf16_vec")];
-        GemvScalar = [library.Function("matmul.cu", "gemv_f32_scalar"), library.Function("matmul.cu", "gemv_f16_scalar"), library.Function("matmul.cu", "gemv_bf16_scalar")];
+        string[] dtypes = ["f32", "f16", "bf16"];
+        GemvVector = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_{d}_vec{w}")).ToArray())];
+        GemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_{d}_vec{w}")).ToArray())];
+        GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
+        GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
+        GemvInOutScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_scalar"))];
         Rope = library.Function("attention.cu", "rope_f32");
         RepeatKv = library.Function("attention.cu", "repeat_kv_f32");
         Attention = library.Function("attention.cu", "attention_f32");
+        AttentionSplit = library.Function("attention.cu", "attention_split_f32");
+        AttentionCombine = library.Function("attention.cu", "attention_combine_f32");
         TokenShift = library.Function("rwkv6.cu", "token_shift_f32");
         MixShift = library.Function("rwkv6.cu", "mix_shift_f32");
         Rwkv6Ddlerp = library.Function("rwkv6.cu", "rwkv6_ddlerp_f32");
@@ -36,6 +42,7 @@ internal sealed class Kernels
         Rwkv7Keys = library.Function("rwkv7.cu", "rwkv7_keys_f32");
         Rwkv7ValueResidual = library.Function("rwkv7.cu", "rwkv7_value_residual_f32");
         Wkv7 = library.Function("rwkv7.cu", "wkv7_f32");
+        Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
 
         // The recurrences keep a head's whole state in shared memory: allow them the device's opt-in maximum.
         var device = library.Device;
@@ -73,15 +80,27 @@ internal sealed class Kernels
 
     public nint[] MatMulInOut { get; }
 
-    public nint[] GemvVector { get; }
+    /// <summary>By dtype, then by warps per row (1, 2, 4, 8).</summary>
+    public nint[][] GemvVector { get; }
+
+    /// <summary>By dtype, then by warps per row (1, 2, 4, 8): up to three matrices sharing x.</summary>
+    public nint[][] GemvGroup { get; }
 
     public nint[] GemvScalar { get; }
+
+    public nint[] GemvInOutVector { get; }
+
+    public nint[] GemvInOutScalar { get; }
 
     public nint Rope { get; }
 
     public nint RepeatKv { get; }
 
     public nint Attention { get; }
+
+    public nint AttentionSplit { get; }
+
+    public nint AttentionCombine { get; }
 
     public nint TokenShift { get; }
 
@@ -102,4 +121,6 @@ internal sealed class Kernels
     public nint Rwkv7ValueResidual { get; }
 
     public nint Wkv7 { get; }
+
+    public nint Wkv7Decode { get; }
 }

@@ -11,16 +11,42 @@ public sealed class Checkpoint : IDisposable
     public const string SingleFileName = "model.safetensors";
 
     private readonly Dictionary<string, Entry> entries;
-    private readonly SafetensorsFile[] files;
+    private readonly IDisposable[] files;
     private readonly ReadOnlyCollection<string> names;
     private bool disposed;
 
-    private Checkpoint(string directory, Dictionary<string, Entry> entries, SafetensorsFile[] files)
+    private Checkpoint(string directory, Dictionary<string, Entry> entries, IDisposable[] files)
     {
         Directory = directory;
         this.entries = entries;
         this.files = files;
         names = Array.AsReadOnly(entries.Keys.Order(StringComparer.Ordinal).ToArray());
+    }
+
+    /// <summary>
+    /// A checkpoint whose tensors already lie in memory (benchmarks build models with random weights this way).
+    /// Each <see cref="TensorData"/> must stay valid until <paramref name="owner"/> is disposed, which the
+    /// checkpoint does when it is disposed. <paramref name="description"/> stands for the folder in messages.
+    /// </summary>
+    public static Checkpoint FromMemory(string description, IEnumerable<TensorData> tensors, IDisposable? owner)
+    {
+        ArgumentNullException.ThrowIfNull(description);
+        ArgumentNullException.ThrowIfNull(tensors);
+        var entries = new Dictionary<string, Entry>(StringComparer.Ordinal);
+        foreach (var tensor in tensors)
+        {
+            if (Shapes.ElementCount(tensor.Shape) is not { } count || count * tensor.DType.Size() != tensor.ByteLength)
+            {
+                throw new ArgumentException($"tensor '{tensor.Name}': {tensor.ByteLength} bytes do not hold {tensor.ShapeText} of {tensor.DType}", nameof(tensors));
+            }
+
+            if (!entries.TryAdd(tensor.Name, new Entry(null, null, tensor)))
+            {
+                throw new ArgumentException($"tensor '{tensor.Name}' is given twice", nameof(tensors));
+            }
+        }
+
+        return new Checkpoint(description, entries, owner is null ? [] : [owner]);
     }
 
     /// <summary>Opens every safetensors file of the folder. Errors name the file and what is wrong.</summary>
@@ -75,8 +101,7 @@ public sealed class Checkpoint : IDisposable
     /// <summary>The tensor, or a <see cref="RadladsException"/> naming the folder and the missing tensor.</summary>
     public TensorData Get(string name)
     {
-        var entry = Find(name);
-        return entry.File.GetData(entry.Info, SupportedDType(entry));
+        return Data(Find(name));
     }
 
     /// <summary>The tensor, checked to have exactly <paramref name="expectedShape"/>.</summary>
@@ -84,13 +109,13 @@ public sealed class Checkpoint : IDisposable
     {
         ArgumentNullException.ThrowIfNull(expectedShape);
         var entry = Find(name);
-        if (!entry.Info.Shape.AsSpan().SequenceEqual(expectedShape))
+        if (!entry.Shape.AsSpan().SequenceEqual(expectedShape))
         {
             throw new RadladsException(
-                $"{name} in {entry.File.Path} has shape {entry.Info.ShapeText}, expected {Shapes.Format(expectedShape)}");
+                $"{name} in {Source(entry)} has shape {Shapes.Format(entry.Shape)}, expected {Shapes.Format(expectedShape)}");
         }
 
-        return entry.File.GetData(entry.Info, SupportedDType(entry));
+        return Data(entry);
     }
 
     /// <summary>
@@ -101,22 +126,22 @@ public sealed class Checkpoint : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         var entry = Find(name);
-        var shape = entry.Info.Shape;
+        var shape = entry.Shape;
         var isVector = shape.Count(dim => dim != 1) <= 1 && Shapes.ElementCount(shape) == length;
         if (!isVector)
         {
             throw new RadladsException(
-                $"{name} in {entry.File.Path} has shape {entry.Info.ShapeText}, expected a vector of {length} elements ([{length}], [1, {length}], ...)");
+                $"{name} in {Source(entry)} has shape {Shapes.Format(shape)}, expected a vector of {length} elements ([{length}], [1, {length}], ...)");
         }
 
-        return Float32Conversion.ToFloat32(entry.File.GetData(entry.Info, SupportedDType(entry)), entry.File.Path);
+        return Float32Conversion.ToFloat32(Data(entry), Source(entry));
     }
 
     /// <summary>Any tensor converted to fp32, row-major, checked against <paramref name="expectedShape"/>.</summary>
     public float[] ReadFloat32(string name, params int[] expectedShape)
     {
         var tensor = Get(name, expectedShape);
-        return Float32Conversion.ToFloat32(tensor, entries[name].File.Path);
+        return Float32Conversion.ToFloat32(tensor, Source(entries[name]));
     }
 
     public void Dispose()
@@ -136,7 +161,7 @@ public sealed class Checkpoint : IDisposable
     private static Checkpoint OpenSingle(string folder, string path)
     {
         var file = SafetensorsFile.Open(path);
-        var entries = file.Tensors.Values.ToDictionary(info => info.Name, info => new Entry(file, info), StringComparer.Ordinal);
+        var entries = file.Tensors.Values.ToDictionary(info => info.Name, info => new Entry(file, info, default), StringComparer.Ordinal);
         return new Checkpoint(folder, entries, [file]);
     }
 
@@ -168,7 +193,7 @@ public sealed class Checkpoint : IDisposable
                         $"tensor '{name}' is listed in {indexPath} for shard {shardPath}, but that shard does not contain it ({shard.Tensors.Count} tensors)");
                 }
 
-                entries.Add(name, new Entry(shard, info));
+                entries.Add(name, new Entry(shard, info, default));
             }
 
             return new Checkpoint(folder, entries, [.. opened.Values]);
@@ -199,16 +224,25 @@ public sealed class Checkpoint : IDisposable
         throw new RadladsException($"tensor '{name}' not found in checkpoint {Directory} ({hint})");
     }
 
+    private string Source(Entry entry) => entry.File?.Path ?? Directory;
+
+    private static TensorData Data(Entry entry) => entry.File is null ? entry.Memory : entry.File.GetData(entry.Info!, SupportedDType(entry));
+
     private static DType SupportedDType(Entry entry)
     {
-        if (SafetensorsDTypes.TryGetSupported(entry.Info.DTypeName, out var dtype))
+        var info = entry.Info!;
+        if (SafetensorsDTypes.TryGetSupported(info.DTypeName, out var dtype))
         {
             return dtype;
         }
 
         throw new RadladsException(
-            $"tensor '{entry.Info.Name}' in {entry.File.Path} has dtype {entry.Info.DTypeName}, which is not supported (supported: {SafetensorsDTypes.SupportedList})");
+            $"tensor '{info.Name}' in {entry.File!.Path} has dtype {info.DTypeName}, which is not supported (supported: {SafetensorsDTypes.SupportedList})");
     }
 
-    private readonly record struct Entry(SafetensorsFile File, SafetensorsTensorInfo Info);
+    /// <summary>A tensor in a safetensors file (File and Info) or already in memory (Memory).</summary>
+    private readonly record struct Entry(SafetensorsFile? File, SafetensorsTensorInfo? Info, TensorData Memory)
+    {
+        public int[] Shape => Info?.Shape ?? Memory.Shape;
+    }
 }

@@ -91,6 +91,23 @@ public sealed class CausalLM : IDisposable
         }
     }
 
+    /// <summary>
+    /// A model from a configuration and a checkpoint already open (e.g. <see cref="Checkpoint.FromMemory"/>); the
+    /// model owns the checkpoint from here on and disposes it. <paramref name="directory"/> names it in messages.
+    /// </summary>
+    public static CausalLM Create(string directory, ModelConfig config, Checkpoint checkpoint, IBackend backend)
+    {
+        try
+        {
+            return new CausalLM(directory, config, checkpoint, backend);
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Describes each layer's mixer for `radlads info`.</summary>
     public IReadOnlyList<string> LayerSummaries => mixers.Select(Describe).ToArray();
 
@@ -141,13 +158,36 @@ public sealed class CausalLM : IDisposable
             rows += tokens[i].Length;
         }
 
-        var ops = Backend.Ops;
+        if (states.Count == 1 && rows == 1 && !allLogits && StepCapture is { } capture)
+        {
+            return [DecodeCaptured(states[0], tokens[0][0], capture)];
+        }
+
         int c = Config.HiddenSize;
         var allTokens = tokens.SelectMany(t => t).ToArray();
+        using (var h = Backend.AllocateUninitialized(rows, c))
+        {
+            using var normed = Backend.AllocateUninitialized(rows, c);
+            using var branch = Backend.AllocateUninitialized(rows, c);
+            Body(segments, allTokens, h, normed, branch);
+            foreach (var s in segments)
+            {
+                s.State.Position += s.RowCount;
+            }
+
+            return Logits(h, segments, allLogits);
+        }
+    }
+
+    /// <summary>The capture interface of the backend when a decode step of this model can be recorded and replayed.</summary>
+    private IStepCapture? StepCapture =>
+        Backend is IStepCapture { CaptureEnabled: true } capture && mixers.All(m => m is not Qwen2Attention) ? capture : null;
+
+    /// <summary>Embedding, every layer, and the residual stream left in <paramref name="h"/> [T, C].</summary>
+    private void Body(List<Segment> segments, int[] allTokens, Tensor h, Tensor normed, Tensor branch)
+    {
+        var ops = Backend.Ops;
         using var pass = new ForwardPass(Backend, segments, 0);
-        using var h = Backend.Allocate(rows, c);
-        using var normed = Backend.Allocate(rows, c);
-        using var branch = Backend.Allocate(rows, c);
         ops.Embedding(embedding, allTokens, h);
         for (int l = 0; l < mixers.Length; l++)
         {
@@ -160,21 +200,48 @@ public sealed class CausalLM : IDisposable
             ops.Add(h, branch, h);
             pass.EndLayer();
         }
-
-        foreach (var s in segments)
-        {
-            s.State.Position += s.RowCount;
-        }
-
-        return Logits(h, segments, allLogits);
     }
 
-    private float[][] Logits(Tensor h, List<Segment> segments, bool allLogits)
+    /// <summary>One token of one sequence through a recorded step (recorded on the state's first such call).</summary>
+    private float[] DecodeCaptured(SequenceState state, int token, IStepCapture capture)
     {
-        int c = Config.HiddenSize;
-        int v = Config.VocabSize;
-        int rows = allLogits ? h.RowCount : segments.Count;
-        using var selected = Backend.Allocate(rows, c);
+        if ((uint)token >= (uint)embedding.RowCount)
+        {
+            throw new RadladsException($"token id {token} at position 0 is outside the model's vocabulary [0, {embedding.RowCount})");
+        }
+
+        if (state.Captured is null)
+        {
+            var step = new CapturedDecode(Backend, Config.HiddenSize, Config.VocabSize);
+            try
+            {
+                List<Segment> segments = [new Segment(state, 0, 1, state.Position)];
+                step.Recording = capture.Capture([token], state.Position, () =>
+                {
+                    Body(segments, [token], step.Hidden, step.Normed, step.Branch);
+                    HeadLogits(step.Hidden, segments, allLogits: false, step.Selected, step.Logits);
+                });
+            }
+            catch
+            {
+                step.Dispose();
+                throw;
+            }
+
+            state.Captured = step;
+        }
+
+        state.Captured.Recording!.Replay([token], state.Position);
+        var host = new float[Config.VocabSize];
+        Backend.Download(state.Captured.Logits, host);
+        CheckFinite(host, Config.VocabSize);
+        state.Position += 1;
+        return host;
+    }
+
+    /// <summary>Final RMSNorm and LM head of the selected rows of h into <paramref name="logits"/> [rows, V].</summary>
+    private void HeadLogits(Tensor h, List<Segment> segments, bool allLogits, Tensor selected, Tensor logits)
+    {
         if (allLogits)
         {
             Backend.Copy(h, selected);
@@ -188,8 +255,17 @@ public sealed class CausalLM : IDisposable
         }
 
         Backend.Ops.RmsNorm(selected, finalNorm, (float)Config.RmsNormEps, selected);
-        using var logits = Backend.Allocate(rows, v);
         Backend.Ops.MatMul(selected, head, null, logits);
+    }
+
+    private float[][] Logits(Tensor h, List<Segment> segments, bool allLogits)
+    {
+        int c = Config.HiddenSize;
+        int v = Config.VocabSize;
+        int rows = allLogits ? h.RowCount : segments.Count;
+        using var selected = Backend.AllocateUninitialized(rows, c);
+        using var logits = Backend.AllocateUninitialized(rows, v);
+        HeadLogits(h, segments, allLogits, selected, logits);
         var host = new float[(long)rows * v];
         Backend.Download(logits, host);
         CheckFinite(host, v);

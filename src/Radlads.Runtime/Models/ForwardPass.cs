@@ -21,10 +21,10 @@ internal sealed class ForwardPass(IBackend backend, IReadOnlyList<Segment> segme
     /// <summary>RAD-RWKV7 value of layer 0 for each token [T, A], read by every later layer.</summary>
     public Tensor? ValueFirst { get; set; }
 
-    /// <summary>A zeroed fp32 tensor that lives until the current layer ends.</summary>
+    /// <summary>An fp32 tensor that lives until the current layer ends; contents undefined (ops write their outputs in full).</summary>
     public Tensor Scratch(params int[] shape)
     {
-        var t = Backend.Allocate(shape);
+        var t = Backend.AllocateUninitialized(shape);
         scratch.Add(t);
         return t;
     }

@@ -24,8 +24,7 @@ internal sealed class Mlp : IDisposable
         var ops = pass.Ops;
         var g = pass.Scratch(pass.Rows, size);
         var u = pass.Scratch(pass.Rows, size);
-        ops.MatMul(x, gate, null, g);
-        ops.MatMul(x, up, null, u);
+        ops.MatMulShared(x, [gate, up], [null, null], [g, u]);
         ops.SwiGlu(g, u, g);
         ops.MatMul(g, down, null, y);
     }

@@ -45,9 +45,17 @@ internal sealed class Projections : IDisposable
         var r = pass.Scratch(pass.Rows, c.NumAttentionHeads * c.HeadDim);
         var k = pass.Scratch(pass.Rows, kvWidth);
         var v = pass.Scratch(pass.Rows, kvWidth);
-        pass.Ops.MatMul(xr, Query, QueryBias, r);
-        pass.Ops.MatMul(xk, Key, KeyBias, k);
-        pass.Ops.MatMul(xv, Value, ValueBias, v);
+        if (ReferenceEquals(xr, xk) && ReferenceEquals(xr, xv))
+        {
+            pass.Ops.MatMulShared(xr, [Query, Key, Value], [QueryBias, KeyBias, ValueBias], [r, k, v]);
+        }
+        else
+        {
+            pass.Ops.MatMul(xr, Query, QueryBias, r);
+            pass.Ops.MatMul(xk, Key, KeyBias, k);
+            pass.Ops.MatMul(xv, Value, ValueBias, v);
+        }
+
         return (r, k, v);
     }
 

@@ -25,6 +25,9 @@ public sealed class SequenceState : IDisposable
 
     internal LayerState[] Layers { get; }
 
+    /// <summary>The decode step recorded for this sequence by a backend that records steps (CUDA graphs), if any.</summary>
+    internal CapturedDecode? Captured { get; set; }
+
     /// <summary>Bytes of memory this state holds now (fp32).</summary>
     public long SizeBytes => Layers.Sum(l => l.Tensors.Sum(t => t.ElementCount * sizeof(float)));
 
@@ -142,6 +145,47 @@ public sealed class SequenceState : IDisposable
         }
     }
 
+    /// <summary>
+    /// For benchmarks: moves the sequence to <paramref name="position"/> as if that many tokens had been read,
+    /// without running the model. KV caches grow to hold <paramref name="position"/> + <paramref name="headroom"/>
+    /// rows and the rows between the old and the new position are filled with values drawn uniformly from
+    /// [−1, 1) by <paramref name="random"/>; recurrent state is left as it is (an RNN's per-token work does not
+    /// depend on the position; only the RoPE angles do).
+    /// </summary>
+    public void FastForward(int position, int headroom, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        ArgumentOutOfRangeException.ThrowIfLessThan(position, Position);
+        ArgumentOutOfRangeException.ThrowIfNegative(headroom);
+        // One block of random values, uploaded again and again: the values only have to be finite and not zero.
+        var block = new float[1 << 20];
+        for (int i = 0; i < block.Length; i++)
+        {
+            block[i] = (random.NextSingle() * 2) - 1;
+        }
+
+        foreach (var layer in Layers)
+        {
+            layer.Reserve(Model.Backend, position + headroom);
+            for (int i = 0; i < layer.Tensors.Length; i++)
+            {
+                var tensor = layer.Tensors[i];
+                int from = layer.UsedRows(i, Position);
+                int to = layer.UsedRows(i, position);
+                int rowsPerUpload = Math.Max(1, block.Length / Math.Max(1, tensor.RowLength));
+                for (int row = from; row < to; row += rowsPerUpload)
+                {
+                    int rows = Math.Min(rowsPerUpload, to - row);
+                    Model.Backend.Upload(block.AsSpan(0, rows * tensor.RowLength), tensor.Rows(row, rows));
+                }
+            }
+        }
+
+        Captured?.Dispose();
+        Captured = null;
+        Position = position;
+    }
+
     public static SequenceState Load(CausalLM model, string path)
     {
         using var stream = File.OpenRead(path);
@@ -150,6 +194,8 @@ public sealed class SequenceState : IDisposable
 
     public void Dispose()
     {
+        Captured?.Dispose();
+        Captured = null;
         foreach (var layer in Layers)
         {
             layer.Dispose();

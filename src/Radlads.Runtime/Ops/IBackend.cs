@@ -19,6 +19,12 @@ public interface IBackend : IDisposable
     /// <summary>A zero-filled fp32 tensor.</summary>
     Tensor Allocate(params int[] shape);
 
+    /// <summary>
+    /// An fp32 tensor whose contents are undefined: for outputs an op writes in full (scratch activations).
+    /// A GPU backend skips the fill; the default zero-fills.
+    /// </summary>
+    Tensor AllocateUninitialized(params int[] shape) => Allocate(shape);
+
     /// <summary>A weight tensor with the stored dtype; may alias the checkpoint's memory (CPU) or copy it (GPU).</summary>
     Tensor LoadWeight(TensorData data);
 

@@ -22,6 +22,23 @@ public interface IOps
     /// </summary>
     void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn);
 
+    /// <summary>
+    /// Several <see cref="MatMul"/>s (layout OutIn) that read the same x: y_i = x·W_iᵀ + b_i, e.g. q/k/v or the MLP's
+    /// gate and up. A backend may run them as one kernel; the default runs them one by one.
+    /// </summary>
+    void MatMulShared(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
+    {
+        if (weights.Count != biases.Count || weights.Count != outputs.Count)
+        {
+            throw new ArgumentException($"MatMulShared: {weights.Count} weights, {biases.Count} biases, {outputs.Count} outputs");
+        }
+
+        for (int i = 0; i < weights.Count; i++)
+        {
+            MatMul(x, weights[i], biases[i], outputs[i]);
+        }
+    }
+
     /// <summary>y = a + b, elementwise, same shapes.</summary>
     void Add(Tensor a, Tensor b, Tensor y);
 

@@ -15,6 +15,8 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
 
     public Tensor Allocate(params int[] shape) => inner.Allocate(shape);
 
+    public Tensor AllocateUninitialized(params int[] shape) => inner.AllocateUninitialized(shape);
+
     public Tensor LoadWeight(TensorData data) => inner.LoadWeight(data);
 
     public Tensor FromFloats(ReadOnlySpan<float> values, params int[] shape) => inner.FromFloats(values, shape);

@@ -53,6 +53,13 @@ public sealed class ProfilingOps(IOps inner) : IOps
         Time(nameof(RmsNorm), start);
     }
 
+    public void MatMulShared(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.MatMulShared(x, weights, biases, outputs);
+        Time(nameof(MatMulShared), start);
+    }
+
     public void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn)
     {
         long start = Stopwatch.GetTimestamp();

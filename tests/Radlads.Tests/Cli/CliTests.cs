@@ -81,7 +81,8 @@ public sealed class CliTests
             }
 
             // 22 tokens (21 + separator) make 5 windows of 4; --max-windows 3 scores the first three.
-            var (exit, output, error) = CliRunner.Run("score", "--model", Dir("rwkv6"), "--token-file", path, "--window", "4", "--max-windows", "3");
+            // On the CPU backend: the printed numbers are compared to four decimals with the CPU's.
+            var (exit, output, error) = CliRunner.Run("score", "--model", Dir("rwkv6"), "--token-file", path, "--window", "4", "--max-windows", "3", "--backend", "cpu");
             Assert.True(exit == 0, error);
             using var model = CausalLM.Load(Dir("rwkv6"), new CpuBackend());
             var nll = new List<double>();
@@ -189,6 +190,26 @@ public sealed class CliTests
         double expected = Perplexity(cpu.Output);
         double actual = Perplexity(result.Output);
         Assert.True(Math.Abs(actual - expected) <= Tolerances.BackendPerplexityRelative * expected, $"perplexity {actual} on CUDA, {expected} on the CPU");
+    }
+
+    [Fact]
+    public void BenchDecodeRunsATinyModelOnTheCpuAndWritesItsTable()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"radlads-bench-{Guid.NewGuid():N}.md");
+        try
+        {
+            var (exit, output, error) = CliRunner.Run("bench-decode", "--backend", "cpu", "--shape", "tiny", "--arch", "rwkv7,qwen2",
+                "--tokens", "2", "--warmup", "1", "--context", "5,40", "--prefill", "3", "--markdown", path);
+            Assert.True(exit == 0, error);
+            var rows = output.Split('\n').Where(l => l.StartsWith("| tiny |", StringComparison.Ordinal)).ToArray();
+            Assert.Equal(4, rows.Length);
+            Assert.Contains("| tiny | qwen2 | 40 | n/a | n/a |", rows[3], StringComparison.Ordinal);
+            Assert.Equal(File.ReadAllLines(path).Where(l => l.StartsWith("| tiny |", StringComparison.Ordinal)), rows);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     [Fact]

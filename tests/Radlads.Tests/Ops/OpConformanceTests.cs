@@ -136,6 +136,16 @@ public abstract class OpConformanceTests : IDisposable
     [InlineData(DType.BF16, 1, 896, 300, true, true)]
     [InlineData(DType.F16, 1, 512, 70, true, false)]
     [InlineData(DType.F32, 1, 128, 77, true, true)]
+    // T = 1 at decode shapes: few rows (several warps per row), LoRA factors in×out with K split over blocks,
+    // wide in×out rows, and odd sizes that take the scalar paths.
+    [InlineData(DType.BF16, 1, 4096, 24, true, true)]
+    [InlineData(DType.F16, 1, 1024, 1000, true, false)]
+    [InlineData(DType.BF16, 1, 3584, 96, false, false)]
+    [InlineData(DType.BF16, 1, 96, 3584, false, true)]
+    [InlineData(DType.F16, 1, 1000, 40, false, true)]
+    [InlineData(DType.F32, 1, 700, 36, false, true)]
+    [InlineData(DType.BF16, 1, 513, 37, false, true)]
+    [InlineData(DType.BF16, 1, 4000, 7, true, false)]
     public void MatMul(DType dtype, int t, int k, int m, bool outIn, bool withBias)
     {
         var data = new TestData(4);
@@ -145,6 +155,38 @@ public abstract class OpConformanceTests : IDisposable
         var y = Out(t, m);
         Ops.MatMul(In(x, t, k), w, b is null ? null : In(b, m), y, outIn ? WeightLayout.OutIn : WeightLayout.InOut);
         Check(NaiveOps.MatMul(x, wr, b, t, k, m, outIn), y, $"matmul {(outIn ? "out×in" : "in×out")}");
+    }
+
+    [Theory]
+    // q/k/v at a decode shape (one launch on a GPU), gate/up, odd row counts, and shapes that fall back to one
+    // MatMul each (several rows; K not a multiple of the vector width).
+    [InlineData(DType.BF16, 1, 896, new[] { 896, 128, 128 }, true)]
+    [InlineData(DType.F16, 1, 64, new[] { 5, 300 }, false)]
+    [InlineData(DType.F32, 1, 128, new[] { 7, 1, 33 }, true)]
+    [InlineData(DType.BF16, 1, 2048, new[] { 3000 }, false)]
+    [InlineData(DType.BF16, 3, 64, new[] { 40, 24, 8 }, true)]
+    [InlineData(DType.F16, 1, 13, new[] { 9, 4 }, true)]
+    public void MatMulShared(DType dtype, int t, int k, int[] ms, bool withBias)
+    {
+        var data = new TestData(21);
+        var x = data.Normal(t * k);
+        var weights = new List<Tensor>();
+        var rounded = new List<float[]>();
+        var biases = new List<float[]?>();
+        var outputs = new List<Tensor>();
+        foreach (int m in ms)
+        {
+            weights.Add(Weight(data.Normal(k * m, 0.2f), dtype, out var wr, m, k));
+            rounded.Add(wr);
+            biases.Add(withBias ? data.Normal(m) : null);
+            outputs.Add(Out(t, m));
+        }
+
+        Ops.MatMulShared(In(x, t, k), weights, biases.Select(b => b is null ? null : In(b, b.Length)).ToArray(), outputs);
+        for (int i = 0; i < ms.Length; i++)
+        {
+            Check(NaiveOps.MatMul(x, rounded[i], biases[i], t, k, ms[i], true), outputs[i], $"matmul shared {i}");
+        }
     }
 
     [Fact]
@@ -257,6 +299,10 @@ public abstract class OpConformanceTests : IDisposable
     [InlineData(6, 11, 6, 3, 8)]
     // Head dim 128 (several elements per lane on a GPU) against a cache of a few hundred positions.
     [InlineData(3, 300, 4, 2, 128)]
+    // One query row (decode, split over the cache): short and long caches, head dims 64 and 128.
+    [InlineData(1, 2000, 4, 2, 64)]
+    [InlineData(1, 777, 2, 1, 128)]
+    [InlineData(1, 5, 3, 3, 40)]
     public void Attention(int t, int start, int heads, int kvHeads, int n)
     {
         var data = new TestData(10);
@@ -463,6 +509,10 @@ public abstract class OpConformanceTests : IDisposable
     [InlineData(70, 1, 8)]
     [InlineData(3, 2, 64)]
     [InlineData(4, 2, 128)]
+    // One token (the decode kernel: a warp per state row), head dims below, at and above a warp.
+    [InlineData(1, 3, 64)]
+    [InlineData(1, 2, 128)]
+    [InlineData(1, 2, 40)]
     public void Wkv7(int t, int heads, int n)
     {
         var data = new TestData(19);

@@ -1,0 +1,237 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Radlads.Checkpoints;
+using Radlads.Cuda;
+using Radlads.Models;
+using Radlads.Ops;
+using NativeMemory = System.Runtime.InteropServices.NativeMemory;
+
+namespace Radlads.Cli.Commands;
+
+/// <summary>
+/// `radlads bench-decode` (hidden): batch-1 decode of models with random bf16 weights at real Qwen2.5 shapes,
+/// built in memory, timed against the bytes a step must move and the device's measured copy bandwidth.
+/// A measurement tool, not a test: results go to bench/results/.
+/// </summary>
+internal static class BenchDecodeCommand
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static Command Create(CliContext io)
+    {
+        var shapes = new Option<string>("--shape") { Description = $"Model shapes, comma-separated: {string.Join(", ", SyntheticModel.Shapes)}.", DefaultValueFactory = _ => "0.5b" };
+        var arches = new Option<string>("--arch") { Description = "Architectures, comma-separated: rwkv7, qwen2.", DefaultValueFactory = _ => "rwkv7" };
+        var tokens = new Option<int>("--tokens") { Description = "Timed decode steps per configuration.", DefaultValueFactory = _ => 64 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed decode steps first (the first records the CUDA graph).", DefaultValueFactory = _ => 8 };
+        var contexts = new Option<string>("--context") { Description = "Context lengths to decode at, comma-separated.", DefaultValueFactory = _ => "1024" };
+        var prefill = new Option<int>("--prefill") { Description = "Tokens really run before the timed steps (at most the context); the rest of the context is fast-forwarded (KV caches filled with random rows).", DefaultValueFactory = _ => 64 };
+        var backend = new Option<string>("--backend", "-b") { Description = "cuda or cpu.", DefaultValueFactory = _ => "cuda" };
+        backend.AcceptOnlyFromAmong("cuda", "cpu");
+        var graphs = new Option<string>("--graphs") { Description = "CUDA graph replay of the decode step: on, off, or both (one row each).", DefaultValueFactory = _ => "on" };
+        graphs.AcceptOnlyFromAmong("on", "off", "both");
+        var pdl = new Option<string>("--pdl") { Description = "Programmatic dependent launch of the kernels (Hopper and later): on, off, or both.", DefaultValueFactory = _ => "on" };
+        pdl.AcceptOnlyFromAmong("on", "off", "both");
+        var copyMiB = new Option<int>("--copy-mib") { Description = "Size of the device-to-device copy that measures bandwidth.", DefaultValueFactory = _ => 1024 };
+        var gemv = new Option<bool>("--gemv") { Description = "Also time the bf16 GEMVs of the largest shape alone." };
+        var markdown = new Option<FileInfo?>("--markdown") { Description = "Append the results table (markdown) to this file." };
+        var seed = new Option<int>("--seed") { Description = "Seed of the random weights and tokens.", DefaultValueFactory = _ => 1 };
+        var command = new Command("bench-decode", "Benchmark batch-1 decode on random weights at real Qwen2.5 shapes (ms/token, bytes/token, fraction of the measured copy bandwidth).")
+        {
+            shapes, arches, tokens, warmup, contexts, prefill, backend, graphs, pdl, copyMiB, gemv, markdown, seed,
+        };
+        command.Hidden = true;
+        command.SetAction(parse =>
+        {
+            var options = new Options(
+                Split(parse.GetValue(shapes)!),
+                Split(parse.GetValue(arches)!).Select(ParseArchitecture).ToArray(),
+                Split(parse.GetValue(contexts)!).Select(c => int.Parse(c, Inv)).ToArray(),
+                parse.GetValue(tokens),
+                parse.GetValue(warmup),
+                parse.GetValue(prefill),
+                parse.GetValue(graphs)!,
+                parse.GetValue(pdl)!,
+                parse.GetValue(seed));
+            if (options.Tokens < 1 || options.Warmup < 0 || options.Prefill < 1 || options.Contexts.Any(c => c < 1))
+            {
+                throw new RadladsException("bench-decode: --tokens, --prefill and every --context must be at least 1, --warmup at least 0");
+            }
+
+            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, io.Error);
+            var lines = Run(io, device, options, parse.GetValue(copyMiB), parse.GetValue(gemv));
+            if (parse.GetValue(markdown) is FileInfo file)
+            {
+                File.AppendAllLines(file.FullName, lines);
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private sealed record Options(string[] Shapes, Architecture[] Architectures, int[] Contexts, int Tokens, int Warmup, int Prefill, string Graphs, string Pdl, int Seed);
+
+    private static bool[] Switch(string value) => value switch { "both" => [false, true], "off" => [false], _ => [true] };
+
+    private static string[] Split(string list) => list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static Architecture ParseArchitecture(string name) => name switch
+    {
+        "rwkv7" or "rwkv7qwen2" => Architecture.Rwkv7Qwen2,
+        "qwen2" => Architecture.Qwen2,
+        _ => throw new RadladsException($"bench-decode: --arch must be rwkv7 or qwen2, got '{name}'"),
+    };
+
+    private static List<string> Run(CliContext io, IBackend device, Options options, int copyMiB, bool gemv)
+    {
+        var o = io.Output;
+        var lines = new List<string>();
+        void Line(string text)
+        {
+            o.WriteLine(text);
+            lines.Add(text);
+        }
+
+        Line($"device: {device.Description}");
+        double copy = 0;
+        if (device is CudaBackend cuda)
+        {
+            var (bandwidth, ms) = CudaBenchmarks.CopyBandwidth(cuda, (long)copyMiB << 20, 20);
+            copy = bandwidth;
+            Line(string.Create(Inv, $"copy bandwidth: {bandwidth / 1e9:F0} GB/s (device-to-device copy of {copyMiB} MiB in {ms:F3} ms, median of 20, bytes read + written)"));
+            if (gemv)
+            {
+                foreach (var shape in options.Shapes)
+                {
+                    var config = SyntheticModel.Config(shape, Architecture.Qwen2);
+                    Gemv(cuda, Line, copy, config.IntermediateSize, config.HiddenSize, $"{shape} mlp up");
+                    Gemv(cuda, Line, copy, config.HiddenSize, config.IntermediateSize, $"{shape} mlp down");
+                    Gemv(cuda, Line, copy, config.NumKeyValueHeads * config.HeadDim, config.HiddenSize, $"{shape} k_proj");
+                    Gemv(cuda, Line, copy, config.VocabSize, config.HiddenSize, $"{shape} lm head");
+                }
+            }
+        }
+
+        Line("");
+        Line("| shape | arch | context | graphs | pdl | ms/token | p50 ms | tokens/s | MB/token (weights + state) | GB/s | of copy BW |");
+        Line("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|");
+        var random = new Random(options.Seed);
+        foreach (var shape in options.Shapes)
+        {
+            foreach (var architecture in options.Architectures)
+            {
+                var config = SyntheticModel.Config(shape, architecture);
+                var watch = Stopwatch.StartNew();
+                using var model = SyntheticModel.Create(config, device, options.Seed);
+                (device as CudaBackend)?.Synchronize();
+                io.Error.WriteLine(string.Create(Inv, $"built {shape} {config.ModelType} with random weights ({model.ParameterCount / 1e9:F2} B parameters) in {watch.Elapsed.TotalSeconds:F1} s"));
+                foreach (int context in options.Contexts)
+                {
+                    foreach (bool graph in Switch(options.Graphs))
+                    {
+                        foreach (bool programmatic in Switch(options.Pdl))
+                        {
+                            string graphText = "n/a", pdlText = "n/a";
+                            if (device is CudaBackend c)
+                            {
+                                c.CaptureEnabled = graph;
+                                c.ProgrammaticLaunch = programmatic && c.Device.ComputeMajor >= 9 && c.Device.Driver.HasLaunchEx;
+                                graphText = graph ? (architecture == Architecture.Qwen2 ? "on (not used: KV cache)" : "on") : "off";
+                                pdlText = c.ProgrammaticLaunch ? "on" : "off";
+                            }
+
+                            var (mean, p50) = Decode(model, context, options, random);
+                            var (weights, state) = SyntheticModel.DecodeBytes(config, context);
+                            double bytes = weights + state;
+                            double rate = bytes / (mean / 1000);
+                            string fraction = copy > 0 ? string.Create(Inv, $"{rate / copy:P1}") : "n/a";
+                            Line(string.Create(Inv,
+                                $"| {shape} | {(architecture == Architecture.Qwen2 ? "qwen2" : "rwkv7")} | {context} | {graphText} | {pdlText} | {mean:F3} | {p50:F3} | {1000 / mean:F1} | {weights / 1e6:F1} + {state / 1e6:F1} | {rate / 1e9:F0} | {fraction} |"));
+                        }
+                    }
+                }
+            }
+        }
+
+        return lines;
+    }
+
+    /// <summary>Decode steps at <paramref name="context"/>: mean and median wall milliseconds per step (logits on the host).</summary>
+    private static (double Mean, double P50) Decode(CausalLM model, int context, Options options, Random random)
+    {
+        int vocab = model.Config.VocabSize;
+        using var state = model.CreateState();
+        int real = Math.Min(options.Prefill, context);
+        for (int done = 0; done < real; done += 512)
+        {
+            var chunk = Enumerable.Range(0, Math.Min(512, real - done)).Select(_ => random.Next(vocab)).ToArray();
+            model.Forward(state, chunk);
+        }
+
+        state.FastForward(context, options.Warmup + options.Tokens + 1, random);
+        for (int i = 0; i < options.Warmup; i++)
+        {
+            model.Forward(state, [random.Next(vocab)]);
+        }
+
+        var times = new double[options.Tokens];
+        var ids = Enumerable.Range(0, options.Tokens).Select(_ => random.Next(vocab)).ToArray();
+        var total = Stopwatch.StartNew();
+        for (int i = 0; i < options.Tokens; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            model.Forward(state, [ids[i]]);
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+
+        double mean = total.Elapsed.TotalMilliseconds / options.Tokens;
+        Array.Sort(times);
+        return (mean, times[times.Length / 2]);
+    }
+
+    /// <summary>One bf16 GEMV [M, K] alone (T = 1), several weights in turn so that none stays in L2.</summary>
+    private static unsafe void Gemv(CudaBackend cuda, Action<string> line, double copy, int m, int k, string what)
+    {
+        long bytes = 2L * m * k;
+        int copies = (int)Math.Clamp((512L << 20) / bytes, 1, 8);
+        var host = (ushort*)NativeMemory.Alloc((nuint)bytes);
+        var weights = new List<Tensor>();
+        try
+        {
+            // A block of random values repeated over the matrix: the GPU only has to read non-zero data.
+            var random = new Random(7);
+            var block = new ushort[1 << 20];
+            for (int i = 0; i < block.Length; i++)
+            {
+                block[i] = Bf16.FromSingle((random.NextSingle() - 0.5f) * 0.1f);
+            }
+
+            for (long i = 0; i < bytes / 2; i += block.Length)
+            {
+                block.AsSpan(0, (int)Math.Min(block.Length, (bytes / 2) - i)).CopyTo(new Span<ushort>(host + i, (int)Math.Min(block.Length, (bytes / 2) - i)));
+            }
+
+            for (int i = 0; i < copies; i++)
+            {
+                weights.Add(cuda.LoadWeight(new TensorData("w", DType.BF16, [m, k], (byte*)host, bytes)));
+            }
+
+            using var x = cuda.FromFloats(Enumerable.Range(0, k).Select(i => (float)Math.Sin(i)).ToArray(), 1, k);
+            using var y = cuda.AllocateUninitialized(1, m);
+            int next = 0;
+            double ms = CudaBenchmarks.Time(cuda, () => cuda.Ops.MatMul(x, weights[next++ % copies], null, y), 3, 30);
+            double rate = bytes / (ms / 1000);
+            line(string.Create(Inv, $"gemv bf16 {what} [{m}, {k}]: {ms * 1000:F1} µs, {rate / 1e9:F0} GB/s = {rate / copy:P1} of copy bandwidth"));
+        }
+        finally
+        {
+            foreach (var w in weights)
+            {
+                w.Dispose();
+            }
+
+            NativeMemory.Free(host);
+        }
+    }
+}

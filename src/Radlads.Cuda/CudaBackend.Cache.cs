@@ -1,0 +1,299 @@
+using System.Globalization;
+using Radlads.Checkpoints;
+using Radlads.Native;
+using Radlads.Ops;
+
+namespace Radlads.Cuda;
+
+/// <summary>The block cache behind <see cref="Allocate"/> and the recording of decode steps as CUDA graphs.</summary>
+public sealed unsafe partial class CudaBackend
+{
+    /// <summary>Blocks larger than this are allocated and freed directly, outside a recording.</summary>
+    private const long LargestCachedBlock = 64L << 20;
+
+    private readonly Lock cacheLock = new();
+    private readonly Dictionary<long, Stack<DeviceMemory>> cache = [];
+    private long cachedBytes;
+    private RecordingSession? recording;
+
+    /// <summary>Bytes held in blocks that are free for reuse (not counting blocks reserved by recorded steps).</summary>
+    public long CachedBytes
+    {
+        get
+        {
+            lock (cacheLock)
+            {
+                return cachedBytes;
+            }
+        }
+    }
+
+    /// <summary>The size class of a request: 512-byte steps up to 1 MiB, then eighths of a power of two.</summary>
+    internal static long SizeClass(long bytes)
+    {
+        bytes = Math.Max(bytes, 1);
+        if (bytes <= 1 << 20)
+        {
+            return (bytes + 511) / 512 * 512;
+        }
+
+        long step = (1L << (63 - (int)long.LeadingZeroCount(bytes))) / 8;
+        return (bytes + step - 1) / step * step;
+    }
+
+    /// <summary>Waits for the stream and frees every cached block (recorded steps keep theirs).</summary>
+    public void ReleaseCachedMemory()
+    {
+        Device.MakeCurrent();
+        stream.Synchronize();
+        lock (cacheLock)
+        {
+            foreach (var blocks in cache.Values)
+            {
+                while (blocks.TryPop(out var block))
+                {
+                    block.Dispose();
+                }
+            }
+
+            cache.Clear();
+            cachedBytes = 0;
+        }
+    }
+
+    /// <summary>RADLADS_CUDA_CACHE=0: every activation gets its own cuMemAlloc and a stream wait + cuMemFree (for comparison).</summary>
+    private static readonly bool CacheDisabled = Environment.GetEnvironmentVariable("RADLADS_CUDA_CACHE") == "0";
+
+    private CudaTensor Cached(int[] shape, long bytes)
+    {
+        Enter();
+        if ((bytes > LargestCachedBlock || CacheDisabled) && recording is null)
+        {
+            return New(DType.F32, shape, bytes);
+        }
+
+        return new CudaTensor(this, Take(SizeClass(bytes), shape), 0, DType.F32, shape, owner: true, cached: true);
+    }
+
+    private DeviceMemory Take(long size, int[] shape)
+    {
+        lock (cacheLock)
+        {
+            if (recording is { } session && session.Free.TryGetValue(size, out var own) && own.TryPop(out var reused))
+            {
+                return reused;
+            }
+
+            if (cache.TryGetValue(size, out var blocks) && blocks.TryPop(out var block))
+            {
+                cachedBytes -= size;
+                return block;
+            }
+        }
+
+        try
+        {
+            return new DeviceMemory(Device, size);
+        }
+        catch (CudaException e) when (e.ErrorName == "CUDA_ERROR_OUT_OF_MEMORY" && recording is null && CachedBytes > 0)
+        {
+            // Blocks of other sizes may be what is missing: give them back to the driver and try once more.
+            ReleaseCachedMemory();
+            return AllocateBlock(size, shape);
+        }
+        catch (CudaException e) when (e.ErrorName == "CUDA_ERROR_OUT_OF_MEMORY")
+        {
+            throw OutOfMemory(shape, size, e);
+        }
+    }
+
+    private DeviceMemory AllocateBlock(long size, int[] shape)
+    {
+        try
+        {
+            return new DeviceMemory(Device, size);
+        }
+        catch (CudaException e) when (e.ErrorName == "CUDA_ERROR_OUT_OF_MEMORY")
+        {
+            throw OutOfMemory(shape, size, e);
+        }
+    }
+
+    private RadladsException OutOfMemory(int[] shape, long bytes, CudaException e)
+    {
+        var (free, total) = Device.MemoryInfo();
+        return new RadladsException(string.Create(CultureInfo.InvariantCulture,
+            $"out of GPU memory: a tensor of shape [{string.Join(", ", shape)}] (F32, {bytes:N0} bytes) does not fit; {free:N0} of {total:N0} bytes free on {Device.Name}"), e);
+    }
+
+    /// <summary>A cached tensor's block comes back: free for the next request (a recording keeps what it frees).</summary>
+    internal void Return(DeviceMemory block)
+    {
+        lock (cacheLock)
+        {
+            if (disposed)
+            {
+                block.Dispose();
+                return;
+            }
+
+            if (recording is { } session)
+            {
+                Push(session.Free, block);
+                return;
+            }
+
+            Push(cache, block);
+            cachedBytes += block.Bytes;
+        }
+    }
+
+    private static void Push(Dictionary<long, Stack<DeviceMemory>> lists, DeviceMemory block)
+    {
+        if (!lists.TryGetValue(block.Bytes, out var blocks))
+        {
+            blocks = new Stack<DeviceMemory>();
+            lists[block.Bytes] = blocks;
+        }
+
+        blocks.Push(block);
+    }
+
+    /// <inheritdoc/>
+    public ICapturedStep Capture(ReadOnlySpan<int> ids, int position, Action body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        Enter();
+        if (recording is not null)
+        {
+            throw new InvalidOperationException("a step is already being recorded on this backend");
+        }
+
+        if (ids.Length == 0 || ids.Length > StepIdCapacity)
+        {
+            throw new ArgumentException($"a recorded step takes 1 to {StepIdCapacity} token ids, not {ids.Length}");
+        }
+
+        var session = new RecordingSession(ids.ToArray(), position);
+        Device.Driver.BeginCapture(Stream);
+        lock (cacheLock)
+        {
+            recording = session;
+        }
+
+        try
+        {
+            // The first node of the graph: the replay's position and ids, from pinned memory to the step buffer.
+            Device.Driver.CopyHostToDeviceAsync(stepDevice.Pointer, stepHost.Pointer, (1L + ids.Length) * sizeof(int), Stream);
+            body();
+        }
+        catch
+        {
+            EndRecording();
+            Device.Driver.AbandonCapture(Stream);
+            GiveBack(session.Free);
+            throw;
+        }
+
+        EndRecording();
+        nint graph;
+        try
+        {
+            graph = Device.Driver.EndCapture(Stream);
+        }
+        catch
+        {
+            GiveBack(session.Free);
+            throw;
+        }
+
+        try
+        {
+            return new RecordedStep(this, new CudaGraphExec(Device, graph), session);
+        }
+        catch
+        {
+            GiveBack(session.Free);
+            throw;
+        }
+    }
+
+    private void EndRecording()
+    {
+        lock (cacheLock)
+        {
+            recording = null;
+        }
+    }
+
+    /// <summary>Blocks a recording reserved go back to the cache (its graph is gone, or was never made).</summary>
+    private void GiveBack(Dictionary<long, Stack<DeviceMemory>> blocks)
+    {
+        foreach (var stack in blocks.Values)
+        {
+            while (stack.TryPop(out var block))
+            {
+                Return(block);
+            }
+        }
+    }
+
+    /// <summary>Writes the step buffer (position, ids) and queues one replay of <paramref name="graph"/>.</summary>
+    private void Replay(CudaGraphExec graph, RecordingSession session, ReadOnlySpan<int> ids, int position)
+    {
+        Enter();
+        if (ids.Length != session.Ids.Length)
+        {
+            throw new ArgumentException($"this step was recorded for {session.Ids.Length} token id(s), not {ids.Length}");
+        }
+
+        // The previous replay's first node may still be reading the pinned buffer.
+        stepRead.Synchronize();
+        var step = (int*)stepHost.Pointer;
+        step[0] = position;
+        ids.CopyTo(new Span<int>(step + 1, ids.Length));
+        graph.Launch(stream);
+        stepRead.Record(stream);
+    }
+
+    private sealed class RecordingSession(int[] ids, int position)
+    {
+        public int[] Ids { get; } = ids;
+
+        public int Position { get; } = position;
+
+        /// <summary>Blocks freed while recording: reused within the recording, then reserved for its graph.</summary>
+        public Dictionary<long, Stack<DeviceMemory>> Free { get; } = [];
+    }
+
+    private sealed class RecordedStep(CudaBackend backend, CudaGraphExec graph, RecordingSession session) : ICapturedStep
+    {
+        private bool disposed;
+
+        public void Replay(ReadOnlySpan<int> ids, int position)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            backend.Replay(graph, session, ids, position);
+        }
+
+        public void Dispose()
+        {
+            if (disposed)
+            {
+                return;
+            }
+
+            disposed = true;
+            if (!backend.disposed)
+            {
+                // A replay may still be running: destroying the executable graph waits for it, but the blocks
+                // must not be handed out before it ends either; the stream orders both.
+                backend.Device.MakeCurrent();
+                backend.stream.Synchronize();
+            }
+
+            graph.Dispose();
+            backend.GiveBack(session.Free);
+        }
+    }
+}

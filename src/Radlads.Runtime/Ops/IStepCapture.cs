@@ -1,0 +1,28 @@
+namespace Radlads.Ops;
+
+/// <summary>
+/// A backend that can record the ops of one decode step once and replay the recording for later tokens (CUDA
+/// graphs), so that a step costs one launch instead of hundreds. What changes from token to token are the token
+/// ids and the position: while recording, <see cref="IOps.Embedding"/> must be called with the ids given to
+/// <see cref="Capture"/> and positions given to <see cref="IOps.Rope"/> count from the given position; a replay
+/// reads the new ids and position. Everything else (weights, state, scratch) is bound to the memory the recorded
+/// ops used, so a recording belongs to one sequence state and the tensors it was recorded with.
+/// </summary>
+public interface IStepCapture
+{
+    /// <summary>False when recording is switched off (for comparison, or by RADLADS_CUDA_GRAPHS=0).</summary>
+    bool CaptureEnabled { get; }
+
+    /// <summary>
+    /// Records the ops <paramref name="body"/> queues, without running them. Scratch memory the body allocates
+    /// and frees stays reserved for the recording until it is disposed.
+    /// </summary>
+    ICapturedStep Capture(ReadOnlySpan<int> ids, int position, Action body);
+}
+
+/// <summary>A recorded step (see <see cref="IStepCapture"/>).</summary>
+public interface ICapturedStep : IDisposable
+{
+    /// <summary>Queues the recorded ops with these token ids (as many as recorded) at this position.</summary>
+    void Replay(ReadOnlySpan<int> ids, int position);
+}

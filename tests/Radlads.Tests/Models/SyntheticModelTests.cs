@@ -1,0 +1,68 @@
+using Radlads.Checkpoints;
+using Radlads.Cpu;
+using Radlads.Models;
+
+namespace Radlads.Tests.Models;
+
+/// <summary>The random-weight models of the decode benchmark, and the in-memory checkpoint they are built on.</summary>
+public sealed class SyntheticModelTests
+{
+    [Theory]
+    [InlineData(3584, 96, 64, 416)]
+    [InlineData(5120, 128, 96, 544)]
+    [InlineData(8192, 160, 128, 800)]
+    public void LoraRanksFollowTheReferenceRule(int hidden, int decay, int value, int gate)
+    {
+        // The table of spec §4.1.
+        Assert.Equal(decay, SyntheticModel.LoraRank(hidden, 0.5, 1.8));
+        Assert.Equal(value, SyntheticModel.LoraRank(hidden, 0.5, 1.3));
+        Assert.Equal(gate, SyntheticModel.LoraRank(hidden, 0.8, 0.6));
+    }
+
+    [Fact]
+    public void DecodeBytesMatchTheRooflineTable()
+    {
+        // kernels-and-performance.md §0: 0.988 GB/token at 0.5B, 3.087 at 1.5B, 14.14 at 7B (bf16 weights, LM head included).
+        Assert.Equal(0.988, SyntheticModel.DecodeBytes(SyntheticModel.Config("0.5b", Architecture.Qwen2), 0).Weights / 1e9, 2);
+        Assert.Equal(3.09, SyntheticModel.DecodeBytes(SyntheticModel.Config("1.5b", Architecture.Qwen2), 0).Weights / 1e9, 2);
+        Assert.Equal(14.1, SyntheticModel.DecodeBytes(SyntheticModel.Config("7b", Architecture.Qwen2), 0).Weights / 1e9, 1);
+        // 7B RAD-RWKV7: 28 layers × 28 heads × 128² × 4 bytes, read and written.
+        var (_, state) = SyntheticModel.DecodeBytes(SyntheticModel.Config("7b", Architecture.Rwkv7Qwen2), 100_000);
+        Assert.Equal(2L * 28 * 28 * 128 * 128 * 4, state);
+    }
+
+    [Theory]
+    [InlineData(Architecture.Rwkv7Qwen2)]
+    [InlineData(Architecture.Qwen2)]
+    public void ATinySyntheticModelDecodesFiniteLogitsAndFastForwards(Architecture architecture)
+    {
+        var config = SyntheticModel.Config("tiny", architecture);
+        using var model = SyntheticModel.Create(config, new CpuBackend(), seed: 3);
+        Assert.Equal(config.VocabSize, model.Config.VocabSize);
+        Assert.Equal(architecture == Architecture.Rwkv7Qwen2 ? ["model.layers.0.self_attn.v0", "model.layers.0.self_attn.v1", "model.layers.0.self_attn.v2"] : [],
+            model.UnusedTensors);
+        using var state = model.CreateState();
+        Assert.All(model.Forward(state, [1, 2, 3]), v => Assert.True(float.IsFinite(v)));
+        state.FastForward(300, 4, new Random(1));
+        Assert.Equal(300, state.Position);
+        Assert.All(model.Forward(state, [7]), v => Assert.True(float.IsFinite(v)));
+        Assert.Equal(301, state.Position);
+    }
+
+    [Fact]
+    public unsafe void AnInMemoryCheckpointServesItsTensorsAndRejectsBadOnes()
+    {
+        var values = new ushort[] { Bf16.FromSingle(1.5f), Bf16.FromSingle(-2f), Bf16.FromSingle(0.25f) };
+        fixed (ushort* p = values)
+        {
+            var data = new TensorData("v", DType.BF16, [3], (byte*)p, 6);
+            using var checkpoint = Checkpoint.FromMemory("memory", [data], null);
+            Assert.Equal([1.5f, -2f, 0.25f], checkpoint.ReadVector("v", 3));
+            var e = Assert.Throws<RadladsException>(() => checkpoint.Get("v", 4));
+            Assert.Contains("in memory has shape [3], expected [4]", e.Message, StringComparison.Ordinal);
+            Assert.Throws<ArgumentException>(() => Checkpoint.FromMemory("memory", [data, data], null));
+            var wrongSize = new TensorData("w", DType.BF16, [2], (byte*)p, 6);
+            Assert.Throws<ArgumentException>(() => Checkpoint.FromMemory("memory", [wrongSize], null));
+        }
+    }
+}
