@@ -19,3 +19,6 @@ public sealed class IlgpuCudaOpConformanceTests() : OpConformanceTests(() => new
 /// CPU accelerator otherwise runs their thread-per-output variants, so this keeps the kernels a GPU runs tested in CI.
 /// </summary>
 public sealed class IlgpuCpuWarpKernelOpConformanceTests() : OpConformanceTests(() => new IlgpuBackend(IlgpuDeviceKind.Cpu, threadPerOutputKernels: false));
+
+/// <summary>The ILGPU backend on an OpenCL device, where one exists (skipped with the reason elsewhere).</summary>
+public sealed class IlgpuOpenClOpConformanceTests() : OpConformanceTests(() => new IlgpuBackend(IlgpuDeviceKind.OpenCL));
