@@ -44,7 +44,7 @@ public sealed unsafe class IlgpuBackend : IBackend
         ThreadPerOutputKernels = threadPerOutputKernels ?? Device.Kind == IlgpuDeviceKind.Cpu;
         lock (Device.Sync)
         {
-            Device.Accelerator.Bind();
+            Device.MakeCurrent();
             stream = Device.Accelerator.CreateStream();
         }
 
@@ -79,7 +79,7 @@ public sealed unsafe class IlgpuBackend : IBackend
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         var scope = Device.Sync.EnterScope();
-        Device.Accelerator.Bind();
+        Device.MakeCurrent();
         return scope;
     }
 
@@ -88,7 +88,7 @@ public sealed unsafe class IlgpuBackend : IBackend
         if (!disposed)
         {
             using var scope = Device.Sync.EnterScope();
-            Device.Accelerator.Bind();
+            Device.MakeCurrent();
             stream.Synchronize();
         }
     }
@@ -295,7 +295,7 @@ public sealed unsafe class IlgpuBackend : IBackend
 
         using (Device.Sync.EnterScope())
         {
-            Device.Accelerator.Bind();
+            Device.MakeCurrent();
             stream.Synchronize();
             ids?.Dispose();
             table?.Dispose();

@@ -28,7 +28,8 @@ internal sealed class IlgpuDevice
         GroupSize = Math.Max(warp, Math.Min(256, accelerator.MaxNumThreadsPerGroup) / warp * warp);
         if (GroupSize / warp > GroupedKernels.MaxWarpsPerGroup || GroupSize > GroupedKernels.MaxGroupSize)
         {
-            throw new RadladsException($"ILGPU device {accelerator.Name}: a group of {GroupSize} threads in warps of {warp} is not supported");
+            throw new RadladsException(
+                $"ILGPU device {accelerator.Name} reports warps of {warp} threads; the kernels need warps of at most {GroupedKernels.MaxGroupSize} threads and at most {GroupedKernels.MaxWarpsPerGroup} per group");
         }
 
         Kernels = new KernelSet(accelerator);
@@ -56,6 +57,25 @@ internal sealed class IlgpuDevice
     public MemoryBuffer1D<float, Stride1D.Dense> DummyFloats { get; }
 
     public MemoryBuffer1D<ushort, Stride1D.Dense> DummyHalves { get; }
+
+    /// <summary>
+    /// Binds the accelerator to the calling thread. For CUDA this always sets ILGPU's context current: ILGPU's own
+    /// <see cref="Accelerator.Bind"/> skips that when it believes the thread is already bound, which is wrong after
+    /// other code (our CUDA backend, on the primary context) changed the thread's current context, and launches then
+    /// fail with "invalid resource handle".
+    /// </summary>
+    public void MakeCurrent()
+    {
+        Accelerator.Bind();
+        if (Accelerator is CudaAccelerator cuda)
+        {
+            var error = CudaAPI.CurrentAPI.SetCurrentContext(cuda.NativePtr);
+            if (error != CudaError.CUDA_SUCCESS)
+            {
+                throw new RadladsException($"ILGPU: cuCtxSetCurrent failed: {error}");
+            }
+        }
+    }
 
     /// <summary>One line: accelerator, its limits, the native library it uses, and the kernel compile time.</summary>
     public string Describe()
@@ -143,7 +163,10 @@ internal sealed class IlgpuDevice
                 IlgpuDeviceKind.OpenCL => AcceleratorType.OpenCL,
                 _ => AcceleratorType.CPU,
             };
-            var found = context.Devices.FirstOrDefault(d => d.AcceleratorType == type)
+            // Among OpenCL devices a GPU comes first (a machine may also offer a CPU OpenCL runtime).
+            var found = context.Devices.Where(d => d.AcceleratorType == type)
+                .OrderByDescending(d => d is CLDevice cl && cl.DeviceType == CLDeviceType.CL_DEVICE_TYPE_GPU)
+                .FirstOrDefault()
                 ?? throw new RadladsException(Missing(kind));
             var accelerator = found.CreateAccelerator(context);
             device = new IlgpuDevice(kind, context, accelerator);
