@@ -81,7 +81,7 @@ public sealed class CliTests
             }
 
             // 22 tokens (21 + separator) make 5 windows of 4; --max-windows 3 scores the first three.
-            var (exit, output, error) = CliRunner.Run("score", "--model", Dir("rwkv6"), "--token-file", path, "--window", "4", "--max-windows", "3");
+            var (exit, output, error) = CliRunner.Run("score", "--model", Dir("rwkv6"), "--token-file", path, "--window", "4", "--max-windows", "3", "--backend", "cpu");
             Assert.True(exit == 0, error);
             using var model = CausalLM.Load(Dir("rwkv6"), new CpuBackend());
             var nll = new List<double>();
