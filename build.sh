@@ -46,12 +46,15 @@ case "$command" in
     # The device tool uploads at most 64 MiB with the working tree: trim the framework (partial: our assemblies and
     # xunit stay whole), drop debugger/tracing libraries and the tokenizer oracle (its tests need tests/data).
     # Run there with: ./Radlads.Tests -namespace- Radlads.Tests.Tokenization -method- "*ShardedCheckpointGivesTheSameLogits"
-    # (that CPU test needs System.Text.Json reflection, which the trimmed framework lacks).
+    # (that CPU test needs System.Text.Json reflection, which the trimmed framework lacks); add -class- "*IlgpuCpu*"
+    # -method- "*OnTheIlgpuCpuSimulator*" to leave the ILGPU CPU-simulator tests to CI, and RADLADS_BENCH=1 with
+    # -class "*IlgpuVsCudaBenchmarks" for the ILGPU-CUDA vs CUDA op benchmark. models/ (the CLI's default model) is
+    # dropped: no test uses it. The test project keeps CoreLib whole when trimmed (ILGPU reflects on it).
     rm -rf .gpu/cudatests && dotnet publish tests/Radlads.Tests -c Release -r linux-x64 --self-contained \
       -p:PublishTrimmed=true -p:TrimMode=partial -p:DebugType=none -p:GenerateDocumentationFile=false \
       -p:SuppressTrimAnalysisWarnings=true -p:TreatWarningsAsErrors=false -o .gpu/cudatests/app
     (cd .gpu/cudatests/app && rm -f libhf_tokenizers.so libmscordaccore.so libmscordbi.so libcoreclrtraceptprovider.so \
-      libclrgcexp.so libclrgc.so createdump golden/*.py golden/make_golden.log)
+      libclrgcexp.so libclrgc.so createdump golden/*.py golden/make_golden.log && rm -rf models)
     tar cf - -C .gpu/cudatests app | xz -9e -T0 > .gpu/cudatests.tar.xz
     ls -l .gpu/cudatests.tar.xz
     ;;
