@@ -45,17 +45,19 @@ case "$command" in
     dotnet publish tests/Radlads.Tests -c Release -r linux-x64 --self-contained -o .gpu/tests
     # The device tool uploads at most 64 MiB with the working tree: trim the framework (partial: our assemblies and
     # xunit stay whole), drop debugger/tracing libraries and the tokenizer oracle (its tests need tests/data).
-    # The demo teacher (37 MB, the CLI's default model) is left out too: the checkout that travels with the device
-    # call has it, so copy models/demo-teacher next to the binaries there (app/models/demo-teacher).
+    # models/ (the CLI's default model, 37 MB) is dropped: no test uses it, and the checkout that travels with
+    # the device call has models/demo-teacher if a command needs it (copy it to app/models/demo-teacher).
     # Run there with: ./Radlads.Tests -namespace- Radlads.Tests.Tokenization (System.Text.Json's reflection
-    # serializer, which some CPU tests use, is kept switched on). The same folder runs the CLI as ./radlads
-    # (e.g. ./radlads bench-decode).
+    # serializer, which some CPU tests use, is kept switched on); add -class- "*IlgpuCpu*"
+    # -method- "*OnTheIlgpuCpuSimulator*" to leave the ILGPU CPU-simulator tests to CI, and RADLADS_BENCH=1 with
+    # -class "*IlgpuVsCudaBenchmarks" for the ILGPU-CUDA vs CUDA op benchmark. The test project keeps CoreLib whole
+    # when trimmed (ILGPU reflects on it). The same folder runs the CLI as ./radlads (e.g. ./radlads bench-decode).
     rm -rf .gpu/cudatests && dotnet publish tests/Radlads.Tests -c Release -r linux-x64 --self-contained \
       -p:PublishTrimmed=true -p:TrimMode=partial -p:DebugType=none -p:GenerateDocumentationFile=false \
       -p:SuppressTrimAnalysisWarnings=true -p:TreatWarningsAsErrors=false -p:JsonSerializerIsReflectionEnabledByDefault=true \
       -o .gpu/cudatests/app
     (cd .gpu/cudatests/app && rm -f libhf_tokenizers.so libmscordaccore.so libmscordbi.so libcoreclrtraceptprovider.so \
-      libclrgcexp.so libclrgc.so createdump golden/*.py golden/make_golden.log && rm -rf models/demo-teacher \
+      libclrgcexp.so libclrgc.so createdump golden/*.py golden/make_golden.log && rm -rf models \
       && cp Radlads.Tests.deps.json radlads.deps.json) # without a deps.json the radlads apphost would act as the dotnet muxer
     tar cf - -C .gpu/cudatests app | xz -9e -T0 > .gpu/cudatests.tar.xz
     ls -l .gpu/cudatests.tar.xz

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text;
 using Radlads.Cpu;
 using Radlads.Cuda;
+using Radlads.Ilgpu;
 using Radlads.Ops;
 
 namespace Radlads.Cli;
@@ -23,10 +24,21 @@ internal static class CommonOptions
     {
         var option = new Option<string>("--backend", "-b")
         {
-            Description = "Where to run: auto uses CUDA when a GPU, its driver and NVRTC are there (else it says why and uses the CPU); cpu is the reference backend; cuda fails if it cannot start.",
+            Description = "Where to run: auto uses CUDA when a GPU, its driver and NVRTC are there (else it says why and uses the CPU); cpu is the reference backend; cuda fails if it cannot start; ilgpu runs ILGPU kernels on the accelerator --ilgpu-device picks.",
             DefaultValueFactory = _ => "auto",
         };
         option.AcceptOnlyFromAmong("auto", "cpu", "cuda", "ilgpu");
+        return option;
+    }
+
+    public static Option<string> IlgpuDevice()
+    {
+        var option = new Option<string>("--ilgpu-device")
+        {
+            Description = "With --backend ilgpu, the ILGPU accelerator: cuda (an NVIDIA GPU), opencl, or cpu (ILGPU's CPU simulator: slow, for testing); auto picks the first available in that order.",
+            DefaultValueFactory = _ => "auto",
+        };
+        option.AcceptOnlyFromAmong(IlgpuDeviceKinds.Names);
         return option;
     }
 
@@ -35,9 +47,9 @@ internal static class CommonOptions
         Description = "Time every op and print a table (calls, total, mean, share) to standard error at the end.",
     };
 
-    /// <summary>The backend of --backend (see <see cref="CreateBackend(string, TextWriter)"/>), wrapped for --profile when asked.</summary>
-    public static IBackend CreateBackend(string name, bool profile, TextWriter error) =>
-        profile ? new ProfilingBackend(CreateBackend(name, error)) : CreateBackend(name, error);
+    /// <summary>The backend of --backend (see <see cref="CreateBackend(string, TextWriter, string)"/>), wrapped for --profile when asked.</summary>
+    public static IBackend CreateBackend(string name, bool profile, TextWriter error, string ilgpuDevice = "auto") =>
+        profile ? new ProfilingBackend(CreateBackend(name, error, ilgpuDevice)) : CreateBackend(name, error, ilgpuDevice);
 
     /// <summary>Prints the op timing table when the backend was profiled.</summary>
     public static void ReportProfile(IBackend backend, TextWriter error)
@@ -54,9 +66,10 @@ internal static class CommonOptions
 
     /// <summary>
     /// The backend named by --backend, or a clear error when it is not available. auto tries CUDA and, when it
-    /// cannot start, says why on one line of <paramref name="error"/> and uses the CPU.
+    /// cannot start, says why on one line of <paramref name="error"/> and uses the CPU. ilgpu opens the accelerator of
+    /// <paramref name="ilgpuDevice"/> (compiling its kernels) and prints one line saying which and how long that took.
     /// </summary>
-    public static IBackend CreateBackend(string name, TextWriter error)
+    public static IBackend CreateBackend(string name, TextWriter error, string ilgpuDevice = "auto")
     {
         switch (name)
         {
@@ -84,7 +97,17 @@ internal static class CommonOptions
                 }
 
             case "ilgpu":
-                throw new RadladsException("--backend ilgpu: the ILGPU backend is not part of this build yet; use --backend cpu or cuda");
+                try
+                {
+                    var backend = new IlgpuBackend(IlgpuDeviceKinds.Parse(ilgpuDevice));
+                    error.WriteLine(IlgpuNotePrefix + backend.Description);
+                    return backend;
+                }
+                catch (RadladsException e)
+                {
+                    throw new RadladsException($"--backend ilgpu --ilgpu-device {ilgpuDevice}: " + e.Message, e);
+                }
+
             default:
                 throw new RadladsException($"--backend must be auto, cpu, cuda or ilgpu, got '{name}'");
         }
@@ -92,6 +115,9 @@ internal static class CommonOptions
 
     /// <summary>How the one line that --backend auto prints when it falls back to the CPU begins.</summary>
     public const string AutoNotePrefix = "note: --backend auto: ";
+
+    /// <summary>How the line that --backend ilgpu prints (accelerator and kernel compile time) begins.</summary>
+    public const string IlgpuNotePrefix = "note: --backend ilgpu: ";
 
     /// <summary>Text from --text or --file (read as strict UTF-8, byte for byte; a BOM is kept as U+FEFF).</summary>
     public static string ReadText(string? text, FileInfo? file, string command)

@@ -13,6 +13,7 @@ internal static class GenerateCommand
     {
         var model = CommonOptions.Model();
         var backend = CommonOptions.Backend();
+        var ilgpuDevice = CommonOptions.IlgpuDevice();
         var prompt = new Option<string>("--prompt", "-p") { Description = "Text to continue (with --chat: the user message).", DefaultValueFactory = _ => "Once upon a time" };
         var chat = new Option<bool>("--chat") { Description = "Wrap the prompt in the ChatML template (<|im_start|>user … <|im_end|>) and print only the reply." };
         var system = new Option<string?>("--system") { Description = "System message for --chat." };
@@ -29,7 +30,7 @@ internal static class GenerateCommand
         var stateOut = new Option<FileInfo?>("--state-out") { Description = "Save the sequence state (recurrent state or KV cache) after generating, to resume later." };
         var command = new Command("generate", "Generate text from a prompt, streaming tokens as they are produced; prints tokens/s at the end.")
         {
-            model, prompt, chat, system, maxTokens, temperature, topK, topP, minP, repetition, seed, stop, backend, stateIn, stateOut, profile,
+            model, prompt, chat, system, maxTokens, temperature, topK, topP, minP, repetition, seed, stop, backend, ilgpuDevice, stateIn, stateOut, profile,
         };
         command.SetAction(parse =>
         {
@@ -50,7 +51,7 @@ internal static class GenerateCommand
             options.Validate();
             string directory = parse.GetValue(model)!;
             var tokenizer = QwenTokenizer.FromDirectory(directory);
-            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error);
+            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error, parse.GetValue(ilgpuDevice)!);
             using var lm = CausalLM.Load(directory, device);
             options = options with { StopTokens = Generator.DefaultStopTokens(lm, tokenizer) };
             string text = parse.GetValue(prompt)!;

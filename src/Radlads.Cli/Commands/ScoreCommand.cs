@@ -17,6 +17,7 @@ internal static class ScoreCommand
     {
         var model = CommonOptions.Model();
         var backend = CommonOptions.Backend();
+        var ilgpuDevice = CommonOptions.IlgpuDevice();
         var text = CommonOptions.Text("Text to score.");
         var file = CommonOptions.File("UTF-8 file to score.");
         var tokens = new Option<string?>("--tokens") { Description = "Comma-separated token ids to score (no tokenizer needed), e.g. 1,2,3." };
@@ -30,7 +31,7 @@ internal static class ScoreCommand
         var profile = CommonOptions.Profile();
         var command = new Command("score", "Print the negative log-likelihood of every token and the perplexity of the whole input.")
         {
-            model, text, file, tokens, tokenFile, window, maxWindows, dump, backend, profile,
+            model, text, file, tokens, tokenFile, window, maxWindows, dump, backend, ilgpuDevice, profile,
         };
         command.SetAction(parse =>
         {
@@ -49,7 +50,7 @@ internal static class ScoreCommand
                     throw new RadladsException("score: --dump-logits works with --text, --file or --tokens, not with --token-file");
                 }
 
-                using var windowedDevice = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error);
+                using var windowedDevice = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error, parse.GetValue(ilgpuDevice)!);
                 using var windowed = CausalLM.Load(directory, windowedDevice);
                 ScoreWindows(io, windowed, corpus, parse.GetValue(window), parse.GetValue(maxWindows));
                 CommonOptions.ReportProfile(windowed.Backend, io.Error);
@@ -77,7 +78,7 @@ internal static class ScoreCommand
                 throw new RadladsException("score: the input has no tokens");
             }
 
-            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error);
+            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error, parse.GetValue(ilgpuDevice)!);
             using var lm = CausalLM.Load(directory, device);
             int vocab = lm.Config.VocabSize;
             var logits = new float[(long)ids.Length * vocab];

@@ -1,0 +1,308 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+using Radlads.Checkpoints;
+using Radlads.Ops;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+
+namespace Radlads.Ilgpu;
+
+/// <summary>
+/// The ILGPU backend: every op as a C# kernel that ILGPU compiles for the chosen accelerator (CUDA, OpenCL or its
+/// CPU simulator), queued on one stream per backend. Activations and state are fp32; weights keep their checkpoint
+/// dtype (bf16, f16, f32) and are converted inside the kernels. The accelerator and its compiled kernels are shared
+/// by every backend of the same kind in the process; creating the first one compiles them (see
+/// <see cref="KernelCompileTime"/>). Creating it where no accelerator of that kind exists throws
+/// <see cref="RadladsException"/> saying what is missing.
+/// </summary>
+public sealed unsafe class IlgpuBackend : IBackend
+{
+    // The attention scores of one launch are at most this many floats (64 MiB); longer prefills go in row slices.
+    internal const long MaxScoreFloats = 1L << 24;
+
+    private readonly AcceleratorStream stream;
+    private MemoryBuffer1D<int, Stride1D.Dense>? ids;
+    private MemoryBuffer1D<float, Stride1D.Dense>? table;
+    private MemoryBuffer1D<float, Stride1D.Dense>? scores;
+    private bool disposed;
+
+    /// <summary>Opens the accelerator of <paramref name="kind"/> (compiling the kernels once per process).</summary>
+    public IlgpuBackend(IlgpuDeviceKind kind = IlgpuDeviceKind.Auto)
+        : this(kind, threadPerOutputKernels: null)
+    {
+    }
+
+    /// <summary>
+    /// As the public constructor, choosing the MatMul (out×in) and Wkv7 kernel variants: thread per output (no warp
+    /// shuffles; the CPU simulator's default, where every shuffle costs several thread barriers) or warp per row (the
+    /// GPU default). Tests use it to run the GPU variants on the simulator too.
+    /// </summary>
+    internal IlgpuBackend(IlgpuDeviceKind kind, bool? threadPerOutputKernels)
+    {
+        Device = IlgpuDevice.Get(kind);
+        ThreadPerOutputKernels = threadPerOutputKernels ?? Device.Kind == IlgpuDeviceKind.Cpu;
+        lock (Device.Sync)
+        {
+            Device.MakeCurrent();
+            stream = Device.Accelerator.CreateStream();
+        }
+
+        Ops = new IlgpuOps(this);
+        Description = Device.Describe();
+    }
+
+    public string Name => "ilgpu";
+
+    public string Description { get; }
+
+    public IOps Ops { get; }
+
+    /// <summary>The accelerator actually used (never <see cref="IlgpuDeviceKind.Auto"/>).</summary>
+    public IlgpuDeviceKind Kind => Device.Kind;
+
+    /// <summary>How long loading (compiling) every kernel took when this process first opened the accelerator.</summary>
+    public TimeSpan KernelCompileTime => Device.Kernels.CompileTime;
+
+    internal IlgpuDevice Device { get; }
+
+    /// <summary>Whether MatMul (out×in) and Wkv7 use their thread-per-output kernels instead of warp-per-row ones.</summary>
+    internal bool ThreadPerOutputKernels { get; }
+
+    internal AcceleratorStream Stream => stream;
+
+    /// <summary>
+    /// Starts an entry point: checks the backend is alive, takes the device's lock (backends of one accelerator may be
+    /// used from several threads) and binds the accelerator to this thread.
+    /// </summary>
+    internal Lock.Scope Enter()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var scope = Device.Sync.EnterScope();
+        Device.MakeCurrent();
+        return scope;
+    }
+
+    internal void SynchronizeBeforeFree()
+    {
+        if (!disposed)
+        {
+            using var scope = Device.Sync.EnterScope();
+            Device.MakeCurrent();
+            stream.Synchronize();
+        }
+    }
+
+    /// <summary>Waits until everything queued on this backend's stream has run.</summary>
+    public void Synchronize()
+    {
+        using var scope = Enter();
+        stream.Synchronize();
+    }
+
+    internal static IlgpuTensor Ilgpu(Tensor t) =>
+        t as IlgpuTensor ?? throw new ArgumentException($"a {t.GetType().Name} {t.ShapeText} was passed to the ILGPU backend");
+
+    public Tensor Allocate(params int[] shape)
+    {
+        long count = 1;
+        foreach (var d in shape)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(d);
+            count *= d;
+        }
+
+        using var scope = Enter();
+        var tensor = New(DType.F32, (int[])shape.Clone(), count * sizeof(float));
+        if (count > 0)
+        {
+            tensor.Bytes.MemSetToZero(stream);
+        }
+
+        return tensor;
+    }
+
+    public Tensor LoadWeight(TensorData data)
+    {
+        using var scope = Enter();
+        var tensor = New(data.DType, (int[])data.Shape.Clone(), data.ByteLength);
+        if (data.ByteLength > 0)
+        {
+            tensor.Bytes.CopyFromCPU(stream, ref *data.Pointer, data.ByteLength);
+        }
+
+        return tensor;
+    }
+
+    public Tensor FromFloats(ReadOnlySpan<float> values, params int[] shape)
+    {
+        var tensor = Allocate(shape);
+        if (values.Length != tensor.ElementCount)
+        {
+            tensor.Dispose();
+            throw new ArgumentException($"{values.Length} values for shape {tensor.ShapeText}");
+        }
+
+        Upload(values, tensor);
+        return tensor;
+    }
+
+    public void Upload(ReadOnlySpan<float> source, Tensor destination)
+    {
+        var d = Ilgpu(destination);
+        Float32(d, nameof(Upload));
+        if (source.Length > d.ElementCount)
+        {
+            throw new ArgumentException($"Upload: {source.Length} values do not fit {d.ShapeText}");
+        }
+
+        using var scope = Enter();
+        if (source.Length > 0)
+        {
+            d.Floats.SubView(0, source.Length).CopyFromCPU(stream, ref MemoryMarshal.GetReference(source), source.Length);
+        }
+    }
+
+    public void Download(Tensor source, Span<float> destination)
+    {
+        var s = Ilgpu(source);
+        long count = s.ElementCount;
+        if (destination.Length < count)
+        {
+            throw new ArgumentException($"Download: {s.ShapeText} does not fit {destination.Length} values");
+        }
+
+        using var scope = Enter();
+        if (count == 0)
+        {
+            return;
+        }
+
+        var target = destination[..checked((int)count)];
+        if (s.DType == DType.F32)
+        {
+            s.Floats.SubView(0, count).CopyToCPU(stream, ref MemoryMarshal.GetReference(target), count);
+            stream.Synchronize();
+            return;
+        }
+
+        // A bf16/f16 weight: fetch the bits and widen them as the CPU backend's ReadRange does.
+        var bits = new ushort[count];
+        s.Bytes.Cast<ushort>().SubView(0, count).CopyToCPU(stream, ref bits[0], count);
+        stream.Synchronize();
+        if (s.DType == DType.BF16)
+        {
+            Bf16.ToSingle(bits, target);
+        }
+        else
+        {
+            TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<ushort, System.Half>(bits), target);
+        }
+    }
+
+    public void Copy(Tensor source, Tensor destination)
+    {
+        var s = Ilgpu(source);
+        var d = Ilgpu(destination);
+        Float32(s, nameof(Copy));
+        Float32(d, nameof(Copy));
+        if (d.ElementCount < s.ElementCount)
+        {
+            throw new ArgumentException($"Copy: {s.ShapeText} does not fit {d.ShapeText}");
+        }
+
+        using var scope = Enter();
+        if (s.ElementCount > 0)
+        {
+            var target = d.Bytes.SubView(0, s.ByteLength);
+            s.Bytes.CopyTo(stream, in target);
+        }
+    }
+
+    /// <summary>The token ids of one Embedding call on the accelerator (a buffer reused across calls, stream-ordered).</summary>
+    internal ArrayView<int> UploadIds(ReadOnlySpan<int> values)
+    {
+        Grow(ref ids, values.Length);
+        var view = ids!.View.SubView(0, values.Length);
+        view.BaseView.CopyFromCPU(stream, ref MemoryMarshal.GetReference(values), values.Length);
+        return view;
+    }
+
+    /// <summary>Host-computed fp32 values (RoPE's cos/sin table) on the accelerator, in a reused buffer.</summary>
+    internal ArrayView<float> UploadTable(ReadOnlySpan<float> values)
+    {
+        Grow(ref table, values.Length);
+        var view = table!.View.SubView(0, values.Length);
+        view.BaseView.CopyFromCPU(stream, ref MemoryMarshal.GetReference(values), values.Length);
+        return view;
+    }
+
+    /// <summary>Scratch for attention scores, at least <paramref name="count"/> floats (reused, stream-ordered).</summary>
+    internal ArrayView<float> Scores(long count)
+    {
+        Grow(ref scores, count);
+        return scores!.View.SubView(0, count);
+    }
+
+    private void Grow<T>(ref MemoryBuffer1D<T, Stride1D.Dense>? buffer, long count)
+        where T : unmanaged
+    {
+        if (buffer is not null && buffer.Length >= count)
+        {
+            return;
+        }
+
+        if (buffer is not null)
+        {
+            stream.Synchronize();
+            buffer.Dispose();
+        }
+
+        buffer = Device.Accelerator.Allocate1D<T>(Math.Max(count, 1024));
+    }
+
+    private IlgpuTensor New(DType dtype, int[] shape, long bytes)
+    {
+        MemoryBuffer1D<byte, Stride1D.Dense> buffer;
+        try
+        {
+            // At least one word, so that empty tensors still have a buffer to view.
+            buffer = Device.Accelerator.Allocate1D<byte>(Math.Max(bytes, 4));
+        }
+        catch (Exception e) when (e is not RadladsException)
+        {
+            throw new RadladsException(string.Create(CultureInfo.InvariantCulture,
+                $"out of accelerator memory: a tensor of shape [{string.Join(", ", shape)}] ({dtype}, {bytes:N0} bytes) could not be allocated on {Device.Accelerator.Name}: {e.Message}"), e);
+        }
+
+        return new IlgpuTensor(this, buffer, buffer.View.SubView(0, bytes), dtype, shape, owner: true);
+    }
+
+    private static void Float32(IlgpuTensor t, string op)
+    {
+        if (t.DType != DType.F32)
+        {
+            throw new InvalidOperationException($"{op}: tensor is {t.DType}, not F32");
+        }
+    }
+
+    public void Dispose()
+    {
+        if (disposed)
+        {
+            return;
+        }
+
+        using (Device.Sync.EnterScope())
+        {
+            Device.MakeCurrent();
+            stream.Synchronize();
+            ids?.Dispose();
+            table?.Dispose();
+            scores?.Dispose();
+            stream.Dispose();
+        }
+
+        disposed = true;
+    }
+}

@@ -1,0 +1,103 @@
+using Radlads.Ops;
+
+namespace Radlads.Ilgpu;
+
+internal sealed partial class IlgpuOps
+{
+    public void Rope(Tensor x, int heads, int headDim, int startPosition, float theta)
+    {
+        if (x.RowLength != heads * headDim || headDim % 2 != 0)
+        {
+            throw new ArgumentException($"Rope: {x.ShapeText} is not [T, {heads}·{headDim}] with an even head dim");
+        }
+
+        int tokens = x.RowCount;
+        int half = headDim / 2;
+        if (tokens == 0 || heads == 0 || half == 0)
+        {
+            return;
+        }
+
+        // cos and sin per (t, i) on the host in float64, as the CPU reference computes them, then fp32: the kernel
+        // only rotates. (Accurate float64 sin/cos are not available in ILGPU kernels on every accelerator.)
+        var inverseFrequency = new double[half];
+        for (int i = 0; i < half; i++)
+        {
+            inverseFrequency[i] = Math.Pow(theta, -2.0 * i / headDim);
+        }
+
+        var values = new float[2 * tokens * half];
+        for (int t = 0; t < tokens; t++)
+        {
+            double position = startPosition + t;
+            for (int i = 0; i < half; i++)
+            {
+                (double s, double c) = Math.SinCos(position * inverseFrequency[i]);
+                values[(t * half) + i] = (float)c;
+                values[((tokens + t) * half) + i] = (float)s;
+            }
+        }
+
+        using var scope = backend.Enter();
+        var table = backend.UploadTable(values);
+        long pairs = (long)tokens * heads * half;
+        K.Rope(S, Extent(pairs, nameof(Rope)), F(x), table.SubView(0, tokens * half), table.SubView(tokens * half, tokens * half), heads, headDim);
+    }
+
+    public void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y)
+    {
+        if (x.RowLength != kvHeads * headDim || y.RowLength != kvHeads * groups * headDim || x.RowCount != y.RowCount)
+        {
+            throw new ArgumentException($"RepeatKv: x {x.ShapeText}, y {y.ShapeText} for {kvHeads} KV heads × {groups}");
+        }
+
+        long n = (long)x.RowCount * kvHeads * groups * headDim;
+        if (n > 0)
+        {
+            using var scope = backend.Enter();
+            K.RepeatKv(S, Extent(n, nameof(RepeatKv)), F(x), kvHeads, headDim, groups, F(y));
+        }
+    }
+
+    public void Attention(Tensor q, Tensor kCache, Tensor vCache, int heads, int kvHeads, int headDim, int startPosition, Tensor y)
+    {
+        int tokens = q.RowCount;
+        int kvWidth = kvHeads * headDim;
+        int width = heads * headDim;
+        if (q.RowLength != width || kCache.RowLength != kvWidth || vCache.RowLength != kvWidth
+            || startPosition + tokens > kCache.RowCount || heads % kvHeads != 0)
+        {
+            throw new ArgumentException($"Attention: q {q.ShapeText}, cache {kCache.ShapeText}, start {startPosition}");
+        }
+
+        Fits(y, (long)tokens * width, nameof(Attention));
+        if (tokens == 0 || heads == 0 || headDim == 0)
+        {
+            return;
+        }
+
+        float scale = 1f / MathF.Sqrt(headDim);
+        using var scope = backend.Enter();
+        var qs = F(q);
+        var ys = F(y);
+        var ks = F(kCache);
+        var vs = F(vCache);
+        // Three launches per slice of query rows: scores, softmax in place, weighted sum of values. A slice's scores
+        // [rows·H, start + rows] are bounded by MaxScoreFloats.
+        long longest = (long)startPosition + tokens;
+        int rowsPerSlice = (int)Math.Clamp(IlgpuBackend.MaxScoreFloats / (heads * longest), 1, tokens);
+        for (int first = 0; first < tokens; first += rowsPerSlice)
+        {
+            int rows = Math.Min(rowsPerSlice, tokens - first);
+            int start = startPosition + first;
+            int stride = start + rows;
+            long count = (long)rows * heads * stride;
+            var scores = backend.Scores(count);
+            var qSlice = qs.SubView((long)first * width, (long)rows * width);
+            var ySlice = ys.SubView((long)first * width, (long)rows * width);
+            K.AttentionScores(S, Extent(count, nameof(Attention)), qSlice, ks, heads, kvHeads, headDim, stride, start, scale, scores);
+            K.AttentionSoftmax(S, Groups((long)rows * heads, nameof(Attention)), scores, heads, stride, start);
+            K.AttentionOutput(S, Extent((long)rows * width, nameof(Attention)), scores, vs, heads, kvHeads, headDim, stride, start, ySlice);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Radlads.Ilgpu.Kernels;
+
+/// <summary>
+/// Every kernel of the backend, loaded (compiled by ILGPU to the accelerator's code, and for CUDA JIT-compiled by the
+/// driver) once, eagerly, when the accelerator is opened, so that no op pays a compile on its first call.
+/// </summary>
+internal sealed class KernelSet
+{
+    public KernelSet(Accelerator accelerator)
+    {
+        var watch = Stopwatch.StartNew();
+        var a = accelerator;
+        Add = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Add);
+        Multiply = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Multiply);
+        Scale = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, float, ArrayView<float>>(ElementwiseKernels.Scale);
+        Tanh = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Tanh);
+        Sigmoid = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Sigmoid);
+        AddSigmoid = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, WeightView, int, ArrayView<float>>(ElementwiseKernels.AddSigmoid);
+        SwiGlu = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
+        Embedding = a.LoadAutoGroupedKernel<Index1D, WeightView, ArrayView<int>, int, ArrayView<float>>(ElementwiseKernels.Embedding);
+        RepeatKv = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int, int, int, ArrayView<float>>(ElementwiseKernels.RepeatKv);
+        Rope = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(ElementwiseKernels.Rope);
+        TokenShift = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(ElementwiseKernels.TokenShift);
+        MixShift = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, WeightView, int, ArrayView<float>>(ElementwiseKernels.MixShift);
+        Rwkv6Ddlerp = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>>(
+            ElementwiseKernels.Rwkv6Ddlerp);
+        Rwkv6Decay = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, WeightView, int, ArrayView<float>>(ElementwiseKernels.Rwkv6Decay);
+        Rwkv6BalanceKeys = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Rwkv6BalanceKeys);
+        Rwkv7Decay = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, WeightView, float, int, ArrayView<float>>(ElementwiseKernels.Rwkv7Decay);
+        Rwkv7ValueResidual = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+            ElementwiseKernels.Rwkv7ValueResidual);
+        AttentionScores = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, float, ArrayView<float>>(
+            SequenceKernels.AttentionScores);
+        AttentionOutput = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, ArrayView<float>>(
+            SequenceKernels.AttentionOutput);
+        Wkv6 = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, int, ArrayView<float>>(
+            SequenceKernels.Wkv6);
+        MatMulOutInDot = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>>(
+            SequenceKernels.MatMulOutInDot);
+        MatMulInOutDot = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>>(
+            SequenceKernels.MatMulInOutDot);
+        Wkv7Rows = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(
+            SequenceKernels.Wkv7Rows);
+        RmsNorm = a.LoadKernel<ArrayView<float>, WeightView, float, int, ArrayView<float>>(GroupedKernels.RmsNorm);
+        GroupNorm = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, float, ArrayView<float>>(GroupedKernels.GroupNorm);
+        Rwkv7Keys = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+            GroupedKernels.Rwkv7Keys);
+        MatMulOutIn = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, int, int, ArrayView<float>>(GroupedKernels.MatMulOutIn);
+        MatMulInOut = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, int, int, ArrayView<float>>(GroupedKernels.MatMulInOut);
+        AttentionSoftmax = a.LoadKernel<ArrayView<float>, int, int, int>(GroupedKernels.AttentionSoftmax);
+        Wkv7 = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(
+            GroupedKernels.Wkv7);
+        CompileTime = watch.Elapsed;
+    }
+
+    /// <summary>How many kernels were loaded.</summary>
+    public const int Count = 30;
+
+    /// <summary>Wall time of loading (compiling) all of them.</summary>
+    public TimeSpan CompileTime { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Add { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Multiply { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, float, ArrayView<float>> Scale { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>> Tanh { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>> Sigmoid { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, WeightView, int, ArrayView<float>> AddSigmoid { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> SwiGlu { get; }
+
+    public Action<AcceleratorStream, Index1D, WeightView, ArrayView<int>, int, ArrayView<float>> Embedding { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, int, int, int, ArrayView<float>> RepeatKv { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> Rope { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> TokenShift { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, WeightView, int, ArrayView<float>> MixShift { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>> Rwkv6Ddlerp { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, WeightView, int, ArrayView<float>> Rwkv6Decay { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Rwkv6BalanceKeys { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, WeightView, float, int, ArrayView<float>> Rwkv7Decay { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> Rwkv7ValueResidual { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, float, ArrayView<float>> AttentionScores { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, ArrayView<float>> AttentionOutput { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, int, ArrayView<float>> Wkv6 { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>> MatMulOutInDot { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>> MatMulInOutDot { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> Wkv7Rows { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, float, int, ArrayView<float>> RmsNorm { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, WeightView, int, int, float, ArrayView<float>> GroupNorm { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> Rwkv7Keys { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, WeightView, int, int, int, int, ArrayView<float>> MatMulOutIn { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, WeightView, int, int, int, int, ArrayView<float>> MatMulInOut { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int> AttentionSoftmax { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> Wkv7 { get; }
+}

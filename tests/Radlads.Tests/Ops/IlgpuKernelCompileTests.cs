@@ -1,0 +1,69 @@
+using System.Reflection;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime.Cuda;
+using Radlads.Ilgpu;
+using Radlads.Ilgpu.Kernels;
+
+namespace Radlads.Tests.Ops;
+
+/// <summary>
+/// Every ILGPU kernel compiles to PTX for Hopper with ILGPU's own backend, on any machine (no GPU or driver needed), so
+/// the GPU run is not the first time the PTX backend sees them; and the CPU accelerator reports its compile time.
+/// </summary>
+public sealed class IlgpuKernelCompileTests
+{
+    /// <summary>Every kernel method: implicitly grouped (first parameter Index1D) or explicitly grouped.</summary>
+    public static IEnumerable<(MethodInfo Method, bool Implicit)> Kernels() =>
+        new[] { typeof(ElementwiseKernels), typeof(SequenceKernels), typeof(GroupedKernels) }
+            .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
+            .Where(m => m.ReturnType == typeof(void))
+            .Select(m => (m, m.GetParameters().FirstOrDefault()?.ParameterType == typeof(Index1D)));
+
+    [Fact]
+    public void EveryKernelCompilesToPtxForSm90WithoutAGpu()
+    {
+        var kernels = Kernels().ToArray();
+        Assert.Equal(KernelSet.Count, kernels.Length);
+        using var context = Context.Create(b => b.Optimize(OptimizationLevel.O2).EnableAlgorithms());
+        using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
+        foreach (var (method, isImplicit) in kernels)
+        {
+            var entry = isImplicit
+                ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
+                : EntryPointDescription.FromExplicitlyGroupedKernel(method);
+            var compiled = (PTXCompiledKernel)backend.Compile(entry, default);
+            Assert.Contains(".entry", compiled.PTXAssembly, StringComparison.Ordinal);
+            // MathF.Tanh would become tanh.approx.f32 (about 11 bits): the kernels use KernelMath.Tanh instead.
+            Assert.DoesNotContain("tanh.approx", compiled.PTXAssembly, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void TheCpuAcceleratorReportsItsKernelCompileTime()
+    {
+        using var backend = new IlgpuBackend(IlgpuDeviceKind.Cpu);
+        Assert.Equal(IlgpuDeviceKind.Cpu, backend.Kind);
+        Assert.True(backend.KernelCompileTime > TimeSpan.Zero);
+        Assert.Contains($"{KernelSet.Count} kernels compiled in", backend.Description, StringComparison.Ordinal);
+        TestContext.Current.TestOutputHelper?.WriteLine(backend.Description);
+    }
+
+    [Fact]
+    public void ResolverTriesTheVersionedDriverLibraryAfterTheUnversionedName()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            Assert.Equal(["libcuda.so", "libcuda.so.1"], NativeLibraries.Candidates("cuda"));
+            Assert.Equal(["libOpenCL.so", "libOpenCL.so.1"], NativeLibraries.Candidates("OpenCL"));
+        }
+
+        // The names ILGPU 1.5.3 actually imports: if an ILGPU update renames them, the resolver must follow.
+        var imports = typeof(Context).Assembly.GetTypes()
+            .SelectMany(t => t.GetMethods(BindingFlags.Static | BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
+            .Select(m => m.GetCustomAttribute<System.Runtime.InteropServices.DllImportAttribute>()?.Value)
+            .OfType<string>().Distinct().Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(["OpenCL", "cuda", "nvcuda", "opencl"], imports);
+    }
+}
