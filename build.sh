@@ -47,7 +47,8 @@ case "$command" in
     # xunit stay whole), drop debugger/tracing libraries and the tokenizer oracle (its tests need tests/data).
     # models/ (the CLI's default model, 37 MB) is dropped: no test uses it, and the checkout that travels with
     # the device call has models/demo-teacher if a command needs it (copy it to app/models/demo-teacher).
-    # Run there with: ./Radlads.Tests -namespace- Radlads.Tests.Tokenization (System.Text.Json's reflection
+    # Unpack it inside the checkout on the device (e.g. tar xJf .gpu/cudatests.tar.xz -C .gpu/run) so the tests find
+    # the repository (models/, tests/data/). Run there with: ./Radlads.Tests -namespace- Radlads.Tests.Tokenization (System.Text.Json's reflection
     # serializer, which some CPU tests use, is kept switched on); add -class- "*IlgpuCpu*"
     # -method- "*OnTheIlgpuCpuSimulator*" to leave the ILGPU CPU-simulator tests to CI, and RADLADS_BENCH=1 with
     # -class "*IlgpuVsCudaBenchmarks" for the ILGPU-CUDA vs CUDA op benchmark. The test project keeps CoreLib whole
