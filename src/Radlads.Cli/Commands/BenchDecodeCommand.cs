@@ -26,7 +26,12 @@ internal static class BenchDecodeCommand
         var warmup = new Option<int>("--warmup") { Description = "Untimed decode steps first (the first records the CUDA graph).", DefaultValueFactory = _ => 8 };
         var contexts = new Option<string>("--context") { Description = "Context lengths to decode at, comma-separated.", DefaultValueFactory = _ => "1024" };
         var prefill = new Option<int>("--prefill") { Description = "Tokens really run before the timed steps (at most the context); the rest of the context is fast-forwarded (KV caches filled with random rows).", DefaultValueFactory = _ => 64 };
-        var backend = new Option<string>("--backend", "-b") { Description = "cuda or cpu.", DefaultValueFactory = _ => "cuda" };
+        var backend = new Option<string>("--backend", "-b") { Description = "cuda, ilgpu or cpu.", DefaultValueFactory = _ => "cuda" };
+        var prefillBench = new Option<int>("--prefill-bench")
+        {
+            Description = "Also time prefill: one forward pass of this many tokens from a fresh state (after one untimed pass), per shape and architecture; 0 = off.",
+            DefaultValueFactory = _ => 0,
+        };
         backend.AcceptOnlyFromAmong("cuda", "cpu");
         var graphs = new Option<string>("--graphs") { Description = "CUDA graph replay of the decode step: on, off, or both (one row each).", DefaultValueFactory = _ => "on" };
         graphs.AcceptOnlyFromAmong("on", "off", "both");
@@ -38,7 +43,7 @@ internal static class BenchDecodeCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights and tokens.", DefaultValueFactory = _ => 1 };
         var command = new Command("bench-decode", "Benchmark batch-1 decode on random weights at real Qwen2.5 shapes (ms/token, bytes/token, fraction of the measured copy bandwidth).")
         {
-            shapes, arches, tokens, warmup, contexts, prefill, backend, graphs, pdl, copyMiB, gemv, markdown, seed,
+            shapes, arches, tokens, warmup, contexts, prefill, prefillBench, backend, graphs, pdl, copyMiB, gemv, markdown, seed,
         };
         command.Hidden = true;
         command.SetAction(parse =>
@@ -59,7 +64,12 @@ internal static class BenchDecodeCommand
             }
 
             using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, io.Error);
-            var lines = Run(io, device, options, parse.GetValue(copyMiB), parse.GetValue(gemv));
+            if (parse.GetValue(prefillBench) < 0)
+            {
+                throw new RadladsException("bench-decode: --prefill-bench must be at least 0");
+            }
+
+            var lines = Run(io, device, options, parse.GetValue(copyMiB), parse.GetValue(gemv), parse.GetValue(prefillBench));
             if (parse.GetValue(markdown) is FileInfo file)
             {
                 File.AppendAllLines(file.FullName, lines);
@@ -83,7 +93,7 @@ internal static class BenchDecodeCommand
         _ => throw new RadladsException($"bench-decode: --arch must be rwkv7 or qwen2, got '{name}'"),
     };
 
-    private static List<string> Run(CliContext io, IBackend device, Options options, int copyMiB, bool gemv)
+    private static List<string> Run(CliContext io, IBackend device, Options options, int copyMiB, bool gemv, int prefillTokens)
     {
         var o = io.Output;
         var lines = new List<string>();
@@ -113,6 +123,7 @@ internal static class BenchDecodeCommand
             }
         }
 
+        var prefillRows = new List<string>();
         Line("");
         Line("| shape | arch | context | graphs | pdl | ms/token | p50 ms | tokens/s | MB/token (weights + state) | GB/s | of copy BW |");
         Line("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|");
@@ -126,6 +137,13 @@ internal static class BenchDecodeCommand
                 using var model = SyntheticModel.Create(config, device, options.Seed);
                 (device as CudaBackend)?.Synchronize();
                 io.Error.WriteLine(string.Create(Inv, $"built {shape} {config.ModelType} with random weights ({model.ParameterCount / 1e9:F2} B parameters) in {watch.Elapsed.TotalSeconds:F1} s"));
+                if (prefillTokens > 0)
+                {
+                    double ms = Prefill(model, prefillTokens, random);
+                    prefillRows.Add(string.Create(Inv,
+                        $"| {shape} | {(architecture == Architecture.Qwen2 ? "qwen2" : "rwkv7")} | {prefillTokens} | {ms:F1} | {prefillTokens / (ms / 1000):F0} |"));
+                }
+
                 foreach (int context in options.Contexts)
                 {
                     foreach (bool graph in Switch(options.Graphs))
@@ -154,7 +172,30 @@ internal static class BenchDecodeCommand
             }
         }
 
+        if (prefillRows.Count > 0)
+        {
+            Line("");
+            Line("| shape | arch | prefill tokens | ms | tokens/s |");
+            Line("|---|---|---:|---:|---:|");
+            prefillRows.ForEach(Line);
+        }
+
         return lines;
+    }
+
+    /// <summary>Wall milliseconds of one forward pass of <paramref name="count"/> tokens from a fresh state, after one untimed pass.</summary>
+    private static double Prefill(CausalLM model, int count, Random random)
+    {
+        var ids = Enumerable.Range(0, count).Select(_ => random.Next(model.Config.VocabSize)).ToArray();
+        using (var warm = model.CreateState())
+        {
+            model.Forward(warm, ids);
+        }
+
+        using var state = model.CreateState();
+        var watch = Stopwatch.StartNew();
+        model.Forward(state, ids);
+        return watch.Elapsed.TotalMilliseconds;
     }
 
     /// <summary>Decode steps at <paramref name="context"/>: mean and median wall milliseconds per step (logits on the host).</summary>
