@@ -32,7 +32,7 @@ internal static class BenchDecodeCommand
             Description = "Also time prefill: one forward pass of this many tokens from a fresh state (after one untimed pass), per shape and architecture; 0 = off.",
             DefaultValueFactory = _ => 0,
         };
-        backend.AcceptOnlyFromAmong("cuda", "cpu");
+        backend.AcceptOnlyFromAmong("cuda", "ilgpu", "cpu");
         var graphs = new Option<string>("--graphs") { Description = "CUDA graph replay of the decode step: on, off, or both (one row each).", DefaultValueFactory = _ => "on" };
         graphs.AcceptOnlyFromAmong("on", "off", "both");
         var pdl = new Option<string>("--pdl") { Description = "Programmatic dependent launch of the kernels (Hopper and later): on, off, or both.", DefaultValueFactory = _ => "on" };
