@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
+using Radlads.IO;
 
 namespace Radlads.Checkpoints;
 
@@ -9,16 +9,14 @@ namespace Radlads.Checkpoints;
 /// </summary>
 internal sealed unsafe class SafetensorsFile : IDisposable
 {
-    private readonly MemoryMappedFile map;
-    private readonly MemoryMappedViewAccessor view;
+    private readonly MappedFile mapped;
     private readonly SafetensorsHeader header;
     private byte* data;
 
-    private SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, SafetensorsHeader header, byte* data)
+    private SafetensorsFile(string path, MappedFile mapped, SafetensorsHeader header, byte* data)
     {
         Path = path;
-        this.map = map;
-        this.view = view;
+        this.mapped = mapped;
         this.header = header;
         this.data = data;
     }
@@ -33,44 +31,19 @@ internal sealed unsafe class SafetensorsFile : IDisposable
     public static SafetensorsFile Open(string path)
     {
         path = System.IO.Path.GetFullPath(path);
-        FileStream stream;
+        var stream = MappedFile.OpenRead(path);
+        long fileLength = stream.Length;
+        if (fileLength < sizeof(ulong))
+        {
+            stream.Dispose();
+            throw new RadladsException(
+                $"{path}: file is {fileLength} bytes, too short for the 8-byte header length (truncated?)");
+        }
+
+        var mapped = MappedFile.Map(stream, path);
         try
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new RadladsException($"{path}: cannot open ({e.Message})", e);
-        }
-
-        MemoryMappedFile? map = null;
-        MemoryMappedViewAccessor? view = null;
-        var acquired = false;
-        try
-        {
-            var fileLength = stream.Length;
-            if (fileLength < sizeof(ulong))
-            {
-                throw new RadladsException(
-                    $"{path}: file is {fileLength} bytes, too short for the 8-byte header length (truncated?)");
-            }
-
-            try
-            {
-                map = MemoryMappedFile.CreateFromFile(
-                    stream, mapName: null, capacity: 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-                view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new RadladsException($"{path}: cannot memory-map ({e.Message})", e);
-            }
-
-            byte* start = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
-            acquired = true;
-            start += view.PointerOffset;
-
+            byte* start = mapped.Pointer;
             var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(start, sizeof(ulong)));
             if (headerLength > SafetensorsHeader.MaxLength)
             {
@@ -87,18 +60,11 @@ internal sealed unsafe class SafetensorsFile : IDisposable
 
             var json = new ReadOnlySpan<byte>(start + sizeof(ulong), (int)headerLength);
             var header = SafetensorsHeader.Parse(path, json, fileLength - dataOffset);
-            return new SafetensorsFile(path, map, view, header, start + dataOffset);
+            return new SafetensorsFile(path, mapped, header, start + dataOffset);
         }
         catch
         {
-            if (acquired)
-            {
-                view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            }
-
-            view?.Dispose();
-            map?.Dispose();
-            stream.Dispose();
+            mapped.Dispose();
             throw;
         }
     }
@@ -118,8 +84,6 @@ internal sealed unsafe class SafetensorsFile : IDisposable
         }
 
         data = null;
-        view.SafeMemoryMappedViewHandle.ReleasePointer();
-        view.Dispose();
-        map.Dispose();
+        mapped.Dispose();
     }
 }

@@ -1,5 +1,5 @@
-using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
+using Radlads.IO;
 
 namespace Radlads.Data;
 
@@ -28,18 +28,16 @@ namespace Radlads.Data;
 /// </remarks>
 public sealed unsafe class TokenFile : IDisposable
 {
-    private readonly MemoryMappedFile? _map;
-    private readonly MemoryMappedViewAccessor? _view;
+    private readonly MappedFile? _mapped;
     private readonly TokenFileHeader _header;
     private byte* _tokens;
     private bool _disposed;
 
-    private TokenFile(string path, TokenFileHeader header, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* tokens)
+    private TokenFile(string path, TokenFileHeader header, MappedFile? mapped, byte* tokens)
     {
         Path = path;
         _header = header;
-        _map = map;
-        _view = view;
+        _mapped = mapped;
         _tokens = tokens;
     }
 
@@ -66,58 +64,28 @@ public sealed unsafe class TokenFile : IDisposable
     {
         ArgumentNullException.ThrowIfNull(path);
         path = System.IO.Path.GetFullPath(path);
-        FileStream stream;
+        var stream = MappedFile.OpenRead(path);
+        TokenFileHeader header;
         try
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new RadladsException($"{path}: cannot open ({e.Message})", e);
-        }
-
-        MemoryMappedFile? map = null;
-        MemoryMappedViewAccessor? view = null;
-        bool acquired = false;
-        try
-        {
-            long length = stream.Length;
             Span<byte> headerBytes = stackalloc byte[TokenFileHeader.Size];
             int read = stream.ReadAtLeast(headerBytes, TokenFileHeader.Size, throwOnEndOfStream: false);
-            var header = TokenFileHeader.Parse(path, headerBytes[..read], length);
-            if (header.Count == 0)
-            {
-                stream.Dispose();
-                return new TokenFile(path, header, null, null, null);
-            }
-
-            try
-            {
-                map = MemoryMappedFile.CreateFromFile(stream, mapName: null, capacity: 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-                view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new RadladsException($"{path}: cannot memory-map ({e.Message})", e);
-            }
-
-            byte* start = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
-            acquired = true;
-            return new TokenFile(path, header, map, view, start + view.PointerOffset + TokenFileHeader.Size);
+            header = TokenFileHeader.Parse(path, headerBytes[..read], stream.Length);
         }
         catch
         {
-            if (acquired)
-            {
-                view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            }
-
-            view?.Dispose();
-            map?.Dispose();
             stream.Dispose();
             throw;
         }
+
+        if (header.Count == 0)
+        {
+            stream.Dispose();
+            return new TokenFile(path, header, null, null);
+        }
+
+        var mapped = MappedFile.Map(stream, path);
+        return new TokenFile(path, header, mapped, mapped.Pointer + TokenFileHeader.Size);
     }
 
     /// <summary>The id at <paramref name="index"/>; an id not below <see cref="VocabularySize"/> is a <see cref="RadladsException"/>.</summary>
@@ -226,13 +194,7 @@ public sealed unsafe class TokenFile : IDisposable
 
         _disposed = true;
         _tokens = null;
-        if (_view is not null)
-        {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _view.Dispose();
-        }
-
-        _map?.Dispose();
+        _mapped?.Dispose();
     }
 
     private void CheckRange(long start, int length)
