@@ -10,6 +10,7 @@ namespace Radlads.Tests.Cli;
 /// CPU simulator as on the CPU backend, the accelerator and kernel compile time are reported on one line, and the CUDA
 /// accelerator runs or says what is missing.
 /// </summary>
+[Collection(nameof(IlgpuCollection))]
 public sealed class IlgpuCliTests
 {
     private static string Dir(string name) => Fixtures.Directory(name);

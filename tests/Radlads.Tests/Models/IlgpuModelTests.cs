@@ -167,7 +167,9 @@ public abstract class IlgpuModelTests(IlgpuDeviceKind kind)
 }
 
 /// <summary>The fixtures on ILGPU's CPU simulator: every machine, in CI.</summary>
+[Collection(nameof(IlgpuCollection))]
 public sealed class IlgpuCpuModelTests() : IlgpuModelTests(IlgpuDeviceKind.Cpu);
 
 /// <summary>The fixtures on ILGPU's CUDA accelerator; skipped with the reason where there is no GPU.</summary>
+[Collection(nameof(IlgpuCollection))]
 public sealed class IlgpuCudaModelTests() : IlgpuModelTests(IlgpuDeviceKind.Cuda);

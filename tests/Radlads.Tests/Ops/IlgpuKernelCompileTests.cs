@@ -12,6 +12,7 @@ namespace Radlads.Tests.Ops;
 /// Every ILGPU kernel compiles to PTX for Hopper with ILGPU's own backend, on any machine (no GPU or driver needed), so
 /// the GPU run is not the first time the PTX backend sees them; and the CPU accelerator reports its compile time.
 /// </summary>
+[Collection(nameof(IlgpuCollection))]
 public sealed class IlgpuKernelCompileTests
 {
     /// <summary>Every kernel method: implicitly grouped (first parameter Index1D) or explicitly grouped.</summary>

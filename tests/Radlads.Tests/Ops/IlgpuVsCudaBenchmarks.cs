@@ -13,6 +13,7 @@ namespace Radlads.Tests.Ops;
 /// of the teacher's attention, at Qwen2.5-0.5B and 7B shapes, on ILGPU's CUDA accelerator and on our hand-written CUDA
 /// backend, on the same GPU. Runs only with RADLADS_BENCH=1 (the GPU machine); prints one table row per op.
 /// </summary>
+[Collection(nameof(IlgpuCollection))]
 public sealed class IlgpuVsCudaBenchmarks
 {
     private static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
