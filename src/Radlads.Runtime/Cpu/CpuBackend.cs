@@ -15,7 +15,7 @@ public sealed class CpuBackend : IBackend
 
     public IOps Ops { get; } = new CpuOps();
 
-    /// <summary>The hand-derived backward of the student-mixer ops (training); not part of <see cref="IBackend"/> yet.</summary>
+    /// <summary>The hand-derived backward of the student-mixer ops and the training ops.</summary>
     public IBackwardOps BackwardOps { get; } = new CpuBackwardOps();
 
     public Tensor Allocate(params int[] shape)

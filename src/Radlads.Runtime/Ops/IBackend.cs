@@ -16,6 +16,12 @@ public interface IBackend : IDisposable
 
     IOps Ops { get; }
 
+    /// <summary>
+    /// The hand-derived backward and training ops (issue #7), or null where this backend cannot train
+    /// (the trainer then says which backends can).
+    /// </summary>
+    IBackwardOps? BackwardOps => null;
+
     /// <summary>A zero-filled fp32 tensor.</summary>
     Tensor Allocate(params int[] shape);
 

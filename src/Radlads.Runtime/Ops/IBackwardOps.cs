@@ -183,4 +183,33 @@ public interface IBackwardOps
     /// </summary>
     void Wkv7Backward(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor initialState, Tensor dy,
         Tensor? dFinalState, Tensor dr, Tensor dw, Tensor dk, Tensor dv, Tensor da, Tensor db, Tensor? dInitialState);
+
+    // ---- Training ops (issue #7): the step-1 loss and the optimiser, so parameters, gradients and moments stay on
+    // the device. Reductions return a double to the host (one synchronisation each).
+
+    /// <summary>
+    /// The step-1 alignment loss of one layer. teacher, student [T, C] (the post-o_proj attention outputs).
+    /// Per token t: e_t = ‖student[t] − teacher[t]‖₂ / √C (the norm, not its square). Returns Σ_t e_t (summed in
+    /// fp64). When <paramref name="dStudent"/> is given it is written [T, C]: gradScale · (student[t] − teacher[t]) /
+    /// (‖student[t] − teacher[t]‖₂·√C), and 0 for a row whose difference is exactly 0 (the norm's subgradient that
+    /// torch.linalg.norm's backward takes). The caller passes gradScale = 1 / (tokens · layers) for the mean.
+    /// dStudent may alias student.
+    /// </summary>
+    double AlignmentLoss(Tensor teacher, Tensor student, float gradScale, Tensor? dStudent);
+
+    /// <summary>Sets every element of an fp32 tensor to <paramref name="value"/> (zeroing gradients).</summary>
+    void Fill(Tensor x, float value);
+
+    /// <summary>Σ x² over every element of an fp32 tensor, accumulated in fp64 (the global gradient norm's parts).</summary>
+    double SumOfSquares(Tensor x);
+
+    /// <summary>
+    /// One AdamW step on an fp32 parameter, exactly torch.optim.AdamW (foreach=False, amsgrad=False, maximize=False):
+    /// g = gradScale·grad; param ← param·(1 − lr·weightDecay); m ← β1·m + (1 − β1)·g; v ← β2·v + (1 − β2)·g²;
+    /// param ← param − (lr / (1 − β1^step)) · m / (√v / √(1 − β2^step) + eps). step counts from 1. gradScale carries
+    /// the global-norm clip coefficient (1 when not clipping). param, grad, m, v have the same element count; grad is
+    /// read only.
+    /// </summary>
+    void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
+        float weightDecay, float gradScale, int step);
 }
