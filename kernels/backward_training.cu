@@ -110,7 +110,7 @@ extern "C" __global__ void adamw_f32(float* param, const float* grad, float* m, 
         float p = __fmul_rn(param[i], decay);
         float mi = __fadd_rn(__fmul_rn(beta1, m[i]), __fmul_rn(one_minus_beta1, g));
         float vi = __fadd_rn(__fmul_rn(beta2, v[i]), __fmul_rn(one_minus_beta2, __fmul_rn(g, g)));
-        float denom = __fadd_rn(__fdiv_rn(sqrtf(vi), correction2_sqrt), eps);
+        float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), correction2_sqrt), eps);
         m[i] = mi;
         v[i] = vi;
         param[i] = __fsub_rn(p, __fdiv_rn(__fmul_rn(step_size, mi), denom));

@@ -94,11 +94,12 @@ internal sealed unsafe partial class CudaBackwardOps : IBackwardOps
 
     /// <summary>
     /// out[z, j] += Σ_r a[z, r, j] (⊙ b[z, r, j] when b ≠ 0) for z &lt; batches: the deterministic column sum
-    /// (column_sum_f32) behind every per-channel weight gradient.
+    /// (column_sum_f32) behind every per-channel weight gradient. Nothing happens when <paramref name="output"/> is 0
+    /// (a gradient passed as null).
     /// </summary>
     private void ColumnSum(ulong a, long aStride, ulong b, long bStride, int rows, int c, ulong output, long outStride, int batches = 1)
     {
-        if (rows == 0 || c == 0 || batches == 0)
+        if (output == 0 || rows == 0 || c == 0 || batches == 0)
         {
             return;
         }

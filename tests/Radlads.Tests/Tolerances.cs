@@ -91,4 +91,51 @@ public static class Tolerances
 
     /// <summary>The same in f32: the float64 orthogonalisation is exact to ~1e-16 and rounding to fp32 adds ~1e-9.</summary>
     public const double OrthogonalGramF32 = 1e-8;
+
+    /// <summary>
+    /// A CUDA backward op against the CPU reference (<see cref="Ops.CudaBackwardConformanceTests"/>), both fp32: the
+    /// same maths summed in other orders (64×64 tiles against row loops, eight-warp column sums against sequential
+    /// ones, warp trees against TensorPrimitives) and with FMA contraction on the GPU. Each output is a sum of at most
+    /// ~900 terms (MatMul dx at K = 896), so the difference stays at a few 1e-7 of the largest term; GroupNorm's
+    /// statistics are double on both. Per element, relative part.
+    /// </summary>
+    public const double CudaBackwardRelative = 2e-5;
+
+    /// <summary>Floor for <see cref="CudaBackwardRelative"/>, × max |CPU element| of the tensor (elements that cancel).</summary>
+    public const double CudaBackwardRelativeToMax = 2e-6;
+
+    /// <summary>
+    /// The wkv6/wkv7 backward on CUDA against the CPU: both recompute the states from 16-step checkpoints in fp32, but
+    /// sum the N-term dot products in other orders (and with FMA), and every gradient carries those differences back
+    /// through up to 65 steps; the same budget as a recurrence gradient against finite differences.
+    /// </summary>
+    public const double CudaRecurrenceBackwardRelative = RecurrenceGradientRelative;
+
+    /// <summary>Floor for <see cref="CudaRecurrenceBackwardRelative"/>, × max |CPU element| of the tensor.</summary>
+    public const double CudaRecurrenceBackwardRelativeToMax = RecurrenceGradientRelativeToMax;
+
+    /// <summary>
+    /// The alignment loss (a double) against its float64 definition: the squares of the exact fp32 differences are
+    /// summed in fp64 on both sides, in other orders (~1e-15 relative); 1e-12 leaves room.
+    /// </summary>
+    public const double CudaLossRelative = 1e-12;
+
+    /// <summary>
+    /// The alignment loss gradient (fp32) against its float64 definition: the fp32 difference, the fp32 factor
+    /// gradScale/(‖·‖·√C) and their product are each rounded once (≤ 3 × 6e-8 relative).
+    /// </summary>
+    public const double CudaLossGradientRelative = 1e-6;
+
+    /// <summary>
+    /// SumOfSquares (fp64 accumulation of fp32 squares) against a sequential double sum of up to 1e6 terms: both round
+    /// in double, the sequential one by up to ~n·1.1e-16 in the worst case (~1e-13 typically).
+    /// </summary>
+    public const double CudaSumOfSquaresRelative = 1e-11;
+
+    /// <summary>
+    /// AdamW on CUDA against the doc comment's formula in fp32 with each operation rounded once (IEEE division and
+    /// square root on both, no FMA on either): expected bit-equal; 5e-7 is ~4 ulp, room for a host scalar rounded the
+    /// other way. Also the bound (relative and × max) against the CPU reference, which may order the formula differently.
+    /// </summary>
+    public const double CudaAdamWRelative = 5e-7;
 }
