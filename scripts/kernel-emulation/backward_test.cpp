@@ -272,8 +272,8 @@ int main()
     groupnorm(3, 4, 5); groupnorm(2, 2, 40);
     ddlerp(4, 9, 3);
     keys(true, 3, 2, 8, 1); keys(false, 3, 2, 8, 1); keys(true, 2, 2, 40, 1); keys(false, 1, 1, 8, 1e-14f); keys(true, 1, 1, 8, 1e-14f);
-    wkv6(1, 1, 4, false); wkv6(5, 2, 8, true); wkv6(17, 2, 4, true); wkv6(40, 2, 8, false); wkv6(33, 1, 16, true);
-    wkv7(1, 1, 4, false); wkv7(5, 2, 8, true); wkv7(17, 2, 4, true); wkv7(37, 1, 8, false); wkv7(33, 1, 16, true);
+    wkv6(1, 1, 4, false); wkv6(5, 2, 8, true); wkv6(17, 2, 4, true); wkv6(40, 2, 8, false); wkv6(33, 1, 16, true); wkv6(50, 1, 32, false);
+    wkv7(1, 1, 4, false); wkv7(5, 2, 8, true); wkv7(17, 2, 4, true); wkv7(37, 1, 8, false); wkv7(33, 1, 16, true); wkv7(50, 1, 32, true);
     printf("%d failures\n", failures);
     return failures != 0;
 }
