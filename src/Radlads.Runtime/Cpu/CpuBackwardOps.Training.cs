@@ -1,3 +1,4 @@
+using System.Globalization;
 using Radlads.Ops;
 using static Radlads.Cpu.CpuOps;
 
@@ -65,15 +66,20 @@ public sealed partial class CpuBackwardOps
             throw new ArgumentOutOfRangeException(nameof(step), step, "AdamW: step counts from 1");
         }
 
-        // torch.optim.AdamW (_single_tensor_adamw) computes the bias corrections and the step size in Python floats
-        // (float64) and hands them to the fp32 kernels as scalars, which cast them to float.
-        double biasCorrection1 = 1 - Math.Pow(beta1, step);
-        double biasCorrection2 = 1 - Math.Pow(beta2, step);
+        // torch.optim.AdamW (_single_tensor_adamw) takes betas and weight decay as Python floats (float64), computes
+        // 1 − β, the bias corrections and the step size in float64 and hands them to the fp32 kernels as scalars,
+        // which cast them to float. The betas arrive here as float: their shortest decimal (0.9f → "0.9") gives back
+        // the float64 the user wrote, so 1 − β1 is (float)0.09999999999999998 = 0.1f as in torch, not 1 − 0.9f.
+        double b1 = AsWritten(beta1);
+        double b2 = AsWritten(beta2);
+        double biasCorrection1 = 1 - Math.Pow(b1, step);
+        double biasCorrection2 = 1 - Math.Pow(b2, step);
         float stepSize = (float)(lr / biasCorrection1);
         float biasCorrection2Sqrt = (float)Math.Sqrt(biasCorrection2);
-        float decay = (float)(1 - ((double)lr * weightDecay));
-        float oneMinusBeta1 = (float)(1 - (double)beta1);
-        float oneMinusBeta2 = (float)(1 - (double)beta2);
+        float decay = (float)(1 - (lr * AsWritten(weightDecay)));
+        float beta2f = (float)b2;
+        float oneMinusBeta1 = (float)(1 - b1);
+        float oneMinusBeta2 = (float)(1 - b2);
         var pc = Cpu(param);
         var gc = Cpu(grad);
         var mc = Cpu(m);
@@ -96,7 +102,7 @@ public sealed partial class CpuBackwardOps
                 float mi = oneMinusBeta1 < 0.5f
                     ? MathF.FusedMultiplyAdd(oneMinusBeta1, gi - mm[i], mm[i])
                     : MathF.FusedMultiplyAdd(oneMinusBeta1 - 1, gi - mm[i], gi);
-                float vi = (vv[i] * beta2) + (oneMinusBeta2 * gi * gi);   // exp_avg_sq.mul_(β2).addcmul_(g, g, 1 − β2)
+                float vi = (vv[i] * beta2f) + (oneMinusBeta2 * gi * gi);   // exp_avg_sq.mul_(β2).addcmul_(g, g, 1 − β2)
                 float denom = (MathF.Sqrt(vi) / biasCorrection2Sqrt) + eps; // (exp_avg_sq.sqrt() / √bc2).add_(eps)
                 p[i] = pi + (-stepSize * mi / denom);             // param.addcdiv_(exp_avg, denom, value=−step_size)
                 mm[i] = mi;
@@ -104,6 +110,10 @@ public sealed partial class CpuBackwardOps
             }
         });
     }
+
+    /// <summary>The float64 of a float's shortest round-trip decimal: the value a user typed as 0.9 or 0.95.</summary>
+    private static double AsWritten(float x) =>
+        double.Parse(x.ToString("R", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 
     private static void RequireF32(Tensor x, string what)
     {
