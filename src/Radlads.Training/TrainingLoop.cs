@@ -76,24 +76,11 @@ public sealed class TrainingLoop : IDisposable
     {
         Directory.CreateDirectory(OutputDirectory);
         long? savedStep = null;
+        CheckCanStart(OutputDirectory, _options, resume);
         if (resume)
         {
-            var header = TrainingCheckpoint.ReadHeader(CheckpointPath);
-            var differences = header.Options.Differences(_options);
-            if (differences.Count > 0)
-            {
-                throw new RadladsException($"--resume: the options differ from the checkpoint's ({string.Join("; ", differences)}); resume with the options the run started with");
-            }
-
-            TrainingCheckpoint.Load(CheckpointPath, _backend, _objective.Parameters, _m, _v);
-            State = header.State;
+            State = TrainingCheckpoint.Load(CheckpointPath, _backend, _objective.Parameters, _m, _v).State;
             savedStep = State.Step;
-        }
-        else if (File.Exists(CheckpointPath))
-        {
-            var header = TrainingCheckpoint.ReadHeader(CheckpointPath);
-            throw new RadladsException(string.Create(CultureInfo.InvariantCulture,
-                $"{OutputDirectory} already holds a trainer checkpoint (step {header.State.Step}, {header.State.TokensSeen:N0} tokens): continue it with --resume, or give another --output"));
         }
 
         using var log = TrainingLog.Open(LogPath, resume ? State.Step : null);
@@ -162,6 +149,30 @@ public sealed class TrainingLoop : IDisposable
         }
 
         return TrainingOutcome.Completed;
+    }
+
+    /// <summary>
+    /// The checks <see cref="Run"/> makes before touching anything, for a host to make before it loads a model: with
+    /// <paramref name="resume"/> the checkpoint in <paramref name="outputDirectory"/> must exist, be readable and have
+    /// the same options; without it there must be none (a run is never overwritten by accident).
+    /// </summary>
+    public static void CheckCanStart(string outputDirectory, TrainingOptions options, bool resume)
+    {
+        string path = TrainingCheckpoint.PathIn(Path.GetFullPath(outputDirectory));
+        if (resume)
+        {
+            var differences = TrainingCheckpoint.ReadHeader(path).Options.Differences(options);
+            if (differences.Count > 0)
+            {
+                throw new RadladsException($"--resume: the options differ from the checkpoint's ({string.Join("; ", differences)}); resume with the options the run started with");
+            }
+        }
+        else if (File.Exists(path))
+        {
+            var header = TrainingCheckpoint.ReadHeader(path);
+            throw new RadladsException(string.Create(CultureInfo.InvariantCulture,
+                $"{Path.GetDirectoryName(path)} already holds a trainer checkpoint (step {header.State.Step}, {header.State.TokensSeen:N0} tokens): continue it with --resume, or give another --output"));
+        }
     }
 
     private void Save()
