@@ -40,6 +40,11 @@ public sealed class DistillCommandTests : IDisposable
 
     private static readonly string[] Small = ["--ctx-len", "8", "--batch", "4", "--tokens", "1920", "--lr-init", "0.05", "--lr-final", "0.005", "--warmup-steps", "5", "--checkpoint-every", "10"];
 
+    private static bool SkiaPresent =>
+        File.Exists(Path.Combine(AppContext.BaseDirectory, "libSkiaSharp.so"))
+        || File.Exists(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libSkiaSharp.so"))
+        || !OperatingSystem.IsLinux();
+
     [Fact]
     public void HelpNamesEveryOption()
     {
@@ -61,11 +66,19 @@ public sealed class DistillCommandTests : IDisposable
         Assert.Contains("the run draws 240", error, StringComparison.Ordinal);
         Assert.Contains("checkpoint: step 60", error, StringComparison.Ordinal);
         Assert.Contains("done: 60 steps, 1,920 tokens", error, StringComparison.Ordinal);
-        Assert.DoesNotContain("was not drawn", error, StringComparison.Ordinal);
         Assert.Equal(60, TrainingLog.Read(dir.File("run/train-log.csv")).Count);
         Assert.True(File.Exists(dir.File("run/" + TrainingCheckpoint.FileName)));
         Assert.True(File.Exists(dir.File("run/student.txt")));
+        if (!SkiaPresent)
+        {
+            // The size-cut GPU bundle drops the native Skia library: the plot is then a note, and training is unharmed.
+            Assert.Contains("was not drawn", error, StringComparison.Ordinal);
+            return;
+        }
+
+        Assert.DoesNotContain("was not drawn", error, StringComparison.Ordinal);
         var png = File.ReadAllBytes(dir.File("run/loss.png"));
+        Assert.False(File.Exists(dir.File("run/loss.png.tmp.png")));
         Assert.True(png.Length > 1000 && png[1] == 'P' && png[2] == 'N' && png[3] == 'G');
     }
 
