@@ -138,4 +138,23 @@ public static class Tolerances
     /// other way. Also the bound (relative and × max) against the CPU reference, which may order the formula differently.
     /// </summary>
     public const double CudaAdamWRelative = 5e-7;
+    /// Σ x² accumulated in float64 (<see cref="Radlads.Ops.IBackwardOps.SumOfSquares"/>) against a float64 sum in
+    /// another order: each square of a float is exact in double, so only the summation order differs (~1e-16 per add
+    /// over up to ~10^5 terms).
+    /// </summary>
+    public const double SumOfSquaresRelative = 1e-12;
+
+    /// <summary>
+    /// The fp32 AdamW against the same maths in float64 over a few steps (m, v and the parameter, per element,
+    /// relative to |expected| plus this × max |expected|): each element sees about a dozen fp32 roundings per step
+    /// (6e-8 each), and the step is lr-sized next to the parameter, so errors stay near 1e-6 relative.
+    /// </summary>
+    public const double AdamWRelative = 2e-6;
+
+    /// <summary>
+    /// The CPU AdamW (+ clip, + schedule) against real torch.optim.AdamW (tests/golden/adamw): the same fp32 operations
+    /// in the same order except where torch's vectorised kernels and ours differ in fusing (lerp's fma, a division by a
+    /// scalar), so a few ulp (1.2e-7 each) per step at most.
+    /// </summary>
+    public const double AdamWTorchRelative = 1e-6;
 }
