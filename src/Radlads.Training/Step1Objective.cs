@@ -67,6 +67,11 @@ public sealed class Step1Objective : ITrainingObjective
 
     public IReadOnlyList<Parameter> Parameters => parameters;
 
+    /// <summary>The student mixers, layer by layer (tests run them on chosen inputs).</summary>
+    internal IReadOnlyList<StudentMixer> Mixers => mixers;
+
+    internal IBackwardOps BackwardOps => backward;
+
     /// <summary>Elements in every trained parameter.</summary>
     public long ParameterCount => parameters.Sum(p => p.Value.ElementCount);
 

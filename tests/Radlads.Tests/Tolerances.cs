@@ -62,6 +62,16 @@ public static class Tolerances
     public const double MixerGradientRelativeToMax = 1e-5;
 
     /// <summary>
+    /// The whole step-1 objective's parameter gradients (<see cref="Training.Step1ObjectiveTests"/>) against finite
+    /// differences of the float64 student: as <see cref="MixerGradientRelative"/> (the same ops), now at C = 64 over three
+    /// layers with RAD-RWKV7's v_first carrying layer 0's gradient from the later layers.
+    /// </summary>
+    public const double Step1GradientRelative = 1e-4;
+
+    /// <summary>Floor for <see cref="Step1GradientRelative"/>, × max |expected| of the sampled elements of the tensor.</summary>
+    public const double Step1GradientRelativeToMax = 1e-5;
+
+    /// <summary>
     /// Golden logits (issue #2): max |ours − reference| ≤ 1e-4 · max |reference logit|. The references are
     /// float64 from the same bf16 weights; ours run in fp32, whose ~6e-8 relative rounding accumulates
     /// over a few layers to well under this bound.
