@@ -80,10 +80,9 @@ public sealed class Step1Objective : ITrainingObjective
     /// same shape onto <paramref name="backend"/>, which must be able to train (<see cref="IBackend.BackwardOps"/>).
     /// The trained student tensors become fp32 master copies on the backend; the teacher keeps its stored dtype.
     /// </summary>
-    public static Step1Objective Open(IBackend backend, string teacherDirectory, string studentDirectory, Step1Options? options = null)
+    public static Step1Objective Open(IBackend backend, string teacherDirectory, string studentDirectory)
     {
         ArgumentNullException.ThrowIfNull(backend);
-        _ = options;
         var backward = backend.BackwardOps ?? throw new RadladsException(
             $"the {backend.Name} backend cannot train (it has no backward ops); train with --backend cpu (the reference) or a backend that has them");
         if (!Directory.Exists(teacherDirectory))
