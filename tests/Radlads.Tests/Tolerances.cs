@@ -72,6 +72,14 @@ public static class Tolerances
     public const double Step1GradientRelativeToMax = 1e-5;
 
     /// <summary>
+    /// The step-1 loss and gradients on CUDA against the CPU reference (<see cref="Training.CudaStep1Tests"/>), relative
+    /// and × max |CPU gradient| of the tensor: both are fp32 with different summation orders through three layers of
+    /// forward and backward (the recurrence gradients sum over up to 40 steps). Not yet measured on a GPU: a first
+    /// bound, 10× <see cref="RecurrenceGradientRelative"/>; tighten it once the CUDA backward has run.
+    /// </summary>
+    public const double CudaStep1Relative = 1e-3;
+
+    /// <summary>
     /// Golden logits (issue #2): max |ours − reference| ≤ 1e-4 · max |reference logit|. The references are
     /// float64 from the same bf16 weights; ours run in fp32, whose ~6e-8 relative rounding accumulates
     /// over a few layers to well under this bound.
