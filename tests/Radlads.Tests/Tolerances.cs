@@ -68,7 +68,7 @@ public static class Tolerances
     /// </summary>
     public const double Step1GradientRelative = 1e-4;
 
-    /// <summary>Floor for <see cref="Step1GradientRelative"/>, × max |expected| of the sampled elements of the tensor.</summary>
+    /// <summary>Floor for <see cref="Step1GradientRelative"/>, × max |gradient| of the whole tensor (the sampled elements may all be small).</summary>
     public const double Step1GradientRelativeToMax = 1e-5;
 
     /// <summary>
