@@ -23,12 +23,14 @@ internal static class DistillCommand
     internal static Func<IBackend, string, string, Step1Model> OpenStep1 { get; set; } = OpenStep1Objective;
 
     /// <summary>
-    /// THE one place where the step-1 model maths plugs in (issue #7, written on another branch): at merge this becomes
-    /// <c>var o = Step1Objective.Open(backend, teacherDir, studentDir); return new(o, o.WriteStudent);</c>.
+    /// The step-1 model maths: the frozen teacher with per-layer taps and the trainable student mixers. The student is
+    /// written into the run folder beside the trainer's own files, so its model files are replaced in place.
     /// </summary>
-    private static Step1Model OpenStep1Objective(IBackend backend, string teacherDir, string studentDir) =>
-        throw new RadladsException("distill --stage 1: the step-1 objective (teacher forward, student mixers, alignment loss) " +
-            "is not in this build yet; the training loop is, and the objective is being written for issue #7");
+    private static Step1Model OpenStep1Objective(IBackend backend, string teacherDir, string studentDir)
+    {
+        var objective = Step1Objective.Open(backend, teacherDir, studentDir);
+        return new(objective, directory => objective.WriteStudent(directory, overwrite: true));
+    }
 
     public static Command Create(CliContext io)
     {

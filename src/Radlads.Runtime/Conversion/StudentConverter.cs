@@ -222,14 +222,14 @@ public static class StudentConverter
         return true;
     }
 
-    private static string StagingFolder(string outputDir)
+    internal static string StagingFolder(string outputDir)
     {
         string parent = Path.GetDirectoryName(outputDir) ?? throw new RadladsException($"--output {outputDir}: has no parent folder");
         Directory.CreateDirectory(parent);
         return Path.Combine(parent, $".{Path.GetFileName(outputDir)}.radlads-convert-{Guid.NewGuid():N}");
     }
 
-    private static void WriteAtomically(string path, Action<string> write)
+    internal static void WriteAtomically(string path, Action<string> write)
     {
         string temporary = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         try
@@ -251,7 +251,7 @@ public static class StudentConverter
         }
     }
 
-    private static void TryDeleteFolder(string folder)
+    internal static void TryDeleteFolder(string folder)
     {
         try
         {
@@ -288,7 +288,7 @@ public static class StudentConverter
         }
     }
 
-    private static unsafe void CopyTeacher(Stream stream, TensorData data, DType dtype)
+    internal static unsafe void CopyTeacher(Stream stream, TensorData data, DType dtype)
     {
         if (data.DType == dtype)
         {
@@ -340,7 +340,7 @@ public static class StudentConverter
     }
 
     /// <summary>Encodes fp32 values as <paramref name="dtype"/> (bf16: round to nearest even) and writes them, chunk by chunk.</summary>
-    private static void WriteFloats(Stream stream, ReadOnlySpan<float> values, DType dtype, byte[] buffer)
+    internal static void WriteFloats(Stream stream, ReadOnlySpan<float> values, DType dtype, byte[] buffer)
     {
         int perChunk = buffer.Length / dtype.Size();
         for (int start = 0; start < values.Length; start += perChunk)

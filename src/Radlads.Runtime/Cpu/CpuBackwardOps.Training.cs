@@ -4,14 +4,61 @@ using static Radlads.Cpu.CpuOps;
 
 namespace Radlads.Cpu;
 
-/// <summary>The training ops of <see cref="IBackwardOps"/> (fill, norms, AdamW; the alignment loss is issue #7's model work).</summary>
+/// <summary>The training ops of <see cref="IBackwardOps"/> (the step-1 alignment loss, fill, sum of squares, AdamW).</summary>
 public sealed partial class CpuBackwardOps
 {
     /// <summary>Elements per parallel chunk of the element-wise training ops.</summary>
     private const int TrainingChunk = 1 << 16;
 
-    public double AlignmentLoss(Tensor teacher, Tensor student, float gradScale, Tensor? dStudent) =>
-        throw new NotImplementedException("AlignmentLoss: not written yet (issue #7)");
+    public double AlignmentLoss(Tensor teacher, Tensor student, float gradScale, Tensor? dStudent)
+    {
+        if (teacher.ElementCount != student.ElementCount || teacher.RowLength != student.RowLength
+            || (dStudent is not null && dStudent.ElementCount != student.ElementCount))
+        {
+            throw new ArgumentException($"AlignmentLoss: teacher {teacher.ShapeText}, student {student.ShapeText}, dStudent {dStudent?.ShapeText} do not fit");
+        }
+
+        int t = student.RowCount;
+        int c = student.RowLength;
+        double sqrtC = Math.Sqrt(c);
+        var perRow = new double[t];
+        var tc = Cpu(teacher);
+        var sc = Cpu(student);
+        var dc = dStudent is null ? null : Cpu(dStudent);
+        For(t, c, i =>
+        {
+            var te = tc.Floats.Slice(i * c, c);
+            var st = sc.Floats.Slice(i * c, c);
+            // e_t = ‖s − t‖₂ / √C, the squares summed in fp64.
+            double ss = 0;
+            for (int j = 0; j < c; j++)
+            {
+                double e = (double)st[j] - te[j];
+                ss += e * e;
+            }
+
+            double norm = Math.Sqrt(ss);
+            perRow[i] = norm / sqrtC;
+            if (dc is not null)
+            {
+                // ∂e_t/∂s = (s − t) / (‖s − t‖·√C); 0 where the row's difference is exactly 0 (torch's subgradient).
+                var d = dc.Floats.Slice(i * c, c);
+                double factor = norm > 0 ? gradScale / (norm * sqrtC) : 0;
+                for (int j = 0; j < c; j++)
+                {
+                    d[j] = (float)(((double)st[j] - te[j]) * factor);
+                }
+            }
+        });
+
+        double sum = 0;
+        foreach (var e in perRow)
+        {
+            sum += e;
+        }
+
+        return sum;
+    }
 
     public void Fill(Tensor x, float value)
     {

@@ -183,8 +183,53 @@ public sealed class CausalLM : IDisposable
     private IStepCapture? StepCapture =>
         Backend is IStepCapture { CaptureEnabled: true } capture && mixers.All(m => m is not Qwen2Attention) ? capture : null;
 
-    /// <summary>Embedding, every layer, and the residual stream left in <paramref name="h"/> [T, C].</summary>
-    private void Body(List<Segment> segments, int[] allTokens, Tensor h, Tensor normed, Tensor branch)
+    /// <summary>
+    /// Runs <paramref name="sequences"/> fresh, independent windows of <paramref name="length"/> tokens each
+    /// (<paramref name="tokens"/> row-major, each window from position 0 and an empty cache/zero state) through every
+    /// layer, and after each layer's mixer calls <paramref name="tap"/>(layer, x, y) with the mixer's input
+    /// x = input_layernorm(h) and its output y (after o_proj, before the residual add), both [sequences·length, C],
+    /// window after window. The tensors are reused by the next layer: copy what must outlive the call. No final norm,
+    /// no logits. This is the teacher forward of distillation step 1 (spec §7.1); normal inference does not use it.
+    /// </summary>
+    public void ForwardLayers(ReadOnlySpan<int> tokens, int sequences, int length, Action<int, Tensor, Tensor> tap)
+    {
+        ArgumentNullException.ThrowIfNull(tap);
+        if (sequences <= 0 || length <= 0 || tokens.Length != (long)sequences * length)
+        {
+            throw new ArgumentException($"ForwardLayers: {tokens.Length} tokens for {sequences} sequences of {length}");
+        }
+
+        var states = new SequenceState[sequences];
+        try
+        {
+            var segments = new List<Segment>(sequences);
+            for (int i = 0; i < sequences; i++)
+            {
+                states[i] = CreateState();
+                segments.Add(new Segment(states[i], i * length, length, 0));
+            }
+
+            int rows = sequences * length;
+            using var h = Backend.AllocateUninitialized(rows, Config.HiddenSize);
+            using var normed = Backend.AllocateUninitialized(rows, Config.HiddenSize);
+            using var branch = Backend.AllocateUninitialized(rows, Config.HiddenSize);
+            Body(segments, tokens.ToArray(), h, normed, branch, tap);
+        }
+        finally
+        {
+            foreach (var s in states)
+            {
+                s?.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Embedding, every layer, and the residual stream left in <paramref name="h"/> [T, C]. <paramref name="tap"/>, when
+    /// given, sees each layer's mixer input and output (<see cref="ForwardLayers"/>).
+    /// </summary>
+    private void Body(List<Segment> segments, int[] allTokens, Tensor h, Tensor normed, Tensor branch,
+        Action<int, Tensor, Tensor>? tap = null)
     {
         var ops = Backend.Ops;
         using var pass = new ForwardPass(Backend, segments, 0);
@@ -194,6 +239,7 @@ public sealed class CausalLM : IDisposable
             pass.Layer = l;
             ops.RmsNorm(h, inputNorms[l], (float)Config.RmsNormEps, normed);
             mixers[l].Forward(pass, normed, branch);
+            tap?.Invoke(l, normed, branch);
             ops.Add(h, branch, h);
             ops.RmsNorm(h, postNorms[l], (float)Config.RmsNormEps, normed);
             mlps[l].Forward(pass, normed, branch);

@@ -590,6 +590,62 @@ public abstract class BackwardTests : IDisposable
         Check(Fd(sd, L), ds0, "wkv7 d(initial state)", recurrence: true);
     }
 
+    /// <summary>
+    /// The step-1 loss Σ_t ‖s_t − t_t‖₂/√C against its float64 definition, and its gradient (scaled by gradScale) against
+    /// finite differences; rows of one token and of several, an odd width, and a row whose difference is exactly zero
+    /// (loss 0 for that row, gradient 0: the subgradient torch takes). The gradient may be written over the student.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 7)]
+    [InlineData(5, 16)]
+    [InlineData(9, 33)]
+    public void AlignmentLoss(int t, int c)
+    {
+        var data = new TestData(119);
+        var teacher = data.Normal(t * c);
+        var student = data.Normal(t * c);
+        int zeroRow = t > 1 ? t / 2 : -1; // a single row stays non-zero, else nothing would be checked
+        if (zeroRow >= 0)
+        {
+            Array.Copy(teacher, zeroRow * c, student, zeroRow * c, c);
+        }
+
+        const float Scale = 0.125f;
+        var dStudent = Out(t, c);
+        double loss = Backward.AlignmentLoss(In(teacher, t, c), In(student, t, c), Scale, dStudent);
+        double expected = NaiveOps.AlignmentLoss(ToDouble(teacher), ToDouble(student), c);
+        Assert.Equal(expected, loss, expected * Tolerances.OpRelative);
+        Assert.Equal(loss, Backward.AlignmentLoss(In(teacher, t, c), In(student, t, c), Scale, null));
+
+        var sd = ToDouble(student);
+        var td = ToDouble(teacher);
+        double L() => Scale * NaiveOps.AlignmentLoss(td, sd, c);
+        var fd = Fd(sd, L);
+        // The zero row is the norm's kink: finite differences see ±|h|, the op takes the subgradient 0.
+        var gradient = Read(dStudent);
+        if (zeroRow >= 0)
+        {
+            Array.Clear(fd, zeroRow * c, c);
+            Assert.All(gradient.AsSpan(zeroRow * c, c).ToArray(), e => Assert.Equal(0f, e));
+        }
+
+        Check(fd, dStudent, "alignment loss dStudent");
+
+        var aliased = In(student, t, c);
+        Assert.Equal(loss, Backward.AlignmentLoss(In(teacher, t, c), aliased, Scale, aliased));
+        Assert.Equal(gradient, Read(aliased));
+    }
+
+    [Fact]
+    public void AlignmentLossIsZeroWhenTheOutputsAreEqual()
+    {
+        var data = new TestData(120);
+        var x = data.Normal(4 * 8);
+        var d = Out(4, 8);
+        Assert.Equal(0.0, Backward.AlignmentLoss(In(x, 4, 8), In(x, 4, 8), 1f, d));
+        Assert.All(Read(d), e => Assert.Equal(0f, e));
+    }
+
     /// <summary>The aliasing the interface allows (input gradient written over dy) gives the same bits as separate buffers.</summary>
     [Fact]
     public void InPlaceBackwardsEqualOutOfPlace()

@@ -330,4 +330,24 @@ public static partial class NaiveOps
 
         return y;
     }
+
+    /// <summary>The step-1 loss, summed over rows: Σ_t ‖student[t] − teacher[t]‖₂ / √C (the norm, not squared).</summary>
+    public static double AlignmentLoss(double[] teacher, double[] student, int c)
+    {
+        Assert.Equal(teacher.Length, student.Length);
+        double loss = 0;
+        for (int t = 0; t < teacher.Length / c; t++)
+        {
+            double ss = 0;
+            for (int i = 0; i < c; i++)
+            {
+                double e = student[(t * c) + i] - teacher[(t * c) + i];
+                ss += e * e;
+            }
+
+            loss += Math.Sqrt(ss) / Math.Sqrt(c);
+        }
+
+        return loss;
+    }
 }
