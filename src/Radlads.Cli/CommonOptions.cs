@@ -78,7 +78,7 @@ internal static class CommonOptions
             case "cuda":
                 try
                 {
-                    return new CudaBackend();
+                    return NoteGemm(new CudaBackend(), "--backend cuda", error);
                 }
                 catch (RadladsException e)
                 {
@@ -88,7 +88,7 @@ internal static class CommonOptions
             case "auto":
                 try
                 {
-                    return new CudaBackend();
+                    return NoteGemm(new CudaBackend(), "--backend auto", error);
                 }
                 catch (RadladsException e)
                 {
@@ -111,6 +111,17 @@ internal static class CommonOptions
             default:
                 throw new RadladsException($"--backend must be auto, cpu, cuda or ilgpu, got '{name}'");
         }
+    }
+
+    /// <summary>Says once, on one line, when the CUDA backend runs without cuBLASLt (prefill then uses the tiled matmul).</summary>
+    private static CudaBackend NoteGemm(CudaBackend backend, string option, TextWriter error)
+    {
+        if (!backend.HasGemmLibrary)
+        {
+            error.WriteLine($"note: {option}: {backend.GemmStatus}");
+        }
+
+        return backend;
     }
 
     /// <summary>How the one line that --backend auto prints when it falls back to the CPU begins.</summary>
