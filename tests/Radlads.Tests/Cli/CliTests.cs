@@ -215,6 +215,18 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void BenchDecodePrefillRowsCountFlopsAndSayWhenThereIsNoGemmRate()
+    {
+        var (exit, output, error) = CliRunner.Run("bench-decode", "--backend", "cpu", "--shape", "tiny", "--arch", "qwen2",
+            "--tokens", "1", "--warmup", "0", "--context", "5", "--prefill", "2", "--prefill-bench", "8");
+        Assert.True(exit == 0, error);
+        Assert.Contains("| shape | arch | prefill tokens | GEMMs | ms | tokens/s | GFLOP (GEMM + mixing) | TFLOP/s | of GEMM rate |", output, StringComparison.Ordinal);
+        var row = Assert.Single(output.Split('\n'), l => l.StartsWith("| tiny | qwen2 | 8 | cpu |", StringComparison.Ordinal));
+        // No GPU, no GEMM rate to compare with: the fractions say so rather than print a number.
+        Assert.EndsWith("| n/a | n/a |", row.TrimEnd(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void BackendAutoSaysWhyItUsesTheCpu()
     {
         var result = CliRunner.Run("score", "--model", Dir("rwkv7"), "--tokens", "1,5,9");
