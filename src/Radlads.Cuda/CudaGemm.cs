@@ -28,11 +28,24 @@ internal sealed unsafe class CudaGemm : IDisposable
     {
         this.lt = lt;
         handle = lt.Create();
-        preference = lt.MatmulPreferenceCreate();
-        lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MaxWorkspaceBytes, (ulong)WorkspaceBytes);
-        // Up front, not at the first GEMM: a decode step recorded as a graph must not allocate, and the memory a
-        // model holds is then all there after loading.
-        workspace = new DeviceMemory(device, WorkspaceBytes);
+        try
+        {
+            preference = lt.MatmulPreferenceCreate();
+            lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MaxWorkspaceBytes, (ulong)WorkspaceBytes);
+            // Up front, not at the first GEMM: a decode step recorded as a graph must not allocate, and the memory a
+            // model holds is then all there after loading.
+            workspace = new DeviceMemory(device, WorkspaceBytes);
+        }
+        catch
+        {
+            if (preference != 0)
+            {
+                lt.MatmulPreferenceDestroy(preference);
+            }
+
+            lt.Destroy(handle);
+            throw;
+        }
     }
 
     /// <summary>
