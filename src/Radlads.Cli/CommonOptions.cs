@@ -48,8 +48,18 @@ internal static class CommonOptions
     };
 
     /// <summary>The backend of --backend (see <see cref="CreateBackend(string, TextWriter, string)"/>), wrapped for --profile when asked.</summary>
-    public static IBackend CreateBackend(string name, bool profile, TextWriter error, string ilgpuDevice = "auto") =>
-        profile ? new ProfilingBackend(CreateBackend(name, error, ilgpuDevice)) : CreateBackend(name, error, ilgpuDevice);
+    public static IBackend CreateBackend(string name, bool profile, TextWriter error, string ilgpuDevice = "auto")
+    {
+        var backend = CreateBackend(name, error, ilgpuDevice);
+        // GPU ops only queue work: waiting for the device around each op times it there.
+        Action? synchronize = backend switch
+        {
+            CudaBackend cuda => cuda.Synchronize,
+            IlgpuBackend ilgpu => ilgpu.Synchronize,
+            _ => null,
+        };
+        return profile ? new ProfilingBackend(backend, synchronize) : backend;
+    }
 
     /// <summary>Prints the op timing table when the backend was profiled.</summary>
     public static void ReportProfile(IBackend backend, TextWriter error)

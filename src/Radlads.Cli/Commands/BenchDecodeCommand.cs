@@ -43,11 +43,15 @@ internal static class BenchDecodeCommand
         {
             Description = "Also time the built-in matmul against cuBLASLt over T = 2…256 at each shape's matrices (where cuBLASLt starts to win). The cuBLASLt GEMM rate itself is measured whenever --gemm or --prefill-bench is given.",
         };
+        var profile = new Option<bool>("--profile")
+        {
+            Description = "Time every op on the device (a stream wait around each) and print the table at the end: for where prefill spends its time, run with --prefill-bench N --tokens 1 --warmup 0 --prefill 1 (the decode timings then include the waits).",
+        };
         var markdown = new Option<FileInfo?>("--markdown") { Description = "Append the results table (markdown) to this file." };
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights and tokens.", DefaultValueFactory = _ => 1 };
         var command = new Command("bench-decode", "Benchmark batch-1 decode on random weights at real Qwen2.5 shapes (ms/token, bytes/token, fraction of the measured copy bandwidth).")
         {
-            shapes, arches, tokens, warmup, contexts, prefill, prefillBench, backend, graphs, pdl, copyMiB, gemv, gemm, markdown, seed,
+            shapes, arches, tokens, warmup, contexts, prefill, prefillBench, backend, graphs, pdl, copyMiB, gemv, gemm, profile, markdown, seed,
         };
         command.Hidden = true;
         command.SetAction(parse =>
@@ -67,13 +71,23 @@ internal static class BenchDecodeCommand
                 throw new RadladsException("bench-decode: --tokens, --prefill and every --context must be at least 1, --warmup at least 0");
             }
 
-            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, io.Error);
+            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error);
             if (parse.GetValue(prefillBench) < 0)
             {
                 throw new RadladsException("bench-decode: --prefill-bench must be at least 0");
             }
 
             var lines = Run(io, device, options, parse.GetValue(copyMiB), parse.GetValue(gemv), parse.GetValue(gemm), parse.GetValue(prefillBench));
+            if (device is ProfilingBackend profiled)
+            {
+                lines.Add("");
+                lines.Add("Op profile (every op, stream wait around each), all passes above:");
+                lines.Add("```");
+                lines.Add(profiled.Profile.FormatReport());
+                lines.Add("```");
+                io.Output.WriteLine(string.Join(Environment.NewLine, lines.TakeLast(5)));
+            }
+
             if (parse.GetValue(markdown) is FileInfo file)
             {
                 File.AppendAllLines(file.FullName, lines);
@@ -99,6 +113,8 @@ internal static class BenchDecodeCommand
 
     private static List<string> Run(CliContext io, IBackend device, Options options, int copyMiB, bool gemv, bool gemm, int prefillTokens)
     {
+        // The models run on `device` (profiled with --profile); device-specific work talks to the backend inside.
+        var raw = device is ProfilingBackend p ? p.Inner : device;
         var o = io.Output;
         var lines = new List<string>();
         void Line(string text)
@@ -110,7 +126,7 @@ internal static class BenchDecodeCommand
         Line($"device: {device.Description}");
         double copy = 0;
         double gemmRate = 0;
-        if (device is CudaBackend cuda)
+        if (raw is CudaBackend cuda)
         {
             var (bandwidth, ms) = CudaBenchmarks.CopyBandwidth(cuda, (long)copyMiB << 20, 20);
             copy = bandwidth;
@@ -150,16 +166,16 @@ internal static class BenchDecodeCommand
                 var config = SyntheticModel.Config(shape, architecture);
                 var watch = Stopwatch.StartNew();
                 using var model = SyntheticModel.Create(config, device, options.Seed);
-                (device as CudaBackend)?.Synchronize();
+                (raw as CudaBackend)?.Synchronize();
                 io.Error.WriteLine(string.Create(Inv, $"built {shape} {config.ModelType} with random weights ({model.ParameterCount / 1e9:F2} B parameters) in {watch.Elapsed.TotalSeconds:F1} s"));
                 if (prefillTokens > 0)
                 {
                     double ms = Prefill(model, prefillTokens, random);
                     var (gemmFlops, sequenceFlops) = SyntheticModel.PrefillFlops(config, prefillTokens);
                     double rate = (gemmFlops + sequenceFlops) / (ms / 1000);
-                    string path = device is CudaBackend g
+                    string path = raw is CudaBackend g
                         ? (g.HasGemmLibrary && prefillTokens >= g.GemmMinRows ? "cuBLASLt" : "built-in")
-                        : device.Name;
+                        : raw.Name;
                     prefillRows.Add(string.Create(Inv,
                         $"| {shape} | {(architecture == Architecture.Qwen2 ? "qwen2" : "rwkv7")} | {prefillTokens} | {path} | {ms:F1} | {prefillTokens / (ms / 1000):F0} | {gemmFlops / 1e9:F1} + {sequenceFlops / 1e9:F1} | {rate / 1e12:F2} | {(gemmRate > 0 ? (rate / gemmRate).ToString("P1", Inv) : "n/a")} | {(gemmRate > 0 ? (gemmFlops / (ms / 1000) / gemmRate).ToString("P1", Inv) : "n/a")} |"));
                 }
@@ -171,7 +187,7 @@ internal static class BenchDecodeCommand
                         foreach (bool programmatic in Switch(options.Pdl))
                         {
                             string graphText = "n/a", pdlText = "n/a";
-                            if (device is CudaBackend c)
+                            if (raw is CudaBackend c)
                             {
                                 c.CaptureEnabled = graph;
                                 c.ProgrammaticLaunch = programmatic && c.Device.ComputeMajor >= 9 && c.Device.Driver.HasLaunchEx;
