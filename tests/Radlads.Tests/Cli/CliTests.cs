@@ -240,7 +240,9 @@ public sealed class CliTests
         }
         else
         {
-            Assert.Empty(notes);
+            // CUDA runs: at most the one line saying it runs without cuBLASLt.
+            Assert.All(notes, n => Assert.Contains("cuBLASLt", n, StringComparison.Ordinal));
+            Assert.True(notes.Length <= 1, string.Join("\n", notes));
         }
     }
 
