@@ -69,6 +69,48 @@ public static class LibraryProbe
         return names.Distinct(StringComparer.Ordinal).ToList();
     }
 
+    /// <summary>
+    /// Candidates for cuBLASLt (the bf16 GEMMs of prefill), newest first. <c>RADLADS_CUBLASLT</c> (a path) comes first.
+    /// A machine with only the runtime packages has <c>libcublasLt.so.13</c> (or <c>.12</c>), often only under the
+    /// CUDA install's <c>lib64</c>, which is not on the loader path.
+    /// </summary>
+    public static IReadOnlyList<string> CublasLtCandidates()
+    {
+        var names = new List<string>();
+        AddOverride(names, "RADLADS_CUBLASLT");
+        var cudaPath = Environment.GetEnvironmentVariable("CUDA_PATH");
+        if (OperatingSystem.IsWindows())
+        {
+            string[] files = ["cublasLt64_13.dll", "cublasLt64_12.dll"];
+            names.AddRange(files);
+            if (!string.IsNullOrEmpty(cudaPath))
+            {
+                foreach (var sub in new[] { "bin", Path.Combine("bin", "x64") })
+                {
+                    names.AddRange(files.Select(f => Path.Combine(cudaPath, sub, f)));
+                }
+            }
+        }
+        else
+        {
+            string[] files = ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"];
+            names.AddRange(files);
+            var folders = new List<string>();
+            if (!string.IsNullOrEmpty(cudaPath))
+            {
+                folders.Add(Path.Combine(cudaPath, "lib64"));
+            }
+
+            folders.Add("/usr/local/cuda/lib64");
+            foreach (var folder in folders)
+            {
+                names.AddRange(files.Select(f => Path.Combine(folder, f)));
+            }
+        }
+
+        return names.Distinct(StringComparer.Ordinal).ToList();
+    }
+
     /// <summary>Loads the first candidate that exists; <paramref name="tried"/> lists every name attempted.</summary>
     public static bool TryLoad(IReadOnlyList<string> candidates, out nint handle, out string loadedName, out string tried)
     {

@@ -48,8 +48,18 @@ internal static class CommonOptions
     };
 
     /// <summary>The backend of --backend (see <see cref="CreateBackend(string, TextWriter, string)"/>), wrapped for --profile when asked.</summary>
-    public static IBackend CreateBackend(string name, bool profile, TextWriter error, string ilgpuDevice = "auto") =>
-        profile ? new ProfilingBackend(CreateBackend(name, error, ilgpuDevice)) : CreateBackend(name, error, ilgpuDevice);
+    public static IBackend CreateBackend(string name, bool profile, TextWriter error, string ilgpuDevice = "auto")
+    {
+        var backend = CreateBackend(name, error, ilgpuDevice);
+        // GPU ops only queue work: waiting for the device around each op times it there.
+        Action? synchronize = backend switch
+        {
+            CudaBackend cuda => cuda.Synchronize,
+            IlgpuBackend ilgpu => ilgpu.Synchronize,
+            _ => null,
+        };
+        return profile ? new ProfilingBackend(backend, synchronize) : backend;
+    }
 
     /// <summary>Prints the op timing table when the backend was profiled.</summary>
     public static void ReportProfile(IBackend backend, TextWriter error)
@@ -78,7 +88,7 @@ internal static class CommonOptions
             case "cuda":
                 try
                 {
-                    return new CudaBackend();
+                    return NoteGemm(new CudaBackend(), "--backend cuda", error);
                 }
                 catch (RadladsException e)
                 {
@@ -88,7 +98,7 @@ internal static class CommonOptions
             case "auto":
                 try
                 {
-                    return new CudaBackend();
+                    return NoteGemm(new CudaBackend(), "--backend auto", error);
                 }
                 catch (RadladsException e)
                 {
@@ -111,6 +121,17 @@ internal static class CommonOptions
             default:
                 throw new RadladsException($"--backend must be auto, cpu, cuda or ilgpu, got '{name}'");
         }
+    }
+
+    /// <summary>Says once, on one line, when the CUDA backend runs without cuBLASLt (prefill then uses the tiled matmul).</summary>
+    private static CudaBackend NoteGemm(CudaBackend backend, string option, TextWriter error)
+    {
+        if (!backend.HasGemmLibrary)
+        {
+            error.WriteLine($"note: {option}: {backend.GemmStatus}");
+        }
+
+        return backend;
     }
 
     /// <summary>How the one line that --backend auto prints when it falls back to the CPU begins.</summary>

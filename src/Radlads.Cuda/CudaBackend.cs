@@ -46,6 +46,14 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             stepRead.Record(stream);
             splitCounters = new DeviceMemory(Device, SplitCounterCount * sizeof(int));
             Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount, Stream);
+            Gemm = CudaGemm.TryCreate(Device, out var gemmStatus);
+            GemmStatus = gemmStatus;
+            GemmMinRows = DefaultGemmMinRows;
+            if (int.TryParse(Environment.GetEnvironmentVariable("RADLADS_CUBLASLT_MIN_ROWS"), NumberStyles.Integer, CultureInfo.InvariantCulture, out int minRows))
+            {
+                GemmMinRows = Math.Max(2, minRows);
+            }
+
             ProgrammaticLaunch = Device.ComputeMajor >= 9 && Device.Driver.HasLaunchEx && Environment.GetEnvironmentVariable("RADLADS_CUDA_PDL") != "0";
         }
         catch (CudaUnavailableException e)
@@ -60,7 +68,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         Ops = new CudaOps(this);
         var nvrtc = Nvrtc.Instance;
         Description = string.Create(CultureInfo.InvariantCulture,
-            $"CUDA device {Device.Ordinal}: {Device.Name} (sm_{Device.ComputeCapability}, {Device.TotalMemory / (1024.0 * 1024 * 1024):F1} GiB, {Device.MultiprocessorCount} SMs), driver CUDA {Device.Driver.DriverVersionText} ({Device.Driver.LibraryName}), NVRTC {nvrtc.Version} ({nvrtc.LibraryName}), kernels {Library.Target}");
+            $"CUDA device {Device.Ordinal}: {Device.Name} (sm_{Device.ComputeCapability}, {Device.TotalMemory / (1024.0 * 1024 * 1024):F1} GiB, {Device.MultiprocessorCount} SMs), driver CUDA {Device.Driver.DriverVersionText} ({Device.Driver.LibraryName}), NVRTC {nvrtc.Version} ({nvrtc.LibraryName}), kernels {Library.Target}, GEMMs: {GemmStatus}");
     }
 
     public string Name => "cuda";
@@ -82,6 +90,36 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     /// <summary>Whether decode steps are recorded as CUDA graphs and replayed (default on; RADLADS_CUDA_GRAPHS=0 turns it off).</summary>
     public bool CaptureEnabled { get; set; } = Environment.GetEnvironmentVariable("RADLADS_CUDA_GRAPHS") != "0";
+
+    /// <summary>
+    /// From how many rows (tokens × sequences) a MatMul with bf16 weights runs on cuBLASLt (bf16 activations,
+    /// fp32 accumulation) instead of the built-in kernels (fp32 activations). Below it, and for decode (one row,
+    /// the GEMVs) or other weight dtypes, the built-in kernels run. See NOTES for the measured crossover.
+    /// </summary>
+    public const int DefaultGemmMinRows = 16;
+
+    /// <summary>cuBLASLt for the prefill GEMMs, or null (<see cref="GemmStatus"/> says why).</summary>
+    internal CudaGemm? Gemm { get; }
+
+    /// <summary>Whether cuBLASLt was found and started on this device.</summary>
+    public bool HasGemmLibrary => Gemm is not null;
+
+    /// <summary>One line for the log and `radlads info`: the cuBLASLt library and version, or why it is not used.</summary>
+    public string GemmStatus { get; }
+
+    /// <summary>
+    /// Whether cuBLASLt can be loaded on this machine (no GPU needed), for `radlads info`: its version and file, or
+    /// the names tried and what the CUDA backend does instead.
+    /// </summary>
+    public static string ProbeGemmLibrary() => CublasLt.TryGet(out var lt, out var reason)
+        ? $"cuBLASLt {lt!.Version} ({lt.LibraryName}): prefill MatMuls with bf16 weights from {DefaultGemmMinRows} rows on"
+        : reason + "; CUDA prefill uses the built-in tiled matmul";
+
+    /// <summary>
+    /// Rows from which MatMul uses cuBLASLt (<see cref="DefaultGemmMinRows"/>, or RADLADS_CUBLASLT_MIN_ROWS; at
+    /// least 2: one row is the GEMV's). int.MaxValue keeps every MatMul on the built-in kernels.
+    /// </summary>
+    public int GemmMinRows { get; set; }
 
     /// <summary>Binds the device's context to the calling thread; every entry point calls it first.</summary>
     internal void Enter()
@@ -372,6 +410,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         stepHost.Dispose();
         stepRead.Dispose();
         splitCounters.Dispose();
+        Gemm?.Dispose();
         stream.Dispose();
         disposed = true;
     }

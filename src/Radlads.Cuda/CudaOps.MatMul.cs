@@ -44,6 +44,11 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
+        if (UsesGemmLibrary(w, t) && TryGemm([w], [bias], [py], layout, px, t, k, [m]))
+        {
+            return;
+        }
+
         var tiled = layout == WeightLayout.OutIn ? K.MatMulOutIn[dtype] : K.MatMulInOut[dtype];
         // gridDim.y is at most 65535: very long prefills go in slices of rows.
         const int maxRowsPerLaunch = 65535 * Tile;
@@ -57,6 +62,89 @@ internal sealed unsafe partial class CudaOps
             ys = py + ((ulong)start * (ulong)m * sizeof(float));
             backend.Launch(tiled, "matmul_tiled", (uint)((m + Tile - 1) / Tile), (uint)((rows + Tile - 1) / Tile), Threads, 0, a);
         }
+    }
+
+    /// <summary>Whether a MatMul of <paramref name="rows"/> rows with this weight goes to cuBLASLt (bf16 weights, enough rows).</summary>
+    private bool UsesGemmLibrary(CudaTensor w, int rows) =>
+        w.DType == DType.BF16 && rows >= backend.GemmMinRows && backend.Gemm is not null;
+
+    /// <summary>
+    /// Prefill on cuBLASLt: x [T, K] is rounded to bf16 once (into a scratch block) and multiplied by each bf16
+    /// weight with fp32 accumulation; a bias that is not fp32 is widened first (the epilogue reads fp32 for an fp32
+    /// output). Returns false, having queued nothing, when cuBLASLt has no kernel for one of the shapes.
+    /// </summary>
+    private bool TryGemm(ReadOnlySpan<CudaTensor> weights, ReadOnlySpan<Tensor?> biases, ReadOnlySpan<ulong> outputs, WeightLayout layout,
+        ulong px, int t, int k, ReadOnlySpan<int> ms)
+    {
+        var gemm = backend.Gemm!;
+        if (k == 0)
+        {
+            return false;
+        }
+
+        bool outIn = layout == WeightLayout.OutIn;
+        Span<ulong> biasPointers = stackalloc ulong[weights.Length];
+        var scratch = new List<Tensor>(weights.Length + 1);
+        try
+        {
+            for (int i = 0; i < weights.Length; i++)
+            {
+                biasPointers[i] = biases[i] is { } b ? FloatBias(b, ms[i], scratch) : 0;
+                if (!gemm.Supports(weights[i].Pointer, outIn, biasPointers[i], outputs[i], t, k, ms[i]))
+                {
+                    return false;
+                }
+            }
+
+            // bf16 x: T·K halves in a block of ⌈T·K / 2⌉ floats (the cache hands out 256-byte aligned blocks).
+            long n = (long)t * k;
+            var xb = backend.AllocateUninitialized(checked((int)((n + 1) / 2)));
+            scratch.Add(xb);
+            ulong pxb = P(xb);
+            if (n % 2 == 0 && px % 8 == 0)
+            {
+                long pairs = n / 2;
+                void** a = stackalloc void*[] { &px, &pxb, &pairs };
+                Elementwise(K.ToBf16Pairs, "f32_to_bf16_pairs", pairs, a);
+            }
+            else
+            {
+                void** a = stackalloc void*[] { &px, &pxb, &n };
+                Elementwise(K.ToBf16, "f32_to_bf16", n, a);
+            }
+
+            for (int i = 0; i < weights.Length; i++)
+            {
+                gemm.MatMul(pxb, weights[i].Pointer, outIn, biasPointers[i], outputs[i], t, k, ms[i], backend.Stream);
+            }
+
+            return true;
+        }
+        finally
+        {
+            // Back to the backend's cache: later work on the stream runs after the GEMMs that read them.
+            foreach (var s in scratch)
+            {
+                s.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The bias as fp32 on the device: its own memory when it is fp32, else a widened copy in <paramref name="scratch"/>.</summary>
+    private ulong FloatBias(Tensor bias, int m, List<Tensor> scratch)
+    {
+        var (pb, bType) = Param(bias, m);
+        if (bType == (int)DType.F32)
+        {
+            return pb;
+        }
+
+        var copy = backend.AllocateUninitialized(m);
+        scratch.Add(copy);
+        ulong py = P(copy);
+        void** a = stackalloc void*[] { &pb, &bType, &py, &m };
+        Elementwise(K.ParamToF32, "param_to_f32", m, a);
+        return py;
     }
 
     /// <summary>
@@ -155,6 +243,11 @@ internal sealed unsafe partial class CudaOps
                 && outputs[i].RowCount == 1 && outputs[i].RowLength == w.Shape[0] && w.Shape[0] > 0;
         }
 
+        if (!grouped && x.RowCount >= backend.GemmMinRows && backend.Gemm is not null && SharedGemm(x, weights, biases, outputs))
+        {
+            return;
+        }
+
         if (!grouped)
         {
             for (int i = 0; i < count; i++)
@@ -191,5 +284,33 @@ internal sealed unsafe partial class CudaOps
         int perBlock = 8 >> level;
         void** a = stackalloc void*[] { &px, &k, &w0, &b0, &t0, &y0, &m0, &w1, &b1, &t1, &y1, &m1, &w2, &b2, &t2, &y2, &m2 };
         backend.Launch(K.GemvGroup[(int)dtype][level], "gemv_group", (uint)((rows + perBlock - 1) / perBlock), 1, Threads, 0, a);
+    }
+
+    /// <summary>
+    /// Several rows with bf16 weights that all take x [T, K] as OutIn: x is rounded to bf16 once for all of them.
+    /// False (nothing queued) when a weight does not qualify or cuBLASLt has no kernel for its shape.
+    /// </summary>
+    private bool SharedGemm(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
+    {
+        int count = weights.Count;
+        int k = x.RowLength, t = x.RowCount;
+        var ws = new CudaTensor[count];
+        var ys = new ulong[count];
+        var ms = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            var w = C(weights[i]);
+            if (w.DType != DType.BF16 || w.Shape.Length != 2 || w.Shape[1] != k || w.Shape[0] == 0
+                || outputs[i].RowCount != t || outputs[i].RowLength != w.Shape[0])
+            {
+                return false;
+            }
+
+            ws[i] = w;
+            ys[i] = P(outputs[i]);
+            ms[i] = w.Shape[0];
+        }
+
+        return TryGemm(ws, biases.ToArray(), ys, WeightLayout.OutIn, P(x), t, k, ms);
     }
 }

@@ -27,6 +27,9 @@ internal sealed class Kernels
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
         GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
         GemvInOutScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_scalar"))];
+        ToBf16 = library.Function("matmul.cu", "f32_to_bf16");
+        ToBf16Pairs = library.Function("matmul.cu", "f32_to_bf16_pairs");
+        ParamToF32 = library.Function("matmul.cu", "param_to_f32");
         Rope = library.Function("attention.cu", "rope_f32");
         RepeatKv = library.Function("attention.cu", "repeat_kv_f32");
         Attention = library.Function("attention.cu", "attention_f32");
@@ -91,6 +94,14 @@ internal sealed class Kernels
     public nint[] GemvInOutVector { get; }
 
     public nint[] GemvInOutScalar { get; }
+
+    /// <summary>fp32 → bf16 (round to nearest even) for the cuBLASLt GEMMs: one element, or two per thread and step.</summary>
+    public nint ToBf16 { get; }
+
+    public nint ToBf16Pairs { get; }
+
+    /// <summary>A parameter vector of any dtype → fp32 (cuBLASLt's bias epilogue reads fp32 for an fp32 output).</summary>
+    public nint ParamToF32 { get; }
 
     public nint Rope { get; }
 

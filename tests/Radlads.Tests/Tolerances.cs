@@ -177,4 +177,33 @@ public static class Tolerances
     /// scalar), so a few ulp (1.2e-7 each) per step at most.
     /// </summary>
     public const double AdamWTorchRelative = 1e-6;
+
+    /// <summary>
+    /// The unit roundoff of bf16 (8 significant bits): rounding x to bf16 for the cuBLASLt GEMMs moves each element by
+    /// at most 2^−8 of itself, so an output of x·W moves by at most 2^−8 · Σ_k |x_k·w_k|. The cuBLASLt MatMul tests check
+    /// that bound per element against the float64 product of the unrounded x (a rigorous bound, not a fit).
+    /// </summary>
+    public const double Bf16UnitRoundoff = 1.0 / 256;
+
+    /// <summary>
+    /// The cuBLASLt MatMul against the float64 product of the bf16-rounded x (the exact result of what it is asked
+    /// to compute): bf16 × bf16 products are exact in fp32, the sums are fp32 in an order cuBLASLt picks (tensor-core
+    /// fragments, split-K), so 5× the single-op budget.
+    /// </summary>
+    public const double Bf16GemmRelative = 1e-4;
+
+    /// <summary>Absolute floor for <see cref="Bf16GemmRelative"/>.</summary>
+    public const double Bf16GemmAbsolute = 1e-4;
+
+    /// <summary>
+    /// Whole-model logits when every prefill GEMM with bf16 weights rounds its activations to bf16 (the CUDA
+    /// backend's cuBLASLt path), against the golden references and against fp32 token-by-token decode. Each GEMM
+    /// output moves by ~2^−8/√3 of its RMS (random-sign rounding errors), and the errors of ~7 GEMMs per layer add up
+    /// over the layers. Measured on the CPU emulation (<see cref="Models.Bf16GemmEmulationTests"/>), 24 tokens of the
+    /// six fixtures (3 layers, hidden 64, random weights): 0.0031 (qwen2-tied) to 0.0154 (rwkv6-rope) × max |logit|;
+    /// the bound is ~3× the worst. Prefill == decode comparisons on that path use this bound instead of
+    /// <see cref="ConsistencyRelativeToMax"/>: the two sides no longer compute the same sums (decode's GEMVs keep fp32
+    /// activations).
+    /// </summary>
+    public const double Bf16GemmLogitsRelativeToMax = 5e-2;
 }

@@ -39,11 +39,19 @@ internal static class BenchDecodeCommand
         pdl.AcceptOnlyFromAmong("on", "off", "both");
         var copyMiB = new Option<int>("--copy-mib") { Description = "Size of the device-to-device copy that measures bandwidth.", DefaultValueFactory = _ => 1024 };
         var gemv = new Option<bool>("--gemv") { Description = "Also time the bf16 GEMVs of the largest shape alone." };
+        var gemm = new Option<bool>("--gemm")
+        {
+            Description = "Also time the built-in matmul against cuBLASLt over T = 2…256 at each shape's matrices (where cuBLASLt starts to win). The cuBLASLt GEMM rate itself is measured whenever --gemm or --prefill-bench is given.",
+        };
+        var profile = new Option<bool>("--profile")
+        {
+            Description = "Time every op on the device (a stream wait around each) and print the table at the end: for where prefill spends its time, run with --prefill-bench N --tokens 1 --warmup 0 --prefill 1 (the decode timings then include the waits).",
+        };
         var markdown = new Option<FileInfo?>("--markdown") { Description = "Append the results table (markdown) to this file." };
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights and tokens.", DefaultValueFactory = _ => 1 };
         var command = new Command("bench-decode", "Benchmark batch-1 decode on random weights at real Qwen2.5 shapes (ms/token, bytes/token, fraction of the measured copy bandwidth).")
         {
-            shapes, arches, tokens, warmup, contexts, prefill, prefillBench, backend, graphs, pdl, copyMiB, gemv, markdown, seed,
+            shapes, arches, tokens, warmup, contexts, prefill, prefillBench, backend, graphs, pdl, copyMiB, gemv, gemm, profile, markdown, seed,
         };
         command.Hidden = true;
         command.SetAction(parse =>
@@ -63,13 +71,23 @@ internal static class BenchDecodeCommand
                 throw new RadladsException("bench-decode: --tokens, --prefill and every --context must be at least 1, --warmup at least 0");
             }
 
-            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, io.Error);
+            using var device = CommonOptions.CreateBackend(parse.GetValue(backend)!, parse.GetValue(profile), io.Error);
             if (parse.GetValue(prefillBench) < 0)
             {
                 throw new RadladsException("bench-decode: --prefill-bench must be at least 0");
             }
 
-            var lines = Run(io, device, options, parse.GetValue(copyMiB), parse.GetValue(gemv), parse.GetValue(prefillBench));
+            var lines = Run(io, device, options, parse.GetValue(copyMiB), parse.GetValue(gemv), parse.GetValue(gemm), parse.GetValue(prefillBench));
+            if (device is ProfilingBackend profiled)
+            {
+                lines.Add("");
+                lines.Add("Op profile (every op, stream wait around each), all passes above:");
+                lines.Add("```");
+                lines.Add(profiled.Profile.FormatReport());
+                lines.Add("```");
+                io.Output.WriteLine(string.Join(Environment.NewLine, lines.TakeLast(5)));
+            }
+
             if (parse.GetValue(markdown) is FileInfo file)
             {
                 File.AppendAllLines(file.FullName, lines);
@@ -93,8 +111,10 @@ internal static class BenchDecodeCommand
         _ => throw new RadladsException($"bench-decode: --arch must be rwkv7 or qwen2, got '{name}'"),
     };
 
-    private static List<string> Run(CliContext io, IBackend device, Options options, int copyMiB, bool gemv, int prefillTokens)
+    private static List<string> Run(CliContext io, IBackend device, Options options, int copyMiB, bool gemv, bool gemm, int prefillTokens)
     {
+        // The models run on `device` (profiled with --profile); device-specific work talks to the backend inside.
+        var raw = device is ProfilingBackend p ? p.Inner : device;
         var o = io.Output;
         var lines = new List<string>();
         void Line(string text)
@@ -105,7 +125,8 @@ internal static class BenchDecodeCommand
 
         Line($"device: {device.Description}");
         double copy = 0;
-        if (device is CudaBackend cuda)
+        double gemmRate = 0;
+        if (raw is CudaBackend cuda)
         {
             var (bandwidth, ms) = CudaBenchmarks.CopyBandwidth(cuda, (long)copyMiB << 20, 20);
             copy = bandwidth;
@@ -121,6 +142,16 @@ internal static class BenchDecodeCommand
                     Gemv(cuda, Line, copy, config.VocabSize, config.HiddenSize, $"{shape} lm head");
                 }
             }
+
+            if (gemm || prefillTokens > 0)
+            {
+                gemmRate = GemmRate(cuda, Line, options.Shapes, Math.Max(prefillTokens, 2048));
+            }
+
+            if (gemm)
+            {
+                Crossover(cuda, Line, options.Shapes);
+            }
         }
 
         var prefillRows = new List<string>();
@@ -135,13 +166,18 @@ internal static class BenchDecodeCommand
                 var config = SyntheticModel.Config(shape, architecture);
                 var watch = Stopwatch.StartNew();
                 using var model = SyntheticModel.Create(config, device, options.Seed);
-                (device as CudaBackend)?.Synchronize();
+                (raw as CudaBackend)?.Synchronize();
                 io.Error.WriteLine(string.Create(Inv, $"built {shape} {config.ModelType} with random weights ({model.ParameterCount / 1e9:F2} B parameters) in {watch.Elapsed.TotalSeconds:F1} s"));
                 if (prefillTokens > 0)
                 {
                     double ms = Prefill(model, prefillTokens, random);
+                    var (gemmFlops, sequenceFlops) = SyntheticModel.PrefillFlops(config, prefillTokens);
+                    double rate = (gemmFlops + sequenceFlops) / (ms / 1000);
+                    string path = raw is CudaBackend g
+                        ? (g.HasGemmLibrary && prefillTokens >= g.GemmMinRows ? "cuBLASLt" : "built-in")
+                        : raw.Name;
                     prefillRows.Add(string.Create(Inv,
-                        $"| {shape} | {(architecture == Architecture.Qwen2 ? "qwen2" : "rwkv7")} | {prefillTokens} | {ms:F1} | {prefillTokens / (ms / 1000):F0} |"));
+                        $"| {shape} | {(architecture == Architecture.Qwen2 ? "qwen2" : "rwkv7")} | {prefillTokens} | {path} | {ms:F1} | {prefillTokens / (ms / 1000):F0} | {gemmFlops / 1e9:F1} + {sequenceFlops / 1e9:F1} | {rate / 1e12:F2} | {(gemmRate > 0 ? (rate / gemmRate).ToString("P1", Inv) : "n/a")} | {(gemmRate > 0 ? (gemmFlops / (ms / 1000) / gemmRate).ToString("P1", Inv) : "n/a")} |"));
                 }
 
                 foreach (int context in options.Contexts)
@@ -151,7 +187,7 @@ internal static class BenchDecodeCommand
                         foreach (bool programmatic in Switch(options.Pdl))
                         {
                             string graphText = "n/a", pdlText = "n/a";
-                            if (device is CudaBackend c)
+                            if (raw is CudaBackend c)
                             {
                                 c.CaptureEnabled = graph;
                                 c.ProgrammaticLaunch = programmatic && c.Device.ComputeMajor >= 9 && c.Device.Driver.HasLaunchEx;
@@ -175,12 +211,126 @@ internal static class BenchDecodeCommand
         if (prefillRows.Count > 0)
         {
             Line("");
-            Line("| shape | arch | prefill tokens | ms | tokens/s |");
-            Line("|---|---|---:|---:|---:|");
+            Line("Prefill FLOPs (SyntheticModel.PrefillFlops): GEMM = 2·T·(layer matrix elements) + the head's last row; mixing = attention 2·H·N·T(T+1) or wkv7 9·H·N²·T per layer.");
+            Line("| shape | arch | prefill tokens | GEMMs | ms | tokens/s | GFLOP (GEMM + mixing) | TFLOP/s | of GEMM rate | GEMM FLOPs alone, of GEMM rate |");
+            Line("|---|---|---:|---|---:|---:|---:|---:|---:|---:|");
             prefillRows.ForEach(Line);
         }
 
         return lines;
+    }
+
+    /// <summary>
+    /// The cuBLASLt bf16 GEMM rate: 8192³, then each shape's MLP up and down and a C × C projection at
+    /// <paramref name="tokens"/> rows. Returns the best rate (the roofline prefill is compared with), 0 without cuBLASLt.
+    /// </summary>
+    private static double GemmRate(CudaBackend cuda, Action<string> line, string[] shapes, int tokens)
+    {
+        var problems = new List<(string What, int T, int K, int M)> { ("8192³", 8192, 8192, 8192) };
+        foreach (var shape in shapes)
+        {
+            var config = SyntheticModel.Config(shape, Architecture.Qwen2);
+            int c = config.HiddenSize, f = config.IntermediateSize;
+            problems.Add(($"{shape} mlp up", tokens, c, f));
+            problems.Add(($"{shape} mlp down", tokens, f, c));
+            problems.Add(($"{shape} C×C", tokens, c, c));
+        }
+
+        double best = 0;
+        foreach (var (what, t, k, m) in problems)
+        {
+            var result = CudaBenchmarks.Bf16Gemm(cuda, t, k, m, 20);
+            if (result is not { } r)
+            {
+                line($"gemm bf16 {what}: not run ({cuda.GemmStatus})");
+                continue;
+            }
+
+            best = Math.Max(best, r.FlopsPerSecond);
+            line(string.Create(Inv, $"gemm bf16 {what} (T {t}, K {k}, M {m}) on cuBLASLt: {r.Milliseconds:F3} ms, {r.FlopsPerSecond / 1e12:F1} TFLOP/s (median of 20, fp32 accumulate, fp32 out)"));
+        }
+
+        if (best > 0)
+        {
+            line(string.Create(Inv, $"GEMM rate: {best / 1e12:F1} TFLOP/s (the best above: the roofline prefill is measured against)"));
+        }
+
+        return best;
+    }
+
+    /// <summary>
+    /// MatMul through the backend (fp32 x, bf16 W, as the model calls it) at T = 2…256 on the built-in kernels and on
+    /// cuBLASLt (x's conversion included), for each shape's MLP up/down and k_proj: where cuBLASLt starts to win.
+    /// </summary>
+    private static unsafe void Crossover(CudaBackend cuda, Action<string> line, string[] shapes)
+    {
+        if (!cuda.HasGemmLibrary)
+        {
+            line($"crossover: not run ({cuda.GemmStatus})");
+            return;
+        }
+
+        int saved = cuda.GemmMinRows;
+        line("");
+        line("| shape | matrix [M, K] | T | built-in µs | cuBLASLt µs | built-in / cuBLASLt |");
+        line("|---|---|---:|---:|---:|---:|");
+        int[] rows = [2, 4, 8, 16, 32, 64, 128, 256];
+        var wins = new bool[rows.Length];
+        Array.Fill(wins, true);
+        try
+        {
+            foreach (var shape in shapes)
+            {
+                var config = SyntheticModel.Config(shape, Architecture.Qwen2);
+                int c = config.HiddenSize, f = config.IntermediateSize, kv = config.NumKeyValueHeads * config.HeadDim;
+                foreach (var (what, m, k) in new[] { ("mlp up", f, c), ("mlp down", c, f), ("k_proj", kv, c) })
+                {
+                    long elements = (long)m * k;
+                    var host = (ushort*)NativeMemory.Alloc((nuint)(elements * 2));
+                    try
+                    {
+                        var random = new Random(3);
+                        for (long i = 0; i < elements; i++)
+                        {
+                            host[i] = Bf16.FromSingle((random.NextSingle() - 0.5f) * 0.1f);
+                        }
+
+                        using var w = cuda.LoadWeight(new TensorData("w", DType.BF16, [m, k], (byte*)host, elements * 2));
+                        for (int i = 0; i < rows.Length; i++)
+                        {
+                            int t = rows[i];
+                            using var x = cuda.FromFloats(Enumerable.Range(0, t * k).Select(j => (float)Math.Sin(j)).ToArray(), t, k);
+                            using var y = cuda.AllocateUninitialized(t, m);
+                            cuda.GemmMinRows = int.MaxValue;
+                            double builtIn = CudaBenchmarks.Time(cuda, () => cuda.Ops.MatMul(x, w, null, y), 3, 20);
+                            cuda.GemmMinRows = 2;
+                            double library = CudaBenchmarks.Time(cuda, () => cuda.Ops.MatMul(x, w, null, y), 3, 20);
+                            wins[i] &= library < builtIn;
+                            line(string.Create(Inv, $"| {shape} | {what} [{m}, {k}] | {t} | {builtIn * 1000:F1} | {library * 1000:F1} | {builtIn / library:F2} |"));
+                        }
+                    }
+                    finally
+                    {
+                        NativeMemory.Free(host);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            cuda.GemmMinRows = saved;
+        }
+
+        // The smallest T from which cuBLASLt wins at every larger T too.
+        int from = -1;
+        for (int i = rows.Length - 1; i >= 0 && wins[i]; i--)
+        {
+            from = rows[i];
+        }
+
+        line(from > 0
+            ? $"crossover: cuBLASLt is faster for every matrix above from T = {from} (the backend's threshold is {saved}; RADLADS_CUBLASLT_MIN_ROWS sets it)"
+            : $"crossover: cuBLASLt is not faster for every matrix at any one T from there on (threshold {saved})");
     }
 
     /// <summary>Wall milliseconds of one forward pass of <paramref name="count"/> tokens from a fresh state, after one untimed pass.</summary>

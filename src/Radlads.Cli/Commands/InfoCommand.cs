@@ -72,6 +72,7 @@ internal static class InfoCommand
             o.WriteLine($"unused tensors: {lm.UnusedTensors.Count} ({string.Join(", ", lm.UnusedTensors.Take(6))}{(lm.UnusedTensors.Count > 6 ? ", …" : "")})");
         }
 
+        o.WriteLine($"cuda gemms:     {Radlads.Cuda.CudaBackend.ProbeGemmLibrary()}");
         o.WriteLine($"tokenizer:      {(File.Exists(Path.Combine(lm.Directory, "tokenizer.json")) ? "tokenizer.json" : "none (score --tokens and info still work)")}");
     }
 

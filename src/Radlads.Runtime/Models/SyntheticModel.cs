@@ -172,6 +172,41 @@ public static class SyntheticModel
         return (weights, state);
     }
 
+    /// <summary>
+    /// Floating-point operations of a prefill of <paramref name="tokens"/> tokens from a fresh state (the last
+    /// token's logits only, as <c>Forward(state, ids)</c>), multiply and add counted as two:
+    /// <c>Gemm</c> = 2·T·(elements of every layer matrix the forward multiplies by: q/k/v/o, gate/up/down, the RWKV7
+    /// LoRA factors except layer 0's unused v1/v2) + 2·C·V for the head's one row; <c>Sequence</c> = the token mixing
+    /// outside the GEMMs: causal softmax attention 2·H·N·T(T+1) per layer (QKᵀ and PV over the T(T+1)/2 visible
+    /// pairs), or the wkv7 scan 9·H·N²·T per layer (S·a, the decay, the a·bᵀ and v·kᵀ updates, S·r). Norms,
+    /// elementwise ops, RoPE and softmax's exponentials are not counted (O(T·C), below 1 % at these shapes).
+    /// </summary>
+    public static (double Gemm, double Sequence) PrefillFlops(ModelConfig config, int tokens)
+    {
+        double matrixElements = 0;
+        foreach (var (name, shape) in Tensors(config))
+        {
+            if (shape.Length != 2 || !name.StartsWith("model.layers.", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            if (config.Architecture == Architecture.Rwkv7Qwen2 && name is "model.layers.0.self_attn.v1" or "model.layers.0.self_attn.v2")
+            {
+                continue;
+            }
+
+            matrixElements += (double)shape[0] * shape[1];
+        }
+
+        double t = tokens, h = config.NumAttentionHeads, n = config.HeadDim, layers = config.NumHiddenLayers;
+        double gemm = (2 * t * matrixElements) + (2.0 * config.HiddenSize * config.VocabSize);
+        double sequence = config.Architecture == Architecture.Qwen2
+            ? layers * 2 * h * n * t * (t + 1)
+            : layers * 9 * h * n * n * t;
+        return (gemm, sequence);
+    }
+
     private static long Bytes(int[] shape) => shape.Aggregate(2L, (p, d) => p * d);
 
     /// <summary>Native memory holding random bf16 values and a run of bf16 ones.</summary>

@@ -2,10 +2,16 @@ using Radlads.Checkpoints;
 
 namespace Radlads.Ops;
 
-/// <summary>A backend whose ops are timed by <see cref="ProfilingOps"/>; everything else passes through.</summary>
-public sealed class ProfilingBackend(IBackend inner) : IBackend
+/// <summary>
+/// A backend whose ops are timed by <see cref="ProfilingOps"/>; everything else passes through. An asynchronous
+/// backend passes its stream wait as <paramref name="synchronize"/> so that each op is timed on the device.
+/// </summary>
+public sealed class ProfilingBackend(IBackend inner, Action? synchronize = null) : IBackend
 {
-    public ProfilingOps Profile { get; } = new(inner.Ops);
+    public ProfilingOps Profile { get; } = new(inner.Ops, synchronize);
+
+    /// <summary>The backend being timed.</summary>
+    public IBackend Inner => inner;
 
     public string Name => inner.Name;
 

@@ -6,9 +6,11 @@ namespace Radlads.Ops;
 /// <summary>
 /// Wraps another <see cref="IOps"/> and counts calls and wall time per op (Llm.cs's TimeLlm), so a run can say
 /// where its time goes without touching model code. Time is measured on the host around each call: exact for
-/// the CPU backend; an asynchronous GPU backend must synchronise inside its ops for the split to be meaningful.
+/// the CPU backend. An asynchronous GPU backend passes <paramref name="synchronize"/> (waits for its stream): it runs
+/// before and after every op, so each op's time is its GPU time plus one launch and wait (a few µs), not the host's
+/// enqueue time.
 /// </summary>
-public sealed class ProfilingOps(IOps inner) : IOps
+public sealed class ProfilingOps(IOps inner, Action? synchronize = null) : IOps
 {
     private readonly Dictionary<string, (long Calls, long Ticks)> stats = [];
 
@@ -32,8 +34,15 @@ public sealed class ProfilingOps(IOps inner) : IOps
         return string.Join(Environment.NewLine, lines);
     }
 
+    private long Start()
+    {
+        synchronize?.Invoke();
+        return Stopwatch.GetTimestamp();
+    }
+
     private void Time(string op, long start)
     {
+        synchronize?.Invoke();
         long elapsed = Stopwatch.GetTimestamp() - start;
         stats.TryGetValue(op, out var s);
         stats[op] = (s.Calls + 1, s.Ticks + elapsed);
@@ -41,175 +50,175 @@ public sealed class ProfilingOps(IOps inner) : IOps
 
     public void Embedding(Tensor table, ReadOnlySpan<int> ids, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Embedding(table, ids, y);
         Time(nameof(Embedding), start);
     }
 
     public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.RmsNorm(x, weight, eps, y);
         Time(nameof(RmsNorm), start);
     }
 
     public void MatMulShared(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.MatMulShared(x, weights, biases, outputs);
         Time(nameof(MatMulShared), start);
     }
 
     public void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.MatMul(x, weight, bias, y, layout);
         Time(nameof(MatMul), start);
     }
 
     public void Add(Tensor a, Tensor b, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Add(a, b, y);
         Time(nameof(Add), start);
     }
 
     public void Multiply(Tensor a, Tensor b, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Multiply(a, b, y);
         Time(nameof(Multiply), start);
     }
 
     public void Scale(Tensor x, float s, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Scale(x, s, y);
         Time(nameof(Scale), start);
     }
 
     public void Tanh(Tensor x, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Tanh(x, y);
         Time(nameof(Tanh), start);
     }
 
     public void Sigmoid(Tensor x, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Sigmoid(x, y);
         Time(nameof(Sigmoid), start);
     }
 
     public void AddSigmoid(Tensor x, Tensor bias, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.AddSigmoid(x, bias, y);
         Time(nameof(AddSigmoid), start);
     }
 
     public void SwiGlu(Tensor gate, Tensor up, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.SwiGlu(gate, up, y);
         Time(nameof(SwiGlu), start);
     }
 
     public void Rope(Tensor x, int heads, int headDim, int startPosition, float theta)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Rope(x, heads, headDim, startPosition, theta);
         Time(nameof(Rope), start);
     }
 
     public void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.RepeatKv(x, kvHeads, headDim, groups, y);
         Time(nameof(RepeatKv), start);
     }
 
     public void GroupNorm(Tensor x, Tensor weight, Tensor bias, int groups, float eps, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.GroupNorm(x, weight, bias, groups, eps, y);
         Time(nameof(GroupNorm), start);
     }
 
     public void Attention(Tensor q, Tensor kCache, Tensor vCache, int heads, int kvHeads, int headDim, int startPosition, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Attention(q, kCache, vCache, heads, kvHeads, headDim, startPosition, y);
         Time(nameof(Attention), start);
     }
 
     public void TokenShift(Tensor x, Tensor shiftState, Tensor delta)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.TokenShift(x, shiftState, delta);
         Time(nameof(TokenShift), start);
     }
 
     public void MixShift(Tensor x, Tensor delta, Tensor mix, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.MixShift(x, delta, mix, y);
         Time(nameof(MixShift), start);
     }
 
     public void Rwkv6Ddlerp(Tensor x, Tensor delta, Tensor lora, Tensor w2, Tensor mixes, Tensor outputs)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Rwkv6Ddlerp(x, delta, lora, w2, mixes, outputs);
         Time(nameof(Rwkv6Ddlerp), start);
     }
 
     public void Rwkv6Decay(Tensor d, Tensor bias, Tensor w)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Rwkv6Decay(d, bias, w);
         Time(nameof(Rwkv6Decay), start);
     }
 
     public void Rwkv6BalanceKeys(Tensor k, Tensor w, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Rwkv6BalanceKeys(k, w, y);
         Time(nameof(Rwkv6BalanceKeys), start);
     }
 
     public void Wkv6(Tensor r, Tensor k, Tensor v, Tensor w, Tensor state, float scale, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Wkv6(r, k, v, w, state, scale, y);
         Time(nameof(Wkv6), start);
     }
 
     public void Rwkv7Decay(Tensor z, Tensor w0, Tensor w)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Rwkv7Decay(z, w0, w);
         Time(nameof(Rwkv7Decay), start);
     }
 
     public void Rwkv7Keys(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced, Tensor removal, Tensor replacement, Tensor kTilde)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Rwkv7Keys(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde);
         Time(nameof(Rwkv7Keys), start);
     }
 
     public void Rwkv7ValueResidual(Tensor v, Tensor vFirst, Tensor nu, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Rwkv7ValueResidual(v, vFirst, nu, y);
         Time(nameof(Rwkv7ValueResidual), start);
     }
 
     public void Wkv7(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor state, Tensor y)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         inner.Wkv7(r, w, k, v, a, b, state, y);
         Time(nameof(Wkv7), start);
     }

@@ -21,6 +21,8 @@ public sealed class CliTests
         Assert.Contains($"architecture:   {(name.StartsWith("qwen2", StringComparison.Ordinal) ? "qwen2" : name.StartsWith("rwkv6", StringComparison.Ordinal) ? "rwkv6qwen2" : "rwkv7qwen2")}", output, StringComparison.Ordinal);
         Assert.Contains("parameters:", output, StringComparison.Ordinal);
         Assert.Contains("BF16 weights", output, StringComparison.Ordinal);
+        // Found or not, the line says which (this machine may have no cuBLASLt; the GPU machine has 13).
+        Assert.Matches(@"cuda gemms:     (cuBLASLt \d+\.\d+\.\d+ \(.+\): prefill|cuBLASLt was not found \(tried .*libcublasLt)", output);
         Assert.Contains(name.StartsWith("qwen2", StringComparison.Ordinal) ? "kv cache:       768 bytes per token" : "bytes per sequence", output, StringComparison.Ordinal);
     }
 
@@ -213,6 +215,18 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void BenchDecodePrefillRowsCountFlopsAndSayWhenThereIsNoGemmRate()
+    {
+        var (exit, output, error) = CliRunner.Run("bench-decode", "--backend", "cpu", "--shape", "tiny", "--arch", "qwen2",
+            "--tokens", "1", "--warmup", "0", "--context", "5", "--prefill", "2", "--prefill-bench", "8");
+        Assert.True(exit == 0, error);
+        Assert.Contains("| shape | arch | prefill tokens | GEMMs | ms | tokens/s | GFLOP (GEMM + mixing) | TFLOP/s | of GEMM rate |", output, StringComparison.Ordinal);
+        var row = Assert.Single(output.Split('\n'), l => l.StartsWith("| tiny | qwen2 | 8 | cpu |", StringComparison.Ordinal));
+        // No GPU, no GEMM rate to compare with: the fractions say so rather than print a number.
+        Assert.EndsWith("| n/a | n/a |", row.TrimEnd(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void BackendAutoSaysWhyItUsesTheCpu()
     {
         var result = CliRunner.Run("score", "--model", Dir("rwkv7"), "--tokens", "1,5,9");
@@ -226,7 +240,9 @@ public sealed class CliTests
         }
         else
         {
-            Assert.Empty(notes);
+            // CUDA runs: at most the one line saying it runs without cuBLASLt.
+            Assert.All(notes, n => Assert.Contains("cuBLASLt", n, StringComparison.Ordinal));
+            Assert.True(notes.Length <= 1, string.Join("\n", notes));
         }
     }
 

@@ -31,6 +31,24 @@ public sealed class SyntheticModelTests
         Assert.Equal(2L * 28 * 28 * 128 * 128 * 4, state);
     }
 
+    [Fact]
+    public void PrefillFlopsCountEveryLayerMatrixOnceAndTheMixingTerm()
+    {
+        // Qwen2.5-0.5B: per layer q and o 896², k and v 128·896, gate/up/down 896·4864; 24 layers; one head row.
+        var qwen = SyntheticModel.Config("0.5b", Architecture.Qwen2);
+        double perLayer = (2.0 * 896 * 896) + (2.0 * 128 * 896) + (3.0 * 896 * 4864);
+        var (gemm, attention) = SyntheticModel.PrefillFlops(qwen, 100);
+        Assert.Equal((2 * 100 * 24 * perLayer) + (2.0 * 896 * qwen.VocabSize), gemm);
+        Assert.Equal(24 * 2.0 * 14 * 64 * 100 * 101, attention);
+        // RAD-RWKV7 adds the LoRA factors (C·R + R·A for w, a, g and, except in layer 0, v) and 9·H·N² per token.
+        var rwkv = SyntheticModel.Config("0.5b", Architecture.Rwkv7Qwen2);
+        int rw = SyntheticModel.LoraRank(896, 0.5, 1.8), rv = SyntheticModel.LoraRank(896, 0.5, 1.3), rg = SyntheticModel.LoraRank(896, 0.8, 0.6);
+        double lora = (24 * 2.0 * 896 * (rw + rw + rg)) + (23 * 2.0 * 896 * rv);
+        var (rwkvGemm, scan) = SyntheticModel.PrefillFlops(rwkv, 100);
+        Assert.Equal((2 * 100 * ((24 * perLayer) + lora)) + (2.0 * 896 * rwkv.VocabSize), rwkvGemm);
+        Assert.Equal(24 * 9.0 * 14 * 64 * 64 * 100, scan);
+    }
+
     [Theory]
     [InlineData(Architecture.Rwkv7Qwen2)]
     [InlineData(Architecture.Qwen2)]

@@ -1,0 +1,240 @@
+using Radlads.Native;
+
+namespace Radlads.Cuda;
+
+/// <summary>
+/// The prefill GEMMs on cuBLASLt: y[T, M] (fp32) = x[T, K] (bf16) · Wᵀ (OutIn, W [M, K] bf16) or x · W (InOut,
+/// W [K, M]), fp32 accumulation on the tensor cores, + an fp32 bias through the BIAS epilogue. One handle and one
+/// 32 MiB workspace per backend; a plan (descriptor, layouts, the heuristic's algorithm) per shape, kept for the
+/// backend's life (a model has a handful of shapes per prompt length). cuBLASLt is column-major: a row-major
+/// y [T, M] is a column-major M × T matrix, so D = op(A)·B with A = W (K × M column-major for OutIn, transposed;
+/// M × K for InOut, as is) and B = x (K × T column-major).
+/// </summary>
+internal sealed unsafe class CudaGemm : IDisposable
+{
+    /// <summary>NVIDIA's recommendation for Hopper (cuBLAS docs, cublasSetWorkspace); smaller GPUs need less.</summary>
+    public const long WorkspaceBytes = 32L << 20;
+
+    private const int MaxPlans = 512;
+
+    private readonly CublasLt lt;
+    private readonly nint handle;
+    private readonly nint preference;
+    private readonly Dictionary<PlanKey, Plan?> plans = [];
+    private readonly DeviceMemory workspace;
+    private bool disposed;
+
+    private CudaGemm(CudaDevice device, CublasLt lt)
+    {
+        this.lt = lt;
+        handle = lt.Create();
+        try
+        {
+            preference = lt.MatmulPreferenceCreate();
+            lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MaxWorkspaceBytes, (ulong)WorkspaceBytes);
+            // Up front, not at the first GEMM: a decode step recorded as a graph must not allocate, and the memory a
+            // model holds is then all there after loading.
+            workspace = new DeviceMemory(device, WorkspaceBytes);
+        }
+        catch
+        {
+            if (preference != 0)
+            {
+                lt.MatmulPreferenceDestroy(preference);
+            }
+
+            lt.Destroy(handle);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// cuBLASLt for <paramref name="device"/>, or null with <paramref name="status"/> saying why (library missing,
+    /// too old, or a GPU before Ampere, whose tensor cores have no bf16); on success <paramref name="status"/> names
+    /// the library and its version.
+    /// </summary>
+    public static CudaGemm? TryCreate(CudaDevice device, out string status)
+    {
+        if (Environment.GetEnvironmentVariable("RADLADS_CUBLASLT") == "0")
+        {
+            status = "cuBLASLt off (RADLADS_CUBLASLT=0): prefill uses the built-in tiled matmul";
+            return null;
+        }
+
+        if (device.ComputeMajor < 8)
+        {
+            status = $"cuBLASLt not used: sm_{device.ComputeCapability} has no bf16 tensor cores; prefill uses the built-in tiled matmul";
+            return null;
+        }
+
+        if (!CublasLt.TryGet(out var lt, out var reason))
+        {
+            status = reason + "; prefill uses the built-in tiled matmul";
+            return null;
+        }
+
+        try
+        {
+            var gemm = new CudaGemm(device, lt!);
+            status = $"cuBLASLt {lt!.Version} ({lt.LibraryName})";
+            return gemm;
+        }
+        catch (CudaException e)
+        {
+            status = $"cuBLASLt ({lt!.LibraryName}) could not start: {e.Message}; prefill uses the built-in tiled matmul";
+            return null;
+        }
+    }
+
+    private readonly record struct PlanKey(int T, int K, int M, bool OutIn, bool Bias, int AlignX, int AlignW, int AlignY, int AlignBias);
+
+    private sealed class Plan
+    {
+        public nint Desc;
+        public nint A;
+        public nint B;
+        public nint D;
+        public CublasLtMatmulAlgo Algo;
+        public nuint Workspace;
+    }
+
+    /// <summary>The largest power of two (at most 256) that divides the pointer: what the heuristic may assume.</summary>
+    private static int Alignment(ulong pointer) => pointer == 0 ? 256 : (int)Math.Min(256UL, pointer & (~pointer + 1));
+
+    /// <summary>
+    /// Whether cuBLASLt has a kernel for this shape with x in a fresh (256-byte aligned) block: false when the
+    /// heuristic has none for it (the caller then uses its own kernel). Plans are kept, so asking again is cheap.
+    /// </summary>
+    public bool Supports(ulong w, bool outIn, ulong bias, ulong y, int t, int k, int m) => Find(256, w, outIn, bias, y, t, k, m) is not null;
+
+    /// <summary>
+    /// Queues y = x·op(W) (+ bias) on <paramref name="stream"/>; <see cref="Supports"/> said yes for this shape.
+    /// <paramref name="x"/> holds bf16 [T, K], <paramref name="w"/> bf16, <paramref name="bias"/> fp32 [M] or 0.
+    /// </summary>
+    public void MatMul(ulong x, ulong w, bool outIn, ulong bias, ulong y, int t, int k, int m, nint stream)
+    {
+        var plan = Find(Alignment(x), w, outIn, bias, y, t, k, m)
+            ?? throw new InvalidOperationException($"cuBLASLt has no kernel for T {t}, K {k}, M {m}: ask Supports first");
+        if (bias != 0)
+        {
+            lt.MatmulDescSetAttribute(plan.Desc, MatmulDescAttribute.BiasPointer, bias);
+        }
+
+        lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, plan.Algo, workspace.Pointer, plan.Workspace, stream);
+    }
+
+    private Plan? Find(int alignX, ulong w, bool outIn, ulong bias, ulong y, int t, int k, int m)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var key = new PlanKey(t, k, m, outIn, bias != 0, alignX, Alignment(w), Alignment(y), Alignment(bias));
+        if (!plans.TryGetValue(key, out var plan))
+        {
+            if (plans.Count >= MaxPlans)
+            {
+                // Many prompt lengths (a server): start over rather than grow without bound. Descriptors are host
+                // objects that cublasLtMatmul reads when called, so queued GEMMs do not need them.
+                DestroyPlans();
+            }
+
+            plan = CreatePlan(key, bias);
+            plans[key] = plan;
+        }
+
+        return plan;
+    }
+
+    private Plan? CreatePlan(PlanKey key, ulong bias)
+    {
+        var plan = new Plan();
+        bool keep = false;
+        try
+        {
+            plan.Desc = lt.MatmulDescCreate(CublasComputeType.Compute32F, CudaDataType.R32F);
+            lt.MatmulDescSetAttribute(plan.Desc, MatmulDescAttribute.TransA, (int)(key.OutIn ? CublasOperation.Transpose : CublasOperation.None));
+            lt.MatmulDescSetAttribute(plan.Desc, MatmulDescAttribute.TransB, (int)CublasOperation.None);
+            if (key.Bias)
+            {
+                lt.MatmulDescSetAttribute(plan.Desc, MatmulDescAttribute.Epilogue, (uint)CublasLtEpilogue.Bias);
+                lt.MatmulDescSetAttribute(plan.Desc, MatmulDescAttribute.BiasPointer, bias);
+            }
+
+            // OutIn: W [M, K] row-major is K × M column-major (ld K), used transposed; InOut: W [K, M] is M × K (ld M).
+            plan.A = key.OutIn
+                ? lt.MatrixLayoutCreate(CudaDataType.R16BF, (ulong)key.K, (ulong)key.M, key.K)
+                : lt.MatrixLayoutCreate(CudaDataType.R16BF, (ulong)key.M, (ulong)key.K, key.M);
+            plan.B = lt.MatrixLayoutCreate(CudaDataType.R16BF, (ulong)key.K, (ulong)key.T, key.K);
+            plan.D = lt.MatrixLayoutCreate(CudaDataType.R32F, (ulong)key.M, (ulong)key.T, key.M);
+            lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MinAlignmentABytes, (uint)key.AlignW);
+            lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MinAlignmentBBytes, (uint)key.AlignX);
+            lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MinAlignmentCBytes, (uint)key.AlignY);
+            lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MinAlignmentDBytes, (uint)key.AlignY);
+            if (!lt.MatmulAlgoGetHeuristic(handle, plan.Desc, plan.A, plan.B, plan.D, plan.D, preference, out var best))
+            {
+                return null;
+            }
+
+            plan.Algo = best.Algo;
+            plan.Workspace = best.WorkspaceSize;
+            keep = true;
+            return plan;
+        }
+        finally
+        {
+            if (!keep)
+            {
+                Destroy(plan);
+            }
+        }
+    }
+
+    private void DestroyPlans()
+    {
+        foreach (var plan in plans.Values)
+        {
+            if (plan is not null)
+            {
+                Destroy(plan);
+            }
+        }
+
+        plans.Clear();
+    }
+
+    private void Destroy(Plan plan)
+    {
+        if (plan.A != 0)
+        {
+            lt.MatrixLayoutDestroy(plan.A);
+        }
+
+        if (plan.B != 0)
+        {
+            lt.MatrixLayoutDestroy(plan.B);
+        }
+
+        if (plan.D != 0)
+        {
+            lt.MatrixLayoutDestroy(plan.D);
+        }
+
+        if (plan.Desc != 0)
+        {
+            lt.MatmulDescDestroy(plan.Desc);
+        }
+    }
+
+    /// <summary>Frees the plans, the workspace and the handle; the caller has synchronised the stream.</summary>
+    public void Dispose()
+    {
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
+        DestroyPlans();
+        workspace.Dispose();
+        lt.MatmulPreferenceDestroy(preference);
+        lt.Destroy(handle);
+    }
+}
