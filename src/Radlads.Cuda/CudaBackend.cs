@@ -23,6 +23,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     private readonly CudaStream stream;
     private readonly Lock idsLock = new();
     private DeviceMemory? ids;
+    private DeviceMemory? sampleBuffer;
     private readonly DeviceMemory stepDevice;
     private readonly PinnedMemory stepHost;
     private readonly CudaEvent stepRead;
@@ -286,6 +287,27 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     }
 
     /// <summary>
+    /// A device buffer for one Sample call of <paramref name="rows"/> rows: their parameters (24 bytes each) and, after
+    /// them, their ids (4 bytes each). Reused across calls (stream-ordered: the call reads the ids back before returning).
+    /// </summary>
+    internal ulong SampleBuffer(int rows)
+    {
+        long bytes = (long)rows * 28;
+        if (sampleBuffer is null || sampleBuffer.Bytes < bytes)
+        {
+            if (sampleBuffer is not null)
+            {
+                stream.Synchronize();
+                sampleBuffer.Dispose();
+            }
+
+            sampleBuffer = new DeviceMemory(Device, Math.Max(bytes, 4096));
+        }
+
+        return sampleBuffer.Pointer;
+    }
+
+    /// <summary>
     /// Whether kernels are launched with programmatic dependent launch (Hopper and later; RADLADS_CUDA_PDL=0 turns
     /// it off): each kernel may start while the previous one finishes, and waits in griddepcontrol.wait before it
     /// touches memory; the GEMVs load their first weights before that wait.
@@ -368,6 +390,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         stream.Synchronize();
         ReleaseCachedMemory();
         ids?.Dispose();
+        sampleBuffer?.Dispose();
         stepDevice.Dispose();
         stepHost.Dispose();
         stepRead.Dispose();
