@@ -9,6 +9,8 @@
 //     select give the same key.
 // Result per row in ids[row]: the id, or an error code the host turns into a RadladsException:
 //   -1 every logit is -Infinity; -2 - 2·id a NaN at id (the lowest bad id); -3 - 2·id +Infinity at id.
+// A row whose temperature is negative is skipped (nothing written): a recorded decode step that ends with this
+// kernel, replayed when the caller wants the logits rather than a token.
 #include "common.cuh"
 
 typedef unsigned long long u64;
@@ -226,6 +228,7 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_f32(const fl
     u64* units = all_units + (i64)row * n;
     const SampleRow p = params[row];
     const int big = 0x7fffffff;
+    if (p.temperature < 0.f) return; // a recorded step replayed without sampling (uniform across the block)
 
     // Check and find the largest logit: NaN and +Infinity are errors (lowest id), -Infinity bans a token.
     float top = neg_infinity();

@@ -45,14 +45,7 @@ internal sealed unsafe partial class CudaOps
             driver.CopyHostToDeviceAsync(pp, h, packed.Length, backend.Stream);
         }
 
-        int n = allowedVocabulary;
-        // Units scratch: rows · n u64, held in an fp32 block of twice the element count.
-        using var units = backend.AllocateUninitialized(b, 2 * n);
-        ulong pl = P(logits), pu = P(units);
-        long stride = logits.RowLength;
-        int shift = SamplingMath.UnitShift(n);
-        void** a = stackalloc void*[] { &pl, &stride, &n, &pp, &shift, &pu, &pi };
-        backend.Launch(K.Sample, "sample_f32", (uint)b, 1, SampleThreads, 0, a);
+        QueueSample(logits, allowedVocabulary, b, pp, pi);
         var codes = new int[b];
         fixed (int* h = codes)
         {
@@ -62,20 +55,40 @@ internal sealed unsafe partial class CudaOps
 
         for (int r = 0; r < b; r++)
         {
-            int code = codes[r];
-            if (code >= 0)
-            {
-                ids[r] = code;
-                continue;
-            }
-
-            if (code == -1)
-            {
-                throw SampleChecks.AllBanned(r, b, n);
-            }
-
-            int bad = (-code - 2) / 2;
-            throw SampleChecks.NonFinite(r, b, bad, isNaN: (-code - 2) % 2 == 0);
+            ids[r] = DecodeSampled(codes[r], r, b, allowedVocabulary);
         }
+    }
+
+    /// <summary>
+    /// Queues sample_f32 over the first rows of <paramref name="logits"/>: parameters (sampling.cu's SampleRow, 24 bytes
+    /// each) at <paramref name="parameters"/>, ids or error codes to <paramref name="ids"/>, both device addresses. A
+    /// row with a negative temperature is skipped (a recorded step replayed without sampling).
+    /// </summary>
+    internal void QueueSample(Tensor logits, int allowedVocabulary, int rows, ulong parameters, ulong ids)
+    {
+        int n = allowedVocabulary;
+        // Units scratch: rows · n u64, held in an fp32 block of twice the element count.
+        using var units = backend.AllocateUninitialized(rows, 2 * n);
+        ulong pl = P(logits), pu = P(units), pp = parameters, pi = ids;
+        long stride = logits.RowLength;
+        int shift = SamplingMath.UnitShift(n);
+        void** a = stackalloc void*[] { &pl, &stride, &n, &pp, &shift, &pu, &pi };
+        backend.Launch(K.Sample, "sample_f32", (uint)rows, 1, SampleThreads, 0, a);
+    }
+
+    /// <summary>The id in a code written by sample_f32, or the exception its error code stands for.</summary>
+    internal static int DecodeSampled(int code, int row, int rows, int allowedVocabulary)
+    {
+        if (code >= 0)
+        {
+            return code;
+        }
+
+        if (code == -1)
+        {
+            throw SampleChecks.AllBanned(row, rows, allowedVocabulary);
+        }
+
+        throw SampleChecks.NonFinite(row, rows, (-code - 2) / 2, isNaN: (-code - 2) % 2 == 0);
     }
 }

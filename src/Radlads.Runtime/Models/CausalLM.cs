@@ -164,9 +164,11 @@ public sealed class CausalLM : IDisposable
         Span<int> id = stackalloc int[1];
         if (rows == 1 && StepCapture is { } capture)
         {
-            var captured = DecodeCapturedLogits(state, tokens[0], capture);
-            Backend.Ops.Sample(captured, allowedVocabulary, [row], id);
-            return id[0];
+            // The recorded step ends with the Sample: one graph launch per token, and 4 bytes back.
+            var step = Recorded(state, tokens[0], capture, allowedVocabulary);
+            int token = step.Recording!.ReplaySample([tokens[0]], state.Position, row);
+            state.Position += 1;
+            return token;
         }
 
         int c = Config.HiddenSize;
@@ -257,35 +259,48 @@ public sealed class CausalLM : IDisposable
     /// <summary>Replays (recording first if needed) the state's decode step; returns its logits [1, V] on the device.</summary>
     private Tensor DecodeCapturedLogits(SequenceState state, int token, IStepCapture capture)
     {
+        var step = Recorded(state, token, capture, state.Captured?.AllowedVocabulary ?? Config.VocabSize);
+        step.Recording!.Replay([token], state.Position);
+        state.Position += 1;
+        return step.Logits;
+    }
+
+    /// <summary>
+    /// The state's recorded decode step, ending with a Sample over <paramref name="allowedVocabulary"/> ids: recorded on
+    /// first use, and again if a caller samples over another vocabulary size (a kernel argument of the recording).
+    /// </summary>
+    private CapturedDecode Recorded(SequenceState state, int token, IStepCapture capture, int allowedVocabulary)
+    {
         if ((uint)token >= (uint)embedding.RowCount)
         {
             throw new RadladsException($"token id {token} at position 0 is outside the model's vocabulary [0, {embedding.RowCount})");
         }
 
-        if (state.Captured is null)
+        if (state.Captured is { } existing && existing.AllowedVocabulary == allowedVocabulary)
         {
-            var step = new CapturedDecode(Backend, Config.HiddenSize, Config.VocabSize);
-            try
-            {
-                List<Segment> segments = [new Segment(state, 0, 1, state.Position)];
-                step.Recording = capture.Capture([token], state.Position, () =>
-                {
-                    Body(segments, [token], step.Hidden, step.Normed, step.Branch);
-                    HeadLogits(step.Hidden, segments, allLogits: false, step.Selected, step.Logits);
-                });
-            }
-            catch
-            {
-                step.Dispose();
-                throw;
-            }
-
-            state.Captured = step;
+            return existing;
         }
 
-        state.Captured.Recording!.Replay([token], state.Position);
-        state.Position += 1;
-        return state.Captured.Logits;
+        state.Captured?.Dispose();
+        state.Captured = null;
+        var step = new CapturedDecode(Backend, Config.HiddenSize, Config.VocabSize, allowedVocabulary);
+        try
+        {
+            List<Segment> segments = [new Segment(state, 0, 1, state.Position)];
+            step.Recording = capture.Capture([token], state.Position, () =>
+            {
+                Body(segments, [token], step.Hidden, step.Normed, step.Branch);
+                HeadLogits(step.Hidden, segments, allLogits: false, step.Selected, step.Logits);
+            }, step.Logits, allowedVocabulary);
+        }
+        catch
+        {
+            step.Dispose();
+            throw;
+        }
+
+        state.Captured = step;
+        return step;
     }
 
     /// <summary>Final RMSNorm and LM head of the selected rows of h into <paramref name="logits"/> [rows, V].</summary>

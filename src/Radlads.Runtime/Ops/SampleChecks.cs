@@ -37,13 +37,18 @@ public static class SampleChecks
 
         for (int r = 0; r < rows.Length; r++)
         {
-            var p = rows[r];
-            if (!float.IsFinite(p.Temperature) || p.Temperature < 0f || p.TopK < 0 || !(p.TopP > 0f && p.TopP <= 1f)
-                || !(p.MinP >= 0f && p.MinP < 1f) || !(p.Uniform >= 0.0 && p.Uniform < 1.0))
-            {
-                throw new ArgumentException(
-                    $"Sample: row {r} has invalid parameters {p}: temperature finite ≥ 0, top-k ≥ 0, top-p in (0, 1], min-p in [0, 1), uniform in [0, 1)");
-            }
+            CheckRow(rows[r], r);
+        }
+    }
+
+    /// <summary>Throws unless temperature is finite ≥ 0, top-k ≥ 0, top-p in (0, 1], min-p in [0, 1), uniform in [0, 1).</summary>
+    public static void CheckRow(SampleRow p, int row = 0)
+    {
+        if (!float.IsFinite(p.Temperature) || p.Temperature < 0f || p.TopK < 0 || !(p.TopP > 0f && p.TopP <= 1f)
+            || !(p.MinP >= 0f && p.MinP < 1f) || !(p.Uniform >= 0.0 && p.Uniform < 1.0))
+        {
+            throw new ArgumentException(
+                $"Sample: row {row} has invalid parameters {p}: temperature finite ≥ 0, top-k ≥ 0, top-p in (0, 1], min-p in [0, 1), uniform in [0, 1)");
         }
     }
 
