@@ -62,7 +62,7 @@ public sealed class SamplingMathTests
         Assert.Equal(total, SamplingMath.NucleusTarget(1f, total)); // (double)total rounds up to 2^62: clamped
         Assert.Equal(1UL, SamplingMath.NucleusTarget(1e-30f, 1000));
         Assert.Equal(10UL, SamplingMath.DrawTarget(0.9999999999999999, 10)); // the last unit
-        Assert.Equal(total - 511, SamplingMath.DrawTarget(0.9999999999999999, total)); // u · 2^62 = 2^62 − 512
+        Assert.Equal(total - 510, SamplingMath.DrawTarget(0.9999999999999999, total)); // r = u · 2^62 = 2^62 − 512, target r + 1
         Assert.Equal(1UL, SamplingMath.DrawTarget(0.0, total));
         Assert.Equal(3UL, SamplingMath.DrawTarget(0.5, 4));
     }
