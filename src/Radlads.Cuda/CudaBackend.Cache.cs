@@ -160,7 +160,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    public ICapturedStep Capture(ReadOnlySpan<int> ids, int position, Action body)
+    public ICapturedStep Capture(ReadOnlySpan<int> ids, int position, Action body, Tensor? sampleLogits = null, int allowedVocabulary = 0)
     {
         ArgumentNullException.ThrowIfNull(body);
         Enter();
@@ -174,7 +174,13 @@ public sealed unsafe partial class CudaBackend
             throw new ArgumentException($"a recorded step takes 1 to {StepIdCapacity} token ids, not {ids.Length}");
         }
 
-        var session = new RecordingSession(ids.ToArray(), position);
+        if (sampleLogits is not null)
+        {
+            // The same checks as the op (one row; the parameters come from the step buffer at replay).
+            SampleChecks.Check(sampleLogits, allowedVocabulary, [SampleRow.Greedy], stackalloc int[1]);
+        }
+
+        var session = new RecordingSession(ids.ToArray(), position, sampleLogits is not null, allowedVocabulary);
         Device.Driver.BeginCapture(Stream);
         lock (cacheLock)
         {
@@ -183,9 +189,15 @@ public sealed unsafe partial class CudaBackend
 
         try
         {
-            // The first node of the graph: the replay's position and ids, from pinned memory to the step buffer.
-            Device.Driver.CopyHostToDeviceAsync(stepDevice.Pointer, stepHost.Pointer, (1L + ids.Length) * sizeof(int), Stream);
+            // The first node of the graph: the replay's position, sample row and ids, from pinned memory to the step buffer.
+            Device.Driver.CopyHostToDeviceAsync(stepDevice.Pointer, stepHost.Pointer, StepIds + ((long)ids.Length * sizeof(int)), Stream);
             body();
+            if (sampleLogits is not null)
+            {
+                // The last nodes: Sample with the row of the step buffer, and its id (or error code) back to pinned memory.
+                ((CudaOps)Ops).QueueSample(sampleLogits, allowedVocabulary, 1, stepDevice.Pointer + StepSampleRow, stepDevice.Pointer + StepSampledId);
+                Device.Driver.CopyDeviceToHostAsync((byte*)stepHost.Pointer + StepSampledId, stepDevice.Pointer + StepSampledId, sizeof(int), Stream);
+            }
         }
         catch
         {
@@ -238,8 +250,11 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
-    /// <summary>Writes the step buffer (position, ids) and queues one replay of <paramref name="graph"/>.</summary>
-    private void Replay(CudaGraphExec graph, RecordingSession session, ReadOnlySpan<int> ids, int position)
+    /// <summary>
+    /// Writes the step buffer (position, ids, and the sample row: a negative temperature tells a recorded Sample to do
+    /// nothing) and queues one replay of <paramref name="graph"/>.
+    /// </summary>
+    private void Replay(CudaGraphExec graph, RecordingSession session, ReadOnlySpan<int> ids, int position, SampleRow? row = null)
     {
         Enter();
         if (ids.Length != session.Ids.Length)
@@ -249,18 +264,44 @@ public sealed unsafe partial class CudaBackend
 
         // The previous replay's first node may still be reading the pinned buffer.
         stepRead.Synchronize();
-        var step = (int*)stepHost.Pointer;
-        step[0] = position;
-        ids.CopyTo(new Span<int>(step + 1, ids.Length));
+        var step = (byte*)stepHost.Pointer;
+        *(int*)step = position;
+        var sample = row ?? new SampleRow(-1f, 0, 1f, 0f, 0.0);
+        *(float*)(step + StepSampleRow) = sample.Temperature;
+        *(int*)(step + StepSampleRow + 4) = sample.TopK;
+        *(float*)(step + StepSampleRow + 8) = sample.TopP;
+        *(float*)(step + StepSampleRow + 12) = sample.MinP;
+        *(double*)(step + StepSampleRow + 16) = sample.Uniform;
+        ids.CopyTo(new Span<int>(step + StepIds, ids.Length));
         graph.Launch(stream);
         stepRead.Record(stream);
     }
 
-    private sealed class RecordingSession(int[] ids, int position)
+    /// <summary>A replay with the recorded Sample: waits for it and returns the id (or throws on non-finite logits).</summary>
+    private int ReplaySample(CudaGraphExec graph, RecordingSession session, ReadOnlySpan<int> ids, int position, SampleRow row)
+    {
+        if (!session.Samples)
+        {
+            throw new InvalidOperationException("this step was recorded without a Sample");
+        }
+
+        SampleChecks.CheckRow(row);
+        Replay(graph, session, ids, position, row);
+        stream.Synchronize();
+        int code = *(int*)((byte*)stepHost.Pointer + StepSampledId);
+        return CudaOps.DecodeSampled(code, 0, 1, session.AllowedVocabulary);
+    }
+
+    private sealed class RecordingSession(int[] ids, int position, bool samples, int allowedVocabulary)
     {
         public int[] Ids { get; } = ids;
 
         public int Position { get; } = position;
+
+        /// <summary>Whether the recording ends with a Sample (of <see cref="AllowedVocabulary"/> ids).</summary>
+        public bool Samples { get; } = samples;
+
+        public int AllowedVocabulary { get; } = allowedVocabulary;
 
         /// <summary>Blocks freed while recording: reused within the recording, then reserved for its graph.</summary>
         public Dictionary<long, Stack<DeviceMemory>> Free { get; } = [];
@@ -274,6 +315,12 @@ public sealed unsafe partial class CudaBackend
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             backend.Replay(graph, session, ids, position);
+        }
+
+        public int ReplaySample(ReadOnlySpan<int> ids, int position, SampleRow row)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            return backend.ReplaySample(graph, session, ids, position, row);
         }
 
         public void Dispose()

@@ -20,9 +20,18 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// <summary>Token ids a recorded step may take (its pinned step buffer holds the position and these).</summary>
     private const int StepIdCapacity = 1023;
 
+    // The step buffer (pinned on the host, mirrored on the device; a replay's first node copies it over):
+    // int position at 0, the sampled id (written by the recorded Sample, copied back) at 4, the SampleRow of
+    // sampling.cu (24 bytes) at 8, the token ids from 32 on.
+    private const int StepSampledId = 4;
+    private const int StepSampleRow = 8;
+    private const int StepIds = 32;
+    private const int StepBytes = StepIds + (StepIdCapacity * sizeof(int));
+
     private readonly CudaStream stream;
     private readonly Lock idsLock = new();
     private DeviceMemory? ids;
+    private DeviceMemory? sampleBuffer;
     private readonly DeviceMemory stepDevice;
     private readonly PinnedMemory stepHost;
     private readonly CudaEvent stepRead;
@@ -40,8 +49,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             stream = new CudaStream(Device);
             // Allocated up front so that the memory a model holds is all released when it is disposed.
             ids = new DeviceMemory(Device, 4096);
-            stepDevice = new DeviceMemory(Device, (StepIdCapacity + 1) * sizeof(int));
-            stepHost = new PinnedMemory(Device, (StepIdCapacity + 1) * sizeof(int));
+            stepDevice = new DeviceMemory(Device, StepBytes);
+            stepHost = new PinnedMemory(Device, StepBytes);
             stepRead = new CudaEvent(Device);
             stepRead.Record(stream);
             splitCounters = new DeviceMemory(Device, SplitCounterCount * sizeof(int));
@@ -291,13 +300,13 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     {
         if (recording is { } session)
         {
-            // A recorded step reads the ids its replay writes to the step buffer (after the position).
+            // A recorded step reads the ids its replay writes to the step buffer.
             if (!values.SequenceEqual(session.Ids))
             {
                 throw new InvalidOperationException("while recording a step, Embedding must be given the ids the recording was started with");
             }
 
-            return stepDevice.Pointer + sizeof(int);
+            return stepDevice.Pointer + StepIds;
         }
 
         lock (idsLock)
@@ -321,6 +330,27 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
             return ids.Pointer;
         }
+    }
+
+    /// <summary>
+    /// A device buffer for one Sample call of <paramref name="rows"/> rows: their parameters (24 bytes each) and, after
+    /// them, their ids (4 bytes each). Reused across calls (stream-ordered: the call reads the ids back before returning).
+    /// </summary>
+    internal ulong SampleBuffer(int rows)
+    {
+        long bytes = (long)rows * 28;
+        if (sampleBuffer is null || sampleBuffer.Bytes < bytes)
+        {
+            if (sampleBuffer is not null)
+            {
+                stream.Synchronize();
+                sampleBuffer.Dispose();
+            }
+
+            sampleBuffer = new DeviceMemory(Device, Math.Max(bytes, 4096));
+        }
+
+        return sampleBuffer.Pointer;
     }
 
     /// <summary>
@@ -406,6 +436,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         stream.Synchronize();
         ReleaseCachedMemory();
         ids?.Dispose();
+        sampleBuffer?.Dispose();
         stepDevice.Dispose();
         stepHost.Dispose();
         stepRead.Dispose();

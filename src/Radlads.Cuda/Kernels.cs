@@ -46,6 +46,7 @@ internal sealed class Kernels
         Rwkv7ValueResidual = library.Function("rwkv7.cu", "rwkv7_value_residual_f32");
         Wkv7 = library.Function("rwkv7.cu", "wkv7_f32");
         Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
+        Sample = library.Function("sampling.cu", "sample_f32");
 
         // The recurrences keep a head's whole state in shared memory: allow them the device's opt-in maximum.
         var device = library.Device;
@@ -134,4 +135,6 @@ internal sealed class Kernels
     public nint Wkv7 { get; }
 
     public nint Wkv7Decode { get; }
+
+    public nint Sample { get; }
 }

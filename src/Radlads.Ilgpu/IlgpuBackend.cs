@@ -25,6 +25,8 @@ public sealed unsafe class IlgpuBackend : IBackend
     private MemoryBuffer1D<int, Stride1D.Dense>? ids;
     private MemoryBuffer1D<float, Stride1D.Dense>? table;
     private MemoryBuffer1D<float, Stride1D.Dense>? scores;
+    private MemoryBuffer1D<double, Stride1D.Dense>? sampleParameters;
+    private MemoryBuffer1D<int, Stride1D.Dense>? sampleIds;
     private bool disposed;
 
     /// <summary>Opens the accelerator of <paramref name="kind"/> (compiling the kernels once per process).</summary>
@@ -237,6 +239,29 @@ public sealed unsafe class IlgpuBackend : IBackend
         return view;
     }
 
+    /// <summary>The parameters of one Sample call on the accelerator (reused buffer, stream-ordered).</summary>
+    internal ArrayView<double> UploadSampleParameters(ReadOnlySpan<double> values)
+    {
+        Grow(ref sampleParameters, values.Length);
+        var view = sampleParameters!.View.SubView(0, values.Length);
+        view.BaseView.CopyFromCPU(stream, ref MemoryMarshal.GetReference(values), values.Length);
+        return view;
+    }
+
+    /// <summary>Where one Sample call writes its ids (reused buffer, stream-ordered).</summary>
+    internal ArrayView<int> SampleIds(int count)
+    {
+        Grow(ref sampleIds, count);
+        return sampleIds!.View.SubView(0, count);
+    }
+
+    /// <summary>Copies ids written by a kernel to the host and waits for them.</summary>
+    internal void DownloadIds(ArrayView<int> source, Span<int> destination)
+    {
+        source.CopyToCPU(stream, ref MemoryMarshal.GetReference(destination), destination.Length);
+        stream.Synchronize();
+    }
+
     /// <summary>Scratch for attention scores, at least <paramref name="count"/> floats (reused, stream-ordered).</summary>
     internal ArrayView<float> Scores(long count)
     {
@@ -300,6 +325,8 @@ public sealed unsafe class IlgpuBackend : IBackend
             ids?.Dispose();
             table?.Dispose();
             scores?.Dispose();
+            sampleParameters?.Dispose();
+            sampleIds?.Dispose();
             stream.Dispose();
         }
 

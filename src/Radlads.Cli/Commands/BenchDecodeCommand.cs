@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Radlads.Checkpoints;
 using Radlads.Cuda;
+using Radlads.Generation;
 using Radlads.Models;
 using Radlads.Ops;
 using NativeMemory = System.Runtime.InteropServices.NativeMemory;
@@ -37,6 +38,12 @@ internal static class BenchDecodeCommand
         graphs.AcceptOnlyFromAmong("on", "off", "both");
         var pdl = new Option<string>("--pdl") { Description = "Programmatic dependent launch of the kernels (Hopper and later): on, off, or both.", DefaultValueFactory = _ => "on" };
         pdl.AcceptOnlyFromAmong("on", "off", "both");
+        var sample = new Option<string>("--sample")
+        {
+            Description = "Where each step's token is chosen: host (the logits are downloaded, as before), device (IOps.Sample with Qwen2.5's defaults T 0.7, top-k 20, top-p 0.8: only the id comes back; recorded steps include it), or both.",
+            DefaultValueFactory = _ => "host",
+        };
+        sample.AcceptOnlyFromAmong("host", "device", "both");
         var copyMiB = new Option<int>("--copy-mib") { Description = "Size of the device-to-device copy that measures bandwidth.", DefaultValueFactory = _ => 1024 };
         var gemv = new Option<bool>("--gemv") { Description = "Also time the bf16 GEMVs of the largest shape alone." };
         var gemm = new Option<bool>("--gemm")
@@ -51,7 +58,7 @@ internal static class BenchDecodeCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights and tokens.", DefaultValueFactory = _ => 1 };
         var command = new Command("bench-decode", "Benchmark batch-1 decode on random weights at real Qwen2.5 shapes (ms/token, bytes/token, fraction of the measured copy bandwidth).")
         {
-            shapes, arches, tokens, warmup, contexts, prefill, prefillBench, backend, graphs, pdl, copyMiB, gemv, gemm, profile, markdown, seed,
+            shapes, arches, tokens, warmup, contexts, prefill, prefillBench, backend, graphs, pdl, sample, copyMiB, gemv, gemm, profile, markdown, seed,
         };
         command.Hidden = true;
         command.SetAction(parse =>
@@ -65,6 +72,7 @@ internal static class BenchDecodeCommand
                 parse.GetValue(prefill),
                 parse.GetValue(graphs)!,
                 parse.GetValue(pdl)!,
+                parse.GetValue(sample)!,
                 parse.GetValue(seed));
             if (options.Tokens < 1 || options.Warmup < 0 || options.Prefill < 1 || options.Contexts.Any(c => c < 1))
             {
@@ -98,7 +106,10 @@ internal static class BenchDecodeCommand
         return command;
     }
 
-    private sealed record Options(string[] Shapes, Architecture[] Architectures, int[] Contexts, int Tokens, int Warmup, int Prefill, string Graphs, string Pdl, int Seed);
+    private sealed record Options(string[] Shapes, Architecture[] Architectures, int[] Contexts, int Tokens, int Warmup, int Prefill, string Graphs, string Pdl, string Sample, int Seed);
+
+    /// <summary>--sample as on-device flags: host → [false], device → [true], both → [false, true].</summary>
+    private static bool[] SampleSwitch(string value) => Switch(value switch { "both" => "both", "device" => "on", _ => "off" });
 
     private static bool[] Switch(string value) => value switch { "both" => [false, true], "off" => [false], _ => [true] };
 
@@ -156,8 +167,8 @@ internal static class BenchDecodeCommand
 
         var prefillRows = new List<string>();
         Line("");
-        Line("| shape | arch | context | graphs | pdl | ms/token | p50 ms | tokens/s | MB/token (weights + state) | GB/s | of copy BW |");
-        Line("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|");
+        Line("| shape | arch | context | graphs | pdl | sample | ms/token | p50 ms | tokens/s | MB/token (weights + state) | GB/s | of copy BW |");
+        Line("|---|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|");
         var random = new Random(options.Seed);
         foreach (var shape in options.Shapes)
         {
@@ -186,22 +197,25 @@ internal static class BenchDecodeCommand
                     {
                         foreach (bool programmatic in Switch(options.Pdl))
                         {
-                            string graphText = "n/a", pdlText = "n/a";
-                            if (raw is CudaBackend c)
+                            foreach (bool onDevice in SampleSwitch(options.Sample))
                             {
-                                c.CaptureEnabled = graph;
-                                c.ProgrammaticLaunch = programmatic && c.Device.ComputeMajor >= 9 && c.Device.Driver.HasLaunchEx;
-                                graphText = graph ? (architecture == Architecture.Qwen2 ? "on (not used: KV cache)" : "on") : "off";
-                                pdlText = c.ProgrammaticLaunch ? "on" : "off";
-                            }
+                                string graphText = "n/a", pdlText = "n/a";
+                                if (raw is CudaBackend c)
+                                {
+                                    c.CaptureEnabled = graph;
+                                    c.ProgrammaticLaunch = programmatic && c.Device.ComputeMajor >= 9 && c.Device.Driver.HasLaunchEx;
+                                    graphText = graph ? (architecture == Architecture.Qwen2 ? "on (not used: KV cache)" : "on") : "off";
+                                    pdlText = c.ProgrammaticLaunch ? "on" : "off";
+                                }
 
-                            var (mean, p50) = Decode(model, context, options, random);
-                            var (weights, state) = SyntheticModel.DecodeBytes(config, context);
-                            double bytes = weights + state;
-                            double rate = bytes / (mean / 1000);
-                            string fraction = copy > 0 ? string.Create(Inv, $"{rate / copy:P1}") : "n/a";
-                            Line(string.Create(Inv,
-                                $"| {shape} | {(architecture == Architecture.Qwen2 ? "qwen2" : "rwkv7")} | {context} | {graphText} | {pdlText} | {mean:F3} | {p50:F3} | {1000 / mean:F1} | {weights / 1e6:F1} + {state / 1e6:F1} | {rate / 1e9:F0} | {fraction} |"));
+                                var (mean, p50) = Decode(model, context, options, random, onDevice);
+                                var (weights, state) = SyntheticModel.DecodeBytes(config, context);
+                                double bytes = weights + state;
+                                double rate = bytes / (mean / 1000);
+                                string fraction = copy > 0 ? string.Create(Inv, $"{rate / copy:P1}") : "n/a";
+                                Line(string.Create(Inv,
+                                    $"| {shape} | {(architecture == Architecture.Qwen2 ? "qwen2" : "rwkv7")} | {context} | {graphText} | {pdlText} | {(onDevice ? "device" : "host")} | {mean:F3} | {p50:F3} | {1000 / mean:F1} | {weights / 1e6:F1} + {state / 1e6:F1} | {rate / 1e9:F0} | {fraction} |"));
+                            }
                         }
                     }
                 }
@@ -348,8 +362,11 @@ internal static class BenchDecodeCommand
         return watch.Elapsed.TotalMilliseconds;
     }
 
-    /// <summary>Decode steps at <paramref name="context"/>: mean and median wall milliseconds per step (logits on the host).</summary>
-    private static (double Mean, double P50) Decode(CausalLM model, int context, Options options, Random random)
+    /// <summary>
+    /// Decode steps at <paramref name="context"/>: mean and median wall milliseconds per step, with the logits downloaded
+    /// (the step's input token is random) or the token sampled on the device and fed back.
+    /// </summary>
+    private static (double Mean, double P50) Decode(CausalLM model, int context, Options options, Random random, bool onDevice)
     {
         int vocab = model.Config.VocabSize;
         using var state = model.CreateState();
@@ -368,11 +385,26 @@ internal static class BenchDecodeCommand
 
         var times = new double[options.Tokens];
         var ids = Enumerable.Range(0, options.Tokens).Select(_ => random.Next(vocab)).ToArray();
+        var sampler = new Sampler(new SamplingOptions { Temperature = 0.7f, TopK = 20, TopP = 0.8f, Seed = (ulong)options.Seed });
+        int token = ids[0];
+        if (onDevice)
+        {
+            token = model.ForwardSample(state, [token], sampler.NextRow(), vocab); // records the step with its Sample
+        }
+
         var total = Stopwatch.StartNew();
         for (int i = 0; i < options.Tokens; i++)
         {
             long start = Stopwatch.GetTimestamp();
-            model.Forward(state, [ids[i]]);
+            if (onDevice)
+            {
+                token = model.ForwardSample(state, [token], sampler.NextRow(), vocab);
+            }
+            else
+            {
+                model.Forward(state, [ids[i]]);
+            }
+
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
 

@@ -54,11 +54,20 @@ internal sealed class KernelSet
         AttentionSoftmax = a.LoadKernel<ArrayView<float>, int, int, int>(GroupedKernels.AttentionSoftmax);
         Wkv7 = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(
             GroupedKernels.Wkv7);
+        Sample = a.AcceleratorType switch
+        {
+            AcceleratorType.Cuda => a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>>(
+                SamplingKernels.Sample<PtxFusedMultiplyAdd>),
+            AcceleratorType.CPU => a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>>(
+                SamplingKernels.Sample<HostFusedMultiplyAdd>),
+            _ => a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>>(
+                SamplingKernels.Sample<PlainMultiplyAdd>),
+        };
         CompileTime = watch.Elapsed;
     }
 
     /// <summary>How many kernels were loaded.</summary>
-    public const int Count = 30;
+    public const int Count = 31;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -122,4 +131,6 @@ internal sealed class KernelSet
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int> AttentionSoftmax { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> Wkv7 { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>> Sample { get; }
 }

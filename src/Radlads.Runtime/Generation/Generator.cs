@@ -58,7 +58,7 @@ public sealed class Generator(CausalLM model, QwenTokenizer tokenizer)
         var history = new List<int>(prompt);
         int allowed = Math.Min(Tokenizer.VocabularySize, Model.Config.VocabSize);
         var clock = Stopwatch.StartNew();
-        var logits = Model.Forward(state, prompt.ToArray());
+        int token = Next(state, prompt.ToArray(), sampler, history, allowed);
         var prefill = clock.Elapsed;
         clock.Restart();
         int generated = 0;
@@ -71,7 +71,6 @@ public sealed class Generator(CausalLM model, QwenTokenizer tokenizer)
                 break;
             }
 
-            int token = sampler.Sample(logits, allowed, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(history));
             generated++;
             if (options.StopTokens.Contains(token))
             {
@@ -94,7 +93,7 @@ public sealed class Generator(CausalLM model, QwenTokenizer tokenizer)
 
             if (generated < options.MaxTokens)
             {
-                logits = Model.Forward(state, [token]);
+                token = Next(state, [token], sampler, history, allowed);
             }
         }
 
@@ -105,6 +104,22 @@ public sealed class Generator(CausalLM model, QwenTokenizer tokenizer)
         }
 
         LastStats = new GenerationStats(prompt.Count, generated, prefill, clock.Elapsed, reason);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> and picks the next token. Without a repetition penalty the backend samples where the
+    /// logits are (<see cref="CausalLM.ForwardSample"/>: on a GPU only the id comes back); with one, the logits come to
+    /// the host for <see cref="Sampler.Sample"/>. Both consume the same random numbers, so a seed gives the same text.
+    /// </summary>
+    private int Next(SequenceState state, int[] tokens, Sampler sampler, List<int> history, int allowed)
+    {
+        if (sampler.NeedsLogits)
+        {
+            var logits = Model.Forward(state, tokens);
+            return sampler.Sample(logits, allowed, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(history));
+        }
+
+        return Model.ForwardSample(state, tokens, sampler.NextRow(), allowed);
     }
 
     /// <summary>

@@ -130,6 +130,68 @@ public sealed class CausalLM : IDisposable
     /// </summary>
     public float[][] Forward(IReadOnlyList<SequenceState> states, IReadOnlyList<int[]> tokens, bool allLogits = false)
     {
+        var (segments, rows) = Segments(states, tokens);
+        if (states.Count == 1 && rows == 1 && !allLogits && StepCapture is { } capture)
+        {
+            return [DecodeCaptured(states[0], tokens[0][0], capture)];
+        }
+
+        int c = Config.HiddenSize;
+        var allTokens = tokens.SelectMany(t => t).ToArray();
+        using (var h = Backend.AllocateUninitialized(rows, c))
+        {
+            using var normed = Backend.AllocateUninitialized(rows, c);
+            using var branch = Backend.AllocateUninitialized(rows, c);
+            Body(segments, allTokens, h, normed, branch);
+            foreach (var s in segments)
+            {
+                s.State.Position += s.RowCount;
+            }
+
+            return Logits(h, segments, allLogits);
+        }
+    }
+
+    /// <summary>
+    /// Feeds <paramref name="tokens"/> to one sequence, advances its state and picks the next token with
+    /// <see cref="IOps.Sample"/> where the logits are: on a GPU backend only the id crosses the bus. The same token as
+    /// <see cref="Generation.Sampler.Sample"/> on the downloaded logits (without repetition penalty) for the same row.
+    /// </summary>
+    public int ForwardSample(SequenceState state, ReadOnlySpan<int> tokens, SampleRow row, int allowedVocabulary)
+    {
+        var list = new[] { tokens.ToArray() };
+        var (segments, rows) = Segments([state], list);
+        Span<int> id = stackalloc int[1];
+        if (rows == 1 && StepCapture is { } capture)
+        {
+            // The recorded step ends with the Sample: one graph launch per token, and 4 bytes back.
+            var step = Recorded(state, tokens[0], capture, allowedVocabulary);
+            int token = step.Recording!.ReplaySample([tokens[0]], state.Position, row);
+            state.Position += 1;
+            return token;
+        }
+
+        int c = Config.HiddenSize;
+        using (var h = Backend.AllocateUninitialized(rows, c))
+        {
+            using (var normed = Backend.AllocateUninitialized(rows, c))
+            using (var branch = Backend.AllocateUninitialized(rows, c))
+            {
+                Body(segments, list[0], h, normed, branch);
+            }
+
+            state.Position += rows;
+            using var selected = Backend.AllocateUninitialized(1, c);
+            using var logits = Backend.AllocateUninitialized(1, Config.VocabSize);
+            HeadLogits(h, segments, allLogits: false, selected, logits);
+            Backend.Ops.Sample(logits, allowedVocabulary, [row], id);
+            return id[0];
+        }
+    }
+
+    /// <summary>Checks a batch and lays its sequences out as row segments.</summary>
+    private (List<Segment> Segments, int Rows) Segments(IReadOnlyList<SequenceState> states, IReadOnlyList<int[]> tokens)
+    {
         if (states.Count != tokens.Count || states.Count == 0)
         {
             throw new ArgumentException("one token list per state, at least one state");
@@ -158,25 +220,7 @@ public sealed class CausalLM : IDisposable
             rows += tokens[i].Length;
         }
 
-        if (states.Count == 1 && rows == 1 && !allLogits && StepCapture is { } capture)
-        {
-            return [DecodeCaptured(states[0], tokens[0][0], capture)];
-        }
-
-        int c = Config.HiddenSize;
-        var allTokens = tokens.SelectMany(t => t).ToArray();
-        using (var h = Backend.AllocateUninitialized(rows, c))
-        {
-            using var normed = Backend.AllocateUninitialized(rows, c);
-            using var branch = Backend.AllocateUninitialized(rows, c);
-            Body(segments, allTokens, h, normed, branch);
-            foreach (var s in segments)
-            {
-                s.State.Position += s.RowCount;
-            }
-
-            return Logits(h, segments, allLogits);
-        }
+        return (segments, rows);
     }
 
     /// <summary>The capture interface of the backend when a decode step of this model can be recorded and replayed.</summary>
@@ -251,38 +295,58 @@ public sealed class CausalLM : IDisposable
     /// <summary>One token of one sequence through a recorded step (recorded on the state's first such call).</summary>
     private float[] DecodeCaptured(SequenceState state, int token, IStepCapture capture)
     {
+        var logits = DecodeCapturedLogits(state, token, capture);
+        var host = new float[Config.VocabSize];
+        Backend.Download(logits, host);
+        CheckFinite(host, Config.VocabSize);
+        return host;
+    }
+
+    /// <summary>Replays (recording first if needed) the state's decode step; returns its logits [1, V] on the device.</summary>
+    private Tensor DecodeCapturedLogits(SequenceState state, int token, IStepCapture capture)
+    {
+        var step = Recorded(state, token, capture, state.Captured?.AllowedVocabulary ?? Config.VocabSize);
+        step.Recording!.Replay([token], state.Position);
+        state.Position += 1;
+        return step.Logits;
+    }
+
+    /// <summary>
+    /// The state's recorded decode step, ending with a Sample over <paramref name="allowedVocabulary"/> ids: recorded on
+    /// first use, and again if a caller samples over another vocabulary size (a kernel argument of the recording).
+    /// </summary>
+    private CapturedDecode Recorded(SequenceState state, int token, IStepCapture capture, int allowedVocabulary)
+    {
         if ((uint)token >= (uint)embedding.RowCount)
         {
             throw new RadladsException($"token id {token} at position 0 is outside the model's vocabulary [0, {embedding.RowCount})");
         }
 
-        if (state.Captured is null)
+        if (state.Captured is { } existing && existing.AllowedVocabulary == allowedVocabulary)
         {
-            var step = new CapturedDecode(Backend, Config.HiddenSize, Config.VocabSize);
-            try
-            {
-                List<Segment> segments = [new Segment(state, 0, 1, state.Position)];
-                step.Recording = capture.Capture([token], state.Position, () =>
-                {
-                    Body(segments, [token], step.Hidden, step.Normed, step.Branch);
-                    HeadLogits(step.Hidden, segments, allLogits: false, step.Selected, step.Logits);
-                });
-            }
-            catch
-            {
-                step.Dispose();
-                throw;
-            }
-
-            state.Captured = step;
+            return existing;
         }
 
-        state.Captured.Recording!.Replay([token], state.Position);
-        var host = new float[Config.VocabSize];
-        Backend.Download(state.Captured.Logits, host);
-        CheckFinite(host, Config.VocabSize);
-        state.Position += 1;
-        return host;
+        state.Captured?.Dispose();
+        state.Captured = null;
+        var step = new CapturedDecode(Backend, Config.HiddenSize, Config.VocabSize, allowedVocabulary);
+        try
+        {
+            List<Segment> segments = [new Segment(state, 0, 1, state.Position)];
+            step.Recording = capture.Capture([token], state.Position, () =>
+            {
+                Body(segments, [token], step.Hidden, step.Normed, step.Branch);
+                HeadLogits(step.Hidden, segments, allLogits: false, step.Selected, step.Logits);
+            }, step.Logits, allowedVocabulary);
+        }
+        catch
+        {
+            step.Dispose();
+            throw;
+        }
+
+        state.Captured = step;
+        return step;
     }
 
     /// <summary>Final RMSNorm and LM head of the selected rows of h into <paramref name="logits"/> [rows, V].</summary>

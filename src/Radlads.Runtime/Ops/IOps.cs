@@ -133,4 +133,14 @@ public interface IOps
     /// r, w, k, v, a (= −κ), b (= κ ⊙ iclr), y [T, H·N].
     /// </summary>
     void Wkv7(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor state, Tensor y);
+
+    /// <summary>
+    /// Picks one token id per row of logits [B, V] (ids ≥ <paramref name="allowedVocabulary"/> are never chosen) into
+    /// <paramref name="ids"/> [B], on the host, with the semantics of <see cref="Generation.Sampler"/> after its
+    /// repetition penalty (see <see cref="Generation.SamplingMath"/> for the exact definition every backend follows):
+    /// temperature 0 is argmax with the lowest id on ties; otherwise top-k → softmax(logits / T) → top-p → min-p → one
+    /// draw with <see cref="SampleRow.Uniform"/>. Only the ids cross to the host. A NaN or +Infinity logit, or a row of
+    /// −Infinity only, throws a <see cref="RadladsException"/> naming the row and token.
+    /// </summary>
+    void Sample(Tensor logits, int allowedVocabulary, ReadOnlySpan<SampleRow> rows, Span<int> ids);
 }

@@ -15,14 +15,23 @@ public interface IStepCapture
 
     /// <summary>
     /// Records the ops <paramref name="body"/> queues, without running them. Scratch memory the body allocates
-    /// and frees stays reserved for the recording until it is disposed.
+    /// and frees stays reserved for the recording until it is disposed. With <paramref name="sampleLogits"/> [1, V],
+    /// the recording ends with <see cref="IOps.Sample"/> of that row over the first <paramref name="allowedVocabulary"/>
+    /// ids, its parameters read from the step buffer like the ids (see <see cref="ICapturedStep.ReplaySample"/>).
     /// </summary>
-    ICapturedStep Capture(ReadOnlySpan<int> ids, int position, Action body);
+    ICapturedStep Capture(ReadOnlySpan<int> ids, int position, Action body, Tensor? sampleLogits = null, int allowedVocabulary = 0);
 }
 
 /// <summary>A recorded step (see <see cref="IStepCapture"/>).</summary>
 public interface ICapturedStep : IDisposable
 {
-    /// <summary>Queues the recorded ops with these token ids (as many as recorded) at this position.</summary>
+    /// <summary>Queues the recorded ops with these token ids (as many as recorded) at this position (a recorded sample is skipped).</summary>
     void Replay(ReadOnlySpan<int> ids, int position);
+
+    /// <summary>
+    /// Runs the recorded ops, including the recorded <see cref="IOps.Sample"/> with <paramref name="row"/>, and returns
+    /// the id it picked (the only value that comes back to the host). Throws as <see cref="IOps.Sample"/> does for
+    /// non-finite logits, and <see cref="InvalidOperationException"/> when the step was recorded without a sample.
+    /// </summary>
+    int ReplaySample(ReadOnlySpan<int> ids, int position, SampleRow row);
 }

@@ -222,4 +222,11 @@ public sealed class ProfilingOps(IOps inner, Action? synchronize = null) : IOps
         inner.Wkv7(r, w, k, v, a, b, state, y);
         Time(nameof(Wkv7), start);
     }
+
+    public void Sample(Tensor logits, int allowedVocabulary, ReadOnlySpan<SampleRow> rows, Span<int> ids)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.Sample(logits, allowedVocabulary, rows, ids);
+        Time(nameof(Sample), start);
+    }
 }

@@ -201,11 +201,12 @@ public sealed class CliTests
         try
         {
             var (exit, output, error) = CliRunner.Run("bench-decode", "--backend", "cpu", "--shape", "tiny", "--arch", "rwkv7,qwen2",
-                "--tokens", "2", "--warmup", "1", "--context", "5,40", "--prefill", "3", "--markdown", path);
+                "--tokens", "2", "--warmup", "1", "--context", "5,40", "--prefill", "3", "--sample", "both", "--markdown", path);
             Assert.True(exit == 0, error);
             var rows = output.Split('\n').Where(l => l.StartsWith("| tiny |", StringComparison.Ordinal)).ToArray();
-            Assert.Equal(4, rows.Length);
-            Assert.Contains("| tiny | qwen2 | 40 | n/a | n/a |", rows[3], StringComparison.Ordinal);
+            Assert.Equal(8, rows.Length);
+            Assert.Contains("| tiny | qwen2 | 40 | n/a | n/a | host |", rows[6], StringComparison.Ordinal);
+            Assert.Contains("| tiny | qwen2 | 40 | n/a | n/a | device |", rows[7], StringComparison.Ordinal);
             Assert.Equal(File.ReadAllLines(path).Where(l => l.StartsWith("| tiny |", StringComparison.Ordinal)), rows);
         }
         finally

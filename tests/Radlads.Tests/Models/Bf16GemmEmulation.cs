@@ -118,6 +118,9 @@ internal sealed class Bf16GemmEmulation(int minRows) : IBackend
 
         public void Wkv6(Tensor r, Tensor k, Tensor v, Tensor w, Tensor state, float scale, Tensor y) => inner.Wkv6(r, k, v, w, state, scale, y);
 
+        public void Sample(Tensor logits, int allowedVocabulary, ReadOnlySpan<SampleRow> rows, Span<int> ids) =>
+            inner.Sample(logits, allowedVocabulary, rows, ids);
+
         public void Rwkv7Decay(Tensor z, Tensor w0, Tensor w) => inner.Rwkv7Decay(z, w0, w);
 
         public void Rwkv7Keys(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,

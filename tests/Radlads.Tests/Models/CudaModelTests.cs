@@ -268,6 +268,47 @@ public sealed class CudaGraphTests
     }
 
     [Theory]
+    [MemberData(nameof(RecurrentFixtures))]
+    public void RecordedSampleEqualsEagerSampleAndLogitReplaysSkipIt(string name)
+    {
+        using var backend = CudaAvailability.Backend();
+        using var model = CausalLM.Load(Fixtures.Directory(name), backend);
+        var prompt = GoldenLogitsTests.Tokens(name)[..4];
+        var options = new Radlads.Generation.SamplingOptions { Temperature = 1.2f, TopK = 50, TopP = 0.95f, Seed = 5 };
+        backend.CaptureEnabled = false;
+        var eager = DeviceSamplingTests.OnDevice(model, prompt, options, 32);
+        backend.CaptureEnabled = true;
+        var recorded = DeviceSamplingTests.OnDevice(model, prompt, options, 32);
+        Assert.Equal(eager, recorded);
+
+        // One state, one recording: replays that return logits (the Sample skipped) between replays that sample, and a
+        // vocabulary change that re-records; the tokens and logits equal a run without recording.
+        (int[] Tokens, float[] Logits) Mixed()
+        {
+            var sampler = new Radlads.Generation.Sampler(options);
+            using var state = model.CreateState();
+            var tokens = new List<int> { model.ForwardSample(state, prompt, sampler.NextRow(), model.Config.VocabSize) };
+            var logits = new List<float>();
+            for (int i = 0; i < 12; i++)
+            {
+                logits.AddRange(model.Forward(state, [tokens[^1]]));
+                int allowed = i < 6 ? model.Config.VocabSize : model.Config.VocabSize - 3;
+                tokens.Add(model.ForwardSample(state, [tokens[^1]], sampler.NextRow(), allowed));
+            }
+
+            return ([.. tokens], [.. logits]);
+        }
+
+        backend.CaptureEnabled = false;
+        var (eagerTokens, eagerLogits) = Mixed();
+        backend.CaptureEnabled = true;
+        var (graphTokens, graphLogits) = Mixed();
+        Assert.Equal(eagerTokens, graphTokens);
+        Assert.Equal(eagerLogits, graphLogits);
+        CudaModelTests.Report($"{name} recorded sampled decode: {string.Join(",", recorded)}");
+    }
+
+    [Theory]
     [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
     public void ProgrammaticLaunchChangesNoBit(string name)
     {

@@ -17,9 +17,10 @@ public sealed class IlgpuKernelCompileTests
 {
     /// <summary>Every kernel method: implicitly grouped (first parameter Index1D) or explicitly grouped.</summary>
     public static IEnumerable<(MethodInfo Method, bool Implicit)> Kernels() =>
-        new[] { typeof(ElementwiseKernels), typeof(SequenceKernels), typeof(GroupedKernels) }
+        new[] { typeof(ElementwiseKernels), typeof(SequenceKernels), typeof(GroupedKernels), typeof(SamplingKernels) }
             .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
             .Where(m => m.ReturnType == typeof(void))
+            .Select(m => m.IsGenericMethodDefinition ? m.MakeGenericMethod(typeof(PtxFusedMultiplyAdd)) : m)
             .Select(m => (m, m.GetParameters().FirstOrDefault()?.ParameterType == typeof(Index1D)));
 
     [Fact]
@@ -38,6 +39,12 @@ public sealed class IlgpuKernelCompileTests
             Assert.Contains(".entry", compiled.PTXAssembly, StringComparison.Ordinal);
             // MathF.Tanh would become tanh.approx.f32 (about 11 bits): the kernels use KernelMath.Tanh instead.
             Assert.DoesNotContain("tanh.approx", compiled.PTXAssembly, StringComparison.Ordinal);
+            // A .NET method ILGPU cannot lower (e.g. Math.FusedMultiplyAdd) becomes an unresolved .extern the driver rejects.
+            Assert.DoesNotContain(".extern", compiled.PTXAssembly, StringComparison.Ordinal);
+            if (Environment.GetEnvironmentVariable("RADLADS_DUMP_PTX") is { } dump)
+            {
+                File.WriteAllText(Path.Combine(dump, method.Name + ".ptx"), compiled.PTXAssembly);
+            }
         }
     }
 

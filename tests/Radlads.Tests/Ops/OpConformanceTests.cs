@@ -11,7 +11,7 @@ namespace Radlads.Tests.Ops;
 /// A backend that may be missing on a machine (CUDA) passes a factory: when it throws RadladsException, every test
 /// reports as skipped with that message instead of failing.
 /// </summary>
-public abstract class OpConformanceTests : IDisposable
+public abstract partial class OpConformanceTests : IDisposable
 {
     private readonly List<IDisposable> owned = [];
     private readonly IBackend? backend;

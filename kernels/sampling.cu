@@ -1,0 +1,323 @@
+// Token sampling (IOps.Sample): one block per row of logits picks one id, so only ids cross the bus.
+// The arithmetic repeats src/Radlads.Runtime/Generation/SamplingMath.cs bit for bit (read its summary first):
+//   - tokens are ranked by a 64-bit key (logit descending, id ascending), a total order;
+//   - weights are a portable float64 exp (fused multiply-adds and exact scalings only, with the _rn intrinsics so
+//     that nothing is contracted differently from the C# code) turned into integer units ⌊w · 2^shift⌋;
+//   - top-k, top-p and the draw are each "the smallest key whose prefix (keys ≤ it) reaches a target measure"
+//     (a count, or a sum of units), found by a radix select over the key's digits. Every histogram bin is a sum
+//     of integers, so the order in which threads add to it cannot change anything: the CPU's quickselect and this
+//     select give the same key.
+// Result per row in ids[row]: the id, or an error code the host turns into a RadladsException:
+//   -1 every logit is -Infinity; -2 - 2·id a NaN at id (the lowest bad id); -3 - 2·id +Infinity at id.
+// A row whose temperature is negative is skipped (nothing written): a recorded decode step that ends with this
+// kernel, replayed when the caller wants the logits rather than a token.
+#include "common.cuh"
+
+typedef unsigned long long u64;
+
+// IOps.SampleRow as the host lays it out (24 bytes, the double 8-aligned).
+struct SampleRow
+{
+    float temperature;
+    int top_k;
+    float top_p;
+    float min_p;
+    double uniform;
+};
+
+#define SAMPLE_THREADS 512
+#define SAMPLE_WARPS (SAMPLE_THREADS / 32)
+#define UNITS_MASK 0x3fffffffffffffffULL
+#define MINP_FAIL 0x8000000000000000ULL
+
+__device__ __forceinline__ u64 sample_key(float logit, int id)
+{
+    u32 bits = __float_as_uint(logit == 0.f ? 0.f : logit); // -0 and +0 tie
+    u32 ascending = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+    return ((u64)(~ascending) << 32) | (u32)id;
+}
+
+// SamplingMath.Exp: e^x for x <= 0, the same double on every IEEE device.
+__device__ __forceinline__ double portable_exp(double x)
+{
+    if (!(x >= -700.0)) return 0.0;
+    if (x > 0.0) x = 0.0;
+    double t = __dmul_rn(x, 1.4426950408889634);
+    double k = floor(t);
+    if (t > __dadd_rn(k, 0.5)) k = __dadd_rn(k, 1.0);
+    double r = fma(-k, 6.93147180369123816490e-01, x);
+    r = fma(-k, 1.90821492927058770002e-10, r);
+    double p = 1.6059043836821613e-10;
+    p = fma(p, r, 2.08767569878681e-09);
+    p = fma(p, r, 2.505210838544172e-08);
+    p = fma(p, r, 2.755731922398589e-07);
+    p = fma(p, r, 2.7557319223985893e-06);
+    p = fma(p, r, 2.48015873015873e-05);
+    p = fma(p, r, 0.0001984126984126984);
+    p = fma(p, r, 0.001388888888888889);
+    p = fma(p, r, 0.008333333333333333);
+    p = fma(p, r, 0.041666666666666664);
+    p = fma(p, r, 0.16666666666666666);
+    p = fma(p, r, 0.5);
+    p = fma(p, r, 1.0);
+    p = fma(p, r, 1.0);
+    return __dmul_rn(p, __longlong_as_double((long long)((int)k + 1023) << 52));
+}
+
+__device__ __forceinline__ double pow2(int e) { return __longlong_as_double((long long)(e + 1023) << 52); }
+
+__device__ __forceinline__ u64 shfl_up_u64(u64 v, int d)
+{
+    u32 lo = __shfl_up_sync(0xffffffffu, (u32)v, d);
+    u32 hi = __shfl_up_sync(0xffffffffu, (u32)(v >> 32), d);
+    return ((u64)hi << 32) | lo;
+}
+
+__device__ __forceinline__ u64 shfl_u64(u64 v, int src)
+{
+    u32 lo = __shfl_sync(0xffffffffu, (u32)v, src);
+    u32 hi = __shfl_sync(0xffffffffu, (u32)(v >> 32), src);
+    return ((u64)hi << 32) | lo;
+}
+
+// Shared state of one row's block.
+struct SampleShared
+{
+    u64 hist[SAMPLE_WARPS][256]; // a histogram per warp: atomics contend within a warp only
+    u64 total[256];              // bins summed over the warps (exact integer sums)
+    u64 red_u64[SAMPLE_WARPS];
+    float red_f[SAMPLE_WARPS];
+    int red_i[SAMPLE_WARPS];
+    u64 prefix;
+    u64 before;
+};
+
+// Measures of a select: 0 = count of finite logits, 1 = units (0 beyond top-k), 2 = units of tokens kept for the draw.
+#define MEASURE_COUNT 0
+#define MEASURE_UNITS 1
+#define MEASURE_DRAW 2
+
+// The smallest key whose prefix measure reaches target (target >= 1 and at most the whole row's measure).
+// Digits of 8 bits from the top; the id part of a key is below 2^24, so its top byte is skipped.
+__device__ u64 select_key(const float* logits, const u64* units, int n, int measure, u64 bound, u64 target, SampleShared& s)
+{
+    const int shifts[7] = {56, 48, 40, 32, 16, 8, 0};
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    u64 prefix = 0, mask = 0, before = 0;
+    for (int pass = 0; pass < 7; pass++)
+    {
+        int shift = shifts[pass];
+        for (int i = threadIdx.x; i < SAMPLE_WARPS * 256; i += blockDim.x) (&s.hist[0][0])[i] = 0;
+        __syncthreads();
+        for (int id = threadIdx.x; id < n; id += blockDim.x)
+        {
+            float l = logits[id];
+            u64 key = sample_key(l, id);
+            if ((key & mask) != prefix) continue;
+            u64 m;
+            if (measure == MEASURE_COUNT)
+            {
+                m = l != neg_infinity() ? 1 : 0;
+            }
+            else
+            {
+                u64 u = units[id];
+                m = (measure == MEASURE_DRAW && ((u & MINP_FAIL) || key > bound)) ? 0 : (u & UNITS_MASK);
+            }
+
+            if (m) atomicAdd(&s.hist[warp][(key >> shift) & 255], m);
+        }
+        __syncthreads();
+        for (int b = threadIdx.x; b < 256; b += blockDim.x)
+        {
+            u64 t = 0;
+            for (int w = 0; w < SAMPLE_WARPS; w++) t += s.hist[w][b];
+            s.total[b] = t;
+        }
+        __syncthreads();
+        if (warp == 0)
+        {
+            // Lane owns bins [8·lane, 8·lane + 8): an inclusive scan of the lane sums finds the crossing lane.
+            u64 own = 0;
+            for (int j = 0; j < 8; j++) own += s.total[lane * 8 + j];
+            u64 incl = own;
+            for (int d = 1; d < 32; d <<= 1)
+            {
+                u64 v = shfl_up_u64(incl, d);
+                if (lane >= d) incl += v;
+            }
+            unsigned crossing = __ballot_sync(0xffffffffu, before + incl >= target);
+            // Always some lane: the target is at most the measure of the keys still matching the prefix.
+            int at = crossing ? __ffs(crossing) - 1 : 31;
+            u64 excl = shfl_u64(incl - own, at);
+            if (lane == at)
+            {
+                u64 cum = before + excl;
+                int digit = lane * 8 + 7;
+                for (int j = 0; j < 8; j++)
+                {
+                    u64 t = s.total[lane * 8 + j];
+                    if (cum + t >= target)
+                    {
+                        digit = lane * 8 + j;
+                        break;
+                    }
+                    cum += t;
+                }
+                s.prefix = prefix | ((u64)digit << shift);
+                s.before = cum;
+            }
+        }
+        __syncthreads();
+        prefix = s.prefix;
+        before = s.before;
+        mask |= (u64)255 << shift;
+        __syncthreads();
+    }
+    return prefix;
+}
+
+__device__ u64 block_sum_u64(u64 v, SampleShared& s)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) v += shfl_u64(v, lane ^ o);
+    __syncthreads();
+    if (lane == 0) s.red_u64[warp] = v;
+    __syncthreads();
+    u64 t = 0;
+    for (int w = 0; w < SAMPLE_WARPS; w++) t += s.red_u64[w];
+    __syncthreads();
+    return t;
+}
+
+__device__ float block_max_f32(float v, SampleShared& s)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if (lane == 0) s.red_f[warp] = v;
+    __syncthreads();
+    float t = s.red_f[0];
+    for (int w = 1; w < SAMPLE_WARPS; w++) t = fmaxf(t, s.red_f[w]);
+    __syncthreads();
+    return t;
+}
+
+__device__ int block_min_i32(int v, SampleShared& s)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if (lane == 0) s.red_i[warp] = v;
+    __syncthreads();
+    int t = s.red_i[0];
+    for (int w = 1; w < SAMPLE_WARPS; w++) t = min(t, s.red_i[w]);
+    __syncthreads();
+    return t;
+}
+
+// grid = rows, block = SAMPLE_THREADS. logits [rows, stride] (the first n of each row are sampled); units: scratch
+// of rows · n u64; shift = SamplingMath.UnitShift(n).
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_f32(const float* __restrict__ all_logits, i64 stride, int n,
+    const SampleRow* __restrict__ params, int shift, u64* __restrict__ all_units, int* __restrict__ ids)
+{
+    pdl_begin();
+    __shared__ SampleShared s;
+    const int row = blockIdx.x;
+    const float* logits = all_logits + (i64)row * stride;
+    u64* units = all_units + (i64)row * n;
+    const SampleRow p = params[row];
+    const int big = 0x7fffffff;
+    if (p.temperature < 0.f) return; // a recorded step replayed without sampling (uniform across the block)
+
+    // Check and find the largest logit: NaN and +Infinity are errors (lowest id), -Infinity bans a token.
+    float top = neg_infinity();
+    int bad = big, finite = 0;
+    for (int id = threadIdx.x; id < n; id += blockDim.x)
+    {
+        float l = logits[id];
+        if (isnan(l) || l == -neg_infinity())
+        {
+            bad = min(bad, id);
+        }
+        else if (l != neg_infinity())
+        {
+            top = fmaxf(top, l);
+            finite++;
+        }
+    }
+    bad = block_min_i32(bad, s);
+    top = block_max_f32(top, s);
+    u64 count = block_sum_u64((u64)finite, s);
+    if (bad != big)
+    {
+        if (threadIdx.x == 0) ids[row] = isnan(logits[bad]) ? -2 - 2 * bad : -3 - 2 * bad;
+        return;
+    }
+    if (count == 0)
+    {
+        if (threadIdx.x == 0) ids[row] = -1;
+        return;
+    }
+
+    if (p.temperature == 0.f)
+    {
+        // Greedy: the lowest id holding the largest logit (-0 == +0).
+        int first = big;
+        for (int id = threadIdx.x; id < n; id += blockDim.x)
+        {
+            if (logits[id] == top) first = min(first, id);
+        }
+        first = block_min_i32(first, s);
+        if (threadIdx.x == 0) ids[row] = first;
+        return;
+    }
+
+    // Top-k: the k-th key among the finite logits bounds the candidates.
+    u64 top_k_key = ~0ULL;
+    if (p.top_k > 0 && (u64)p.top_k < count) top_k_key = select_key(logits, units, n, MEASURE_COUNT, 0, (u64)p.top_k, s);
+
+    // Units of the candidates (0 for the rest, which then never change a prefix measure), flagged when min-p drops them.
+    const double inverse_t = 1.0 / (double)p.temperature;
+    const double scale = pow2(shift);
+    const double min_p = (double)p.min_p;
+    u64 total = 0;
+    for (int id = threadIdx.x; id < n; id += blockDim.x)
+    {
+        float l = logits[id];
+        u64 u = 0;
+        if (l != neg_infinity() && sample_key(l, id) <= top_k_key)
+        {
+            double w = portable_exp(__dmul_rn(__dsub_rn((double)l, (double)top), inverse_t));
+            u = (u64)__dmul_rn(w, scale);
+            total += u;
+            if (min_p > 0.0 && w < min_p) u |= MINP_FAIL;
+        }
+        units[id] = u;
+    }
+    __syncthreads(); // units written by other threads are read by the selects below (global memory, same block)
+    total = block_sum_u64(total, s);
+
+    // Top-p: the smallest prefix holding ceil(P · total) units.
+    u64 nucleus_key = ~0ULL;
+    if (p.top_p < 1.f)
+    {
+        double target = ceil(__dmul_rn((double)p.top_p, (double)total));
+        u64 t = (u64)target;
+        if (t > total) t = total;
+        nucleus_key = select_key(logits, units, n, MEASURE_UNITS, 0, t, s);
+    }
+
+    // The draw: units of the kept tokens (in the nucleus, not dropped by min-p), then r = floor(u · kept).
+    u64 kept = 0;
+    for (int id = threadIdx.x; id < n; id += blockDim.x)
+    {
+        u64 u = units[id];
+        if (!(u & MINP_FAIL) && sample_key(logits[id], id) <= nucleus_key) kept += u & UNITS_MASK;
+    }
+    kept = block_sum_u64(kept, s);
+    u64 r = (u64)__dmul_rn(p.uniform, (double)kept);
+    if (r >= kept) r = kept - 1;
+    u64 chosen = select_key(logits, units, n, MEASURE_DRAW, nucleus_key, r + 1, s);
+    if (threadIdx.x == 0) ids[row] = (int)(u32)chosen;
+}

@@ -1,0 +1,155 @@
+using Radlads.Generation;
+using Radlads.Ops;
+
+namespace Radlads.Tests.Ops;
+
+/// <summary>
+/// Sample: the backend must pick exactly the id of the CPU reference (<see cref="RowSampler"/>, the arithmetic of
+/// <see cref="SamplingMath"/>) for the same logits and uniform numbers. There is no tolerance: a sampled id is right or
+/// wrong. Every row gets its own uniform number, so one call checks many draws; ids are poisoned first.
+/// </summary>
+public abstract partial class OpConformanceTests
+{
+    private const int Poison = -12345;
+
+    /// <summary>The reference ids, row by row.</summary>
+    private static int[] ReferenceIds(float[] logits, int vocab, int allowed, SampleRow[] rows)
+    {
+        var sampler = new RowSampler();
+        return [.. rows.Select((p, r) => sampler.Sample(logits.AsSpan(r * vocab, allowed), p, r, rows.Length))];
+    }
+
+    private int[] SampleIds(float[] logits, int vocab, int allowed, SampleRow[] rows)
+    {
+        var x = In(logits, rows.Length, vocab);
+        var ids = Enumerable.Repeat(Poison, rows.Length + 1).ToArray();
+        Ops.Sample(x, allowed, rows, ids.AsSpan(0, rows.Length));
+        Assert.Equal(Poison, ids[^1]); // nothing written past the rows
+        return ids[..^1];
+    }
+
+    private static SampleRow[] Rows(int count, float temperature, int topK, float topP, float minP, int seed)
+    {
+        var rng = new Xoshiro256StarStar((ulong)seed);
+        return [.. Enumerable.Range(0, count).Select(_ => new SampleRow(temperature, topK, topP, minP, rng.NextDouble()))];
+    }
+
+    [Theory]
+    [InlineData(1, 7, 7, 0f, 0, 1f, 0f, 4f)]                    // greedy, tiny vocabulary
+    [InlineData(3, 151936, 151936, 0f, 0, 1f, 0f, 4f)]          // greedy at Qwen2.5's vocabulary
+    [InlineData(16, 151936, 151936, 0.7f, 20, 0.8f, 0f, 4f)]    // Qwen2.5's generation_config defaults
+    [InlineData(16, 151936, 151665, 1f, 0, 1f, 0f, 2f)]         // plain sampling over the whole allowed vocabulary
+    [InlineData(8, 151936, 151936, 1f, 5000, 0.95f, 0f, 3f)]    // top-k above the heap limit (quickselect)
+    [InlineData(24, 8192, 8192, 1f, 0, 1f, 0f, 1f)]             // RWKV-sized vocabulary, flat distribution
+    [InlineData(24, 8192, 8000, 1.3f, 0, 0.95f, 0.05f, 3f)]     // allowed < V, min-p
+    [InlineData(12, 33, 33, 1f, 1, 1f, 0f, 2f)]                 // top-k 1 is greedy
+    [InlineData(12, 1000, 1000, 1f, 0, 1e-6f, 0f, 2f)]          // tiny top-p keeps the top token only
+    [InlineData(32, 512, 500, 0.5f, 50, 0.9f, 0.01f, 5f)]       // every filter at once, many rows
+    [InlineData(16, 300, 300, 1e-3f, 0, 1f, 0f, 2f)]            // near-greedy temperature: huge 1/T, weights underflow
+    [InlineData(16, 300, 300, 50f, 0, 1f, 0f, 2f)]              // hot temperature: nearly uniform
+    public void SampleMatchesTheReference(int b, int vocab, int allowed, float temperature, int topK, float topP, float minP, float std)
+    {
+        var data = new TestData(100 + b + vocab);
+        var logits = data.Normal(b * vocab, std);
+        var rows = Rows(b, temperature, topK, topP, minP, b * 31 + vocab);
+        var expected = ReferenceIds(logits, vocab, allowed, rows);
+        var actual = SampleIds(logits, vocab, allowed, rows);
+        Assert.Equal(expected, actual);
+        Assert.All(actual, id => Assert.InRange(id, 0, allowed - 1));
+        if (temperature == 0f || topK == 1 || topP <= 1e-6f)
+        {
+            // These settings are greedy: the lowest id holding the row's largest logit.
+            for (int r = 0; r < b; r++)
+            {
+                var row = logits.AsSpan(r * vocab, allowed);
+                Assert.Equal(row.IndexOf(System.Numerics.Tensors.TensorPrimitives.Max(row)), actual[r]);
+            }
+        }
+    }
+
+    [Fact]
+    public void SampleBreaksTiesByTheLowerIdEverywhere()
+    {
+        // Row 0: ties at the top (greedy takes id 1). Row 1: -0 and +0 tie (id 0). Rows 2-5: all logits equal, top-k 3
+        // keeps ids 0..2 and the draw walks them in id order; u picks the first, second, third. Row 6: 1-ulp neighbours.
+        const int v = 6;
+        float up = MathF.BitIncrement(2f);
+        float[] logits =
+        [
+            0f, 4f, 1f, 4f, 4f, -1f,
+            -0f, 0f, 0f, -1f, -2f, -3f,
+            1f, 1f, 1f, 1f, 1f, 1f,
+            1f, 1f, 1f, 1f, 1f, 1f,
+            1f, 1f, 1f, 1f, 1f, 1f,
+            1f, 1f, 1f, 1f, 1f, 1f,
+            2f, up, 2f, up, -5f, float.NegativeInfinity,
+        ];
+        SampleRow[] rows =
+        [
+            SampleRow.Greedy,
+            SampleRow.Greedy,
+            new(1f, 3, 1f, 0f, 0.0),
+            new(1f, 3, 1f, 0f, 0.5),
+            new(1f, 3, 1f, 0f, 0.9999999999999999),
+            new(1f, 0, 0.5f, 0f, 0.99),     // top-p 0.5 of six equal tokens: the three lowest ids
+            new(1f, 2, 1f, 0f, 0.75),       // top-k 2 of 1-ulp neighbours: ids 1 and 3 (the larger value), u picks 3
+        ];
+        var expected = ReferenceIds(logits, v, v, rows);
+        Assert.Equal([1, 0, 0, 1, 2, 2, 3], expected);
+        Assert.Equal(expected, SampleIds(logits, v, v, rows));
+    }
+
+    [Fact]
+    public void SampleDrawsOnlyAllowedAndUnbannedTokens()
+    {
+        // -Infinity bans a token; ids at or above the allowed vocabulary are never drawn, whatever their logits.
+        const int v = 10;
+        var logits = new float[] { float.NegativeInfinity, 1f, float.NegativeInfinity, 0.5f, float.NegativeInfinity, 0f, 0f, 0f, 50f, 60f };
+        var rows = Rows(40, 1f, 0, 1f, 0f, 7);
+        var tiled = Enumerable.Range(0, rows.Length).SelectMany(_ => logits).ToArray();
+        var actual = SampleIds(tiled, v, 8, rows);
+        Assert.Equal(ReferenceIds(tiled, v, 8, rows), actual);
+        Assert.All(actual, id => Assert.Contains(id, new[] { 1, 3, 5, 6, 7 }));
+        Assert.Contains(3, actual); // the draws are not all greedy
+    }
+
+    [Theory]
+    [InlineData(float.NaN, "NaN for token 5")]
+    [InlineData(float.PositiveInfinity, "+Infinity for token 5")]
+    public void SampleRejectsNonFiniteLogitsNamingTheToken(float bad, string message)
+    {
+        var logits = new TestData(9).Normal(2 * 9);
+        logits[9 + 5] = bad;
+        logits[9 + 7] = bad; // a later bad id is not the one named
+        var rows = Rows(2, 1f, 0, 1f, 0f, 3);
+        var e = Assert.Throws<RadladsException>(() => SampleIds(logits, 9, 9, rows));
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+        Assert.Contains("in row 1", e.Message, StringComparison.Ordinal);
+
+        // Greedy rows are checked too, and a bad logit beyond the allowed vocabulary is ignored.
+        var greedy = new TestData(10).Normal(9);
+        greedy[8] = bad;
+        Assert.Equal(ReferenceIds(greedy, 9, 8, [SampleRow.Greedy]), SampleIds(greedy, 9, 8, [SampleRow.Greedy]));
+        greedy[2] = bad;
+        Assert.Throws<RadladsException>(() => SampleIds(greedy, 9, 8, [SampleRow.Greedy]));
+    }
+
+    [Fact]
+    public void SampleRejectsARowOfBannedTokens()
+    {
+        var logits = Enumerable.Repeat(float.NegativeInfinity, 16).ToArray();
+        var e = Assert.Throws<RadladsException>(() => SampleIds(logits, 16, 16, Rows(1, 0.8f, 0, 1f, 0f, 1)));
+        Assert.Contains("all 16 are -Infinity", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SampleRejectsBadArguments()
+    {
+        var x = In(new float[12], 2, 6);
+        var ids = new int[2];
+        Assert.Throws<ArgumentOutOfRangeException>(() => Ops.Sample(x, 7, [SampleRow.Greedy, SampleRow.Greedy], ids));
+        Assert.Throws<ArgumentException>(() => Ops.Sample(x, 6, [SampleRow.Greedy], ids));
+        Assert.Throws<ArgumentException>(() => Ops.Sample(x, 6, [SampleRow.Greedy, new(1f, 0, 1f, 0f, 1.0)], ids));
+        Assert.Throws<ArgumentException>(() => Ops.Sample(x, 6, [SampleRow.Greedy, new(1f, 0, 0f, 0f, 0.5)], ids));
+    }
+}
