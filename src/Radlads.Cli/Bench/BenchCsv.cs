@@ -25,9 +25,9 @@ public static class BenchCsv
             string[] fields =
             [
                 r.Source, r.Card, r.Backend, r.Arch, r.Shape, r.Measure, Int(r.Context), Int(r.Batch), Long(r.Tokens),
-                BenchRow.Format(r.MsPerToken, "G6"), BenchRow.Format(r.TokensPerSecond, "G6"), BenchRow.Format(r.TtftMs, "G6"),
-                BenchRow.Format(r.WallSeconds, "G6"), Long(r.BytesPerStep), BenchRow.Format(r.Roofline, "G6"),
-                BenchRow.Format(r.RooflineFraction, "G4"), Long(r.WeightsBytes), Long(r.StateBytes), Long(r.WorkspaceBytes),
+                BenchRow.Format(r.MsPerToken, "R"), BenchRow.Format(r.TokensPerSecond, "R"), BenchRow.Format(r.TtftMs, "R"),
+                BenchRow.Format(r.WallSeconds, "R"), Long(r.BytesPerStep), BenchRow.Format(r.Roofline, "R"),
+                BenchRow.Format(r.RooflineFraction, "R"), Long(r.WeightsBytes), Long(r.StateBytes), Long(r.WorkspaceBytes),
                 Long(r.PeakBytes), r.Status, r.Note,
             ];
             text.Append(string.Join(',', fields.Select(Quote))).Append('\n');

@@ -303,7 +303,8 @@ internal static class BenchReport
 
     private static string Percent(double? f) => f is double v ? string.Create(Inv, $"{v * 100:F1} %") : "n/a";
 
-    private static string GiBText(long? bytes) => bytes is long b ? string.Create(Inv, b >= BenchRunner.GiB / 10 ? $"{b / BenchRunner.GiB:F2}" : $"{b / BenchRunner.GiB:G3}") : "n/a";
+    private static string GiBText(long? bytes) =>
+        bytes is not long b ? "n/a" : (b / BenchRunner.GiB).ToString(b >= BenchRunner.GiB / 10 ? "F2" : "G3", Inv);
 
     internal static string Ctx(int c) => c >= 1024 && c % 1024 == 0 ? string.Create(Inv, $"{c / 1024}k") : c.ToString(Inv);
 }

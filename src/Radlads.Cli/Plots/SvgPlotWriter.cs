@@ -53,14 +53,14 @@ public sealed class SvgPlotWriter : IPlotWriter
         {
             double px = Px(t);
             svg.Append(Inv, $"<line x1=\"{px:F1}\" y1=\"{Top}\" x2=\"{px:F1}\" y2=\"{Top + plotH}\" stroke=\"#ddd\"/>\n");
-            svg.Append(Inv, $"<text x=\"{px:F1}\" y=\"{Top + plotH + 16}\" text-anchor=\"middle\">{Escape(Label(t))}</text>\n");
+            svg.Append(Inv, $"<text x=\"{px:F1}\" y=\"{Top + plotH + 16}\" text-anchor=\"middle\">{Escape(chart.LogX ? BinaryLabel(t) : Label(t))}</text>\n");
         }
 
         foreach (double t in y.Ticks())
         {
             double py = Py(t);
             svg.Append(Inv, $"<line x1=\"{Left}\" y1=\"{py:F1}\" x2=\"{Left + plotW}\" y2=\"{py:F1}\" stroke=\"#ddd\"/>\n");
-            svg.Append(Inv, $"<text x=\"{Left - 6}\" y=\"{py + 4:F1}\" text-anchor=\"end\">{Escape(Label(t))}</text>\n");
+            svg.Append(Inv, $"<text x=\"{Left - 6}\" y=\"{py + 4:F1}\" text-anchor=\"end\">{Escape(chart.LogY ? BinaryLabel(t) : Label(t))}</text>\n");
         }
 
         svg.Append(Inv, $"<text x=\"{Left + (plotW / 2)}\" y=\"{Height - 18}\" text-anchor=\"middle\">{Escape(chart.XLabel)}</text>\n");
@@ -103,6 +103,10 @@ public sealed class SvgPlotWriter : IPlotWriter
     }
 
     private static string Escape(string text) => SecurityElement.Escape(text) ?? "";
+
+    /// <summary>Powers of two as token counts are written: 1024 = 1k, 131072 = 128k, 2^20 = 1M.</summary>
+    private static string BinaryLabel(double v) =>
+        v >= 1 << 20 ? string.Create(Inv, $"{v / (1 << 20):0.##}M") : v >= 1024 ? string.Create(Inv, $"{v / 1024:0.##}k") : Label(v);
 
     private static string Label(double v)
     {
