@@ -223,6 +223,17 @@ internal static class BenchReport
         L("| | shape | " + string.Join(" | ", contexts.Select(Ctx)) + " |");
         L("|---|---|" + string.Concat(contexts.Select(_ => "---:|")));
         lines.ForEach(L);
+        foreach (var (context, target) in new[] { (32768, 1.3), (131072, 1.8) })
+        {
+            var q = ours.FirstOrDefault(r => r.Shape == "7b" && r.Arch == "qwen2" && r.Context == context);
+            var s = ours.FirstOrDefault(r => r.Shape == "7b" && r.Arch == "rwkv7" && r.Context == context);
+            if (q is not null && s is not null)
+            {
+                double x = q.MsPerToken!.Value / s.MsPerToken!.Value;
+                L("");
+                L(string.Create(Inv, $"- target: RAD-RWKV7-7B ≥ {target:F1}× Qwen2-7B decode at {Ctx(context)}: {x:F2}× — **{(x >= target ? "met" : "not met")}**"));
+            }
+        }
     }
 
     private static void Serving(IReadOnlyList<BenchRow> rows, Action<string> L)
