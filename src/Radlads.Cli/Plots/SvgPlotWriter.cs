@@ -115,7 +115,8 @@ public sealed class SvgPlotWriter : IPlotWriter
             : a >= 1e6 ? string.Create(Inv, $"{v / 1e6:0.##}M")
             : a >= 1e4 ? string.Create(Inv, $"{v / 1e3:0.##}k")
             : a >= 100 || a == 0 ? string.Create(Inv, $"{v:0}")
-            : string.Create(Inv, $"{v:0.###}");
+            : a >= 0.01 ? string.Create(Inv, $"{v:0.###}")
+            : v.ToString("G2", Inv);
     }
 
     /// <summary>An axis range: linear (optionally from zero) or log2 with whole-power ticks.</summary>
