@@ -158,6 +158,25 @@ public sealed class BenchCommandTests : IDisposable
     }
 
     [Fact]
+    public void ServingRequestsAreThePapersLengthsWithinASixteenthSeededAndScaled()
+    {
+        var options = new BenchOptions { ServingRequests = 32, Seed = 4 };
+        foreach (var scenario in ServingScenario.Paper)
+        {
+            var requests = ServingScenario.Requests(scenario, options);
+            Assert.Equal(32, requests.Length);
+            Assert.All(requests, r => Assert.InRange(r.In, scenario.TokensIn * 15 / 16, (scenario.TokensIn * 17 / 16) + 1));
+            Assert.All(requests, r => Assert.InRange(r.Out, scenario.TokensOut * 15 / 16, (scenario.TokensOut * 17 / 16) + 1));
+            Assert.True(requests.Select(r => r.In).Distinct().Count() > 16, "the lengths vary");
+            Assert.Equal(requests, ServingScenario.Requests(scenario, options));
+            var half = ServingScenario.Requests(scenario, options with { ServingScale = 0.5 });
+            Assert.All(half.Zip(requests), p => Assert.InRange(p.First.In, (p.Second.In / 2) - 1, (p.Second.In / 2) + 1));
+        }
+
+        Assert.Equal([1.61, 2.77, 3.41], ServingScenario.Paper.Select(p => p.PaperSpeedup));
+    }
+
+    [Fact]
     public void LengthsTakeKAsTimes1024()
     {
         Assert.Equal([1024, 4096, 131072], BenchCommand.Lengths("4k,1K,128k,4096", "--contexts"));
