@@ -104,12 +104,13 @@ internal static class BenchCommand
         bool interactive = ReferenceEquals(io.Error, Console.Error) && !Console.IsErrorRedirected;
         var progress = new Progress(io.Error, interactive, BenchRunner.Units(options, specs.Count));
         io.Error.WriteLine($"bench: {card.Name} ({card.Driver}), backend {device.Name}; results in {folder}");
-        var runner = new BenchRunner(device, options, card, progress, io.Error);
-        var rows = runner.Run(specs);
-        progress.Finish();
-        BenchCsv.Write(Path.Combine(folder, BenchReport.ResultsFile), rows);
         var header = Header(card, device.Description, args, options);
         File.WriteAllLines(Path.Combine(folder, "run.txt"), header);
+        string csv = Path.Combine(folder, BenchReport.ResultsFile);
+        var runner = new BenchRunner(device, options, card, progress, io.Error) { RowAdded = rows => BenchCsv.Write(csv, rows) };
+        var rows = runner.Run(specs);
+        progress.Finish();
+        BenchCsv.Write(csv, rows);
         string markdown = BenchReport.Write(folder, BenchReport.ReadFolder(folder), header, new SvgPlotWriter());
         io.Output.Write(markdown);
         io.Error.WriteLine($"bench: wrote {BenchReport.ResultsFile}, {BenchReport.MarkdownFile} and 3 plots to {folder}");

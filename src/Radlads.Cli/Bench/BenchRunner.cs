@@ -74,7 +74,14 @@ internal sealed class BenchRunner
         _ => "rwkv7",
     };
 
-    private void Add(BenchRow row) => rows.Add(row with { Card = Card.Name, Backend = device.Name });
+    /// <summary>Called with every row so far after each one is added (the command rewrites results.csv, so a run cut short keeps what it measured).</summary>
+    public Action<IReadOnlyList<BenchRow>>? RowAdded { get; init; }
+
+    private void Add(BenchRow row)
+    {
+        rows.Add(row with { Card = Card.Name, Backend = device.Name });
+        RowAdded?.Invoke(rows);
+    }
 
     private BenchRow Row(ModelSpec spec, string measure) => new() { Arch = ArchName(spec.Config.Architecture), Shape = spec.Shape, Measure = measure };
 
