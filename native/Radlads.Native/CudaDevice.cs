@@ -12,6 +12,7 @@ public sealed class CudaDevice
     private static readonly ConcurrentDictionary<int, Lazy<CudaDevice>> Devices = new();
 
     private long liveBytes;
+    private long peakBytes;
 
     private CudaDevice(int ordinal)
     {
@@ -81,5 +82,18 @@ public sealed class CudaDevice
         return Driver.MemoryInfo();
     }
 
-    internal void Count(long bytes) => Interlocked.Add(ref liveBytes, bytes);
+    /// <summary>The largest <see cref="LiveBytes"/> since the process started or <see cref="ResetPeakBytes"/>.</summary>
+    public long PeakBytes => Interlocked.Read(ref peakBytes);
+
+    /// <summary>Starts a new high-water mark at the bytes held now.</summary>
+    public void ResetPeakBytes() => Interlocked.Exchange(ref peakBytes, LiveBytes);
+
+    internal void Count(long bytes)
+    {
+        long live = Interlocked.Add(ref liveBytes, bytes);
+        long peak;
+        while (live > (peak = Interlocked.Read(ref peakBytes)) && Interlocked.CompareExchange(ref peakBytes, live, peak) != peak)
+        {
+        }
+    }
 }

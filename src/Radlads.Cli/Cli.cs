@@ -23,6 +23,7 @@ public static class Cli
         root.Subcommands.Add(DataCommand.Create(context));
         root.Subcommands.Add(ConvertCommand.Create(context));
         root.Subcommands.Add(DistillCommand.Create(context));
+        root.Subcommands.Add(Bench.BenchCommand.Create(context));
         root.Subcommands.Add(BenchDecodeCommand.Create(context));
         var parse = root.Parse(args);
         try

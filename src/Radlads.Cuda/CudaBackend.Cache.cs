@@ -41,6 +41,16 @@ public sealed unsafe partial class CudaBackend
         return (bytes + step - 1) / step * step;
     }
 
+    /// <inheritdoc/>
+    public DeviceMemoryInfo MemoryInfo()
+    {
+        var (free, total) = Device.MemoryInfo();
+        return new DeviceMemoryInfo(Device.LiveBytes, Math.Max(Device.PeakBytes, Device.LiveBytes), free, total);
+    }
+
+    /// <inheritdoc/>
+    public void ResetPeakMemory() => Device.ResetPeakBytes();
+
     /// <summary>Waits for the stream and frees every cached block (recorded steps keep theirs).</summary>
     public void ReleaseCachedMemory()
     {

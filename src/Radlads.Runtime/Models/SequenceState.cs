@@ -146,6 +146,19 @@ public sealed class SequenceState : IDisposable
     }
 
     /// <summary>
+    /// Makes room for <paramref name="positions"/> tokens in every KV cache now (a no-op for recurrent state), so a
+    /// server can claim a request's memory when it admits it instead of growing (and copying) caches on the way.
+    /// </summary>
+    public void Reserve(int positions)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(positions);
+        foreach (var layer in Layers)
+        {
+            layer.Reserve(Model.Backend, positions);
+        }
+    }
+
+    /// <summary>
     /// For benchmarks: moves the sequence to <paramref name="position"/> as if that many tokens had been read,
     /// without running the model. KV caches grow to hold <paramref name="position"/> + <paramref name="headroom"/>
     /// rows and the rows between the old and the new position are filled with values drawn uniformly from

@@ -6,35 +6,43 @@ namespace Radlads.Models;
 
 /// <summary>
 /// Models with random bf16 weights at the real Qwen2.5 shapes (spec §1), built in memory without a checkpoint
-/// file: what the decode benchmark runs. The RAD-RWKV7 variant is the paper's (balanced keys, no GroupNorm,
-/// low-rank gate, RoPE on) with LoRA ranks from the reference code's rule (rounded to multiples of 32).
+/// file: what the benchmarks run. The RAD-RWKV7 variant is the paper's (balanced keys, no GroupNorm,
+/// low-rank gate, RoPE on) with LoRA ranks from the reference code's rule (rounded to multiples of 32); the
+/// RAD-RWKV6 one is the released form (ddlerp token shift, balanced keys, full-rank sigmoid gate, no RoPE) with
+/// Rm = Rd = calc(0.5, 1.8), the trainer's ranks at release (spec §3, NOTES "convert").
 /// Weights are drawn uniformly from ±0.05 (norm weights are 1), enough to keep every activation finite.
 /// </summary>
 public static class SyntheticModel
 {
     /// <summary>Shape names: the Qwen2.5 sizes and a tiny one for tests.</summary>
-    public static IReadOnlyList<string> Shapes { get; } = ["tiny", "0.5b", "1.5b", "7b"];
+    public static IReadOnlyList<string> Shapes { get; } = ["tiny", "0.5b", "1.5b", "7b", "32b"];
 
-    /// <summary>The configuration of shape <paramref name="shape"/> (see <see cref="Shapes"/>) for qwen2 or rwkv7qwen2.</summary>
+    /// <summary>The short shape name of <paramref name="shape"/>: "qwen2.5-7b" and "7b" are the same shape.</summary>
+    public static string Normalize(string shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        string s = shape.Trim().ToLowerInvariant();
+        s = s.StartsWith("qwen2.5-", StringComparison.Ordinal) ? s["qwen2.5-".Length..] : s;
+        return Shapes.Contains(s) ? s
+            : throw new RadladsException($"unknown model shape '{shape}' (known: tiny, {string.Join(", ", Shapes.Skip(1).Select(x => "qwen2.5-" + x))}; the qwen2.5- prefix may be left out)");
+    }
+
+    /// <summary>The configuration of shape <paramref name="shape"/> (see <see cref="Shapes"/>) for qwen2, rwkv6qwen2 or rwkv7qwen2.</summary>
     public static ModelConfig Config(string shape, Architecture architecture)
     {
         // C, H, KVH, N, L, F, V, tied (spec §1).
-        (int c, int h, int kv, int n, int l, int f, int v, bool tied) = shape switch
+        (int c, int h, int kv, int n, int l, int f, int v, bool tied) = Normalize(shape) switch
         {
             "tiny" => (64, 2, 1, 32, 2, 128, 512, true),
             "0.5b" => (896, 14, 2, 64, 24, 4864, 151936, true),
             "1.5b" => (1536, 12, 2, 128, 28, 8960, 151936, true),
             "7b" => (3584, 28, 4, 128, 28, 18944, 152064, false),
-            _ => throw new RadladsException($"unknown model shape '{shape}' (known: {string.Join(", ", Shapes)})"),
+            _ => (5120, 40, 8, 128, 64, 27648, 152064, false), // 32b
         };
-        if (architecture == Architecture.Rwkv6Qwen2)
-        {
-            throw new RadladsException("synthetic models are qwen2 or rwkv7qwen2");
-        }
-
+        bool v6 = architecture == Architecture.Rwkv6Qwen2;
         return new ModelConfig
         {
-            ModelType = architecture == Architecture.Qwen2 ? "qwen2" : "rwkv7qwen2",
+            ModelType = architecture switch { Architecture.Qwen2 => "qwen2", Architecture.Rwkv6Qwen2 => "rwkv6qwen2", _ => "rwkv7qwen2" },
             Architecture = architecture,
             HiddenSize = c,
             IntermediateSize = f,
@@ -46,11 +54,11 @@ public static class SyntheticModel
             RmsNormEps = 1e-6,
             RopeTheta = 1e6,
             TieWordEmbeddings = tied,
-            UseRope = true,
-            UseTokenShift = false,
+            UseRope = !v6,
+            UseTokenShift = v6,
             BalanceState = true,
             GroupNormAttention = false,
-            GateRankType = 2,
+            GateRankType = v6 ? 1 : 2,
         };
     }
 
@@ -98,6 +106,21 @@ public static class SyntheticModel
 
                 list.Add((s + "g1", [c, rg]));
                 list.Add((s + "g2", [rg, a]));
+            }
+            else if (config.Architecture == Architecture.Rwkv6Qwen2)
+            {
+                // Spec §3.1 / §6.2: ddlerp token shift (5 packed LoRAs), decay LoRA, full-rank gate.
+                list.Add((s + "gate.weight", [a, c]));
+                foreach (var mix in new[] { "x", "r", "k", "v", "w", "g" })
+                {
+                    list.Add((s + "time_maa_" + mix, [c]));
+                }
+
+                list.Add((s + "time_maa_w1", [c, 5 * rw]));
+                list.Add((s + "time_maa_w2", [5, rw, c]));
+                list.Add((s + "time_decay", [a]));
+                list.Add((s + "time_decay_w1", [c, rw]));
+                list.Add((s + "time_decay_w2", [rw, a]));
             }
         }
 
@@ -168,7 +191,7 @@ public static class SyntheticModel
         long layers = config.NumHiddenLayers;
         long state = config.Architecture == Architecture.Qwen2
             ? layers * 2 * (context + 1L) * config.NumKeyValueHeads * config.HeadDim * sizeof(float)
-            : layers * 2 * config.NumAttentionHeads * (long)config.HeadDim * config.HeadDim * sizeof(float);
+            : layers * 2 * (((long)config.NumAttentionHeads * config.HeadDim * config.HeadDim) + (config.UseTokenShift ? config.HiddenSize : 0)) * sizeof(float);
         return (weights, state);
     }
 
@@ -205,6 +228,32 @@ public static class SyntheticModel
             ? layers * 2 * h * n * t * (t + 1)
             : layers * 9 * h * n * n * t;
         return (gemm, sequence);
+    }
+
+    /// <summary>
+    /// Device bytes the weights of <paramref name="config"/> take once loaded: every tensor as stored (bf16), as
+    /// <see cref="IBackend.LoadWeight"/> copies it (vectors are read as fp32) (RAD-RWKV7 layer 0's unused v0/v1/v2 are not loaded).
+    /// </summary>
+    public static long WeightBytes(ModelConfig config) => Tensors(config)
+        .Where(t => !(config.Architecture == Architecture.Rwkv7Qwen2 && t.Name.StartsWith("model.layers.0.self_attn.v", StringComparison.Ordinal)
+            && t.Name.Length == "model.layers.0.self_attn.v0".Length))
+        .Sum(t => t.Shape.Length == 1 ? 4L * t.Shape[0] : Bytes(t.Shape)); // vectors are held as fp32
+
+    /// <summary>
+    /// Device bytes one sequence's state holds at <paramref name="context"/> tokens, as this runtime stores it:
+    /// the fp32 recurrent state (and token-shift vectors) of a RAD-RWKV model, or the fp32 KV cache of a Qwen2,
+    /// whose capacity grows by doubling (<see cref="LayerState"/>), so up to twice the rows in use.
+    /// </summary>
+    public static long StateBytes(ModelConfig config, int context)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        long layers = config.NumHiddenLayers;
+        if (config.Architecture != Architecture.Qwen2)
+        {
+            return DecodeBytes(config, context).State / 2;
+        }
+
+        return layers * 2L * context * config.NumKeyValueHeads * config.HeadDim * sizeof(float);
     }
 
     private static long Bytes(int[] shape) => shape.Aggregate(2L, (p, d) => p * d);

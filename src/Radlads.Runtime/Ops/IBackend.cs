@@ -45,4 +45,27 @@ public interface IBackend : IDisposable
 
     /// <summary>Copies one fp32 tensor into another of the same element count.</summary>
     void Copy(Tensor source, Tensor destination);
+
+    /// <summary>
+    /// Device memory as this backend accounts for it (for the benchmarks), or null where it has none to report
+    /// (the CPU backend's tensors are ordinary process memory).
+    /// </summary>
+    DeviceMemoryInfo? MemoryInfo() => null;
+
+    /// <summary>Starts a new high-water mark: <see cref="DeviceMemoryInfo.PeakAllocatedBytes"/> becomes the bytes allocated now.</summary>
+    void ResetPeakMemory()
+    {
+    }
+
+    /// <summary>Waits for queued work and gives cached free blocks back to the device (a no-op without a cache).</summary>
+    void ReleaseCachedMemory()
+    {
+    }
 }
+
+/// <summary>
+/// Device memory at one moment. <paramref name="AllocatedBytes"/> and <paramref name="PeakAllocatedBytes"/> count what
+/// this process holds through its backends on the device (blocks kept in an allocation cache included);
+/// <paramref name="FreeBytes"/> and <paramref name="TotalBytes"/> are the driver's figures for the whole device.
+/// </summary>
+public sealed record DeviceMemoryInfo(long AllocatedBytes, long PeakAllocatedBytes, long FreeBytes, long TotalBytes);

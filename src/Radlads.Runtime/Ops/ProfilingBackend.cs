@@ -33,5 +33,11 @@ public sealed class ProfilingBackend(IBackend inner, Action? synchronize = null)
 
     public void Copy(Tensor source, Tensor destination) => inner.Copy(source, destination);
 
+    public DeviceMemoryInfo? MemoryInfo() => inner.MemoryInfo();
+
+    public void ResetPeakMemory() => inner.ResetPeakMemory();
+
+    public void ReleaseCachedMemory() => inner.ReleaseCachedMemory();
+
     public void Dispose() => inner.Dispose();
 }

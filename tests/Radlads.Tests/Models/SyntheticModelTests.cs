@@ -49,8 +49,31 @@ public sealed class SyntheticModelTests
         Assert.Equal(24 * 9.0 * 14 * 64 * 64 * 100, scan);
     }
 
+    [Fact]
+    public void ShapesIncludeThe32BAndTakeTheQwenPrefix()
+    {
+        Assert.Equal("7b", SyntheticModel.Normalize("qwen2.5-7b"));
+        Assert.Equal("32b", SyntheticModel.Normalize("Qwen2.5-32B"));
+        Assert.Equal("0.5b", SyntheticModel.Normalize("0.5b"));
+        var e = Assert.Throws<RadladsException>(() => SyntheticModel.Normalize("qwen2.5-3b"));
+        Assert.Contains("qwen2.5-32b", e.Message, StringComparison.Ordinal);
+        // Spec §1: 32B is C 5120, 40 heads, 8 KV heads, 64 layers, F 27648, untied: 32.76 B parameters, 65.5 GB of bf16.
+        var config = SyntheticModel.Config("qwen2.5-32b", Architecture.Qwen2);
+        Assert.Equal((5120, 40, 8, 64, 27648, false), (config.HiddenSize, config.NumAttentionHeads, config.NumKeyValueHeads, config.NumHiddenLayers, config.IntermediateSize, config.TieWordEmbeddings));
+        Assert.Equal(65.5, SyntheticModel.WeightBytes(config) / 1e9, 1);
+        // The KV cache the runtime holds: 64 layers × K and V × 8 × 128 × fp32 per token.
+        Assert.Equal(64L * 2 * 1000 * 8 * 128 * 4, SyntheticModel.StateBytes(config, 1000));
+        var v7 = SyntheticModel.Config("32b", Architecture.Rwkv7Qwen2);
+        Assert.Equal(64L * 40 * 128 * 128 * 4, SyntheticModel.StateBytes(v7, 1_000_000));
+        // RAD-RWKV6 adds the token-shift vector of each layer to its state.
+        var v6 = SyntheticModel.Config("32b", Architecture.Rwkv6Qwen2);
+        Assert.Equal(64L * ((40 * 128 * 128) + 5120) * 4, SyntheticModel.StateBytes(v6, 1));
+        Assert.True(v6.UseTokenShift && !v6.UseRope && v6.GateRankType == 1);
+    }
+
     [Theory]
     [InlineData(Architecture.Rwkv7Qwen2)]
+    [InlineData(Architecture.Rwkv6Qwen2)]
     [InlineData(Architecture.Qwen2)]
     public void ATinySyntheticModelDecodesFiniteLogitsAndFastForwards(Architecture architecture)
     {
@@ -59,6 +82,11 @@ public sealed class SyntheticModelTests
         Assert.Equal(config.VocabSize, model.Config.VocabSize);
         Assert.Equal(architecture == Architecture.Rwkv7Qwen2 ? ["model.layers.0.self_attn.v0", "model.layers.0.self_attn.v1", "model.layers.0.self_attn.v2"] : [],
             model.UnusedTensors);
+        Assert.Equal(architecture, model.Config.Architecture);
+        if (architecture == Architecture.Rwkv6Qwen2)
+        {
+            Assert.Contains("RAD-RWKV6", string.Join(' ', model.LayerSummaries), StringComparison.Ordinal);
+        }
         using var state = model.CreateState();
         Assert.All(model.Forward(state, [1, 2, 3]), v => Assert.True(float.IsFinite(v)));
         state.FastForward(300, 4, new Random(1));
