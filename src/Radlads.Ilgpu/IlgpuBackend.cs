@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
@@ -16,7 +15,7 @@ namespace Radlads.Ilgpu;
 /// <see cref="KernelCompileTime"/>). Creating it where no accelerator of that kind exists throws
 /// <see cref="RadladsException"/> saying what is missing.
 /// </summary>
-public sealed unsafe class IlgpuBackend : IBackend
+public sealed unsafe partial class IlgpuBackend : IBackend
 {
     // The attention scores of one launch are at most this many floats (64 MiB); longer prefills go in row slices.
     internal const long MaxScoreFloats = 1L << 24;
@@ -100,6 +99,28 @@ public sealed unsafe class IlgpuBackend : IBackend
         stream.Synchronize();
     }
 
+    /// <summary>
+    /// Host cost of one launch, in µs: <paramref name="launches"/> launches of an empty kernel (one group), queued and
+    /// then waited for once, after one warm-up launch. With a GPU much faster than the host this is ILGPU's own
+    /// overhead per kernel (argument marshalling and cuLaunchKernel), the floor of any op on this backend.
+    /// </summary>
+    public double MeasureLaunchMicroseconds(int launches)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(launches, 1);
+        using var scope = Enter();
+        var empty = Device.Kernels.Empty;
+        empty(stream, 1, 0);
+        stream.Synchronize();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < launches; i++)
+        {
+            empty(stream, 1, 0);
+        }
+
+        stream.Synchronize();
+        return watch.Elapsed.TotalMicroseconds / launches;
+    }
+
     internal static IlgpuTensor Ilgpu(Tensor t) =>
         t as IlgpuTensor ?? throw new ArgumentException($"a {t.GetType().Name} {t.ShapeText} was passed to the ILGPU backend");
 
@@ -113,13 +134,26 @@ public sealed unsafe class IlgpuBackend : IBackend
         }
 
         using var scope = Enter();
-        var tensor = New(DType.F32, (int[])shape.Clone(), count * sizeof(float));
+        var tensor = Cached((int[])shape.Clone(), count * sizeof(float));
         if (count > 0)
         {
             tensor.Bytes.MemSetToZero(stream);
         }
 
         return tensor;
+    }
+
+    public Tensor AllocateUninitialized(params int[] shape)
+    {
+        long count = 1;
+        foreach (var d in shape)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(d);
+            count *= d;
+        }
+
+        using var scope = Enter();
+        return Cached((int[])shape.Clone(), count * sizeof(float));
     }
 
     public Tensor LoadWeight(TensorData data)
@@ -271,8 +305,7 @@ public sealed unsafe class IlgpuBackend : IBackend
         }
         catch (Exception e) when (e is not RadladsException)
         {
-            throw new RadladsException(string.Create(CultureInfo.InvariantCulture,
-                $"out of accelerator memory: a tensor of shape [{string.Join(", ", shape)}] ({dtype}, {bytes:N0} bytes) could not be allocated on {Device.Accelerator.Name}: {e.Message}"), e);
+            throw OutOfMemory(dtype, shape, bytes, e);
         }
 
         return new IlgpuTensor(this, buffer, buffer.View.SubView(0, bytes), dtype, shape, owner: true);
@@ -300,9 +333,10 @@ public sealed unsafe class IlgpuBackend : IBackend
             ids?.Dispose();
             table?.Dispose();
             scores?.Dispose();
+            FreeCache();
+            disposed = true;
             stream.Dispose();
         }
 
-        disposed = true;
     }
 }

@@ -82,7 +82,15 @@ internal sealed partial class IlgpuOps
         var ys = F(y);
         var ks = F(kCache);
         var vs = F(vCache);
-        // Three launches per slice of query rows: scores, softmax in place, weighted sum of values. A slice's scores
+        if (!backend.ThreadPerOutputKernels && headDim <= Kernels.AttentionKernels.MaxHeadDim)
+        {
+            // One launch: a group per (token, head), online softmax over the positions.
+            K.AttentionFused(S, Groups((long)tokens * heads, nameof(Attention)), qs, ks, vs, heads, kvHeads, headDim, startPosition, scale, ys);
+            return;
+        }
+
+        // The CPU simulator's path (no barriers per block of positions), and head dims beyond the fused kernel's:
+        // three launches per slice of query rows: scores, softmax in place, weighted sum of values. A slice's scores
         // [rows·H, start + rows] are bounded by MaxScoreFloats.
         long longest = (long)startPosition + tokens;
         int rowsPerSlice = (int)Math.Clamp(IlgpuBackend.MaxScoreFloats / (heads * longest), 1, tokens);

@@ -1,3 +1,6 @@
+using ILGPU;
+using Radlads.Checkpoints;
+using Radlads.Ilgpu.Kernels;
 using Radlads.Ops;
 
 namespace Radlads.Ilgpu;
@@ -33,6 +36,19 @@ internal sealed partial class IlgpuOps
             var dot = layout == WeightLayout.OutIn ? K.MatMulOutInDot : K.MatMulInOutDot;
             dot(S, Extent((long)t * m, nameof(MatMul)), F(x), w.Weight(Device), b, hasBias, k, m, F(y));
         }
+        else if (t == 1 && layout == WeightLayout.OutIn && VectorLoads(I(x), w, k))
+        {
+            Gemv(I(x), w, b, hasBias, k, m, F(y));
+        }
+        else if (t > 1)
+        {
+            // A tile of 4·TY tokens × 4·TX outputs per group (64 × 64 with 256 threads).
+            int ty = TiledKernels.TokenThreads(GroupSize);
+            int tileT = 4 * ty;
+            int tileM = 4 * (GroupSize / ty);
+            long groups = (long)((m + tileM - 1) / tileM) * ((t + tileT - 1) / tileT);
+            K.MatMulTiled(S, Groups(groups, nameof(MatMul)), F(x), w.Weight(Device), b, hasBias, layout == WeightLayout.OutIn ? 1 : 0, t, k, m, F(y));
+        }
         else if (layout == WeightLayout.OutIn)
         {
             // One warp per output row.
@@ -45,5 +61,33 @@ internal sealed partial class IlgpuOps
             long blocks = (m + Device.WarpSize - 1) / Device.WarpSize;
             K.MatMulInOut(S, Groups(t * blocks, nameof(MatMul)), F(x), w.Weight(Device), b, hasBias, t, k, m, F(y));
         }
+    }
+
+    /// <summary>Whether x [1, K] and W [M, K] can be read in aligned 16-byte chunks (K a multiple of 8, or 4 for f32).</summary>
+    private static bool VectorLoads(IlgpuTensor x, IlgpuTensor w, int k)
+    {
+        int perLoad = w.DType == DType.F32 ? 4 : 8;
+        return k % perLoad == 0 && x.Address % 16 == 0 && w.Address % 16 == 0;
+    }
+
+    /// <summary>
+    /// Decode GEMV, W [M, K] in 16-byte chunks, with 1, 2, 4 or 8 warps per row: the fewest that still give every
+    /// multiprocessor about eight groups, so that a few rows (k/v projections) fill the GPU too.
+    /// </summary>
+    private void Gemv(IlgpuTensor x, IlgpuTensor w, WeightView bias, int hasBias, int k, int m, ArrayView<float> y)
+    {
+        int warps = GroupSize / Device.WarpSize;
+        long wanted = 8L * Math.Max(1, Device.Accelerator.NumMultiprocessors);
+        int perRow = 1;
+        while (perRow < 8 && warps % (perRow * 2) == 0 && (m + (warps / perRow) - 1) / (warps / perRow) < wanted)
+        {
+            perRow *= 2;
+        }
+
+        int rowsPerGroup = warps / perRow;
+        int chunks = k / (w.DType == DType.F32 ? 4 : 8);
+        var words = w.Bytes.Cast<Words4>();
+        var xs = x.Floats.SubView(0, k).Cast<Floats4>();
+        K.GemvOutIn[(int)w.DType](S, Groups((m + rowsPerGroup - 1) / rowsPerGroup, nameof(MatMul)), xs, words, bias, hasBias, chunks, m, perRow, y);
     }
 }

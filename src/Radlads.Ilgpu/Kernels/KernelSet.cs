@@ -54,11 +54,21 @@ internal sealed class KernelSet
         AttentionSoftmax = a.LoadKernel<ArrayView<float>, int, int, int>(GroupedKernels.AttentionSoftmax);
         Wkv7 = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(
             GroupedKernels.Wkv7);
+        GemvOutIn =
+        [
+            a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, WeightView, int, int, int, int, ArrayView<float>>(GemvKernels.GemvOutIn<F32Words>),
+            a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, WeightView, int, int, int, int, ArrayView<float>>(GemvKernels.GemvOutIn<F16Words>),
+            a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, WeightView, int, int, int, int, ArrayView<float>>(GemvKernels.GemvOutIn<Bf16Words>),
+        ];
+        MatMulTiled = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, int, int, int, ArrayView<float>>(TiledKernels.MatMulTiled);
+        AttentionFused = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, ArrayView<float>>(
+            AttentionKernels.AttentionFused);
+        Empty = a.LoadAutoGroupedKernel<Index1D, int>(ProbeKernels.Empty);
         CompileTime = watch.Elapsed;
     }
 
-    /// <summary>How many kernels were loaded.</summary>
-    public const int Count = 30;
+    /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
+    public const int Count = 36;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -120,6 +130,16 @@ internal sealed class KernelSet
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, WeightView, int, int, int, int, ArrayView<float>> MatMulInOut { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int> AttentionSoftmax { get; }
+
+    /// <summary>The decode GEMV (W [M, K], 16-byte loads), indexed by <see cref="Checkpoints.DType"/> (F32, F16, BF16).</summary>
+    public Action<AcceleratorStream, KernelConfig, ArrayView<Floats4>, ArrayView<Words4>, WeightView, int, int, int, int, ArrayView<float>>[] GemvOutIn { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, WeightView, int, int, int, int, int, ArrayView<float>> MatMulTiled { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, ArrayView<float>> AttentionFused { get; }
+
+    /// <summary>A kernel that does nothing: measures the host cost of one launch.</summary>
+    public Action<AcceleratorStream, Index1D, int> Empty { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> Wkv7 { get; }
 }
