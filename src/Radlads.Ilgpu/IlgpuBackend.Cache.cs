@@ -76,7 +76,7 @@ public sealed partial class IlgpuBackend
     /// <summary>An fp32 tensor on a cached block (or its own buffer when large or when the cache is off). Caller holds Enter.</summary>
     private IlgpuTensor Cached(int[] shape, long bytes)
     {
-        if (bytes > LargestCachedBlock || CacheDisabled)
+        if (bytes > LargestCachedBlock || CacheDisabled || Baseline)
         {
             return New(DType.F32, shape, bytes);
         }

@@ -36,9 +36,17 @@ internal sealed partial class IlgpuOps
             var dot = layout == WeightLayout.OutIn ? K.MatMulOutInDot : K.MatMulInOutDot;
             dot(S, Extent((long)t * m, nameof(MatMul)), F(x), w.Weight(Device), b, hasBias, k, m, F(y));
         }
+        else if (backend.Baseline)
+        {
+            Legacy(x, w, b, hasBias, t, k, m, y, layout);
+        }
         else if (t == 1 && layout == WeightLayout.OutIn && VectorLoads(I(x), w, k))
         {
             Gemv(I(x), w, b, hasBias, k, m, F(y));
+        }
+        else if (t == 1 && layout == WeightLayout.InOut && VectorColumns(w, m))
+        {
+            GemvInOut(F(x), w, b, hasBias, k, m, F(y));
         }
         else if (t > 1)
         {
@@ -49,7 +57,16 @@ internal sealed partial class IlgpuOps
             long groups = (long)((m + tileM - 1) / tileM) * ((t + tileT - 1) / tileT);
             K.MatMulTiled(S, Groups(groups, nameof(MatMul)), F(x), w.Weight(Device), b, hasBias, layout == WeightLayout.OutIn ? 1 : 0, t, k, m, F(y));
         }
-        else if (layout == WeightLayout.OutIn)
+        else
+        {
+            Legacy(x, w, b, hasBias, t, k, m, y, layout);
+        }
+    }
+
+    /// <summary>The warp-per-row (OutIn) and K-split (InOut) kernels with per-element loads: any shape and alignment.</summary>
+    private void Legacy(Tensor x, IlgpuTensor w, WeightView b, int hasBias, int t, int k, int m, Tensor y, WeightLayout layout)
+    {
+        if (layout == WeightLayout.OutIn)
         {
             // One warp per output row.
             int warps = GroupSize / Device.WarpSize;
@@ -68,6 +85,44 @@ internal sealed partial class IlgpuOps
     {
         int perLoad = w.DType == DType.F32 ? 4 : 8;
         return k % perLoad == 0 && x.Address % 16 == 0 && w.Address % 16 == 0;
+    }
+
+    /// <summary>Whether W [K, M] can be read in aligned 16-byte chunks of adjacent columns (M a multiple of 8, or 4 for f32).</summary>
+    private static bool VectorColumns(IlgpuTensor w, int m) => m % (w.DType == DType.F32 ? 4 : 8) == 0 && w.Address % 16 == 0;
+
+    /// <summary>
+    /// Decode GEMV, W [K, M]: column chunks across a group's threads (as many as there are chunks, up to the group),
+    /// the rest of the group and, when the columns give too few groups, several groups (splits) over K, so a LoRA
+    /// factor of a few columns and thousands of rows still spreads over the GPU.
+    /// </summary>
+    private void GemvInOut(ArrayView<float> x, IlgpuTensor w, WeightView bias, int hasBias, int k, int m, ArrayView<float> y)
+    {
+        int per = w.DType == DType.F32 ? 4 : 8;
+        int chunks = m / per;
+        int columnThreads = 1;
+        while (columnThreads < chunks && columnThreads * 2 <= GroupSize && GroupSize % (columnThreads * 2) == 0)
+        {
+            columnThreads *= 2;
+        }
+
+        int tiles = (chunks + columnThreads - 1) / columnThreads;
+        int rowThreads = GroupSize / columnThreads;
+        long wanted = 2L * Math.Max(1, Device.Accelerator.NumMultiprocessors);
+        // At least four rows per row thread in each split, so that a split's loads are worth a group.
+        int splits = (int)Math.Clamp((wanted + tiles - 1) / tiles, 1, Math.Max(1, k / (4 * rowThreads)));
+        int rowsPerSplit = (k + splits - 1) / splits;
+        splits = (k + rowsPerSplit - 1) / rowsPerSplit;
+        var words = w.Bytes.Cast<Words4>();
+        var kernel = K.GemvInOut[(int)w.DType];
+        if (splits == 1)
+        {
+            kernel(S, Groups(tiles, nameof(MatMul)), x, words, bias, hasBias, k, m, columnThreads, rowsPerSplit, 1, y, y);
+            return;
+        }
+
+        using var partial = backend.AllocateUninitialized(splits, m);
+        kernel(S, Groups((long)tiles * splits, nameof(MatMul)), x, words, bias, 0, k, m, columnThreads, rowsPerSplit, splits, F(partial), y);
+        K.GemvSplits(S, m, F(partial), bias, hasBias, splits, m, y);
     }
 
     /// <summary>
