@@ -49,7 +49,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         }
 
         Ops = new IlgpuOps(this);
-        Description = Device.Describe();
+        Description = Device.Describe() + (baseline ? "; RADLADS_ILGPU_BASELINE=1: the first version's kernels and allocation" : "");
     }
 
     public string Name => "ilgpu";
