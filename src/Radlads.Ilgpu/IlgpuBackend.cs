@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
@@ -16,22 +15,22 @@ namespace Radlads.Ilgpu;
 /// <see cref="KernelCompileTime"/>). Creating it where no accelerator of that kind exists throws
 /// <see cref="RadladsException"/> saying what is missing.
 /// </summary>
-public sealed unsafe class IlgpuBackend : IBackend
+public sealed unsafe partial class IlgpuBackend : IBackend
 {
     // The attention scores of one launch are at most this many floats (64 MiB); longer prefills go in row slices.
     internal const long MaxScoreFloats = 1L << 24;
 
     private readonly AcceleratorStream stream;
     private MemoryBuffer1D<int, Stride1D.Dense>? ids;
-    private MemoryBuffer1D<float, Stride1D.Dense>? table;
     private MemoryBuffer1D<float, Stride1D.Dense>? scores;
     private MemoryBuffer1D<double, Stride1D.Dense>? sampleParameters;
     private MemoryBuffer1D<int, Stride1D.Dense>? sampleIds;
+    private readonly Dictionary<(float Theta, int HeadDim), (MemoryBuffer1D<float, Stride1D.Dense>? Buffer, long Positions)> ropeTables = [];
     private bool disposed;
 
     /// <summary>Opens the accelerator of <paramref name="kind"/> (compiling the kernels once per process).</summary>
     public IlgpuBackend(IlgpuDeviceKind kind = IlgpuDeviceKind.Auto)
-        : this(kind, threadPerOutputKernels: null)
+        : this(kind, threadPerOutputKernels: null, baseline: Environment.GetEnvironmentVariable("RADLADS_ILGPU_BASELINE") == "1")
     {
     }
 
@@ -40,8 +39,9 @@ public sealed unsafe class IlgpuBackend : IBackend
     /// shuffles; the CPU simulator's default, where every shuffle costs several thread barriers) or warp per row (the
     /// GPU default). Tests use it to run the GPU variants on the simulator too.
     /// </summary>
-    internal IlgpuBackend(IlgpuDeviceKind kind, bool? threadPerOutputKernels)
+    internal IlgpuBackend(IlgpuDeviceKind kind, bool? threadPerOutputKernels, bool baseline = false)
     {
+        Baseline = baseline;
         Device = IlgpuDevice.Get(kind);
         ThreadPerOutputKernels = threadPerOutputKernels ?? Device.Kind == IlgpuDeviceKind.Cpu;
         lock (Device.Sync)
@@ -51,7 +51,7 @@ public sealed unsafe class IlgpuBackend : IBackend
         }
 
         Ops = new IlgpuOps(this);
-        Description = Device.Describe();
+        Description = Device.Describe() + (baseline ? "; RADLADS_ILGPU_BASELINE=1: the first version's kernels and allocation" : "");
     }
 
     public string Name => "ilgpu";
@@ -70,6 +70,13 @@ public sealed unsafe class IlgpuBackend : IBackend
 
     /// <summary>Whether MatMul (out×in) and Wkv7 use their thread-per-output kernels instead of warp-per-row ones.</summary>
     internal bool ThreadPerOutputKernels { get; }
+
+    /// <summary>
+    /// The kernels and allocation of the first ILGPU version (2026-11-27), for before/after comparisons in one process
+    /// (RADLADS_ILGPU_BASELINE=1): no block cache (every tensor allocated, zero-filled, and freed after a stream wait),
+    /// per-element weight loads in every MatMul, attention in three launches. The RoPE table is the new cached one.
+    /// </summary>
+    internal bool Baseline { get; }
 
     internal AcceleratorStream Stream => stream;
 
@@ -102,6 +109,28 @@ public sealed unsafe class IlgpuBackend : IBackend
         stream.Synchronize();
     }
 
+    /// <summary>
+    /// Host cost of one launch, in µs: <paramref name="launches"/> launches of an empty kernel (one group), queued and
+    /// then waited for once, after one warm-up launch. With a GPU much faster than the host this is ILGPU's own
+    /// overhead per kernel (argument marshalling and cuLaunchKernel), the floor of any op on this backend.
+    /// </summary>
+    public double MeasureLaunchMicroseconds(int launches)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(launches, 1);
+        using var scope = Enter();
+        var empty = Device.Kernels.Empty;
+        empty(stream, 1, 0);
+        stream.Synchronize();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < launches; i++)
+        {
+            empty(stream, 1, 0);
+        }
+
+        stream.Synchronize();
+        return watch.Elapsed.TotalMicroseconds / launches;
+    }
+
     internal static IlgpuTensor Ilgpu(Tensor t) =>
         t as IlgpuTensor ?? throw new ArgumentException($"a {t.GetType().Name} {t.ShapeText} was passed to the ILGPU backend");
 
@@ -115,13 +144,31 @@ public sealed unsafe class IlgpuBackend : IBackend
         }
 
         using var scope = Enter();
-        var tensor = New(DType.F32, (int[])shape.Clone(), count * sizeof(float));
+        var tensor = Cached((int[])shape.Clone(), count * sizeof(float));
         if (count > 0)
         {
             tensor.Bytes.MemSetToZero(stream);
         }
 
         return tensor;
+    }
+
+    public Tensor AllocateUninitialized(params int[] shape)
+    {
+        long count = 1;
+        foreach (var d in shape)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(d);
+            count *= d;
+        }
+
+        if (Baseline)
+        {
+            return Allocate(shape);
+        }
+
+        using var scope = Enter();
+        return Cached((int[])shape.Clone(), count * sizeof(float));
     }
 
     public Tensor LoadWeight(TensorData data)
@@ -230,13 +277,57 @@ public sealed unsafe class IlgpuBackend : IBackend
         return view;
     }
 
-    /// <summary>Host-computed fp32 values (RoPE's cos/sin table) on the accelerator, in a reused buffer.</summary>
-    internal ArrayView<float> UploadTable(ReadOnlySpan<float> values)
+    /// <summary>
+    /// RoPE's cos and sin [T, N/2] for positions start .. start + T − 1, as views of a per-(θ, N) table kept on the
+    /// accelerator: computed on the host in float64 as the CPU reference computes them, rounded to fp32, and uploaded
+    /// once for a range of positions that grows (doubling) when a call goes past it, so a decode step uploads nothing.
+    /// (Accurate float64 sin/cos are not available in ILGPU kernels on every accelerator.) Caller holds Enter.
+    /// </summary>
+    internal (ArrayView<float> Cos, ArrayView<float> Sin) RopeTable(float theta, int headDim, int start, int tokens)
     {
-        Grow(ref table, values.Length);
-        var view = table!.View.SubView(0, values.Length);
-        view.BaseView.CopyFromCPU(stream, ref MemoryMarshal.GetReference(values), values.Length);
-        return view;
+        int half = headDim / 2;
+        long needed = (long)start + tokens;
+        if (!ropeTables.TryGetValue((theta, headDim), out var entry) || entry.Positions < needed)
+        {
+            long positions = Math.Max(4096, entry.Positions);
+            while (positions < needed)
+            {
+                positions *= 2;
+            }
+
+            var inverseFrequency = new double[half];
+            for (int i = 0; i < half; i++)
+            {
+                inverseFrequency[i] = Math.Pow(theta, -2.0 * i / headDim);
+            }
+
+            var values = new float[2 * positions * half];
+            for (long p = 0; p < positions; p++)
+            {
+                double position = p;
+                for (int i = 0; i < half; i++)
+                {
+                    (double sin, double cos) = Math.SinCos(position * inverseFrequency[i]);
+                    values[(p * half) + i] = (float)cos;
+                    values[((positions + p) * half) + i] = (float)sin;
+                }
+            }
+
+            if (entry.Buffer is not null)
+            {
+                stream.Synchronize();
+                entry.Buffer.Dispose();
+            }
+
+            var buffer = Device.Accelerator.Allocate1D<float>(values.LongLength);
+            buffer.View.BaseView.CopyFromCPU(stream, ref values[0], values.LongLength);
+            stream.Synchronize();
+            entry = (buffer, positions);
+            ropeTables[(theta, headDim)] = entry;
+        }
+
+        var view = entry.Buffer!.View.BaseView;
+        return (view.SubView((long)start * half, (long)tokens * half), view.SubView((entry.Positions + start) * half, (long)tokens * half));
     }
 
     /// <summary>The parameters of one Sample call on the accelerator (reused buffer, stream-ordered).</summary>
@@ -296,8 +387,7 @@ public sealed unsafe class IlgpuBackend : IBackend
         }
         catch (Exception e) when (e is not RadladsException)
         {
-            throw new RadladsException(string.Create(CultureInfo.InvariantCulture,
-                $"out of accelerator memory: a tensor of shape [{string.Join(", ", shape)}] ({dtype}, {bytes:N0} bytes) could not be allocated on {Device.Accelerator.Name}: {e.Message}"), e);
+            throw OutOfMemory(dtype, shape, bytes, e);
         }
 
         return new IlgpuTensor(this, buffer, buffer.View.SubView(0, bytes), dtype, shape, owner: true);
@@ -323,13 +413,18 @@ public sealed unsafe class IlgpuBackend : IBackend
             Device.MakeCurrent();
             stream.Synchronize();
             ids?.Dispose();
-            table?.Dispose();
             scores?.Dispose();
             sampleParameters?.Dispose();
             sampleIds?.Dispose();
+            foreach (var (buffer, _) in ropeTables.Values)
+            {
+                buffer?.Dispose();
+            }
+
+            FreeCache();
+            disposed = true;
             stream.Dispose();
         }
 
-        disposed = true;
     }
 }

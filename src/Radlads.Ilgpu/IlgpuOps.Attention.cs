@@ -18,30 +18,10 @@ internal sealed partial class IlgpuOps
             return;
         }
 
-        // cos and sin per (t, i) on the host in float64, as the CPU reference computes them, then fp32: the kernel
-        // only rotates. (Accurate float64 sin/cos are not available in ILGPU kernels on every accelerator.)
-        var inverseFrequency = new double[half];
-        for (int i = 0; i < half; i++)
-        {
-            inverseFrequency[i] = Math.Pow(theta, -2.0 * i / headDim);
-        }
-
-        var values = new float[2 * tokens * half];
-        for (int t = 0; t < tokens; t++)
-        {
-            double position = startPosition + t;
-            for (int i = 0; i < half; i++)
-            {
-                (double s, double c) = Math.SinCos(position * inverseFrequency[i]);
-                values[(t * half) + i] = (float)c;
-                values[((tokens + t) * half) + i] = (float)s;
-            }
-        }
-
         using var scope = backend.Enter();
-        var table = backend.UploadTable(values);
+        var (cos, sin) = backend.RopeTable(theta, headDim, startPosition, tokens);
         long pairs = (long)tokens * heads * half;
-        K.Rope(S, Extent(pairs, nameof(Rope)), F(x), table.SubView(0, tokens * half), table.SubView(tokens * half, tokens * half), heads, headDim);
+        K.Rope(S, Extent(pairs, nameof(Rope)), F(x), cos, sin, heads, headDim);
     }
 
     public void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y)
@@ -82,7 +62,15 @@ internal sealed partial class IlgpuOps
         var ys = F(y);
         var ks = F(kCache);
         var vs = F(vCache);
-        // Three launches per slice of query rows: scores, softmax in place, weighted sum of values. A slice's scores
+        if (!backend.ThreadPerOutputKernels && !backend.Baseline && headDim <= Kernels.AttentionKernels.MaxHeadDim)
+        {
+            // One launch: a group per (token, head), online softmax over the positions.
+            K.AttentionFused(S, Groups((long)tokens * heads, nameof(Attention)), qs, ks, vs, heads, kvHeads, headDim, startPosition, scale, ys);
+            return;
+        }
+
+        // The CPU simulator's path (no barriers per block of positions), and head dims beyond the fused kernel's:
+        // three launches per slice of query rows: scores, softmax in place, weighted sum of values. A slice's scores
         // [rows·H, start + rows] are bounded by MaxScoreFloats.
         long longest = (long)startPosition + tokens;
         int rowsPerSlice = (int)Math.Clamp(IlgpuBackend.MaxScoreFloats / (heads * longest), 1, tokens);

@@ -9,21 +9,28 @@ namespace Radlads.Ilgpu;
 /// <summary>
 /// Accelerator memory with a shape: an ILGPU byte buffer it owns, or a view (<see cref="Rows"/>) of another tensor's
 /// buffer. Kernels see it as fp32 (<see cref="Floats"/>) or, for bf16/f16 weights, as 16-bit words.
-/// Disposing the owner waits for the backend's stream and frees the buffer at once; disposing a view does nothing.
+/// Disposing the owner returns a cached block to the backend (no wait) or waits for the backend's stream and frees its own
+/// buffer; disposing a view does nothing.
 /// </summary>
 public sealed class IlgpuTensor : Tensor
 {
     private readonly MemoryBuffer1D<byte, Stride1D.Dense> buffer;
     private readonly ArrayView<byte> bytes;
     private readonly bool owner;
+    private readonly bool cached;
+    private readonly long offset;
+    private bool disposed;
 
-    internal IlgpuTensor(IlgpuBackend backend, MemoryBuffer1D<byte, Stride1D.Dense> buffer, ArrayView<byte> bytes, DType dtype, int[] shape, bool owner)
+    internal IlgpuTensor(IlgpuBackend backend, MemoryBuffer1D<byte, Stride1D.Dense> buffer, ArrayView<byte> bytes, DType dtype, int[] shape, bool owner,
+        bool cached = false, long offset = 0)
         : base(dtype, shape)
     {
+        this.offset = offset;
         Backend = backend;
         this.buffer = buffer;
         this.bytes = bytes;
         this.owner = owner;
+        this.cached = cached;
     }
 
     public IlgpuBackend Backend { get; }
@@ -35,10 +42,13 @@ public sealed class IlgpuTensor : Tensor
     {
         get
         {
-            ObjectDisposedException.ThrowIf(buffer.IsDisposed, this);
+            ObjectDisposedException.ThrowIf(disposed || buffer.IsDisposed, this);
             return bytes;
         }
     }
+
+    /// <summary>The address of the first byte (device or host, per accelerator), for alignment checks.</summary>
+    internal long Address => buffer.NativePtr.ToInt64() + offset;
 
     /// <summary>The elements of an fp32 tensor.</summary>
     public ArrayView<float> Floats
@@ -74,12 +84,25 @@ public sealed class IlgpuTensor : Tensor
         var shape = (int[])Shape.Clone();
         shape[0] = count;
         long size = (long)RowLength * DType.Size();
-        return new IlgpuTensor(Backend, buffer, Bytes.SubView(start * size, count * size), DType, shape, owner: false);
+        return new IlgpuTensor(Backend, buffer, Bytes.SubView(start * size, count * size), DType, shape, owner: false, offset: offset + (start * size));
     }
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing && owner && !buffer.IsDisposed)
+        if (!disposing || !owner || disposed)
+        {
+            return;
+        }
+
+        disposed = true;
+        if (cached)
+        {
+            // Back to the backend's cache: its next user is queued on the same stream, after every use of this one.
+            Backend.Return(buffer);
+            return;
+        }
+
+        if (!buffer.IsDisposed)
         {
             // Work queued on the stream may still read or write this memory.
             Backend.SynchronizeBeforeFree();

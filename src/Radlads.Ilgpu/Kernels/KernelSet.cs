@@ -63,11 +63,28 @@ internal sealed class KernelSet
             _ => a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>>(
                 SamplingKernels.Sample<PlainMultiplyAdd>),
         };
+        GemvOutIn =
+        [
+            a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, WeightView, int, int, int, int, ArrayView<float>>(GemvKernels.GemvOutIn<F32Words>),
+            a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, WeightView, int, int, int, int, ArrayView<float>>(GemvKernels.GemvOutIn<F16Words>),
+            a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, WeightView, int, int, int, int, ArrayView<float>>(GemvKernels.GemvOutIn<Bf16Words>),
+        ];
+        GemvInOut =
+        [
+            a.LoadKernel<ArrayView<float>, ArrayView<Words4>, WeightView, int, int, int, int, int, int, ArrayView<float>, ArrayView<float>>(GemvKernels.GemvInOut<F32Words>),
+            a.LoadKernel<ArrayView<float>, ArrayView<Words4>, WeightView, int, int, int, int, int, int, ArrayView<float>, ArrayView<float>>(GemvKernels.GemvInOut<F16Words>),
+            a.LoadKernel<ArrayView<float>, ArrayView<Words4>, WeightView, int, int, int, int, int, int, ArrayView<float>, ArrayView<float>>(GemvKernels.GemvInOut<Bf16Words>),
+        ];
+        GemvSplits = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, WeightView, int, int, int, ArrayView<float>>(GemvKernels.GemvSplits);
+        MatMulTiled = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, int, int, int, ArrayView<float>>(TiledKernels.MatMulTiled);
+        AttentionFused = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, ArrayView<float>>(
+            AttentionKernels.AttentionFused);
+        Empty = a.LoadAutoGroupedKernel<Index1D, int>(ProbeKernels.Empty);
         CompileTime = watch.Elapsed;
     }
 
-    /// <summary>How many kernels were loaded.</summary>
-    public const int Count = 31;
+    /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
+    public const int Count = 41;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -129,6 +146,21 @@ internal sealed class KernelSet
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, WeightView, int, int, int, int, ArrayView<float>> MatMulInOut { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int> AttentionSoftmax { get; }
+
+    /// <summary>The decode GEMV (W [M, K], 16-byte loads), indexed by <see cref="Checkpoints.DType"/> (F32, F16, BF16).</summary>
+    public Action<AcceleratorStream, KernelConfig, ArrayView<Floats4>, ArrayView<Words4>, WeightView, int, int, int, int, ArrayView<float>>[] GemvOutIn { get; }
+
+    /// <summary>The decode GEMV for W [K, M] (LoRA factors, 16-byte loads), indexed by dtype as <see cref="GemvOutIn"/>.</summary>
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<Words4>, WeightView, int, int, int, int, int, int, ArrayView<float>, ArrayView<float>>[] GemvInOut { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, WeightView, int, int, int, ArrayView<float>> GemvSplits { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, WeightView, int, int, int, int, int, ArrayView<float>> MatMulTiled { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, ArrayView<float>> AttentionFused { get; }
+
+    /// <summary>A kernel that does nothing: measures the host cost of one launch.</summary>
+    public Action<AcceleratorStream, Index1D, int> Empty { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> Wkv7 { get; }
 

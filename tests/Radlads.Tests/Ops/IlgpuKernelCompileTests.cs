@@ -15,12 +15,21 @@ namespace Radlads.Tests.Ops;
 [Collection(nameof(IlgpuCollection))]
 public sealed class IlgpuKernelCompileTests
 {
-    /// <summary>Every kernel method: implicitly grouped (first parameter Index1D) or explicitly grouped.</summary>
+    /// <summary>
+    /// Every kernel method: implicitly grouped (first parameter Index1D) or explicitly grouped; a generic kernel once per
+    /// weight dtype it is loaded for.
+    /// </summary>
     public static IEnumerable<(MethodInfo Method, bool Implicit)> Kernels() =>
-        new[] { typeof(ElementwiseKernels), typeof(SequenceKernels), typeof(GroupedKernels), typeof(SamplingKernels) }
+        new[]
+        {
+            typeof(ElementwiseKernels), typeof(SequenceKernels), typeof(GroupedKernels), typeof(GemvKernels), typeof(TiledKernels),
+            typeof(AttentionKernels), typeof(ProbeKernels), typeof(SamplingKernels),
+        }
             .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
             .Where(m => m.ReturnType == typeof(void))
-            .Select(m => m.IsGenericMethodDefinition ? m.MakeGenericMethod(typeof(PtxFusedMultiplyAdd)) : m)
+            .SelectMany(m => !m.IsGenericMethodDefinition ? [m]
+                : m.DeclaringType == typeof(SamplingKernels) ? [m.MakeGenericMethod(typeof(PtxFusedMultiplyAdd))]
+                : new[] { typeof(F32Words), typeof(F16Words), typeof(Bf16Words) }.Select(w => m.MakeGenericMethod(w)))
             .Select(m => (m, m.GetParameters().FirstOrDefault()?.ParameterType == typeof(Index1D)));
 
     [Fact]
@@ -45,6 +54,23 @@ public sealed class IlgpuKernelCompileTests
             {
                 File.WriteAllText(Path.Combine(dump, method.Name + ".ptx"), compiled.PTXAssembly);
             }
+        }
+    }
+
+    [Fact]
+    public void TheDecodeGemvReadsWeightsWithSixteenByteLoadsAndNoDtypeBranch()
+    {
+        using var context = Context.Create(b => b.Optimize(OptimizationLevel.O2).EnableAlgorithms());
+        using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
+        foreach (var words in new[] { typeof(F32Words), typeof(F16Words), typeof(Bf16Words) })
+        {
+            var method = typeof(GemvKernels).GetMethod(nameof(GemvKernels.GemvOutIn))!.MakeGenericMethod(words);
+            var ptx = ((PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(method), default)).PTXAssembly;
+            // Weights and x: ld.global.v4 (16 bytes a lane). The only 16-bit loads left are the bias's (one per row, bf16
+            // or f16 branch); the per-element weight path had one in each of the unrolled loop's eight-weight chunks.
+            Assert.Contains("ld.global.v4.b32", ptx, StringComparison.Ordinal);
+            int sixteenBit = ptx.Split("ld.global.b16").Length - 1 + ptx.Split("ld.global.u16").Length - 1;
+            Assert.True(sixteenBit <= 2, $"{words.Name}: {sixteenBit} 16-bit loads in the GEMV");
         }
     }
 

@@ -26,3 +26,10 @@ public sealed class IlgpuCpuWarpKernelOpConformanceTests() : OpConformanceTests(
 /// <summary>The ILGPU backend on an OpenCL device, where one exists (skipped with the reason elsewhere).</summary>
 [Collection(nameof(IlgpuCollection))]
 public sealed class IlgpuOpenClOpConformanceTests() : OpConformanceTests(() => new IlgpuBackend(IlgpuDeviceKind.OpenCL));
+
+/// <summary>
+/// The first version's kernels and allocation (RADLADS_ILGPU_BASELINE=1: per-element MatMul loads at every T,
+/// three-launch attention, no block cache), kept for before/after benchmarks in one process: still the same suite.
+/// </summary>
+[Collection(nameof(IlgpuCollection))]
+public sealed class IlgpuCpuBaselineOpConformanceTests() : OpConformanceTests(() => new IlgpuBackend(IlgpuDeviceKind.Cpu, threadPerOutputKernels: false, baseline: true));

@@ -81,13 +81,23 @@ public sealed class IlgpuVsCudaBenchmarks
         Assert.SkipWhen(CudaAvailability.Unavailable is not null, CudaAvailability.Unavailable ?? "");
         Assert.SkipWhen(IlgpuAvailability.Unavailable(IlgpuDeviceKind.Cuda) is not null, IlgpuAvailability.Unavailable(IlgpuDeviceKind.Cuda) ?? "");
         var cudaBackend = new CudaBackend();
-        var ilgpuBackend = new IlgpuBackend(IlgpuDeviceKind.Cuda);
+        var ilgpuBackend = new IlgpuBackend(IlgpuDeviceKind.Cuda, threadPerOutputKernels: null, baseline: false);
+        var baselineBackend = new IlgpuBackend(IlgpuDeviceKind.Cuda, threadPerOutputKernels: null, baseline: true);
         using var cuda = new Side(cudaBackend, cudaBackend.Synchronize);
         using var ilgpu = new Side(ilgpuBackend, ilgpuBackend.Synchronize);
+        using var baseline = new Side(baselineBackend, baselineBackend.Synchronize);
         Report($"CUDA:  {cudaBackend.Description}");
         Report($"ILGPU: {ilgpuBackend.Description}");
-        Report("| shape | op | T | CUDA µs | ILGPU µs | ILGPU / CUDA |");
-        Report("|---|---|---:|---:|---:|---:|");
+        // The floor under every op: ILGPU's host cost per launch (empty kernel), and one tiny op on each backend.
+        double launch = ilgpuBackend.MeasureLaunchMicroseconds(5000);
+        using var one = cuda.Backend.FromFloats([1f], 1);
+        using var oneIlgpu = ilgpu.Backend.FromFloats([1f], 1);
+        double cudaTiny = Time(() => cuda.Backend.Ops.Add(one, one, one), cuda.Synchronize);
+        double ilgpuTiny = Time(() => ilgpu.Backend.Ops.Add(oneIlgpu, oneIlgpu, oneIlgpu), ilgpu.Synchronize);
+        Report(string.Create(CultureInfo.InvariantCulture,
+            $"launch overhead: ILGPU empty kernel {launch:F2} µs per launch; Add of one element: CUDA {cudaTiny * 1e6:F2} µs, ILGPU {ilgpuTiny * 1e6:F2} µs per op"));
+        Report("| shape | op | T | CUDA µs | ILGPU µs | ILGPU / CUDA | ILGPU baseline µs | baseline / ILGPU |");
+        Report("|---|---|---:|---:|---:|---:|---:|---:|");
         // (name, C, F, H, N, KV heads, layers)
         (string Name, int C, int F, int H, int N, int Kv, int Layers)[] shapes =
             [("0.5B", 896, 4864, 14, 64, 2, 24), ("7B", 3584, 18944, 28, 128, 4, 28)];
@@ -96,15 +106,20 @@ public sealed class IlgpuVsCudaBenchmarks
             using var up = new NativeWeight(new float[(long)s.F * s.C], DType.BF16, s.F, s.C);
             using var down = new NativeWeight(new float[(long)s.C * s.F], DType.BF16, s.C, s.F);
             using var square = new NativeWeight(new float[(long)s.C * s.C], DType.BF16, s.C, s.C);
-            double[] decodeLayer = [0, 0];
+            // The low-rank gate's factors (the largest LoRA of a RAD-RWKV7 layer), stored in×out.
+            int gateRank = Radlads.Models.SyntheticModel.LoraRank(s.C, 0.8, 0.6);
+            using var loraDown = new NativeWeight(new float[(long)s.C * gateRank], DType.BF16, s.C, gateRank);
+            using var loraUp = new NativeWeight(new float[(long)gateRank * s.C], DType.BF16, gateRank, s.C);
+            double[] decodeLayer = [0, 0, 0];
             foreach (int t in new[] { 1, 512 })
             {
-                var rows = new List<(string Op, double Cuda, double Ilgpu)>();
+                var rows = new List<(string Op, double Cuda, double Ilgpu, double Baseline)>();
                 void Measure(string op, Func<Side, Action> setup)
                 {
                     var c = setup(cuda);
                     var i = setup(ilgpu);
-                    rows.Add((op, Time(c, cuda.Synchronize), Time(i, ilgpu.Synchronize)));
+                    var b = setup(baseline);
+                    rows.Add((op, Time(c, cuda.Synchronize), Time(i, ilgpu.Synchronize), Time(b, baseline.Synchronize)));
                 }
 
                 Measure($"matmul bf16 [T,{s.C}]·[{s.F},{s.C}]ᵀ (MLP up)", side =>
@@ -159,21 +174,39 @@ public sealed class IlgpuVsCudaBenchmarks
                     int start = context - t;
                     return () => side.Backend.Ops.Attention(q, kc, vc, s.H, s.Kv, s.N, start, y);
                 });
-                foreach (var (op, c, i) in rows)
+                Measure($"lora bf16 [T,{s.C}]·[{s.C},{gateRank}] (gate down, in×out)", side =>
                 {
-                    Report(string.Create(CultureInfo.InvariantCulture, $"| {s.Name} | {op} | {t} | {c * 1e6:F1} | {i * 1e6:F1} | {i / c:F2} |"));
+                    var w = side.Own(side.Backend.LoadWeight(loraDown.Data));
+                    var x = side.Random(new Random(8), t, s.C);
+                    var y = side.Own(side.Backend.Allocate(t, gateRank));
+                    return () => side.Backend.Ops.MatMul(x, w, null, y, WeightLayout.InOut);
+                });
+                Measure($"lora bf16 [T,{gateRank}]·[{gateRank},{s.C}] (gate up, in×out)", side =>
+                {
+                    var w = side.Own(side.Backend.LoadWeight(loraUp.Data));
+                    var x = side.Random(new Random(9), t, gateRank);
+                    var y = side.Own(side.Backend.Allocate(t, s.C));
+                    return () => side.Backend.Ops.MatMul(x, w, null, y, WeightLayout.InOut);
+                });
+                foreach (var (op, c, i, b) in rows)
+                {
+                    Report(string.Create(CultureInfo.InvariantCulture, $"| {s.Name} | {op} | {t} | {c * 1e6:F1} | {i * 1e6:F1} | {i / c:F2} | {b * 1e6:F1} | {b / i:F2} |"));
                 }
 
                 if (t == 1)
                 {
-                    // A RAD-RWKV7 layer's big matmuls: r, k, v, o (C×C), MLP gate + up (F×C) and down; plus wkv7 and two norms.
-                    decodeLayer[0] = (4 * rows[2].Cuda) + (2 * rows[0].Cuda) + rows[1].Cuda + rows[3].Cuda + (2 * rows[4].Cuda);
-                    decodeLayer[1] = (4 * rows[2].Ilgpu) + (2 * rows[0].Ilgpu) + rows[1].Ilgpu + rows[3].Ilgpu + (2 * rows[4].Ilgpu);
+                    // A RAD-RWKV7 layer's big matmuls: r, k, v, o (C×C), MLP gate + up (F×C) and down; plus wkv7, two norms
+                    // and four LoRAs (counted at the gate's rank, the largest).
+                    double Layer(Func<(string Op, double Cuda, double Ilgpu, double Baseline), double> of) =>
+                        (4 * of(rows[2])) + (2 * of(rows[0])) + of(rows[1]) + of(rows[3]) + (2 * of(rows[4])) + (4 * (of(rows[6]) + of(rows[7])));
+                    decodeLayer[0] = Layer(r => r.Cuda);
+                    decodeLayer[1] = Layer(r => r.Ilgpu);
+                    decodeLayer[2] = Layer(r => r.Baseline);
                 }
             }
 
             Report(string.Create(CultureInfo.InvariantCulture,
-                $"| {s.Name} | decode estimate: {s.Layers} × (4 r/k/v/o + gate + up + down + wkv7 + 2 norms), no LoRAs/head | 1 | {decodeLayer[0] * s.Layers * 1e6:F0} | {decodeLayer[1] * s.Layers * 1e6:F0} | {decodeLayer[1] / decodeLayer[0]:F2} |"));
+                $"| {s.Name} | decode estimate: {s.Layers} × (4 r/k/v/o + gate + up + down + wkv7 + 2 norms + 4 LoRAs), no head | 1 | {decodeLayer[0] * s.Layers * 1e6:F0} | {decodeLayer[1] * s.Layers * 1e6:F0} | {decodeLayer[1] / decodeLayer[0]:F2} | {decodeLayer[2] * s.Layers * 1e6:F0} | {decodeLayer[2] / decodeLayer[1]:F2} |"));
         }
     }
 }

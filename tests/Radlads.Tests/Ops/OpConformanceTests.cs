@@ -303,6 +303,11 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(1, 2000, 4, 2, 64)]
     [InlineData(1, 777, 2, 1, 128)]
     [InlineData(1, 5, 3, 3, 40)]
+    // Head dims below a group's thread count (ILGPU's CPU simulator: 8): the fused kernel splits each block of
+    // positions into ⌊threads / N⌋ slices (N = 4: two; N = 6: one, with idle threads); several blocks of positions.
+    [InlineData(3, 9, 2, 1, 4)]
+    [InlineData(2, 20, 4, 2, 6)]
+    [InlineData(1, 30, 2, 2, 2)]
     public void Attention(int t, int start, int heads, int kvHeads, int n)
     {
         var data = new TestData(10);
