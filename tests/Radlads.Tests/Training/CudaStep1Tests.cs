@@ -25,7 +25,7 @@ public sealed class CudaStep1Tests
         }
 
         // fp32 activations throughout, as the CPU reference: cuBLASLt would round the teacher's activations to bf16
-        // from 16 rows (a real run takes that path; its bound is Tolerances.Bf16GemmLogitsRelativeToMax, not this test's).
+        // from two rows (a real run takes that path; its bound is Tolerances.Bf16GemmLogitsRelativeToMax, not this test's).
         backend.GemmMinRows = int.MaxValue;
         return backend;
     }
