@@ -44,8 +44,7 @@ case "$command" in
   test-publish)
     dotnet publish tests/Radlads.Tests -c Release -r linux-x64 --self-contained -o .gpu/tests
     # The device tool uploads at most 64 MiB with the working tree: trim the framework (partial: our assemblies and
-    # xunit stay whole), drop debugger/tracing libraries and the tokenizer oracle (its tests need tests/data), and
-    # the Skia/HarfBuzz native libraries of the plots (3.7 MB compressed; without them a plot is a note, not an error).
+    # xunit stay whole), drop debugger/tracing libraries and the tokenizer oracle (its tests need tests/data).
     # models/ (the CLI's default model, 37 MB) is dropped: no test uses it, and the checkout that travels with
     # the device call has models/demo-teacher if a command needs it (copy it to app/models/demo-teacher).
     # Unpack it inside the checkout on the device (e.g. tar xJf .gpu/cudatests.tar.xz -C .gpu/run) so the tests find
@@ -59,7 +58,7 @@ case "$command" in
       -p:SuppressTrimAnalysisWarnings=true -p:TreatWarningsAsErrors=false -p:JsonSerializerIsReflectionEnabledByDefault=true \
       -o .gpu/cudatests/app
     (cd .gpu/cudatests/app && rm -f libhf_tokenizers.so libmscordaccore.so libmscordbi.so libcoreclrtraceptprovider.so \
-      libclrgcexp.so libclrgc.so createdump golden/*.py golden/make_golden.log libSkiaSharp.so libHarfBuzzSharp.so \
+      libclrgcexp.so libclrgc.so createdump golden/*.py golden/make_golden.log \
       && rm -rf models golden/adamw/*.py \
       && cp Radlads.Tests.deps.json radlads.deps.json) # without a deps.json the radlads apphost would act as the dotnet muxer
     tar cf - -C .gpu/cudatests app | xz -9e -T0 > .gpu/cudatests.tar.xz

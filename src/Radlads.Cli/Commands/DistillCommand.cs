@@ -49,7 +49,7 @@ internal static class DistillCommand
         };
         var output = new Option<string>("--output", "-o")
         {
-            Description = "Folder for the run: the trainer checkpoint (trainer-state.rdlsckpt), train-log.csv, loss.png and, at the end, the trained student. " +
+            Description = "Folder for the run: the trainer checkpoint (trainer-state.rdlsckpt), train-log.csv, loss.svg and, at the end, the trained student. " +
                 "Holding a checkpoint already, it needs --resume.",
             Required = true,
         };
@@ -140,7 +140,7 @@ internal static class DistillCommand
             var model = OpenStep1(backend, teacherDir, studentDir);
             using var objective = model.Objective;
             string csvPath = Path.GetFullPath(parse.GetValue(logCsv) ?? Path.Combine(outputDir, "train-log.csv"));
-            string plotPath = Path.Combine(outputDir, "loss.png");
+            string plotPath = Path.Combine(outputDir, "loss.svg");
             bool terminal = ReferenceEquals(io.Error, Console.Error) && !Console.IsErrorRedirected;
             using var progress = new DistillProgress(io.Error, terminal, plotPath, csvPath);
             using var loop = new TrainingLoop(backend, objective, tokenFile, options, outputDir, csvPath, progress);

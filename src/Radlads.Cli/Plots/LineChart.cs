@@ -12,9 +12,12 @@ public sealed record LineChart(string Title, string XLabel, string YLabel, IRead
     public bool LogX { get; init; }
 
     public bool LogY { get; init; }
+
+    /// <summary>A dot at every point (benchmark sweeps of a few points); off for long curves such as a loss per step.</summary>
+    public bool Markers { get; init; } = true;
 }
 
-/// <summary>Renders charts to files. The bench tool writes SVG (<see cref="SvgPlotWriter"/>); another format can implement this.</summary>
+/// <summary>Renders charts to files: SVG (<see cref="SvgPlotWriter"/>) for the bench tool and the trainer's loss curve; another format can implement this.</summary>
 public interface IPlotWriter
 {
     /// <summary>The file extension this writer produces, without the dot ("svg").</summary>

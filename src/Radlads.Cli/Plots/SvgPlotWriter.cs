@@ -89,7 +89,10 @@ public sealed class SvgPlotWriter : IPlotWriter
                 }
 
                 segment.Add(string.Create(Inv, $"{Px(px):F1},{Py(py):F1}"));
-                svg.Append(Inv, $"<circle cx=\"{Px(px):F1}\" cy=\"{Py(py):F1}\" r=\"3\" fill=\"{colour}\"/>\n");
+                if (chart.Markers)
+                {
+                    svg.Append(Inv, $"<circle cx=\"{Px(px):F1}\" cy=\"{Py(py):F1}\" r=\"3\" fill=\"{colour}\"/>\n");
+                }
             }
 
             Flush();

@@ -60,9 +60,22 @@ internal sealed class DistillProgress(TextWriter error, bool terminal, string pl
         }
 
         var rows = TrainingLog.Read(csvPath);
-        string? failure = new LinePlot("Loss", "tokens", "loss") { LogY = true }
-            .Add("loss", rows.Select(r => (double)r.Tokens).ToArray(), rows.Select(r => r.Loss).ToArray())
-            .TrySave(plotPath);
+        var chart = new LineChart("Step-1 alignment loss", "tokens", "loss (log scale)",
+            [new PlotSeries("loss", rows.Select(r => ((double)r.Tokens, r.Loss)).ToArray())])
+        { LogY = true, Markers = false };
+        string? failure = null;
+        try
+        {
+            // A temporary file renamed over the old plot, so a viewer never sees half a file.
+            string temporary = plotPath + ".tmp";
+            new SvgPlotWriter().Write(chart, temporary);
+            File.Move(temporary, plotPath, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            failure = e.Message;
+        }
+
         if (failure is not null && !_plotWarned)
         {
             EndLine();
