@@ -80,12 +80,13 @@ internal static class DistillCommand
         };
         var logCsv = new Option<string?>("--log-csv") { Description = "The CSV log (step, tokens, loss, lr, grad_norm, tokens_per_s, seconds). Default: OUTPUT/train-log.csv." };
         var backendOption = CommonOptions.Backend();
+        var profile = CommonOptions.Profile();
         var command = new Command("distill",
             "Train a converted RAD-RWKV student against its Qwen2 teacher (RADLADS). Step 1: AdamW (β 0.9/0.95, ε 1e-8, no weight decay) on fp32 " +
             "master weights, global-norm clipping, warm-up then quarter-cosine LR, windows drawn by the magic-prime sampler. Progress on standard error; " +
             "Ctrl-C finishes the current step, saves and exits; --resume continues exactly.")
         {
-            stage, teacher, student, data, output, ctxLen, batch, tokens, lrInit, lrFinal, warmup, clip, seed, every, resume, logCsv, backendOption,
+            stage, teacher, student, data, output, ctxLen, batch, tokens, lrInit, lrFinal, warmup, clip, seed, every, resume, logCsv, backendOption, profile,
         };
         command.SetAction(parse =>
         {
@@ -131,7 +132,9 @@ internal static class DistillCommand
 
             using var tokenFile = TokenFile.Open(dataPath);
             _ = new WindowSampler(tokenFile, options.CtxLen, options.Seed); // a too-small file fails here, before the model loads
-            using var backend = CommonOptions.CreateBackend(parse.GetValue(backendOption)!, io.Error);
+            // --profile: every forward, backward, loss and optimiser op timed (on a GPU with a stream wait around each, so
+            // the times are device times and the run is slower), one table at the end.
+            using var backend = CommonOptions.CreateBackend(parse.GetValue(backendOption)!, parse.GetValue(profile), io.Error);
             if (backend.BackwardOps is null)
             {
                 throw new RadladsException($"--backend {backend.Name} cannot train yet (no backward ops); use --backend cpu");
@@ -173,6 +176,12 @@ internal static class DistillCommand
 
             var state = loop.State;
             var inv = CultureInfo.InvariantCulture;
+            if (backend is ProfilingBackend)
+            {
+                io.Error.WriteLine("Op profile (every op of every step, a stream wait around each):");
+                CommonOptions.ReportProfile(backend, io.Error);
+            }
+
             if (outcome == TrainingOutcome.Interrupted)
             {
                 io.Error.WriteLine(string.Create(inv, $"interrupted after step {state.Step:N0} ({state.TokensSeen:N0} of {options.TotalSteps * options.TokensPerStep:N0} tokens); saved in {loop.CheckpointPath}"));

@@ -10,7 +10,7 @@ namespace Radlads.Ops;
 /// before and after every op, so each op's time is its GPU time plus one launch and wait (a few µs), not the host's
 /// enqueue time.
 /// </summary>
-public sealed class ProfilingOps(IOps inner, Action? synchronize = null) : IOps
+public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null) : IOps
 {
     private readonly Dictionary<string, (long Calls, long Ticks)> stats = [];
 

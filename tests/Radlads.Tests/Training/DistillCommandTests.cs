@@ -57,6 +57,20 @@ public sealed class DistillCommandTests : IDisposable
         }
     }
 
+    /// <summary>--profile prints one op table at the end with the optimiser's backward-side ops and the same losses as a plain run.</summary>
+    [Fact]
+    public void ProfilePrintsTheOpTable()
+    {
+        UseToy();
+        var (exit, _, error) = Distill("profiled", [.. Small, "--profile"]);
+        Assert.True(exit == 0, error);
+        Assert.Contains("Op profile", error, StringComparison.Ordinal);
+        Assert.Matches(@"AdamW\s+\d+", error);
+        Assert.Matches(@"SumOfSquares\s+\d+", error);
+        Distill("plain", Small);
+        Assert.Equal(TrainingLog.Read(dir.File("plain/train-log.csv")).Select(r => r.Loss), TrainingLog.Read(dir.File("profiled/train-log.csv")).Select(r => r.Loss));
+    }
+
     [Fact]
     public void TrainsLogsPlotsAndExports()
     {
