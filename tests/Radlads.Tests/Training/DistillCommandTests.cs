@@ -67,6 +67,11 @@ public sealed class DistillCommandTests : IDisposable
         Assert.Contains("Op profile", error, StringComparison.Ordinal);
         Assert.Matches(@"AdamW\s+\d+", error);
         Assert.Matches(@"SumOfSquares\s+\d+", error);
+        Assert.Matches(@"training throughput: \d+ tokens/s", error);
+        var summary = File.ReadAllLines(dir.File("profiled/" + DistillCommand.SummaryFile));
+        Assert.Equal(DistillCommand.SummaryHeader, summary[0]);
+        Assert.StartsWith("60,1920,", summary[1], StringComparison.Ordinal);
+        Assert.EndsWith(",cpu,1", summary[1], StringComparison.Ordinal);
         Distill("plain", Small);
         Assert.Equal(TrainingLog.Read(dir.File("plain/train-log.csv")).Select(r => r.Loss), TrainingLog.Read(dir.File("profiled/train-log.csv")).Select(r => r.Loss));
     }
