@@ -235,6 +235,12 @@ public interface IBackwardOps
     double SumOfSquares(Tensor x);
 
     /// <summary>
+    /// <see cref="SumOfSquares"/> of every tensor: <paramref name="sums"/>[i] = SumOfSquares(xs[i]) bit for bit, with one
+    /// synchronisation on a GPU instead of one per tensor (the global gradient norm over all parameters each step).
+    /// </summary>
+    void SumsOfSquares(IReadOnlyList<Tensor> xs, Span<double> sums);
+
+    /// <summary>
     /// One AdamW step on an fp32 parameter, exactly torch.optim.AdamW (foreach=False, amsgrad=False, maximize=False):
     /// g = gradScale·grad; param ← param·(1 − lr·weightDecay); m ← β1·m + (1 − β1)·g; v ← β2·v + (1 − β2)·g²;
     /// param ← param − (lr / (1 − β1^step)) · m / (√v / √(1 − β2^step) + eps). step counts from 1. gradScale carries

@@ -212,6 +212,13 @@ public sealed partial class ProfilingOps : IBackwardOps
         Time(nameof(Fill), start);
     }
 
+    public void SumsOfSquares(IReadOnlyList<Tensor> xs, Span<double> sums)
+    {
+        long start = Start();
+        Inner.SumsOfSquares(xs, sums);
+        Time(nameof(SumsOfSquares), start);
+    }
+
     public double SumOfSquares(Tensor x)
     {
         long start = Start();

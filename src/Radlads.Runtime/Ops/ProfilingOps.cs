@@ -24,11 +24,12 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
     {
         var rows = Report();
         double all = rows.Sum(r => r.Total.TotalMilliseconds);
-        var lines = new List<string> { $"{"op",-20} {"calls",8} {"total ms",10} {"mean µs",10} {"share",7}" };
+        int width = Math.Max(20, rows.Count == 0 ? 0 : rows.Max(r => r.Op.Length)); // backward op names run longer
+        var lines = new List<string> { $"{"op".PadRight(width)} {"calls",8} {"total ms",10} {"mean µs",10} {"share",7}" };
         foreach (var (op, calls, total) in rows)
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{op,-20} {calls,8} {total.TotalMilliseconds,10:F1} {total.TotalMilliseconds * 1000 / calls,10:F1} {total.TotalMilliseconds / all,7:P1}"));
+                $"{op.PadRight(width)} {calls,8} {total.TotalMilliseconds,10:F1} {total.TotalMilliseconds * 1000 / calls,10:F1} {total.TotalMilliseconds / all,7:P1}"));
         }
 
         return string.Join(Environment.NewLine, lines);

@@ -804,6 +804,31 @@ public sealed class CudaBackwardConformanceTests : IDisposable
         Assert.Equal(0.0625 * n, Gpu.BackwardOps.SumOfSquares(x));
     }
 
+    /// <summary>The multi-tensor sum (one download per step) equals each tensor's SumOfSquares bit for bit, NaN in its slot only.</summary>
+    [Fact]
+    public void SumsOfSquaresEqualEachSumOfSquares()
+    {
+        var gpu = Gpu;
+        var sizes = new[] { 1, 1000, 1_000_003, 300, 147_456 };
+        var tensors = sizes.Select((n, i) =>
+        {
+            var values = new TestData(221 + i).Normal(n, 2f);
+            if (i == 3)
+            {
+                values[123] = float.NaN;
+            }
+
+            return (Tensor)Own(gpu.FromFloats(values, n));
+        }).ToArray();
+        var sums = new double[tensors.Length];
+        gpu.BackwardOps.SumsOfSquares(tensors, sums);
+        for (int i = 0; i < tensors.Length; i++)
+        {
+            Assert.Equal(gpu.BackwardOps.SumOfSquares(tensors[i]), sums[i]);
+            Assert.Equal(i == 3, double.IsNaN(sums[i]));
+        }
+    }
+
     [Theory]
     [InlineData(1, 0f, 1f)]
     [InlineData(7, 0.1f, 0.5f)]

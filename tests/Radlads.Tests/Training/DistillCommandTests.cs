@@ -66,7 +66,7 @@ public sealed class DistillCommandTests : IDisposable
         Assert.True(exit == 0, error);
         Assert.Contains("Op profile", error, StringComparison.Ordinal);
         Assert.Matches(@"AdamW\s+\d+", error);
-        Assert.Matches(@"SumOfSquares\s+\d+", error);
+        Assert.Matches(@"SumsOfSquares\s+\d+", error);
         Assert.Matches(@"training throughput: \d+ tokens/s", error);
         var summary = File.ReadAllLines(dir.File("profiled/" + DistillCommand.SummaryFile));
         Assert.Equal(DistillCommand.SummaryHeader, summary[0]);
