@@ -103,9 +103,11 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// <summary>
     /// From how many rows (tokens × sequences) a MatMul with bf16 weights runs on cuBLASLt (bf16 activations,
     /// fp32 accumulation) instead of the built-in kernels (fp32 activations). Below it, and for decode (one row,
-    /// the GEMVs) or other weight dtypes, the built-in kernels run. See NOTES for the measured crossover.
+    /// the GEMVs) or other weight dtypes, the built-in kernels run. Measured on an H200 (2026-11-27, `bench-decode --gemm`,
+    /// bench/results/h200/2026-11-27-prefill-cublaslt.md): cuBLASLt is 4.7–60× faster than the tiled kernel from T = 2 on
+    /// every 0.5B/7B matrix, so two rows is the crossover.
     /// </summary>
-    public const int DefaultGemmMinRows = 16;
+    public const int DefaultGemmMinRows = 2;
 
     /// <summary>cuBLASLt for the prefill GEMMs, or null (<see cref="GemmStatus"/> says why).</summary>
     internal CudaGemm? Gemm { get; }

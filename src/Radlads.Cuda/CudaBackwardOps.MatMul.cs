@@ -53,8 +53,9 @@ internal sealed unsafe partial class CudaBackwardOps
             }
 
             // dx = dy·W (OutIn, W [M, K]) is the forward MatMul of dy with W read in the other layout, and
-            // dx = dy·Wᵀ (InOut, W [K, M]) likewise: the forward's tested kernels (tiled, GEMV at T = 1), any weight dtype.
-            backend.Ops.MatMul(dy, weight, null, dx, layout == WeightLayout.OutIn ? WeightLayout.InOut : WeightLayout.OutIn);
+            // dx = dy·Wᵀ (InOut, W [K, M]) likewise: the forward's tested kernels (tiled, GEMV at T = 1), any weight dtype,
+            // never cuBLASLt (it would round dy to bf16).
+            ((CudaOps)backend.Ops).MatMul(dy, weight, null, dx, layout == WeightLayout.OutIn ? WeightLayout.InOut : WeightLayout.OutIn, gemmLibrary: false);
         }
 
         if (pdw != 0 && t > 0)

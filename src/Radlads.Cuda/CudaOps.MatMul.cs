@@ -7,7 +7,15 @@ internal sealed unsafe partial class CudaOps
 {
     private const int Tile = 64;
 
-    public void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn)
+    public void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn) =>
+        MatMul(x, weight, bias, y, layout, gemmLibrary: true);
+
+    /// <summary>
+    /// MatMul with the choice of cuBLASLt made by the caller: <paramref name="gemmLibrary"/> false keeps fp32 activations
+    /// (the built-in kernels) whatever the row count. The backward's dx = dy·W takes this path, because cuBLASLt would
+    /// round the gradient rows to bf16 (the trainer keeps fp32 gradients, as the CPU reference does).
+    /// </summary>
+    internal void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout, bool gemmLibrary)
     {
         backend.Enter();
         var w = C(weight);
@@ -44,7 +52,7 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
-        if (UsesGemmLibrary(w, t) && TryGemm([w], [bias], [py], layout, px, t, k, [m]))
+        if (gemmLibrary && UsesGemmLibrary(w, t) && TryGemm([w], [bias], [py], layout, px, t, k, [m]))
         {
             return;
         }

@@ -24,6 +24,9 @@ public sealed class CudaStep1Tests
             Assert.Skip("the CUDA backend has no backward ops yet");
         }
 
+        // fp32 activations throughout, as the CPU reference: cuBLASLt would round the teacher's activations to bf16
+        // from two rows (a real run takes that path; its bound is Tolerances.Bf16GemmLogitsRelativeToMax, not this test's).
+        backend.GemmMinRows = int.MaxValue;
         return backend;
     }
 
