@@ -120,6 +120,12 @@ internal static class DistillCommand
                 throw new RadladsException($"--data {Path.GetFullPath(dataPath)}: file not found; make one with `radlads data tokenize`");
             }
 
+            double givenRate = parse.GetValue(gemmTflops);
+            if (givenRate < 0 || !double.IsFinite(givenRate))
+            {
+                throw new RadladsException($"--gemm-tflops must be a positive rate in TFLOP/s (or left out to measure it), got {givenRate}");
+            }
+
             bool resuming = parse.GetValue(resume);
             var saved = resuming ? TrainingCheckpoint.ReadHeader(TrainingCheckpoint.PathIn(outputDir)).Options : new TrainingOptions();
             T Pick<T>(Option<T> option, T fromCheckpoint) => resuming && parse.GetResult(option) is not { Implicit: false } ? fromCheckpoint : parse.GetValue(option)!;
@@ -195,12 +201,6 @@ internal static class DistillCommand
                 io.Error.WriteLine(string.Create(inv, $"interrupted after step {state.Step:N0} ({state.TokensSeen:N0} of {options.TotalSteps * options.TokensPerStep:N0} tokens); saved in {loop.CheckpointPath}"));
                 io.Error.WriteLine($"continue with: radlads distill --stage 1 --teacher {Quote(teacherDir)} --student {Quote(studentDir)} --data {Quote(dataPath)} --output {Quote(outputDir)} --resume");
                 return Interrupted;
-            }
-
-            double givenRate = parse.GetValue(gemmTflops);
-            if (givenRate < 0 || !double.IsFinite(givenRate))
-            {
-                throw new RadladsException($"--gemm-tflops must be a positive rate in TFLOP/s (or left out to measure it), got {givenRate}");
             }
 
             ReportThroughput(io.Error, outputDir, backend, state, options, model.FlopsPerToken, givenRate * 1e12);

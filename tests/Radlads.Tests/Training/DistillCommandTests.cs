@@ -51,7 +51,7 @@ public sealed class DistillCommandTests : IDisposable
         var (exit, output, _) = CliRunner.Run("distill", "--help");
         Assert.Equal(0, exit);
         foreach (var name in new[] { "--stage", "--teacher", "--student", "--data", "--output", "--ctx-len", "--batch", "--tokens", "--lr-init", "--lr-final",
-            "--warmup-steps", "--seed", "--checkpoint-every", "--resume", "--backend", "--log-csv", "--grad-clip" })
+            "--warmup-steps", "--seed", "--checkpoint-every", "--resume", "--backend", "--log-csv", "--grad-clip", "--profile", "--gemm-tflops" })
         {
             Assert.Contains(name, output, StringComparison.Ordinal);
         }
@@ -137,6 +137,7 @@ public sealed class DistillCommandTests : IDisposable
         UseToy();
         Assert.Contains("too few", CliRunner.AssertUserError(Distill("x", "--ctx-len", "2000")), StringComparison.Ordinal);
         Assert.Contains("--batch must be at least 1", CliRunner.AssertUserError(Distill("x", "--batch", "0")), StringComparison.Ordinal);
+        Assert.Contains("--gemm-tflops must be a positive rate", CliRunner.AssertUserError(Distill("x", "--gemm-tflops", "-3")), StringComparison.Ordinal);
         Assert.Contains("no trainer checkpoint", CliRunner.AssertUserError(Distill("empty", "--resume")), StringComparison.Ordinal);
         Assert.Contains("folder not found", CliRunner.AssertUserError(CliRunner.Run("distill", "--stage", "1", "--teacher", dir.File("nope"),
             "--student", dir.File("student"), "--data", data, "--output", dir.File("x"))), StringComparison.Ordinal);
