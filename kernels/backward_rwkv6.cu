@@ -99,8 +99,9 @@ extern "C" __global__ void rwkv6_balance_keys_backward_f32(const float* k, const
     }
 }
 
-// Wkv6 backward through time for one sequence: one block per head, one thread per key row i, which owns row i of
-// the state S [N_k, N_v] and of its gradient G = ∂L/∂S. Forward line: S_t[i, :] = w_i·S_{t−1}[i, :] + k_i·v,
+// Wkv6 backward through time, one block per (head, sequence) (grid (H, S): S independent sequences of `tokens` rows
+// each at once), one thread per key row i, which owns row i of the state S [N_k, N_v] and of its gradient G = ∂L/∂S.
+// Forward line: S_t[i, :] = w_i·S_{t−1}[i, :] + k_i·v,
 // y = scale·Σ_i r_i·S_t[i, :]. Going backwards, per step (the CPU's order):
 //   G[i, :] += scale·r_i·dy;  dr_i = scale·S_t[i, :]·dy;  dk_i = G[i, :]·v;  dw_i = G[i, :]·S_{t−1}[i, :];
 //   dv = Σ_i k_i·G[i, :] (a column sum over the block's rows, through shared memory);  G[i, :] *= w_i.
@@ -121,6 +122,14 @@ extern "C" __global__ void wkv6_backward_f32(const float* r, const float* k, con
     i64 nn = (i64)n * n;
     i64 width = (i64)heads * n;
     int chunks = (tokens + CHECKPOINT - 1) / CHECKPOINT;
+    // Sequence blockIdx.y of a batched call (gridDim.y sequences of `tokens` rows; states and scratch per (sequence, head)).
+    i64 first = (i64)blockIdx.y * tokens * width;
+    r += first; k += first; v += first; w += first; dy += first; dr += first; dk += first; dv += first; dw += first;
+    i64 state_first = (i64)blockIdx.y * heads * nn;
+    s0 += state_first;
+    if (dfinal != 0) dfinal += state_first;
+    if (dinitial != 0) dinitial += state_first;
+    scratch += (i64)blockIdx.y * heads * (chunks + CHECKPOINT + 1) * nn;
     float* checkpoints = scratch + (i64)h * (chunks + CHECKPOINT + 1) * nn;
     float* states = checkpoints + chunks * nn;
 

@@ -97,8 +97,9 @@ extern "C" __global__ void rwkv7_value_residual_backward_f32(const float* v, con
     }
 }
 
-// Wkv7 backward through time for one sequence: one block per head, one thread per value row i, which owns row i of
-// the state S [N_v, N_k] and of G = ∂L/∂S'. Forward line: sa_i = a·S[i, :]; S'[i, :] = S[i, :] ⊙ w + v_i·k + sa_i·b;
+// Wkv7 backward through time, one block per (head, sequence) (grid (H, S): S independent sequences of `tokens` rows
+// each at once), one thread per value row i, which owns row i of the state S [N_v, N_k] and of G = ∂L/∂S'. Forward
+// line: sa_i = a·S[i, :]; S'[i, :] = S[i, :] ⊙ w + v_i·k + sa_i·b;
 // y_i = S'[i, :]·r. Going backwards, per step, the row pass (thread i):
 //   G[i, :] += dy_i·r;  dv_i = G[i, :]·k;  dsa_i = G[i, :]·b;  sa_i = a·S[i, :]
 // then the column pass (thread j, column sums over the block's rows through shared memory):
@@ -124,6 +125,15 @@ extern "C" __global__ void wkv7_backward_f32(const float* r, const float* w, con
     i64 nn = (i64)n * n;
     i64 width = (i64)heads * n;
     int chunks = (tokens + CHECKPOINT - 1) / CHECKPOINT;
+    // Sequence blockIdx.y of a batched call (gridDim.y sequences of `tokens` rows; states and scratch per (sequence, head)).
+    i64 first = (i64)blockIdx.y * tokens * width;
+    r += first; w += first; k += first; v += first; a += first; b += first; dy += first;
+    dr += first; dw += first; dk += first; dv += first; da += first; db += first;
+    i64 state_first = (i64)blockIdx.y * heads * nn;
+    s0 += state_first;
+    if (dfinal != 0) dfinal += state_first;
+    if (dinitial != 0) dinitial += state_first;
+    scratch += (i64)blockIdx.y * heads * (chunks + CHECKPOINT + 1) * nn;
     float* checkpoints = scratch + (i64)h * (chunks + CHECKPOINT + 1) * nn;
     float* states = checkpoints + chunks * nn;
 

@@ -56,11 +56,16 @@ extern "C" __global__ void rwkv6_balance_keys_f32(const float* k, const float* w
 
 // GLA recurrence, state S [H, N_k, N_v] key-major. One block per head, one thread per value column j, which
 // owns S[:, j] in shared memory: S[i,j] ← w_i·S[i,j] + k_i·v_j, then y_j = Σ_i (scale·r_i)·S[i,j].
-// Dynamic shared memory: (N·N + 3N) floats. y must not alias r, k, v or w.
+// Dynamic shared memory: (N·N + 3N) floats. y must not alias r, k, v or w. A grid of (H, S) blocks runs S sequences
+// of `tokens` rows each (rows [s·T, (s+1)·T), state heads [s·H, (s+1)·H)) at once.
 extern "C" __global__ void wkv6_f32(const float* r, const float* k, const float* v, const float* w, float* state, float scale,
     int tokens, int heads, int n, float* y)
 {
     pdl_begin();
+    // Sequence blockIdx.y of a batched call (gridDim.y independent sequences of `tokens` rows each, state [S·H, N, N]).
+    i64 first = (i64)blockIdx.y * tokens * heads * n;
+    r += first; k += first; v += first; w += first; y += first;
+    state += (i64)blockIdx.y * heads * n * n;
     extern __shared__ float shared[];
     float* s = shared;
     float* rs = s + n * n;

@@ -54,11 +54,16 @@ extern "C" __global__ void rwkv7_value_residual_f32(const float* v, const float*
 // Generalised delta rule, state S [H, N_v, N_k] value-major. One block per head, one thread per value row i,
 // which owns S[i, :] in shared memory (rows padded to N + 1 floats against bank conflicts):
 // sa = Σ_j a_j S[i,j]; S[i,j] ← S[i,j]·w_j + k_j·v_i + sa·b_j; y_i = Σ_j S[i,j]·r_j.
-// Dynamic shared memory: (N·(N + 1) + 5N) floats. y must not alias the inputs.
+// Dynamic shared memory: (N·(N + 1) + 5N) floats. y must not alias the inputs. A grid of (H, S) blocks runs S sequences
+// of `tokens` rows each (rows [s·T, (s+1)·T), state heads [s·H, (s+1)·H)) at once.
 extern "C" __global__ void wkv7_f32(const float* r, const float* w, const float* k, const float* v, const float* a, const float* b,
     float* state, int tokens, int heads, int n, float* y)
 {
     pdl_begin();
+    // Sequence blockIdx.y of a batched call (gridDim.y independent sequences of `tokens` rows each, state [S·H, N, N]).
+    i64 first = (i64)blockIdx.y * tokens * heads * n;
+    r += first; w += first; k += first; v += first; a += first; b += first; y += first;
+    state += (i64)blockIdx.y * heads * n * n;
     extern __shared__ float shared[];
     int pitch = n + 1;
     float* s = shared;

@@ -19,6 +19,7 @@ internal sealed class BackwardKernels
         TokenShiftBackward = library.Function("backward.cu", "token_shift_backward_f32");
         MixShiftBackward = library.Function("backward.cu", "mix_shift_backward_f32");
         MatMulBackwardWeight = library.Function("backward_matmul.cu", "matmul_backward_weight_f32");
+        MatMulBackwardWeightReduce = library.Function("backward_matmul.cu", "matmul_backward_weight_reduce_f32");
         Rwkv6DdlerpBackwardInputs = library.Function("backward_rwkv6.cu", "rwkv6_ddlerp_backward_inputs_f32");
         Rwkv6DdlerpBackwardLora = library.Function("backward_rwkv6.cu", "rwkv6_ddlerp_backward_lora_f32");
         Rwkv6DdlerpBackwardW2 = library.Function("backward_rwkv6.cu", "rwkv6_ddlerp_backward_w2_f32");
@@ -67,6 +68,8 @@ internal sealed class BackwardKernels
     public nint MixShiftBackward { get; }
 
     public nint MatMulBackwardWeight { get; }
+
+    public nint MatMulBackwardWeightReduce { get; }
 
     public nint Rwkv6DdlerpBackwardInputs { get; }
 

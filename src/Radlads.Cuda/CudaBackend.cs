@@ -362,15 +362,16 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// </summary>
     public bool ProgrammaticLaunch { get; set; }
 
-    internal void Launch(nint function, string name, uint gridX, uint gridY, uint block, uint sharedBytes, void** arguments)
+    internal void Launch(nint function, string name, uint gridX, uint gridY, uint block, uint sharedBytes, void** arguments,
+        uint gridZ = 1)
     {
         if (ProgrammaticLaunch)
         {
-            Device.Driver.LaunchProgrammatic(function, gridX, gridY, 1, block, 1, 1, sharedBytes, Stream, arguments, name);
+            Device.Driver.LaunchProgrammatic(function, gridX, gridY, gridZ, block, 1, 1, sharedBytes, Stream, arguments, name);
         }
         else
         {
-            Device.Driver.Launch(function, gridX, gridY, 1, block, 1, 1, sharedBytes, Stream, arguments, name);
+            Device.Driver.Launch(function, gridX, gridY, gridZ, block, 1, 1, sharedBytes, Stream, arguments, name);
         }
     }
 

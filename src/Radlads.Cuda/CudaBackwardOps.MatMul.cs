@@ -6,6 +6,22 @@ internal sealed unsafe partial class CudaBackwardOps
 {
     private const int WeightTile = 64;
 
+    // matmul_backward_weight_f32 steps T by 16 rows; a split's rows are a multiple of it.
+    private const int WeightStep = 16;
+
+    // The fewest rows one split of dW's T-sum takes: below this the partial tiles cost more traffic than they save.
+    private const int MinSplitRows = 256;
+
+    /// <summary>
+    /// How many T-splits dW's tiles take so that the grid has about two blocks per SM ([384×384] at T = 8192: 36
+    /// tiles → 8 splits; a LoRA [384×32]: 6 tiles → 32 splits of 256 rows), at least <see cref="MinSplitRows"/> rows each.
+    /// </summary>
+    private int WeightSplits(long tiles, int tokens)
+    {
+        long wanted = (2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles;
+        return (int)Math.Clamp(wanted, 1, Math.Max(1, tokens / MinSplitRows));
+    }
+
     public void MatMulBackward(Tensor x, Tensor weight, Tensor dy, Tensor? dx, Tensor? dWeight, Tensor? dBias,
         WeightLayout layout = WeightLayout.OutIn)
     {
@@ -46,9 +62,20 @@ internal sealed unsafe partial class CudaBackwardOps
         {
             // OutIn: dW [M, K] += dyᵀ·x; InOut: dW [K, M] += xᵀ·dy. Both are Aᵀ·B with A, B [T, ·].
             (ulong a, ulong b, int p, int q) = layout == WeightLayout.OutIn ? (pg, px, m, k) : (px, pg, k, m);
-            void** args = stackalloc void*[] { &a, &b, &pdw, &t, &p, &q };
-            backend.Launch(K.MatMulBackwardWeight, "matmul_backward_weight_f32", (uint)((q + WeightTile - 1) / WeightTile),
-                (uint)((p + WeightTile - 1) / WeightTile), Threads, 0, args);
+            uint tilesQ = (uint)((q + WeightTile - 1) / WeightTile), tilesP = (uint)((p + WeightTile - 1) / WeightTile);
+            int splits = WeightSplits(tilesP * (long)tilesQ, t);
+            int chunkRows = splits == 1 ? t : ((t + splits - 1) / splits + WeightStep - 1) / WeightStep * WeightStep;
+            splits = (t + chunkRows - 1) / chunkRows;
+            long elements = (long)p * q;
+            using var partial = splits == 1 ? null : Scratch(splits, p, q);
+            ulong pp = partial is null ? 0 : P(partial);
+            void** args = stackalloc void*[] { &a, &b, &pdw, &t, &p, &q, &chunkRows, &pp };
+            backend.Launch(K.MatMulBackwardWeight, "matmul_backward_weight_f32", tilesQ, tilesP, Threads, 0, args, (uint)splits);
+            if (partial is not null)
+            {
+                void** reduce = stackalloc void*[] { &pp, &splits, &pdw, &elements };
+                Elementwise(K.MatMulBackwardWeightReduce, "matmul_backward_weight_reduce_f32", elements, reduce);
+            }
         }
 
         // dBias += Σ_t dy[t].

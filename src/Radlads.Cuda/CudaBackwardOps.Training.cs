@@ -66,12 +66,61 @@ internal sealed unsafe partial class CudaBackwardOps
     private double SumDoubles(ulong values, long count)
     {
         using var result = Scratch(2);
-        ulong pr = P(result);
-        void** a = stackalloc void*[] { &values, &count, &pr };
-        backend.Launch(K.SumDouble, "sum_double", 1, 1, Threads, 0, a);
+        SumDoublesInto(values, count, P(result));
         Span<float> bits = stackalloc float[2];
         backend.Download(result, bits);
         return MemoryMarshal.Cast<float, double>(bits)[0];
+    }
+
+    /// <summary>sum_double of <paramref name="count"/> doubles into the double at <paramref name="result"/>, left on the device.</summary>
+    private void SumDoublesInto(ulong values, long count, ulong result)
+    {
+        void** a = stackalloc void*[] { &values, &count, &result };
+        backend.Launch(K.SumDouble, "sum_double", 1, 1, Threads, 0, a);
+    }
+
+    /// <summary>SumOfSquares's two launches for n &gt; 0 elements at px, the result left at <paramref name="result"/>.</summary>
+    private void SumOfSquaresInto(ulong px, long n, ulong partial, ulong result)
+    {
+        int blocks = (int)Math.Min((n + Threads - 1) / Threads, SumBlocks);
+        void** a = stackalloc void*[] { &px, &n, &partial };
+        backend.Launch(K.SumOfSquares, "sum_of_squares_f32", (uint)blocks, 1, Threads, 0, a);
+        SumDoublesInto(partial, blocks, result);
+    }
+
+    // The same kernels as SumOfSquares per tensor (so the same bits), each result left in its slot of one device
+    // buffer; one download for all. The partial sums' scratch is reused: the stream runs the launches in order.
+    public void SumsOfSquares(IReadOnlyList<Tensor> xs, Span<double> sums)
+    {
+        backend.Enter();
+        if (sums.Length != xs.Count)
+        {
+            throw new ArgumentException($"SumsOfSquares: {xs.Count} tensors but room for {sums.Length} sums");
+        }
+
+        if (xs.Count == 0)
+        {
+            return;
+        }
+
+        using var results = backend.Allocate(xs.Count, 2); // zeroed: an empty tensor's sum is 0
+        using var partial = Scratch(SumBlocks, 2);
+        ulong pp = P(partial), presults = P(results);
+        for (int i = 0; i < xs.Count; i++)
+        {
+            long n = xs[i].ElementCount;
+            ulong px = In(xs[i], n, nameof(SumsOfSquares), $"xs[{i}]");
+            if (n == 0)
+            {
+                continue;
+            }
+
+            SumOfSquaresInto(px, n, pp, presults + ((ulong)i * sizeof(double)));
+        }
+
+        var bits = new float[xs.Count * 2];
+        backend.Download(results, bits);
+        MemoryMarshal.Cast<float, double>(bits).CopyTo(sums);
     }
 
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,

@@ -150,13 +150,12 @@ internal sealed class Rwkv6StudentMixer : StudentMixer
             ops.Rwkv6BalanceKeys(s.Kh, s.W, s.Kb);
         }
 
-        // 7. GLA recurrence, r scaled by N^−1/2, each window from a zero state.
+        // 7. GLA recurrence, r scaled by N^−1/2, each window from a zero state (all windows in one call).
         s.O = s.New(t, a);
         float scale = 1f / MathF.Sqrt(HeadDim);
-        for (int i = 0; i < pass.Windows; i++)
+        using (var state = pass.Backend.Allocate(pass.Windows * Heads, HeadDim, HeadDim))
         {
-            using var state = pass.Backend.Allocate(Heads, HeadDim, HeadDim);
-            ops.Wkv6(pass.Window(s.R, i), pass.Window(s.Kb, i), pass.Window(s.Vh, i), pass.Window(s.W, i), state, scale, pass.Window(s.O, i));
+            pass.Back.Wkv6Sequences(pass.Windows, s.R, s.Kb, s.Vh, s.W, state, scale, s.O);
         }
 
         // 8. Optional GroupNorm, gate, o_proj.
@@ -210,13 +209,9 @@ internal sealed class Rwkv6StudentMixer : StudentMixer
         // 7. Recurrence.
         var (dR, dKb, dVh, dWRecurrence) = (b.New(t, a), b.New(t, a), b.New(t, a), b.New(t, a));
         float scale = 1f / MathF.Sqrt(HeadDim);
-        using (var zero = pass.Backend.Allocate(Heads, HeadDim, HeadDim))
+        using (var zero = pass.Backend.Allocate(pass.Windows * Heads, HeadDim, HeadDim))
         {
-            for (int i = 0; i < pass.Windows; i++)
-            {
-                Tensor W(Tensor x) => pass.Window(x, i);
-                back.Wkv6Backward(W(s.R), W(s.Kb), W(s.Vh), W(s.W), zero, scale, W(dO), null, W(dR), W(dKb), W(dVh), W(dWRecurrence), null);
-            }
+            back.Wkv6BackwardSequences(pass.Windows, s.R, s.Kb, s.Vh, s.W, zero, scale, dO, dR, dKb, dVh, dWRecurrence);
         }
 
         // 6. Balancing.

@@ -143,13 +143,11 @@ internal sealed class Rwkv7StudentMixer : StudentMixer
             ops.Rwkv7ValueResidual(s.Vh, vFirst, s.Nu, s.V);
         }
 
-        // 9. Generalised delta rule, each window from a zero state.
+        // 9. Generalised delta rule, each window from a zero state (all windows in one call).
         s.O = s.New(t, a);
-        for (int i = 0; i < pass.Windows; i++)
+        using (var state = pass.Backend.Allocate(pass.Windows * Heads, HeadDim, HeadDim))
         {
-            using var state = pass.Backend.Allocate(Heads, HeadDim, HeadDim);
-            ops.Wkv7(pass.Window(s.R, i), pass.Window(s.W, i), pass.Window(s.KTilde, i), pass.Window(s.V, i),
-                pass.Window(s.Removal, i), pass.Window(s.Replacement, i), state, pass.Window(s.O, i));
+            pass.Back.Wkv7Sequences(pass.Windows, s.R, s.W, s.KTilde, s.V, s.Removal, s.Replacement, state, s.O);
         }
 
         // 10–11. Output normalisation, gate, o_proj.
@@ -212,14 +210,10 @@ internal sealed class Rwkv7StudentMixer : StudentMixer
 
         // 9. Recurrence, per window from its zero initial state.
         var (dR, dWRecurrence, dKTilde, dV, dRemoval, dReplacement) = (b.New(t, a), b.New(t, a), b.New(t, a), b.New(t, a), b.New(t, a), b.New(t, a));
-        using (var zero = pass.Backend.Allocate(Heads, HeadDim, HeadDim))
+        using (var zero = pass.Backend.Allocate(pass.Windows * Heads, HeadDim, HeadDim))
         {
-            for (int i = 0; i < pass.Windows; i++)
-            {
-                Tensor W(Tensor x) => pass.Window(x, i);
-                back.Wkv7Backward(W(s.R), W(s.W), W(s.KTilde), W(s.V), W(s.Removal), W(s.Replacement), zero, W(dO), null,
-                    W(dR), W(dWRecurrence), W(dKTilde), W(dV), W(dRemoval), W(dReplacement), null);
-            }
+            back.Wkv7BackwardSequences(pass.Windows, s.R, s.W, s.KTilde, s.V, s.Removal, s.Replacement, zero, dO,
+                dR, dWRecurrence, dKTilde, dV, dRemoval, dReplacement);
         }
 
         bool started = false;

@@ -76,6 +76,28 @@ public sealed class Step1Objective : ITrainingObjective
     public long ParameterCount => parameters.Sum(p => p.Value.ElementCount);
 
     /// <summary>
+    /// Estimated FLOPs of one training token at windows of <paramref name="length"/> (multiply-add = 2), the
+    /// model-FLOPs convention (what the maths needs, not what a kernel happens to do):
+    /// the frozen teacher's forward, 2·P per token over its layers' matrices (q, k, v, o, gate, up, down) plus causal
+    /// attention 2·A·(L + 1) per layer (QKᵀ and PV over (L + 1)/2 keys on average); the student mixers' matrices
+    /// 6·P (forward, dx, dW; the input projections' dx is skipped in step 1, a small overcount); and each recurrence
+    /// per head and token ≈ 10·N² forward + 38·N² backward (two recomputing sweeps of the state, the row and column
+    /// passes), i.e. 48·N²·H per layer. Element-wise ops, norms and the loss are left out (memory-bound, ≪ 1 %).
+    /// </summary>
+    public double FlopsPerToken(int length)
+    {
+        var t = TeacherConfig;
+        int a = t.NumAttentionHeads * t.HeadDim;
+        int kv = t.NumKeyValueHeads * t.HeadDim;
+        double teacherMatrices = ((double)t.HiddenSize * (a + kv + kv)) + ((double)a * t.HiddenSize) + (3.0 * t.HiddenSize * t.IntermediateSize);
+        double teacherLayer = (2 * teacherMatrices) + (2.0 * a * (length + 1));
+        double studentMatrices = parameters.Where(p => p.Value.Shape.Length == 2).Sum(p => (double)p.Value.ElementCount);
+        var s = StudentConfig;
+        double recurrence = 48.0 * s.HeadDim * s.HeadDim * s.NumAttentionHeads;
+        return (t.NumHiddenLayers * teacherLayer) + (6 * studentMatrices) + (s.NumHiddenLayers * recurrence);
+    }
+
+    /// <summary>
     /// Loads the teacher (qwen2) and the student (rwkv6qwen2 or rwkv7qwen2, e.g. from <c>radlads convert</c>) of the
     /// same shape onto <paramref name="backend"/>, which must be able to train (<see cref="IBackend.BackwardOps"/>).
     /// The trained student tensors become fp32 master copies on the backend; the teacher keeps its stored dtype.

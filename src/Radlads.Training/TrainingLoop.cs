@@ -88,6 +88,8 @@ public sealed class TrainingLoop : IDisposable
         long total = _options.TotalSteps;
         var tokens = new int[_options.Batch * _options.CtxLen];
         var parameters = _objective.Parameters;
+        var gradients = parameters.Select(p => p.Grad).ToArray();
+        var squares = new double[gradients.Length];
         while (State.Step < total)
         {
             if (cancel.IsCancellationRequested)
@@ -108,10 +110,12 @@ public sealed class TrainingLoop : IDisposable
 
             _sampler.Fill(State.SamplesDrawn, _options.Batch, tokens);
             double loss = _objective.ForwardBackward(tokens, _options.Batch, _options.CtxLen);
+            // The global norm's parts, read back at once (one GPU synchronisation), added in parameter order.
+            _ops.SumsOfSquares(gradients, squares);
             double sumOfSquares = 0;
-            foreach (var p in parameters)
+            foreach (double s in squares)
             {
-                sumOfSquares += _ops.SumOfSquares(p.Grad);
+                sumOfSquares += s;
             }
 
             double norm = Math.Sqrt(sumOfSquares);

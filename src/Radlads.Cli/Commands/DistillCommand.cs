@@ -16,8 +16,11 @@ internal static class DistillCommand
     /// <summary>Exit code of a run stopped by Ctrl-C after saving (128 + SIGINT, as shells report it).</summary>
     public const int Interrupted = 130;
 
-    /// <summary>The step-1 objective of a teacher/student pair, and how to write the trained student as a model folder.</summary>
-    internal sealed record Step1Model(ITrainingObjective Objective, Action<string> WriteStudent);
+    /// <summary>
+    /// The step-1 objective of a teacher/student pair, how to write the trained student as a model folder, and the
+    /// estimated FLOPs of one training token at a window length (null: unknown, no FLOP/s is reported).
+    /// </summary>
+    internal sealed record Step1Model(ITrainingObjective Objective, Action<string> WriteStudent, Func<int, double>? FlopsPerToken = null);
 
     /// <summary>Builds the step-1 objective (tests put a toy objective here).</summary>
     internal static Func<IBackend, string, string, Step1Model> OpenStep1 { get; set; } = OpenStep1Objective;
@@ -29,7 +32,7 @@ internal static class DistillCommand
     private static Step1Model OpenStep1Objective(IBackend backend, string teacherDir, string studentDir)
     {
         var objective = Step1Objective.Open(backend, teacherDir, studentDir);
-        return new(objective, directory => objective.WriteStudent(directory, overwrite: true));
+        return new(objective, directory => objective.WriteStudent(directory, overwrite: true), objective.FlopsPerToken);
     }
 
     public static Command Create(CliContext io)
@@ -80,12 +83,18 @@ internal static class DistillCommand
         };
         var logCsv = new Option<string?>("--log-csv") { Description = "The CSV log (step, tokens, loss, lr, grad_norm, tokens_per_s, seconds). Default: OUTPUT/train-log.csv." };
         var backendOption = CommonOptions.Backend();
+        var profile = CommonOptions.Profile();
+        var gemmTflops = new Option<double>("--gemm-tflops")
+        {
+            Description = "The card's bf16 GEMM rate in TFLOP/s that the training FLOP/s is reported as a fraction of. Default: measured with cuBLASLt " +
+                "(bf16 8192³, as `radlads bench-decode --gemm`) at the end of a CUDA run; not reported on other backends unless given.",
+        };
         var command = new Command("distill",
             "Train a converted RAD-RWKV student against its Qwen2 teacher (RADLADS). Step 1: AdamW (β 0.9/0.95, ε 1e-8, no weight decay) on fp32 " +
             "master weights, global-norm clipping, warm-up then quarter-cosine LR, windows drawn by the magic-prime sampler. Progress on standard error; " +
             "Ctrl-C finishes the current step, saves and exits; --resume continues exactly.")
         {
-            stage, teacher, student, data, output, ctxLen, batch, tokens, lrInit, lrFinal, warmup, clip, seed, every, resume, logCsv, backendOption,
+            stage, teacher, student, data, output, ctxLen, batch, tokens, lrInit, lrFinal, warmup, clip, seed, every, resume, logCsv, backendOption, profile, gemmTflops,
         };
         command.SetAction(parse =>
         {
@@ -111,6 +120,12 @@ internal static class DistillCommand
                 throw new RadladsException($"--data {Path.GetFullPath(dataPath)}: file not found; make one with `radlads data tokenize`");
             }
 
+            double givenRate = parse.GetValue(gemmTflops);
+            if (givenRate < 0 || !double.IsFinite(givenRate))
+            {
+                throw new RadladsException($"--gemm-tflops must be a positive rate in TFLOP/s (or left out to measure it), got {givenRate}");
+            }
+
             bool resuming = parse.GetValue(resume);
             var saved = resuming ? TrainingCheckpoint.ReadHeader(TrainingCheckpoint.PathIn(outputDir)).Options : new TrainingOptions();
             T Pick<T>(Option<T> option, T fromCheckpoint) => resuming && parse.GetResult(option) is not { Implicit: false } ? fromCheckpoint : parse.GetValue(option)!;
@@ -131,7 +146,9 @@ internal static class DistillCommand
 
             using var tokenFile = TokenFile.Open(dataPath);
             _ = new WindowSampler(tokenFile, options.CtxLen, options.Seed); // a too-small file fails here, before the model loads
-            using var backend = CommonOptions.CreateBackend(parse.GetValue(backendOption)!, io.Error);
+            // --profile: every forward, backward, loss and optimiser op timed (on a GPU with a stream wait around each, so
+            // the times are device times and the run is slower), one table at the end.
+            using var backend = CommonOptions.CreateBackend(parse.GetValue(backendOption)!, parse.GetValue(profile), io.Error);
             if (backend.BackwardOps is null)
             {
                 throw new RadladsException($"--backend {backend.Name} cannot train yet (no backward ops); use --backend cpu");
@@ -173,6 +190,12 @@ internal static class DistillCommand
 
             var state = loop.State;
             var inv = CultureInfo.InvariantCulture;
+            if (backend is ProfilingBackend)
+            {
+                io.Error.WriteLine("Op profile (every op of every step, a stream wait around each):");
+                CommonOptions.ReportProfile(backend, io.Error);
+            }
+
             if (outcome == TrainingOutcome.Interrupted)
             {
                 io.Error.WriteLine(string.Create(inv, $"interrupted after step {state.Step:N0} ({state.TokensSeen:N0} of {options.TotalSteps * options.TokensPerStep:N0} tokens); saved in {loop.CheckpointPath}"));
@@ -180,6 +203,7 @@ internal static class DistillCommand
                 return Interrupted;
             }
 
+            ReportThroughput(io.Error, outputDir, backend, state, options, model.FlopsPerToken, givenRate * 1e12);
             model.WriteStudent(outputDir);
             io.Error.WriteLine(string.Create(inv,
                 $"done: {state.Step:N0} steps, {state.TokensSeen:N0} tokens in {DistillProgress.Duration(TimeSpan.FromSeconds(state.Seconds))}, final loss {state.LastLoss:G5}; trained student in {outputDir}"));
@@ -200,6 +224,58 @@ internal static class DistillCommand
         e.WriteLine(string.Create(inv,
             $"schedule:   {o.TotalSteps:N0} steps × {o.Batch} × {o.CtxLen} tokens = {o.TotalSteps * o.TokensPerStep:N0}; LR {o.LrInit:G3} → {o.LrFinal:G3} (quarter cosine, {o.WarmupSteps} warm-up steps), clip {o.ClipNorm:G3}"));
         e.WriteLine(string.Create(inv, $"output:     {loop.OutputDirectory} (checkpoint every {o.CheckpointEvery} steps){(resuming ? "; resuming" : "")}"));
+    }
+
+    /// <summary>The file beside the run's log with one row of this run's throughput (appended on every completed run).</summary>
+    internal const string SummaryFile = "train-summary.csv";
+
+    internal const string SummaryHeader = "steps,tokens,seconds,tokens_per_s,flops_per_token,tflop_s,gemm_tflop_s,gemm_fraction,backend,profiled";
+
+    /// <summary>
+    /// Prints "training throughput: X tokens/s, Y TFLOP/s = Z % of the measured bf16 GEMM rate" and appends it to
+    /// <see cref="SummaryFile"/>. The GEMM rate is <paramref name="givenRate"/> (FLOP/s) when set, else measured on a
+    /// CUDA backend with cuBLASLt (bf16 8192³, median of 20), else not reported.
+    /// </summary>
+    private static void ReportThroughput(TextWriter e, string outputDir, IBackend backend, TrainingState state, TrainingOptions options,
+        Func<int, double>? flopsPerToken, double givenRate)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        bool profiled = backend is ProfilingBackend;
+        var raw = backend is ProfilingBackend p ? p.Inner : backend;
+        double tokensPerSecond = state.Seconds > 0 ? state.TokensSeen / state.Seconds : 0;
+        double perToken = flopsPerToken?.Invoke(options.CtxLen) ?? 0;
+        double rate = perToken * tokensPerSecond;
+        double gemm = givenRate;
+        string source = "bf16 GEMM rate given with --gemm-tflops";
+        if (gemm <= 0 && raw is Radlads.Cuda.CudaBackend cuda && perToken > 0)
+        {
+            gemm = Radlads.Cuda.CudaBenchmarks.Bf16Gemm(cuda, 8192, 8192, 8192, 20)?.FlopsPerSecond ?? 0;
+            source = gemm > 0 ? "measured bf16 GEMM rate (cuBLASLt 8192³)" : $"GEMM rate not measured: {cuda.GemmStatus}";
+        }
+
+        string line = $"training throughput: {tokensPerSecond:F0} tokens/s";
+        if (perToken > 0)
+        {
+            line += string.Create(inv, $", {rate / 1e12:F3} TFLOP/s ({perToken / 1e6:F1} MFLOP per token, estimated)");
+            line += gemm > 0 ? string.Create(inv, $" = {rate / gemm:P2} of the {source}, {gemm / 1e12:F0} TFLOP/s") : $"; {source}";
+        }
+
+        if (profiled)
+        {
+            line += " (--profile waits around every op: slower than an unprofiled run)";
+        }
+
+        e.WriteLine(line);
+        string path = Path.Combine(outputDir, SummaryFile);
+        bool exists = File.Exists(path);
+        using var writer = new StreamWriter(path, append: true) { NewLine = "\n" };
+        if (!exists)
+        {
+            writer.WriteLine(SummaryHeader);
+        }
+
+        writer.WriteLine(string.Create(inv,
+            $"{state.Step},{state.TokensSeen},{state.Seconds:F3},{tokensPerSecond:F1},{perToken:F0},{rate / 1e12:F4},{gemm / 1e12:F1},{(gemm > 0 ? rate / gemm : 0):F5},{backend.Name},{(profiled ? 1 : 0)}"));
     }
 
     private static void RequireDirectory(string path, string option)

@@ -66,6 +66,19 @@ public sealed partial class CpuBackwardOps
         Cpu(x).Floats.Fill(value);
     }
 
+    public void SumsOfSquares(IReadOnlyList<Tensor> xs, Span<double> sums)
+    {
+        if (sums.Length != xs.Count)
+        {
+            throw new ArgumentException($"SumsOfSquares: {xs.Count} tensors but room for {sums.Length} sums");
+        }
+
+        for (int i = 0; i < xs.Count; i++)
+        {
+            sums[i] = SumOfSquares(xs[i]);
+        }
+    }
+
     public double SumOfSquares(Tensor x)
     {
         RequireF32(x, "SumOfSquares");

@@ -184,6 +184,37 @@ public interface IBackwardOps
     void Wkv7Backward(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor initialState, Tensor dy,
         Tensor? dFinalState, Tensor dr, Tensor dw, Tensor dk, Tensor dv, Tensor da, Tensor db, Tensor? dInitialState);
 
+    // ---- Batched recurrences: training's windows are independent sequences of equal length; one call runs them all
+    // (a GPU launches every (sequence, head) at once instead of H blocks per window). Sequence s is rows
+    // [s·L, (s+1)·L) of every [S·L, H·N] tensor and state heads [s·H, (s+1)·H) of a [S·H, N, N] state. Each equals,
+    // bit for bit on the CPU, one single-sequence call per sequence.
+
+    /// <summary>
+    /// <see cref="IOps.Wkv6"/> over <paramref name="sequences"/> sequences: r, k, v, w, y [S·L, H·N], state [S·H, N_k, N_v]
+    /// (each sequence's initial state in, its final state out).
+    /// </summary>
+    void Wkv6Sequences(int sequences, Tensor r, Tensor k, Tensor v, Tensor w, Tensor state, float scale, Tensor y);
+
+    /// <summary>
+    /// <see cref="Wkv6Backward"/> over <paramref name="sequences"/> sequences (layout as <see cref="Wkv6Sequences"/>),
+    /// with ∂L/∂S_T = 0 and no ∂L/∂S_0: training's windows discard their final states and start from zero.
+    /// </summary>
+    void Wkv6BackwardSequences(int sequences, Tensor r, Tensor k, Tensor v, Tensor w, Tensor initialState, float scale,
+        Tensor dy, Tensor dr, Tensor dk, Tensor dv, Tensor dw);
+
+    /// <summary>
+    /// <see cref="IOps.Wkv7"/> over <paramref name="sequences"/> sequences: r, w, k, v, a, b, y [S·L, H·N], state
+    /// [S·H, N_v, N_k] (each sequence's initial state in, its final state out).
+    /// </summary>
+    void Wkv7Sequences(int sequences, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor state, Tensor y);
+
+    /// <summary>
+    /// <see cref="Wkv7Backward"/> over <paramref name="sequences"/> sequences (layout as <see cref="Wkv7Sequences"/>),
+    /// with ∂L/∂S_T = 0 and no ∂L/∂S_0.
+    /// </summary>
+    void Wkv7BackwardSequences(int sequences, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor initialState,
+        Tensor dy, Tensor dr, Tensor dw, Tensor dk, Tensor dv, Tensor da, Tensor db);
+
     // ---- Training ops (issue #7): the step-1 loss and the optimiser, so parameters, gradients and moments stay on
     // the device. Reductions return a double to the host (one synchronisation each).
 
@@ -202,6 +233,12 @@ public interface IBackwardOps
 
     /// <summary>Σ x² over every element of an fp32 tensor, accumulated in fp64 (the global gradient norm's parts).</summary>
     double SumOfSquares(Tensor x);
+
+    /// <summary>
+    /// <see cref="SumOfSquares"/> of every tensor: <paramref name="sums"/>[i] = SumOfSquares(xs[i]) bit for bit, with one
+    /// synchronisation on a GPU instead of one per tensor (the global gradient norm over all parameters each step).
+    /// </summary>
+    void SumsOfSquares(IReadOnlyList<Tensor> xs, Span<double> sums);
 
     /// <summary>
     /// One AdamW step on an fp32 parameter, exactly torch.optim.AdamW (foreach=False, amsgrad=False, maximize=False):

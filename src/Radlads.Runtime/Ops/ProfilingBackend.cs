@@ -19,6 +19,9 @@ public sealed class ProfilingBackend(IBackend inner, Action? synchronize = null)
 
     public IOps Ops => Profile;
 
+    /// <summary>The inner backend's backward ops, timed into the same table (null when it has none).</summary>
+    public IBackwardOps? BackwardOps => inner.BackwardOps is { } backward ? Profile.WithBackward(backward) : null;
+
     public Tensor Allocate(params int[] shape) => inner.Allocate(shape);
 
     public Tensor AllocateUninitialized(params int[] shape) => inner.AllocateUninitialized(shape);

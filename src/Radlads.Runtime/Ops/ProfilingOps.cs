@@ -10,7 +10,7 @@ namespace Radlads.Ops;
 /// before and after every op, so each op's time is its GPU time plus one launch and wait (a few µs), not the host's
 /// enqueue time.
 /// </summary>
-public sealed class ProfilingOps(IOps inner, Action? synchronize = null) : IOps
+public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null) : IOps
 {
     private readonly Dictionary<string, (long Calls, long Ticks)> stats = [];
 
@@ -24,11 +24,12 @@ public sealed class ProfilingOps(IOps inner, Action? synchronize = null) : IOps
     {
         var rows = Report();
         double all = rows.Sum(r => r.Total.TotalMilliseconds);
-        var lines = new List<string> { $"{"op",-20} {"calls",8} {"total ms",10} {"mean µs",10} {"share",7}" };
+        int width = Math.Max(20, rows.Count == 0 ? 0 : rows.Max(r => r.Op.Length)); // backward op names run longer
+        var lines = new List<string> { $"{"op".PadRight(width)} {"calls",8} {"total ms",10} {"mean µs",10} {"share",7}" };
         foreach (var (op, calls, total) in rows)
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{op,-20} {calls,8} {total.TotalMilliseconds,10:F1} {total.TotalMilliseconds * 1000 / calls,10:F1} {total.TotalMilliseconds / all,7:P1}"));
+                $"{op.PadRight(width)} {calls,8} {total.TotalMilliseconds,10:F1} {total.TotalMilliseconds * 1000 / calls,10:F1} {total.TotalMilliseconds / all,7:P1}"));
         }
 
         return string.Join(Environment.NewLine, lines);

@@ -136,6 +136,9 @@ public sealed class CudaBackwardConformanceTests : IDisposable
     [InlineData(DType.F16, 65, 96, 130, false, true, true)]
     [InlineData(DType.F32, 130, 64, 32, false, false, true)]
     [InlineData(DType.BF16, 40, 128, 96, false, true, false)]
+    [InlineData(DType.F32, 1030, 33, 40, true, true, false)] // dW split over T (4 splits, the last one short)
+    [InlineData(DType.BF16, 2100, 384, 32, false, false, false)] // a LoRA shape: 6 tiles, 8 splits
+    [InlineData(DType.F32, 8192, 64, 64, true, false, false)] // one tile, 32 splits of 256 rows
     public void MatMulBackward(DType dtype, int t, int k, int m, bool outIn, bool withBias, bool withDx)
     {
         var data = new TestData(201);
@@ -542,6 +545,136 @@ public sealed class CudaBackwardConformanceTests : IDisposable
         CheckIf(ds0, "wkv7 d(initial state)", recurrence: true);
     }
 
+    /// <summary>
+    /// The batched recurrences (training's windows in one launch, grid (H, S)) against the CPU, and against one CUDA
+    /// single-sequence call per sequence bit for bit (the same kernel on the same rows). Random initial states per
+    /// sequence for the forward; zero for the backward, as training passes them.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1, 1, 16)]
+    [InlineData(3, 17, 2, 32)]
+    [InlineData(4, 33, 3, 64)]
+    [InlineData(2, 40, 1, 128)]
+    [InlineData(5, 16, 2, 4)]
+    public void Wkv6Sequences(int sequences, int length, int heads, int n)
+    {
+        var data = new TestData(218);
+        int a = heads * n, t = sequences * length;
+        var r = In(data.Normal(t * a), t, a);
+        var k = In(data.Normal(t * a, 0.5f), t, a);
+        var v = In(data.Normal(t * a), t, a);
+        var w = In(data.Uniform(t * a, (float)Math.Exp(-5), 1f), t, a);
+        var s0 = data.Normal(sequences * heads * n * n);
+        var state = In(s0, sequences * heads, n, n);
+        var zero = In(new float[sequences * heads * n * n], sequences * heads, n, n);
+        var g = In(data.Normal(t * a), t, a);
+        var y = Out(t, a);
+        var (dr, dk, dv, dw) = (Out(t, a), Out(t, a), Out(t, a), Out(t, a));
+        float scale = 1f / MathF.Sqrt(n);
+        Run((ops, s) => ops.Wkv6Sequences(sequences, s[r], s[k], s[v], s[w], s[state], scale, s[y]));
+        Run((ops, s) => ops.Wkv6BackwardSequences(sequences, s[r], s[k], s[v], s[w], s[zero], scale, s[g], s[dr], s[dk], s[dv], s[dw]));
+        Check(y, "wkv6 sequences y", recurrence: true);
+        Check(state, "wkv6 sequences final states", recurrence: true);
+        foreach (var (p, name) in new[] { (dr, "dr"), (dk, "dk"), (dv, "dv"), (dw, "dw") })
+        {
+            Check(p, "wkv6 sequences " + name, recurrence: true);
+        }
+
+        // One single-sequence CUDA call per sequence gives the same bits.
+        var gpu = Gpu;
+        var back = gpu.BackwardOps;
+        using var one = gpu.FromFloats(s0, sequences * heads, n, n);
+        var (y1, dr1, dk1, dv1, dw1) = (Out(t, a), Out(t, a), Out(t, a), Out(t, a), Out(t, a));
+        for (int i = 0; i < sequences; i++)
+        {
+            Tensor W(Pair x) => x.Gpu.Rows(i * length, length);
+            gpu.Ops.Wkv6(W(r), W(k), W(v), W(w), one.Rows(i * heads, heads), scale, W(y1));
+            back.Wkv6Backward(W(r), W(k), W(v), W(w), zero.Gpu.Rows(i * heads, heads), scale, W(g), null, W(dr1), W(dk1), W(dv1), W(dw1), null);
+        }
+
+        gpu.Synchronize();
+        Assert.Equal(Read(gpu, state.Gpu), Read(gpu, one));
+        foreach (var (batched, single) in new[] { (y, y1), (dr, dr1), (dk, dk1), (dv, dv1), (dw, dw1) })
+        {
+            Assert.Equal(Read(gpu, single.Gpu), Read(gpu, batched.Gpu));
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, 16)]
+    [InlineData(3, 17, 2, 32)]
+    [InlineData(4, 33, 3, 64)]
+    [InlineData(2, 40, 1, 128)]
+    [InlineData(5, 16, 2, 4)]
+    public void Wkv7Sequences(int sequences, int length, int heads, int n)
+    {
+        var data = new TestData(219);
+        int a = heads * n, t = sequences * length;
+        var (removal, replacement) = DeltaRuleKeys(data, t, heads, n);
+        var r = In(data.Normal(t * a), t, a);
+        var w = In(data.Uniform(t * a, 0.545f, 1f), t, a);
+        var k = In(data.Normal(t * a, 0.3f), t, a);
+        var v = In(data.Normal(t * a), t, a);
+        var ra = In(removal, t, a);
+        var rb = In(replacement, t, a);
+        var s0 = data.Normal(sequences * heads * n * n, 0.5f);
+        var state = In(s0, sequences * heads, n, n);
+        var zero = In(new float[sequences * heads * n * n], sequences * heads, n, n);
+        var g = In(data.Normal(t * a), t, a);
+        var y = Out(t, a);
+        var (dr, dw, dk, dv, da, db) = (Out(t, a), Out(t, a), Out(t, a), Out(t, a), Out(t, a), Out(t, a));
+        Run((ops, s) => ops.Wkv7Sequences(sequences, s[r], s[w], s[k], s[v], s[ra], s[rb], s[state], s[y]));
+        Run((ops, s) => ops.Wkv7BackwardSequences(sequences, s[r], s[w], s[k], s[v], s[ra], s[rb], s[zero], s[g],
+            s[dr], s[dw], s[dk], s[dv], s[da], s[db]));
+        Check(y, "wkv7 sequences y", recurrence: true);
+        Check(state, "wkv7 sequences final states", recurrence: true);
+        foreach (var (p, name) in new[] { (dr, "dr"), (dw, "dw"), (dk, "dk"), (dv, "dv"), (da, "da"), (db, "db") })
+        {
+            Check(p, "wkv7 sequences " + name, recurrence: true);
+        }
+
+        var gpu = Gpu;
+        var back = gpu.BackwardOps;
+        using var one = gpu.FromFloats(s0, sequences * heads, n, n);
+        var y1 = Out(t, a);
+        var (dr1, dw1, dk1, dv1, da1, db1) = (Out(t, a), Out(t, a), Out(t, a), Out(t, a), Out(t, a), Out(t, a));
+        for (int i = 0; i < sequences; i++)
+        {
+            Tensor W(Pair x) => x.Gpu.Rows(i * length, length);
+            gpu.Ops.Wkv7(W(r), W(w), W(k), W(v), W(ra), W(rb), one.Rows(i * heads, heads), W(y1));
+            back.Wkv7Backward(W(r), W(w), W(k), W(v), W(ra), W(rb), zero.Gpu.Rows(i * heads, heads), W(g), null,
+                W(dr1), W(dw1), W(dk1), W(dv1), W(da1), W(db1), null);
+        }
+
+        gpu.Synchronize();
+        Assert.Equal(Read(gpu, state.Gpu), Read(gpu, one));
+        foreach (var (batched, single) in new[] { (y, y1), (dr, dr1), (dw, dw1), (dk, dk1), (dv, dv1), (da, da1), (db, db1) })
+        {
+            Assert.Equal(Read(gpu, single.Gpu), Read(gpu, batched.Gpu));
+        }
+    }
+
+    /// <summary>a = −κ and b = κ ⊙ iclr with κ a unit vector per head, as the model feeds the delta rule.</summary>
+    private static (float[] Removal, float[] Replacement) DeltaRuleKeys(TestData data, int t, int heads, int n)
+    {
+        int a = heads * n;
+        var kappa = data.Normal(t * a);
+        var iclr = data.Uniform(t * a, 0, 1);
+        var removal = new float[t * a];
+        var replacement = new float[t * a];
+        for (int p = 0; p < t * heads; p++)
+        {
+            double norm = Math.Sqrt(Enumerable.Range(0, n).Sum(i => (double)kappa[(p * n) + i] * kappa[(p * n) + i]));
+            for (int i = 0; i < n; i++)
+            {
+                removal[(p * n) + i] = (float)(-kappa[(p * n) + i] / norm);
+                replacement[(p * n) + i] = (float)(kappa[(p * n) + i] / norm * iclr[(p * n) + i]);
+            }
+        }
+
+        return (removal, replacement);
+    }
+
     /// <summary>The aliasing the interface allows (input gradient written over dy) gives the same bits as separate buffers.</summary>
     [Fact]
     public void InPlaceBackwardsEqualOutOfPlace()
@@ -669,6 +802,31 @@ public sealed class CudaBackwardConformanceTests : IDisposable
         Gpu.BackwardOps.Fill(x, -0.25f);
         Assert.All(Read(Gpu, x), v => Assert.Equal(-0.25f, v));
         Assert.Equal(0.0625 * n, Gpu.BackwardOps.SumOfSquares(x));
+    }
+
+    /// <summary>The multi-tensor sum (one download per step) equals each tensor's SumOfSquares bit for bit, NaN in its slot only.</summary>
+    [Fact]
+    public void SumsOfSquaresEqualEachSumOfSquares()
+    {
+        var gpu = Gpu;
+        var sizes = new[] { 1, 1000, 1_000_003, 300, 147_456 };
+        var tensors = sizes.Select((n, i) =>
+        {
+            var values = new TestData(221 + i).Normal(n, 2f);
+            if (i == 3)
+            {
+                values[123] = float.NaN;
+            }
+
+            return (Tensor)Own(gpu.FromFloats(values, n));
+        }).ToArray();
+        var sums = new double[tensors.Length];
+        gpu.BackwardOps.SumsOfSquares(tensors, sums);
+        for (int i = 0; i < tensors.Length; i++)
+        {
+            Assert.Equal(gpu.BackwardOps.SumOfSquares(tensors[i]), sums[i]);
+            Assert.Equal(i == 3, double.IsNaN(sums[i]));
+        }
     }
 
     [Theory]

@@ -46,10 +46,29 @@ public sealed class DistillCommandTests : IDisposable
         var (exit, output, _) = CliRunner.Run("distill", "--help");
         Assert.Equal(0, exit);
         foreach (var name in new[] { "--stage", "--teacher", "--student", "--data", "--output", "--ctx-len", "--batch", "--tokens", "--lr-init", "--lr-final",
-            "--warmup-steps", "--seed", "--checkpoint-every", "--resume", "--backend", "--log-csv", "--grad-clip" })
+            "--warmup-steps", "--seed", "--checkpoint-every", "--resume", "--backend", "--log-csv", "--grad-clip", "--profile", "--gemm-tflops" })
         {
             Assert.Contains(name, output, StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>--profile prints one op table at the end with the optimiser's backward-side ops and the same losses as a plain run.</summary>
+    [Fact]
+    public void ProfilePrintsTheOpTable()
+    {
+        UseToy();
+        var (exit, _, error) = Distill("profiled", [.. Small, "--profile"]);
+        Assert.True(exit == 0, error);
+        Assert.Contains("Op profile", error, StringComparison.Ordinal);
+        Assert.Matches(@"AdamW\s+\d+", error);
+        Assert.Matches(@"SumsOfSquares\s+\d+", error);
+        Assert.Matches(@"training throughput: \d+ tokens/s", error);
+        var summary = File.ReadAllLines(dir.File("profiled/" + DistillCommand.SummaryFile));
+        Assert.Equal(DistillCommand.SummaryHeader, summary[0]);
+        Assert.StartsWith("60,1920,", summary[1], StringComparison.Ordinal);
+        Assert.EndsWith(",cpu,1", summary[1], StringComparison.Ordinal);
+        Distill("plain", Small);
+        Assert.Equal(TrainingLog.Read(dir.File("plain/train-log.csv")).Select(r => r.Loss), TrainingLog.Read(dir.File("profiled/train-log.csv")).Select(r => r.Loss));
     }
 
     [Fact]
@@ -108,6 +127,7 @@ public sealed class DistillCommandTests : IDisposable
         UseToy();
         Assert.Contains("too few", CliRunner.AssertUserError(Distill("x", "--ctx-len", "2000")), StringComparison.Ordinal);
         Assert.Contains("--batch must be at least 1", CliRunner.AssertUserError(Distill("x", "--batch", "0")), StringComparison.Ordinal);
+        Assert.Contains("--gemm-tflops must be a positive rate", CliRunner.AssertUserError(Distill("x", "--gemm-tflops", "-3")), StringComparison.Ordinal);
         Assert.Contains("no trainer checkpoint", CliRunner.AssertUserError(Distill("empty", "--resume")), StringComparison.Ordinal);
         Assert.Contains("folder not found", CliRunner.AssertUserError(CliRunner.Run("distill", "--stage", "1", "--teacher", dir.File("nope"),
             "--student", dir.File("student"), "--data", data, "--output", dir.File("x"))), StringComparison.Ordinal);

@@ -315,6 +315,54 @@ public sealed class Step1ObjectiveTests
         }
     }
 
+    /// <summary>
+    /// The step's FLOP estimate on the fixture pair (teacher C 64, A 64, KV width 32, intermediate 160, 3 layers; student
+    /// N 16, H 4), counted by hand: teacher matrices 64·(64 + 32 + 32) + 64·64 + 3·64·160 = 43,008 per layer, 2·43,008 +
+    /// 2·64·(L + 1) per layer and token; recurrence 48·16²·4 = 49,152 per layer; student matrices 6 per element.
+    /// </summary>
+    [Fact]
+    public void FlopsPerTokenCountsTeacherStudentAndRecurrence()
+    {
+        using var copy = StudentFor("rwkv7");
+        using var objective = Step1Objective.Open(new CpuBackend(), Fixtures.Directory(Teacher), copy.Directory);
+        double studentMatrices = objective.Parameters.Where(p => p.Value.Shape.Length == 2).Sum(p => (double)p.Value.ElementCount);
+        Assert.True(studentMatrices > 0);
+        Assert.Equal((3 * ((2 * 43_008) + (2 * 64 * 6))) + (6 * studentMatrices) + (3 * 49_152), objective.FlopsPerToken(5));
+        Assert.Equal(3 * 2 * 64 * 100, objective.FlopsPerToken(105) - objective.FlopsPerToken(5));
+    }
+
+    /// <summary>
+    /// Profiled (the CPU backend wrapped in <see cref="ProfilingBackend"/>, as `distill --profile` does), a step gives
+    /// the same loss and gradients bit for bit, and the table names the teacher's forward ops, the student's batched
+    /// recurrences (one call per layer for all windows) and the backward ops.
+    /// </summary>
+    [Theory]
+    [InlineData("rwkv7", "Wkv7")]
+    [InlineData("rwkv6", "Wkv6")]
+    public void ProfiledStepMatchesAndTimesEveryOpKind(string student, string recurrence)
+    {
+        using var copy = StudentFor(student);
+        const int Windows = 3, Length = 5, Layers = 3;
+        var tokens = new TestData(307).Ints(Windows * Length, 400);
+        var plainBackend = new CpuBackend();
+        var profiled = new ProfilingBackend(new CpuBackend());
+        using var plain = Step1Objective.Open(plainBackend, Fixtures.Directory(Teacher), copy.Directory);
+        using var timed = Step1Objective.Open(profiled, Fixtures.Directory(Teacher), copy.Directory);
+        Assert.Equal(plain.ForwardBackward(tokens, Windows, Length), timed.ForwardBackward(tokens, Windows, Length));
+        for (int i = 0; i < plain.Parameters.Count; i++)
+        {
+            Assert.Equal(Read(plainBackend, plain.Parameters[i].Grad), Read(profiled, timed.Parameters[i].Grad));
+        }
+
+        var report = profiled.Profile.Report().ToDictionary(r => r.Op, r => r.Calls);
+        Assert.Equal(Layers, report[recurrence + "Sequences"]);
+        Assert.Equal(Layers, report[recurrence + "BackwardSequences"]);
+        Assert.False(report.ContainsKey(recurrence + "Backward"), "the training step should batch its windows");
+        Assert.True(report["MatMulBackward"] > Layers);
+        Assert.Equal(Layers, report["AlignmentLoss"]);
+        Assert.True(report.ContainsKey("RmsNorm"), "the teacher's forward is timed too");
+    }
+
     [Theory]
     [InlineData(StudentArchitecture.RadRwkv7, StudentVariant.Balanced)]
     [InlineData(StudentArchitecture.RadRwkv7, StudentVariant.GroupNorm)]

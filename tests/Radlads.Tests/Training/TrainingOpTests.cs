@@ -60,6 +60,25 @@ public abstract class TrainingOpTests(IBackend backend) : IDisposable
         Assert.Equal(actual, Ops.SumOfSquares(Tensor(values))); // deterministic: the loop's resume test relies on it
     }
 
+    /// <summary>The multi-tensor form (one synchronisation per step) gives each tensor's SumOfSquares bit for bit; a NaN stays in its slot.</summary>
+    [Fact]
+    public void SumsOfSquaresEqualEachSumOfSquares()
+    {
+        var tensors = new[] { 1, 5, 65537, 7, 200003 }.Select(n => Tensor(new TestData(n + 11).Normal(n, 2f))).ToArray();
+        var poisoned = new TestData(12).Normal(300);
+        poisoned[123] = float.NaN;
+        tensors[3] = Tensor(poisoned);
+        var sums = new double[tensors.Length];
+        Ops.SumsOfSquares(tensors, sums);
+        for (int i = 0; i < tensors.Length; i++)
+        {
+            Assert.Equal(Ops.SumOfSquares(tensors[i]), sums[i]);
+            Assert.Equal(i == 3, double.IsNaN(sums[i]));
+        }
+
+        Assert.Throws<ArgumentException>(() => Ops.SumsOfSquares(tensors, new double[2]));
+    }
+
     [Fact]
     public void SumOfSquaresPropagatesNanAndInf()
     {
