@@ -41,11 +41,13 @@ internal sealed class Kernels
         Rwkv6Decay = library.Function("rwkv6.cu", "rwkv6_decay_f32");
         Rwkv6BalanceKeys = library.Function("rwkv6.cu", "rwkv6_balance_keys_f32");
         Wkv6 = library.Function("rwkv6.cu", "wkv6_f32");
+        Wkv6Rows = library.Function("rwkv6.cu", "wkv6_rows_f32");
         Rwkv7Decay = library.Function("rwkv7.cu", "rwkv7_decay_f32");
         Rwkv7Keys = library.Function("rwkv7.cu", "rwkv7_keys_f32");
         Rwkv7ValueResidual = library.Function("rwkv7.cu", "rwkv7_value_residual_f32");
         Wkv7 = library.Function("rwkv7.cu", "wkv7_f32");
         Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
+        Wkv7Rows = library.Function("rwkv7.cu", "wkv7_rows_f32");
         Sample = library.Function("sampling.cu", "sample_f32");
 
         // The recurrences keep a head's whole state in shared memory: allow them the device's opt-in maximum.
@@ -126,6 +128,9 @@ internal sealed class Kernels
 
     public nint Wkv6 { get; }
 
+    /// <summary>Wkv6 for T &gt; 1: a warp per value column, H·N warps.</summary>
+    public nint Wkv6Rows { get; }
+
     public nint Rwkv7Decay { get; }
 
     public nint Rwkv7Keys { get; }
@@ -135,6 +140,9 @@ internal sealed class Kernels
     public nint Wkv7 { get; }
 
     public nint Wkv7Decode { get; }
+
+    /// <summary>Wkv7 for T &gt; 1: the decode kernel's warp per value row looped over the tokens, H·N warps.</summary>
+    public nint Wkv7Rows { get; }
 
     public nint Sample { get; }
 }

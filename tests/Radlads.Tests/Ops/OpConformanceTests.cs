@@ -419,6 +419,15 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(64, 2, 16)]
     [InlineData(5, 2, 64)]
     [InlineData(4, 2, 128)]
+    // T > 1 on a GPU: a warp per value column (wkv6_rows_f32); head dims below, at and above a warp, one not a
+    // multiple of 32 (idle lanes), chunks of tokens around 64, a long scan (N = 128 × 300 is in CudaRecurrenceTests: ILGPU's CPU
+    // simulator would take a minute).
+    [InlineData(2, 3, 16)]
+    [InlineData(65, 2, 32)]
+    [InlineData(17, 2, 40)]
+    [InlineData(64, 4, 32)]
+    [InlineData(2, 2, 128)]
+    [InlineData(300, 2, 32)]
     public void Wkv6(int t, int heads, int n)
     {
         var data = new TestData(15);
@@ -518,6 +527,15 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(1, 3, 64)]
     [InlineData(1, 2, 128)]
     [InlineData(1, 2, 40)]
+    // T > 1 on a GPU: the decode kernel's warp per row looped over the tokens (wkv7_rows_f32); head dims below, at
+    // and above a warp, one not a multiple of 32 (idle lanes), chunks of tokens around 64, a long scan (N = 128 × 300 is in CudaRecurrenceTests: ILGPU's CPU
+    // simulator would take a minute).
+    [InlineData(2, 3, 16)]
+    [InlineData(65, 2, 32)]
+    [InlineData(17, 2, 40)]
+    [InlineData(64, 4, 32)]
+    [InlineData(2, 2, 128)]
+    [InlineData(300, 2, 32)]
     public void Wkv7(int t, int heads, int n)
     {
         var data = new TestData(19);
