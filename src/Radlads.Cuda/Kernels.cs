@@ -34,6 +34,7 @@ internal sealed class Kernels
         RepeatKv = library.Function("attention.cu", "repeat_kv_f32");
         Attention = library.Function("attention.cu", "attention_f32");
         AttentionSplit = library.Function("attention.cu", "attention_split_f32");
+        AttentionPrefill = library.Function("attention.cu", "attention_prefill_f32");
         AttentionCombine = library.Function("attention.cu", "attention_combine_f32");
         TokenShift = library.Function("rwkv6.cu", "token_shift_f32");
         MixShift = library.Function("rwkv6.cu", "mix_shift_f32");
@@ -55,6 +56,8 @@ internal sealed class Kernels
         MaxDynamicShared = device.MaxSharedMemoryPerBlockOptin;
         device.Driver.SetFunctionAttribute(Wkv6, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
         device.Driver.SetFunctionAttribute(Wkv7, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+        // Prefill attention stages 16 query rows and 32 keys and values: 82 KB at head dim 256.
+        device.Driver.SetFunctionAttribute(AttentionPrefill, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
     }
 
     public KernelLibrary Library { get; }
@@ -113,6 +116,9 @@ internal sealed class Kernels
     public nint Attention { get; }
 
     public nint AttentionSplit { get; }
+
+    /// <summary>Attention for T &gt; 1: 16 query rows per block against shared-memory tiles of 32 keys.</summary>
+    public nint AttentionPrefill { get; }
 
     public nint AttentionCombine { get; }
 
