@@ -268,3 +268,113 @@ extern "C" __global__ void attention_combine_f32(const float* partial, int heads
         y[(i64)h * n + i] = o / total;
     }
 }
+
+#define FA_ROWS 16        // query rows per block (4 warps × 4 rows)
+#define FA_ROWS_PER_WARP 4
+#define FA_KEYS 32        // keys per shared-memory tile: one per lane for the scores
+// Prefill (T > 1), flash-attention style: grid (heads, ⌈T / 16⌉), four warps. A block takes 16 query rows of one
+// query head and walks the causal keys in tiles of 32 staged in shared memory (K rows padded to N + 1 floats so that
+// lane j reading key j is conflict-free), so each key and value is read from global memory once per 16 queries
+// instead of once per query. Per row and tile: lane j computes the score of key j (a sequential dot product over N),
+// masked to −∞ past the row's position; the tile's max and sum are two warp reductions; the output accumulates
+// Σ_j p_j·v_j with lane d owning dims d + 32e and p_j broadcast by shuffle (online softmax across tiles). GQA: query
+// head h reads KV head ⌊h / (H / KVH)⌋. q [T, H·N], caches [S, KVH·N], row t at position start + t.
+// Dynamic shared memory: (16·N + 32·(N + 1) + 32·N) floats.
+extern "C" __global__ void __launch_bounds__(128) attention_prefill_f32(const float* q, const float* k_cache,
+    const float* v_cache, int tokens, int heads, int kv_heads, int n, int start, float scale, float* y)
+{
+    pdl_begin();
+    extern __shared__ float shared[];
+    float* qs = shared;                   // [16][N]
+    float* ks = qs + FA_ROWS * n;         // [32][N + 1]
+    float* vs = ks + FA_KEYS * (n + 1);   // [32][N]
+    int h = blockIdx.x;
+    int first = blockIdx.y * FA_ROWS;
+    int kvh = h / (heads / kv_heads);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    i64 width = (i64)heads * n;
+    i64 kv_width = (i64)kv_heads * n;
+    int rows = min(FA_ROWS, tokens - first);
+    for (int e = threadIdx.x; e < FA_ROWS * n; e += blockDim.x)
+    {
+        int r = e / n;
+        qs[e] = r < rows ? q[(i64)(first + r) * width + (i64)h * n + e % n] : 0.f;
+    }
+
+    float m[FA_ROWS_PER_WARP], l[FA_ROWS_PER_WARP], acc[FA_ROWS_PER_WARP][ATT_MAX_PER_LANE];
+#pragma unroll
+    for (int r = 0; r < FA_ROWS_PER_WARP; r++)
+    {
+        m[r] = neg_infinity();
+        l[r] = 0.f;
+#pragma unroll
+        for (int d = 0; d < ATT_MAX_PER_LANE; d++) acc[r][d] = 0.f;
+    }
+
+    // Keys 0 … start + first + rows − 1 are seen by some row of the block.
+    int keys = start + first + rows;
+    for (int tile = 0; tile < keys; tile += FA_KEYS)
+    {
+        __syncthreads(); // the previous tile is consumed (and, the first time, qs is written)
+        for (int e = threadIdx.x; e < FA_KEYS * n; e += blockDim.x)
+        {
+            int j = e / n, i = e % n;
+            int key = tile + j;
+            bool in = key < keys;
+            ks[j * (n + 1) + i] = in ? k_cache[(i64)key * kv_width + (i64)kvh * n + i] : 0.f;
+            vs[j * n + i] = in ? v_cache[(i64)key * kv_width + (i64)kvh * n + i] : 0.f;
+        }
+
+        __syncthreads();
+        int key = tile + lane;
+#pragma unroll
+        for (int r = 0; r < FA_ROWS_PER_WARP; r++)
+        {
+            int row = warp * FA_ROWS_PER_WARP + r;
+            if (row >= rows) continue; // warp-uniform
+            int position = start + first + row;
+            if (tile > position) continue; // the whole tile is in this row's future (warp-uniform)
+            const float* qr = qs + row * n;
+            const float* kr = ks + lane * (n + 1);
+            float s = 0.f;
+            for (int i = 0; i < n; i++) s = fmaf(qr[i], kr[i], s);
+            s = key <= position ? s * scale : neg_infinity();
+            float top = s;
+            for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
+            // Key `tile` ≤ position is always in: top and next are finite.
+            float next = fmaxf(m[r], top);
+            float correction = expf(m[r] - next);
+            float p = expf(s - next);
+            l[r] = l[r] * correction + warp_sum(p);
+#pragma unroll
+            for (int d = 0; d < ATT_MAX_PER_LANE; d++) acc[r][d] *= correction;
+            for (int j = 0; j < FA_KEYS; j++)
+            {
+                float pj = __shfl_sync(0xffffffffu, p, j);
+                const float* vr = vs + j * n;
+#pragma unroll
+                for (int d = 0; d < ATT_MAX_PER_LANE; d++)
+                {
+                    int i = lane + 32 * d;
+                    if (i < n) acc[r][d] = fmaf(pj, vr[i], acc[r][d]);
+                }
+            }
+
+            m[r] = next;
+        }
+    }
+
+#pragma unroll
+    for (int r = 0; r < FA_ROWS_PER_WARP; r++)
+    {
+        int row = warp * FA_ROWS_PER_WARP + r;
+        if (row >= rows) continue;
+        float* yr = y + (i64)(first + row) * width + (i64)h * n;
+#pragma unroll
+        for (int d = 0; d < ATT_MAX_PER_LANE; d++)
+        {
+            int i = lane + 32 * d;
+            if (i < n) yr[i] = acc[r][d] / l[r];
+        }
+    }
+}

@@ -98,3 +98,90 @@ extern "C" __global__ void wkv6_f32(const float* r, const float* k, const float*
 
     for (int e = j; e < n * n; e += n) sg[e] = s[e];
 }
+
+// The same recurrence for T > 1 on H·N warps instead of H blocks: each value column j evolves independently given
+// the head's per-token r, k, w, so a warp owns column j in registers (lane holds key rows i = lane + 32e,
+// e < N/32 ≤ 8) for the whole call and the next token's vectors are loaded before the current one is computed.
+// Per token: S[i,j] ← w_i·S[i,j] + k_i·v_j (the same fmaf as wkv6_f32), y_j = Σ_i (scale·r_i)·S[i,j] summed per lane
+// then across the warp (a different order from wkv6_f32's sequential sum: equal within the recurrence tolerance).
+// State [H, N_k, N_v] key-major; y must not alias r, k, v or w.
+#define WKV6_MAX_PER_LANE 8
+extern "C" __global__ void __launch_bounds__(256) wkv6_rows_f32(const float* r, const float* k, const float* v, const float* w,
+    float* state, float scale, int tokens, int heads, int n, float* y)
+{
+    pdl_begin();
+    i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (item >= (i64)heads * n) return;
+    int h = (int)(item / n);
+    int j = (int)(item % n);
+    const i64 width = (i64)heads * n;
+    float* column = state + (i64)h * n * n + j;
+    float s[WKV6_MAX_PER_LANE];
+    float rn[WKV6_MAX_PER_LANE], kn[WKV6_MAX_PER_LANE], wn[WKV6_MAX_PER_LANE];
+    i64 o = (i64)h * n;
+#pragma unroll
+    for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
+    {
+        int i = lane + 32 * e;
+        bool in = i < n;
+        s[e] = in ? column[(i64)i * n] : 0.f;
+        rn[e] = in ? scale * r[o + i] : 0.f;
+        kn[e] = in ? k[o + i] : 0.f;
+        wn[e] = in ? w[o + i] : 0.f;
+    }
+
+    float vn = v[o + j];
+    for (int t = 0; t < tokens; t++)
+    {
+        float rc[WKV6_MAX_PER_LANE], kc[WKV6_MAX_PER_LANE], wc[WKV6_MAX_PER_LANE];
+#pragma unroll
+        for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
+        {
+            rc[e] = rn[e];
+            kc[e] = kn[e];
+            wc[e] = wn[e];
+        }
+
+        float vj = vn;
+        i64 oc = o;
+        if (t + 1 < tokens)
+        {
+            o += width;
+#pragma unroll
+            for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
+            {
+                int i = lane + 32 * e;
+                if (i < n)
+                {
+                    rn[e] = scale * r[o + i];
+                    kn[e] = k[o + i];
+                    wn[e] = w[o + i];
+                }
+            }
+
+            vn = v[o + j];
+        }
+
+        float acc = 0.f;
+#pragma unroll
+        for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
+        {
+            if (lane + 32 * e < n)
+            {
+                s[e] = fmaf(vj, kc[e], s[e] * wc[e]);
+                acc = fmaf(s[e], rc[e], acc);
+            }
+        }
+
+        acc = warp_sum(acc);
+        if (lane == 0) y[oc + j] = acc;
+    }
+
+#pragma unroll
+    for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
+    {
+        int i = lane + 32 * e;
+        if (i < n) column[(i64)i * n] = s[e];
+    }
+}

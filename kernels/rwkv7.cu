@@ -149,3 +149,104 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r
     acc = warp_sum(acc);
     if (lane == 0) y[o + i] = acc;
 }
+
+// Prefill (T > 1): the decode kernel's arithmetic looped over the tokens. Every value row i of every head evolves
+// independently given the head's per-token r, w, k, a, b, so the scan runs on H·N warps (7B: 3,584) instead of H
+// blocks. A warp owns row i in registers (lane holds j = lane + 32e, e < N/32 ≤ 8) for the whole call; the
+// per-token vectors are read through L1 (the 8 warps of a block are rows of the same head) and the next token's are
+// loaded before the current one is computed, so their latency hides behind the two warp reductions. Each token's
+// update is the same fmaf sequence and the same warp_sum as wkv7_decode_f32, so T tokens here are bit-identical to
+// T decode calls (tested). State [H, N_v, N_k] value-major; y must not alias the inputs.
+extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, const float* w, const float* k, const float* v,
+    const float* a, const float* b, float* state, int tokens, int heads, int n, float* y)
+{
+    pdl_begin();
+    i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (item >= (i64)heads * n) return;
+    int h = (int)(item / n);
+    int i = (int)(item % n);
+    const i64 width = (i64)heads * n;
+    float* row = state + item * n;
+    float s[WKV7_MAX_PER_LANE];
+    float rn[WKV7_MAX_PER_LANE], wn[WKV7_MAX_PER_LANE], kn[WKV7_MAX_PER_LANE], an[WKV7_MAX_PER_LANE], bn[WKV7_MAX_PER_LANE];
+    i64 o = (i64)h * n;
+#pragma unroll
+    for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+    {
+        int j = lane + 32 * e;
+        bool in = j < n;
+        s[e] = in ? row[j] : 0.f;
+        rn[e] = in ? r[o + j] : 0.f;
+        wn[e] = in ? w[o + j] : 0.f;
+        kn[e] = in ? k[o + j] : 0.f;
+        an[e] = in ? a[o + j] : 0.f;
+        bn[e] = in ? b[o + j] : 0.f;
+    }
+
+    float vn = v[o + i];
+    for (int t = 0; t < tokens; t++)
+    {
+        float rc[WKV7_MAX_PER_LANE], wc[WKV7_MAX_PER_LANE], kc[WKV7_MAX_PER_LANE], ac[WKV7_MAX_PER_LANE], bc[WKV7_MAX_PER_LANE];
+#pragma unroll
+        for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+        {
+            rc[e] = rn[e];
+            wc[e] = wn[e];
+            kc[e] = kn[e];
+            ac[e] = an[e];
+            bc[e] = bn[e];
+        }
+
+        float vi = vn;
+        i64 oc = o;
+        if (t + 1 < tokens)
+        {
+            o += width;
+#pragma unroll
+            for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+            {
+                int j = lane + 32 * e;
+                if (j < n)
+                {
+                    rn[e] = r[o + j];
+                    wn[e] = w[o + j];
+                    kn[e] = k[o + j];
+                    an[e] = a[o + j];
+                    bn[e] = b[o + j];
+                }
+            }
+
+            vn = v[o + i];
+        }
+
+        float sa = 0.f;
+#pragma unroll
+        for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+        {
+            if (lane + 32 * e < n) sa = fmaf(ac[e], s[e], sa);
+        }
+
+        sa = warp_sum(sa);
+        float acc = 0.f;
+#pragma unroll
+        for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+        {
+            if (lane + 32 * e < n)
+            {
+                s[e] = fmaf(bc[e], sa, fmaf(kc[e], vi, s[e] * wc[e]));
+                acc = fmaf(s[e], rc[e], acc);
+            }
+        }
+
+        acc = warp_sum(acc);
+        if (lane == 0) y[oc + i] = acc;
+    }
+
+#pragma unroll
+    for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+    {
+        int j = lane + 32 * e;
+        if (j < n) row[j] = s[e];
+    }
+}

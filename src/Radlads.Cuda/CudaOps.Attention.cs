@@ -68,6 +68,26 @@ internal sealed unsafe partial class CudaOps
         }
 
         int start = 0;
+        long prefillShared = ((16L * headDim) + (32L * (headDim + 1)) + (32L * headDim)) * sizeof(float);
+        if (prefillShared <= K.MaxDynamicShared)
+        {
+            // Flash-attention style: 16 query rows per block, keys and values staged in tiles of 32.
+            int slice = 0;
+            void** f = stackalloc void*[] { &pq, &pk, &pv, &slice, &heads, &kvHeads, &headDim, &start, &scale, &py };
+            // gridDim.y is at most 65535 blocks of 16 rows: longer prefills go in slices.
+            const int SliceRows = 65535 * 16;
+            for (int first = 0; first < tokens; first += SliceRows)
+            {
+                slice = Math.Min(SliceRows, tokens - first);
+                pq = P(q) + ((ulong)first * (ulong)width * sizeof(float));
+                py = P(y) + ((ulong)first * (ulong)width * sizeof(float));
+                start = startPosition + first;
+                backend.Launch(K.AttentionPrefill, "attention_prefill_f32", (uint)heads, (uint)((slice + 15) / 16), 128, (uint)prefillShared, f);
+            }
+
+            return;
+        }
+
         void** a = stackalloc void*[] { &pq, &pk, &pv, &heads, &kvHeads, &headDim, &start, &scale, &py };
         // gridDim.y is at most 65535: long prefills go in slices of query rows.
         for (int first = 0; first < tokens; first += 65535)

@@ -4,6 +4,9 @@ namespace Radlads.Cuda;
 
 internal sealed unsafe partial class CudaOps
 {
+    // wkv6_rows_f32 keeps up to 8 elements of a state column per lane.
+    private const int Wkv6RowsMaxHeadDim = 256;
+
     public void TokenShift(Tensor x, Tensor shiftState, Tensor delta)
     {
         backend.Enter();
@@ -107,6 +110,15 @@ internal sealed unsafe partial class CudaOps
 
         ulong pr = P(r), pk = P(k), pv = P(v), pw = P(w), ps = P(state), py = P(y);
         void** a = stackalloc void*[] { &pr, &pk, &pv, &pw, &ps, &scale, &tokens, &heads, &n, &py };
+        if (tokens > 1 && n <= Wkv6RowsMaxHeadDim)
+        {
+            // Prefill: a warp per value column, H·N warps instead of H blocks. T = 1 (decode) stays on the block per
+            // head until the rows kernel is measured at least as fast there.
+            long warps = (long)heads * n;
+            backend.Launch(K.Wkv6Rows, "wkv6_rows_f32", (uint)((warps * 32 + Threads - 1) / Threads), 1, Threads, 0, a);
+            return;
+        }
+
         backend.Launch(K.Wkv6, "wkv6_f32", (uint)heads, 1, (uint)n, shared, a);
     }
 

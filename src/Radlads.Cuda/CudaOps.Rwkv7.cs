@@ -100,6 +100,15 @@ internal sealed unsafe partial class CudaOps
         }
 
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
+        if (n <= Wkv7DecodeMaxHeadDim)
+        {
+            // Prefill: the decode kernel's warp per value row looped over the tokens (bit-identical to T decode
+            // calls), H·N warps instead of H blocks.
+            long warps = (long)heads * n;
+            backend.Launch(K.Wkv7Rows, "wkv7_rows_f32", (uint)((warps * 32 + Threads - 1) / Threads), 1, Threads, 0, args);
+            return;
+        }
+
         backend.Launch(K.Wkv7, "wkv7_f32", (uint)heads, 1, (uint)n, shared, args);
     }
 }

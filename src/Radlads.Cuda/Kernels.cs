@@ -34,6 +34,7 @@ internal sealed class Kernels
         RepeatKv = library.Function("attention.cu", "repeat_kv_f32");
         Attention = library.Function("attention.cu", "attention_f32");
         AttentionSplit = library.Function("attention.cu", "attention_split_f32");
+        AttentionPrefill = library.Function("attention.cu", "attention_prefill_f32");
         AttentionCombine = library.Function("attention.cu", "attention_combine_f32");
         TokenShift = library.Function("rwkv6.cu", "token_shift_f32");
         MixShift = library.Function("rwkv6.cu", "mix_shift_f32");
@@ -41,11 +42,13 @@ internal sealed class Kernels
         Rwkv6Decay = library.Function("rwkv6.cu", "rwkv6_decay_f32");
         Rwkv6BalanceKeys = library.Function("rwkv6.cu", "rwkv6_balance_keys_f32");
         Wkv6 = library.Function("rwkv6.cu", "wkv6_f32");
+        Wkv6Rows = library.Function("rwkv6.cu", "wkv6_rows_f32");
         Rwkv7Decay = library.Function("rwkv7.cu", "rwkv7_decay_f32");
         Rwkv7Keys = library.Function("rwkv7.cu", "rwkv7_keys_f32");
         Rwkv7ValueResidual = library.Function("rwkv7.cu", "rwkv7_value_residual_f32");
         Wkv7 = library.Function("rwkv7.cu", "wkv7_f32");
         Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
+        Wkv7Rows = library.Function("rwkv7.cu", "wkv7_rows_f32");
         Sample = library.Function("sampling.cu", "sample_f32");
 
         // The recurrences keep a head's whole state in shared memory: allow them the device's opt-in maximum.
@@ -53,6 +56,8 @@ internal sealed class Kernels
         MaxDynamicShared = device.MaxSharedMemoryPerBlockOptin;
         device.Driver.SetFunctionAttribute(Wkv6, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
         device.Driver.SetFunctionAttribute(Wkv7, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+        // Prefill attention stages 16 query rows and 32 keys and values: 82 KB at head dim 256.
+        device.Driver.SetFunctionAttribute(AttentionPrefill, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
     }
 
     public KernelLibrary Library { get; }
@@ -112,6 +117,9 @@ internal sealed class Kernels
 
     public nint AttentionSplit { get; }
 
+    /// <summary>Attention for T &gt; 1: 16 query rows per block against shared-memory tiles of 32 keys.</summary>
+    public nint AttentionPrefill { get; }
+
     public nint AttentionCombine { get; }
 
     public nint TokenShift { get; }
@@ -126,6 +134,9 @@ internal sealed class Kernels
 
     public nint Wkv6 { get; }
 
+    /// <summary>Wkv6 for T &gt; 1: a warp per value column, H·N warps.</summary>
+    public nint Wkv6Rows { get; }
+
     public nint Rwkv7Decay { get; }
 
     public nint Rwkv7Keys { get; }
@@ -135,6 +146,9 @@ internal sealed class Kernels
     public nint Wkv7 { get; }
 
     public nint Wkv7Decode { get; }
+
+    /// <summary>Wkv7 for T &gt; 1: the decode kernel's warp per value row looped over the tokens, H·N warps.</summary>
+    public nint Wkv7Rows { get; }
 
     public nint Sample { get; }
 }

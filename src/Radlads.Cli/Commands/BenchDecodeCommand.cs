@@ -93,7 +93,8 @@ internal static class BenchDecodeCommand
                 lines.Add("```");
                 lines.Add(profiled.Profile.FormatReport());
                 lines.Add("```");
-                io.Output.WriteLine(string.Join(Environment.NewLine, lines.TakeLast(5)));
+                lines.Add(profiled.Profile.FormatPrefillMixing());
+                io.Output.WriteLine(string.Join(Environment.NewLine, lines.TakeLast(6)));
             }
 
             if (parse.GetValue(markdown) is FileInfo file)

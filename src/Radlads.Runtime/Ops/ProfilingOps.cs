@@ -13,6 +13,24 @@ namespace Radlads.Ops;
 public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null) : IOps
 {
     private readonly Dictionary<string, (long Calls, long Ticks)> stats = [];
+    private (long Calls, long Ticks) prefillMixing;
+
+    /// <summary>
+    /// Token mixing over more than one token (Wkv6, Wkv7, Attention with T &gt; 1: prefill, not decode): calls and
+    /// total time, also counted in <see cref="Report"/> under each op.
+    /// </summary>
+    public (long Calls, TimeSpan Total) PrefillMixing =>
+        (prefillMixing.Calls, TimeSpan.FromSeconds(prefillMixing.Ticks / (double)Stopwatch.Frequency));
+
+    /// <summary><see cref="PrefillMixing"/> as one line.</summary>
+    public string FormatPrefillMixing()
+    {
+        var (calls, total) = PrefillMixing;
+        return calls == 0
+            ? "prefill token mixing (Wkv6, Wkv7, Attention with T > 1): no calls"
+            : string.Create(CultureInfo.InvariantCulture,
+                $"prefill token mixing (Wkv6, Wkv7, Attention with T > 1): {total.TotalMilliseconds:F1} ms in {calls} calls, {total.TotalMilliseconds * 1000 / calls:F1} µs per call");
+    }
 
     /// <summary>Per op: calls and total time, slowest first.</summary>
     public IReadOnlyList<(string Op, long Calls, TimeSpan Total)> Report() =>
@@ -47,6 +65,16 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
         long elapsed = Stopwatch.GetTimestamp() - start;
         stats.TryGetValue(op, out var s);
         stats[op] = (s.Calls + 1, s.Ticks + elapsed);
+    }
+
+    private void Mixing(string op, long start, int tokens)
+    {
+        long before = stats.TryGetValue(op, out var s) ? s.Ticks : 0;
+        Time(op, start);
+        if (tokens > 1)
+        {
+            prefillMixing = (prefillMixing.Calls + 1, prefillMixing.Ticks + (stats[op].Ticks - before));
+        }
     }
 
     public void Embedding(Tensor table, ReadOnlySpan<int> ids, Tensor y)
@@ -151,7 +179,7 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
     {
         long start = Start();
         inner.Attention(q, kCache, vCache, heads, kvHeads, headDim, startPosition, y);
-        Time(nameof(Attention), start);
+        Mixing(nameof(Attention), start, q.RowCount);
     }
 
     public void TokenShift(Tensor x, Tensor shiftState, Tensor delta)
@@ -193,7 +221,7 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
     {
         long start = Start();
         inner.Wkv6(r, k, v, w, state, scale, y);
-        Time(nameof(Wkv6), start);
+        Mixing(nameof(Wkv6), start, r.RowCount);
     }
 
     public void Rwkv7Decay(Tensor z, Tensor w0, Tensor w)
@@ -221,7 +249,7 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
     {
         long start = Start();
         inner.Wkv7(r, w, k, v, a, b, state, y);
-        Time(nameof(Wkv7), start);
+        Mixing(nameof(Wkv7), start, r.RowCount);
     }
 
     public void Sample(Tensor logits, int allowedVocabulary, ReadOnlySpan<SampleRow> rows, Span<int> ids)

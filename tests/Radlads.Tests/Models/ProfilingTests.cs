@@ -25,6 +25,17 @@ public sealed class ProfilingTests
         Assert.Equal(1, report[nameof(IOps.Embedding)]);
         Assert.False(report.ContainsKey(nameof(IOps.Wkv6)));
         Assert.Contains("Wkv7", backend.Profile.FormatReport(), StringComparison.Ordinal);
+        Assert.True(tokens.Length > 1);
+        // The prompt is one prefill: its three recurrences are the prefill token mixing, with their time.
+        var (calls, total) = backend.Profile.PrefillMixing;
+        Assert.Equal(3, calls);
+        var wkv7 = backend.Profile.Report().Single(r => r.Op == nameof(IOps.Wkv7));
+        Assert.Equal(wkv7.Total, total);
+        // One decode step adds a recurrence per layer to Wkv7 but nothing to the prefill mixing.
+        profiled.Forward(s2, [tokens[0]]);
+        Assert.Equal(6, backend.Profile.Report().Single(r => r.Op == nameof(IOps.Wkv7)).Calls);
+        Assert.Equal(3, backend.Profile.PrefillMixing.Calls);
+        Assert.StartsWith("prefill token mixing (Wkv6, Wkv7, Attention with T > 1): ", backend.Profile.FormatPrefillMixing(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -308,6 +308,15 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(3, 9, 2, 1, 4)]
     [InlineData(2, 20, 4, 2, 6)]
     [InlineData(1, 30, 2, 2, 2)]
+    // Prefill on a GPU (T > 1: blocks of 16 query rows against tiles of 32 keys): GQA groups 1, 2 and 7, a partial
+    // last block of rows (17, 65, 33, 20), cache offsets not a multiple of a tile, odd head dims, a long causal walk.
+    [InlineData(2, 0, 4, 4, 16)]
+    [InlineData(17, 5, 4, 2, 32)]
+    [InlineData(64, 0, 7, 1, 16)]
+    [InlineData(65, 3, 7, 1, 8)]
+    [InlineData(20, 3, 14, 2, 40)]
+    [InlineData(100, 0, 1, 1, 16)]
+    [InlineData(33, 40, 2, 1, 128)]
     public void Attention(int t, int start, int heads, int kvHeads, int n)
     {
         var data = new TestData(10);
@@ -419,6 +428,15 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(64, 2, 16)]
     [InlineData(5, 2, 64)]
     [InlineData(4, 2, 128)]
+    // T > 1 on a GPU: a warp per value column (wkv6_rows_f32); head dims below, at and above a warp, one not a
+    // multiple of 32 (idle lanes), chunks of tokens around 64, a long scan (N = 128 × 300 is in CudaRecurrenceTests: ILGPU's CPU
+    // simulator would take a minute).
+    [InlineData(2, 3, 16)]
+    [InlineData(65, 2, 32)]
+    [InlineData(17, 2, 40)]
+    [InlineData(64, 4, 32)]
+    [InlineData(2, 2, 128)]
+    [InlineData(300, 2, 32)]
     public void Wkv6(int t, int heads, int n)
     {
         var data = new TestData(15);
@@ -518,6 +536,15 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(1, 3, 64)]
     [InlineData(1, 2, 128)]
     [InlineData(1, 2, 40)]
+    // T > 1 on a GPU: the decode kernel's warp per row looped over the tokens (wkv7_rows_f32); head dims below, at
+    // and above a warp, one not a multiple of 32 (idle lanes), chunks of tokens around 64, a long scan (N = 128 × 300 is in CudaRecurrenceTests: ILGPU's CPU
+    // simulator would take a minute).
+    [InlineData(2, 3, 16)]
+    [InlineData(65, 2, 32)]
+    [InlineData(17, 2, 40)]
+    [InlineData(64, 4, 32)]
+    [InlineData(2, 2, 128)]
+    [InlineData(300, 2, 32)]
     public void Wkv7(int t, int heads, int n)
     {
         var data = new TestData(19);
