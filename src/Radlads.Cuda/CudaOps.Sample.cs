@@ -99,8 +99,8 @@ internal sealed unsafe partial class CudaOps
     /// <summary>Blocks per row of sample_scan_f32: one per SampleChunk ids.</summary>
     internal static int SampleBlocks(int n) => (n + SampleChunk - 1) / SampleChunk;
 
-    // RADLADS_CUDA_SAMPLE=block: the single-block sample_f32 (for timing comparisons).
-    private static readonly bool SingleBlockSample = Environment.GetEnvironmentVariable("RADLADS_CUDA_SAMPLE") == "block";
+    /// <summary>Whether QueueSample launches the single-block sample_f32 instead (RADLADS_CUDA_SAMPLE=block; for timing comparisons).</summary>
+    internal static bool SingleBlockSample { get; set; } = Environment.GetEnvironmentVariable("RADLADS_CUDA_SAMPLE") == "block";
 
     /// <summary>The id in a code written by sample_f32, or the exception its error code stands for.</summary>
     internal static int DecodeSampled(int code, int row, int rows, int allowedVocabulary)
