@@ -216,50 +216,13 @@ __device__ int block_min_i32(int v, SampleShared& s)
     return t;
 }
 
-// grid = rows, block = SAMPLE_THREADS. logits [rows, stride] (the first n of each row are sampled); units: scratch
-// of rows · n u64; shift = SamplingMath.UnitShift(n).
-extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_f32(const float* __restrict__ all_logits, i64 stride, int n,
-    const SampleRow* __restrict__ params, int shift, u64* __restrict__ all_units, int* __restrict__ ids)
+// Everything after the checks, over the whole row: greedy, then top-k (radix select), units, top-p, min-p, the draw.
+// top = the largest finite logit, count = the number of finite logits (>= 1). Used by sample_f32 and, when top-k is
+// off or above SAMPLE_TOPK_BOUND, by sample_finish_f32.
+__device__ void sample_row_exhaustive(const float* logits, int n, const SampleRow& p, int shift, u64* units, int* ids,
+    int row, float top, u64 count, SampleShared& s)
 {
-    pdl_begin();
-    __shared__ SampleShared s;
-    const int row = blockIdx.x;
-    const float* logits = all_logits + (i64)row * stride;
-    u64* units = all_units + (i64)row * n;
-    const SampleRow p = params[row];
     const int big = 0x7fffffff;
-    if (p.temperature < 0.f) return; // a recorded step replayed without sampling (uniform across the block)
-
-    // Check and find the largest logit: NaN and +Infinity are errors (lowest id), -Infinity bans a token.
-    float top = neg_infinity();
-    int bad = big, finite = 0;
-    for (int id = threadIdx.x; id < n; id += blockDim.x)
-    {
-        float l = logits[id];
-        if (isnan(l) || l == -neg_infinity())
-        {
-            bad = min(bad, id);
-        }
-        else if (l != neg_infinity())
-        {
-            top = fmaxf(top, l);
-            finite++;
-        }
-    }
-    bad = block_min_i32(bad, s);
-    top = block_max_f32(top, s);
-    u64 count = block_sum_u64((u64)finite, s);
-    if (bad != big)
-    {
-        if (threadIdx.x == 0) ids[row] = isnan(logits[bad]) ? -2 - 2 * bad : -3 - 2 * bad;
-        return;
-    }
-    if (count == 0)
-    {
-        if (threadIdx.x == 0) ids[row] = -1;
-        return;
-    }
-
     if (p.temperature == 0.f)
     {
         // Greedy: the lowest id holding the largest logit (-0 == +0).
@@ -320,4 +283,396 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_f32(const fl
     if (r >= kept) r = kept - 1;
     u64 chosen = select_key(logits, units, n, MEASURE_DRAW, nucleus_key, r + 1, s);
     if (threadIdx.x == 0) ids[row] = (int)(u32)chosen;
+}
+
+// grid = rows, block = SAMPLE_THREADS. logits [rows, stride] (the first n of each row are sampled); units: scratch
+// of rows · n u64; shift = SamplingMath.UnitShift(n).
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_f32(const float* __restrict__ all_logits, i64 stride, int n,
+    const SampleRow* __restrict__ params, int shift, u64* __restrict__ all_units, int* __restrict__ ids)
+{
+    pdl_begin();
+    __shared__ SampleShared s;
+    const int row = blockIdx.x;
+    const float* logits = all_logits + (i64)row * stride;
+    u64* units = all_units + (i64)row * n;
+    const SampleRow p = params[row];
+    const int big = 0x7fffffff;
+    if (p.temperature < 0.f) return; // a recorded step replayed without sampling (uniform across the block)
+
+    // Check and find the largest logit: NaN and +Infinity are errors (lowest id), -Infinity bans a token.
+    float top = neg_infinity();
+    int bad = big, finite = 0;
+    for (int id = threadIdx.x; id < n; id += blockDim.x)
+    {
+        float l = logits[id];
+        if (isnan(l) || l == -neg_infinity())
+        {
+            bad = min(bad, id);
+        }
+        else if (l != neg_infinity())
+        {
+            top = fmaxf(top, l);
+            finite++;
+        }
+    }
+    bad = block_min_i32(bad, s);
+    top = block_max_f32(top, s);
+    u64 count = block_sum_u64((u64)finite, s);
+    if (bad != big)
+    {
+        if (threadIdx.x == 0) ids[row] = isnan(logits[bad]) ? -2 - 2 * bad : -3 - 2 * bad;
+        return;
+    }
+    if (count == 0)
+    {
+        if (threadIdx.x == 0) ids[row] = -1;
+        return;
+    }
+
+    sample_row_exhaustive(logits, n, p, shift, units, ids, row, top, count, s);
+}
+
+// ---- The multi-block path: sample_scan_f32 (many blocks per row) then sample_finish_f32 (one block per row). ----
+// Launch shapes depend on n only (never on a row's options, which a recorded decode step reads from device memory).
+// Scan: block b of row r reads ids [b·SAMPLE_CHUNK, (b+1)·SAMPLE_CHUNK) and writes its check results (largest finite
+// logit, lowest NaN/+Inf id, count of finite logits) and, when the row's effective top-k k (1 for greedy) is at most
+// SAMPLE_TOPK_BOUND, its min(k, chunk) smallest keys (banned and missing ids pad as ~0) to a candidate slab of
+// SAMPLE_TOPK_BOUND keys. Every member of the row's top k is among its block's k smallest keys, so the candidates
+// hold the whole top k. Finish: merges the check results; greedy = the smallest candidate key; top-k = a radix select
+// of the k-th smallest candidate, then the exact maths (units, top-p, min-p, draw) on the k survivors sorted by key;
+// without a usable top-k it runs the whole-row select (sample_row_exhaustive), as sample_f32 does.
+#define SAMPLE_CHUNK 1024
+#define SAMPLE_TOPK_BOUND 1024
+#define SCAN_THREADS 512
+
+struct ScanStats
+{
+    float top;
+    int bad;
+    int count;
+    int pad;
+};
+
+// The top-k the multi-block path serves for this row: 1 for greedy, k for 1 <= k <= bound, else 0 (whole-row path).
+__device__ __forceinline__ int effective_top_k(const SampleRow& p)
+{
+    if (p.temperature == 0.f) return 1;
+    return p.top_k > 0 && p.top_k <= SAMPLE_TOPK_BOUND ? p.top_k : 0;
+}
+
+// Ascending bitonic sort of SAMPLE_CHUNK keys in shared memory by the whole block (blockDim.x = SAMPLE_CHUNK / 2).
+__device__ void bitonic_sort_chunk(u64* keys)
+{
+    for (int size = 2; size <= SAMPLE_CHUNK; size <<= 1)
+    {
+        for (int stride = size >> 1; stride > 0; stride >>= 1)
+        {
+            __syncthreads();
+            int t = threadIdx.x;
+            int i = 2 * t - (t & (stride - 1));
+            int j = i + stride;
+            bool ascending = (i & size) == 0;
+            u64 a = keys[i], b = keys[j];
+            if ((a > b) == ascending)
+            {
+                keys[i] = b;
+                keys[j] = a;
+            }
+        }
+    }
+    __syncthreads();
+}
+
+__device__ __forceinline__ u64 min_u64(u64 a, u64 b) { return a < b ? a : b; }
+
+// grid = (blocks = ceil(n / SAMPLE_CHUNK), rows), block = SCAN_THREADS. stats [rows, blocks]; candidates
+// [rows, blocks, SAMPLE_TOPK_BOUND] keys.
+extern "C" __global__ void __launch_bounds__(SCAN_THREADS) sample_scan_f32(const float* __restrict__ all_logits, i64 stride,
+    int n, const SampleRow* __restrict__ params, ScanStats* __restrict__ stats, u64* __restrict__ candidates)
+{
+    pdl_begin();
+    __shared__ u64 keys[SAMPLE_CHUNK];
+    __shared__ float red_f[SCAN_THREADS / 32];
+    __shared__ int red_i[SCAN_THREADS / 32];
+    __shared__ int red_c[SCAN_THREADS / 32];
+    __shared__ u64 red_k[SCAN_THREADS / 32];
+    const int row = blockIdx.y, block = blockIdx.x, blocks = gridDim.x;
+    const SampleRow p = params[row];
+    if (p.temperature < 0.f) return;
+    const float* logits = all_logits + (i64)row * stride;
+    const int k = effective_top_k(p);
+    const int big = 0x7fffffff;
+    float top = neg_infinity();
+    int bad = big, finite = 0;
+    u64 least = ~0ULL;
+    for (int i = threadIdx.x; i < SAMPLE_CHUNK; i += SCAN_THREADS)
+    {
+        int id = block * SAMPLE_CHUNK + i;
+        u64 key = ~0ULL;
+        if (id < n)
+        {
+            float l = logits[id];
+            if (isnan(l) || l == -neg_infinity())
+            {
+                bad = min(bad, id);
+            }
+            else if (l != neg_infinity())
+            {
+                top = fmaxf(top, l);
+                finite++;
+                key = sample_key(l, id);
+            }
+        }
+        keys[i] = key;
+        least = min_u64(least, key);
+    }
+
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o > 0; o >>= 1)
+    {
+        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
+        bad = min(bad, __shfl_xor_sync(0xffffffffu, bad, o));
+        finite += __shfl_xor_sync(0xffffffffu, finite, o);
+        least = min_u64(least, shfl_u64(least, lane ^ o));
+    }
+    if (lane == 0)
+    {
+        red_f[warp] = top;
+        red_i[warp] = bad;
+        red_c[warp] = finite;
+        red_k[warp] = least;
+    }
+    __syncthreads();
+    u64* out = candidates + ((i64)row * blocks + block) * SAMPLE_TOPK_BOUND;
+    if (threadIdx.x == 0)
+    {
+        for (int w = 1; w < SCAN_THREADS / 32; w++)
+        {
+            red_f[0] = fmaxf(red_f[0], red_f[w]);
+            red_i[0] = min(red_i[0], red_i[w]);
+            red_c[0] += red_c[w];
+            red_k[0] = min_u64(red_k[0], red_k[w]);
+        }
+        ScanStats st;
+        st.top = red_f[0];
+        st.bad = red_i[0];
+        st.count = red_c[0];
+        st.pad = 0;
+        stats[(i64)row * blocks + block] = st;
+        if (k == 1) out[0] = red_k[0];
+    }
+    if (k <= 1) return; // greedy / k = 1 wrote its smallest key; k = 0 needs no candidates
+
+    bitonic_sort_chunk(keys);
+    const int kept = min(k, SAMPLE_CHUNK);
+    for (int i = threadIdx.x; i < kept; i += SCAN_THREADS) out[i] = keys[i];
+}
+
+// The smallest candidate key whose count of non-sentinel keys <= it reaches target (1 <= target <= their count).
+// The candidates of block b are keys[b · SAMPLE_TOPK_BOUND + [0, per_block)].
+__device__ u64 select_candidate(const u64* keys, int blocks, int per_block, u64 target, SampleShared& s)
+{
+    const int shifts[7] = {56, 48, 40, 32, 16, 8, 0};
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    u64 prefix = 0, mask = 0, before = 0;
+    for (int pass = 0; pass < 7; pass++)
+    {
+        int shift = shifts[pass];
+        for (int i = threadIdx.x; i < SAMPLE_WARPS * 256; i += blockDim.x) (&s.hist[0][0])[i] = 0;
+        __syncthreads();
+        for (int i = threadIdx.x; i < blocks * per_block; i += blockDim.x)
+        {
+            u64 key = keys[(i64)(i / per_block) * SAMPLE_TOPK_BOUND + i % per_block];
+            if (key == ~0ULL || (key & mask) != prefix) continue;
+            atomicAdd(&s.hist[warp][(key >> shift) & 255], 1ULL);
+        }
+        __syncthreads();
+        for (int b = threadIdx.x; b < 256; b += blockDim.x)
+        {
+            u64 t = 0;
+            for (int w = 0; w < SAMPLE_WARPS; w++) t += s.hist[w][b];
+            s.total[b] = t;
+        }
+        __syncthreads();
+        if (warp == 0)
+        {
+            u64 own = 0;
+            for (int j = 0; j < 8; j++) own += s.total[lane * 8 + j];
+            u64 incl = own;
+            for (int d = 1; d < 32; d <<= 1)
+            {
+                u64 v = shfl_up_u64(incl, d);
+                if (lane >= d) incl += v;
+            }
+            unsigned crossing = __ballot_sync(0xffffffffu, before + incl >= target);
+            int at = crossing ? __ffs(crossing) - 1 : 31;
+            u64 excl = shfl_u64(incl - own, at);
+            if (lane == at)
+            {
+                u64 cum = before + excl;
+                int digit = lane * 8 + 7;
+                for (int j = 0; j < 8; j++)
+                {
+                    u64 t = s.total[lane * 8 + j];
+                    if (cum + t >= target)
+                    {
+                        digit = lane * 8 + j;
+                        break;
+                    }
+                    cum += t;
+                }
+                s.prefix = prefix | ((u64)digit << shift);
+                s.before = cum;
+            }
+        }
+        __syncthreads();
+        prefix = s.prefix;
+        before = s.before;
+        mask |= (u64)255 << shift;
+        __syncthreads();
+    }
+    return prefix;
+}
+
+// grid = rows, block = SAMPLE_THREADS; blocks = the scan's grid width. units: rows · n u64 scratch for the whole-row path.
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_finish_f32(const float* __restrict__ all_logits, i64 stride,
+    int n, const SampleRow* __restrict__ params, int shift, u64* __restrict__ all_units, int* __restrict__ ids,
+    const ScanStats* __restrict__ all_stats, const u64* __restrict__ all_candidates, int blocks)
+{
+    pdl_begin();
+    __shared__ SampleShared s;
+    __shared__ u64 sorted[SAMPLE_TOPK_BOUND];
+    __shared__ int survivors;
+    const int row = blockIdx.x;
+    const SampleRow p = params[row];
+    if (p.temperature < 0.f) return;
+    const float* logits = all_logits + (i64)row * stride;
+    const ScanStats* stats = all_stats + (i64)row * blocks;
+    const u64* candidates = all_candidates + (i64)row * blocks * SAMPLE_TOPK_BOUND;
+    const int big = 0x7fffffff;
+
+    float top = neg_infinity();
+    int bad = big, finite = 0;
+    for (int b = threadIdx.x; b < blocks; b += blockDim.x)
+    {
+        ScanStats st = stats[b];
+        top = fmaxf(top, st.top);
+        bad = min(bad, st.bad);
+        finite += st.count;
+    }
+    bad = block_min_i32(bad, s);
+    top = block_max_f32(top, s);
+    u64 count = block_sum_u64((u64)finite, s);
+    if (bad != big)
+    {
+        if (threadIdx.x == 0) ids[row] = isnan(logits[bad]) ? -2 - 2 * bad : -3 - 2 * bad;
+        return;
+    }
+    if (count == 0)
+    {
+        if (threadIdx.x == 0) ids[row] = -1;
+        return;
+    }
+
+    const int k = effective_top_k(p);
+    if (k == 0)
+    {
+        sample_row_exhaustive(logits, n, p, shift, all_units + (i64)row * n, ids, row, top, count, s);
+        return;
+    }
+
+    if (k == 1)
+    {
+        // Greedy or top-k 1: the smallest key of the row (largest logit, then the lowest id) is every block's first.
+        u64 least = ~0ULL;
+        for (int b = threadIdx.x; b < blocks; b += blockDim.x) least = min_u64(least, candidates[(i64)b * SAMPLE_TOPK_BOUND]);
+        int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        for (int o = 16; o > 0; o >>= 1) least = min_u64(least, shfl_u64(least, lane ^ o));
+        if (lane == 0) s.red_u64[warp] = least;
+        __syncthreads();
+        if (threadIdx.x == 0)
+        {
+            for (int w = 1; w < SAMPLE_WARPS; w++) s.red_u64[0] = min_u64(s.red_u64[0], s.red_u64[w]);
+            ids[row] = (int)(u32)s.red_u64[0];
+        }
+        return;
+    }
+
+    // The k-th smallest candidate (or every finite one when k >= count): exactly min(k, count) survivors, gathered
+    // by block into slab order (SAMPLE_TOPK_BOUND keys per block, the first min(k, chunk) used) and sorted.
+    const int per_block = min(k, SAMPLE_CHUNK);
+    const u64 wanted = (u64)k < count ? (u64)k : count;
+    if (threadIdx.x == 0) survivors = 0;
+    for (int i = threadIdx.x; i < SAMPLE_TOPK_BOUND; i += blockDim.x) sorted[i] = ~0ULL;
+    u64 bound = ~0ULL - 1; // every finite candidate
+    if ((u64)k < count) bound = select_candidate(candidates, blocks, per_block, wanted, s);
+    __syncthreads();
+    for (int i = threadIdx.x; i < blocks * per_block; i += blockDim.x)
+    {
+        u64 key = candidates[(i64)(i / per_block) * SAMPLE_TOPK_BOUND + i % per_block];
+        if (key != ~0ULL && key <= bound)
+        {
+            int at = atomicAdd(&survivors, 1);
+            sorted[at] = key;
+        }
+    }
+    __syncthreads();
+    // Sort the (at most SAMPLE_TOPK_BOUND = SAMPLE_CHUNK) survivors: the sort wants SAMPLE_CHUNK / 2 = SAMPLE_THREADS threads.
+    bitonic_sort_chunk(sorted);
+    const int m = (int)wanted;
+
+    // Units of the survivors in key order (the hist area is free now), flagged when min-p drops them.
+    u64* units = &s.hist[0][0];
+    const double inverse_t = 1.0 / (double)p.temperature;
+    const double scale = pow2(shift);
+    const double min_p = (double)p.min_p;
+    for (int i = threadIdx.x; i < m; i += blockDim.x)
+    {
+        u64 key = sorted[i];
+        float l = logits[(u32)key];
+        double w = portable_exp(__dmul_rn(__dsub_rn((double)l, (double)top), inverse_t));
+        u64 u = (u64)__dmul_rn(w, scale);
+        if (min_p > 0.0 && w < min_p) u |= MINP_FAIL;
+        units[i] = u;
+    }
+    __syncthreads();
+    if (threadIdx.x != 0) return;
+
+    // Integer sums in key order: the prefix measures of the whole-row selects, walked directly.
+    u64 total = 0;
+    for (int i = 0; i < m; i++) total += units[i] & UNITS_MASK;
+    int nucleus = m - 1; // index of the last key in the nucleus
+    if (p.top_p < 1.f)
+    {
+        double target = ceil(__dmul_rn((double)p.top_p, (double)total));
+        u64 t = (u64)target;
+        if (t > total) t = total;
+        u64 cum = 0;
+        for (int i = 0; i < m; i++)
+        {
+            cum += units[i] & UNITS_MASK;
+            if (cum >= t)
+            {
+                nucleus = i;
+                break;
+            }
+        }
+    }
+    u64 kept = 0;
+    for (int i = 0; i <= nucleus; i++)
+        if (!(units[i] & MINP_FAIL)) kept += units[i];
+    u64 r = (u64)__dmul_rn(p.uniform, (double)kept);
+    if (r >= kept) r = kept - 1;
+    u64 cum = 0;
+    int chosen = nucleus;
+    for (int i = 0; i <= nucleus; i++)
+    {
+        if (!(units[i] & MINP_FAIL)) cum += units[i];
+        if (cum >= r + 1)
+        {
+            chosen = i;
+            break;
+        }
+    }
+    ids[row] = (int)(u32)sorted[chosen];
 }

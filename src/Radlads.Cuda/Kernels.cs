@@ -50,6 +50,8 @@ internal sealed class Kernels
         Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
         Wkv7Rows = library.Function("rwkv7.cu", "wkv7_rows_f32");
         Sample = library.Function("sampling.cu", "sample_f32");
+        SampleScan = library.Function("sampling.cu", "sample_scan_f32");
+        SampleFinish = library.Function("sampling.cu", "sample_finish_f32");
 
         // The recurrences keep a head's whole state in shared memory: allow them the device's opt-in maximum.
         var device = library.Device;
@@ -151,4 +153,8 @@ internal sealed class Kernels
     public nint Wkv7Rows { get; }
 
     public nint Sample { get; }
+
+    public nint SampleScan { get; }
+
+    public nint SampleFinish { get; }
 }

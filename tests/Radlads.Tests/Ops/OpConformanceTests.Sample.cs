@@ -47,6 +47,14 @@ public abstract partial class OpConformanceTests
     [InlineData(32, 512, 500, 0.5f, 50, 0.9f, 0.01f, 5f)]       // every filter at once, many rows
     [InlineData(16, 300, 300, 1e-3f, 0, 1f, 0f, 2f)]            // near-greedy temperature: huge 1/T, weights underflow
     [InlineData(16, 300, 300, 50f, 0, 1f, 0f, 2f)]              // hot temperature: nearly uniform
+    // CUDA serves greedy and top-k <= 1024 from per-block candidates (blocks of 1024 ids), the rest by whole-row select:
+    [InlineData(6, 151936, 151936, 0.7f, 1, 0.8f, 0f, 4f)]      // top-k 1 at Qwen2.5's vocabulary
+    [InlineData(3, 2049, 2049, 1f, 2, 1f, 0f, 1f)]              // V one past two blocks, top-k 2
+    [InlineData(8, 5000, 4099, 0.9f, 1000, 1f, 0.02f, 3f)]      // top-k just below the bound, allowed not a block multiple
+    [InlineData(4, 151936, 151936, 1f, 1024, 0.95f, 0f, 2f)]    // top-k at the bound
+    [InlineData(4, 151936, 151936, 1f, 1025, 1f, 0f, 2f)]       // top-k just above the bound: whole-row path
+    [InlineData(5, 7, 7, 1f, 20, 0.8f, 0f, 2f)]                 // top-k above V (fewer ids than one block)
+    [InlineData(5, 1500, 1500, 1f, 1200, 0.9f, 0f, 2f)]         // top-k above one block's ids, below the bound
     public void SampleMatchesTheReference(int b, int vocab, int allowed, float temperature, int topK, float topP, float minP, float std)
     {
         var data = new TestData(100 + b + vocab);
@@ -96,6 +104,60 @@ public abstract partial class OpConformanceTests
         ];
         var expected = ReferenceIds(logits, v, v, rows);
         Assert.Equal([1, 0, 0, 1, 2, 2, 3], expected);
+        Assert.Equal(expected, SampleIds(logits, v, v, rows));
+    }
+
+    [Fact]
+    public void SampleBreaksTiesAcrossBlocksByTheLowerId()
+    {
+        // V = 5000 spans five CUDA scan blocks of 1024 ids (the last one partial): equal logits in different blocks
+        // must still go to the lower id, and a block with fewer finite logits than k pads its candidates.
+        const int v = 5000;
+        var data = new TestData(77);
+        var noise = data.Normal(v, 0.5f);
+        var logits = new float[8 * v];
+        for (int r = 0; r < 8; r++)
+        {
+            noise.CopyTo(logits, r * v);
+        }
+
+        void Set(int row, int id, float value) => logits[row * v + id] = value;
+        foreach (var id in new[] { 4000, 1500, 3000 })
+        {
+            Set(0, id, 9f);                              // greedy: the lowest of three tied maxima, blocks 3, 1, 2
+        }
+
+        foreach (var id in new[] { 4999, 2047, 1024, 1023 })
+        {
+            Set(1, id, 9f);                              // top-k 2 keeps 1023 and 1024 (a block edge); u = 0.75 picks 1024
+        }
+
+        Set(2, 2048, 9f);
+        Set(2, 1025, 9f);                                // top-k 1 (T > 0): the lower id, 1025
+        Array.Fill(logits, 1f, 3 * v, v);                // all equal, top-k 3: ids 0..2, u = 0.9 picks 2
+        Array.Fill(logits, 1f, 4 * v, v);                // all equal, top-k 1024 (the bound): ids 0..1023, u = 0.5
+        Array.Fill(logits, -1f, 5 * v, v);
+        Set(5, 3000, -0f);
+        Set(5, 2000, 0f);                                // greedy, -0 and +0 tie across blocks: 2000
+        Array.Fill(logits, float.NegativeInfinity, 6 * v, 1024);
+        Set(6, 7, 3f);                                   // block 0 has one finite logit; top-k 50
+        Array.Fill(logits, 9f, 7 * v + 990, 100);        // 100 equal maxima over a block edge; top-k 64, top-p 0.5
+        SampleRow[] rows =
+        [
+            SampleRow.Greedy,
+            new(1f, 2, 1f, 0f, 0.75),
+            new(0.5f, 1, 1f, 0f, 0.9),
+            new(1f, 3, 1f, 0f, 0.9),
+            new(1f, 1024, 1f, 0f, 0.5),
+            SampleRow.Greedy,
+            new(1f, 50, 0.9f, 0f, 0.3),
+            new(1f, 64, 0.5f, 0f, 0.99),
+        ];
+        var expected = ReferenceIds(logits, v, v, rows);
+        Assert.Equal([1500, 1024, 1025, 2], expected[..4]);
+        Assert.InRange(expected[4], 0, 1023);
+        Assert.Equal(2000, expected[5]);
+        Assert.InRange(expected[7], 990, 1021); // top-p 0.5 of 64 equal maxima keeps the 32 lowest ids
         Assert.Equal(expected, SampleIds(logits, v, v, rows));
     }
 
