@@ -161,6 +161,13 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, 
     const float* a, const float* b, float* state, int tokens, int heads, int n, float* y)
 {
     pdl_begin();
+    {
+        // blockIdx.y is the sequence (CudaBackwardOps.Wkv7Sequences): windows of `tokens` rows each, states heads·n·n
+        // apart; 0 for one sequence.
+        const i64 rows = (i64)blockIdx.y * tokens * heads * n;
+        r += rows; w += rows; k += rows; v += rows; a += rows; b += rows; y += rows;
+        state += (i64)blockIdx.y * heads * n * n;
+    }
     i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
     if (item >= (i64)heads * n) return;

@@ -9,6 +9,9 @@ namespace Radlads.Cuda;
 /// </summary>
 internal sealed unsafe partial class CudaBackwardOps
 {
+    /// <summary>Head sizes the one-warp-per-row kernels (wkv6_rows_f32, wkv7_rows_f32) hold in registers.</summary>
+    private const int RowsMaxHeadDim = 256;
+
     public void Wkv6Sequences(int sequences, Tensor r, Tensor k, Tensor v, Tensor w, Tensor state, float scale, Tensor y)
     {
         backend.Enter();
@@ -24,6 +27,15 @@ internal sealed unsafe partial class CudaBackwardOps
         }
 
         void** a = stackalloc void*[] { &pr, &pk, &pv, &pw, &ps, &scale, &tokens, &heads, &n, &py };
+        if (tokens > 1 && n <= RowsMaxHeadDim)
+        {
+            // The prefill kernel CudaOps.Wkv6 runs for one sequence (a warp per value column), with a grid row per
+            // sequence: each window bit-identical to its own Wkv6 call, as the inference forward computes it.
+            long warps = (long)heads * n;
+            backend.Launch(backend.Kernels.Wkv6Rows, "wkv6_rows_f32", (uint)((warps * 32 + 255) / 256), (uint)sequences, 256, 0, a);
+            return;
+        }
+
         backend.Launch(backend.Kernels.Wkv6, "wkv6_f32", (uint)heads, (uint)sequences, (uint)n, shared, a);
     }
 
@@ -66,6 +78,15 @@ internal sealed unsafe partial class CudaBackwardOps
         }
 
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
+        if (n <= RowsMaxHeadDim)
+        {
+            // The kernel CudaOps.Wkv7 runs for one sequence (a warp per value row; bit-identical to the decode kernel
+            // at T = 1), with a grid row per sequence: each window bit-identical to its own Wkv7 call.
+            long warps = (long)heads * n;
+            backend.Launch(backend.Kernels.Wkv7Rows, "wkv7_rows_f32", (uint)((warps * 32 + 255) / 256), (uint)sequences, 256, 0, args);
+            return;
+        }
+
         backend.Launch(backend.Kernels.Wkv7, "wkv7_f32", (uint)heads, (uint)sequences, (uint)n, shared, args);
     }
 

@@ -28,6 +28,12 @@ internal sealed class BenchRunner
     private double copyBandwidth;
     private double gemmRate;
 
+    /// <summary>
+    /// On the CPU: the process's working set when the benchmark started, so --memory-limit plans against the memory the
+    /// benchmark itself takes, not whatever the process held before (a test host, an embedding application).
+    /// </summary>
+    private readonly long startWorkingSet = Environment.WorkingSet;
+
     public BenchRunner(IBackend device, BenchOptions options, CardInfo card, Progress progress, TextWriter log)
     {
         this.device = device;
@@ -224,8 +230,8 @@ internal sealed class BenchRunner
         {
             var gc = GC.GetGCMemoryInfo();
             total = gc.TotalAvailableMemoryBytes;
-            used = Environment.WorkingSet;
-            free = Math.Max(0, total - used);
+            free = Math.Max(0, total - Environment.WorkingSet);
+            used = Math.Max(0, Environment.WorkingSet - startWorkingSet);
         }
 
         if (options.MemoryLimit is long limit)

@@ -333,7 +333,8 @@ public sealed class CudaGraphTests
     [Fact]
     public void PrefillThenRecordedDecodeMatchesTheReference()
     {
-        using var backend = CudaAvailability.Backend();
+        // fp32 prefill GEMMs: the bound is the fp32 golden one (cuBLASLt's bf16 activations have their own test).
+        using var backend = CudaAvailability.Backend(gemmLibrary: false);
         backend.CaptureEnabled = true;
         const string Name = "rwkv7";
         var (reference, _) = Npy.ReadFloat64(Path.Combine(Fixtures.Directory(Name), "logits.npy"));

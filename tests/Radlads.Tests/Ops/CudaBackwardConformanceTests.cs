@@ -577,6 +577,13 @@ public sealed class CudaBackwardConformanceTests : IDisposable
         Check(state, "wkv6 sequences final states", recurrence: true);
         foreach (var (p, name) in new[] { (dr, "dr"), (dk, "dk"), (dv, "dv"), (dw, "dw") })
         {
+            if (length == 1 && name == "dw")
+            {
+                // One token from a zero state: the decay never meets a non-zero state, so its gradient is exactly 0.
+                Assert.All(Read(Gpu, p.Gpu), x => Assert.Equal(0f, x));
+                continue;
+            }
+
             Check(p, "wkv6 sequences " + name, recurrence: true);
         }
 
@@ -630,6 +637,13 @@ public sealed class CudaBackwardConformanceTests : IDisposable
         Check(state, "wkv7 sequences final states", recurrence: true);
         foreach (var (p, name) in new[] { (dr, "dr"), (dw, "dw"), (dk, "dk"), (dv, "dv"), (da, "da"), (db, "db") })
         {
+            if (length == 1 && name is "dw" or "da" or "db")
+            {
+                // One token from a zero state: S·a = 0 and the decay meets a zero state, so these gradients are exactly 0.
+                Assert.All(Read(Gpu, p.Gpu), x => Assert.Equal(0f, x));
+                continue;
+            }
+
             Check(p, "wkv7 sequences " + name, recurrence: true);
         }
 
