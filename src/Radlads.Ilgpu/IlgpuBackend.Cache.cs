@@ -19,6 +19,14 @@ public sealed partial class IlgpuBackend
     /// <summary>RADLADS_ILGPU_CACHE=0: every tensor gets its own allocation and a stream wait when freed (for comparison).</summary>
     private static readonly bool CacheDisabled = Environment.GetEnvironmentVariable("RADLADS_ILGPU_CACHE") == "0";
 
+    /// <summary>
+    /// Whether freed fp32 tensors go back to the pool. Off by default on the CPU simulator: with the pool on there, a full
+    /// test run twice got garbage prefill logits (a block handed out again while the simulator still used it is the
+    /// suspect; not proven), and the pool is for the GPU's malloc/free cost, which the simulator does not have. The
+    /// pool's own tests switch it on.
+    /// </summary>
+    internal bool UseBlockCache { get; set; }
+
     private readonly Lock cacheLock = new();
     private readonly Dictionary<long, Stack<MemoryBuffer1D<byte, Stride1D.Dense>>> cache = [];
     private long cachedBytes;
@@ -76,7 +84,7 @@ public sealed partial class IlgpuBackend
     /// <summary>An fp32 tensor on a cached block (or its own buffer when large or when the cache is off). Caller holds Enter.</summary>
     private IlgpuTensor Cached(int[] shape, long bytes)
     {
-        if (bytes > LargestCachedBlock || CacheDisabled || Baseline)
+        if (bytes > LargestCachedBlock || CacheDisabled || Baseline || !UseBlockCache)
         {
             return New(DType.F32, shape, bytes);
         }

@@ -44,6 +44,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         Baseline = baseline;
         Device = IlgpuDevice.Get(kind);
         ThreadPerOutputKernels = threadPerOutputKernels ?? Device.Kind == IlgpuDeviceKind.Cpu;
+        UseBlockCache = Device.Kind != IlgpuDeviceKind.Cpu;
         lock (Device.Sync)
         {
             Device.MakeCurrent();

@@ -9,7 +9,7 @@ public sealed class IlgpuBackendCacheTests
     [Fact]
     public void AFreedTensorsBlockIsReusedWithoutANewAllocation()
     {
-        using var backend = new IlgpuBackend(IlgpuDeviceKind.Cpu);
+        using var backend = new IlgpuBackend(IlgpuDeviceKind.Cpu) { UseBlockCache = true };
         long address;
         using (var first = (IlgpuTensor)backend.AllocateUninitialized(3, 100))
         {
@@ -26,7 +26,7 @@ public sealed class IlgpuBackendCacheTests
     [Fact]
     public void AllocateStillZeroFillsAReusedBlock()
     {
-        using var backend = new IlgpuBackend(IlgpuDeviceKind.Cpu);
+        using var backend = new IlgpuBackend(IlgpuDeviceKind.Cpu) { UseBlockCache = true };
         using (var dirty = backend.FromFloats([1f, 2f, 3f, 4f], 4))
         {
         }
@@ -40,7 +40,7 @@ public sealed class IlgpuBackendCacheTests
     [Fact]
     public void ReleaseCachedMemoryEmptiesTheCache()
     {
-        using var backend = new IlgpuBackend(IlgpuDeviceKind.Cpu);
+        using var backend = new IlgpuBackend(IlgpuDeviceKind.Cpu) { UseBlockCache = true };
         backend.AllocateUninitialized(1000).Dispose();
         Assert.True(backend.CachedBytes > 0);
         backend.ReleaseCachedMemory();
