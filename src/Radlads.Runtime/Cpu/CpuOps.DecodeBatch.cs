@@ -32,7 +32,7 @@ public sealed partial class CpuOps
     {
         DecodeRowChecks.Attention(q, kCaches, vCaches, lengths, y);
         var l = lengths.ToArray();
-        For(l.Length, (long)heads * headDim * 2 * l.Max(),
+        For(l.Length, (long)heads * headDim * 2 * l.DefaultIfEmpty(0).Max(),
             b => Attention(q.Rows(b, 1), kCaches[b], vCaches[b], heads, kvHeads, headDim, l[b] - 1, y.Rows(b, 1)));
     }
 
