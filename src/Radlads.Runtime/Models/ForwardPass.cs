@@ -15,6 +15,19 @@ internal sealed class ForwardPass(IBackend backend, IReadOnlyList<Segment> segme
 
     public int Rows { get; } = segments.Sum(s => s.RowCount);
 
+    /// <summary>
+    /// Several sequences, one token each, sequence i on row i: the mixers then run each per-sequence op once for all
+    /// rows (IOps.RopeRows, AttentionDecode, Wkv7Decode …) instead of once per sequence. A single sequence keeps the
+    /// per-segment path (its steps can be recorded as a CUDA graph).
+    /// </summary>
+    public bool BatchedDecode { get; } = segments.Count > 1 && segments.Select((s, i) => s.RowCount == 1 && s.RowStart == i).All(b => b);
+
+    /// <summary>Each sequence's absolute position (the start of its segment), in segment order.</summary>
+    public int[] Positions { get; } = [.. segments.Select(s => s.StartPosition)];
+
+    /// <summary>Tensor <paramref name="index"/> of the current layer's state of every sequence, in segment order.</summary>
+    public Tensor[] LayerTensors(int index) => [.. Segments.Select(s => s.State.Layers[Layer].Tensors[index])];
+
     /// <summary>Index of the layer being run (set by the model before each mixer call).</summary>
     public int Layer { get; set; } = layerIndex;
 

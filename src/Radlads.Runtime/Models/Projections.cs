@@ -67,7 +67,12 @@ internal sealed class Projections : IDisposable
     {
         var ops = pass.Ops;
         int n = c.HeadDim;
-        if (c.UseRope)
+        if (c.UseRope && pass.BatchedDecode)
+        {
+            ops.RopeRows(r, c.NumAttentionHeads, n, pass.Positions, (float)c.RopeTheta);
+            ops.RopeRows(k, c.NumKeyValueHeads, n, pass.Positions, (float)c.RopeTheta);
+        }
+        else if (c.UseRope)
         {
             foreach (var s in pass.Segments)
             {

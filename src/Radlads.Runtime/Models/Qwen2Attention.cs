@@ -34,6 +34,30 @@ internal sealed class Qwen2Attention : IMixer
         var (q, k, v) = p.Project(pass, config, x, x, x);
         var o = pass.Scratch(pass.Rows, h * n);
         float theta = (float)config.RopeTheta;
+        if (pass.BatchedDecode)
+        {
+            // One token per sequence: RoPE, cache append and attention each once for all rows.
+            var caches = new KvCacheState[pass.Segments.Count];
+            var lengths = new int[caches.Length];
+            for (int i = 0; i < caches.Length; i++)
+            {
+                var s = pass.Segments[i];
+                caches[i] = (KvCacheState)s.State.Layers[pass.Layer];
+                caches[i].Reserve(backend, s.StartPosition + 1);
+                lengths[i] = s.StartPosition + 1;
+            }
+
+            var keys = caches.Select(c => c.Keys).ToArray();
+            var values = caches.Select(c => c.Values).ToArray();
+            ops.RopeRows(q, h, n, pass.Positions, theta);
+            ops.RopeRows(k, kvh, n, pass.Positions, theta);
+            ops.ScatterRows(k, keys, pass.Positions);
+            ops.ScatterRows(v, values, pass.Positions);
+            ops.AttentionDecode(q, keys, values, lengths, h, kvh, n, o);
+            p.OutputProjection(pass, o, null, y);
+            return;
+        }
+
         foreach (var s in pass.Segments)
         {
             var cache = (KvCacheState)s.State.Layers[pass.Layer];

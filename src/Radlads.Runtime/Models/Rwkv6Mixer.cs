@@ -91,9 +91,16 @@ internal sealed class Rwkv6Mixer : IMixer
         if (config.UseTokenShift)
         {
             var delta = pass.Scratch(t, c);
-            foreach (var s in pass.Segments)
+            if (pass.BatchedDecode)
             {
-                ops.TokenShift(x.Rows(s.RowStart, s.RowCount), s.State.Layers[pass.Layer].Tensors[1], delta.Rows(s.RowStart, s.RowCount));
+                ops.TokenShiftRows(x, pass.LayerTensors(1), delta);
+            }
+            else
+            {
+                foreach (var s in pass.Segments)
+                {
+                    ops.TokenShift(x.Rows(s.RowStart, s.RowCount), s.State.Layers[pass.Layer].Tensors[1], delta.Rows(s.RowStart, s.RowCount));
+                }
             }
 
             var xx = pass.Scratch(t, c);
@@ -128,10 +135,17 @@ internal sealed class Rwkv6Mixer : IMixer
         // 7. GLA recurrence with r scaled by N^−1/2.
         var o = pass.Scratch(t, a);
         float scale = 1f / MathF.Sqrt(n);
-        foreach (var s in pass.Segments)
+        if (pass.BatchedDecode)
         {
-            ops.Wkv6(r.Rows(s.RowStart, s.RowCount), kh.Rows(s.RowStart, s.RowCount), vh.Rows(s.RowStart, s.RowCount),
-                w.Rows(s.RowStart, s.RowCount), s.State.Layers[pass.Layer].Tensors[0], scale, o.Rows(s.RowStart, s.RowCount));
+            ops.Wkv6Decode(r, kh, vh, w, pass.LayerTensors(0), scale, o);
+        }
+        else
+        {
+            foreach (var s in pass.Segments)
+            {
+                ops.Wkv6(r.Rows(s.RowStart, s.RowCount), kh.Rows(s.RowStart, s.RowCount), vh.Rows(s.RowStart, s.RowCount),
+                    w.Rows(s.RowStart, s.RowCount), s.State.Layers[pass.Layer].Tensors[0], scale, o.Rows(s.RowStart, s.RowCount));
+            }
         }
 
         // 8. Output: optional GroupNorm (ablation), gate, o_proj.

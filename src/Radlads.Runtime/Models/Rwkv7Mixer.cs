@@ -140,11 +140,18 @@ internal sealed class Rwkv7Mixer : IMixer
 
         // 9. Generalised delta rule, per sequence.
         var o = pass.Scratch(t, a);
-        foreach (var s in pass.Segments)
+        if (pass.BatchedDecode)
         {
-            ops.Wkv7(r.Rows(s.RowStart, s.RowCount), w.Rows(s.RowStart, s.RowCount), kTilde.Rows(s.RowStart, s.RowCount),
-                v.Rows(s.RowStart, s.RowCount), removal.Rows(s.RowStart, s.RowCount), replacement.Rows(s.RowStart, s.RowCount),
-                s.State.Layers[pass.Layer].Tensors[0], o.Rows(s.RowStart, s.RowCount));
+            ops.Wkv7Decode(r, w, kTilde, v, removal, replacement, pass.LayerTensors(0), o);
+        }
+        else
+        {
+            foreach (var s in pass.Segments)
+            {
+                ops.Wkv7(r.Rows(s.RowStart, s.RowCount), w.Rows(s.RowStart, s.RowCount), kTilde.Rows(s.RowStart, s.RowCount),
+                    v.Rows(s.RowStart, s.RowCount), removal.Rows(s.RowStart, s.RowCount), replacement.Rows(s.RowStart, s.RowCount),
+                    s.State.Layers[pass.Layer].Tensors[0], o.Rows(s.RowStart, s.RowCount));
+            }
         }
 
         // 10–11. Output normalisation, gate, o_proj. No bonus: r_k is ignored.

@@ -143,4 +143,89 @@ public interface IOps
     /// −Infinity only, throws a <see cref="RadladsException"/> naming the row and token.
     /// </summary>
     void Sample(Tensor logits, int allowedVocabulary, ReadOnlySpan<SampleRow> rows, Span<int> ids);
+
+    // Multi-sequence decode: B independent sequences, one token each, row b of every [B, ·] activation belongs to
+    // sequence b. The defaults loop over the single-sequence ops (the ILGPU backend uses them unchanged); the CPU
+    // backend runs the same loop in parallel over sequences, the CUDA backend one launch for all sequences.
+
+    /// <summary>
+    /// <see cref="Rope"/> with a position per row: row b of x [B, heads·N] sits at <paramref name="positions"/>[b].
+    /// </summary>
+    void RopeRows(Tensor x, int heads, int headDim, ReadOnlySpan<int> positions, float theta)
+    {
+        DecodeRowChecks.Rows(nameof(RopeRows), x, positions.Length);
+        for (int b = 0; b < positions.Length; b++)
+        {
+            Rope(x.Rows(b, 1), heads, headDim, positions[b], theta);
+        }
+    }
+
+    /// <summary>
+    /// Scatter: row <paramref name="rows"/>[b] of <paramref name="destinations"/>[b] ← row b of x, e.g. this step's
+    /// key of each sequence into its KV cache. x [B, W]; destinations[b] [S_b, W] with rows[b] &lt; S_b.
+    /// </summary>
+    void ScatterRows(Tensor x, IReadOnlyList<Tensor> destinations, ReadOnlySpan<int> rows)
+    {
+        DecodeRowChecks.Scatter(x, destinations, rows);
+        for (int b = 0; b < rows.Length; b++)
+        {
+            // x · 1 is x exactly in IEEE fp32 (NaN stays NaN): a copy with the ops every backend has.
+            Scale(x.Rows(b, 1), 1f, destinations[b].Rows(rows[b], 1));
+        }
+    }
+
+    /// <summary>
+    /// Decode attention for B sequences, one query row each: q [B, H·N]; kCaches[b], vCaches[b] [S_b, KVH·N] hold
+    /// positions 0 .. lengths[b] − 1 of sequence b (this step's key and value, at lengths[b] − 1, already written);
+    /// row b attends to all of them (scale N^−1/2, query head h reads KV head ⌊h / (H/KVH)⌋). y [B, H·N].
+    /// Equals <see cref="Attention"/> per row with startPosition = lengths[b] − 1.
+    /// </summary>
+    void AttentionDecode(Tensor q, IReadOnlyList<Tensor> kCaches, IReadOnlyList<Tensor> vCaches, ReadOnlySpan<int> lengths,
+        int heads, int kvHeads, int headDim, Tensor y)
+    {
+        DecodeRowChecks.Attention(q, kCaches, vCaches, lengths, y);
+        for (int b = 0; b < lengths.Length; b++)
+        {
+            Attention(q.Rows(b, 1), kCaches[b], vCaches[b], heads, kvHeads, headDim, lengths[b] - 1, y.Rows(b, 1));
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Wkv6"/> for B sequences, one token each: r, k, v, w, y [B, H·N]; states[b] [H, N, N] is sequence
+    /// b's state, updated in place.
+    /// </summary>
+    void Wkv6Decode(Tensor r, Tensor k, Tensor v, Tensor w, IReadOnlyList<Tensor> states, float scale, Tensor y)
+    {
+        DecodeRowChecks.Rows(nameof(Wkv6Decode), r, states.Count);
+        for (int b = 0; b < states.Count; b++)
+        {
+            Wkv6(r.Rows(b, 1), k.Rows(b, 1), v.Rows(b, 1), w.Rows(b, 1), states[b], scale, y.Rows(b, 1));
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Wkv7"/> for B sequences, one token each: r, w, k, v, a, b, y [B, H·N]; states[i] [H, N, N] is
+    /// sequence i's state, updated in place.
+    /// </summary>
+    void Wkv7Decode(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, IReadOnlyList<Tensor> states, Tensor y)
+    {
+        DecodeRowChecks.Rows(nameof(Wkv7Decode), r, states.Count);
+        for (int i = 0; i < states.Count; i++)
+        {
+            Wkv7(r.Rows(i, 1), w.Rows(i, 1), k.Rows(i, 1), v.Rows(i, 1), a.Rows(i, 1), b.Rows(i, 1), states[i], y.Rows(i, 1));
+        }
+    }
+
+    /// <summary>
+    /// <see cref="TokenShift"/> for B sequences, one token each: delta[b] = shiftStates[b] − x[b], then
+    /// shiftStates[b] = x[b]. x, delta [B, C]; shiftStates[b] [1, C].
+    /// </summary>
+    void TokenShiftRows(Tensor x, IReadOnlyList<Tensor> shiftStates, Tensor delta)
+    {
+        DecodeRowChecks.Rows(nameof(TokenShiftRows), x, shiftStates.Count);
+        for (int b = 0; b < shiftStates.Count; b++)
+        {
+            TokenShift(x.Rows(b, 1), shiftStates[b], delta.Rows(b, 1));
+        }
+    }
 }

@@ -258,4 +258,47 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
         inner.Sample(logits, allowedVocabulary, rows, ids);
         Time(nameof(Sample), start);
     }
+
+    public void RopeRows(Tensor x, int heads, int headDim, ReadOnlySpan<int> positions, float theta)
+    {
+        long start = Start();
+        inner.RopeRows(x, heads, headDim, positions, theta);
+        Time(nameof(RopeRows), start);
+    }
+
+    public void ScatterRows(Tensor x, IReadOnlyList<Tensor> destinations, ReadOnlySpan<int> rows)
+    {
+        long start = Start();
+        inner.ScatterRows(x, destinations, rows);
+        Time(nameof(ScatterRows), start);
+    }
+
+    public void AttentionDecode(Tensor q, IReadOnlyList<Tensor> kCaches, IReadOnlyList<Tensor> vCaches, ReadOnlySpan<int> lengths,
+        int heads, int kvHeads, int headDim, Tensor y)
+    {
+        long start = Start();
+        inner.AttentionDecode(q, kCaches, vCaches, lengths, heads, kvHeads, headDim, y);
+        Time(nameof(AttentionDecode), start);
+    }
+
+    public void Wkv6Decode(Tensor r, Tensor k, Tensor v, Tensor w, IReadOnlyList<Tensor> states, float scale, Tensor y)
+    {
+        long start = Start();
+        inner.Wkv6Decode(r, k, v, w, states, scale, y);
+        Time(nameof(Wkv6Decode), start);
+    }
+
+    public void Wkv7Decode(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, IReadOnlyList<Tensor> states, Tensor y)
+    {
+        long start = Start();
+        inner.Wkv7Decode(r, w, k, v, a, b, states, y);
+        Time(nameof(Wkv7Decode), start);
+    }
+
+    public void TokenShiftRows(Tensor x, IReadOnlyList<Tensor> shiftStates, Tensor delta)
+    {
+        long start = Start();
+        inner.TokenShiftRows(x, shiftStates, delta);
+        Time(nameof(TokenShiftRows), start);
+    }
 }

@@ -1,0 +1,285 @@
+// Decode (one token per sequence) for B independent sequences in one launch: RopeRows, ScatterRows,
+// AttentionDecode, Wkv6Decode, Wkv7Decode, TokenShiftRows (IOps). Row b of every [B, ·] activation belongs to
+// sequence b; its per-sequence memory (KV cache, recurrent state, shift state) and position come in a
+// DecodeTable passed by value as a kernel argument (no upload; 1.3 KB of the 4 KB parameter space), so the host
+// launches once per DECODE_ROWS sequences. fp32, the same arithmetic per row as the single-sequence kernels.
+#include "common.cuh"
+
+#define DECODE_ROWS 64
+
+// Per sequence b: up to two device pointers and one int (position, length or row). Layout matches
+// CudaOps.DecodeTable (C#): 64 + 64 u64, then 64 i32.
+struct DecodeTable
+{
+    unsigned long long first[DECODE_ROWS];
+    unsigned long long second[DECODE_ROWS];
+    int value[DECODE_ROWS];
+};
+
+// Rotate-half RoPE in place on x [rows, heads·N], row b at position table.value[b]; angles in float64 as rope_f32.
+extern "C" __global__ void rope_rows_f32(float* x, int rows, int heads, int n, DecodeTable table, float theta)
+{
+    pdl_begin();
+    int half = n / 2;
+    GRID_STRIDE(idx, (i64)rows * heads * half)
+    {
+        int i = (int)(idx % half);
+        i64 th = idx / half;
+        int h = (int)(th % heads);
+        int b = (int)(th / heads);
+        double inverse = pow((double)theta, -2.0 * i / n);
+        double s, c;
+        sincos((double)table.value[b] * inverse, &s, &c);
+        float cf = (float)c, sf = (float)s;
+        float* v = x + (i64)b * heads * n + (i64)h * n;
+        float a = v[i], bb = v[i + half];
+        v[i] = a * cf - bb * sf;
+        v[i + half] = bb * cf + a * sf;
+    }
+}
+
+// destination_b[table.value[b], :] = x[b, :] with destination_b = table.first[b]; x [rows, width].
+extern "C" __global__ void scatter_rows_f32(const float* x, int rows, int width, DecodeTable table)
+{
+    pdl_begin();
+    GRID_STRIDE(idx, (i64)rows * width)
+    {
+        int b = (int)(idx / width);
+        int j = (int)(idx % width);
+        float* destination = (float*)table.first[b];
+        destination[(i64)table.value[b] * width + j] = x[idx];
+    }
+}
+
+#define DB_WARPS 4
+#define DB_MAX_PER_LANE 8
+
+// Flash-decoding split for B sequences: grid (heads, rows·max_splits), four warps per block. Block (h, b·max_splits
+// + s) takes keys [s·chunk, min((s + 1)·chunk, length_b)) of sequence b (k cache table.first[b], v cache
+// table.second[b], length table.value[b]) for query head h, and writes partial[b, h, s] = (max, sum, acc[N]).
+// Splits past a sequence's length do nothing (the combine reads only ⌈length_b / chunk⌉ splits).
+extern "C" __global__ void __launch_bounds__(DB_WARPS * 32) attention_decode_rows_split_f32(const float* q, int heads,
+    int kv_heads, int n, int chunk, int max_splits, float scale, DecodeTable table, float* partial)
+{
+    pdl_begin();
+    __shared__ float warp_max[DB_WARPS];
+    __shared__ float warp_sum_[DB_WARPS];
+    __shared__ float warp_acc[DB_WARPS][DB_MAX_PER_LANE * 32];
+    int h = blockIdx.x;
+    int b = blockIdx.y / max_splits;
+    int split = blockIdx.y % max_splits;
+    int length = table.value[b];
+    int first = split * chunk;
+    if (first >= length) return;
+    int end = min(length, first + chunk);
+    const float* k_cache = (const float*)table.first[b];
+    const float* v_cache = (const float*)table.second[b];
+    int kvh = h / (heads / kv_heads);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    i64 kv_width = (i64)kv_heads * n;
+    const float* qh = q + ((i64)b * heads + h) * n;
+    float qr[DB_MAX_PER_LANE];
+    float acc[DB_MAX_PER_LANE];
+#pragma unroll
+    for (int d = 0; d < DB_MAX_PER_LANE; d++)
+    {
+        int i = lane + 32 * d;
+        qr[d] = i < n ? qh[i] : 0.f;
+        acc[d] = 0.f;
+    }
+
+    float m = neg_infinity();
+    float l = 0.f;
+    for (int j = first + warp; j < end; j += DB_WARPS)
+    {
+        const float* kj = k_cache + j * kv_width + (i64)kvh * n;
+        const float* vj = v_cache + j * kv_width + (i64)kvh * n;
+        float s = 0.f;
+#pragma unroll
+        for (int d = 0; d < DB_MAX_PER_LANE; d++)
+        {
+            int i = lane + 32 * d;
+            if (i < n) s = fmaf(qr[d], kj[i], s);
+        }
+
+        s = warp_sum(s) * scale;
+        float next = fmaxf(m, s);
+        float correction = expf(m - next);
+        float p = expf(s - next);
+        l = l * correction + p;
+#pragma unroll
+        for (int d = 0; d < DB_MAX_PER_LANE; d++)
+        {
+            int i = lane + 32 * d;
+            if (i < n) acc[d] = acc[d] * correction + p * vj[i];
+        }
+
+        m = next;
+    }
+
+    if (lane == 0)
+    {
+        warp_max[warp] = m;
+        warp_sum_[warp] = l;
+    }
+
+#pragma unroll
+    for (int d = 0; d < DB_MAX_PER_LANE; d++)
+    {
+        int i = lane + 32 * d;
+        if (i < n) warp_acc[warp][i] = acc[d];
+    }
+
+    __syncthreads();
+    if (warp != 0) return;
+    float top = warp_max[0];
+    for (int w = 1; w < DB_WARPS; w++) top = fmaxf(top, warp_max[w]);
+    float weight[DB_WARPS];
+    float total = 0.f;
+    for (int w = 0; w < DB_WARPS; w++)
+    {
+        // A warp that saw no key has m = −∞ and weight 0 (every block that runs sees at least one key).
+        weight[w] = expf(warp_max[w] - top);
+        total += warp_sum_[w] * weight[w];
+    }
+
+    float* out = partial + (((i64)b * heads + h) * max_splits + split) * (n + 2);
+    if (lane == 0)
+    {
+        out[0] = top;
+        out[1] = total;
+    }
+
+    for (int i = lane; i < n; i += 32)
+    {
+        float o = 0.f;
+        for (int w = 0; w < DB_WARPS; w++) o += warp_acc[w][i] * weight[w];
+        out[2 + i] = o;
+    }
+}
+
+// y[b, h] = Σ_s acc_s·e^(m_s − M) / Σ_s l_s·e^(m_s − M) over sequence b's ⌈length_b / chunk⌉ splits. Grid (heads,
+// rows); dynamic shared memory: max_splits floats.
+extern "C" __global__ void attention_decode_rows_combine_f32(const float* partial, int heads, int n, int chunk, int max_splits,
+    DecodeTable table, float* y)
+{
+    pdl_begin();
+    extern __shared__ float weights[];
+    __shared__ float scratch[32];
+    __shared__ float top_shared;
+    int h = blockIdx.x;
+    int b = blockIdx.y;
+    int splits = (table.value[b] + chunk - 1) / chunk;
+    const float* p = partial + ((i64)b * heads + h) * max_splits * (n + 2);
+    float top = neg_infinity();
+    for (int s = threadIdx.x; s < splits; s += blockDim.x) top = fmaxf(top, p[(i64)s * (n + 2)]);
+    for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
+    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = top;
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        float t = scratch[0];
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++) t = fmaxf(t, scratch[w]);
+        top_shared = t;
+    }
+
+    __syncthreads();
+    top = top_shared;
+    for (int s = threadIdx.x; s < splits; s += blockDim.x) weights[s] = expf(p[(i64)s * (n + 2)] - top);
+    __syncthreads();
+    float total = 0.f;
+    for (int s = 0; s < splits; s++) total += p[(i64)s * (n + 2) + 1] * weights[s];
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+    {
+        float o = 0.f;
+        for (int s = 0; s < splits; s++) o += p[(i64)s * (n + 2) + 2 + i] * weights[s];
+        y[((i64)b * heads + h) * n + i] = o / total;
+    }
+}
+
+// RAD-RWKV7 delta rule, one token for each of `rows` sequences (state of row b: table.first[b], [H, N, N]
+// value-major). One warp per (row, head, value row i), the lanes across the N keys, arithmetic as wkv7_decode_f32.
+extern "C" __global__ void __launch_bounds__(256) wkv7_decode_rows_f32(const float* r, const float* w, const float* k,
+    const float* v, const float* a, const float* b, int rows, int heads, int n, DecodeTable table, float* y)
+{
+    pdl_begin();
+    i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    i64 per_row = (i64)heads * n;
+    if (item >= (i64)rows * per_row) return;
+    int seq = (int)(item / per_row);
+    i64 within = item % per_row;
+    int h = (int)(within / n);
+    int i = (int)(within % n);
+    const i64 o = (i64)seq * per_row + (i64)h * n;
+    float* row = (float*)table.first[seq] + within * n;
+    float s[DB_MAX_PER_LANE];
+    float sa = 0.f;
+#pragma unroll
+    for (int e = 0; e < DB_MAX_PER_LANE; e++)
+    {
+        int j = lane + 32 * e;
+        s[e] = j < n ? row[j] : 0.f;
+        if (j < n) sa = fmaf(a[o + j], s[e], sa);
+    }
+
+    sa = warp_sum(sa);
+    float vi = v[o + i];
+    float acc = 0.f;
+#pragma unroll
+    for (int e = 0; e < DB_MAX_PER_LANE; e++)
+    {
+        int j = lane + 32 * e;
+        if (j < n)
+        {
+            float value = fmaf(b[o + j], sa, fmaf(k[o + j], vi, s[e] * w[o + j]));
+            row[j] = value;
+            acc = fmaf(value, r[o + j], acc);
+        }
+    }
+
+    acc = warp_sum(acc);
+    if (lane == 0) y[o + i] = acc;
+}
+
+// RAD-RWKV6 GLA recurrence, one token for each of `rows` sequences (state of row b: table.first[b], [H, N_k, N_v]
+// key-major). Grid (heads, rows), one thread per value column j: S[i, j] ← S[i, j]·w_i + k_i·v_j, y_j = Σ_i S[i, j]·
+// (scale·r_i), in the order of wkv6_f32.
+extern "C" __global__ void wkv6_decode_rows_f32(const float* r, const float* k, const float* v, const float* w, float scale,
+    int heads, int n, DecodeTable table, float* y)
+{
+    pdl_begin();
+    int h = blockIdx.x;
+    int seq = blockIdx.y;
+    i64 o = ((i64)seq * heads + h) * n;
+    float* sg = (float*)table.first[seq] + (i64)h * n * n;
+    for (int j = threadIdx.x; j < n; j += blockDim.x)
+    {
+        float vj = v[o + j];
+        float acc = 0.f;
+        for (int i = 0; i < n; i++)
+        {
+            float value = fmaf(vj, k[o + i], sg[(i64)i * n + j] * w[o + i]);
+            sg[(i64)i * n + j] = value;
+            acc = fmaf(value, scale * r[o + i], acc);
+        }
+
+        y[o + j] = acc;
+    }
+}
+
+// RWKV token shift, one token for each of `rows` sequences: delta[b] = shift_b − x[b], then shift_b = x[b]
+// (shift state of row b: table.first[b], [1, C]). One thread per element.
+extern "C" __global__ void token_shift_rows_f32(const float* x, int rows, int c, DecodeTable table, float* delta)
+{
+    pdl_begin();
+    GRID_STRIDE(idx, (i64)rows * c)
+    {
+        int b = (int)(idx / c);
+        int j = (int)(idx % c);
+        float* shift = (float*)table.first[b];
+        float current = x[idx];
+        delta[idx] = shift[j] - current;
+        shift[j] = current;
+    }
+}
