@@ -188,16 +188,7 @@ internal sealed class Rwkv6StudentMixer : StudentMixer
         using var b = new Scratch(pass.Backend);
 
         // 8. o_proj, gate, GroupNorm.
-        var dOg = b.New(t, a);
-        back.MatMulBackward(s.Og, o.Value, dy, dOg, o.Grad, ob?.Grad);
-        Tensor dOn = dOg;
-        Tensor? dG = null;
-        if (s.G is not null)
-        {
-            dOn = b.New(t, a);
-            dG = b.New(t, a);
-            back.MultiplyBackward(s.On, s.G, dOg, dOn, dG);
-        }
+        var (dOn, dG) = OutputBackward(pass, b, s.On, s.G, s.Og, o, ob, dy);
 
         Tensor dO = dOn;
         if (groupNorm)

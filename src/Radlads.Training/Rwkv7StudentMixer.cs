@@ -186,16 +186,7 @@ internal sealed class Rwkv7StudentMixer : StudentMixer
         using var b = new Scratch(pass.Backend);
 
         // 11. o_proj and gate.
-        var dOg = b.New(t, a);
-        back.MatMulBackward(s.Og, o.Value, dy, dOg, o.Grad, ob?.Grad);
-        Tensor dOn = dOg;
-        Tensor? dG = null;
-        if (s.G is not null)
-        {
-            dOn = b.New(t, a);
-            dG = b.New(t, a);
-            back.MultiplyBackward(s.On, s.G, dOg, dOn, dG);
-        }
+        var (dOn, dG) = OutputBackward(pass, b, s.On, s.G, s.Og, o, ob, dy);
 
         // 10. Output normalisation.
         var dO = b.New(t, a);

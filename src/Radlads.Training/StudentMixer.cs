@@ -159,6 +159,27 @@ internal abstract class StudentMixer : IDisposable
         pass.Back.MatMulBackward(x, a.Value, dHidden, dx, a.Grad, null, WeightLayout.InOut);
     }
 
+    /// <summary>
+    /// Backward of y = og·oᵀ (+ ob) with og = on ⊙ g, or og = on without a gate (both mixers end so): accumulates o's
+    /// (and ob's) gradient and returns ∂L/∂on [T, A] and ∂L/∂g (null without a gate), both in <paramref name="b"/>.
+    /// </summary>
+    protected static (Tensor DOn, Tensor? DG) OutputBackward(StudentPass pass, Scratch b, Tensor on, Tensor? g, Tensor og, Parameter o,
+        Parameter? ob, Tensor dy)
+    {
+        int t = pass.Rows, a = o.Value.Shape[1]; // o_proj [C, A]
+        var dOg = b.New(t, a);
+        pass.Back.MatMulBackward(og, o.Value, dy, dOg, o.Grad, ob?.Grad);
+        if (g is null)
+        {
+            return (dOg, null);
+        }
+
+        var dOn = b.New(t, a);
+        var dG = b.New(t, a);
+        pass.Back.MultiplyBackward(on, g, dOg, dOn, dG);
+        return (dOn, dG);
+    }
+
     /// <summary>Accumulates one part of ∂loss/∂x: the first part is written into dx, later parts are added.</summary>
     protected static void AddInputGradient(StudentPass pass, Scratch s, Tensor? dx, ref bool started, Action<Tensor?> part)
     {
