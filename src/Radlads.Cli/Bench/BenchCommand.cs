@@ -139,7 +139,7 @@ internal static class BenchCommand
             $"- backend: {description}",
             $"- commit: {card.Commit}",
             $"- command: `radlads bench {string.Join(' ', args)}`",
-            string.Create(Inv, $"- decode: {o.Warmup} untimed + {o.DecodeTokens} timed steps per row, logits copied to the host every step; contexts above the few real tokens are fast-forwarded (KV caches filled with random rows)"),
+            string.Create(Inv, $"- decode: {o.Warmup} untimed + {o.DecodeTokens} timed steps per row (ms/step = the median step; batch-1 contexts timed in interleaved rounds when they fit together), each step's greedy token picked on the device (only ids cross the bus); contexts above the few real tokens are fast-forwarded (KV caches filled with random rows)"),
             "- weights: random bf16 at the named shape (--shape) or the checkpoint (--model); activations, state and KV cache fp32",
         ];
     }

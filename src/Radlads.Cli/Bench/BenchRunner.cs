@@ -133,11 +133,7 @@ internal sealed class BenchRunner
             log.WriteLine(string.Create(Inv, $"{what}: {model.ParameterCount / 1e9:F2} B parameters, {weights / GiB:F2} GiB of weights, built in {watch.Elapsed.TotalSeconds:F1} s"));
             progress.Step($"{what}: built");
             Measure(spec, "prefill", null, 1, () => Prefill(model, spec, weights));
-            foreach (int context in options.Contexts)
-            {
-                Measure(spec, "decode", context, 1, () => Decode(model, spec, weights, "decode", context, 1));
-            }
-
+            DecodeContexts(model, spec, weights);
             foreach (int batch in options.Batches)
             {
                 Measure(spec, "batched_decode", options.BatchContext, batch, () => Decode(model, spec, weights, "batched_decode", options.BatchContext, batch));
@@ -308,6 +304,85 @@ internal sealed class BenchRunner
         return flops;
     }
 
+    /// <summary>
+    /// Batch-1 decode at every context. When the states/caches of all contexts fit at once, the contexts are timed in
+    /// interleaved rounds (round r times a share of the steps of every context in turn), so a slow drift of the card
+    /// (clocks, temperature) over the minutes of a run falls on every context alike instead of reading as a change
+    /// with context length; otherwise one context after the other. Returns one row per context.
+    /// </summary>
+    private void DecodeContexts(CausalLM model, ModelSpec spec, long weights)
+    {
+        var config = spec.Config;
+        int headroom = options.Warmup + options.DecodeTokens + 2;
+        long together = options.Contexts.Sum(c => SyntheticModel.StateBytes(config, c + headroom)) + Workspace(config, 1, 1, options.Contexts.Max()) + Margin;
+        int rounds = Math.Min(DecodeRounds, options.DecodeTokens);
+        if (options.Contexts.Count < 2 || rounds < 2 || together > Available().Available)
+        {
+            foreach (int context in options.Contexts)
+            {
+                Measure(spec, "decode", context, 1, () => Decode(model, spec, weights, "decode", context, 1));
+            }
+
+            return;
+        }
+
+        string what = $"{ArchName(config.Architecture)} {spec.Shape} decode";
+        var runs = new List<DecodeRun>();
+        try
+        {
+            foreach (int context in options.Contexts)
+            {
+                progress.Show($"{what} at {context}: setting up");
+                runs.Add(SetUp(model, spec, weights, "decode", context, 1));
+            }
+
+            for (int r = 0; r < rounds; r++)
+            {
+                int steps = (options.DecodeTokens * (r + 1) / rounds) - (options.DecodeTokens * r / rounds);
+                foreach (var run in runs)
+                {
+                    progress.Show(string.Create(Inv, $"{what} at {run.Context}: round {r + 1} of {rounds}"));
+                    run.Time(steps);
+                }
+            }
+
+            foreach (var run in runs)
+            {
+                var row = run.Row(copyBandwidth, string.Create(Inv, $"timed in {rounds} rounds interleaved with the other contexts"));
+                Add(row);
+                progress.Step($"{what} at {run.Context}: " + Summary(row));
+            }
+        }
+        catch (Exception e) when (IsOutOfMemory(e))
+        {
+            // Planned to fit, but did not: fall back to one context at a time, each reported on its own.
+            foreach (var run in runs)
+            {
+                run.Dispose();
+            }
+
+            runs.Clear();
+            device.ReleaseCachedMemory();
+            log.WriteLine($"{what}: the contexts did not fit together ({FirstLine(e)}); timing one after the other");
+            foreach (int context in options.Contexts)
+            {
+                Measure(spec, "decode", context, 1, () => Decode(model, spec, weights, "decode", context, 1));
+            }
+        }
+        finally
+        {
+            foreach (var run in runs)
+            {
+                run.Dispose();
+            }
+
+            device.ReleaseCachedMemory();
+        }
+    }
+
+    /// <summary>Timing rounds of the interleaved batch-1 decode (at most one per timed step).</summary>
+    private const int DecodeRounds = 4;
+
     /// <summary>Batch-<paramref name="batch"/> decode at <paramref name="context"/>: every sequence with its own state.</summary>
     private BenchRow Decode(CausalLM model, ModelSpec spec, long weights, string measure, int context, int batch)
     {
@@ -321,84 +396,131 @@ internal sealed class BenchRunner
             return row with { Status = "does not fit", Note = FitNote(need, available, total, "state/KV cache and workspace") };
         }
 
+        using var run = SetUp(model, spec, weights, measure, context, batch);
+        run.Time(options.DecodeTokens);
+        return run.Row(copyBandwidth, null);
+    }
+
+    /// <summary>
+    /// Creates <paramref name="batch"/> states at <paramref name="context"/> (a few real tokens, the rest fast-forwarded)
+    /// and runs the untimed warm-up steps (the first records the CUDA graph); measures the memory of this one setup.
+    /// </summary>
+    private DecodeRun SetUp(CausalLM model, ModelSpec spec, long weights, string measure, int context, int batch)
+    {
+        var config = spec.Config;
+        int headroom = options.Warmup + options.DecodeTokens + 2;
         var random = new Random(options.Seed + context + batch);
         int vocab = config.VocabSize;
         long mem0 = Allocated();
-        var states = new List<SequenceState>(batch);
+        var run = new DecodeRun(model, Row(spec, measure) with { Context = context, Batch = batch, WeightsBytes = weights }, context);
         try
         {
             for (int i = 0; i < batch; i++)
             {
-                states.Add(model.CreateState());
+                run.States.Add(model.CreateState());
             }
 
             // A few real tokens so that recurrent states are not zero, then the rest of the context fast-forwarded.
             int real = Math.Min(16, context);
-            model.Forward(states, states.Select(_ => Enumerable.Range(0, real).Select(_ => random.Next(vocab)).ToArray()).ToArray());
-            foreach (var s in states)
+            var prompts = run.States.Select(_ => Enumerable.Range(0, real).Select(_ => random.Next(vocab)).ToArray()).ToArray();
+            run.Next = model.ForwardSample(run.States, prompts, run.Greedy, vocab);
+            foreach (var s in run.States)
             {
                 s.FastForward(context, headroom, random);
             }
 
             device.ReleaseCachedMemory();
-            long stateBytes = device.MemoryInfo() is null ? states.Sum(s => s.SizeBytes) : Allocated() - mem0;
+            long stateBytes = device.MemoryInfo() is null ? run.States.Sum(s => s.SizeBytes) : Allocated() - mem0;
             device.ResetPeakMemory();
-            var step = new int[batch][];
             for (int i = 0; i < options.Warmup; i++)
             {
-                Step(model, states, step, random);
+                run.Step();
             }
 
-            var times = new double[options.DecodeTokens];
-            var clock = Stopwatch.StartNew();
-            for (int i = 0; i < options.DecodeTokens; i++)
-            {
-                long start = Stopwatch.GetTimestamp();
-                Step(model, states, step, random);
-                times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            }
-
-            double ms = clock.Elapsed.TotalMilliseconds / options.DecodeTokens;
-            Array.Sort(times);
-            var (weightBytes, perSequence) = SyntheticModel.DecodeBytes(config, context);
-            long bytes = weightBytes + (batch * perSequence);
             var info = device.MemoryInfo();
-            return row with
+            var (weightBytes, perSequence) = SyntheticModel.DecodeBytes(config, context);
+            long workspace = info is null ? 0 : Math.Max(0, info.PeakAllocatedBytes - mem0 - stateBytes);
+            run.Row0 = run.Row0 with
             {
-                Tokens = (long)options.DecodeTokens * batch,
-                MsPerToken = ms,
-                TokensPerSecond = batch * 1000 / ms,
-                BytesPerStep = bytes,
-                RooflineFraction = bytes / (ms / 1000) / copyBandwidth,
+                BytesPerStep = weightBytes + (batch * perSequence),
                 StateBytes = stateBytes,
-                PeakBytes = info?.PeakAllocatedBytes,
-                WorkspaceBytes = info is null ? null : info.PeakAllocatedBytes - mem0 - stateBytes,
-                Note = string.Create(Inv, $"median {times[times.Length / 2]:F3} ms/step; logits of every sequence copied to the host each step"),
+                // What this setup alone needs on top of what was allocated before it (the weights; in interleaved
+                // rounds the other contexts' states are not counted here).
+                PeakBytes = info is null ? null : weights + stateBytes + workspace,
+                WorkspaceBytes = info is null ? null : workspace,
             };
+            return run;
         }
-        finally
+        catch
         {
-            foreach (var s in states)
-            {
-                s.Dispose();
-            }
+            run.Dispose();
+            throw;
         }
     }
 
-    private static void Step(CausalLM model, List<SequenceState> states, int[][] step, Random random)
+    /// <summary>
+    /// Sequences being decoded for one row: each step feeds every sequence its greedy token of the previous step, picked
+    /// on the device (<see cref="CausalLM.ForwardSample(IReadOnlyList{SequenceState}, IReadOnlyList{int[]}, ReadOnlySpan{SampleRow}, int)"/>),
+    /// so only the ids cross the bus, as in generation.
+    /// </summary>
+    private sealed class DecodeRun(CausalLM model, BenchRow row, int context) : IDisposable
     {
-        for (int i = 0; i < step.Length; i++)
+        private readonly List<double> times = [];
+
+        public List<SequenceState> States { get; } = [];
+
+        public SampleRow[] Greedy => [.. States.Select(_ => SampleRow.Greedy)];
+
+        public int[] Next { get; set; } = [];
+
+        public BenchRow Row0 { get; set; } = row;
+
+        public int Context { get; } = context;
+
+        public void Step()
         {
-            step[i] = [random.Next(model.Config.VocabSize)];
+            var greedy = Greedy;
+            Next = States.Count == 1
+                ? [model.ForwardSample(States[0], [Next[0]], greedy[0], model.Config.VocabSize)]
+                : model.ForwardSample(States, Next.Select(t => new[] { t }).ToArray(), greedy, model.Config.VocabSize);
         }
 
-        if (states.Count == 1)
+        public void Time(int steps)
         {
-            model.Forward(states[0], step[0]);
+            for (int i = 0; i < steps; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                Step();
+                times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
         }
-        else
+
+        /// <summary>The row: ms/step is the median step (robust to a lone pause of the host), the mean in the note.</summary>
+        public BenchRow Row(double copyBandwidth, string? how)
         {
-            model.Forward(states, step);
+            var sorted = times.Order().ToArray();
+            double ms = sorted[sorted.Length / 2];
+            double mean = times.Average();
+            int batch = States.Count;
+            return Row0 with
+            {
+                Tokens = (long)times.Count * batch,
+                MsPerToken = ms,
+                TokensPerSecond = batch * 1000 / ms,
+                RooflineFraction = Row0.BytesPerStep / (ms / 1000) / copyBandwidth,
+                Note = string.Create(Inv, $"median of {times.Count} steps (mean {mean:F3}, min {sorted[0]:F3}, max {sorted[^1]:F3} ms)")
+                    + (how is null ? "" : "; " + how) + "; greedy token picked on the device, only ids cross the bus",
+            };
+        }
+
+        public void Dispose()
+        {
+            foreach (var s in States)
+            {
+                s.Dispose();
+            }
+
+            States.Clear();
         }
     }
 

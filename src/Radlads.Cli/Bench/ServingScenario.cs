@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Radlads.Models;
+using Radlads.Ops;
 
 namespace Radlads.Cli.Bench;
 
@@ -12,7 +13,7 @@ namespace Radlads.Cli.Bench;
 /// default: every step runs one token for each decoding request first, then gives the rest of a token budget
 /// (<see cref="BenchOptions.ServingStepTokens"/>) to prompts in arrival order; a request whose prompt ends in a step
 /// takes its first token from that step's logits, and leaves the batch (its state freed) after its last token.
-/// Tokens are chosen greedily on the host from each step's logits. Every request is admitted at once (32 slots):
+/// Tokens are chosen greedily on the device (only the ids come back), as a server samples. Every request is admitted at once (32 slots):
 /// with fewer requests than slots, a waiting queue would never form, so this is the simplest scheduler that is
 /// honest here. KV caches are reserved for the whole request on admission (no growth copies mid-run).</para>
 /// </summary>
@@ -74,6 +75,7 @@ internal sealed class ServingScenario(CausalLM model, ServingScenario.Shape scen
                 states[i]!.Reserve(requests[i].In + requests[i].Out + 1);
             }
 
+            var greedy = Enumerable.Repeat(SampleRow.Greedy, requests.Length).ToArray();
             var batchStates = new List<SequenceState>();
             var batchTokens = new List<int[]>();
             var who = new List<int>();
@@ -106,7 +108,7 @@ internal sealed class ServingScenario(CausalLM model, ServingScenario.Shape scen
                     }
                 }
 
-                var logits = model.Forward(batchStates, batchTokens);
+                var ids = model.ForwardSample(batchStates, batchTokens, greedy.AsSpan(0, batchStates.Count), config.VocabSize);
                 steps++;
                 for (int j = 0; j < who.Count; j++)
                 {
@@ -120,7 +122,7 @@ internal sealed class ServingScenario(CausalLM model, ServingScenario.Shape scen
                         }
                     }
 
-                    next[i] = BenchRunner.ArgMax(logits[j]);
+                    next[i] = ids[j];
                     if (++produced[i] == requests[i].Out)
                     {
                         states[i]!.Dispose();

@@ -108,7 +108,7 @@ public sealed class Generator(CausalLM model, QwenTokenizer tokenizer)
 
     /// <summary>
     /// Runs <paramref name="tokens"/> and picks the next token. Without a repetition penalty the backend samples where the
-    /// logits are (<see cref="CausalLM.ForwardSample"/>: on a GPU only the id comes back); with one, the logits come to
+    /// logits are (<see cref="CausalLM.ForwardSample(SequenceState, ReadOnlySpan{int}, Ops.SampleRow, int)"/>: on a GPU only the id comes back); with one, the logits come to
     /// the host for <see cref="Sampler.Sample"/>. Both consume the same random numbers, so a seed gives the same text.
     /// </summary>
     private int Next(SequenceState state, int[] tokens, Sampler sampler, List<int> history, int allowed)

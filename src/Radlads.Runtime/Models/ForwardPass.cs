@@ -16,17 +16,33 @@ internal sealed class ForwardPass(IBackend backend, IReadOnlyList<Segment> segme
     public int Rows { get; } = segments.Sum(s => s.RowCount);
 
     /// <summary>
-    /// Several sequences, one token each, sequence i on row i: the mixers then run each per-sequence op once for all
-    /// rows (IOps.RopeRows, AttentionDecode, Wkv7Decode …) instead of once per sequence. A single sequence keeps the
-    /// per-segment path (its steps can be recorded as a CUDA graph).
+    /// Rows [0, DecodeCount) hold DecodeCount ≥ 2 sequences of one token each, segment i on row i (a decode batch, or
+    /// the decode part of a continuous-batching step): the mixers run each per-sequence op once for all these rows
+    /// (IOps.RopeRows, AttentionDecode, Wkv7Decode …) and go one by one only through <see cref="OtherSegments"/> (prompt
+    /// chunks). 0 when fewer than two segments lead with one token: a single sequence keeps the per-segment path (its
+    /// steps can be recorded as a CUDA graph).
     /// </summary>
-    public bool BatchedDecode { get; } = segments.Count > 1 && segments.Select((s, i) => s.RowCount == 1 && s.RowStart == i).All(b => b);
+    public int DecodeCount { get; } = LeadingDecodeRows(segments);
 
-    /// <summary>Each sequence's absolute position (the start of its segment), in segment order.</summary>
-    public int[] Positions { get; } = [.. segments.Select(s => s.StartPosition)];
+    /// <summary>The segments after the first <see cref="DecodeCount"/>, run one by one.</summary>
+    public IEnumerable<Segment> OtherSegments => Segments.Skip(DecodeCount);
 
-    /// <summary>Tensor <paramref name="index"/> of the current layer's state of every sequence, in segment order.</summary>
-    public Tensor[] LayerTensors(int index) => [.. Segments.Select(s => s.State.Layers[Layer].Tensors[index])];
+    /// <summary>The absolute position of each of the first <see cref="DecodeCount"/> sequences.</summary>
+    public int[] DecodePositions { get; } = [.. segments.Take(LeadingDecodeRows(segments)).Select(s => s.StartPosition)];
+
+    /// <summary>Tensor <paramref name="index"/> of the current layer's state of each of the first <see cref="DecodeCount"/> sequences.</summary>
+    public Tensor[] DecodeLayerTensors(int index) => [.. Segments.Take(DecodeCount).Select(s => s.State.Layers[Layer].Tensors[index])];
+
+    private static int LeadingDecodeRows(IReadOnlyList<Segment> segments)
+    {
+        int d = 0;
+        while (d < segments.Count && segments[d].RowCount == 1 && segments[d].RowStart == d)
+        {
+            d++;
+        }
+
+        return d >= 2 ? d : 0;
+    }
 
     /// <summary>Index of the layer being run (set by the model before each mixer call).</summary>
     public int Layer { get; set; } = layerIndex;

@@ -67,14 +67,16 @@ internal sealed class Projections : IDisposable
     {
         var ops = pass.Ops;
         int n = c.HeadDim;
-        if (c.UseRope && pass.BatchedDecode)
+        if (c.UseRope)
         {
-            ops.RopeRows(r, c.NumAttentionHeads, n, pass.Positions, (float)c.RopeTheta);
-            ops.RopeRows(k, c.NumKeyValueHeads, n, pass.Positions, (float)c.RopeTheta);
-        }
-        else if (c.UseRope)
-        {
-            foreach (var s in pass.Segments)
+            int d = pass.DecodeCount;
+            if (d > 0)
+            {
+                ops.RopeRows(r.Rows(0, d), c.NumAttentionHeads, n, pass.DecodePositions, (float)c.RopeTheta);
+                ops.RopeRows(k.Rows(0, d), c.NumKeyValueHeads, n, pass.DecodePositions, (float)c.RopeTheta);
+            }
+
+            foreach (var s in pass.OtherSegments)
             {
                 ops.Rope(r.Rows(s.RowStart, s.RowCount), c.NumAttentionHeads, n, s.StartPosition, (float)c.RopeTheta);
                 ops.Rope(k.Rows(s.RowStart, s.RowCount), c.NumKeyValueHeads, n, s.StartPosition, (float)c.RopeTheta);

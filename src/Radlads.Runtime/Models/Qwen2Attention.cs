@@ -34,12 +34,13 @@ internal sealed class Qwen2Attention : IMixer
         var (q, k, v) = p.Project(pass, config, x, x, x);
         var o = pass.Scratch(pass.Rows, h * n);
         float theta = (float)config.RopeTheta;
-        if (pass.BatchedDecode)
+        int d = pass.DecodeCount;
+        if (d > 0)
         {
-            // One token per sequence: RoPE, cache append and attention each once for all rows.
-            var caches = new KvCacheState[pass.Segments.Count];
-            var lengths = new int[caches.Length];
-            for (int i = 0; i < caches.Length; i++)
+            // One token for each of the first d sequences: RoPE, cache append and attention each once for all d rows.
+            var caches = new KvCacheState[d];
+            var lengths = new int[d];
+            for (int i = 0; i < d; i++)
             {
                 var s = pass.Segments[i];
                 caches[i] = (KvCacheState)s.State.Layers[pass.Layer];
@@ -49,16 +50,15 @@ internal sealed class Qwen2Attention : IMixer
 
             var keys = caches.Select(c => c.Keys).ToArray();
             var values = caches.Select(c => c.Values).ToArray();
-            ops.RopeRows(q, h, n, pass.Positions, theta);
-            ops.RopeRows(k, kvh, n, pass.Positions, theta);
-            ops.ScatterRows(k, keys, pass.Positions);
-            ops.ScatterRows(v, values, pass.Positions);
-            ops.AttentionDecode(q, keys, values, lengths, h, kvh, n, o);
-            p.OutputProjection(pass, o, null, y);
-            return;
+            var (qd, kd) = (q.Rows(0, d), k.Rows(0, d));
+            ops.RopeRows(qd, h, n, pass.DecodePositions, theta);
+            ops.RopeRows(kd, kvh, n, pass.DecodePositions, theta);
+            ops.ScatterRows(kd, keys, pass.DecodePositions);
+            ops.ScatterRows(v.Rows(0, d), values, pass.DecodePositions);
+            ops.AttentionDecode(qd, keys, values, lengths, h, kvh, n, o.Rows(0, d));
         }
 
-        foreach (var s in pass.Segments)
+        foreach (var s in pass.OtherSegments)
         {
             var cache = (KvCacheState)s.State.Layers[pass.Layer];
             cache.Reserve(backend, s.StartPosition + s.RowCount);

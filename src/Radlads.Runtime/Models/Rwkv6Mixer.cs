@@ -91,16 +91,15 @@ internal sealed class Rwkv6Mixer : IMixer
         if (config.UseTokenShift)
         {
             var delta = pass.Scratch(t, c);
-            if (pass.BatchedDecode)
+            int d = pass.DecodeCount;
+            if (d > 0)
             {
-                ops.TokenShiftRows(x, pass.LayerTensors(1), delta);
+                ops.TokenShiftRows(x.Rows(0, d), pass.DecodeLayerTensors(1), delta.Rows(0, d));
             }
-            else
+
+            foreach (var s in pass.OtherSegments)
             {
-                foreach (var s in pass.Segments)
-                {
-                    ops.TokenShift(x.Rows(s.RowStart, s.RowCount), s.State.Layers[pass.Layer].Tensors[1], delta.Rows(s.RowStart, s.RowCount));
-                }
+                ops.TokenShift(x.Rows(s.RowStart, s.RowCount), s.State.Layers[pass.Layer].Tensors[1], delta.Rows(s.RowStart, s.RowCount));
             }
 
             var xx = pass.Scratch(t, c);
@@ -135,17 +134,17 @@ internal sealed class Rwkv6Mixer : IMixer
         // 7. GLA recurrence with r scaled by N^−1/2.
         var o = pass.Scratch(t, a);
         float scale = 1f / MathF.Sqrt(n);
-        if (pass.BatchedDecode)
+        int decode = pass.DecodeCount;
+        if (decode > 0)
         {
-            ops.Wkv6Decode(r, kh, vh, w, pass.LayerTensors(0), scale, o);
+            ops.Wkv6Decode(r.Rows(0, decode), kh.Rows(0, decode), vh.Rows(0, decode), w.Rows(0, decode), pass.DecodeLayerTensors(0), scale,
+                o.Rows(0, decode));
         }
-        else
+
+        foreach (var s in pass.OtherSegments)
         {
-            foreach (var s in pass.Segments)
-            {
-                ops.Wkv6(r.Rows(s.RowStart, s.RowCount), kh.Rows(s.RowStart, s.RowCount), vh.Rows(s.RowStart, s.RowCount),
-                    w.Rows(s.RowStart, s.RowCount), s.State.Layers[pass.Layer].Tensors[0], scale, o.Rows(s.RowStart, s.RowCount));
-            }
+            ops.Wkv6(r.Rows(s.RowStart, s.RowCount), kh.Rows(s.RowStart, s.RowCount), vh.Rows(s.RowStart, s.RowCount),
+                w.Rows(s.RowStart, s.RowCount), s.State.Layers[pass.Layer].Tensors[0], scale, o.Rows(s.RowStart, s.RowCount));
         }
 
         // 8. Output: optional GroupNorm (ablation), gate, o_proj.

@@ -140,18 +140,18 @@ internal sealed class Rwkv7Mixer : IMixer
 
         // 9. Generalised delta rule, per sequence.
         var o = pass.Scratch(t, a);
-        if (pass.BatchedDecode)
+        int d = pass.DecodeCount;
+        if (d > 0)
         {
-            ops.Wkv7Decode(r, w, kTilde, v, removal, replacement, pass.LayerTensors(0), o);
+            ops.Wkv7Decode(r.Rows(0, d), w.Rows(0, d), kTilde.Rows(0, d), v.Rows(0, d), removal.Rows(0, d), replacement.Rows(0, d),
+                pass.DecodeLayerTensors(0), o.Rows(0, d));
         }
-        else
+
+        foreach (var s in pass.OtherSegments)
         {
-            foreach (var s in pass.Segments)
-            {
-                ops.Wkv7(r.Rows(s.RowStart, s.RowCount), w.Rows(s.RowStart, s.RowCount), kTilde.Rows(s.RowStart, s.RowCount),
-                    v.Rows(s.RowStart, s.RowCount), removal.Rows(s.RowStart, s.RowCount), replacement.Rows(s.RowStart, s.RowCount),
-                    s.State.Layers[pass.Layer].Tensors[0], o.Rows(s.RowStart, s.RowCount));
-            }
+            ops.Wkv7(r.Rows(s.RowStart, s.RowCount), w.Rows(s.RowStart, s.RowCount), kTilde.Rows(s.RowStart, s.RowCount),
+                v.Rows(s.RowStart, s.RowCount), removal.Rows(s.RowStart, s.RowCount), replacement.Rows(s.RowStart, s.RowCount),
+                s.State.Layers[pass.Layer].Tensors[0], o.Rows(s.RowStart, s.RowCount));
         }
 
         // 10–11. Output normalisation, gate, o_proj. No bonus: r_k is ignored.

@@ -58,6 +58,9 @@ public sealed class BenchCommandTests : IDisposable
 
             // The KV cache grows with the context; a recurrent state does not.
             var d = mine.Where(r => r.Measure == "decode").OrderBy(r => r.Context).ToArray();
+            // --decode-tokens 2: two rounds of one step, the two contexts interleaved; batched rows time 2 steps of every sequence.
+            Assert.All(d, r => Assert.True(r.Tokens == 2 && r.Note.Contains("2 rounds interleaved", StringComparison.Ordinal), r.Note));
+            Assert.All(mine.Where(r => r.Measure == "batched_decode"), r => Assert.Equal(2 * r.Batch, r.Tokens));
             Assert.True(arch == "qwen2" ? d[1].StateBytes > d[0].StateBytes : d[1].StateBytes == d[0].StateBytes, $"{arch}: {d[0].StateBytes} -> {d[1].StateBytes}");
             var serving = mine.Where(r => r.Measure == "serving").ToList();
             Assert.Equal(3, serving.Count);

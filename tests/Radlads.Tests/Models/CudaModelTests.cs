@@ -155,12 +155,14 @@ public sealed class CudaModelTests
             using var snapshot = states[1].Clone();
             var next = model.Forward(states, prompts.Select(_ => new[] { tokens[0] }).ToArray());
             var resumed = model.Forward(snapshot, [tokens[0]]);
+            // A continuous-batching step: two decode rows (batched ops) and a prompt chunk (per-sequence ops).
+            var mixed = model.Forward(states, [[tokens[1]], [tokens[2]], tokens[20..24]], allLogits: true);
             foreach (var s in states)
             {
                 s.Dispose();
             }
 
-            return [.. first, .. next, resumed];
+            return [.. first, .. next, resumed, .. mixed];
         }
 
         var expected = Run(cpu);

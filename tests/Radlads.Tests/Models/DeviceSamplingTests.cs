@@ -7,7 +7,7 @@ using Radlads.Ops;
 namespace Radlads.Tests.Models;
 
 /// <summary>
-/// Generation with sampling where the logits are (<see cref="CausalLM.ForwardSample"/>, what <see cref="Generator"/>
+/// Generation with sampling where the logits are (<see cref="CausalLM.ForwardSample(SequenceState, ReadOnlySpan{int}, Radlads.Ops.SampleRow, int)"/>, what <see cref="Generator"/>
 /// does without a repetition penalty): greedy and seeded sampled tokens on a backend must be the CPU backend's tokens
 /// chosen on the host (<see cref="Sampler.Sample"/> on downloaded logits, the path before the Sample op), for every
 /// fixture. One subclass per backend; GPU ones skip with the reason where there is no GPU.
@@ -60,7 +60,7 @@ public abstract class DeviceSamplingTests
         return [.. generated];
     }
 
-    /// <summary>The device path: <see cref="CausalLM.ForwardSample"/> with the sampler's next row.</summary>
+    /// <summary>The device path: <see cref="CausalLM.ForwardSample(SequenceState, ReadOnlySpan{int}, Radlads.Ops.SampleRow, int)"/> with the sampler's next row.</summary>
     internal static int[] OnDevice(CausalLM model, int[] prompt, SamplingOptions options, int count = Tokens)
     {
         var sampler = new Sampler(options);

@@ -57,22 +57,70 @@ public sealed class StateConsistencyTests
         var tokens = GoldenLogitsTests.Tokens(name);
         using var model = Load(name);
         int[][] prompts = [tokens[..5], tokens[3..20], [tokens[9]]];
-        var alone = prompts.Select(p =>
+        // The third step mixes decode rows with a prompt chunk, as a continuous-batching server does: the two leading
+        // one-token sequences take the batched decode ops, the chunk the per-sequence ones.
+        int[][] mixed = [[tokens[1]], [tokens[2]], tokens[20..24]];
+        var alone = prompts.Select((p, i) =>
         {
             using var s = model.CreateState();
             var prefill = model.Forward(s, p, allLogits: true);
-            return prefill.Concat(model.Forward(s, [tokens[0]])).ToArray();
+            var step = model.Forward(s, [tokens[0]]);
+            return prefill.Concat(step).Concat(model.Forward(s, mixed[i], allLogits: true)).ToArray();
         }).ToArray();
 
         var states = prompts.Select(_ => model.CreateState()).ToArray();
         var batched = model.Forward(states, prompts, allLogits: true);
         // A second batched step: one new token per sequence, as batched decode does.
         var next = model.Forward(states, prompts.Select(_ => new[] { tokens[0] }).ToArray());
+        var third = model.Forward(states, mixed, allLogits: true);
         for (int i = 0; i < prompts.Length; i++)
         {
-            Same(alone[i], [.. batched[i], .. next[i]], $"{name} sequence {i}");
-            Assert.Equal(prompts[i].Length + 1, states[i].Position);
+            Same(alone[i], [.. batched[i], .. next[i], .. third[i]], $"{name} sequence {i}");
+            Assert.Equal(prompts[i].Length + 1 + mixed[i].Length, states[i].Position);
             states[i].Dispose();
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
+    public void BatchedForwardSamplePicksTheArgmaxOfEachSequence(string name)
+    {
+        var tokens = GoldenLogitsTests.Tokens(name);
+        using var model = Load(name);
+        int[][] prompts = [tokens[..5], [tokens[7]], tokens[3..20], [tokens[9]]];
+        var states = prompts.Select(_ => model.CreateState()).ToArray();
+        var copies = new List<SequenceState>();
+        try
+        {
+            model.Forward(states, prompts);
+            copies.AddRange(states.Select(s => s.Clone()));
+            int[][] step = [[tokens[1]], [tokens[2]], [tokens[3]], tokens[10..13]];
+            var logits = model.Forward(copies, step);
+            var greedy = Enumerable.Repeat(Radlads.Ops.SampleRow.Greedy, states.Length).ToArray();
+            var ids = model.ForwardSample(states, step, greedy, model.Config.VocabSize);
+            for (int i = 0; i < states.Length; i++)
+            {
+                int best = 0;
+                for (int v = 1; v < logits[i].Length; v++)
+                {
+                    best = logits[i][v] > logits[i][best] ? v : best;
+                }
+
+                Assert.Equal(best, ids[i]);
+                Assert.Equal(copies[i].Position, states[i].Position);
+            }
+
+            // Ids past the allowed vocabulary are never picked.
+            var limited = model.ForwardSample(states, [[ids[0]], [ids[1]], [ids[2]], [ids[3]]], greedy, 3);
+            Assert.All(limited, id => Assert.InRange(id, 0, 2));
+            Assert.Throws<ArgumentException>(() => model.ForwardSample(states, [[1], [2], [3], [4]], greedy[..2], 3));
+        }
+        finally
+        {
+            foreach (var s in states.Concat(copies))
+            {
+                s.Dispose();
+            }
         }
     }
 
