@@ -152,13 +152,38 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r
 
 // Prefill (T > 1): the decode kernel's arithmetic looped over the tokens. Every value row i of every head evolves
 // independently given the head's per-token r, w, k, a, b, so the scan runs on H·N warps (7B: 3,584) instead of H
-// blocks. A warp owns row i in registers (lane holds j = lane + 32e, e < N/32 ≤ 8) for the whole call; the
-// per-token vectors are read through L1 (the 8 warps of a block are rows of the same head) and the next token's are
-// loaded before the current one is computed, so their latency hides behind the two warp reductions. Each token's
-// update is the same fmaf sequence and the same warp_sum as wkv7_decode_f32, so T tokens here are bit-identical to
-// T decode calls (tested). State [H, N_v, N_k] value-major; y must not alias the inputs.
+// blocks. A block is WKV7_ROWS_WARPS warps on consecutive rows of ONE head (blocks = H · ⌈N/8⌉; warps past row N only
+// help stage); a warp owns its row in registers (lane holds j = lane + 32e, e < N/32 ≤ 8) for the whole call.
+// The head's r, w, k, a, b (and the block's 8 values) of `chunk` tokens at a time are staged in shared memory by the
+// whole block, double-buffered: chunk c+1 is loaded into registers before chunk c is computed and stored after, so the
+// global-memory latency (~1 µs) is paid once per chunk, not once per token as when each warp loaded the next token
+// itself. Each token's update is the same fmaf sequence and the same warp_sum as wkv7_decode_f32, so T tokens here
+// are bit-identical to T decode calls (tested). State [H, N_v, N_k] value-major; y must not alias the inputs.
+// Shared memory: 2 · (5·N + 8) · chunk floats; the host picks chunk so that (5·N + 8) · chunk ≤ 256 · WKV7_ROWS_STAGE.
+#define WKV7_ROWS_WARPS 8
+#define WKV7_ROWS_STAGE 24
+
+// Loads staged element q of chunk `t0` (layout [5][chunk][N] for r, w, k, a, b, then [chunk][8] values) or 0 past the end.
+__device__ __forceinline__ float wkv7_rows_element(int q, const float* r, const float* w, const float* k, const float* a,
+    const float* b, const float* v, int t0, int tokens, int chunk, int n, i64 width, i64 base, int i0)
+{
+    int head = n * chunk;
+    if (q < 5 * head)
+    {
+        int vec = q / head, rem = q - vec * head;
+        int t = rem / n, j = rem - t * n;
+        if (t0 + t >= tokens) return 0.f;
+        const float* src = vec == 0 ? r : vec == 1 ? w : vec == 2 ? k : vec == 3 ? a : b;
+        return src[(i64)(t0 + t) * width + base + j];
+    }
+
+    q -= 5 * head;
+    int t = q / WKV7_ROWS_WARPS, row = i0 + (q - t * WKV7_ROWS_WARPS);
+    return t0 + t < tokens && row < n ? v[(i64)(t0 + t) * width + base + row] : 0.f;
+}
+
 extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, const float* w, const float* k, const float* v,
-    const float* a, const float* b, float* state, int tokens, int heads, int n, float* y)
+    const float* a, const float* b, float* state, int tokens, int heads, int n, int chunk, float* y)
 {
     pdl_begin();
     {
@@ -168,92 +193,116 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, 
         r += rows; w += rows; k += rows; v += rows; a += rows; b += rows; y += rows;
         state += (i64)blockIdx.y * heads * n * n;
     }
-    i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int lane = threadIdx.x & 31;
-    if (item >= (i64)heads * n) return;
-    int h = (int)(item / n);
-    int i = (int)(item % n);
+    extern __shared__ float stage[];
+    const int parts = (n + WKV7_ROWS_WARPS - 1) / WKV7_ROWS_WARPS;
+    const int h = blockIdx.x / parts;
+    const int i0 = (blockIdx.x - h * parts) * WKV7_ROWS_WARPS;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int i = i0 + warp;
+    const bool active = i < n;
     const i64 width = (i64)heads * n;
-    float* row = state + item * n;
+    const i64 base = (i64)h * n;
+    const int per = (5 * n + WKV7_ROWS_WARPS) * chunk;
+    const int head = n * chunk;
+    float* row = state + (base + (active ? i : 0)) * n;
     float s[WKV7_MAX_PER_LANE];
-    float rn[WKV7_MAX_PER_LANE], wn[WKV7_MAX_PER_LANE], kn[WKV7_MAX_PER_LANE], an[WKV7_MAX_PER_LANE], bn[WKV7_MAX_PER_LANE];
-    i64 o = (i64)h * n;
 #pragma unroll
     for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
     {
         int j = lane + 32 * e;
-        bool in = j < n;
-        s[e] = in ? row[j] : 0.f;
-        rn[e] = in ? r[o + j] : 0.f;
-        wn[e] = in ? w[o + j] : 0.f;
-        kn[e] = in ? k[o + j] : 0.f;
-        an[e] = in ? a[o + j] : 0.f;
-        bn[e] = in ? b[o + j] : 0.f;
+        s[e] = active && j < n ? row[j] : 0.f;
     }
 
-    float vn = v[o + i];
-    for (int t = 0; t < tokens; t++)
-    {
-        float rc[WKV7_MAX_PER_LANE], wc[WKV7_MAX_PER_LANE], kc[WKV7_MAX_PER_LANE], ac[WKV7_MAX_PER_LANE], bc[WKV7_MAX_PER_LANE];
+    float staged[WKV7_ROWS_STAGE];
 #pragma unroll
-        for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+    for (int m = 0; m < WKV7_ROWS_STAGE; m++)
+    {
+        int q = threadIdx.x + 256 * m;
+        staged[m] = q < per ? wkv7_rows_element(q, r, w, k, a, b, v, 0, tokens, chunk, n, width, base, i0) : 0.f;
+    }
+
+#pragma unroll
+    for (int m = 0; m < WKV7_ROWS_STAGE; m++)
+    {
+        int q = threadIdx.x + 256 * m;
+        if (q < per) stage[q] = staged[m];
+    }
+
+    __syncthreads();
+    const int chunks = (tokens + chunk - 1) / chunk;
+    for (int c = 0; c < chunks; c++)
+    {
+        const int t0 = c * chunk;
+        const bool more = c + 1 < chunks;
+        if (more)
         {
-            rc[e] = rn[e];
-            wc[e] = wn[e];
-            kc[e] = kn[e];
-            ac[e] = an[e];
-            bc[e] = bn[e];
+#pragma unroll
+            for (int m = 0; m < WKV7_ROWS_STAGE; m++)
+            {
+                int q = threadIdx.x + 256 * m;
+                staged[m] = q < per ? wkv7_rows_element(q, r, w, k, a, b, v, t0 + chunk, tokens, chunk, n, width, base, i0) : 0.f;
+            }
         }
 
-        float vi = vn;
-        i64 oc = o;
-        if (t + 1 < tokens)
+        const float* cur = stage + (c & 1) * per;
+        const int steps = min(chunk, tokens - t0);
+        if (active)
         {
-            o += width;
-#pragma unroll
-            for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+            for (int t = 0; t < steps; t++)
             {
-                int j = lane + 32 * e;
-                if (j < n)
+                const float* rt = cur + t * n;
+                const float* wt = rt + head;
+                const float* kt = wt + head;
+                const float* at = kt + head;
+                const float* bt = at + head;
+                float vi = cur[5 * head + t * WKV7_ROWS_WARPS + warp];
+                float sa = 0.f;
+#pragma unroll
+                for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
                 {
-                    rn[e] = r[o + j];
-                    wn[e] = w[o + j];
-                    kn[e] = k[o + j];
-                    an[e] = a[o + j];
-                    bn[e] = b[o + j];
+                    int j = lane + 32 * e;
+                    if (j < n) sa = fmaf(at[j], s[e], sa);
                 }
+
+                sa = warp_sum(sa);
+                float acc = 0.f;
+#pragma unroll
+                for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+                {
+                    int j = lane + 32 * e;
+                    if (j < n)
+                    {
+                        s[e] = fmaf(bt[j], sa, fmaf(kt[j], vi, s[e] * wt[j]));
+                        acc = fmaf(s[e], rt[j], acc);
+                    }
+                }
+
+                acc = warp_sum(acc);
+                if (lane == 0) y[(i64)(t0 + t) * width + base + i] = acc;
             }
-
-            vn = v[o + i];
         }
 
-        float sa = 0.f;
-#pragma unroll
-        for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+        if (more)
         {
-            if (lane + 32 * e < n) sa = fmaf(ac[e], s[e], sa);
-        }
-
-        sa = warp_sum(sa);
-        float acc = 0.f;
+            float* next = stage + ((c + 1) & 1) * per;
 #pragma unroll
-        for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
-        {
-            if (lane + 32 * e < n)
+            for (int m = 0; m < WKV7_ROWS_STAGE; m++)
             {
-                s[e] = fmaf(bc[e], sa, fmaf(kc[e], vi, s[e] * wc[e]));
-                acc = fmaf(s[e], rc[e], acc);
+                int q = threadIdx.x + 256 * m;
+                if (q < per) next[q] = staged[m];
             }
         }
 
-        acc = warp_sum(acc);
-        if (lane == 0) y[oc + i] = acc;
+        __syncthreads();
     }
 
-#pragma unroll
-    for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+    if (active)
     {
-        int j = lane + 32 * e;
-        if (j < n) row[j] = s[e];
+#pragma unroll
+        for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
+        {
+            int j = lane + 32 * e;
+            if (j < n) row[j] = s[e];
+        }
     }
 }

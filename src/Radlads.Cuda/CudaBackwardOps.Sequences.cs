@@ -77,16 +77,17 @@ internal sealed unsafe partial class CudaBackwardOps
             return;
         }
 
-        void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
         if (n <= RowsMaxHeadDim)
         {
             // The kernel CudaOps.Wkv7 runs for one sequence (a warp per value row; bit-identical to the decode kernel
             // at T = 1), with a grid row per sequence: each window bit-identical to its own Wkv7 call.
-            long warps = (long)heads * n;
-            backend.Launch(backend.Kernels.Wkv7Rows, "wkv7_rows_f32", (uint)((warps * 32 + 255) / 256), (uint)sequences, 256, 0, args);
+            var (blocks, chunk, staged) = CudaOps.Wkv7RowsGeometry(heads, n);
+            void** rows = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &chunk, &py };
+            backend.Launch(backend.Kernels.Wkv7Rows, "wkv7_rows_f32", blocks, (uint)sequences, 256, staged, rows);
             return;
         }
 
+        void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
         backend.Launch(backend.Kernels.Wkv7, "wkv7_f32", (uint)heads, (uint)sequences, (uint)n, shared, args);
     }
 

@@ -545,6 +545,9 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(64, 4, 32)]
     [InlineData(2, 2, 128)]
     [InlineData(300, 2, 32)]
+    // Around the staged token chunk of wkv7_rows_f32 (32 tokens at N ≤ 32, 9 at N = 128), idle warps (N = 20).
+    [InlineData(33, 2, 20)]
+    [InlineData(10, 1, 128)]
     public void Wkv7(int t, int heads, int n)
     {
         var data = new TestData(19);
