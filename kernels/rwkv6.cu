@@ -101,13 +101,39 @@ extern "C" __global__ void wkv6_f32(const float* r, const float* k, const float*
 
 // The same recurrence for T > 1 on H·N warps instead of H blocks: each value column j evolves independently given
 // the head's per-token r, k, w, so a warp owns column j in registers (lane holds key rows i = lane + 32e,
-// e < N/32 ≤ 8) for the whole call and the next token's vectors are loaded before the current one is computed.
+// e < N/32 ≤ 8) for the whole call. A block is WKV6_ROWS_WARPS warps on consecutive columns of ONE head (blocks =
+// H · ⌈N/8⌉; warps past column N only help stage). The head's r, k, w (and the block's 8 values) of `chunk` tokens at
+// a time are staged in shared memory by the whole block, double-buffered (chunk c+1 loaded into registers before
+// chunk c is computed, stored after), so global-memory latency is paid once per chunk instead of once per token.
 // Per token: S[i,j] ← w_i·S[i,j] + k_i·v_j (the same fmaf as wkv6_f32), y_j = Σ_i (scale·r_i)·S[i,j] summed per lane
 // then across the warp (a different order from wkv6_f32's sequential sum: equal within the recurrence tolerance).
-// State [H, N_k, N_v] key-major; y must not alias r, k, v or w.
+// State [H, N_k, N_v] key-major; y must not alias r, k, v or w. Shared memory: 2 · (3·N + 8) · chunk floats, with
+// (3·N + 8) · chunk ≤ 256 · WKV6_ROWS_STAGE (CudaOps.Wkv6RowsGeometry).
 #define WKV6_MAX_PER_LANE 8
+#define WKV6_ROWS_WARPS 8
+#define WKV6_ROWS_STAGE 24
+
+// Staged element q of the chunk starting at token t0 (layout [3][chunk][N] for r, k, w, then [chunk][8] values), 0 past the end.
+__device__ __forceinline__ float wkv6_rows_element(int q, const float* r, const float* k, const float* w, const float* v,
+    int t0, int tokens, int chunk, int n, i64 width, i64 base, int j0)
+{
+    int head = n * chunk;
+    if (q < 3 * head)
+    {
+        int vec = q / head, rem = q - vec * head;
+        int t = rem / n, i = rem - t * n;
+        if (t0 + t >= tokens) return 0.f;
+        const float* src = vec == 0 ? r : vec == 1 ? k : w;
+        return src[(i64)(t0 + t) * width + base + i];
+    }
+
+    q -= 3 * head;
+    int t = q / WKV6_ROWS_WARPS, col = j0 + (q - t * WKV6_ROWS_WARPS);
+    return t0 + t < tokens && col < n ? v[(i64)(t0 + t) * width + base + col] : 0.f;
+}
+
 extern "C" __global__ void __launch_bounds__(256) wkv6_rows_f32(const float* r, const float* k, const float* v, const float* w,
-    float* state, float scale, int tokens, int heads, int n, float* y)
+    float* state, float scale, int tokens, int heads, int n, int chunk, float* y)
 {
     pdl_begin();
     {
@@ -117,78 +143,105 @@ extern "C" __global__ void __launch_bounds__(256) wkv6_rows_f32(const float* r, 
         r += rows; k += rows; v += rows; w += rows; y += rows;
         state += (i64)blockIdx.y * heads * n * n;
     }
-    i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int lane = threadIdx.x & 31;
-    if (item >= (i64)heads * n) return;
-    int h = (int)(item / n);
-    int j = (int)(item % n);
+    extern __shared__ float stage[];
+    const int parts = (n + WKV6_ROWS_WARPS - 1) / WKV6_ROWS_WARPS;
+    const int h = blockIdx.x / parts;
+    const int j0 = (blockIdx.x - h * parts) * WKV6_ROWS_WARPS;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int j = j0 + warp;
+    const bool active = j < n;
     const i64 width = (i64)heads * n;
-    float* column = state + (i64)h * n * n + j;
+    const i64 base = (i64)h * n;
+    const int per = (3 * n + WKV6_ROWS_WARPS) * chunk;
+    const int head = n * chunk;
+    float* column = state + (i64)h * n * n + (active ? j : 0);
     float s[WKV6_MAX_PER_LANE];
-    float rn[WKV6_MAX_PER_LANE], kn[WKV6_MAX_PER_LANE], wn[WKV6_MAX_PER_LANE];
-    i64 o = (i64)h * n;
 #pragma unroll
     for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
     {
         int i = lane + 32 * e;
-        bool in = i < n;
-        s[e] = in ? column[(i64)i * n] : 0.f;
-        rn[e] = in ? scale * r[o + i] : 0.f;
-        kn[e] = in ? k[o + i] : 0.f;
-        wn[e] = in ? w[o + i] : 0.f;
+        s[e] = active && i < n ? column[(i64)i * n] : 0.f;
     }
 
-    float vn = v[o + j];
-    for (int t = 0; t < tokens; t++)
-    {
-        float rc[WKV6_MAX_PER_LANE], kc[WKV6_MAX_PER_LANE], wc[WKV6_MAX_PER_LANE];
+    float staged[WKV6_ROWS_STAGE];
 #pragma unroll
-        for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
+    for (int m = 0; m < WKV6_ROWS_STAGE; m++)
+    {
+        int q = threadIdx.x + 256 * m;
+        staged[m] = q < per ? wkv6_rows_element(q, r, k, w, v, 0, tokens, chunk, n, width, base, j0) : 0.f;
+    }
+
+#pragma unroll
+    for (int m = 0; m < WKV6_ROWS_STAGE; m++)
+    {
+        int q = threadIdx.x + 256 * m;
+        if (q < per) stage[q] = staged[m];
+    }
+
+    __syncthreads();
+    const int chunks = (tokens + chunk - 1) / chunk;
+    for (int c = 0; c < chunks; c++)
+    {
+        const int t0 = c * chunk;
+        const bool more = c + 1 < chunks;
+        if (more)
         {
-            rc[e] = rn[e];
-            kc[e] = kn[e];
-            wc[e] = wn[e];
+#pragma unroll
+            for (int m = 0; m < WKV6_ROWS_STAGE; m++)
+            {
+                int q = threadIdx.x + 256 * m;
+                staged[m] = q < per ? wkv6_rows_element(q, r, k, w, v, t0 + chunk, tokens, chunk, n, width, base, j0) : 0.f;
+            }
         }
 
-        float vj = vn;
-        i64 oc = o;
-        if (t + 1 < tokens)
+        const float* cur = stage + (c & 1) * per;
+        const int steps = min(chunk, tokens - t0);
+        if (active)
         {
-            o += width;
-#pragma unroll
-            for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
+            for (int t = 0; t < steps; t++)
             {
-                int i = lane + 32 * e;
-                if (i < n)
+                const float* rt = cur + t * n;
+                const float* kt = rt + head;
+                const float* wt = kt + head;
+                float vj = cur[3 * head + t * WKV6_ROWS_WARPS + warp];
+                float acc = 0.f;
+#pragma unroll
+                for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
                 {
-                    rn[e] = scale * r[o + i];
-                    kn[e] = k[o + i];
-                    wn[e] = w[o + i];
+                    int i = lane + 32 * e;
+                    if (i < n)
+                    {
+                        s[e] = fmaf(vj, kt[i], s[e] * wt[i]);
+                        acc = fmaf(s[e], scale * rt[i], acc);
+                    }
                 }
-            }
 
-            vn = v[o + j];
+                acc = warp_sum(acc);
+                if (lane == 0) y[(i64)(t0 + t) * width + base + j] = acc;
+            }
         }
 
-        float acc = 0.f;
+        if (more)
+        {
+            float* next = stage + ((c + 1) & 1) * per;
+#pragma unroll
+            for (int m = 0; m < WKV6_ROWS_STAGE; m++)
+            {
+                int q = threadIdx.x + 256 * m;
+                if (q < per) next[q] = staged[m];
+            }
+        }
+
+        __syncthreads();
+    }
+
+    if (active)
+    {
 #pragma unroll
         for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
         {
-            if (lane + 32 * e < n)
-            {
-                s[e] = fmaf(vj, kc[e], s[e] * wc[e]);
-                acc = fmaf(s[e], rc[e], acc);
-            }
+            int i = lane + 32 * e;
+            if (i < n) column[(i64)i * n] = s[e];
         }
-
-        acc = warp_sum(acc);
-        if (lane == 0) y[oc + j] = acc;
-    }
-
-#pragma unroll
-    for (int e = 0; e < WKV6_MAX_PER_LANE; e++)
-    {
-        int i = lane + 32 * e;
-        if (i < n) column[(i64)i * n] = s[e];
     }
 }

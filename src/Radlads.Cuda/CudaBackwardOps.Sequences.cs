@@ -26,15 +26,17 @@ internal sealed unsafe partial class CudaBackwardOps
             return;
         }
 
-        void** a = stackalloc void*[] { &pr, &pk, &pv, &pw, &ps, &scale, &tokens, &heads, &n, &py };
         if (tokens > 1 && n <= RowsMaxHeadDim)
         {
             // The prefill kernel CudaOps.Wkv6 runs for one sequence (a warp per value column), with a grid row per
             // sequence: each window bit-identical to its own Wkv6 call, as the inference forward computes it.
-            long warps = (long)heads * n;
-            backend.Launch(backend.Kernels.Wkv6Rows, "wkv6_rows_f32", (uint)((warps * 32 + 255) / 256), (uint)sequences, 256, 0, a);
+            var (blocks, chunk, staged) = CudaOps.Wkv6RowsGeometry(heads, n);
+            void** rows = stackalloc void*[] { &pr, &pk, &pv, &pw, &ps, &scale, &tokens, &heads, &n, &chunk, &py };
+            backend.Launch(backend.Kernels.Wkv6Rows, "wkv6_rows_f32", blocks, (uint)sequences, 256, staged, rows);
             return;
         }
+
+        void** a = stackalloc void*[] { &pr, &pk, &pv, &pw, &ps, &scale, &tokens, &heads, &n, &py };
 
         backend.Launch(backend.Kernels.Wkv6, "wkv6_f32", (uint)heads, (uint)sequences, (uint)n, shared, a);
     }

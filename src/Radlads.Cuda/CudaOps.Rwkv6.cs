@@ -7,6 +7,18 @@ internal sealed unsafe partial class CudaOps
     // wkv6_rows_f32 keeps up to 8 elements of a state column per lane.
     private const int Wkv6RowsMaxHeadDim = 256;
 
+    /// <summary>
+    /// Launch shape of wkv6_rows_f32 (256 threads): WKV6_ROWS_WARPS = 8 columns of one head a block, so H·⌈N/8⌉ blocks;
+    /// a chunk of tokens whose (3N + 8)·chunk staged floats are at most 256 × WKV6_ROWS_STAGE (24) per buffer, so the
+    /// two buffers fit the 48 KiB every launch may use (N = 64: 30 tokens; N = 128: 15).
+    /// </summary>
+    internal static (uint Blocks, int Chunk, uint SharedBytes) Wkv6RowsGeometry(int heads, int n)
+    {
+        int perToken = (3 * n) + 8;
+        int chunk = Math.Clamp(256 * 24 / perToken, 1, 32);
+        return ((uint)(heads * ((n + 7) / 8)), chunk, (uint)(2 * perToken * chunk * sizeof(float)));
+    }
+
     public void TokenShift(Tensor x, Tensor shiftState, Tensor delta)
     {
         backend.Enter();
@@ -109,15 +121,18 @@ internal sealed unsafe partial class CudaOps
         }
 
         ulong pr = P(r), pk = P(k), pv = P(v), pw = P(w), ps = P(state), py = P(y);
-        void** a = stackalloc void*[] { &pr, &pk, &pv, &pw, &ps, &scale, &tokens, &heads, &n, &py };
         if (tokens > 1 && n <= Wkv6RowsMaxHeadDim)
         {
-            // Prefill: a warp per value column, H·N warps instead of H blocks. T = 1 (decode) stays on the block per
-            // head until the rows kernel is measured at least as fast there.
-            long warps = (long)heads * n;
-            backend.Launch(K.Wkv6Rows, "wkv6_rows_f32", (uint)((warps * 32 + Threads - 1) / Threads), 1, Threads, 0, a);
+            // Prefill: a warp per value column, H·N warps instead of H blocks, the per-token vectors staged in shared
+            // memory a chunk at a time. T = 1 (decode) stays on the block per head until the rows kernel is measured at
+            // least as fast there.
+            var (blocks, chunk, staged) = Wkv6RowsGeometry(heads, n);
+            void** rows = stackalloc void*[] { &pr, &pk, &pv, &pw, &ps, &scale, &tokens, &heads, &n, &chunk, &py };
+            backend.Launch(K.Wkv6Rows, "wkv6_rows_f32", blocks, 1, Threads, staged, rows);
             return;
         }
+
+        void** a = stackalloc void*[] { &pr, &pk, &pv, &pw, &ps, &scale, &tokens, &heads, &n, &py };
 
         backend.Launch(K.Wkv6, "wkv6_f32", (uint)heads, 1, (uint)n, shared, a);
     }

@@ -437,6 +437,10 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(64, 4, 32)]
     [InlineData(2, 2, 128)]
     [InlineData(300, 2, 32)]
+    // Around the staged token chunk of wkv6_rows_f32 (32 tokens at N ≤ 64 but 30 at N = 64, 15 at N = 128), idle warps (N = 20).
+    [InlineData(33, 2, 20)]
+    [InlineData(31, 1, 64)]
+    [InlineData(16, 1, 128)]
     public void Wkv6(int t, int heads, int n)
     {
         var data = new TestData(15);
