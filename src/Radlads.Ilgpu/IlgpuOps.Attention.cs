@@ -19,8 +19,16 @@ internal sealed partial class IlgpuOps
         }
 
         using var scope = backend.Enter();
-        var (cos, sin) = backend.RopeTable(theta, headDim, startPosition, tokens);
         long pairs = (long)tokens * heads * half;
+        if (backend.Recording)
+        {
+            // A recorded step: the rows of the replay's position, read from the step buffer.
+            var (table, sines, position, offset) = backend.RecordedRope(theta, headDim, startPosition, tokens);
+            K.RopeAt(S, Extent(pairs, nameof(Rope)), F(x), table, sines, position, offset, heads, headDim);
+            return;
+        }
+
+        var (cos, sin) = backend.RopeTable(theta, headDim, startPosition, tokens);
         K.Rope(S, Extent(pairs, nameof(Rope)), F(x), cos, sin, heads, headDim);
     }
 
@@ -51,6 +59,11 @@ internal sealed partial class IlgpuOps
         }
 
         Fits(y, (long)tokens * width, nameof(Attention));
+        if (backend.Recording)
+        {
+            throw new InvalidOperationException("Attention cannot be part of a recorded step: its cache rows depend on the position");
+        }
+
         if (tokens == 0 || heads == 0 || headDim == 0)
         {
             return;

@@ -67,6 +67,28 @@ public static class ElementwiseKernels
         x[o + i + half] = (b * c) + (a * s);
     }
 
+    /// <summary>
+    /// <see cref="Rope"/> inside a recorded decode step: token t at table row position[0] + offset + t, where the replay
+    /// writes its position to position[0] (the step buffer) and offset is this call's start relative to the recording's.
+    /// cos and sin are whole tables [P, N/2].
+    /// </summary>
+    public static void RopeAt(Index1D idx, ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, ArrayView<int> position, int offset, int heads, int n)
+    {
+        int half = n / 2;
+        int i = idx % half;
+        int th = idx / half;
+        int h = th % heads;
+        int t = th / heads;
+        int o = (t * heads * n) + (h * n);
+        int row = position[0] + offset + t;
+        float c = cos[(row * half) + i];
+        float s = sin[(row * half) + i];
+        float a = x[o + i];
+        float b = x[o + i + half];
+        x[o + i] = (a * c) - (b * s);
+        x[o + i + half] = (b * c) + (a * s);
+    }
+
     /// <summary>delta[t] = x[t−1] − x[t] with x[−1] = state. The host then copies x[T−1] into the state.</summary>
     public static void TokenShift(Index1D i, ArrayView<float> x, ArrayView<float> state, int c, ArrayView<float> delta)
     {
