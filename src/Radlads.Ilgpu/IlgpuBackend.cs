@@ -297,13 +297,14 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     }
 
     /// <summary>
-    /// RoPE's cos and sin [T, N/2] for positions start .. start + T − 1, as views of a per-(θ, N) table kept on the
-    /// accelerator: computed on the host in float64 as the CPU reference computes them, rounded to fp32, and uploaded
-    /// once for a range of positions that grows (doubling) when a call goes past it, so a decode step uploads nothing.
-    /// (Accurate float64 sin/cos are not available in ILGPU kernels on every accelerator.) A replaced table is freed, or
-    /// kept until no recorded step may read it. Not while recording (<see cref="RecordedRope"/>). Caller holds Enter.
+    /// RoPE's cos and sin tables [P, N/2] covering positions start .. start + T − 1 (P ≥ start + T), with the device zero
+    /// and start as the kernel's position and offset. One table per (θ, N) kept on the accelerator: computed on the host
+    /// in float64 as the CPU reference computes them, rounded to fp32, and uploaded once for a range of positions that
+    /// grows (doubling) when a call goes past it, so a decode step uploads nothing. (Accurate float64 sin/cos are not
+    /// available in ILGPU kernels on every accelerator.) A replaced table is freed, or kept until no recorded step may
+    /// read it. Not while recording (<see cref="RecordedRope"/>). Caller holds Enter.
     /// </summary>
-    internal (ArrayView<float> Cos, ArrayView<float> Sin) RopeTable(float theta, int headDim, int start, int tokens)
+    internal (ArrayView<float> Cos, ArrayView<float> Sin, ArrayView<int> Position, int Offset) RopeTable(float theta, int headDim, int start, int tokens)
     {
         int half = headDim / 2;
         long needed = (long)start + tokens;
@@ -347,7 +348,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         }
 
         var view = entry.Buffer!.View.BaseView;
-        return (view.SubView((long)start * half, (long)tokens * half), view.SubView((entry.Positions + start) * half, (long)tokens * half));
+        return (view.SubView(0, entry.Positions * half), view.SubView(entry.Positions * half, entry.Positions * half), Device.Zero.View, start);
     }
 
     /// <summary>The parameters of one Sample call on the accelerator (reused buffer, stream-ordered).</summary>

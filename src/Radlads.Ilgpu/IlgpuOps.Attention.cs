@@ -20,16 +20,11 @@ internal sealed partial class IlgpuOps
 
         using var scope = backend.Enter();
         long pairs = (long)tokens * heads * half;
-        if (backend.Recording)
-        {
-            // A recorded step: the rows of the replay's position, read from the step buffer.
-            var (table, sines, position, offset) = backend.RecordedRope(theta, headDim, startPosition, tokens);
-            K.RopeAt(S, Extent(pairs, nameof(Rope)), F(x), table, sines, position, offset, heads, headDim);
-            return;
-        }
-
-        var (cos, sin) = backend.RopeTable(theta, headDim, startPosition, tokens);
-        K.Rope(S, Extent(pairs, nameof(Rope)), F(x), cos, sin, heads, headDim);
+        // Eager: rows start.., from a device zero; recorded: rows of the replay's position, read from the step buffer.
+        var (cos, sin, position, offset) = backend.Recording
+            ? backend.RecordedRope(theta, headDim, startPosition, tokens)
+            : backend.RopeTable(theta, headDim, startPosition, tokens);
+        K.Rope(S, Extent(pairs, nameof(Rope)), F(x), cos, sin, position, offset, heads, headDim);
     }
 
     public void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y)

@@ -23,8 +23,7 @@ internal sealed class KernelSet
         SwiGlu = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
         Embedding = a.LoadAutoGroupedKernel<Index1D, WeightView, ArrayView<int>, int, ArrayView<float>>(ElementwiseKernels.Embedding);
         RepeatKv = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int, int, int, ArrayView<float>>(ElementwiseKernels.RepeatKv);
-        Rope = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(ElementwiseKernels.Rope);
-        RopeAt = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>(ElementwiseKernels.RopeAt);
+        Rope = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>(ElementwiseKernels.Rope);
         TokenShift = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(ElementwiseKernels.TokenShift);
         MixShift = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, WeightView, int, ArrayView<float>>(ElementwiseKernels.MixShift);
         Rwkv6Ddlerp = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>>(
@@ -85,7 +84,7 @@ internal sealed class KernelSet
     }
 
     /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
-    public const int Count = 42;
+    public const int Count = 41;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -108,9 +107,7 @@ internal sealed class KernelSet
 
     public Action<AcceleratorStream, Index1D, ArrayView<float>, int, int, int, ArrayView<float>> RepeatKv { get; }
 
-    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> Rope { get; }
-
-    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int> RopeAt { get; }
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int> Rope { get; }
 
     public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> TokenShift { get; }
 
