@@ -56,10 +56,11 @@ public sealed partial class IlgpuBackend
         return (bytes + step - 1) / step * step;
     }
 
-    /// <summary>Waits for the stream and frees every cached block.</summary>
+    /// <summary>Waits for the stream and frees every cached block (recorded steps keep theirs).</summary>
     public void ReleaseCachedMemory()
     {
         using var scope = Enter();
+        NotWhileRecording(nameof(ReleaseCachedMemory));
         stream.Synchronize();
         FreeCache();
     }
@@ -81,10 +82,14 @@ public sealed partial class IlgpuBackend
         }
     }
 
-    /// <summary>An fp32 tensor on a cached block (or its own buffer when large or when the cache is off). Caller holds Enter.</summary>
+    /// <summary>
+    /// An fp32 tensor on a cached block (or its own buffer when large or when the cache is off). While recording every
+    /// tensor takes a block: blocks freed by the recorded ops are reused by its later ops, then reserved for its graph
+    /// (a free would need a stream wait). Caller holds Enter.
+    /// </summary>
     private IlgpuTensor Cached(int[] shape, long bytes)
     {
-        if (bytes > LargestCachedBlock || CacheDisabled || Baseline || !UseBlockCache)
+        if (recording is null && (bytes > LargestCachedBlock || CacheDisabled || Baseline || !UseBlockCache))
         {
             return New(DType.F32, shape, bytes);
         }
@@ -93,7 +98,11 @@ public sealed partial class IlgpuBackend
         MemoryBuffer1D<byte, Stride1D.Dense>? block = null;
         lock (cacheLock)
         {
-            if (cache.TryGetValue(size, out var blocks) && blocks.TryPop(out var reused))
+            if (recording is { } session && session.Free.TryGetValue(size, out var own) && own.TryPop(out var mine))
+            {
+                block = mine;
+            }
+            else if (cache.TryGetValue(size, out var blocks) && blocks.TryPop(out var reused))
             {
                 cachedBytes -= size;
                 block = reused;
@@ -110,7 +119,7 @@ public sealed partial class IlgpuBackend
         {
             return Device.Accelerator.Allocate1D<byte>(size);
         }
-        catch (Exception e) when (e is not RadladsException && CachedBytes > 0)
+        catch (Exception e) when (e is not RadladsException && CachedBytes > 0 && recording is null)
         {
             // Blocks of other sizes may be what is missing: give them back and try once more.
             stream.Synchronize();
@@ -134,7 +143,10 @@ public sealed partial class IlgpuBackend
         new(string.Create(CultureInfo.InvariantCulture,
             $"out of accelerator memory: a tensor of shape [{string.Join(", ", shape)}] ({dtype}, {bytes:N0} bytes) could not be allocated on {Device.Accelerator.Name}: {e.Message}"), e);
 
-    /// <summary>A cached tensor's block comes back, free for the next request (no wait: see the class comment).</summary>
+    /// <summary>
+    /// A cached tensor's block comes back, free for the next request (no wait: see the class comment); a recording
+    /// keeps what it frees.
+    /// </summary>
     internal void Return(MemoryBuffer1D<byte, Stride1D.Dense> block)
     {
         lock (cacheLock)
@@ -145,14 +157,25 @@ public sealed partial class IlgpuBackend
                 return;
             }
 
-            if (!cache.TryGetValue(block.Length, out var blocks))
+            if (recording is { } session)
             {
-                blocks = new Stack<MemoryBuffer1D<byte, Stride1D.Dense>>();
-                cache[block.Length] = blocks;
+                Push(session.Free, block);
+                return;
             }
 
-            blocks.Push(block);
+            Push(cache, block);
             cachedBytes += block.Length;
         }
+    }
+
+    private static void Push(Dictionary<long, Stack<MemoryBuffer1D<byte, Stride1D.Dense>>> lists, MemoryBuffer1D<byte, Stride1D.Dense> block)
+    {
+        if (!lists.TryGetValue(block.Length, out var blocks))
+        {
+            blocks = new Stack<MemoryBuffer1D<byte, Stride1D.Dense>>();
+            lists[block.Length] = blocks;
+        }
+
+        blocks.Push(block);
     }
 }

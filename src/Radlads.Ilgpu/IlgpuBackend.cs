@@ -52,7 +52,10 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         }
 
         Ops = new IlgpuOps(this);
-        Description = Device.Describe() + (baseline ? "; RADLADS_ILGPU_BASELINE=1: the first version's kernels and allocation" : "");
+        (CaptureUnsupported, driver) = CaptureSupport(Device.Kind, baseline);
+        captureEnabled = CaptureUnsupported is null && Environment.GetEnvironmentVariable("RADLADS_ILGPU_GRAPHS") != "0";
+        Description = Device.Describe() + (baseline ? "; RADLADS_ILGPU_BASELINE=1: the first version's kernels and allocation" : "")
+            + (Device.Kind == IlgpuDeviceKind.Cuda ? "; " + CaptureText() : "");
     }
 
     public string Name => "ilgpu";
@@ -81,6 +84,9 @@ public sealed unsafe partial class IlgpuBackend : IBackend
 
     internal AcceleratorStream Stream => stream;
 
+    /// <summary>Positions a new RoPE table covers at least (tests make it small to cross a table's end quickly).</summary>
+    internal int RopeTableMinimum { get; set; } = 4096;
+
     /// <summary>
     /// Starts an entry point: checks the backend is alive, takes the device's lock (backends of one accelerator may be
     /// used from several threads) and binds the accelerator to this thread.
@@ -98,6 +104,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         if (!disposed)
         {
             using var scope = Device.Sync.EnterScope();
+            NotWhileRecording("Freeing a tensor's own device memory");
             Device.MakeCurrent();
             stream.Synchronize();
         }
@@ -107,6 +114,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     public void Synchronize()
     {
         using var scope = Enter();
+        NotWhileRecording(nameof(Synchronize));
         stream.Synchronize();
     }
 
@@ -119,6 +127,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(launches, 1);
         using var scope = Enter();
+        NotWhileRecording(nameof(MeasureLaunchMicroseconds));
         var empty = Device.Kernels.Empty;
         empty(stream, 1, 0);
         stream.Synchronize();
@@ -175,6 +184,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     public Tensor LoadWeight(TensorData data)
     {
         using var scope = Enter();
+        NotWhileRecording(nameof(LoadWeight));
         var tensor = New(data.DType, (int[])data.Shape.Clone(), data.ByteLength);
         if (data.ByteLength > 0)
         {
@@ -207,6 +217,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         }
 
         using var scope = Enter();
+        NotWhileRecording(nameof(Upload));
         if (source.Length > 0)
         {
             d.Floats.SubView(0, source.Length).CopyFromCPU(stream, ref MemoryMarshal.GetReference(source), source.Length);
@@ -223,6 +234,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         }
 
         using var scope = Enter();
+        NotWhileRecording(nameof(Download));
         if (count == 0)
         {
             return;
@@ -272,6 +284,12 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     /// <summary>The token ids of one Embedding call on the accelerator (a buffer reused across calls, stream-ordered).</summary>
     internal ArrayView<int> UploadIds(ReadOnlySpan<int> values)
     {
+        if (recording is not null)
+        {
+            // A recorded step reads the ids its replay writes to the step buffer.
+            return RecordedIds(values);
+        }
+
         Grow(ref ids, values.Length);
         var view = ids!.View.SubView(0, values.Length);
         view.BaseView.CopyFromCPU(stream, ref MemoryMarshal.GetReference(values), values.Length);
@@ -279,18 +297,21 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     }
 
     /// <summary>
-    /// RoPE's cos and sin [T, N/2] for positions start .. start + T − 1, as views of a per-(θ, N) table kept on the
-    /// accelerator: computed on the host in float64 as the CPU reference computes them, rounded to fp32, and uploaded
-    /// once for a range of positions that grows (doubling) when a call goes past it, so a decode step uploads nothing.
-    /// (Accurate float64 sin/cos are not available in ILGPU kernels on every accelerator.) Caller holds Enter.
+    /// RoPE's cos and sin tables [P, N/2] covering positions start .. start + T − 1 (P ≥ start + T), with the device zero
+    /// and start as the kernel's position and offset. One table per (θ, N) kept on the accelerator: computed on the host
+    /// in float64 as the CPU reference computes them, rounded to fp32, and uploaded once for a range of positions that
+    /// grows (doubling) when a call goes past it, so a decode step uploads nothing. (Accurate float64 sin/cos are not
+    /// available in ILGPU kernels on every accelerator.) A replaced table is freed, or kept until no recorded step may
+    /// read it. Not while recording (<see cref="RecordedRope"/>). Caller holds Enter.
     /// </summary>
-    internal (ArrayView<float> Cos, ArrayView<float> Sin) RopeTable(float theta, int headDim, int start, int tokens)
+    internal (ArrayView<float> Cos, ArrayView<float> Sin, ArrayView<int> Position, int Offset) RopeTable(float theta, int headDim, int start, int tokens)
     {
         int half = headDim / 2;
         long needed = (long)start + tokens;
         if (!ropeTables.TryGetValue((theta, headDim), out var entry) || entry.Positions < needed)
         {
-            long positions = Math.Max(4096, entry.Positions);
+            NotWhileRecording("Growing a RoPE table");
+            long positions = Math.Max(RopeTableMinimum, entry.Positions);
             while (positions < needed)
             {
                 positions *= 2;
@@ -316,8 +337,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
 
             if (entry.Buffer is not null)
             {
-                stream.Synchronize();
-                entry.Buffer.Dispose();
+                RetireTable(entry.Buffer);
             }
 
             var buffer = Device.Accelerator.Allocate1D<float>(values.LongLength);
@@ -328,12 +348,13 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         }
 
         var view = entry.Buffer!.View.BaseView;
-        return (view.SubView((long)start * half, (long)tokens * half), view.SubView((entry.Positions + start) * half, (long)tokens * half));
+        return (view.SubView(0, entry.Positions * half), view.SubView(entry.Positions * half, entry.Positions * half), Device.Zero.View, start);
     }
 
     /// <summary>The parameters of one Sample call on the accelerator (reused buffer, stream-ordered).</summary>
     internal ArrayView<double> UploadSampleParameters(ReadOnlySpan<double> values)
     {
+        NotWhileRecording("Sample (it returns ids to the host; a recorded step samples through Capture's sampleLogits)");
         Grow(ref sampleParameters, values.Length);
         var view = sampleParameters!.View.SubView(0, values.Length);
         view.BaseView.CopyFromCPU(stream, ref MemoryMarshal.GetReference(values), values.Length);
@@ -369,6 +390,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
             return;
         }
 
+        NotWhileRecording("Growing a scratch buffer");
         if (buffer is not null)
         {
             stream.Synchronize();
@@ -423,6 +445,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
             }
 
             FreeCache();
+            DisposeCapture();
             disposed = true;
             stream.Dispose();
         }

@@ -35,6 +35,9 @@ internal sealed class IlgpuDevice
         Kernels = new KernelSet(accelerator);
         DummyFloats = accelerator.Allocate1D<float>(4);
         DummyHalves = accelerator.Allocate1D<ushort>(4);
+        Zero = accelerator.Allocate1D<int>(1);
+        Zero.MemSetToZero();
+        accelerator.Synchronize();
     }
 
     public IlgpuDeviceKind Kind { get; }
@@ -57,6 +60,9 @@ internal sealed class IlgpuDevice
     public MemoryBuffer1D<float, Stride1D.Dense> DummyFloats { get; }
 
     public MemoryBuffer1D<ushort, Stride1D.Dense> DummyHalves { get; }
+
+    /// <summary>One int 0 on the accelerator: the position an eager RoPE call adds its start to (see ElementwiseKernels.Rope).</summary>
+    public MemoryBuffer1D<int, Stride1D.Dense> Zero { get; }
 
     /// <summary>
     /// Binds the accelerator to the calling thread. For CUDA this always sets ILGPU's context current: ILGPU's own

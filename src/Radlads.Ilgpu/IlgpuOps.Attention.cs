@@ -19,9 +19,12 @@ internal sealed partial class IlgpuOps
         }
 
         using var scope = backend.Enter();
-        var (cos, sin) = backend.RopeTable(theta, headDim, startPosition, tokens);
         long pairs = (long)tokens * heads * half;
-        K.Rope(S, Extent(pairs, nameof(Rope)), F(x), cos, sin, heads, headDim);
+        // Eager: rows start.., from a device zero; recorded: rows of the replay's position, read from the step buffer.
+        var (cos, sin, position, offset) = backend.Recording
+            ? backend.RecordedRope(theta, headDim, startPosition, tokens)
+            : backend.RopeTable(theta, headDim, startPosition, tokens);
+        K.Rope(S, Extent(pairs, nameof(Rope)), F(x), cos, sin, position, offset, heads, headDim);
     }
 
     public void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y)
@@ -51,6 +54,11 @@ internal sealed partial class IlgpuOps
         }
 
         Fits(y, (long)tokens * width, nameof(Attention));
+        if (backend.Recording)
+        {
+            throw new InvalidOperationException("Attention cannot be part of a recorded step: its cache rows depend on the position");
+        }
+
         if (tokens == 0 || heads == 0 || headDim == 0)
         {
             return;

@@ -94,19 +94,22 @@ public sealed class IlgpuTensor : Tensor
             return;
         }
 
-        disposed = true;
         if (cached)
         {
             // Back to the backend's cache: its next user is queued on the same stream, after every use of this one.
+            disposed = true;
             Backend.Return(buffer);
             return;
         }
 
         if (!buffer.IsDisposed)
         {
-            // Work queued on the stream may still read or write this memory.
+            // Work queued on the stream may still read or write this memory (throws while a step is being recorded,
+            // leaving the tensor alive).
             Backend.SynchronizeBeforeFree();
             buffer.Dispose();
         }
+
+        disposed = true;
     }
 }

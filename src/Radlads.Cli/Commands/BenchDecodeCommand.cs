@@ -4,6 +4,7 @@ using System.Globalization;
 using Radlads.Checkpoints;
 using Radlads.Cuda;
 using Radlads.Generation;
+using Radlads.Ilgpu;
 using Radlads.Models;
 using Radlads.Ops;
 using NativeMemory = System.Runtime.InteropServices.NativeMemory;
@@ -34,7 +35,7 @@ internal static class BenchDecodeCommand
             DefaultValueFactory = _ => 0,
         };
         backend.AcceptOnlyFromAmong("cuda", "ilgpu", "cpu");
-        var graphs = new Option<string>("--graphs") { Description = "CUDA graph replay of the decode step: on, off, or both (one row each).", DefaultValueFactory = _ => "on" };
+        var graphs = new Option<string>("--graphs") { Description = "CUDA graph replay of the decode step (CUDA backend, and ILGPU on its CUDA accelerator): on, off, or both (one row each).", DefaultValueFactory = _ => "on" };
         graphs.AcceptOnlyFromAmong("on", "off", "both");
         var pdl = new Option<string>("--pdl") { Description = "Programmatic dependent launch of the kernels (Hopper and later): on, off, or both.", DefaultValueFactory = _ => "on" };
         pdl.AcceptOnlyFromAmong("on", "off", "both");
@@ -207,6 +208,11 @@ internal static class BenchDecodeCommand
                                     c.ProgrammaticLaunch = programmatic && c.Device.ComputeMajor >= 9 && c.Device.Driver.HasLaunchEx;
                                     graphText = graph ? (architecture == Architecture.Qwen2 ? "on (not used: KV cache)" : "on") : "off";
                                     pdlText = c.ProgrammaticLaunch ? "on" : "off";
+                                }
+                                else if (raw is IlgpuBackend ilgpu && ilgpu.CaptureUnsupported is null)
+                                {
+                                    ilgpu.CaptureEnabled = graph;
+                                    graphText = graph ? (architecture == Architecture.Qwen2 ? "on (not used: KV cache)" : "on") : "off";
                                 }
 
                                 var (mean, p50) = Decode(model, context, options, random, onDevice);

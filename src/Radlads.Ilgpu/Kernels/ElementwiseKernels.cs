@@ -48,10 +48,12 @@ public static class ElementwiseKernels
     }
 
     /// <summary>
-    /// Rotate-half RoPE in place, one thread per (t, head, pair). cos/sin [T, N/2] were computed on the host in
-    /// float64 and rounded to fp32, as the CPU reference does.
+    /// Rotate-half RoPE in place on x [T, heads·N]: token t at row position[0] + offset + t of the cos and sin tables
+    /// [P, N/2] (computed on the host in float64 and rounded to fp32, as the CPU reference does). Eager calls pass a device zero and their start as offset; a recorded decode step passes the step
+    /// buffer, where each replay writes its position, and its start relative to the recording's. One kernel for both,
+    /// so a replay computes exactly what the eager op does.
     /// </summary>
-    public static void Rope(Index1D idx, ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, int heads, int n)
+    public static void Rope(Index1D idx, ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, ArrayView<int> position, int offset, int heads, int n)
     {
         int half = n / 2;
         int i = idx % half;
@@ -59,8 +61,9 @@ public static class ElementwiseKernels
         int h = th % heads;
         int t = th / heads;
         int o = (t * heads * n) + (h * n);
-        float c = cos[(t * half) + i];
-        float s = sin[(t * half) + i];
+        int row = position[0] + offset + t;
+        float c = cos[(row * half) + i];
+        float s = sin[(row * half) + i];
         float a = x[o + i];
         float b = x[o + i + half];
         x[o + i] = (a * c) - (b * s);

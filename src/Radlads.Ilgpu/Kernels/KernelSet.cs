@@ -23,7 +23,7 @@ internal sealed class KernelSet
         SwiGlu = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
         Embedding = a.LoadAutoGroupedKernel<Index1D, WeightView, ArrayView<int>, int, ArrayView<float>>(ElementwiseKernels.Embedding);
         RepeatKv = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int, int, int, ArrayView<float>>(ElementwiseKernels.RepeatKv);
-        Rope = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(ElementwiseKernels.Rope);
+        Rope = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>(ElementwiseKernels.Rope);
         TokenShift = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(ElementwiseKernels.TokenShift);
         MixShift = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, WeightView, int, ArrayView<float>>(ElementwiseKernels.MixShift);
         Rwkv6Ddlerp = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>>(
@@ -107,7 +107,7 @@ internal sealed class KernelSet
 
     public Action<AcceleratorStream, Index1D, ArrayView<float>, int, int, int, ArrayView<float>> RepeatKv { get; }
 
-    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> Rope { get; }
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int> Rope { get; }
 
     public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> TokenShift { get; }
 

@@ -42,6 +42,11 @@ public static class SamplingKernels
         float topP = (float)parameters[(row * ParameterCount) + 2];
         float minP = (float)parameters[(row * ParameterCount) + 3];
         double uniform = parameters[(row * ParameterCount) + 4];
+        if (temperature < 0f)
+        {
+            // A recorded step replayed for its logits only (uniform across the group; eager calls never pass this).
+            return;
+        }
 
         // Check and find the largest logit (encoded as its key: the smallest key is the largest logit, lowest id).
         const ulong none = ulong.MaxValue;

@@ -358,7 +358,8 @@ public sealed class CausalLM : IDisposable
 
     /// <summary>
     /// The state's recorded decode step, ending with a Sample over <paramref name="allowedVocabulary"/> ids: recorded on
-    /// first use, and again if a caller samples over another vocabulary size (a kernel argument of the recording).
+    /// first use, and again if a caller samples over another vocabulary size (a kernel argument of the recording) or the
+    /// recording cannot serve this position (<see cref="ICapturedStep.CanReplayAt"/>).
     /// </summary>
     private CapturedDecode Recorded(SequenceState state, int token, IStepCapture capture, int allowedVocabulary)
     {
@@ -367,7 +368,7 @@ public sealed class CausalLM : IDisposable
             throw new RadladsException($"token id {token} at position 0 is outside the model's vocabulary [0, {embedding.RowCount})");
         }
 
-        if (state.Captured is { } existing && existing.AllowedVocabulary == allowedVocabulary)
+        if (state.Captured is { } existing && existing.AllowedVocabulary == allowedVocabulary && existing.Recording!.CanReplayAt(state.Position))
         {
             return existing;
         }

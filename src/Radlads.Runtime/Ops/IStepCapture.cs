@@ -10,7 +10,7 @@ namespace Radlads.Ops;
 /// </summary>
 public interface IStepCapture
 {
-    /// <summary>False when recording is switched off (for comparison, or by RADLADS_CUDA_GRAPHS=0).</summary>
+    /// <summary>False when recording is switched off (for comparison, or by RADLADS_CUDA_GRAPHS=0 / RADLADS_ILGPU_GRAPHS=0).</summary>
     bool CaptureEnabled { get; }
 
     /// <summary>
@@ -34,4 +34,11 @@ public interface ICapturedStep : IDisposable
     /// non-finite logits, and <see cref="InvalidOperationException"/> when the step was recorded without a sample.
     /// </summary>
     int ReplaySample(ReadOnlySpan<int> ids, int position, SampleRow row);
+
+    /// <summary>
+    /// Whether a replay at <paramref name="position"/> computes what the recorded ops would there. False where the
+    /// recording baked in something that only covers positions up to a limit (the ILGPU backend's RoPE table): the
+    /// caller then records the step again at that position.
+    /// </summary>
+    bool CanReplayAt(int position) => true;
 }
