@@ -40,6 +40,35 @@ __device__ __forceinline__ void pdl_begin()
     pdl_trigger();
 }
 
+// Asynchronous global → shared copies (cp.async, sm_80 and later) for kernels that stage the next chunk of their
+// input while computing on the current one: no registers hold the data in flight. copy_async_f32 copies one float,
+// or writes 0 when !in (src must still be a valid address); copy_async_wait_all() waits for this thread's copies
+// (a __syncthreads() after it makes every thread's visible). Before sm_80 the copy is an ordinary load and store.
+__device__ __forceinline__ void copy_async_f32(float* dst, const float* src, bool in)
+{
+#if __CUDA_ARCH__ >= 800
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    int bytes = in ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src), "r"(bytes) : "memory");
+#else
+    *dst = in ? *src : 0.f;
+#endif
+}
+
+__device__ __forceinline__ void copy_async_commit()
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void copy_async_wait_all()
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_all;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float bf16_to_float(u16 b) { return __uint_as_float(((u32)b) << 16); }
 
 __device__ __forceinline__ float f16_to_float(u16 h)

@@ -103,33 +103,40 @@ extern "C" __global__ void wkv6_f32(const float* r, const float* k, const float*
 // the head's per-token r, k, w, so a warp owns column j in registers (lane holds key rows i = lane + 32e,
 // e < N/32 ≤ 8) for the whole call. A block is WKV6_ROWS_WARPS warps on consecutive columns of ONE head (blocks =
 // H · ⌈N/8⌉; warps past column N only help stage). The head's r, k, w (and the block's 8 values) of `chunk` tokens at
-// a time are staged in shared memory by the whole block, double-buffered (chunk c+1 loaded into registers before
-// chunk c is computed, stored after), so global-memory latency is paid once per chunk instead of once per token.
+// a time are staged in shared memory by asynchronous copies, double-buffered (chunk c+1 in flight while chunk c is
+// computed), so global-memory latency is paid once per chunk instead of once per token.
 // Per token: S[i,j] ← w_i·S[i,j] + k_i·v_j (the same fmaf as wkv6_f32), y_j = Σ_i (scale·r_i)·S[i,j] summed per lane
 // then across the warp (a different order from wkv6_f32's sequential sum: equal within the recurrence tolerance).
-// State [H, N_k, N_v] key-major; y must not alias r, k, v or w. Shared memory: 2 · (3·N + 8) · chunk floats, with
-// (3·N + 8) · chunk ≤ 256 · WKV6_ROWS_STAGE (CudaOps.Wkv6RowsGeometry).
+// State [H, N_k, N_v] key-major; y must not alias r, k, v or w. Shared memory: 2 · (3·N + 8) · chunk floats
+// (CudaOps.Wkv6RowsGeometry keeps it within 48 KiB).
 #define WKV6_MAX_PER_LANE 8
 #define WKV6_ROWS_WARPS 8
-#define WKV6_ROWS_STAGE 24
 
-// Staged element q of the chunk starting at token t0 (layout [3][chunk][N] for r, k, w, then [chunk][8] values), 0 past the end.
-__device__ __forceinline__ float wkv6_rows_element(int q, const float* r, const float* k, const float* w, const float* v,
+// Queues the copies of the chunk starting at token t0 into dst ([3][chunk][N] for r, k, w, then [chunk][8] values of
+// columns j0 … j0 + 7); elements past the last token or column become 0.
+__device__ __forceinline__ void wkv6_rows_stage(float* dst, const float* r, const float* k, const float* w, const float* v,
     int t0, int tokens, int chunk, int n, i64 width, i64 base, int j0)
 {
-    int head = n * chunk;
-    if (q < 3 * head)
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int head = n * chunk;
+#pragma unroll 1
+    for (int row = warp; row < 3 * chunk; row += WKV6_ROWS_WARPS)
     {
-        int vec = q / head, rem = q - vec * head;
-        int t = rem / n, i = rem - t * n;
-        if (t0 + t >= tokens) return 0.f;
-        const float* src = vec == 0 ? r : vec == 1 ? k : w;
-        return src[(i64)(t0 + t) * width + base + i];
+        int vec = row / chunk, t = row - vec * chunk;
+        bool in = t0 + t < tokens;
+        const float* src = (vec == 0 ? r : vec == 1 ? k : w) + (in ? (i64)(t0 + t) * width + base : 0);
+        float* d = dst + vec * head + t * n;
+        for (int i = lane; i < n; i += 32) copy_async_f32(d + i, src + (in ? i : 0), in);
     }
 
-    q -= 3 * head;
-    int t = q / WKV6_ROWS_WARPS, col = j0 + (q - t * WKV6_ROWS_WARPS);
-    return t0 + t < tokens && col < n ? v[(i64)(t0 + t) * width + base + col] : 0.f;
+    for (int q = threadIdx.x; q < chunk * WKV6_ROWS_WARPS; q += blockDim.x)
+    {
+        int t = q / WKV6_ROWS_WARPS, j = j0 + (q - t * WKV6_ROWS_WARPS);
+        bool in = t0 + t < tokens && j < n;
+        copy_async_f32(dst + 3 * head + q, v + (in ? (i64)(t0 + t) * width + base + j : 0), in);
+    }
+
+    copy_async_commit();
 }
 
 extern "C" __global__ void __launch_bounds__(256) wkv6_rows_f32(const float* r, const float* k, const float* v, const float* w,
@@ -163,35 +170,17 @@ extern "C" __global__ void __launch_bounds__(256) wkv6_rows_f32(const float* r, 
         s[e] = active && i < n ? column[(i64)i * n] : 0.f;
     }
 
-    float staged[WKV6_ROWS_STAGE];
-#pragma unroll
-    for (int m = 0; m < WKV6_ROWS_STAGE; m++)
-    {
-        int q = threadIdx.x + 256 * m;
-        staged[m] = q < per ? wkv6_rows_element(q, r, k, w, v, 0, tokens, chunk, n, width, base, j0) : 0.f;
-    }
-
-#pragma unroll
-    for (int m = 0; m < WKV6_ROWS_STAGE; m++)
-    {
-        int q = threadIdx.x + 256 * m;
-        if (q < per) stage[q] = staged[m];
-    }
-
+    wkv6_rows_stage(stage, r, k, w, v, 0, tokens, chunk, n, width, base, j0);
+    copy_async_wait_all();
     __syncthreads();
     const int chunks = (tokens + chunk - 1) / chunk;
     for (int c = 0; c < chunks; c++)
     {
         const int t0 = c * chunk;
-        const bool more = c + 1 < chunks;
-        if (more)
+        if (c + 1 < chunks)
         {
-#pragma unroll
-            for (int m = 0; m < WKV6_ROWS_STAGE; m++)
-            {
-                int q = threadIdx.x + 256 * m;
-                staged[m] = q < per ? wkv6_rows_element(q, r, k, w, v, t0 + chunk, tokens, chunk, n, width, base, j0) : 0.f;
-            }
+            // The other buffer was last read in chunk c − 1, which every warp has finished (the barrier below).
+            wkv6_rows_stage(stage + ((c + 1) & 1) * per, r, k, w, v, t0 + chunk, tokens, chunk, n, width, base, j0);
         }
 
         const float* cur = stage + (c & 1) * per;
@@ -221,17 +210,7 @@ extern "C" __global__ void __launch_bounds__(256) wkv6_rows_f32(const float* r, 
             }
         }
 
-        if (more)
-        {
-            float* next = stage + ((c + 1) & 1) * per;
-#pragma unroll
-            for (int m = 0; m < WKV6_ROWS_STAGE; m++)
-            {
-                int q = threadIdx.x + 256 * m;
-                if (q < per) next[q] = staged[m];
-            }
-        }
-
+        copy_async_wait_all();
         __syncthreads();
     }
 

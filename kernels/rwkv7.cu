@@ -155,31 +155,39 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r
 // blocks. A block is WKV7_ROWS_WARPS warps on consecutive rows of ONE head (blocks = H · ⌈N/8⌉; warps past row N only
 // help stage); a warp owns its row in registers (lane holds j = lane + 32e, e < N/32 ≤ 8) for the whole call.
 // The head's r, w, k, a, b (and the block's 8 values) of `chunk` tokens at a time are staged in shared memory by the
-// whole block, double-buffered: chunk c+1 is loaded into registers before chunk c is computed and stored after, so the
-// global-memory latency (~1 µs) is paid once per chunk, not once per token as when each warp loaded the next token
-// itself. Each token's update is the same fmaf sequence and the same warp_sum as wkv7_decode_f32, so T tokens here
-// are bit-identical to T decode calls (tested). State [H, N_v, N_k] value-major; y must not alias the inputs.
-// Shared memory: 2 · (5·N + 8) · chunk floats; the host picks chunk so that (5·N + 8) · chunk ≤ 256 · WKV7_ROWS_STAGE.
+// whole block with asynchronous copies, double-buffered: chunk c+1 is in flight while chunk c is computed, so the
+// global-memory latency is paid once per chunk, not once per token, and no registers hold the data in flight (a
+// register-staged version needed 194 registers a thread: one block per SM). Each token's update is the same fmaf
+// sequence and the same warp_sum as wkv7_decode_f32, so T tokens here are bit-identical to T decode calls (tested).
+// State [H, N_v, N_k] value-major; y must not alias the inputs. Shared memory: 2 · (5·N + 8) · chunk floats
+// (CudaOps.Wkv7RowsGeometry keeps it within 48 KiB).
 #define WKV7_ROWS_WARPS 8
-#define WKV7_ROWS_STAGE 24
 
-// Loads staged element q of chunk `t0` (layout [5][chunk][N] for r, w, k, a, b, then [chunk][8] values) or 0 past the end.
-__device__ __forceinline__ float wkv7_rows_element(int q, const float* r, const float* w, const float* k, const float* a,
+// Queues the copies of the chunk starting at token t0 into dst ([5][chunk][N] for r, w, k, a, b, then [chunk][8]
+// values of rows i0 … i0 + 7); elements past the last token or row become 0.
+__device__ __forceinline__ void wkv7_rows_stage(float* dst, const float* r, const float* w, const float* k, const float* a,
     const float* b, const float* v, int t0, int tokens, int chunk, int n, i64 width, i64 base, int i0)
 {
-    int head = n * chunk;
-    if (q < 5 * head)
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int head = n * chunk;
+#pragma unroll 1
+    for (int row = warp; row < 5 * chunk; row += WKV7_ROWS_WARPS)
     {
-        int vec = q / head, rem = q - vec * head;
-        int t = rem / n, j = rem - t * n;
-        if (t0 + t >= tokens) return 0.f;
-        const float* src = vec == 0 ? r : vec == 1 ? w : vec == 2 ? k : vec == 3 ? a : b;
-        return src[(i64)(t0 + t) * width + base + j];
+        int vec = row / chunk, t = row - vec * chunk;
+        bool in = t0 + t < tokens;
+        const float* src = (vec == 0 ? r : vec == 1 ? w : vec == 2 ? k : vec == 3 ? a : b) + (in ? (i64)(t0 + t) * width + base : 0);
+        float* d = dst + vec * head + t * n;
+        for (int j = lane; j < n; j += 32) copy_async_f32(d + j, src + (in ? j : 0), in);
     }
 
-    q -= 5 * head;
-    int t = q / WKV7_ROWS_WARPS, row = i0 + (q - t * WKV7_ROWS_WARPS);
-    return t0 + t < tokens && row < n ? v[(i64)(t0 + t) * width + base + row] : 0.f;
+    for (int q = threadIdx.x; q < chunk * WKV7_ROWS_WARPS; q += blockDim.x)
+    {
+        int t = q / WKV7_ROWS_WARPS, i = i0 + (q - t * WKV7_ROWS_WARPS);
+        bool in = t0 + t < tokens && i < n;
+        copy_async_f32(dst + 5 * head + q, v + (in ? (i64)(t0 + t) * width + base + i : 0), in);
+    }
+
+    copy_async_commit();
 }
 
 extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, const float* w, const float* k, const float* v,
@@ -213,35 +221,17 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, 
         s[e] = active && j < n ? row[j] : 0.f;
     }
 
-    float staged[WKV7_ROWS_STAGE];
-#pragma unroll
-    for (int m = 0; m < WKV7_ROWS_STAGE; m++)
-    {
-        int q = threadIdx.x + 256 * m;
-        staged[m] = q < per ? wkv7_rows_element(q, r, w, k, a, b, v, 0, tokens, chunk, n, width, base, i0) : 0.f;
-    }
-
-#pragma unroll
-    for (int m = 0; m < WKV7_ROWS_STAGE; m++)
-    {
-        int q = threadIdx.x + 256 * m;
-        if (q < per) stage[q] = staged[m];
-    }
-
+    wkv7_rows_stage(stage, r, w, k, a, b, v, 0, tokens, chunk, n, width, base, i0);
+    copy_async_wait_all();
     __syncthreads();
     const int chunks = (tokens + chunk - 1) / chunk;
     for (int c = 0; c < chunks; c++)
     {
         const int t0 = c * chunk;
-        const bool more = c + 1 < chunks;
-        if (more)
+        if (c + 1 < chunks)
         {
-#pragma unroll
-            for (int m = 0; m < WKV7_ROWS_STAGE; m++)
-            {
-                int q = threadIdx.x + 256 * m;
-                staged[m] = q < per ? wkv7_rows_element(q, r, w, k, a, b, v, t0 + chunk, tokens, chunk, n, width, base, i0) : 0.f;
-            }
+            // The other buffer was last read in chunk c − 1, which every warp has finished (the barrier below).
+            wkv7_rows_stage(stage + ((c + 1) & 1) * per, r, w, k, a, b, v, t0 + chunk, tokens, chunk, n, width, base, i0);
         }
 
         const float* cur = stage + (c & 1) * per;
@@ -282,17 +272,7 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, 
             }
         }
 
-        if (more)
-        {
-            float* next = stage + ((c + 1) & 1) * per;
-#pragma unroll
-            for (int m = 0; m < WKV7_ROWS_STAGE; m++)
-            {
-                int q = threadIdx.x + 256 * m;
-                if (q < per) next[q] = staged[m];
-            }
-        }
-
+        copy_async_wait_all();
         __syncthreads();
     }
 

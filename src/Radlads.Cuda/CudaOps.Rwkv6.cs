@@ -9,7 +9,7 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// Launch shape of wkv6_rows_f32 (256 threads): WKV6_ROWS_WARPS = 8 columns of one head a block, so H·⌈N/8⌉ blocks;
-    /// a chunk of tokens whose (3N + 8)·chunk staged floats are at most 256 × WKV6_ROWS_STAGE (24) per buffer, so the
+    /// a chunk of tokens whose (3N + 8)·chunk staged floats are at most 6,144 per buffer, so the
     /// two buffers fit the 48 KiB every launch may use (N = 64: 30 tokens; N = 128: 15).
     /// </summary>
     internal static (uint Blocks, int Chunk, uint SharedBytes) Wkv6RowsGeometry(int heads, int n)

@@ -115,8 +115,8 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// Launch shape of wkv7_rows_f32 (256 threads): WKV7_ROWS_WARPS = 8 rows of one head a block, so H·⌈N/8⌉ blocks; a
-    /// chunk of tokens whose (5N + 8)·chunk staged floats are at most 256 × WKV7_ROWS_STAGE (24) per buffer, so a thread
-    /// stages at most 24 and the two buffers fit the 48 KiB every launch may use (N = 128: 9 tokens, 41 KiB).
+    /// chunk of tokens whose (5N + 8)·chunk staged floats are at most 6,144 per buffer, so the two
+    /// buffers fit the 48 KiB every launch may use without opting in (N = 128: 9 tokens, 41 KiB).
     /// </summary>
     internal static (uint Blocks, int Chunk, uint SharedBytes) Wkv7RowsGeometry(int heads, int n)
     {
