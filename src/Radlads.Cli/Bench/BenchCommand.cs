@@ -40,6 +40,10 @@ internal static class BenchCommand
         var warmup = new Option<int?>("--warmup") { Description = "Untimed decode steps before the timed ones (the first records the CUDA graph). Default 4; with --quick 2." };
         var serving = new Option<bool>("--serving") { Description = "Also run the serving scenario of RADLADS appendix E (32 requests; 8k/7k/6k in, 256/1k/2k out) with continuous batching, and report wall time and the RAD-RWKV speed-up." };
         var servingScale = new Option<double?>("--serving-scale") { Description = "Multiply the serving scenario's request lengths by this (0 < x ≤ 1) for a shorter run; the tables say so. Default 1; with --quick 0.125." };
+        var servingRows = new Option<string?>("--serving-rows")
+        {
+            Description = "Which rows of the paper's serving table to run, comma-separated: 1 = 8k in / 256 out, 2 = 7k / 1k, 3 = 6k / 2k. Default all three.",
+        };
         var servingRequests = new Option<int>("--serving-requests") { Description = "Concurrent requests of the serving scenario.", DefaultValueFactory = _ => 32 };
         var output = new Option<string?>("--output", "-o") { Description = "Results folder. Default bench/results/<card>/<date>/ (a suffix is added if it exists)." };
         var quick = new Option<bool>("--quick") { Description = "A short run: fewer contexts and batches, a shorter prompt, fewer timed steps, the serving scenario at 1/8 length." };
@@ -49,7 +53,7 @@ internal static class BenchCommand
         var command = new Command("bench", "Benchmark decode, batched decode, prefill, memory and serving of Qwen2 vs RAD-RWKV6/7 (random weights at real shapes, or --model), with CSV, Markdown and plots.")
         {
             shape, model, backend, ilgpuDevice, arch, contexts, batches, batchContext, prefill, decodeTokens, warmup, serving, servingScale,
-            servingRequests, output, quick, memoryLimit, report, seed,
+            servingRequests, servingRows, output, quick, memoryLimit, report, seed,
         };
         command.SetAction(parse =>
         {
@@ -73,6 +77,7 @@ internal static class BenchCommand
                 Serving = parse.GetValue(serving),
                 ServingScale = parse.GetValue(servingScale) ?? (q ? 0.125 : 1),
                 ServingRequests = Positive(parse.GetValue(servingRequests), "--serving-requests"),
+                ServingRows = parse.GetValue(servingRows) is string rowList ? ServingRowNumbers(rowList) : [1, 2, 3],
                 MemoryLimit = parse.GetValue(memoryLimit) is double gib
                     ? (gib > 0 && double.IsFinite(gib) ? (long)(gib * BenchRunner.GiB) : throw new RadladsException($"--memory-limit must be a positive number of GiB, got {gib.ToString(Inv)}"))
                     : null,
@@ -214,6 +219,12 @@ internal static class BenchCommand
             ? v * scale
             : throw new RadladsException($"{option}: '{item}' is not a positive whole number of tokens (e.g. 4096 or 4k, at most 16384k)");
     }).Distinct().Order().ToArray();
+
+    /// <summary>--serving-rows: 1-based rows of the paper's serving table.</summary>
+    internal static int[] ServingRowNumbers(string list) => Split(list, "--serving-rows").Select(item =>
+        int.TryParse(item, NumberStyles.None, Inv, out int row) && row >= 1 && row <= ServingScenario.Paper.Count
+            ? row
+            : throw new RadladsException($"--serving-rows: '{item}' is not a row of the paper's serving table (1 = 8k in / 256 out, 2 = 7k / 1k, 3 = 6k / 2k)")).Distinct().Order().ToArray();
 
     private static int Positive(int value, string option) =>
         value > 0 ? value : throw new RadladsException($"{option} must be at least 1, got {value}");

@@ -36,6 +36,9 @@ internal sealed record BenchOptions
 
     public int ServingRequests { get; init; } = 32;
 
+    /// <summary>Rows of the paper's serving table to run (1-based: 1 = 8k in / 256 out, 2 = 7k / 1k, 3 = 6k / 2k).</summary>
+    public IReadOnlyList<int> ServingRows { get; init; } = [1, 2, 3];
+
     /// <summary>Tokens one serving step may run (decode rows + prefill chunks), as vLLM's max_num_batched_tokens.</summary>
     public int ServingStepTokens { get; init; } = 2048;
 

@@ -47,7 +47,7 @@ internal sealed class BenchRunner
 
     /// <summary>Units of work <see cref="Run"/> reports to the progress bar.</summary>
     public static int Units(BenchOptions o, int models) =>
-        2 + (models * (2 + o.Contexts.Count + o.Batches.Count + (o.Serving ? ServingScenario.Paper.Count : 0)));
+        2 + (models * (2 + o.Contexts.Count + o.Batches.Count + (o.Serving ? ServingScenario.Selected(o).Count : 0)));
 
     /// <summary>One model to measure: a synthetic shape or a checkpoint folder.</summary>
     internal sealed record ModelSpec(string Shape, ModelConfig Config, string? Directory, long WeightBytes);
@@ -141,7 +141,7 @@ internal sealed class BenchRunner
 
             if (options.Serving)
             {
-                foreach (var scenario in ServingScenario.Paper)
+                foreach (var scenario in ServingScenario.Selected(options))
                 {
                     Measure(spec, "serving", null, options.ServingRequests, () => new ServingScenario(model, scenario, options, this).Run(Row(spec, "serving")));
                 }
@@ -197,7 +197,7 @@ internal sealed class BenchRunner
 
         if (options.Serving)
         {
-            foreach (var scenario in ServingScenario.Paper)
+            foreach (var scenario in ServingScenario.Selected(options))
             {
                 Add(row with { Measure = "serving", Batch = options.ServingRequests, Note = $"{scenario.Name}: {note}" });
             }

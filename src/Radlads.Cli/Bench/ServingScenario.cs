@@ -32,6 +32,13 @@ internal sealed class ServingScenario(CausalLM model, ServingScenario.Shape scen
 
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
+    /// <summary>The rows of <see cref="Paper"/> that --serving-rows selects, in table order.</summary>
+    public static IReadOnlyList<Shape> Selected(BenchOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return [.. options.ServingRows.Distinct().Order().Select(i => Paper[i - 1])];
+    }
+
     /// <summary>The requests' (tokens in, tokens out) for <paramref name="shape"/>: the same for every architecture.</summary>
     public static (int In, int Out)[] Requests(Shape shape, BenchOptions options)
     {

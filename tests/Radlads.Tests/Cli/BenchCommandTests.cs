@@ -152,6 +152,7 @@ public sealed class BenchCommandTests : IDisposable
     [InlineData("--serving-scale must be in (0, 1]", "bench", "--backend", "cpu", "--shape", "tiny", "--serving-scale", "2")]
     [InlineData("--memory-limit must be a positive number", "bench", "--backend", "cpu", "--shape", "tiny", "--memory-limit", "-1")]
     [InlineData("--decode-tokens must be at least 1", "bench", "--backend", "cpu", "--shape", "tiny", "--decode-tokens", "0")]
+    [InlineData("--serving-rows: '4' is not a row of the paper's serving table", "bench", "--backend", "cpu", "--shape", "tiny", "--serving", "--serving-rows", "1,4")]
     [InlineData("no results.csv there", "bench", "--report", "/nonexistent-radlads-folder")]
     [InlineData("--model /nonexistent-radlads-model: folder not found", "bench", "--backend", "cpu", "--model", "/nonexistent-radlads-model")]
     public void BadOptionsGiveOneClearError(string message, params string[] args)
@@ -177,6 +178,9 @@ public sealed class BenchCommandTests : IDisposable
         }
 
         Assert.Equal([1.61, 2.77, 3.41], ServingScenario.Paper.Select(p => p.PaperSpeedup));
+        // --serving-rows picks rows of the table, in table order, once each.
+        Assert.Equal([1, 3], BenchCommand.ServingRowNumbers("3,1,3"));
+        Assert.Equal(["8k in / 256 out", "6k in / 2k out"], ServingScenario.Selected(options with { ServingRows = [3, 1] }).Select(p => p.Name));
     }
 
     [Fact]
