@@ -145,7 +145,7 @@ internal sealed unsafe partial class CudaOps
     }
 
     /// <summary>Splits before the chunk rounding: at least <paramref name="baseSplits"/>, 256 keys a split, ≤ 8192, ≥ 32 keys a split.</summary>
-    private static int DecodeSplitBound(int length, int baseSplits)
+    internal static int DecodeSplitBound(int length, int baseSplits)
     {
         long wanted = Math.Max(baseSplits, (length + 255L) / 256);
         return (int)Math.Clamp(Math.Min(wanted, 8192), 1, (length + 31) / 32);
