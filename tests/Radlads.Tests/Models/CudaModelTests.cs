@@ -318,7 +318,7 @@ public sealed class CudaGraphTests
     }
 
     [Theory]
-    [MemberData(nameof(RecurrentFixtures))]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
     public void RecordedSampleEqualsEagerSampleAndLogitReplaysSkipIt(string name)
     {
         using var backend = CudaAvailability.Backend();

@@ -82,7 +82,7 @@ public sealed class IlgpuGraphTests
     }
 
     [Theory]
-    [MemberData(nameof(RecurrentFixtures))]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
     public void RecordedSampleEqualsEagerSampleAndLogitReplaysSkipIt(string name)
     {
         using var backend = Cuda();
