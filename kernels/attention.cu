@@ -41,6 +41,22 @@ extern "C" __global__ void repeat_kv_f32(const float* x, int tokens, int kv_head
     }
 }
 
+// KV cache append: row start + t (plus *start_offset when not null, as rope_f32) of k_cache and v_cache [S, W] ← row t
+// of k and v [T, W]; one thread per element of k. A recorded decode step writes the replayed position's row.
+extern "C" __global__ void append_kv_f32(const float* k, const float* v, float* k_cache, float* v_cache, int tokens, int w,
+    int start, const int* start_offset)
+{
+    pdl_begin();
+    if (start_offset != 0) start += *start_offset;
+    GRID_STRIDE(idx, (i64)tokens * w)
+    {
+        i64 t = idx / w;
+        i64 o = (start + t) * w + idx % w;
+        k_cache[o] = k[idx];
+        v_cache[o] = v[idx];
+    }
+}
+
 #define ATT_WARPS 4
 #define ATT_MAX_PER_LANE 8 // head dim ≤ 256
 
@@ -134,13 +150,39 @@ extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_f32(const
     }
 }
 
+// The split of a decode over `length` keys, as CudaOps.AttentionDecode computes it on the host: at least `base`
+// splits (⌈2·SMs / heads⌉), at most 256 keys a split, at most 8192 splits and at least 32 keys a split; then the chunk,
+// and the splits that chunk needs. Returns the chunk; *splits gets the split count.
+__device__ __forceinline__ int decode_chunk(int length, int base, int* splits)
+{
+    long long wanted = max((long long)base, (length + 255LL) / 256);
+    int s = (int)min(min(wanted, 8192LL), (long long)((length + 31) / 32));
+    s = max(s, 1);
+    int chunk = (length + s - 1) / s;
+    *splits = (length + chunk - 1) / chunk;
+    return chunk;
+}
+
 // Decode (T = 1) split over the cache, flash-decoding style: grid (heads, splits), four warps per block. Block
 // (h, s) takes keys [s·chunk, min((s + 1)·chunk, length)) of query head h: each warp keeps an online softmax over
 // every fourth key, the warps merge, and the block writes partial[h, s] = (max, sum, acc[N]) for attention_combine.
+// With length_offset not null (a recorded step) the length is length + *length_offset, read at replay, and the chunk
+// and split count follow from it as on the host (decode_chunk with `base`); the grid then has the splits of the
+// cache's capacity and blocks past the live splits exit at once (they write nothing; the combine reads only the live
+// ones), so a replay computes bit for bit what an eager call at that length does.
 extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_split_f32(const float* q, const float* k_cache,
-    const float* v_cache, int heads, int kv_heads, int n, int length, int chunk, float scale, float* partial)
+    const float* v_cache, int heads, int kv_heads, int n, int length, int chunk, float scale, float* partial,
+    const int* length_offset, int base)
 {
     pdl_begin();
+    if (length_offset != 0)
+    {
+        int live;
+        length += *length_offset;
+        chunk = decode_chunk(length, base, &live);
+        if ((int)blockIdx.y >= live) return;
+    }
+
     __shared__ float warp_max[ATT_WARPS];
     __shared__ float warp_sum_[ATT_WARPS];
     __shared__ float warp_acc[ATT_WARPS][ATT_MAX_PER_LANE * 32];
@@ -234,8 +276,10 @@ extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_split_f32
 
 // y[h] = Σ_s acc_s·e^(m_s − M) / Σ_s l_s·e^(m_s − M) over the splits of attention_split_f32. One block per head:
 // the split weights e^(m_s − M) go to shared memory (dynamic: splits floats), then each thread sums one element
-// of the head over the splits, in order.
-extern "C" __global__ void attention_combine_f32(const float* partial, int heads, int splits, int n, float* y)
+// of the head over the splits, in order. With length_offset not null (a recorded step; see attention_split_f32)
+// `splits` is the split grid's (the partials' stride) and only the first decode_chunk(length + *length_offset) are live.
+extern "C" __global__ void attention_combine_f32(const float* partial, int heads, int splits, int n, float* y,
+    const int* length_offset, int length, int base)
 {
     pdl_begin();
     extern __shared__ float weights[];
@@ -243,6 +287,7 @@ extern "C" __global__ void attention_combine_f32(const float* partial, int heads
     __shared__ float top_shared;
     int h = blockIdx.x;
     const float* p = partial + (i64)h * splits * (n + 2);
+    if (length_offset != 0) decode_chunk(length + *length_offset, base, &splits);
     float top = neg_infinity();
     for (int s = threadIdx.x; s < splits; s += blockDim.x) top = fmaxf(top, p[(i64)s * (n + 2)]);
     for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));

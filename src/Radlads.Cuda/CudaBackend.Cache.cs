@@ -169,6 +169,15 @@ public sealed unsafe partial class CudaBackend
         blocks.Push(block);
     }
 
+    /// <summary>How many recorded steps have been replayed on this backend (tests check that the recorded path ran).</summary>
+    public long Replays { get; private set; }
+
+    /// <summary>How many steps have been recorded on this backend.</summary>
+    public long Recordings { get; private set; }
+
+    /// <summary>Recorded steps may hold Qwen2 attention: AppendKv and the decode attention read the position on the device.</summary>
+    public bool RecordsAttention => true;
+
     /// <inheritdoc/>
     public ICapturedStep Capture(ReadOnlySpan<int> ids, int position, Action body, Tensor? sampleLogits = null, int allowedVocabulary = 0)
     {
@@ -231,7 +240,9 @@ public sealed unsafe partial class CudaBackend
 
         try
         {
-            return new RecordedStep(this, new CudaGraphExec(Device, graph), session);
+            var step = new RecordedStep(this, new CudaGraphExec(Device, graph), session);
+            Recordings++;
+            return step;
         }
         catch
         {
@@ -272,6 +283,12 @@ public sealed unsafe partial class CudaBackend
             throw new ArgumentException($"this step was recorded for {session.Ids.Length} token id(s), not {ids.Length}");
         }
 
+        if (position < 0 || position > session.LastPosition)
+        {
+            throw new InvalidOperationException(
+                $"this step was recorded with KV caches covering positions up to {session.LastPosition}, not {position}: record it again (ICapturedStep.CanReplayAt)");
+        }
+
         // The previous replay's first node may still be reading the pinned buffer.
         stepRead.Synchronize();
         var step = (byte*)stepHost.Pointer;
@@ -285,6 +302,7 @@ public sealed unsafe partial class CudaBackend
         ids.CopyTo(new Span<int>(step + StepIds, ids.Length));
         graph.Launch(stream);
         stepRead.Record(stream);
+        Replays++;
     }
 
     /// <summary>A replay with the recorded Sample: waits for it and returns the id (or throws on non-finite logits).</summary>
@@ -315,6 +333,9 @@ public sealed unsafe partial class CudaBackend
 
         /// <summary>Blocks freed while recording: reused within the recording, then reserved for its graph.</summary>
         public Dictionary<long, Stack<DeviceMemory>> Free { get; } = [];
+
+        /// <summary>The last position a replay may take: KV cache rows the recorded ops write and read must exist.</summary>
+        public int LastPosition { get; set; } = int.MaxValue;
     }
 
     private sealed class RecordedStep(CudaBackend backend, CudaGraphExec graph, RecordingSession session) : ICapturedStep
@@ -332,6 +353,8 @@ public sealed unsafe partial class CudaBackend
             ObjectDisposedException.ThrowIf(disposed, this);
             return backend.ReplaySample(graph, session, ids, position, row);
         }
+
+        public bool CanReplayAt(int position) => !disposed && position >= 0 && position <= session.LastPosition;
 
         public void Dispose()
         {

@@ -390,6 +390,23 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         return stepDevice.Pointer;
     }
 
+    /// <summary>
+    /// <see cref="PositionOffset(ref int)"/> for an op on rows start .. start + tokens − 1 of a KV cache of
+    /// <paramref name="rows"/> rows: a recording then covers replays only at positions whose rows exist
+    /// (<see cref="ICapturedStep.CanReplayAt"/>).
+    /// </summary>
+    internal ulong PositionOffset(ref int start, int tokens, long rows)
+    {
+        ulong offset = PositionOffset(ref start);
+        if (recording is { } session)
+        {
+            // A replay at q touches rows q + start .. q + start + tokens − 1 (start now relative).
+            session.LastPosition = (int)Math.Min(session.LastPosition, rows - tokens - start);
+        }
+
+        return offset;
+    }
+
     internal bool Recording => recording is not null;
 
     /// <summary>Split-K GEMVs count finished splits per column tile here; the last block of a tile resets its counter.</summary>

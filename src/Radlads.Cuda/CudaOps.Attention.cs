@@ -48,9 +48,9 @@ internal sealed unsafe partial class CudaOps
             throw new ArgumentException($"Attention: q {q.ShapeText}, cache {kCache.ShapeText}, start {startPosition}");
         }
 
-        if (backend.Recording)
+        if (backend.Recording && tokens != 1)
         {
-            throw new InvalidOperationException("Attention cannot be part of a recorded step: its cache rows depend on the position");
+            throw new InvalidOperationException($"Attention over {tokens} query rows cannot be part of a recorded step (a recorded step is one token)");
         }
 
         if (headDim > MaxAttentionHeadDim)
@@ -63,7 +63,7 @@ internal sealed unsafe partial class CudaOps
         ulong pk = P(kCache), pv = P(vCache), pq = 0, py = 0;
         if (tokens == 1)
         {
-            AttentionDecode(P(q), pk, pv, heads, kvHeads, headDim, startPosition + 1, scale, P(y));
+            AttentionDecode(P(q), pk, pv, heads, kvHeads, headDim, startPosition + 1, Math.Min(kCache.RowCount, vCache.RowCount), scale, P(y));
             return;
         }
 
@@ -100,23 +100,63 @@ internal sealed unsafe partial class CudaOps
         }
     }
 
+    public void AppendKv(Tensor k, Tensor v, Tensor kCache, Tensor vCache, int position)
+    {
+        backend.Enter();
+        DecodeRowChecks.AppendKv(k, v, kCache, vCache, position);
+        int tokens = k.RowCount;
+        int w = k.RowLength;
+        // A recorded step writes the rows of the replayed position, and covers positions while they fit the caches.
+        ulong offset = backend.PositionOffset(ref position, tokens, Math.Min(kCache.RowCount, vCache.RowCount));
+        ulong pk = P(k), pv = P(v), pkc = P(kCache), pvc = P(vCache);
+        void** a = stackalloc void*[] { &pk, &pv, &pkc, &pvc, &tokens, &w, &position, &offset };
+        Elementwise(K.AppendKv, "append_kv_f32", (long)tokens * w, a);
+    }
+
     /// <summary>
     /// One query row per head against <paramref name="length"/> cached keys, split over the cache so that
     /// heads × splits fills the GPU about twice and no block takes more than 256 keys, then the splits combined
-    /// (flash decoding).
+    /// (flash decoding). While recording, the length is read at replay (attention_split_f32): the grid has the splits
+    /// of the longest length that fits <paramref name="capacity"/> rows, and the kernels derive the live chunk and split
+    /// count from the replay's length exactly as this method does, so a replay equals an eager call bit for bit.
     /// </summary>
-    private void AttentionDecode(ulong pq, ulong pk, ulong pv, int heads, int kvHeads, int headDim, int length, float scale, ulong py)
+    private void AttentionDecode(ulong pq, ulong pk, ulong pv, int heads, int kvHeads, int headDim, int length, int capacity, float scale, ulong py)
     {
         // Enough blocks to fill the GPU twice, and at most 256 keys a block (64 a warp) for long caches.
-        long wanted = Math.Max((2L * backend.Device.MultiprocessorCount + heads - 1) / heads, (length + 255L) / 256);
-        int splits = (int)Math.Clamp(Math.Min(wanted, 8192), 1, (length + 31) / 32);
-        int chunk = (length + splits - 1) / splits;
-        splits = (length + chunk - 1) / chunk;
+        int baseSplits = (int)((2L * backend.Device.MultiprocessorCount + heads - 1) / heads);
+        int chunk = DecodeChunk(length, baseSplits, out int splits);
+        ulong offset = 0;
+        if (backend.Recording)
+        {
+            // The split count is nondecreasing in the length before the chunk rounding: the capacity's bounds them all.
+            // Rows up to the query's (length − 1) must exist at a replay's position.
+            int last = length - 1;
+            offset = backend.PositionOffset(ref last, 1, capacity);
+            length = last + 1;
+            splits = DecodeSplitBound(capacity, baseSplits);
+        }
+
         using var partial = backend.AllocateUninitialized(heads * splits, headDim + 2);
         ulong pp = P(partial);
-        void** a = stackalloc void*[] { &pq, &pk, &pv, &heads, &kvHeads, &headDim, &length, &chunk, &scale, &pp };
+        void** a = stackalloc void*[] { &pq, &pk, &pv, &heads, &kvHeads, &headDim, &length, &chunk, &scale, &pp, &offset, &baseSplits };
         backend.Launch(K.AttentionSplit, "attention_split_f32", (uint)heads, (uint)splits, 128, 0, a);
-        void** c = stackalloc void*[] { &pp, &heads, &splits, &headDim, &py };
+        void** c = stackalloc void*[] { &pp, &heads, &splits, &headDim, &py, &offset, &length, &baseSplits };
         backend.Launch(K.AttentionCombine, "attention_combine_f32", (uint)heads, 1, 128, (uint)(splits * sizeof(float)), c);
+    }
+
+    /// <summary>Splits before the chunk rounding: at least <paramref name="baseSplits"/>, 256 keys a split, ≤ 8192, ≥ 32 keys a split.</summary>
+    internal static int DecodeSplitBound(int length, int baseSplits)
+    {
+        long wanted = Math.Max(baseSplits, (length + 255L) / 256);
+        return (int)Math.Clamp(Math.Min(wanted, 8192), 1, (length + 31) / 32);
+    }
+
+    /// <summary>The chunk of keys per split for <paramref name="length"/> keys, and the splits it needs (kernels/attention.cu's decode_chunk).</summary>
+    internal static int DecodeChunk(int length, int baseSplits, out int splits)
+    {
+        splits = DecodeSplitBound(length, baseSplits);
+        int chunk = (length + splits - 1) / splits;
+        splits = (length + chunk - 1) / chunk;
+        return chunk;
     }
 }

@@ -32,6 +32,7 @@ internal sealed class Kernels
         ParamToF32 = library.Function("matmul.cu", "param_to_f32");
         Rope = library.Function("attention.cu", "rope_f32");
         RepeatKv = library.Function("attention.cu", "repeat_kv_f32");
+        AppendKv = library.Function("attention.cu", "append_kv_f32");
         Attention = library.Function("attention.cu", "attention_f32");
         AttentionSplit = library.Function("attention.cu", "attention_split_f32");
         AttentionPrefill = library.Function("attention.cu", "attention_prefill_f32");
@@ -114,6 +115,8 @@ internal sealed class Kernels
     public nint Rope { get; }
 
     public nint RepeatKv { get; }
+
+    public nint AppendKv { get; }
 
     public nint Attention { get; }
 

@@ -65,6 +65,9 @@ public sealed unsafe partial class IlgpuBackend : IStepCapture
         }
     }
 
+    /// <summary>Recorded steps may hold Qwen2 attention: AppendKv and the fused Attention kernel read the position on the device.</summary>
+    public bool RecordsAttention => !ThreadPerOutputKernels && !Baseline;
+
     /// <summary>How many recorded steps have been replayed on this backend (tests check that the recorded path ran).</summary>
     public long Replays { get; private set; }
 
@@ -147,6 +150,24 @@ public sealed unsafe partial class IlgpuBackend : IStepCapture
         var view = entry.Buffer!.View.BaseView;
         var position = stepBuffers!.Device.View.BaseView.SubView(StepPosition, sizeof(int)).Cast<int>();
         return (view.SubView(0, entry.Positions * half), view.SubView(entry.Positions * half, entry.Positions * half), position, offset);
+    }
+
+    /// <summary>
+    /// Where an op on rows <paramref name="start"/> .. start + tokens − 1 of a cache of <paramref name="rows"/> rows reads
+    /// its position: eager, a device zero and the start; recording, the step buffer's position and the start relative to
+    /// the recording's (a replay at q touches rows q + offset ..), and the recording then covers positions only while
+    /// those rows exist (<see cref="ICapturedStep.CanReplayAt"/>). Caller holds Enter.
+    /// </summary>
+    internal (ArrayView<int> Position, int Offset) PositionOf(int start, int tokens, long rows)
+    {
+        if (recording is not { } session)
+        {
+            return (Device.Zero.View, start);
+        }
+
+        int offset = start - session.Position;
+        session.LastPosition = (int)Math.Min(session.LastPosition, rows - tokens - offset);
+        return (stepBuffers!.Device.View.BaseView.SubView(StepPosition, sizeof(int)).Cast<int>(), offset);
     }
 
     /// <summary>A RoPE table is replaced: freed now unless a recorded step may still read it.</summary>
@@ -310,7 +331,7 @@ public sealed unsafe partial class IlgpuBackend : IStepCapture
         if (position < 0 || position > session.LastPosition)
         {
             throw new InvalidOperationException(
-                $"this step was recorded with RoPE tables covering positions up to {session.LastPosition}, not {position}: record it again (ICapturedStep.CanReplayAt)");
+                $"this step was recorded with RoPE tables or KV caches covering positions up to {session.LastPosition}, not {position}: record it again (ICapturedStep.CanReplayAt)");
         }
 
         NotWhileRecording("Replaying a recorded step");

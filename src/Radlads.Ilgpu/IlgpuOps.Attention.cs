@@ -27,6 +27,20 @@ internal sealed partial class IlgpuOps
         K.Rope(S, Extent(pairs, nameof(Rope)), F(x), cos, sin, position, offset, heads, headDim);
     }
 
+    public void AppendKv(Tensor k, Tensor v, Tensor kCache, Tensor vCache, int position)
+    {
+        DecodeRowChecks.AppendKv(k, v, kCache, vCache, position);
+        long n = k.ElementCount;
+        if (n == 0)
+        {
+            return;
+        }
+
+        using var scope = backend.Enter();
+        var (device, offset) = backend.PositionOf(position, k.RowCount, Math.Min(kCache.RowCount, vCache.RowCount));
+        K.AppendKv(S, Extent(n, nameof(AppendKv)), F(k), F(v), F(kCache), F(vCache), k.RowLength, device, offset);
+    }
+
     public void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y)
     {
         if (x.RowLength != kvHeads * headDim || y.RowLength != kvHeads * groups * headDim || x.RowCount != y.RowCount)
@@ -54,9 +68,11 @@ internal sealed partial class IlgpuOps
         }
 
         Fits(y, (long)tokens * width, nameof(Attention));
-        if (backend.Recording)
+        bool fused = !backend.ThreadPerOutputKernels && !backend.Baseline && headDim <= Kernels.AttentionKernels.MaxHeadDim;
+        if (backend.Recording && !fused)
         {
-            throw new InvalidOperationException("Attention cannot be part of a recorded step: its cache rows depend on the position");
+            throw new InvalidOperationException(
+                $"Attention with head dim {headDim} cannot be part of a recorded step (the fused kernel takes up to {Kernels.AttentionKernels.MaxHeadDim}); set RADLADS_ILGPU_GRAPHS=0");
         }
 
         if (tokens == 0 || heads == 0 || headDim == 0)
@@ -70,10 +86,12 @@ internal sealed partial class IlgpuOps
         var ys = F(y);
         var ks = F(kCache);
         var vs = F(vCache);
-        if (!backend.ThreadPerOutputKernels && !backend.Baseline && headDim <= Kernels.AttentionKernels.MaxHeadDim)
+        if (fused)
         {
-            // One launch: a group per (token, head), online softmax over the positions.
-            K.AttentionFused(S, Groups((long)tokens * heads, nameof(Attention)), qs, ks, vs, heads, kvHeads, headDim, startPosition, scale, ys);
+            // One launch: a group per (token, head), online softmax over the positions (read on the device: a recorded
+            // step attends to the replayed position's length with the same grid).
+            var (position, start) = backend.PositionOf(startPosition, tokens, kCache.RowCount);
+            K.AttentionFused(S, Groups((long)tokens * heads, nameof(Attention)), qs, ks, vs, heads, kvHeads, headDim, position, start, scale, ys);
             return;
         }
 

@@ -3,6 +3,9 @@ namespace Radlads.Tests;
 /// <summary>
 /// Every numeric tolerance the tests use, in one place, each with the reason it is what it is.
 /// An error is compared as |actual − expected| ≤ Absolute + Relative · |expected| unless stated.
+/// Recorded decode steps (CUDA graphs, CudaGraphTests / IlgpuGraphTests) have no tolerance: they run the eager path's
+/// kernels on the same inputs, and Qwen2's recorded attention derives the eager call's split of the cache from the
+/// replayed length, so logits and state are compared bit for bit.
 /// </summary>
 public static class Tolerances
 {

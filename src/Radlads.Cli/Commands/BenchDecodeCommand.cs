@@ -202,20 +202,28 @@ internal static class BenchDecodeCommand
                             foreach (bool onDevice in SampleSwitch(options.Sample))
                             {
                                 string graphText = "n/a", pdlText = "n/a";
+                                // Replays before and after say whether the recorded path ran ("on (not used)" if not).
+                                Func<long>? replays = null;
                                 if (raw is CudaBackend c)
                                 {
                                     c.CaptureEnabled = graph;
                                     c.ProgrammaticLaunch = programmatic && c.Device.ComputeMajor >= 9 && c.Device.Driver.HasLaunchEx;
-                                    graphText = graph ? (architecture == Architecture.Qwen2 ? "on (not used: KV cache)" : "on") : "off";
+                                    replays = () => c.Replays;
                                     pdlText = c.ProgrammaticLaunch ? "on" : "off";
                                 }
                                 else if (raw is IlgpuBackend ilgpu && ilgpu.CaptureUnsupported is null)
                                 {
                                     ilgpu.CaptureEnabled = graph;
-                                    graphText = graph ? (architecture == Architecture.Qwen2 ? "on (not used: KV cache)" : "on") : "off";
+                                    replays = () => ilgpu.Replays;
                                 }
 
+                                long replaysBefore = replays?.Invoke() ?? 0;
                                 var (mean, p50) = Decode(model, context, options, random, onDevice);
+                                if (replays is not null)
+                                {
+                                    graphText = !graph ? "off" : replays() > replaysBefore ? "on" : "on (not used)";
+                                }
+
                                 var (weights, state) = SyntheticModel.DecodeBytes(config, context);
                                 double bytes = weights + state;
                                 double rate = bytes / (mean / 1000);

@@ -15,10 +15,12 @@ public static class AttentionKernels
     /// e^(s − max). For Σ p·v the group splits into ⌊threads / N⌋ slices (at least one) that take every slice-th position
     /// of the block; thread (slice, i) keeps its running sum for output element i (and i + threads, … when N exceeds the
     /// group) in shared memory, and the slices are added in order at the end. Any group size and N up to
-    /// <see cref="MaxHeadDim"/>. Grid: T · H groups.
+    /// <see cref="MaxHeadDim"/>. Grid: T · H groups, whatever the position. Row t sits at position[0] + start + t: eager
+    /// calls pass a device zero and their start, a recorded decode step the step buffer's position and its start relative
+    /// to the recording's (as <see cref="ElementwiseKernels.Rope"/>), so a replay attends to the replayed length.
     /// </summary>
     public static void AttentionFused(ArrayView<float> q, ArrayView<float> kCache, ArrayView<float> vCache, int heads, int kvHeads, int n,
-        int start, float scale, ArrayView<float> y)
+        ArrayView<int> position, int start, float scale, ArrayView<float> y)
     {
         var qs = SharedMemory.Allocate<float>(MaxHeadDim);
         var output = SharedMemory.Allocate<float>(GroupedKernels.MaxGroupSize);
@@ -30,7 +32,7 @@ public static class AttentionKernels
         int kvh = h / (heads / kvHeads);
         int tid = Group.IdxX;
         int threads = Group.DimX;
-        int length = start + t + 1;
+        int length = position[0] + start + t + 1;
         long qo = (long)row * n;
         long kvStride = (long)kvHeads * n;
         long kvo = (long)kvh * n;

@@ -70,6 +70,21 @@ public static class ElementwiseKernels
         x[o + i + half] = (b * c) + (a * s);
     }
 
+    /// <summary>
+    /// KV cache append: row position[0] + offset + t of kCache and vCache [S, W] ← row t of k and v [T, W]; one thread
+    /// per element of k. The position as <see cref="Rope"/> takes it (eager: a device zero and the start; recorded: the
+    /// step buffer and the start relative to the recording's), so a replay writes the replayed position's row.
+    /// </summary>
+    public static void AppendKv(Index1D idx, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kCache, ArrayView<float> vCache, int w,
+        ArrayView<int> position, int offset)
+    {
+        int t = idx / w;
+        int i = idx % w;
+        long o = ((long)(position[0] + offset + t) * w) + i;
+        kCache[o] = k[idx];
+        vCache[o] = v[idx];
+    }
+
     /// <summary>delta[t] = x[t−1] − x[t] with x[−1] = state. The host then copies x[T−1] into the state.</summary>
     public static void TokenShift(Index1D i, ArrayView<float> x, ArrayView<float> state, int c, ArrayView<float> delta)
     {

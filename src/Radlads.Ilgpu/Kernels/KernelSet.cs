@@ -23,6 +23,8 @@ internal sealed class KernelSet
         SwiGlu = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
         Embedding = a.LoadAutoGroupedKernel<Index1D, WeightView, ArrayView<int>, int, ArrayView<float>>(ElementwiseKernels.Embedding);
         RepeatKv = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, int, int, int, ArrayView<float>>(ElementwiseKernels.RepeatKv);
+        AppendKv = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<int>, int>(
+            ElementwiseKernels.AppendKv);
         Rope = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>(ElementwiseKernels.Rope);
         TokenShift = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(ElementwiseKernels.TokenShift);
         MixShift = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, WeightView, int, ArrayView<float>>(ElementwiseKernels.MixShift);
@@ -77,14 +79,14 @@ internal sealed class KernelSet
         ];
         GemvSplits = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, WeightView, int, int, int, ArrayView<float>>(GemvKernels.GemvSplits);
         MatMulTiled = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, int, int, int, ArrayView<float>>(TiledKernels.MatMulTiled);
-        AttentionFused = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, ArrayView<float>>(
+        AttentionFused = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<int>, int, float, ArrayView<float>>(
             AttentionKernels.AttentionFused);
         Empty = a.LoadAutoGroupedKernel<Index1D, int>(ProbeKernels.Empty);
         CompileTime = watch.Elapsed;
     }
 
     /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
-    public const int Count = 41;
+    public const int Count = 42;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -108,6 +110,8 @@ internal sealed class KernelSet
     public Action<AcceleratorStream, Index1D, ArrayView<float>, int, int, int, ArrayView<float>> RepeatKv { get; }
 
     public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int> Rope { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<int>, int> AppendKv { get; }
 
     public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> TokenShift { get; }
 
@@ -157,7 +161,7 @@ internal sealed class KernelSet
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, WeightView, int, int, int, int, int, ArrayView<float>> MatMulTiled { get; }
 
-    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, ArrayView<float>> AttentionFused { get; }
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<int>, int, float, ArrayView<float>> AttentionFused { get; }
 
     /// <summary>A kernel that does nothing: measures the host cost of one launch.</summary>
     public Action<AcceleratorStream, Index1D, int> Empty { get; }

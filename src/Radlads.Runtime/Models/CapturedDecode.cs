@@ -10,9 +10,16 @@ namespace Radlads.Models;
 /// </summary>
 internal sealed class CapturedDecode : IDisposable
 {
-    public CapturedDecode(IBackend backend, int hidden, int vocab, int allowedVocabulary)
+    private readonly (KvCacheState Cache, Tensor Keys, Tensor Values)[] caches;
+    private readonly int lastPosition;
+
+    // caches: the state's KV caches, reserved for the recording's position. The recording writes and reads these
+    // tensors, so it serves positions below the smallest capacity, and only while no cache was reallocated.
+    public CapturedDecode(IBackend backend, int hidden, int vocab, int allowedVocabulary, IReadOnlyList<KvCacheState> caches)
     {
         AllowedVocabulary = allowedVocabulary;
+        this.caches = caches.Select(c => (c, c.Keys, c.Values)).ToArray();
+        lastPosition = caches.Count == 0 ? int.MaxValue : caches.Min(c => c.Capacity) - 1;
         Hidden = backend.AllocateUninitialized(1, hidden);
         Normed = backend.AllocateUninitialized(1, hidden);
         Branch = backend.AllocateUninitialized(1, hidden);
@@ -34,6 +41,10 @@ internal sealed class CapturedDecode : IDisposable
     public int AllowedVocabulary { get; }
 
     public ICapturedStep? Recording { get; set; }
+
+    /// <summary>Whether the recorded KV cache rows still hold <paramref name="state"/>'s next token (see the constructor).</summary>
+    public bool Covers(SequenceState state) =>
+        state.Position <= lastPosition && caches.All(c => ReferenceEquals(c.Cache.Keys, c.Keys) && ReferenceEquals(c.Cache.Values, c.Values));
 
     public void Dispose()
     {

@@ -270,7 +270,8 @@ public sealed class CausalLM : IDisposable
 
     /// <summary>The capture interface of the backend when a decode step of this model can be recorded and replayed.</summary>
     private IStepCapture? StepCapture =>
-        Backend is IStepCapture { CaptureEnabled: true } capture && mixers.All(m => m is not Qwen2Attention) ? capture : null;
+        Backend is IStepCapture { CaptureEnabled: true } capture
+        && (capture.RecordsAttention || mixers.All(m => m is not Qwen2Attention)) ? capture : null;
 
     /// <summary>
     /// Runs <paramref name="sequences"/> fresh, independent windows of <paramref name="length"/> tokens each
@@ -359,7 +360,7 @@ public sealed class CausalLM : IDisposable
     /// <summary>
     /// The state's recorded decode step, ending with a Sample over <paramref name="allowedVocabulary"/> ids: recorded on
     /// first use, and again if a caller samples over another vocabulary size (a kernel argument of the recording) or the
-    /// recording cannot serve this position (<see cref="ICapturedStep.CanReplayAt"/>).
+    /// recording cannot serve this position (<see cref="ICapturedStep.CanReplayAt"/>; a KV cache full or reallocated).
     /// </summary>
     private CapturedDecode Recorded(SequenceState state, int token, IStepCapture capture, int allowedVocabulary)
     {
@@ -368,14 +369,23 @@ public sealed class CausalLM : IDisposable
             throw new RadladsException($"token id {token} at position 0 is outside the model's vocabulary [0, {embedding.RowCount})");
         }
 
-        if (state.Captured is { } existing && existing.AllowedVocabulary == allowedVocabulary && existing.Recording!.CanReplayAt(state.Position))
+        if (state.Captured is { } existing && existing.AllowedVocabulary == allowedVocabulary && existing.Covers(state)
+            && existing.Recording!.CanReplayAt(state.Position))
         {
             return existing;
         }
 
         state.Captured?.Dispose();
         state.Captured = null;
-        var step = new CapturedDecode(Backend, Config.HiddenSize, Config.VocabSize, allowedVocabulary);
+        // KV caches grow outside the recording (a reallocation cannot be recorded), by doubling: the recording then
+        // serves every position up to the capacity, and is made again only when a cache grows (log₂ times).
+        var caches = state.Layers.OfType<KvCacheState>().ToArray();
+        foreach (var cache in caches)
+        {
+            cache.Reserve(Backend, state.Position + 1);
+        }
+
+        var step = new CapturedDecode(Backend, Config.HiddenSize, Config.VocabSize, allowedVocabulary, caches);
         try
         {
             List<Segment> segments = [new Segment(state, 0, 1, state.Position)];

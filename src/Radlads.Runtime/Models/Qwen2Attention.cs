@@ -66,8 +66,8 @@ internal sealed class Qwen2Attention : IMixer
             var ks = k.Rows(s.RowStart, s.RowCount);
             ops.Rope(qs, h, n, s.StartPosition, theta);
             ops.Rope(ks, kvh, n, s.StartPosition, theta);
-            backend.Copy(ks, cache.Keys.Rows(s.StartPosition, s.RowCount));
-            backend.Copy(v.Rows(s.RowStart, s.RowCount), cache.Values.Rows(s.StartPosition, s.RowCount));
+            // An op rather than a copy to cache rows: a recorded decode step writes the rows of the replayed position.
+            ops.AppendKv(ks, v.Rows(s.RowStart, s.RowCount), cache.Keys, cache.Values, s.StartPosition);
             ops.Attention(qs, cache.Keys, cache.Values, h, kvh, n, s.StartPosition, o.Rows(s.RowStart, s.RowCount));
         }
 

@@ -12,6 +12,18 @@ public static class DecodeRowChecks
         }
     }
 
+    /// <summary>k, v [T, W] fit rows position .. position + T − 1 of the caches [S, W] (<see cref="IOps.AppendKv"/>).</summary>
+    public static void AppendKv(Tensor k, Tensor v, Tensor kCache, Tensor vCache, int position)
+    {
+        int w = k.RowLength;
+        if (v.RowCount != k.RowCount || v.RowLength != w || kCache.RowLength != w || vCache.RowLength != w
+            || position < 0 || (long)position + k.RowCount > Math.Min(kCache.RowCount, vCache.RowCount))
+        {
+            throw new ArgumentException(
+                $"AppendKv: k {k.ShapeText}, v {v.ShapeText} do not fit rows {position}.. of caches {kCache.ShapeText}, {vCache.ShapeText}; reserve the cache first");
+        }
+    }
+
     public static void Scatter(Tensor x, IReadOnlyList<Tensor> destinations, ReadOnlySpan<int> rows)
     {
         Rows("ScatterRows", x, rows.Length);

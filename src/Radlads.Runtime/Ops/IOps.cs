@@ -175,6 +175,21 @@ public interface IOps
     }
 
     /// <summary>
+    /// KV cache append for one sequence: rows <paramref name="position"/> .. position + T − 1 of
+    /// <paramref name="kCache"/> and <paramref name="vCache"/> [S, W] ← k and v [T, W]. The position is a sequence
+    /// position like <see cref="Rope"/>'s start: a recorded decode step (<see cref="IStepCapture"/>) reads it at replay,
+    /// so the rows written follow the replayed position. The default is the exact copy <see cref="ScatterRows"/> makes.
+    /// </summary>
+    void AppendKv(Tensor k, Tensor v, Tensor kCache, Tensor vCache, int position)
+    {
+        DecodeRowChecks.AppendKv(k, v, kCache, vCache, position);
+        int tokens = k.RowCount;
+        // x · 1 is x exactly in IEEE fp32 (NaN stays NaN): a copy with the ops every backend has.
+        Scale(k, 1f, kCache.Rows(position, tokens));
+        Scale(v, 1f, vCache.Rows(position, tokens));
+    }
+
+    /// <summary>
     /// Decode attention for B sequences, one query row each: q [B, H·N]; kCaches[b], vCaches[b] [S_b, KVH·N] hold
     /// positions 0 .. lengths[b] − 1 of sequence b (this step's key and value, at lengths[b] − 1, already written);
     /// row b attends to all of them (scale N^−1/2, query head h reads KV head ⌊h / (H/KVH)⌋). y [B, H·N].

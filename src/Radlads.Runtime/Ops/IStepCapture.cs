@@ -14,6 +14,13 @@ public interface IStepCapture
     bool CaptureEnabled { get; }
 
     /// <summary>
+    /// Whether a recorded step may hold softmax attention over a KV cache (<see cref="IOps.AppendKv"/> and
+    /// <see cref="IOps.Attention"/> at T = 1 reading the replay's position). A recording then covers the positions that
+    /// fit the caches it was recorded with (<see cref="ICapturedStep.CanReplayAt"/>); the caller reserves ahead.
+    /// </summary>
+    bool RecordsAttention => false;
+
+    /// <summary>
     /// Records the ops <paramref name="body"/> queues, without running them. Scratch memory the body allocates
     /// and frees stays reserved for the recording until it is disposed. With <paramref name="sampleLogits"/> [1, V],
     /// the recording ends with <see cref="IOps.Sample"/> of that row over the first <paramref name="allowedVocabulary"/>
@@ -37,8 +44,8 @@ public interface ICapturedStep : IDisposable
 
     /// <summary>
     /// Whether a replay at <paramref name="position"/> computes what the recorded ops would there. False where the
-    /// recording baked in something that only covers positions up to a limit (the ILGPU backend's RoPE table): the
-    /// caller then records the step again at that position.
+    /// recording baked in something that only covers positions up to a limit (the ILGPU backend's RoPE table, the rows
+    /// of a KV cache): the caller then records the step again at that position.
     /// </summary>
     bool CanReplayAt(int position) => true;
 }

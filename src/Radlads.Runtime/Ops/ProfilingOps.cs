@@ -273,6 +273,13 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
         Time(nameof(ScatterRows), start);
     }
 
+    public void AppendKv(Tensor k, Tensor v, Tensor kCache, Tensor vCache, int position)
+    {
+        long start = Start();
+        inner.AppendKv(k, v, kCache, vCache, position);
+        Time(nameof(AppendKv), start);
+    }
+
     public void AttentionDecode(Tensor q, IReadOnlyList<Tensor> kCaches, IReadOnlyList<Tensor> vCaches, ReadOnlySpan<int> lengths,
         int heads, int kvHeads, int headDim, Tensor y)
     {

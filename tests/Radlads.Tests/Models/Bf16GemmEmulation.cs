@@ -99,6 +99,8 @@ internal sealed class Bf16GemmEmulation(int minRows) : IBackend
 
         public void Rope(Tensor x, int heads, int headDim, int startPosition, float theta) => inner.Rope(x, heads, headDim, startPosition, theta);
 
+        public void AppendKv(Tensor k, Tensor v, Tensor kCache, Tensor vCache, int position) => inner.AppendKv(k, v, kCache, vCache, position);
+
         public void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y) => inner.RepeatKv(x, kvHeads, headDim, groups, y);
 
         public void GroupNorm(Tensor x, Tensor weight, Tensor bias, int groups, float eps, Tensor y) => inner.GroupNorm(x, weight, bias, groups, eps, y);

@@ -269,8 +269,56 @@ public sealed class CudaGraphTests
         Assert.Equal(eagerState, graphState);
     }
 
+    public static TheoryData<string> AttentionFixtures => new(Fixtures.Names.Where(n => n.StartsWith("qwen2", StringComparison.Ordinal)));
+
+    /// <summary>
+    /// Enough tokens of the fixture's prompt, repeated, to cross a KV cache's first growth (64 → 128 rows), with a
+    /// prefill first so that recorded steps start past position 0.
+    /// </summary>
+    internal static int[] PastTheFirstCacheGrowth(string name) =>
+        [.. Enumerable.Range(0, 80).Select(i => GoldenLogitsTests.Tokens(name)[i % GoldenLogitsTests.Tokens(name).Length])];
+
+    /// <summary>Qwen2 steps (softmax attention over the KV cache) recorded: a prompt of 5, then token by token past the cache's growth.</summary>
+    internal static (float[] Logits, float[] State) PrefillThenDecode(CausalLM model, int[] tokens)
+    {
+        using var state = model.CreateState();
+        var logits = model.Forward(state, tokens[..5]).ToList();
+        foreach (int t in tokens[5..])
+        {
+            logits.AddRange(model.Forward(state, [t]));
+        }
+
+        var values = state.Layers.SelectMany(l => l.Tensors).SelectMany(t =>
+        {
+            var v = new float[t.ElementCount];
+            model.Backend.Download(t, v);
+            return v;
+        }).ToArray();
+        return ([.. logits], values);
+    }
+
     [Theory]
-    [MemberData(nameof(RecurrentFixtures))]
+    [MemberData(nameof(AttentionFixtures))]
+    public void RecordedAttentionDecodeEqualsEagerDecodeBitForBitPastACacheGrowth(string name)
+    {
+        using var backend = CudaAvailability.Backend();
+        using var model = CausalLM.Load(Fixtures.Directory(name), backend);
+        var tokens = PastTheFirstCacheGrowth(name);
+        backend.CaptureEnabled = false;
+        var (eagerLogits, eagerState) = PrefillThenDecode(model, tokens);
+        Assert.Equal(0, backend.Replays);
+        backend.CaptureEnabled = true;
+        var (graphLogits, graphState) = PrefillThenDecode(model, tokens);
+        // 75 decode steps at positions 5 .. 79: recorded at 5 (cache of 64 rows) and again at 64 (grown to 128).
+        Assert.Equal(tokens.Length - 5, backend.Replays);
+        Assert.Equal(2, backend.Recordings);
+        Assert.Equal(eagerLogits, graphLogits);
+        Assert.Equal(eagerState, graphState);
+        CudaModelTests.Report($"{name}: {backend.Recordings} recordings, {backend.Replays} replays");
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
     public void RecordedSampleEqualsEagerSampleAndLogitReplaysSkipIt(string name)
     {
         using var backend = CudaAvailability.Backend();

@@ -61,7 +61,28 @@ public sealed class IlgpuGraphTests
     }
 
     [Theory]
-    [MemberData(nameof(RecurrentFixtures))]
+    [MemberData(nameof(CudaGraphTests.AttentionFixtures), MemberType = typeof(CudaGraphTests))]
+    public void RecordedAttentionDecodeEqualsEagerDecodeBitForBitPastACacheGrowth(string name)
+    {
+        using var backend = Cuda();
+        using var model = CausalLM.Load(Fixtures.Directory(name), backend);
+        var tokens = CudaGraphTests.PastTheFirstCacheGrowth(name);
+        backend.CaptureEnabled = false;
+        var (eagerLogits, eagerState) = CudaGraphTests.PrefillThenDecode(model, tokens);
+        Assert.Equal(0, backend.Replays);
+        backend.CaptureEnabled = true;
+        var (graphLogits, graphState) = CudaGraphTests.PrefillThenDecode(model, tokens);
+        // 75 decode steps at positions 5 .. 79: recorded at 5 (KV cache of 64 rows; the eager prefill made RoPE tables
+        // of 4,096 positions) and again at 64, where the caches grew to 128 rows.
+        Assert.Equal(tokens.Length - 5, backend.Replays);
+        Assert.Equal(2, backend.Recordings);
+        Assert.Equal(eagerLogits, graphLogits);
+        Assert.Equal(eagerState, graphState);
+        CudaModelTests.Report($"{name}: {backend.Recordings} recordings, {backend.Replays} replays on {backend.Description}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
     public void RecordedSampleEqualsEagerSampleAndLogitReplaysSkipIt(string name)
     {
         using var backend = Cuda();

@@ -59,6 +59,47 @@ public abstract partial class OpConformanceTests
     }
 
     [Theory]
+    [InlineData(1, 8, 4, 0)]
+    [InlineData(1, 67, 5, 4)]
+    [InlineData(3, 16, 9, 2)]
+    [InlineData(5, 130, 12, 7)]
+    public void AppendKv(int tokens, int width, int capacity, int position)
+    {
+        var data = new TestData(43);
+        var k = data.Normal(tokens * width);
+        var v = data.Normal(tokens * width);
+        var initialK = data.Normal(capacity * width);
+        var initialV = data.Normal(capacity * width);
+        var kc = In(initialK, capacity, width);
+        var vc = In(initialV, capacity, width);
+        Ops.AppendKv(In(k, tokens, width), In(v, tokens, width), kc, vc, position);
+        // Rows position .. position + T − 1 hold k and v exactly; every other row keeps its value.
+        double[] Expected(float[] initial, float[] rows)
+        {
+            var expected = initial.Select(x => (double)x).ToArray();
+            for (int i = 0; i < rows.Length; i++)
+            {
+                expected[(position * width) + i] = rows[i];
+            }
+
+            return expected;
+        }
+
+        Check(Expected(initialK, k), kc, "append_kv keys");
+        Check(Expected(initialV, v), vc, "append_kv values");
+    }
+
+    [Fact]
+    public void AppendKvPastTheCacheSaysToReserve()
+    {
+        var kc = In(new float[4 * 8], 4, 8);
+        var vc = In(new float[4 * 8], 4, 8);
+        var k = In(new float[2 * 8], 2, 8);
+        var e = Assert.Throws<ArgumentException>(() => Ops.AppendKv(k, k, kc, vc, 3));
+        Assert.Contains("reserve the cache", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData(1, 2, 2, 8, 40)]
     [InlineData(2, 4, 2, 16, 300)]
     [InlineData(5, 4, 1, 64, 700)]
