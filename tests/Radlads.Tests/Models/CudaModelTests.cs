@@ -241,18 +241,22 @@ public sealed class CudaGraphTests
 {
     public static TheoryData<string> RecurrentFixtures => new(Fixtures.Names.Where(n => !n.StartsWith("qwen2", StringComparison.Ordinal)));
 
-    private static (float[] Logits, float[] State) Decode(CausalLM model, int[] tokens)
+    /// <summary>The tokens one at a time from a fresh state: every step's logits, and the final state's tensors.</summary>
+    internal static (float[] Logits, float[] State) Decode(CausalLM model, int[] tokens)
     {
         using var state = model.CreateState();
         var logits = tokens.SelectMany(t => model.Forward(state, [t])).ToArray();
-        var values = state.Layers.SelectMany(l => l.Tensors).SelectMany(t =>
+        return (logits, StateValues(model, state));
+    }
+
+    /// <summary>Every tensor of every layer of <paramref name="state"/>, downloaded, in layer order.</summary>
+    internal static float[] StateValues(CausalLM model, SequenceState state) =>
+        [.. state.Layers.SelectMany(l => l.Tensors).SelectMany(t =>
         {
             var v = new float[t.ElementCount];
             model.Backend.Download(t, v);
             return v;
-        }).ToArray();
-        return (logits, values);
-    }
+        })];
 
     [Theory]
     [MemberData(nameof(RecurrentFixtures))]
@@ -288,13 +292,7 @@ public sealed class CudaGraphTests
             logits.AddRange(model.Forward(state, [t]));
         }
 
-        var values = state.Layers.SelectMany(l => l.Tensors).SelectMany(t =>
-        {
-            var v = new float[t.ElementCount];
-            model.Backend.Download(t, v);
-            return v;
-        }).ToArray();
-        return ([.. logits], values);
+        return ([.. logits], StateValues(model, state));
     }
 
     [Theory]

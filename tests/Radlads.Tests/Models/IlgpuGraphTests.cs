@@ -26,19 +26,6 @@ public sealed class IlgpuGraphTests
         return backend;
     }
 
-    private static (float[] Logits, float[] State) Decode(CausalLM model, int[] tokens)
-    {
-        using var state = model.CreateState();
-        var logits = tokens.SelectMany(t => model.Forward(state, [t])).ToArray();
-        var values = state.Layers.SelectMany(l => l.Tensors).SelectMany(t =>
-        {
-            var v = new float[t.ElementCount];
-            model.Backend.Download(t, v);
-            return v;
-        }).ToArray();
-        return (logits, values);
-    }
-
     [Theory]
     [MemberData(nameof(RecurrentFixtures))]
     public void RecordedDecodeEqualsEagerDecodeBitForBitPastTheRopeTablesEnd(string name)
@@ -49,11 +36,11 @@ public sealed class IlgpuGraphTests
         backend.RopeTableMinimum = 8;
         using var model = CausalLM.Load(Fixtures.Directory(name), backend);
         var tokens = GoldenLogitsTests.Tokens(name);
-        var (graphLogits, graphState) = Decode(model, tokens);
+        var (graphLogits, graphState) = CudaGraphTests.Decode(model, tokens);
         Assert.Equal(tokens.Length, backend.Replays);
         Assert.Equal(model.Config.UseRope ? 3 : 1, backend.Recordings);
         backend.CaptureEnabled = false;
-        var (eagerLogits, eagerState) = Decode(model, tokens);
+        var (eagerLogits, eagerState) = CudaGraphTests.Decode(model, tokens);
         Assert.Equal(tokens.Length, backend.Replays);
         Assert.Equal(eagerLogits, graphLogits);
         Assert.Equal(eagerState, graphState);
@@ -183,10 +170,10 @@ public sealed class IlgpuGraphTests
 
         // Still usable: a recorded decode equals the eager one.
         var tokens = GoldenLogitsTests.Tokens("rwkv7")[..6];
-        var (graphLogits, _) = Decode(model, tokens);
+        var (graphLogits, _) = CudaGraphTests.Decode(model, tokens);
         Assert.Equal(tokens.Length, backend.Replays);
         backend.CaptureEnabled = false;
-        var (eagerLogits, _) = Decode(model, tokens);
+        var (eagerLogits, _) = CudaGraphTests.Decode(model, tokens);
         Assert.Equal(eagerLogits, graphLogits);
     }
 
@@ -236,11 +223,11 @@ public sealed class IlgpuGraphTests
             Assert.Contains("decode graphs off (RADLADS_ILGPU_GRAPHS=0)", backend.Description, StringComparison.Ordinal);
             using var model = CausalLM.Load(Fixtures.Directory("rwkv7"), backend);
             var tokens = GoldenLogitsTests.Tokens("rwkv7")[..6];
-            var (eagerLogits, _) = Decode(model, tokens);
+            var (eagerLogits, _) = CudaGraphTests.Decode(model, tokens);
             Assert.Equal(0, backend.Replays);
             Assert.Equal(0, backend.Recordings);
             backend.CaptureEnabled = true;
-            var (graphLogits, _) = Decode(model, tokens);
+            var (graphLogits, _) = CudaGraphTests.Decode(model, tokens);
             Assert.Equal(tokens.Length, backend.Replays);
             Assert.Equal(eagerLogits, graphLogits);
         }
@@ -258,7 +245,7 @@ public sealed class IlgpuGraphTests
         Assert.Contains("CUDA accelerator", capture.Message, StringComparison.Ordinal);
         using var model = CausalLM.Load(Fixtures.Directory("rwkv7"), backend);
         var tokens = GoldenLogitsTests.Tokens("rwkv7")[..3];
-        var (logits, _) = Decode(model, tokens);
+        var (logits, _) = CudaGraphTests.Decode(model, tokens);
         Assert.Equal(tokens.Length * model.Config.VocabSize, logits.Length);
         Assert.All(logits, l => Assert.True(float.IsFinite(l)));
         Assert.Equal(0, backend.Replays);
