@@ -56,6 +56,9 @@ internal sealed partial class IlgpuOps
         }
     }
 
+    /// <summary>Cached positions one group of the split decode attention takes (a constant: eager and recorded calls split alike).</summary>
+    private const int AttentionDecodeChunk = 256;
+
     public void Attention(Tensor q, Tensor kCache, Tensor vCache, int heads, int kvHeads, int headDim, int startPosition, Tensor y)
     {
         int tokens = q.RowCount;
@@ -86,10 +89,23 @@ internal sealed partial class IlgpuOps
         var ys = F(y);
         var ks = F(kCache);
         var vs = F(vCache);
+        if (fused && tokens == 1)
+        {
+            // Decode: split over the cache, AttentionDecodeChunk positions a group, then one combine launch. The grid is
+            // sized for the cache's rows and the live length is read on the device, so a recorded step attends to the
+            // replayed position's length with the same grid, and eager and recorded calls compute the same splits.
+            var (position, start) = backend.PositionOf(startPosition, tokens, kCache.RowCount);
+            int splits = (kCache.RowCount + AttentionDecodeChunk - 1) / AttentionDecodeChunk;
+            using var partial = backend.AllocateUninitialized(heads * splits, headDim + 2);
+            K.AttentionDecodeSplit(S, Groups((long)heads * splits, nameof(Attention)), qs, ks, vs, heads, kvHeads, headDim, position, start,
+                AttentionDecodeChunk, splits, scale, F(partial));
+            K.AttentionDecodeCombine(S, Groups(heads, nameof(Attention)), F(partial), heads, headDim, position, start, AttentionDecodeChunk, splits, ys);
+            return;
+        }
+
         if (fused)
         {
-            // One launch: a group per (token, head), online softmax over the positions (read on the device: a recorded
-            // step attends to the replayed position's length with the same grid).
+            // Prefill: one launch, a group per (token, head), online softmax over the positions.
             var (position, start) = backend.PositionOf(startPosition, tokens, kCache.RowCount);
             K.AttentionFused(S, Groups((long)tokens * heads, nameof(Attention)), qs, ks, vs, heads, kvHeads, headDim, position, start, scale, ys);
             return;

@@ -29,13 +29,108 @@ public static class AttentionKernels
         int row = Grid.IdxX;
         int h = row % heads;
         int t = row / heads;
-        int kvh = h / (heads / kvHeads);
+        int length = position[0] + start + t + 1;
+        var softmax = Attend(qs, output, probabilities, scratch, q, (long)row * n, kCache, vCache, (long)(h / (heads / kvHeads)) * n,
+            (long)kvHeads * n, n, 0, length, scale);
+        for (int i = Group.IdxX; i < n; i += Group.DimX)
+        {
+            y[((long)row * n) + i] = Unnormalised(output, n, i) / softmax.Sum;
+        }
+    }
+
+    /// <summary>
+    /// Decode (one token), split over the cache as flash decoding: group (h, s) of H · <paramref name="splits"/> takes
+    /// positions [s·chunk, min((s + 1)·chunk, length)) of head h with <see cref="AttentionFused"/>'s online softmax and
+    /// writes partial[h, s] = (max, Σ e^(score − max), Σ e^(score − max)·v [N]) for <see cref="AttentionDecodeCombine"/>.
+    /// length = position[0] + start + 1, read on the device as in <see cref="AttentionFused"/>; the grid is sized for the
+    /// cache's rows (what a recorded step may reach), and groups past the live length return at once. Many groups per
+    /// head instead of one: at 0.5B (14 heads) the fused kernel left most of a GPU idle.
+    /// </summary>
+    public static void AttentionDecodeSplit(ArrayView<float> q, ArrayView<float> kCache, ArrayView<float> vCache, int heads, int kvHeads, int n,
+        ArrayView<int> position, int start, int chunk, int splits, float scale, ArrayView<float> partial)
+    {
+        var qs = SharedMemory.Allocate<float>(MaxHeadDim);
+        var output = SharedMemory.Allocate<float>(GroupedKernels.MaxGroupSize);
+        var probabilities = SharedMemory.Allocate<float>(GroupedKernels.MaxGroupSize);
+        var scratch = SharedMemory.Allocate<float>(GroupedKernels.MaxWarpsPerGroup);
+        int h = Grid.IdxX % heads;
+        int split = Grid.IdxX / heads;
+        int length = position[0] + start + 1;
+        int from = split * chunk;
+        if (from >= length)
+        {
+            return; // the whole group: past the live length (the combine reads only live splits)
+        }
+
+        var softmax = Attend(qs, output, probabilities, scratch, q, (long)h * n, kCache, vCache, (long)(h / (heads / kvHeads)) * n,
+            (long)kvHeads * n, n, from, IntrinsicMath.Min(from + chunk, length), scale);
+        long o = ((long)h * splits + split) * (n + 2);
+        if (Group.IdxX == 0)
+        {
+            partial[o] = softmax.Top;
+            partial[o + 1] = softmax.Sum;
+        }
+
+        for (int i = Group.IdxX; i < n; i += Group.DimX)
+        {
+            partial[o + 2 + i] = Unnormalised(output, n, i);
+        }
+    }
+
+    /// <summary>
+    /// Combines <see cref="AttentionDecodeSplit"/>'s live splits of head h = group: y[h, i] = Σ_s e^(max_s − M)·acc_s[i] /
+    /// Σ_s e^(max_s − M)·sum_s with M the largest max_s, the splits added in order.
+    /// </summary>
+    public static void AttentionDecodeCombine(ArrayView<float> partial, int heads, int n, ArrayView<int> position, int start, int chunk, int splits,
+        ArrayView<float> y)
+    {
+        int h = Grid.IdxX;
+        int length = position[0] + start + 1;
+        int live = IntrinsicMath.Min(splits, (length + chunk - 1) / chunk);
+        long o = (long)h * splits * (n + 2);
+        float top = float.NegativeInfinity;
+        for (int s = 0; s < live; s++)
+        {
+            top = MathF.Max(top, partial[o + ((long)s * (n + 2))]);
+        }
+
+        float total = 0f;
+        for (int s = 0; s < live; s++)
+        {
+            long p = o + ((long)s * (n + 2));
+            total += partial[p + 1] * MathF.Exp(partial[p] - top);
+        }
+
+        for (int i = Group.IdxX; i < n; i += Group.DimX)
+        {
+            float acc = 0f;
+            for (int s = 0; s < live; s++)
+            {
+                long p = o + ((long)s * (n + 2));
+                acc += partial[p + 2 + i] * MathF.Exp(partial[p] - top);
+            }
+
+            y[((long)h * n) + i] = acc / total;
+        }
+    }
+
+    /// <summary>The running maximum and sum of an online softmax.</summary>
+    private struct Softmax
+    {
+        public float Top;
+        public float Sum;
+    }
+
+    /// <summary>
+    /// The online softmax of one query row (q[qo …]) over cached positions [from, to) of the KV head at kvo, as
+    /// <see cref="AttentionFused"/> describes: every thread of the group must call it (barriers). Leaves Σ e^(s − max)·v
+    /// in <paramref name="output"/> (read it with <see cref="Unnormalised"/>) and returns the maximum and Σ e^(s − max).
+    /// </summary>
+    private static Softmax Attend(ArrayView<float> qs, ArrayView<float> output, ArrayView<float> probabilities, ArrayView<float> scratch,
+        ArrayView<float> q, long qo, ArrayView<float> kCache, ArrayView<float> vCache, long kvo, long kvStride, int n, int from, int to, float scale)
+    {
         int tid = Group.IdxX;
         int threads = Group.DimX;
-        int length = position[0] + start + t + 1;
-        long qo = (long)row * n;
-        long kvStride = (long)kvHeads * n;
-        long kvo = (long)kvh * n;
         // Slices of the position block for Σ p·v: thread (slice, i) with i < N; with N ≥ threads one slice, i = tid + r·threads.
         int slices = IntrinsicMath.Max(1, threads / n);
         int slice = tid / n;
@@ -61,11 +156,11 @@ public static class AttentionKernels
         Group.Barrier();
         float top = float.NegativeInfinity;
         float sum = 0f;
-        for (int j0 = 0; j0 < length; j0 += threads)
+        for (int j0 = from; j0 < to; j0 += threads)
         {
             int j = j0 + tid;
             float s = float.NegativeInfinity;
-            if (j < length)
+            if (j < to)
             {
                 long ko = ((long)j * kvStride) + kvo;
                 float d0 = 0f, d1 = 0f, d2 = 0f, d3 = 0f;
@@ -86,14 +181,14 @@ public static class AttentionKernels
                 s = (d0 + d1 + (d2 + d3)) * scale;
             }
 
-            // The first block holds position 0, so the maximum is finite from the first block on.
+            // The first block holds position `from` < to, so the maximum is finite from the first block on.
             float next = MathF.Max(top, KernelMath.GroupMax(s, scratch));
-            float p = j < length ? MathF.Exp(s - next) : 0f;
+            float p = j < to ? MathF.Exp(s - next) : 0f;
             probabilities[tid] = p;
             float correction = MathF.Exp(top - next);
             sum = (sum * correction) + KernelMath.GroupSum(p, scratch);
             top = next;
-            int count = IntrinsicMath.Min(threads, length - j0);
+            int count = IntrinsicMath.Min(threads, to - j0);
             if (n >= threads)
             {
                 for (int i = tid; i < n; i += threads)
@@ -108,19 +203,26 @@ public static class AttentionKernels
         }
 
         Group.Barrier();
-        for (int i = tid; i < n; i += threads)
-        {
-            float total = output[i];
-            if (n < threads)
-            {
-                for (int r = 1; r < slices; r++)
-                {
-                    total += output[(r * n) + i];
-                }
-            }
+        var result = default(Softmax);
+        result.Top = top;
+        result.Sum = sum;
+        return result;
+    }
 
-            y[qo + i] = total / sum;
+    /// <summary>Σ e^(s − max)·v of output element i that <see cref="Attend"/> left in shared memory (its slices added in order).</summary>
+    private static float Unnormalised(ArrayView<float> output, int n, int i)
+    {
+        float total = output[i];
+        int slices = IntrinsicMath.Max(1, Group.DimX / n);
+        if (n < Group.DimX)
+        {
+            for (int r = 1; r < slices; r++)
+            {
+                total += output[(r * n) + i];
+            }
         }
+
+        return total;
     }
 
     /// <summary>Σ p[jj] · v[o + jj·stride] over jj = first, first + step, … &lt; count, four loads in flight.</summary>

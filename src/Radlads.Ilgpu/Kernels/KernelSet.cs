@@ -81,12 +81,15 @@ internal sealed class KernelSet
         MatMulTiled = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, int, int, int, ArrayView<float>>(TiledKernels.MatMulTiled);
         AttentionFused = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<int>, int, float, ArrayView<float>>(
             AttentionKernels.AttentionFused);
+        AttentionDecodeSplit = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<int>, int, int, int, float, ArrayView<float>>(
+            AttentionKernels.AttentionDecodeSplit);
+        AttentionDecodeCombine = a.LoadKernel<ArrayView<float>, int, int, ArrayView<int>, int, int, int, ArrayView<float>>(AttentionKernels.AttentionDecodeCombine);
         Empty = a.LoadAutoGroupedKernel<Index1D, int>(ProbeKernels.Empty);
         CompileTime = watch.Elapsed;
     }
 
     /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
-    public const int Count = 42;
+    public const int Count = 44;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -162,6 +165,10 @@ internal sealed class KernelSet
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, WeightView, int, int, int, int, int, ArrayView<float>> MatMulTiled { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<int>, int, float, ArrayView<float>> AttentionFused { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<int>, int, int, int, float, ArrayView<float>> AttentionDecodeSplit { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, ArrayView<int>, int, int, int, ArrayView<float>> AttentionDecodeCombine { get; }
 
     /// <summary>A kernel that does nothing: measures the host cost of one launch.</summary>
     public Action<AcceleratorStream, Index1D, int> Empty { get; }

@@ -303,6 +303,10 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(1, 2000, 4, 2, 64)]
     [InlineData(1, 777, 2, 1, 128)]
     [InlineData(1, 5, 3, 3, 40)]
+    // The live length at and one past ILGPU's decode split (256 positions a group), spare cache rows making one more
+    // split than live.
+    [InlineData(1, 255, 2, 1, 16)]
+    [InlineData(1, 256, 2, 1, 16)]
     // Head dims below a group's thread count (ILGPU's CPU simulator: 8): the fused kernel splits each block of
     // positions into ⌊threads / N⌋ slices (N = 4: two; N = 6: one, with idle threads); several blocks of positions.
     [InlineData(3, 9, 2, 1, 4)]
