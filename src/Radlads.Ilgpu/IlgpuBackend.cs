@@ -220,7 +220,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         NotWhileRecording(nameof(Upload));
         if (source.Length > 0)
         {
-            d.Floats.SubView(0, source.Length).CopyFromCPU(stream, ref MemoryMarshal.GetReference(source), source.Length);
+            CopyIn(d.Floats, source);
         }
     }
 
@@ -243,15 +243,13 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         var target = destination[..checked((int)count)];
         if (s.DType == DType.F32)
         {
-            s.Floats.SubView(0, count).CopyToCPU(stream, ref MemoryMarshal.GetReference(target), count);
-            stream.Synchronize();
+            CopyOut(s.Floats, target);
             return;
         }
 
         // A bf16/f16 weight: fetch the bits and widen them as the CPU backend's ReadRange does.
         var bits = new ushort[count];
-        s.Bytes.Cast<ushort>().SubView(0, count).CopyToCPU(stream, ref bits[0], count);
-        stream.Synchronize();
+        CopyOut(s.Bytes.Cast<ushort>(), bits);
         if (s.DType == DType.BF16)
         {
             Bf16.ToSingle(bits, target);
@@ -292,7 +290,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
 
         Grow(ref ids, values.Length);
         var view = ids!.View.SubView(0, values.Length);
-        view.BaseView.CopyFromCPU(stream, ref MemoryMarshal.GetReference(values), values.Length);
+        CopyIn(view, values);
         return view;
     }
 
@@ -341,8 +339,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
             }
 
             var buffer = Device.Accelerator.Allocate1D<float>(values.LongLength);
-            buffer.View.BaseView.CopyFromCPU(stream, ref values[0], values.LongLength);
-            stream.Synchronize();
+            CopyIn(buffer.View.BaseView, values);
             entry = (buffer, positions);
             ropeTables[(theta, headDim)] = entry;
         }
@@ -357,7 +354,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         NotWhileRecording("Sample (it returns ids to the host; a recorded step samples through Capture's sampleLogits)");
         Grow(ref sampleParameters, values.Length);
         var view = sampleParameters!.View.SubView(0, values.Length);
-        view.BaseView.CopyFromCPU(stream, ref MemoryMarshal.GetReference(values), values.Length);
+        CopyIn(view, values);
         return view;
     }
 
@@ -371,8 +368,42 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     /// <summary>Copies ids written by a kernel to the host and waits for them.</summary>
     internal void DownloadIds(ArrayView<int> source, Span<int> destination)
     {
-        source.CopyToCPU(stream, ref MemoryMarshal.GetReference(destination), destination.Length);
-        stream.Synchronize();
+        CopyOut(source, destination);
+    }
+
+    /// <summary>
+    /// Copies host values to the start of <paramref name="target"/> and waits for the copy, with the host memory pinned:
+    /// ILGPU's copies that take <c>ref T</c> make a raw pointer of it and allocate before they copy, so a managed array
+    /// that is not pinned may be moved by the GC in between and the copy read its old place (the stress test
+    /// IlgpuHostCopyTests; an all-zero download in one CI run).
+    /// </summary>
+    private void CopyIn<T>(ArrayView<T> target, ReadOnlySpan<T> source)
+        where T : unmanaged
+    {
+        if (source.IsEmpty)
+        {
+            return;
+        }
+
+        fixed (T* pinned = source)
+        {
+            target.SubView(0, source.Length).CopyFromCPU(stream, ref *pinned, source.Length);
+        }
+    }
+
+    /// <summary>Copies the start of <paramref name="source"/> into host memory, pinned, and waits (see <see cref="CopyIn"/>).</summary>
+    private void CopyOut<T>(ArrayView<T> source, Span<T> destination)
+        where T : unmanaged
+    {
+        if (destination.IsEmpty)
+        {
+            return;
+        }
+
+        fixed (T* pinned = destination)
+        {
+            source.SubView(0, destination.Length).CopyToCPU(stream, ref *pinned, destination.Length);
+        }
     }
 
     /// <summary>Scratch for attention scores, at least <paramref name="count"/> floats (reused, stream-ordered).</summary>
