@@ -36,4 +36,10 @@ public interface ITrainingObjective : IDisposable
     /// the batch into each <see cref="Parameter.Grad"/> (the loop zeroes them) and returns that mean loss.
     /// </summary>
     double ForwardBackward(ReadOnlySpan<int> tokens, int sequences, int length);
+
+    /// <summary>
+    /// The parts of the last <see cref="ForwardBackward"/>'s loss, one per layer (their mean is the loss), for the
+    /// per-layer log; empty (the default) when the objective has no such parts. The length never changes.
+    /// </summary>
+    IReadOnlyList<double> LayerLosses => [];
 }

@@ -226,6 +226,7 @@ public sealed class Step1Objective : ITrainingObjective
         double count = (double)layers * sequences * length;
         float gradScale = (float)(1 / count);
         double sum = 0;
+        var parts = new double[layers];
         using var pass = new StudentPass(backend, backward, sequences, length);
         Scratch? deferred = null;
         Tensor? deferredInput = null;
@@ -258,6 +259,7 @@ public sealed class Step1Objective : ITrainingObjective
                     }
 
                     sum += layerLoss;
+                    parts[l] = layerLoss / ((double)sequences * length);
                     if (defer)
                     {
                         (deferred, deferredGradient, saved, y) = (saved, y, null, null);
@@ -285,8 +287,14 @@ public sealed class Step1Objective : ITrainingObjective
             deferredInput?.Dispose();
         }
 
+        layerLosses = parts;
         return sum / count;
     }
+
+    private double[] layerLosses = [];
+
+    /// <summary>Each layer's mean ‖o_T − o_S‖₂/√C over the last batch's tokens (their mean is the step's loss).</summary>
+    public IReadOnlyList<double> LayerLosses => layerLosses.Length == mixers.Length ? layerLosses : new double[mixers.Length];
 
     /// <summary>
     /// Writes the student with the trained parameters' current values (in the dtype each tensor has in the student

@@ -23,15 +23,24 @@ public sealed class TrainingLog : IDisposable
     public string Path { get; }
 
     /// <summary>A new log (replacing any file there), or with <paramref name="resumeStep"/> the existing one cut after that step.</summary>
-    public static TrainingLog Open(string path, long? resumeStep)
+    public static TrainingLog Open(string path, long? resumeStep) => Open(path, resumeStep, Header, "--log-csv ");
+
+    /// <summary>
+    /// The per-layer loss log (step, tokens, layer_0 … layer_{L−1}), opened as <see cref="Open(string, long?)"/>: cut
+    /// after <paramref name="resumeStep"/> on a resume.
+    /// </summary>
+    public static TrainingLog OpenLayers(string path, long? resumeStep, int layers) =>
+        Open(path, resumeStep, "step,tokens," + string.Join(',', Enumerable.Range(0, layers).Select(l => $"layer_{l}")), "");
+
+    private static TrainingLog Open(string path, long? resumeStep, string header, string option)
     {
         var kept = new List<string>();
         if (resumeStep is long step && File.Exists(path))
         {
             var lines = File.ReadAllLines(path);
-            if (lines.Length == 0 || lines[0] != Header)
+            if (lines.Length == 0 || lines[0] != header)
             {
-                throw new RadladsException($"--log-csv {path}: not a radlads training log (first line is not '{Header}'); move it away or give another --log-csv");
+                throw new RadladsException($"{option}{path}: not the radlads training log this run writes (first line is not '{header}'); move it away{(option.Length > 0 ? " or give another " + option.Trim() : "")}");
             }
 
             kept.AddRange(lines.Skip(1).Where(l => l.Length > 0 && long.TryParse(l.AsSpan(0, Math.Max(0, l.IndexOf(','))), NumberStyles.None,
@@ -45,7 +54,7 @@ public sealed class TrainingLog : IDisposable
         }
 
         var writer = new StreamWriter(path, append: false) { AutoFlush = false, NewLine = "\n" };
-        writer.WriteLine(Header);
+        writer.WriteLine(header);
         foreach (var line in kept)
         {
             writer.WriteLine(line);
@@ -58,6 +67,15 @@ public sealed class TrainingLog : IDisposable
     public void Write(TrainingStep s)
     {
         _writer.WriteLine(Format(s));
+        _writer.Flush();
+    }
+
+    /// <summary>One row of the per-layer log.</summary>
+    public void WriteLayers(TrainingStep s, IReadOnlyList<double> losses)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        ArgumentNullException.ThrowIfNull(losses);
+        _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{s.Step},{s.Tokens},") + string.Join(',', losses.Select(l => l.ToString("R", CultureInfo.InvariantCulture))));
         _writer.Flush();
     }
 

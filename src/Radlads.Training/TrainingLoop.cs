@@ -45,6 +45,7 @@ public sealed class TrainingLoop : IDisposable
         OutputDirectory = Path.GetFullPath(outputDirectory);
         CheckpointPath = TrainingCheckpoint.PathIn(OutputDirectory);
         LogPath = logCsvPath ?? Path.Combine(OutputDirectory, "train-log.csv");
+        LayerLogPath = Path.Combine(OutputDirectory, "layer-loss.csv");
         foreach (var p in objective.Parameters)
         {
             if (p.Value.DType != Checkpoints.DType.F32 || p.Grad.DType != Checkpoints.DType.F32 || p.Grad.ElementCount != p.Value.ElementCount)
@@ -62,6 +63,9 @@ public sealed class TrainingLoop : IDisposable
     public string CheckpointPath { get; }
 
     public string LogPath { get; }
+
+    /// <summary>OUTPUT/layer-loss.csv: each layer's part of the loss per step, when the objective has layers (step 1).</summary>
+    public string LayerLogPath { get; }
 
     public long MagicPrime => _sampler.MagicPrime;
 
@@ -84,6 +88,8 @@ public sealed class TrainingLoop : IDisposable
         }
 
         using var log = TrainingLog.Open(LogPath, resume ? State.Step : null);
+        int layers = _objective.LayerLosses.Count;
+        using var layerLog = layers > 0 ? TrainingLog.OpenLayers(LayerLogPath, resume ? State.Step : null, layers) : null;
         _observer.Started(_options, State, _sampler.MagicPrime);
         long total = _options.TotalSteps;
         var tokens = new int[_options.Batch * _options.CtxLen];
@@ -144,6 +150,7 @@ public sealed class TrainingLoop : IDisposable
             };
             var row = new TrainingStep(State.Step, State.TokensSeen, loss, lr, norm, _options.TokensPerStep / Math.Max(seconds, 1e-9), State.Seconds);
             log.Write(row);
+            layerLog?.WriteLayers(row, _objective.LayerLosses);
             _observer.StepDone(row);
             if (State.Step % _options.CheckpointEvery == 0 || State.Step == total)
             {

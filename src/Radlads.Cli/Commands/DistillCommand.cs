@@ -52,7 +52,7 @@ internal static class DistillCommand
         };
         var output = new Option<string>("--output", "-o")
         {
-            Description = "Folder for the run: the trainer checkpoint (trainer-state.rdlsckpt), train-log.csv, loss.svg and, at the end, the trained student. " +
+            Description = "Folder for the run: the trainer checkpoint (trainer-state.rdlsckpt), train-log.csv, layer-loss.csv (each layer's part of the loss), loss.svg and, at the end, the trained student. " +
                 "Holding a checkpoint already, it needs --resume.",
             Required = true,
         };

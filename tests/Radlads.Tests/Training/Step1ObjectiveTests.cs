@@ -299,6 +299,10 @@ public sealed class Step1ObjectiveTests
         var g1 = Run(first, tokens.AsSpan(0, Length), 1, out double l1);
         var g2 = Run(second, tokens.AsSpan(Length), 1, out double l2);
         Assert.Equal((l1 + l2) / 2, lBoth, 1e-12 * lBoth);
+        // The per-layer parts: one per student layer, their mean the loss.
+        Assert.Equal(both.StudentConfig.NumHiddenLayers, both.LayerLosses.Count);
+        Assert.Equal(lBoth, both.LayerLosses.Average(), 1e-12 * lBoth);
+        Assert.All(both.LayerLosses, part => Assert.True(part > 0 && double.IsFinite(part), $"layer loss {part}"));
         for (int i = 0; i < gBoth.Length; i++)
         {
             var mean = g1[i].Zip(g2[i], (a, b) => ((double)a + b) / 2).ToArray();

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Radlads.Cpu;
 using Radlads.Data;
 using Radlads.Tests.Checkpoints;
@@ -86,6 +87,18 @@ public sealed class TrainingLoopTests : IDisposable
             Assert.True(rows[i].GradNorm > 0 && rows[i].TokensPerSecond > 0);
         }
 
+        // The per-layer log: one row per step, the objective's parts of that step's loss.
+        var layers = File.ReadAllLines(dir.File("run/layer-loss.csv"));
+        Assert.Equal("step,tokens,layer_0,layer_1", layers[0]);
+        Assert.Equal(61, layers.Length);
+        for (int i = 0; i < rows.Count; i++)
+        {
+            var f = layers[i + 1].Split(',');
+            Assert.Equal((rows[i].Step, rows[i].Tokens), (long.Parse(f[0], CultureInfo.InvariantCulture), long.Parse(f[1], CultureInfo.InvariantCulture)));
+            Assert.Equal(0.5 * rows[i].Loss, double.Parse(f[2], CultureInfo.InvariantCulture));
+            Assert.Equal(1.5 * rows[i].Loss, double.Parse(f[3], CultureInfo.InvariantCulture));
+        }
+
         Assert.Equal(0.05 * 0.01, rows[0].LearningRate, 15);
         Assert.Equal(0.005, LearningRateSchedule.At(60, Options), 1e-15); // reached as the budget ends
         Assert.InRange(rows[^1].LearningRate, 0.005, 0.0065);
@@ -163,6 +176,8 @@ public sealed class TrainingLoopTests : IDisposable
 
         Assert.Equal(a.Weight, b.Weight);
         Assert.Equal(a.Bias, b.Bias);
+        // The per-layer log is cut at the resumed step like the main log, so the two runs wrote the same file.
+        Assert.Equal(File.ReadAllText(dir.File(aDir + "/layer-loss.csv")), File.ReadAllText(dir.File(bDir + "/layer-loss.csv")));
     }
 
     [Theory]
