@@ -469,7 +469,10 @@ internal sealed class BenchRunner
 
         public List<SequenceState> States { get; } = [];
 
-        public SampleRow[] Greedy => [.. States.Select(_ => SampleRow.Greedy)];
+        /// <summary>A greedy row per sequence (made once the states exist, not per step).</summary>
+        public SampleRow[] Greedy => greedy ??= [.. States.Select(_ => SampleRow.Greedy)];
+
+        private SampleRow[]? greedy;
 
         public int[] Next { get; set; } = [];
 
@@ -479,10 +482,9 @@ internal sealed class BenchRunner
 
         public void Step()
         {
-            var greedy = Greedy;
             Next = States.Count == 1
-                ? [model.ForwardSample(States[0], [Next[0]], greedy[0], model.Config.VocabSize)]
-                : model.ForwardSample(States, Next.Select(t => new[] { t }).ToArray(), greedy, model.Config.VocabSize);
+                ? [model.ForwardSample(States[0], [Next[0]], Greedy[0], model.Config.VocabSize)]
+                : model.ForwardSample(States, Next.Select(t => new[] { t }).ToArray(), Greedy, model.Config.VocabSize);
         }
 
         public void Time(int steps)

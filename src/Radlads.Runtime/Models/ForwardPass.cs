@@ -28,7 +28,9 @@ internal sealed class ForwardPass(IBackend backend, IReadOnlyList<Segment> segme
     public IEnumerable<Segment> OtherSegments => Segments.Skip(DecodeCount);
 
     /// <summary>The absolute position of each of the first <see cref="DecodeCount"/> sequences.</summary>
-    public int[] DecodePositions { get; } = [.. segments.Take(LeadingDecodeRows(segments)).Select(s => s.StartPosition)];
+    public int[] DecodePositions => decodePositions ??= [.. Segments.Take(DecodeCount).Select(s => s.StartPosition)];
+
+    private int[]? decodePositions;
 
     /// <summary>Tensor <paramref name="index"/> of the current layer's state of each of the first <see cref="DecodeCount"/> sequences.</summary>
     public Tensor[] DecodeLayerTensors(int index) => [.. Segments.Take(DecodeCount).Select(s => s.State.Layers[Layer].Tensors[index])];
