@@ -249,6 +249,26 @@ public sealed class CudaGraphTests
         return (logits, StateValues(model, state));
     }
 
+    /// <summary>
+    /// One state, one recording: replays that return logits (the Sample skipped) between replays that sample, and a
+    /// vocabulary change after six steps that records again. Returns the tokens and the logits.
+    /// </summary>
+    internal static (int[] Tokens, float[] Logits) MixedSampledAndLogitReplays(CausalLM model, int[] prompt, Radlads.Generation.SamplingOptions options)
+    {
+        var sampler = new Radlads.Generation.Sampler(options);
+        using var state = model.CreateState();
+        var tokens = new List<int> { model.ForwardSample(state, prompt, sampler.NextRow(), model.Config.VocabSize) };
+        var logits = new List<float>();
+        for (int i = 0; i < 12; i++)
+        {
+            logits.AddRange(model.Forward(state, [tokens[^1]]));
+            int allowed = i < 6 ? model.Config.VocabSize : model.Config.VocabSize - 3;
+            tokens.Add(model.ForwardSample(state, [tokens[^1]], sampler.NextRow(), allowed));
+        }
+
+        return ([.. tokens], [.. logits]);
+    }
+
     /// <summary>Every tensor of every layer of <paramref name="state"/>, downloaded, in layer order.</summary>
     internal static float[] StateValues(CausalLM model, SequenceState state) =>
         [.. state.Layers.SelectMany(l => l.Tensors).SelectMany(t =>
@@ -331,26 +351,10 @@ public sealed class CudaGraphTests
 
         // One state, one recording: replays that return logits (the Sample skipped) between replays that sample, and a
         // vocabulary change that re-records; the tokens and logits equal a run without recording.
-        (int[] Tokens, float[] Logits) Mixed()
-        {
-            var sampler = new Radlads.Generation.Sampler(options);
-            using var state = model.CreateState();
-            var tokens = new List<int> { model.ForwardSample(state, prompt, sampler.NextRow(), model.Config.VocabSize) };
-            var logits = new List<float>();
-            for (int i = 0; i < 12; i++)
-            {
-                logits.AddRange(model.Forward(state, [tokens[^1]]));
-                int allowed = i < 6 ? model.Config.VocabSize : model.Config.VocabSize - 3;
-                tokens.Add(model.ForwardSample(state, [tokens[^1]], sampler.NextRow(), allowed));
-            }
-
-            return ([.. tokens], [.. logits]);
-        }
-
         backend.CaptureEnabled = false;
-        var (eagerTokens, eagerLogits) = Mixed();
+        var (eagerTokens, eagerLogits) = MixedSampledAndLogitReplays(model, prompt, options);
         backend.CaptureEnabled = true;
-        var (graphTokens, graphLogits) = Mixed();
+        var (graphTokens, graphLogits) = MixedSampledAndLogitReplays(model, prompt, options);
         Assert.Equal(eagerTokens, graphTokens);
         Assert.Equal(eagerLogits, graphLogits);
         CudaModelTests.Report($"{name} recorded sampled decode: {string.Join(",", recorded)}");

@@ -86,27 +86,11 @@ public sealed class IlgpuGraphTests
 
         // One state, one recording: replays that return logits (the Sample skipped) between replays that sample, and a
         // vocabulary change that re-records; the tokens and logits equal a run without recording.
-        (int[] Tokens, float[] Logits) Mixed()
-        {
-            var sampler = new Sampler(options);
-            using var state = model.CreateState();
-            var tokens = new List<int> { model.ForwardSample(state, prompt, sampler.NextRow(), model.Config.VocabSize) };
-            var logits = new List<float>();
-            for (int i = 0; i < 12; i++)
-            {
-                logits.AddRange(model.Forward(state, [tokens[^1]]));
-                int allowed = i < 6 ? model.Config.VocabSize : model.Config.VocabSize - 3;
-                tokens.Add(model.ForwardSample(state, [tokens[^1]], sampler.NextRow(), allowed));
-            }
-
-            return ([.. tokens], [.. logits]);
-        }
-
         backend.CaptureEnabled = false;
-        var (eagerTokens, eagerLogits) = Mixed();
+        var (eagerTokens, eagerLogits) = CudaGraphTests.MixedSampledAndLogitReplays(model, prompt, options);
         backend.CaptureEnabled = true;
         long before = backend.Recordings;
-        var (graphTokens, graphLogits) = Mixed();
+        var (graphTokens, graphLogits) = CudaGraphTests.MixedSampledAndLogitReplays(model, prompt, options);
         Assert.Equal(2, backend.Recordings - before);
         Assert.Equal(eagerTokens, graphTokens);
         Assert.Equal(eagerLogits, graphLogits);
