@@ -108,7 +108,7 @@ extern "C" __global__ void wkv6_f32(const float* r, const float* k, const float*
 // Per token: S[i,j] ← w_i·S[i,j] + k_i·v_j (the same fmaf as wkv6_f32), y_j = Σ_i (scale·r_i)·S[i,j] summed per lane
 // then across the warp (a different order from wkv6_f32's sequential sum: equal within the recurrence tolerance).
 // State [H, N_k, N_v] key-major; y must not alias r, k, v or w. Shared memory: 2 · (3·N + 8) · chunk floats
-// (CudaOps.Wkv6RowsGeometry keeps it within 48 KiB).
+// (CudaOps.RowsGeometry keeps it within 48 KiB).
 #define WKV6_MAX_PER_LANE 8
 #define WKV6_ROWS_WARPS 8
 

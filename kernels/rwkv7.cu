@@ -160,7 +160,7 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r
 // register-staged version needed 194 registers a thread: one block per SM). Each token's update is the same fmaf
 // sequence and the same warp_sum as wkv7_decode_f32, so T tokens here are bit-identical to T decode calls (tested).
 // State [H, N_v, N_k] value-major; y must not alias the inputs. Shared memory: 2 · (5·N + 8) · chunk floats
-// (CudaOps.Wkv7RowsGeometry keeps it within 48 KiB).
+// (CudaOps.RowsGeometry keeps it within 48 KiB).
 #define WKV7_ROWS_WARPS 8
 
 // Queues the copies of the chunk starting at token t0 into dst ([5][chunk][N] for r, w, k, a, b, then [chunk][8]

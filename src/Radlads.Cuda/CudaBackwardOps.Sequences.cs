@@ -30,7 +30,7 @@ internal sealed unsafe partial class CudaBackwardOps
         {
             // The prefill kernel CudaOps.Wkv6 runs for one sequence (a warp per value column), with a grid row per
             // sequence: each window bit-identical to its own Wkv6 call, as the inference forward computes it.
-            var (blocks, chunk, staged) = CudaOps.Wkv6RowsGeometry(heads, n);
+            var (blocks, chunk, staged) = CudaOps.RowsGeometry(heads, n, 3);
             void** rows = stackalloc void*[] { &pr, &pk, &pv, &pw, &ps, &scale, &tokens, &heads, &n, &chunk, &py };
             backend.Launch(backend.Kernels.Wkv6Rows, "wkv6_rows_f32", blocks, (uint)sequences, 256, staged, rows);
             return;
@@ -83,7 +83,7 @@ internal sealed unsafe partial class CudaBackwardOps
         {
             // The kernel CudaOps.Wkv7 runs for one sequence (a warp per value row; bit-identical to the decode kernel
             // at T = 1), with a grid row per sequence: each window bit-identical to its own Wkv7 call.
-            var (blocks, chunk, staged) = CudaOps.Wkv7RowsGeometry(heads, n);
+            var (blocks, chunk, staged) = CudaOps.RowsGeometry(heads, n, 5);
             void** rows = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &chunk, &py };
             backend.Launch(backend.Kernels.Wkv7Rows, "wkv7_rows_f32", blocks, (uint)sequences, 256, staged, rows);
             return;

@@ -8,13 +8,14 @@ internal sealed unsafe partial class CudaOps
     private const int Wkv6RowsMaxHeadDim = 256;
 
     /// <summary>
-    /// Launch shape of wkv6_rows_f32 (256 threads): WKV6_ROWS_WARPS = 8 columns of one head a block, so H·⌈N/8⌉ blocks;
-    /// a chunk of tokens whose (3N + 8)·chunk staged floats are at most 6,144 per buffer, so the
-    /// two buffers fit the 48 KiB every launch may use (N = 64: 30 tokens; N = 128: 15).
+    /// Launch shape of the staged recurrence kernels wkv6_rows_f32 (r, k, w: 3 vectors a token) and wkv7_rows_f32 (r, w,
+    /// k, a, b: 5), 256 threads: 8 rows of one head a block, so H·⌈N/8⌉ blocks; a chunk of tokens whose
+    /// (vectors·N + 8)·chunk staged floats (the head's vectors and the block's 8 values) are at most 6,144 per buffer, so
+    /// the two buffers fit the 48 KiB every launch may use without opting in (N = 128: wkv6 15 tokens, wkv7 9, 41 KiB).
     /// </summary>
-    internal static (uint Blocks, int Chunk, uint SharedBytes) Wkv6RowsGeometry(int heads, int n)
+    internal static (uint Blocks, int Chunk, uint SharedBytes) RowsGeometry(int heads, int n, int vectorsPerToken)
     {
-        int perToken = (3 * n) + 8;
+        int perToken = (vectorsPerToken * n) + 8;
         int chunk = Math.Clamp(256 * 24 / perToken, 1, 32);
         return ((uint)(heads * ((n + 7) / 8)), chunk, (uint)(2 * perToken * chunk * sizeof(float)));
     }
@@ -126,7 +127,7 @@ internal sealed unsafe partial class CudaOps
             // Prefill: a warp per value column, H·N warps instead of H blocks, the per-token vectors staged in shared
             // memory a chunk at a time. T = 1 (decode) stays on the block per head until the rows kernel is measured at
             // least as fast there.
-            var (blocks, chunk, staged) = Wkv6RowsGeometry(heads, n);
+            var (blocks, chunk, staged) = RowsGeometry(heads, n, 3);
             void** rows = stackalloc void*[] { &pr, &pk, &pv, &pw, &ps, &scale, &tokens, &heads, &n, &chunk, &py };
             backend.Launch(K.Wkv6Rows, "wkv6_rows_f32", blocks, 1, Threads, staged, rows);
             return;

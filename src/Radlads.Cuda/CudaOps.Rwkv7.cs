@@ -103,7 +103,7 @@ internal sealed unsafe partial class CudaOps
         {
             // Prefill: the decode kernel's warp per value row looped over the tokens (bit-identical to T decode
             // calls), H·N warps instead of H blocks, the per-token vectors staged in shared memory a chunk at a time.
-            var (blocks, chunk, staged) = Wkv7RowsGeometry(heads, n);
+            var (blocks, chunk, staged) = RowsGeometry(heads, n, 5);
             void** rows = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &chunk, &py };
             backend.Launch(K.Wkv7Rows, "wkv7_rows_f32", blocks, 1, Threads, staged, rows);
             return;
@@ -111,17 +111,5 @@ internal sealed unsafe partial class CudaOps
 
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
         backend.Launch(K.Wkv7, "wkv7_f32", (uint)heads, 1, (uint)n, shared, args);
-    }
-
-    /// <summary>
-    /// Launch shape of wkv7_rows_f32 (256 threads): WKV7_ROWS_WARPS = 8 rows of one head a block, so H·⌈N/8⌉ blocks; a
-    /// chunk of tokens whose (5N + 8)·chunk staged floats are at most 6,144 per buffer, so the two
-    /// buffers fit the 48 KiB every launch may use without opting in (N = 128: 9 tokens, 41 KiB).
-    /// </summary>
-    internal static (uint Blocks, int Chunk, uint SharedBytes) Wkv7RowsGeometry(int heads, int n)
-    {
-        int perToken = (5 * n) + 8;
-        int chunk = Math.Clamp(256 * 24 / perToken, 1, 32);
-        return ((uint)(heads * ((n + 7) / 8)), chunk, (uint)(2 * perToken * chunk * sizeof(float)));
     }
 }

@@ -67,7 +67,7 @@ public sealed class CudaRecurrenceTests : IDisposable
     [InlineData(64, 2, 40)]
     [InlineData(65, 4, 64)]
     [InlineData(300, 2, 128)]
-    // Around the staged chunk of wkv7_rows_f32 (CudaOps.Wkv7RowsGeometry: N = 128 → 9 tokens, 64 → 18, 40 → 29, 20 → 32)
+    // Around the staged chunk of wkv7_rows_f32 (CudaOps.RowsGeometry: N = 128 → 9 tokens, 64 → 18, 40 → 29, 20 → 32)
     // and a head dim that leaves idle warps in a block (N = 20: rows 20–23 of the third block).
     [InlineData(9, 2, 128)]
     [InlineData(10, 1, 128)]
