@@ -62,39 +62,58 @@ internal sealed class Projections : IDisposable
     /// <summary>
     /// The teacher's RoPE on r and k (when the config uses it) at each sequence's absolute positions, before
     /// GQA; then k and v expanded to H heads (query head h reads KV head ⌊h/G⌋). Returns k, v [T, A].
+    /// One fused op per piece of the step (IOps.RopeExpandRows for the decode rows, RopeExpand per other segment,
+    /// ExpandKv without RoPE): the same results as Rope/RopeRows then RepeatKv, in one launch instead of four.
     /// </summary>
     public static (Tensor K, Tensor V) RopeAndExpand(ForwardPass pass, ModelConfig c, Tensor r, Tensor k, Tensor v)
     {
         var ops = pass.Ops;
         int n = c.HeadDim;
-        if (c.UseRope)
+        int h = c.NumAttentionHeads;
+        int kvh = c.NumKeyValueHeads;
+        var kh = pass.Scratch(pass.Rows, h * n);
+        var vh = pass.Scratch(pass.Rows, h * n);
+        if (!c.UseRope)
         {
-            int d = pass.DecodeCount;
-            if (d > 0)
-            {
-                ops.RopeRows(r.Rows(0, d), c.NumAttentionHeads, n, pass.DecodePositions, (float)c.RopeTheta);
-                ops.RopeRows(k.Rows(0, d), c.NumKeyValueHeads, n, pass.DecodePositions, (float)c.RopeTheta);
-            }
-
-            foreach (var s in pass.OtherSegments)
-            {
-                ops.Rope(r.Rows(s.RowStart, s.RowCount), c.NumAttentionHeads, n, s.StartPosition, (float)c.RopeTheta);
-                ops.Rope(k.Rows(s.RowStart, s.RowCount), c.NumKeyValueHeads, n, s.StartPosition, (float)c.RopeTheta);
-            }
+            ops.ExpandKv(k, v, h, kvh, n, kh, vh);
+            return (kh, vh);
         }
 
-        int groups = c.NumAttentionHeads / c.NumKeyValueHeads;
-        var kh = pass.Scratch(pass.Rows, c.NumAttentionHeads * n);
-        var vh = pass.Scratch(pass.Rows, c.NumAttentionHeads * n);
-        ops.RepeatKv(k, c.NumKeyValueHeads, n, groups, kh);
-        ops.RepeatKv(v, c.NumKeyValueHeads, n, groups, vh);
+        float theta = (float)c.RopeTheta;
+        int d = pass.DecodeCount;
+        if (d > 0)
+        {
+            ops.RopeExpandRows(r.Rows(0, d), k.Rows(0, d), v.Rows(0, d), h, kvh, n, pass.DecodePositions, theta, kh.Rows(0, d), vh.Rows(0, d));
+        }
+
+        foreach (var s in pass.OtherSegments)
+        {
+            var (start, count) = (s.RowStart, s.RowCount);
+            ops.RopeExpand(r.Rows(start, count), k.Rows(start, count), v.Rows(start, count), h, kvh, n, s.StartPosition, theta,
+                kh.Rows(start, count), vh.Rows(start, count));
+        }
+
         return (kh, vh);
     }
 
-    /// <summary>y = (o ⊙ g)·Woᵀ, or o·Woᵀ without a gate. o is overwritten.</summary>
-    public void OutputProjection(ForwardPass pass, Tensor o, Tensor? gate, Tensor y)
+    /// <summary>
+    /// y = (o ⊙ g)·Woᵀ, or o·Woᵀ without a gate; with <paramref name="scale"/>, o is first multiplied by it
+    /// (RAD-RWKV7's balanced N^−1/2), fused with the gate into one IOps.ScaleMultiply. o is overwritten.
+    /// </summary>
+    public void OutputProjection(ForwardPass pass, Tensor o, Tensor? gate, Tensor y, float? scale = null)
     {
-        if (gate is not null)
+        if (scale is { } s)
+        {
+            if (gate is not null)
+            {
+                pass.Ops.ScaleMultiply(o, s, gate, o);
+            }
+            else
+            {
+                pass.Ops.Scale(o, s, o);
+            }
+        }
+        else if (gate is not null)
         {
             pass.Ops.Multiply(o, gate, o);
         }

@@ -51,8 +51,7 @@ internal sealed class Qwen2Attention : IMixer
             var keys = caches.Select(c => c.Keys).ToArray();
             var values = caches.Select(c => c.Values).ToArray();
             var (qd, kd) = (q.Rows(0, d), k.Rows(0, d));
-            ops.RopeRows(qd, h, n, pass.DecodePositions, theta);
-            ops.RopeRows(kd, kvh, n, pass.DecodePositions, theta);
+            ops.RopeExpandRows(qd, kd, null, h, kvh, n, pass.DecodePositions, theta, null, null); // RoPE on q and k only
             ops.ScatterRows(kd, keys, pass.DecodePositions);
             ops.ScatterRows(v.Rows(0, d), values, pass.DecodePositions);
             ops.AttentionDecode(qd, keys, values, lengths, h, kvh, n, o.Rows(0, d));
@@ -64,8 +63,7 @@ internal sealed class Qwen2Attention : IMixer
             cache.Reserve(backend, s.StartPosition + s.RowCount);
             var qs = q.Rows(s.RowStart, s.RowCount);
             var ks = k.Rows(s.RowStart, s.RowCount);
-            ops.Rope(qs, h, n, s.StartPosition, theta);
-            ops.Rope(ks, kvh, n, s.StartPosition, theta);
+            ops.RopeExpand(qs, ks, null, h, kvh, n, s.StartPosition, theta, null, null); // RoPE on q and k only
             // An op rather than a copy to cache rows: a recorded decode step writes the rows of the replayed position.
             ops.AppendKv(ks, v.Rows(s.RowStart, s.RowCount), cache.Keys, cache.Values, s.StartPosition);
             ops.Attention(qs, cache.Keys, cache.Values, h, kvh, n, s.StartPosition, o.Rows(s.RowStart, s.RowCount));

@@ -154,17 +154,13 @@ internal sealed class Rwkv7Mixer : IMixer
                 s.State.Layers[pass.Layer].Tensors[0], o.Rows(s.RowStart, s.RowCount));
         }
 
-        // 10–11. Output normalisation, gate, o_proj. No bonus: r_k is ignored.
+        // 10–11. Output normalisation (GroupNorm, or × N^−1/2 fused with the gate), gate, o_proj. No bonus: r_k is ignored.
         if (GroupNorm)
         {
             ops.GroupNorm(o, lnWeight!, lnBias!, h, n * 1e-5f, o);
         }
-        else
-        {
-            ops.Scale(o, 1f / MathF.Sqrt(n), o);
-        }
 
-        p.OutputProjection(pass, o, g, y);
+        p.OutputProjection(pass, o, g, y, GroupNorm ? null : 1f / MathF.Sqrt(n));
     }
 
     public void Dispose()

@@ -48,6 +48,17 @@ public interface IOps
     /// <summary>y = s · x.</summary>
     void Scale(Tensor x, float s, Tensor y);
 
+    /// <summary>
+    /// y = (s · a) ⊙ b, each product rounded to fp32 as <see cref="Scale"/> then <see cref="Multiply"/> round it (RAD-RWKV7's
+    /// balanced output o × N^−1/2 ⊙ g in one launch). y may alias a, not b. The default is exactly those two ops.
+    /// </summary>
+    void ScaleMultiply(Tensor a, float s, Tensor b, Tensor y)
+    {
+        FusedOpChecks.ScaleMultiply(a, b, y);
+        Scale(a, s, y);
+        Multiply(y, b, y);
+    }
+
     /// <summary>y = tanh(x).</summary>
     void Tanh(Tensor x, Tensor y);
 
@@ -68,6 +79,37 @@ public interface IOps
 
     /// <summary>GQA expansion: y head h = x head ⌊h / groups⌋. x [T, KVH·N], y [T, KVH·groups·N]. y must not alias x.</summary>
     void RepeatKv(Tensor x, int kvHeads, int headDim, int groups, Tensor y);
+
+    /// <summary>
+    /// RoPE and GQA in one call: <see cref="Rope"/> in place on r [T, H·N] and on k [T, KVH·N] (row t at
+    /// startPosition + t), then kh, vh [T, H·N] ← <see cref="RepeatKv"/> of the rotated k and of v (G = H / KVH).
+    /// k stays rotated (Qwen2's KV cache takes it). With v, kh and vh null it is RoPE on r and k only.
+    /// kh, vh must not alias r, k or v. A recorded step reads the position at replay, as <see cref="Rope"/> does.
+    /// The default is exactly that composition; a backend may run it as one launch with the same fp32 results.
+    /// </summary>
+    void RopeExpand(Tensor r, Tensor k, Tensor? v, int heads, int kvHeads, int headDim, int startPosition, float theta,
+        Tensor? kh, Tensor? vh)
+    {
+        FusedOpChecks.RopeExpand(nameof(RopeExpand), r, k, v, heads, kvHeads, headDim, kh, vh);
+        Rope(r, heads, headDim, startPosition, theta);
+        Rope(k, kvHeads, headDim, startPosition, theta);
+        if (kh is not null)
+        {
+            RepeatKv(k, kvHeads, headDim, heads / kvHeads, kh);
+            RepeatKv(v!, kvHeads, headDim, heads / kvHeads, vh!);
+        }
+    }
+
+    /// <summary>
+    /// The GQA expansion of a model without RoPE in one call: kh, vh [T, H·N] ← <see cref="RepeatKv"/> of k and v
+    /// [T, KVH·N]. The default is those two ops.
+    /// </summary>
+    void ExpandKv(Tensor k, Tensor v, int heads, int kvHeads, int headDim, Tensor kh, Tensor vh)
+    {
+        FusedOpChecks.ExpandKv(k, v, heads, kvHeads, headDim, kh, vh);
+        RepeatKv(k, kvHeads, headDim, heads / kvHeads, kh);
+        RepeatKv(v, kvHeads, headDim, heads / kvHeads, vh);
+    }
 
     /// <summary>
     /// GroupNorm per row: the row of x [T, G·D] splits into G groups of D; each is normalised with its own
@@ -157,6 +199,24 @@ public interface IOps
         for (int b = 0; b < positions.Length; b++)
         {
             Rope(x.Rows(b, 1), heads, headDim, positions[b], theta);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="RopeExpand"/> with a position per row (row b of r, k [B, ·] at <paramref name="positions"/>[b]):
+    /// <see cref="RopeRows"/> on r and k, then the expansion. The default is exactly that composition.
+    /// </summary>
+    void RopeExpandRows(Tensor r, Tensor k, Tensor? v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions, float theta,
+        Tensor? kh, Tensor? vh)
+    {
+        FusedOpChecks.RopeExpand(nameof(RopeExpandRows), r, k, v, heads, kvHeads, headDim, kh, vh);
+        DecodeRowChecks.Rows(nameof(RopeExpandRows), r, positions.Length);
+        RopeRows(r, heads, headDim, positions, theta);
+        RopeRows(k, kvHeads, headDim, positions, theta);
+        if (kh is not null)
+        {
+            RepeatKv(k, kvHeads, headDim, heads / kvHeads, kh);
+            RepeatKv(v!, kvHeads, headDim, heads / kvHeads, vh!);
         }
     }
 

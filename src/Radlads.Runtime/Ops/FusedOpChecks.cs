@@ -1,0 +1,85 @@
+namespace Radlads.Ops;
+
+/// <summary>
+/// Argument checks shared by every backend's fused ops (<see cref="IOps.RopeExpand"/>, <see cref="IOps.RopeExpandRows"/>,
+/// <see cref="IOps.ExpandKv"/>, <see cref="IOps.ScaleMultiply"/>), so a wrong shape gives the same message everywhere.
+/// </summary>
+public static class FusedOpChecks
+{
+    /// <summary>a, b and y hold the same number of elements.</summary>
+    public static void ScaleMultiply(Tensor a, Tensor b, Tensor y)
+    {
+        if (a.ElementCount != b.ElementCount || y.ElementCount != a.ElementCount)
+        {
+            throw new ArgumentException($"ScaleMultiply: a {a.ShapeText}, b {b.ShapeText}, y {y.ShapeText} differ in size; pass three tensors of one shape");
+        }
+    }
+
+    /// <summary>
+    /// r [T, H·N], k [T, KVH·N] with H a multiple of KVH and N even; v, kh, vh all null (RoPE only) or v [T, KVH·N] and
+    /// kh, vh [T, H·N].
+    /// </summary>
+    public static void RopeExpand(string op, Tensor r, Tensor k, Tensor? v, int heads, int kvHeads, int headDim, Tensor? kh, Tensor? vh)
+    {
+        Heads(op, heads, kvHeads, headDim);
+        if (headDim % 2 != 0)
+        {
+            throw new ArgumentException($"{op}: head dim {headDim} is odd; rotate-half RoPE needs an even head dim");
+        }
+
+        if (r.RowLength != heads * headDim || k.RowLength != kvHeads * headDim || k.RowCount != r.RowCount)
+        {
+            throw new ArgumentException(
+                $"{op}: r {r.ShapeText}, k {k.ShapeText} are not [T, {heads}·{headDim}] and [T, {kvHeads}·{headDim}] with the same T");
+        }
+
+        if (v is null && kh is null && vh is null)
+        {
+            return;
+        }
+
+        if (v is null || kh is null || vh is null)
+        {
+            throw new ArgumentException($"{op}: pass v, kh and vh together (the GQA expansion) or none of them (RoPE only)");
+        }
+
+        Expansion(op, k, v, heads, kvHeads, headDim, kh, vh);
+    }
+
+    /// <summary>k, v [T, KVH·N]; kh, vh [T, H·N] with H a multiple of KVH.</summary>
+    public static void ExpandKv(Tensor k, Tensor v, int heads, int kvHeads, int headDim, Tensor kh, Tensor vh)
+    {
+        const string Op = nameof(IOps.ExpandKv);
+        Heads(Op, heads, kvHeads, headDim);
+        if (k.RowLength != kvHeads * headDim)
+        {
+            throw new ArgumentException($"{Op}: k {k.ShapeText} is not [T, {kvHeads}·{headDim}]");
+        }
+
+        Expansion(Op, k, v, heads, kvHeads, headDim, kh, vh);
+    }
+
+    private static void Heads(string op, int heads, int kvHeads, int headDim)
+    {
+        if (heads <= 0 || kvHeads <= 0 || headDim <= 0 || heads % kvHeads != 0)
+        {
+            throw new ArgumentException(
+                $"{op}: {heads} query heads, {kvHeads} KV heads of {headDim}: heads must be a positive multiple of KV heads and the head dim positive");
+        }
+    }
+
+    private static void Expansion(string op, Tensor k, Tensor v, int heads, int kvHeads, int headDim, Tensor kh, Tensor vh)
+    {
+        int tokens = k.RowCount;
+        int width = heads * headDim;
+        if (v.RowCount != tokens || v.RowLength != kvHeads * headDim)
+        {
+            throw new ArgumentException($"{op}: v {v.ShapeText} is not the shape of k {k.ShapeText}");
+        }
+
+        if (kh.RowCount != tokens || kh.RowLength != width || vh.RowCount != tokens || vh.RowLength != width)
+        {
+            throw new ArgumentException($"{op}: kh {kh.ShapeText}, vh {vh.ShapeText} are not [{tokens}, {heads}·{headDim}]");
+        }
+    }
+}

@@ -1,0 +1,38 @@
+namespace Radlads.Ops;
+
+/// <summary>
+/// The fused ops whose <see cref="IOps"/> default composes other ops (RoPE + GQA, scale + multiply): forwarded as one
+/// call so the wrapped backend's one-launch version runs and the profile shows it under its own name.
+/// </summary>
+public sealed partial class ProfilingOps
+{
+    public void ScaleMultiply(Tensor a, float s, Tensor b, Tensor y)
+    {
+        long start = Start();
+        inner.ScaleMultiply(a, s, b, y);
+        Time(nameof(ScaleMultiply), start);
+    }
+
+    public void RopeExpand(Tensor r, Tensor k, Tensor? v, int heads, int kvHeads, int headDim, int startPosition, float theta,
+        Tensor? kh, Tensor? vh)
+    {
+        long start = Start();
+        inner.RopeExpand(r, k, v, heads, kvHeads, headDim, startPosition, theta, kh, vh);
+        Time(nameof(RopeExpand), start);
+    }
+
+    public void ExpandKv(Tensor k, Tensor v, int heads, int kvHeads, int headDim, Tensor kh, Tensor vh)
+    {
+        long start = Start();
+        inner.ExpandKv(k, v, heads, kvHeads, headDim, kh, vh);
+        Time(nameof(ExpandKv), start);
+    }
+
+    public void RopeExpandRows(Tensor r, Tensor k, Tensor? v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions, float theta,
+        Tensor? kh, Tensor? vh)
+    {
+        long start = Start();
+        inner.RopeExpandRows(r, k, v, heads, kvHeads, headDim, positions, theta, kh, vh);
+        Time(nameof(RopeExpandRows), start);
+    }
+}
