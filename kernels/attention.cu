@@ -1,9 +1,10 @@
-// Qwen2 attention pieces: Rope, RepeatKv, Attention. fp32.
+// Qwen2 attention pieces: Rope, RepeatKv, RopeExpand, ExpandKv, Attention. fp32.
 #include "common.cuh"
 
 // Rotate-half RoPE in place on x [T, heads·N]; one thread per (t, head, pair). Angles in float64, as the CPU
-// reference computes them, then rounded to fp32. Row t is at position start + t, plus *start_offset when that
-// pointer is not null (a recorded decode step reads its position from device memory).
+// reference computes them, then rounded to fp32 (rope_cos_sin, rope_pair in common.cuh). Row t is at position
+// start + t, plus *start_offset when that pointer is not null (a recorded decode step reads its position from device
+// memory).
 extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int start, const int* start_offset, float theta)
 {
     pdl_begin();
@@ -15,14 +16,53 @@ extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int 
         i64 th = idx / half;
         int h = (int)(th % heads);
         i64 t = th / heads;
-        double inverse = pow((double)theta, -2.0 * i / n);
-        double s, c;
-        sincos((double)(start + t) * inverse, &s, &c);
-        float cf = (float)c, sf = (float)s;
+        float cf, sf;
+        rope_cos_sin((double)(start + t), i, n, theta, cf, sf);
         float* v = x + t * heads * n + (i64)h * n;
         float a = v[i], b = v[i + half];
-        v[i] = a * cf - b * sf;
-        v[i + half] = b * cf + a * sf;
+        rope_pair(a, b, cf, sf);
+        v[i] = a;
+        v[i + half] = b;
+    }
+}
+
+// IOps.RopeExpand in one launch: rope_f32 on r [T, H·N] and k [T, KVH·N] (positions as rope_f32, including
+// *start_offset), then, when kh is not null, repeat_kv_f32 of the rotated k and of v into kh, vh [T, H·N]. One thread
+// per (t, KV head, pair) does that pair for its KV head and its `groups` query heads (rope_expand_pair): the same
+// fp32 operations as the four unfused launches, so the same bits.
+extern "C" __global__ void rope_expand_f32(float* r, float* k, const float* v, float* kh, float* vh, int tokens, int kv_heads,
+    int groups, int n, int start, const int* start_offset, float theta)
+{
+    pdl_begin();
+    int half = n / 2;
+    if (start_offset != 0) start += *start_offset;
+    GRID_STRIDE(idx, (i64)tokens * kv_heads * half)
+    {
+        int i = (int)(idx % half);
+        i64 tj = idx / half;
+        int j = (int)(tj % kv_heads);
+        i64 t = tj / kv_heads;
+        float cf, sf;
+        rope_cos_sin((double)(start + t), i, n, theta, cf, sf);
+        rope_expand_pair(r, k, v, kh, vh, t, j, i, kv_heads, groups, n, cf, sf);
+    }
+}
+
+// IOps.ExpandKv in one launch: repeat_kv_f32 of k and of v [T, KVH·N] into kh, vh [T, KVH·groups·N].
+extern "C" __global__ void expand_kv_f32(const float* k, const float* v, int tokens, int kv_heads, int n, int groups, float* kh,
+    float* vh)
+{
+    pdl_begin();
+    int heads = kv_heads * groups;
+    GRID_STRIDE(idx, (i64)tokens * heads * n)
+    {
+        int i = (int)(idx % n);
+        i64 r = idx / n;
+        int h = (int)(r % heads);
+        i64 t = r / heads;
+        i64 from = t * kv_heads * n + (i64)(h / groups) * n + i;
+        kh[idx] = k[from];
+        vh[idx] = v[from];
     }
 }
 

@@ -123,3 +123,62 @@ __device__ __forceinline__ float block_sum(float v, float* scratch)
     __syncthreads();
     return scratch[0];
 }
+
+// Rotate-half RoPE, shared by rope_f32, rope_rows_f32 and the fused rope_expand kernels so that they all round
+// alike. rope_cos_sin: the angle of pair i (of a head of n) at a position, in float64 as the CPU reference computes
+// it, cos and sin rounded to fp32. rope_pair: (a, b) ← (a·cos − b·sin, b·cos + a·sin), each product and sum rounded
+// once (no FMA contraction), as the CPU reference's fp32 arithmetic.
+__device__ __forceinline__ void rope_cos_sin(double position, int i, int n, float theta, float& cf, float& sf)
+{
+    double inverse = pow((double)theta, -2.0 * i / n);
+    double s, c;
+    sincos(position * inverse, &s, &c);
+    cf = (float)c;
+    sf = (float)s;
+}
+
+__device__ __forceinline__ void rope_pair(float& a, float& b, float cf, float sf)
+{
+    float x = a, y = b;
+    a = __fsub_rn(__fmul_rn(x, cf), __fmul_rn(y, sf));
+    b = __fadd_rn(__fmul_rn(y, cf), __fmul_rn(x, sf));
+}
+
+// One thread's share of IOps.RopeExpand at row t: pair i of KV head j of k [T, KVH·N] rotated in place and, for the
+// `groups` query heads h = j·groups + g, pair i of r [T, H·N] rotated in place and the pairs (i, i + N/2) of KV head j
+// of k (rotated) and v copied to query head h of kh and vh [T, H·N] (when kh is not null; v, vh likewise). Only this
+// thread touches k's pair, so no thread reads a k element another one writes.
+__device__ __forceinline__ void rope_expand_pair(float* r, float* k, const float* v, float* kh, float* vh, i64 t, int j, int i,
+    int kv_heads, int groups, int n, float cf, float sf)
+{
+    int half = n / 2;
+    i64 heads = (i64)kv_heads * groups;
+    float* kp = k + (t * kv_heads + j) * n;
+    float ka = kp[i], kb = kp[i + half];
+    rope_pair(ka, kb, cf, sf);
+    kp[i] = ka;
+    kp[i + half] = kb;
+    float va = 0.f, vb = 0.f;
+    if (kh != 0)
+    {
+        const float* vp = v + (t * kv_heads + j) * n;
+        va = vp[i];
+        vb = vp[i + half];
+    }
+
+    for (int g = 0; g < groups; g++)
+    {
+        i64 o = (t * heads + (i64)j * groups + g) * n;
+        float ra = r[o + i], rb = r[o + i + half];
+        rope_pair(ra, rb, cf, sf);
+        r[o + i] = ra;
+        r[o + i + half] = rb;
+        if (kh != 0)
+        {
+            kh[o + i] = ka;
+            kh[o + i + half] = kb;
+            vh[o + i] = va;
+            vh[o + i + half] = vb;
+        }
+    }
+}

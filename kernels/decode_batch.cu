@@ -1,4 +1,4 @@
-// Decode (one token per sequence) for B independent sequences in one launch: RopeRows, ScatterRows,
+// Decode (one token per sequence) for B independent sequences in one launch: RopeRows, RopeExpandRows, ScatterRows,
 // AttentionDecode, Wkv6Decode, Wkv7Decode, TokenShiftRows (IOps). Row b of every [B, ·] activation belongs to
 // sequence b; its per-sequence memory (KV cache, recurrent state, shift state) and position come in a
 // DecodeTable passed by value as a kernel argument (no upload; 1.3 KB of the 4 KB parameter space), so the host
@@ -16,7 +16,7 @@ struct DecodeTable
     int value[DECODE_ROWS];
 };
 
-// Rotate-half RoPE in place on x [rows, heads·N], row b at position table.value[b]; angles in float64 as rope_f32.
+// Rotate-half RoPE in place on x [rows, heads·N], row b at position table.value[b]; angles and rounding as rope_f32.
 extern "C" __global__ void rope_rows_f32(float* x, int rows, int heads, int n, DecodeTable table, float theta)
 {
     pdl_begin();
@@ -27,14 +27,32 @@ extern "C" __global__ void rope_rows_f32(float* x, int rows, int heads, int n, D
         i64 th = idx / half;
         int h = (int)(th % heads);
         int b = (int)(th / heads);
-        double inverse = pow((double)theta, -2.0 * i / n);
-        double s, c;
-        sincos((double)table.value[b] * inverse, &s, &c);
-        float cf = (float)c, sf = (float)s;
+        float cf, sf;
+        rope_cos_sin((double)table.value[b], i, n, theta, cf, sf);
         float* v = x + (i64)b * heads * n + (i64)h * n;
         float a = v[i], bb = v[i + half];
-        v[i] = a * cf - bb * sf;
-        v[i + half] = bb * cf + a * sf;
+        rope_pair(a, bb, cf, sf);
+        v[i] = a;
+        v[i + half] = bb;
+    }
+}
+
+// IOps.RopeExpandRows: rope_expand_f32 with row b at position table.value[b]. r [rows, H·N], k, v [rows, KVH·N],
+// kh, vh [rows, H·N] (kh, vh and v may be null: RoPE only).
+extern "C" __global__ void rope_expand_rows_f32(float* r, float* k, const float* v, float* kh, float* vh, int rows, int kv_heads,
+    int groups, int n, DecodeTable table, float theta)
+{
+    pdl_begin();
+    int half = n / 2;
+    GRID_STRIDE(idx, (i64)rows * kv_heads * half)
+    {
+        int i = (int)(idx % half);
+        i64 bj = idx / half;
+        int j = (int)(bj % kv_heads);
+        int b = (int)(bj / kv_heads);
+        float cf, sf;
+        rope_cos_sin((double)table.value[b], i, n, theta, cf, sf);
+        rope_expand_pair(r, k, v, kh, vh, b, j, i, kv_heads, groups, n, cf, sf);
     }
 }
 

@@ -1,4 +1,4 @@
-// Elementwise ops of IOps: Add, Multiply, Scale, Tanh, Sigmoid, AddSigmoid, SwiGlu. fp32, any aliasing allowed
+// Elementwise ops of IOps: Add, Multiply, Scale, ScaleMultiply, Tanh, Sigmoid, AddSigmoid, SwiGlu. fp32, any aliasing allowed
 // (each element is read before it is written, by the same thread).
 #include "common.cuh"
 
@@ -18,6 +18,13 @@ extern "C" __global__ void scale_f32(const float* x, float s, float* y, i64 n)
 {
     pdl_begin();
     GRID_STRIDE(i, n) y[i] = x[i] * s;
+}
+
+// IOps.ScaleMultiply: y = (a·s)·b, two fp32 roundings as scale_f32 then multiply_f32.
+extern "C" __global__ void scale_multiply_f32(const float* a, float s, const float* b, float* y, i64 n)
+{
+    pdl_begin();
+    GRID_STRIDE(i, n) y[i] = (a[i] * s) * b[i];
 }
 
 extern "C" __global__ void tanh_f32(const float* x, float* y, i64 n)

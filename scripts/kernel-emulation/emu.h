@@ -21,6 +21,7 @@ inline float* emu_dynamic_shared;
 #define __global__
 #define __device__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 #define __shared__ static
 inline void __syncthreads() { block_barrier->arrive_and_wait(); }
 template <class T> inline T __shfl_xor_sync(unsigned, T v, int o)
@@ -29,6 +30,15 @@ template <class T> inline T __shfl_xor_sync(unsigned, T v, int o)
     warp_buf[warp][lane] = (double)v;
     warp_barriers[warp]->arrive_and_wait();
     T r = (T)warp_buf[warp][lane ^ o];
+    warp_barriers[warp]->arrive_and_wait();
+    return r;
+}
+template <class T> inline T __shfl_sync(unsigned, T v, int source)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    warp_buf[warp][lane] = (double)v;
+    warp_barriers[warp]->arrive_and_wait();
+    T r = (T)warp_buf[warp][source & 31];
     warp_barriers[warp]->arrive_and_wait();
     return r;
 }

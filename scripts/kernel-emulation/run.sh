@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the backward kernels (kernels/backward*.cu) on the CPU under a small CUDA emulation (emu.h: a std::thread per
 # CUDA thread, one block at a time, __syncthreads as a block barrier, warp shuffles through a per-warp barrier) and
-# checks them against central finite differences of float64 forwards (backward_test.cpp). For kernel logic on a
+# checks them against central finite differences of float64 forwards (backward_test.cpp); first the fused forward
+# kernels (rope_expand_f32, rope_expand_rows_f32, expand_kv_f32, scale_multiply_f32) against the unfused kernels they
+# replace, bit for bit (fused_test.cpp). For kernel logic on a
 # machine without a GPU (g++ 12+, C++20); it says nothing about speed, and the GPU's memory model is not emulated
 # (a race that happens not to show here can still show on the device). The .cu files are used as they are, after
 # two textual edits: `extern "C"` dropped and the dynamic shared array bound to the emulator's buffer.
@@ -12,9 +14,11 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 sed -e 's/^#pragma once//' -e 's/    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));/    f = 0; (void)h; \/\/ f16 weights are not emulated/' \
   "$kernels/common.cuh" > "$work/common.cuh"
-for f in backward backward_matmul backward_rwkv6 backward_rwkv7 backward_training; do
-  sed -e 's/extern __shared__ float shared\[\];/float* shared = emu_dynamic_shared;/' -e 's/extern "C" //' "$kernels/$f.cu" > "$work/$f.inc"
+for f in backward backward_matmul backward_rwkv6 backward_rwkv7 backward_training attention decode_batch elementwise; do
+  sed -e 's/extern __shared__ float \([a-z]*\)\[\];/float* \1 = emu_dynamic_shared;/' -e 's/extern "C" //' "$kernels/$f.cu" > "$work/$f.inc"
 done
-cp "$here/emu.h" "$here/backward_test.cpp" "$work/"
+cp "$here/emu.h" "$here/backward_test.cpp" "$here/fused_test.cpp" "$work/"
+g++ -std=c++20 -O1 -pthread -w -I"$work" "$work/fused_test.cpp" -o "$work/fused_test"
+"$work/fused_test"
 g++ -std=c++20 -O1 -pthread -w -I"$work" "$work/backward_test.cpp" -o "$work/backward_test"
 "$work/backward_test"

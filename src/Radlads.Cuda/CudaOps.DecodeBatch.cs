@@ -277,6 +277,8 @@ internal sealed unsafe partial class CudaOps
     {
         public nint RopeRows { get; } = library.Function("decode_batch.cu", "rope_rows_f32");
 
+        public nint RopeExpandRows { get; } = library.Function("decode_batch.cu", "rope_expand_rows_f32");
+
         public nint ScatterRows { get; } = library.Function("decode_batch.cu", "scatter_rows_f32");
 
         public nint AttentionSplit { get; } = library.Function("decode_batch.cu", "attention_decode_rows_split_f32");

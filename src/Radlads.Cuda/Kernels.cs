@@ -32,6 +32,9 @@ internal sealed class Kernels
         ParamToF32 = library.Function("matmul.cu", "param_to_f32");
         Rope = library.Function("attention.cu", "rope_f32");
         RepeatKv = library.Function("attention.cu", "repeat_kv_f32");
+        RopeExpand = library.Function("attention.cu", "rope_expand_f32");
+        ExpandKv = library.Function("attention.cu", "expand_kv_f32");
+        ScaleMultiply = library.Function("elementwise.cu", "scale_multiply_f32");
         AppendKv = library.Function("attention.cu", "append_kv_f32");
         Attention = library.Function("attention.cu", "attention_f32");
         AttentionSplit = library.Function("attention.cu", "attention_split_f32");
@@ -115,6 +118,12 @@ internal sealed class Kernels
     public nint Rope { get; }
 
     public nint RepeatKv { get; }
+
+    public nint RopeExpand { get; }
+
+    public nint ExpandKv { get; }
+
+    public nint ScaleMultiply { get; }
 
     public nint AppendKv { get; }
 
