@@ -159,6 +159,22 @@ __device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x,
 #define GEMV_THREADS 256
 #define GEMV_UNROLL 4
 
+// The last (< GEMV_UNROLL) chunks of a lane's row: all loads issued before the first FMA, so the tail costs one
+// memory latency, not one per chunk (short rows such as o_proj at 7B are mostly tail). Same order of sums as a
+// chunk-by-chunk loop.
+template <int DT>
+__device__ __forceinline__ float gemv_tail(const uint4* wr, const float* __restrict__ x, int c, int stride, int chunks, float acc)
+{
+    uint4 q[GEMV_UNROLL - 1];
+#pragma unroll
+    for (int u = 0; u < GEMV_UNROLL - 1; u++)
+        if (c + u * stride < chunks) q[u] = load_stream(wr + c + u * stride);
+#pragma unroll
+    for (int u = 0; u < GEMV_UNROLL - 1; u++)
+        if (c + u * stride < chunks) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+    return acc;
+}
+
 // y[row] = x · W[row, :] + bias. Block of 8 warps = 8/WPR rows; the WPR warps of a row take interleaved 16-byte
 // chunks of it, GEMV_UNROLL loads in flight per lane, then a warp sum and (WPR > 1) a sum over the row's warps.
 template <int DT, int WPR>
@@ -203,7 +219,7 @@ __device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void
             for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
         }
 
-        for (; c < chunks; c += stride) acc = dot_chunk<DT>(load_stream(wr + c), x, c, acc);
+        acc = gemv_tail<DT>(wr, x, c, stride, chunks, acc);
     }
 
     acc = warp_sum(acc);
@@ -295,7 +311,7 @@ __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
             for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
         }
 
-        for (; c < chunks; c += stride) acc = dot_chunk<DT>(load_stream(wr + c), x, c, acc);
+        acc = gemv_tail<DT>(wr, x, c, stride, chunks, acc);
     }
 
     acc = warp_sum(acc);

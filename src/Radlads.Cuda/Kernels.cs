@@ -18,6 +18,7 @@ internal sealed class Kernels
         SwiGlu = library.Function("elementwise.cu", "swiglu_f32");
         Embedding = library.Function("embedding.cu", "embedding_f32");
         RmsNorm = library.Function("norms.cu", "rms_norm_f32");
+        AddRmsNorm = library.Function("norms.cu", "add_rms_norm_f32");
         GroupNorm = library.Function("norms.cu", "group_norm_f32");
         MatMulOutIn = [library.Function("matmul.cu", "matmul_outin_f32"), library.Function("matmul.cu", "matmul_outin_f16"), library.Function("matmul.cu", "matmul_outin_bf16")];
         MatMulInOut = [library.Function("matmul.cu", "matmul_inout_f32"), library.Function("matmul.cu", "matmul_inout_f16"), library.Function("matmul.cu", "matmul_inout_bf16")];
@@ -84,6 +85,8 @@ internal sealed class Kernels
     public nint Embedding { get; }
 
     public nint RmsNorm { get; }
+
+    public nint AddRmsNorm { get; }
 
     public nint GroupNorm { get; }
 

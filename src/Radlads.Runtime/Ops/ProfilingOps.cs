@@ -91,6 +91,13 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
         Time(nameof(RmsNorm), start);
     }
 
+    public void AddRmsNorm(Tensor h, Tensor branch, Tensor weight, float eps, Tensor y)
+    {
+        long start = Start();
+        inner.AddRmsNorm(h, branch, weight, eps, y);
+        Time(nameof(AddRmsNorm), start);
+    }
+
     public void MatMulShared(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
     {
         long start = Start();
