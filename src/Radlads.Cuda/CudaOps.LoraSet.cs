@@ -5,11 +5,12 @@ using Radlads.Ops;
 namespace Radlads.Cuda;
 
 /// <summary>
-/// <see cref="IOps.LoraSet"/> (kernels/lora.cu): at decode (T = 1) with bf16 or f16 factors that take 16-byte loads,
-/// all branches in two launches — one GEMV over the concatenated columns of every A_i (x read once, K split over
-/// blocks, inner on the final write) and one over every B_i (outer on the write). Anything else (T &gt; 1, f32 or mixed
-/// dtypes, ranks or widths not multiples of 8, misaligned weights) runs the composed ops
-/// (<see cref="LoraSetReference"/>), i.e. MatMul (cuBLASLt for prefill) and the elementwise kernels.
+/// <see cref="IOps.LoraSet"/> (kernels/lora.cu): at decode (T = 1), the branches whose bf16 or f16 factors take 16-byte
+/// loads run in two launches — one GEMV over the concatenated columns of every A_i (x read once, K split over blocks,
+/// inner on the final write) and one over every B_i (outer on the write). T &gt; 1, and at T = 1 any branch with f32
+/// factors, another dtype than the first such branch, or a rank or width that is not a multiple of 8 (the golden
+/// fixtures' ranks 4, 12, 20), runs the composed ops (<see cref="LoraSetReference"/>): MatMul (cuBLASLt for prefill) and
+/// the elementwise kernels.
 /// </summary>
 internal sealed unsafe partial class CudaOps
 {
@@ -21,18 +22,32 @@ internal sealed unsafe partial class CudaOps
     {
         backend.Enter();
         LoraSetChecks.Check(x, branches);
-        if (!LoraFastPath(x, branches, out var dtype))
+        if (x.RowCount != 1 || x.RowLength == 0)
         {
             LoraSetReference.Run(this, x, branches);
             return;
         }
 
+        // The branches that take 16-byte loads, in the dtype of the first of them, go to the two kernels; any other
+        // (an odd rank, f32 or another dtype) runs the composed ops. Outputs never alias inputs, so the order is free.
         var table = default(LoraTable);
-        table.Count = branches.Length;
+        var dtype = DType.F32;
+        List<LoraBranch>? others = null;
         int ranks = 0;
-        for (int i = 0; i < branches.Length; i++)
+        foreach (var b in branches)
         {
-            var b = branches[i];
+            if (dtype == DType.F32 && b.Down.DType is (DType.BF16 or DType.F16))
+            {
+                dtype = b.Down.DType;
+            }
+
+            if (!LoraFastBranch(b, dtype))
+            {
+                (others ??= []).Add(b);
+                continue;
+            }
+
+            int i = table.Count++;
             table.Down[i] = C(b.Down).Pointer;
             table.Up[i] = C(b.Up).Pointer;
             table.Hidden[i] = P(b.Hidden);
@@ -50,34 +65,28 @@ internal sealed unsafe partial class CudaOps
             ranks += table.Rank[i];
         }
 
-        table.Ranks = ranks;
-        LoraDown(x, dtype, ref table);
-        LoraUp(dtype, ref table);
+        if (table.Count > 0)
+        {
+            table.Ranks = ranks;
+            LoraDown(x, dtype, ref table);
+            LoraUp(dtype, ref table);
+        }
+
+        if (others is not null)
+        {
+            LoraSetReference.Run(this, x, CollectionsMarshal.AsSpan(others));
+        }
     }
 
     /// <summary>
-    /// Whether the two-launch path takes this call: one row, every factor bf16 or f16 of one dtype, 16-byte aligned,
-    /// every rank and width a non-zero multiple of 8 (a lane's 16-byte load is 8 columns of one branch).
+    /// Whether a branch can be one of the kernels' (<paramref name="dtype"/> bf16 or f16): both factors of that dtype,
+    /// 16-byte aligned, rank and width non-zero multiples of 8 (a lane's 16-byte load is 8 columns of one branch).
     /// </summary>
-    private static bool LoraFastPath(Tensor x, ReadOnlySpan<LoraBranch> branches, out DType dtype)
+    private static bool LoraFastBranch(LoraBranch b, DType dtype)
     {
-        dtype = branches[0].Down.DType;
-        if (x.RowCount != 1 || x.RowLength == 0 || dtype is not (DType.BF16 or DType.F16))
-        {
-            return false;
-        }
-
-        foreach (var b in branches)
-        {
-            int r = b.Down.Shape[1], m = b.Up.Shape[1];
-            if (b.Down.DType != dtype || b.Up.DType != dtype || r == 0 || m == 0 || r % 8 != 0 || m % 8 != 0
-                || C(b.Down).Pointer % 16 != 0 || C(b.Up).Pointer % 16 != 0)
-            {
-                return false;
-            }
-        }
-
-        return true;
+        int r = b.Down.Shape[1], m = b.Up.Shape[1];
+        return dtype is (DType.BF16 or DType.F16) && b.Down.DType == dtype && b.Up.DType == dtype && r > 0 && m > 0 && r % 8 == 0 && m % 8 == 0
+            && C(b.Down).Pointer % 16 == 0 && C(b.Up).Pointer % 16 == 0;
     }
 
     /// <summary>
