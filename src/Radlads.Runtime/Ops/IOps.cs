@@ -54,6 +54,18 @@ public interface IOps
         }
     }
 
+    /// <summary>
+    /// Up to four LoRA branches that read the same x [T, C] (RAD-RWKV7's decay, in-context rate, value residual and
+    /// low-rank gate): per branch y = outer(inner(x·A)·B), see <see cref="LoraBranch"/>. A backend may run them all in
+    /// two kernels (the CUDA decode path); the default is the composition of the existing ops
+    /// (<see cref="LoraSetReference"/>), which is the CPU reference. Outputs must not alias x or any input.
+    /// </summary>
+    void LoraSet(Tensor x, ReadOnlySpan<LoraBranch> branches)
+    {
+        LoraSetChecks.Check(x, branches);
+        LoraSetReference.Run(this, x, branches);
+    }
+
     /// <summary>y = a + b, elementwise, same shapes.</summary>
     void Add(Tensor a, Tensor b, Tensor y);
 

@@ -105,6 +105,13 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
         Time(nameof(MatMulShared), start);
     }
 
+    public void LoraSet(Tensor x, ReadOnlySpan<LoraBranch> branches)
+    {
+        long start = Start();
+        inner.LoraSet(x, branches);
+        Time(nameof(LoraSet), start);
+    }
+
     public void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn)
     {
         long start = Start();
