@@ -95,6 +95,41 @@ __device__ __forceinline__ float load_any(const void* p, int dtype, i64 i)
     return load_w<DT_F32>(p, i);
 }
 
+// Two 16-bit weights of one 32-bit word (little-endian: element 2i in the low half).
+template <int DT>
+__device__ __forceinline__ float lo16(u32 word)
+{
+    return DT == DT_BF16 ? __uint_as_float(word << 16) : f16_to_float((u16)(word & 0xffffu));
+}
+
+template <int DT>
+__device__ __forceinline__ float hi16(u32 word)
+{
+    return DT == DT_BF16 ? __uint_as_float(word & 0xffff0000u) : f16_to_float((u16)(word >> 16));
+}
+
+// 16 bytes of a weight that is read once per step: not kept in L1, so the activations stay there.
+__device__ __forceinline__ uint4 load_stream(const void* p)
+{
+    uint4 v;
+#if __CUDA_ARCH__ >= 700
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+#else
+    asm("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+#endif
+    return v;
+}
+
+// The PER weights (1, 4 or 8) of one 16-byte load of a weight row, as fp32.
+template <int DT, int PER>
+__device__ __forceinline__ void weights_of(uint4 q, float* wv)
+{
+    u32 words[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int j = 0; j < PER; j++)
+        wv[j] = DT == DT_F32 ? __uint_as_float(words[j]) : ((j & 1) ? hi16<DT>(words[j >> 1]) : lo16<DT>(words[j >> 1]));
+}
+
 __device__ __forceinline__ float sigmoid_(float x) { return 1.f / (1.f + expf(-x)); }
 
 __device__ __forceinline__ float neg_infinity() { return __int_as_float(0xff800000); }

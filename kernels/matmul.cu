@@ -98,19 +98,6 @@ MATMUL(matmul_inout_f32, DT_F32, false)
 MATMUL(matmul_inout_f16, DT_F16, false)
 MATMUL(matmul_inout_bf16, DT_BF16, false)
 
-// Two 16-bit weights of one 32-bit word (little-endian: element 2i in the low half).
-template <int DT>
-__device__ __forceinline__ float lo16(u32 word)
-{
-    return DT == DT_BF16 ? __uint_as_float(word << 16) : f16_to_float((u16)(word & 0xffffu));
-}
-
-template <int DT>
-__device__ __forceinline__ float hi16(u32 word)
-{
-    return DT == DT_BF16 ? __uint_as_float(word & 0xffff0000u) : f16_to_float((u16)(word >> 16));
-}
-
 template <int DT>
 __device__ __forceinline__ float dot_word(u32 word, float x0, float x1, float acc)
 {
@@ -121,18 +108,6 @@ __device__ __forceinline__ float dot_word(u32 word, float x0, float x1, float ac
 
     acc = fmaf(lo16<DT>(word), x0, acc);
     return fmaf(hi16<DT>(word), x1, acc);
-}
-
-// 16 bytes of a weight that is read once per step: not kept in L1, so the activations stay there.
-__device__ __forceinline__ uint4 load_stream(const void* p)
-{
-    uint4 v;
-#if __CUDA_ARCH__ >= 700
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-#else
-    asm("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-#endif
-    return v;
 }
 
 // acc += (16 bytes of weights q) · (the matching 8 or 4 elements of x, starting at chunk c).
@@ -158,6 +133,22 @@ __device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x,
 
 #define GEMV_THREADS 256
 #define GEMV_UNROLL 4
+
+// The last (< GEMV_UNROLL) chunks of a lane's row: all loads issued before the first FMA, so the tail costs one
+// memory latency, not one per chunk (short rows such as o_proj at 7B are mostly tail). Same order of sums as a
+// chunk-by-chunk loop.
+template <int DT>
+__device__ __forceinline__ float gemv_tail(const uint4* wr, const float* __restrict__ x, int c, int stride, int chunks, float acc)
+{
+    uint4 q[GEMV_UNROLL - 1];
+#pragma unroll
+    for (int u = 0; u < GEMV_UNROLL - 1; u++)
+        if (c + u * stride < chunks) q[u] = load_stream(wr + c + u * stride);
+#pragma unroll
+    for (int u = 0; u < GEMV_UNROLL - 1; u++)
+        if (c + u * stride < chunks) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+    return acc;
+}
 
 // y[row] = x · W[row, :] + bias. Block of 8 warps = 8/WPR rows; the WPR warps of a row take interleaved 16-byte
 // chunks of it, GEMV_UNROLL loads in flight per lane, then a warp sum and (WPR > 1) a sum over the row's warps.
@@ -203,7 +194,7 @@ __device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void
             for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
         }
 
-        for (; c < chunks; c += stride) acc = dot_chunk<DT>(load_stream(wr + c), x, c, acc);
+        acc = gemv_tail<DT>(wr, x, c, stride, chunks, acc);
     }
 
     acc = warp_sum(acc);
@@ -295,7 +286,7 @@ __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
             for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
         }
 
-        for (; c < chunks; c += stride) acc = dot_chunk<DT>(load_stream(wr + c), x, c, acc);
+        acc = gemv_tail<DT>(wr, x, c, stride, chunks, acc);
     }
 
     acc = warp_sum(acc);
@@ -355,16 +346,6 @@ __device__ __forceinline__ void gemv_scalar(const float* __restrict__ x, const v
 GEMV_SCALAR(gemv_f32_scalar, DT_F32)
 GEMV_SCALAR(gemv_f16_scalar, DT_F16)
 GEMV_SCALAR(gemv_bf16_scalar, DT_BF16)
-
-// The PER weights of one lane's columns in row r, as fp32.
-template <int DT, int PER>
-__device__ __forceinline__ void weights_of(uint4 q, float* wv)
-{
-    u32 words[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int j = 0; j < PER; j++)
-        wv[j] = DT == DT_F32 ? __uint_as_float(words[j]) : ((j & 1) ? hi16<DT>(words[j >> 1]) : lo16<DT>(words[j >> 1]));
-}
 
 // T = 1, InOut: y[col] = Σ_k x[k]·W[k, col] (+ bias) for W [K, M]. Block (8 warps) covers 32·PER columns: lane l
 // owns columns tile·32·PER + l·PER .. + PER − 1 (one 16-byte load per row when PER > 1). Rows [k0, k1) of this

@@ -42,6 +42,7 @@ template <class T> inline T __shfl_sync(unsigned, T v, int source)
     warp_barriers[warp]->arrive_and_wait();
     return r;
 }
+struct uint4 { unsigned x, y, z, w; }; // common.cuh's 16-byte weight loads (GPU-only helpers, never called here)
 inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 inline float __int_as_float(int u) { float f; memcpy(&f, &u, 4); return f; }
 inline float __fmul_rn(float a, float b) { return a * b; }

@@ -63,6 +63,11 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
                 GemmMinRows = Math.Max(2, minRows);
             }
 
+            if (int.TryParse(Environment.GetEnvironmentVariable("RADLADS_GEMV_BLOCKS_PER_SM"), NumberStyles.Integer, CultureInfo.InvariantCulture, out int perSm))
+            {
+                GemvBlocksPerSm = Math.Clamp(perSm, 1, 64);
+            }
+
             ProgrammaticLaunch = Device.ComputeMajor >= 9 && Device.Driver.HasLaunchEx && Environment.GetEnvironmentVariable("RADLADS_CUDA_PDL") != "0";
         }
         catch (CudaUnavailableException e)
@@ -98,6 +103,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     internal CudaStream StreamObject => stream;
 
     /// <summary>Whether decode steps are recorded as CUDA graphs and replayed (default on; RADLADS_CUDA_GRAPHS=0 turns it off).</summary>
+    /// <summary>
+    /// The decode GEMVs take the fewest warps per row that still give this many blocks per SM (default 8; the
+    /// environment variable RADLADS_GEMV_BLOCKS_PER_SM overrides it, for tuning with `bench-decode --gemv`).
+    /// </summary>
+    public int GemvBlocksPerSm { get; set; } = 8;
+
     public bool CaptureEnabled { get; set; } = Environment.GetEnvironmentVariable("RADLADS_CUDA_GRAPHS") != "0";
 
     /// <summary>

@@ -172,7 +172,7 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
-        long wanted = 8L * backend.Device.MultiprocessorCount;
+        long wanted = (long)backend.GemvBlocksPerSm * backend.Device.MultiprocessorCount;
         int level = 0;
         while (level < 3 && (m + (8 >> level) - 1) / (8 >> level) < wanted)
         {
@@ -282,7 +282,7 @@ internal sealed unsafe partial class CudaOps
         }
 
         long rows = (long)m0 + m1 + m2;
-        long wanted = 8L * backend.Device.MultiprocessorCount;
+        long wanted = (long)backend.GemvBlocksPerSm * backend.Device.MultiprocessorCount;
         int level = 0;
         while (level < 3 && (rows + (8 >> level) - 1) / (8 >> level) < wanted)
         {

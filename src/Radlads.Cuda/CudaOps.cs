@@ -99,12 +99,7 @@ internal sealed unsafe partial class CudaOps(CudaBackend backend) : IOps
         backend.Enter();
         int c = x.RowLength;
         int rows = x.RowCount;
-        if (weight.ElementCount < c)
-        {
-            throw new ArgumentException($"RmsNorm: weight {weight.ShapeText} is shorter than rows of {c}");
-        }
-
-        Fits(y, x.ElementCount, nameof(RmsNorm));
+        NormShapes(x, weight, y, nameof(RmsNorm));
         if (rows == 0 || c == 0)
         {
             return;
@@ -113,8 +108,61 @@ internal sealed unsafe partial class CudaOps(CudaBackend backend) : IOps
         var w = C(weight);
         ulong px = P(x), pw = w.Pointer, py = P(y);
         int dtype = (int)w.DType;
-        void** a = stackalloc void*[] { &px, &pw, &dtype, &eps, &py, &c };
-        backend.Launch(K.RmsNorm, "rms_norm_f32", (uint)rows, 1, Threads, 0, a);
+        var (threads, vec) = NormGeometry(c, px, py, py);
+        void** a = stackalloc void*[] { &px, &pw, &dtype, &eps, &py, &c, &vec };
+        backend.Launch(K.RmsNorm, "rms_norm_f32", (uint)rows, 1, threads, 0, a);
+    }
+
+    public void AddRmsNorm(Tensor h, Tensor branch, Tensor weight, float eps, Tensor y)
+    {
+        backend.Enter();
+        int c = h.RowLength;
+        int rows = h.RowCount;
+        SameCount(h, branch, nameof(AddRmsNorm));
+        NormShapes(h, weight, y, nameof(AddRmsNorm));
+        if (P(y) == P(h))
+        {
+            throw new ArgumentException("AddRmsNorm: y must not alias h (h keeps the residual stream)");
+        }
+
+        if (rows == 0 || c == 0)
+        {
+            return;
+        }
+
+        var w = C(weight);
+        ulong ph = P(h), pb = P(branch), pw = w.Pointer, py = P(y);
+        int dtype = (int)w.DType;
+        var (threads, vec) = NormGeometry(c, ph, pb, py);
+        void** a = stackalloc void*[] { &ph, &pb, &pw, &dtype, &eps, &py, &c, &vec };
+        backend.Launch(K.AddRmsNorm, "add_rms_norm_f32", (uint)rows, 1, threads, 0, a);
+    }
+
+    private static void NormShapes(Tensor x, Tensor weight, Tensor y, string op)
+    {
+        if (weight.ElementCount < x.RowLength)
+        {
+            throw new ArgumentException($"{op}: weight {weight.ShapeText} is shorter than rows of {x.RowLength}");
+        }
+
+        Fits(y, x.ElementCount, op);
+    }
+
+    /// <summary>
+    /// Block size and path of rms_norm_f32 / add_rms_norm_f32: the vector path (rows of float4s held in registers,
+    /// NORM_VEC = 4 of them a thread) needs C % 4 == 0 and 16-byte aligned rows; its block is just large enough.
+    /// </summary>
+    internal static (uint Threads, int Vector) NormGeometry(int c, ulong p0, ulong p1, ulong p2)
+    {
+        const int normVec = 4, maxThreads = 1024;
+        bool vector = c % 4 == 0 && p0 % 16 == 0 && p1 % 16 == 0 && p2 % 16 == 0 && c / 4 <= normVec * maxThreads;
+        if (!vector)
+        {
+            return (Threads, 0);
+        }
+
+        int needed = (c / 4 + normVec - 1) / normVec;
+        return ((uint)Math.Clamp((needed + 31) / 32 * 32, 32, maxThreads), 1);
     }
 
     public void Add(Tensor a, Tensor b, Tensor y)

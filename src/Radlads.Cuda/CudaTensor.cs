@@ -42,6 +42,16 @@ public sealed class CudaTensor : Tensor
 
     public long ByteLength => ElementCount * DType.Size();
 
+    /// <summary>Device addresses are unique within the backend's context.</summary>
+    protected override (object Space, long Start, long End) Extent
+    {
+        get
+        {
+            long start = (long)Pointer;
+            return (Backend, start, start + ByteLength);
+        }
+    }
+
     public override Tensor Rows(int start, int count)
     {
         if (start < 0 || count < 0 || start + count > RowCount)

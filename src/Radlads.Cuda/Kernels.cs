@@ -18,6 +18,7 @@ internal sealed class Kernels
         SwiGlu = library.Function("elementwise.cu", "swiglu_f32");
         Embedding = library.Function("embedding.cu", "embedding_f32");
         RmsNorm = library.Function("norms.cu", "rms_norm_f32");
+        AddRmsNorm = library.Function("norms.cu", "add_rms_norm_f32");
         GroupNorm = library.Function("norms.cu", "group_norm_f32");
         MatMulOutIn = [library.Function("matmul.cu", "matmul_outin_f32"), library.Function("matmul.cu", "matmul_outin_f16"), library.Function("matmul.cu", "matmul_outin_bf16")];
         MatMulInOut = [library.Function("matmul.cu", "matmul_inout_f32"), library.Function("matmul.cu", "matmul_inout_f16"), library.Function("matmul.cu", "matmul_inout_bf16")];
@@ -27,6 +28,12 @@ internal sealed class Kernels
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
         GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
         GemvInOutScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_scalar"))];
+        LoraDownF16 = library.Function("lora.cu", "lora_down_f16");
+        LoraDownBf16 = library.Function("lora.cu", "lora_down_bf16");
+        LoraUpF16L4 = library.Function("lora.cu", "lora_up_f16_l4");
+        LoraUpF16L8 = library.Function("lora.cu", "lora_up_f16_l8");
+        LoraUpBf16L4 = library.Function("lora.cu", "lora_up_bf16_l4");
+        LoraUpBf16L8 = library.Function("lora.cu", "lora_up_bf16_l8");
         ToBf16 = library.Function("matmul.cu", "f32_to_bf16");
         ToBf16Pairs = library.Function("matmul.cu", "f32_to_bf16_pairs");
         ParamToF32 = library.Function("matmul.cu", "param_to_f32");
@@ -88,6 +95,8 @@ internal sealed class Kernels
 
     public nint RmsNorm { get; }
 
+    public nint AddRmsNorm { get; }
+
     public nint GroupNorm { get; }
 
     /// <summary>Indexed by <see cref="DType"/> (F32, F16, BF16).</summary>
@@ -106,6 +115,20 @@ internal sealed class Kernels
     public nint[] GemvInOutVector { get; }
 
     public nint[] GemvInOutScalar { get; }
+
+    /// <summary>LoraSet at decode, first factors of every branch (x · A_i, inner on the write), by weight dtype.</summary>
+    public nint LoraDownF16 { get; }
+
+    public nint LoraDownBf16 { get; }
+
+    /// <summary>LoraSet at decode, second factors (hidden_i · B_i, outer on the write), 4 or 8 lanes of 8 columns per block.</summary>
+    public nint LoraUpF16L4 { get; }
+
+    public nint LoraUpF16L8 { get; }
+
+    public nint LoraUpBf16L4 { get; }
+
+    public nint LoraUpBf16L8 { get; }
 
     /// <summary>fp32 → bf16 (round to nearest even) for the cuBLASLt GEMMs: one element, or two per thread and step.</summary>
     public nint ToBf16 { get; }

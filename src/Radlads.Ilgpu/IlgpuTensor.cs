@@ -37,6 +37,9 @@ public sealed class IlgpuTensor : Tensor
 
     public long ByteLength => ElementCount * DType.Size();
 
+    /// <summary>Views of one buffer share its space; separate buffers never overlap.</summary>
+    protected override (object Space, long Start, long End) Extent => (buffer, offset, offset + ByteLength);
+
     /// <summary>The tensor's bytes on the accelerator.</summary>
     public ArrayView<byte> Bytes
     {

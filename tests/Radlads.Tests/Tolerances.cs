@@ -20,6 +20,18 @@ public static class Tolerances
     public const double OpAbsolute = 2e-5;
 
     /// <summary>
+    /// <see cref="Radlads.Ops.IOps.LoraSet"/> against its float64 composition, per element of hidden and y: two chained
+    /// fp32 sums, of up to C = 3584 terms (x·A) and then R = 416 (h·B), with the inputs scaled so both are O(1). The first
+    /// sum's rounding (~6e-8 · √3584 ≈ 4e-6 of its O(1) partial sums, in any order: split-K on the GPU) carries through the
+    /// second at about the same size, and the outer ops' slopes are ≤ 1 (σ′ ≤ 1/4, the decays' ≤ 1/e); so ~5e-6, and
+    /// 5e-5 leaves a factor of ~10.
+    /// </summary>
+    public const double LoraSetRelative = 5e-5;
+
+    /// <summary>Absolute floor for <see cref="LoraSetRelative"/>: outputs of the plain (outer none) branches that cancel near zero.</summary>
+    public const double LoraSetAbsolute = 5e-5;
+
+    /// <summary>
     /// Recurrences (wkv6, wkv7) accumulate state over up to 70 steps in fp32; errors grow roughly with
     /// the step count, so they get 10× the single-op budget.
     /// </summary>

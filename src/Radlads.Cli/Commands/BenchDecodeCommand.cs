@@ -151,6 +151,7 @@ internal static class BenchDecodeCommand
                     var config = SyntheticModel.Config(shape, Architecture.Qwen2);
                     Gemv(cuda, Line, copy, config.IntermediateSize, config.HiddenSize, $"{shape} mlp up");
                     Gemv(cuda, Line, copy, config.HiddenSize, config.IntermediateSize, $"{shape} mlp down");
+                    Gemv(cuda, Line, copy, config.HiddenSize, config.HiddenSize, $"{shape} o_proj");
                     Gemv(cuda, Line, copy, config.NumKeyValueHeads * config.HeadDim, config.HiddenSize, $"{shape} k_proj");
                     Gemv(cuda, Line, copy, config.VocabSize, config.HiddenSize, $"{shape} lm head");
                 }

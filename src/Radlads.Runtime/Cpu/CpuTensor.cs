@@ -80,6 +80,23 @@ public sealed unsafe class CpuTensor : Tensor
             ? array.AsSpan(checked((int)(arrayOffset + start)), count)
             : new ReadOnlySpan<float>((float*)pointer + start, count);
 
+    /// <summary>Managed arrays are their own space; memory behind a pointer shares one (the process's addresses).</summary>
+    protected override (object Space, long Start, long End) Extent
+    {
+        get
+        {
+            long bytes = ElementCount * DType.Size();
+            if (array is not null)
+            {
+                return (array, arrayOffset * sizeof(float), (arrayOffset * sizeof(float)) + bytes);
+            }
+
+            return (NativeSpace, (long)pointer, (long)pointer + bytes);
+        }
+    }
+
+    private static readonly object NativeSpace = new();
+
     public override Tensor Rows(int start, int count)
     {
         if (start < 0 || count < 0 || start + count > RowCount)

@@ -324,16 +324,30 @@ public sealed class CausalLM : IDisposable
         var ops = Backend.Ops;
         using var pass = new ForwardPass(Backend, segments, 0);
         ops.Embedding(embedding, allTokens, h);
+        float eps = (float)Config.RmsNormEps;
+        if (mixers.Length > 0)
+        {
+            ops.RmsNorm(h, inputNorms[0], eps, normed);
+        }
+
+        // Each residual add is fused into the norm that follows it (one launch instead of two); the last layer's
+        // MLP add stays alone, since the final norm runs on the selected rows only.
         for (int l = 0; l < mixers.Length; l++)
         {
             pass.Layer = l;
-            ops.RmsNorm(h, inputNorms[l], (float)Config.RmsNormEps, normed);
             mixers[l].Forward(pass, normed, branch);
             tap?.Invoke(l, normed, branch);
-            ops.Add(h, branch, h);
-            ops.RmsNorm(h, postNorms[l], (float)Config.RmsNormEps, normed);
+            ops.AddRmsNorm(h, branch, postNorms[l], eps, normed);
             mlps[l].Forward(pass, normed, branch);
-            ops.Add(h, branch, h);
+            if (l + 1 < mixers.Length)
+            {
+                ops.AddRmsNorm(h, branch, inputNorms[l + 1], eps, normed);
+            }
+            else
+            {
+                ops.Add(h, branch, h);
+            }
+
             pass.EndLayer();
         }
     }

@@ -61,17 +61,19 @@ internal sealed class ForwardPass(IBackend backend, IReadOnlyList<Segment> segme
     }
 
     /// <summary>
-    /// A LoRA branch (x·A)·B with an optional activation between the factors; A [C, R] and B [R, M] are stored
-    /// in×out. Returns [T, M].
+    /// A LoRA branch y = outer(inner(x·A)·B) with its scratch: hidden [T, R] and y [T, M] live until the layer ends.
+    /// A [C, R] and B [R, M] are stored in×out. Run it with others that read the same x in one
+    /// <see cref="IOps.LoraSet"/>, or alone with <see cref="Lora"/>.
     /// </summary>
-    public Tensor Lora(Tensor x, Tensor a, Tensor b, Action<Tensor, Tensor>? activation = null)
+    public LoraBranch LoraBranch(Tensor a, Tensor b, LoraInner inner = LoraInner.None, LoraOuter outer = LoraOuter.None, Tensor? offset = null) =>
+        new(a, b, Scratch(Rows, a.Shape[1]), Scratch(Rows, b.Shape[1]), inner, outer, offset);
+
+    /// <summary>One LoRA branch (<see cref="LoraBranch"/>) as its own <see cref="IOps.LoraSet"/>; returns y [T, M].</summary>
+    public Tensor Lora(Tensor x, Tensor a, Tensor b, LoraInner inner = LoraInner.None, LoraOuter outer = LoraOuter.None, Tensor? offset = null)
     {
-        var hidden = Scratch(Rows, a.Shape[1]);
-        Ops.MatMul(x, a, null, hidden, WeightLayout.InOut);
-        activation?.Invoke(hidden, hidden);
-        var y = Scratch(Rows, b.Shape[1]);
-        Ops.MatMul(hidden, b, null, y, WeightLayout.InOut);
-        return y;
+        var branch = LoraBranch(a, b, inner, outer, offset);
+        Ops.LoraSet(x, [branch]);
+        return branch.Y;
     }
 
     /// <summary>Frees the scratch tensors of the layer that just ran.</summary>

@@ -54,11 +54,18 @@ internal sealed class Gate : IDisposable
                 ops.Sigmoid(g, g);
                 return g;
             case GateKind.LowRank:
-                return pass.Lora(x, down!, up!, ops.Sigmoid);
+                return pass.Lora(x, down!, up!, LoraInner.Sigmoid);
             default:
                 return null;
         }
     }
+
+    /// <summary>
+    /// The low-rank gate as a LoRA branch (g = σ(x·g1)·g2), for a mixer that runs it in one <see cref="IOps.LoraSet"/>
+    /// with its other branches; null for the other kinds (use <see cref="Compute"/>).
+    /// </summary>
+    public LoraBranch? LowRankBranch(ForwardPass pass) =>
+        Kind == GateKind.LowRank ? pass.LoraBranch(down!, up!, LoraInner.Sigmoid) : null;
 
     public void Dispose()
     {

@@ -116,8 +116,7 @@ internal sealed class Rwkv6Mixer : IMixer
         var (r, k, v) = p.Project(pass, config, xr, xk, xv);
 
         // 3. Decay w = exp(max(−exp(d0 + tanh(x_w·W1)·W2), −5)).
-        var w = pass.Lora(xw, decayW1, decayW2, ops.Tanh);
-        ops.Rwkv6Decay(w, decay, w);
+        var w = pass.Lora(xw, decayW1, decayW2, LoraInner.Tanh, LoraOuter.Rwkv6Decay, decay);
 
         // 4. Gate.
         var g = gate.Compute(pass, xg, a);

@@ -99,16 +99,22 @@ internal sealed class Rwkv7Mixer : IMixer
         // 1. Projections.
         var (r, k, vRaw) = p.Project(pass, config, x, x, x);
 
-        // 2. Decay w = exp(−e^−0.5 · σ(w0 + tanh(x·w1)·w2)).
-        var w = pass.Lora(x, w1, w2, ops.Tanh);
-        ops.Rwkv7Decay(w, w0, w);
+        // 2–4 (and 8's ν). Every LoRA branch reads x: one LoraSet for all of them (two launches on the CUDA decode path).
+        //   decay w = exp(−e^−0.5 · σ(w0 + tanh(x·w1)·w2));
+        //   in-context learning rate a = σ(a0 + (x·a1)·a2): no activation inside this LoRA;
+        //   value residual ν = σ(v0 + (x·v1)·v2), not in layer 0;
+        //   low-rank gate g = σ(x·g1)·g2 (sigmoid inside, output unbounded); the full-rank gate is a MatMul below.
+        var decay = pass.LoraBranch(w1, w2, LoraInner.Tanh, LoraOuter.Rwkv7Decay, w0);
+        var rate = pass.LoraBranch(a1, a2, LoraInner.None, LoraOuter.AddSigmoid, a0);
+        LoraBranch? residual = FirstLayer ? null : pass.LoraBranch(v1!, v2!, LoraInner.None, LoraOuter.AddSigmoid, v0);
+        var lowRankGate = gate.LowRankBranch(pass);
+        LoraBranch[] branches = [decay, rate, .. residual is { } nuBranch ? [nuBranch] : Array.Empty<LoraBranch>(),
+            .. lowRankGate is { } gateBranch ? [gateBranch] : Array.Empty<LoraBranch>()];
 
-        // 3. In-context learning rate a = σ(a0 + (x·a1)·a2): no activation inside this LoRA.
-        var iclr = pass.Lora(x, a1, a2);
-        ops.AddSigmoid(iclr, a0, iclr);
-
-        // 4. Gate g = σ(x·g1)·g2 (sigmoid inside, output unbounded).
-        var g = gate.Compute(pass, x, a);
+        ops.LoraSet(x, branches);
+        var w = decay.Y;
+        var iclr = rate.Y;
+        var g = lowRankGate is { } lr ? lr.Y : gate.Compute(pass, x, a);
 
         // 5–6. RoPE on r and k only, before GQA; then query head h reads KV head ⌊h/G⌋.
         var (kh, v) = Projections.RopeAndExpand(pass, config, r, k, vRaw);
@@ -133,9 +139,7 @@ internal sealed class Rwkv7Mixer : IMixer
                 throw new InvalidOperationException("RAD-RWKV7 layer ran before layer 0 produced v_first");
             }
 
-            var nu = pass.Lora(x, v1!, v2!);
-            ops.AddSigmoid(nu, v0!, nu);
-            ops.Rwkv7ValueResidual(v, pass.ValueFirst, nu, v);
+            ops.Rwkv7ValueResidual(v, pass.ValueFirst, residual!.Value.Y, v);
         }
 
         // 9. Generalised delta rule, per sequence.

@@ -17,6 +17,21 @@ public interface IOps
     void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y);
 
     /// <summary>
+    /// The residual add fused into the norm after it: h = h + branch (written back), then y = RmsNorm(h). h, branch,
+    /// y [T, C]; w [C]. y may alias branch, never h (h carries the residual stream on). The default is the two ops.
+    /// </summary>
+    void AddRmsNorm(Tensor h, Tensor branch, Tensor weight, float eps, Tensor y)
+    {
+        if (ReferenceEquals(h, y))
+        {
+            throw new ArgumentException("AddRmsNorm: y must not alias h (h keeps the residual stream)");
+        }
+
+        Add(h, branch, h);
+        RmsNorm(h, weight, eps, y);
+    }
+
+    /// <summary>
     /// y = x·Wᵀ + b (layout OutIn, W [M, K]) or y = x·W + b (layout InOut, W [K, M]).
     /// x [T, K], bias [M] or null, y [T, M]. fp32 accumulation. y must not alias x.
     /// </summary>
@@ -37,6 +52,18 @@ public interface IOps
         {
             MatMul(x, weights[i], biases[i], outputs[i]);
         }
+    }
+
+    /// <summary>
+    /// Up to four LoRA branches that read the same x [T, C] (RAD-RWKV7's decay, in-context rate, value residual and
+    /// low-rank gate): per branch y = outer(inner(x·A)·B), see <see cref="LoraBranch"/>. A backend may run them all in
+    /// two kernels (the CUDA decode path); the default is the composition of the existing ops
+    /// (<see cref="LoraSetReference"/>), which is the CPU reference. Outputs must not alias x or any input.
+    /// </summary>
+    void LoraSet(Tensor x, ReadOnlySpan<LoraBranch> branches)
+    {
+        LoraSetChecks.Check(x, branches);
+        LoraSetReference.Run(this, x, branches);
     }
 
     /// <summary>y = a + b, elementwise, same shapes.</summary>

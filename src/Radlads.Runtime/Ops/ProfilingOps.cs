@@ -91,11 +91,25 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
         Time(nameof(RmsNorm), start);
     }
 
+    public void AddRmsNorm(Tensor h, Tensor branch, Tensor weight, float eps, Tensor y)
+    {
+        long start = Start();
+        inner.AddRmsNorm(h, branch, weight, eps, y);
+        Time(nameof(AddRmsNorm), start);
+    }
+
     public void MatMulShared(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
     {
         long start = Start();
         inner.MatMulShared(x, weights, biases, outputs);
         Time(nameof(MatMulShared), start);
+    }
+
+    public void LoraSet(Tensor x, ReadOnlySpan<LoraBranch> branches)
+    {
+        long start = Start();
+        inner.LoraSet(x, branches);
+        Time(nameof(LoraSet), start);
     }
 
     public void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn)

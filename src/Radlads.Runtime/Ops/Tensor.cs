@@ -39,6 +39,20 @@ public abstract class Tensor : IDisposable
     /// <summary>A view of rows [start, start + count) that shares this tensor's memory.</summary>
     public abstract Tensor Rows(int start, int count);
 
+    /// <summary>Whether the two tensors share at least one byte of memory (a tensor and its views, or views that overlap).</summary>
+    public bool Overlaps(Tensor other)
+    {
+        var (space, start, end) = Extent;
+        var (otherSpace, otherStart, otherEnd) = other.Extent;
+        return ReferenceEquals(space, otherSpace) && start < otherEnd && otherStart < end;
+    }
+
+    /// <summary>
+    /// Where the elements live, for <see cref="Overlaps"/>: an object naming an address space (an allocation, or a
+    /// backend whose addresses are unique) and the byte range [Start, End) in it.
+    /// </summary>
+    protected abstract (object Space, long Start, long End) Extent { get; }
+
     public void Dispose()
     {
         Dispose(true);

@@ -109,18 +109,69 @@ public abstract partial class OpConformanceTests : IDisposable
         Assert.Contains("10", e.Message, StringComparison.Ordinal);
     }
 
+    // C % 4 == 0 takes CUDA's register-held float4 path (block sized to C/16 threads: 896 → 64, 3,584 → 224,
+    // 16,384 → 1,024, its largest); 67 and 16,388 (past the largest) take the strided loop.
     [Theory]
-    [InlineData(1, 8, 1e-6)]
-    [InlineData(4, 67, 1e-5)]
-    [InlineData(3, 256, 1e-6)]
-    public void RmsNorm(int t, int c, double eps)
+    [InlineData(1, 8, 1e-6, DType.F32)]
+    [InlineData(4, 67, 1e-5, DType.F32)]
+    [InlineData(3, 256, 1e-6, DType.F32)]
+    [InlineData(1, 896, 1e-6, DType.BF16)]
+    [InlineData(2, 3584, 1e-6, DType.BF16)]
+    [InlineData(1, 3588, 1e-6, DType.F16)]
+    [InlineData(1, 16384, 1e-6, DType.F32)]
+    [InlineData(2, 16388, 1e-6, DType.BF16)]
+    public void RmsNorm(int t, int c, double eps, DType dtype)
     {
         var data = new TestData(3);
         var x = data.Normal(t * c, 3f);
-        var w = data.Uniform(c, 0.5f, 1.5f);
+        var w = Weight(data.Uniform(c, 0.5f, 1.5f), dtype, out var wr, c);
         var y = Out(t, c);
-        Ops.RmsNorm(In(x, t, c), In(w, c), (float)eps, y);
-        Check(NaiveOps.RmsNorm(x, w, c, eps), y, "rms_norm");
+        Ops.RmsNorm(In(x, t, c), w, (float)eps, y);
+        Check(NaiveOps.RmsNorm(x, wr, c, eps), y, "rms_norm");
+
+        // In place (y = x), as the final norm runs.
+        var inPlace = In(x, t, c);
+        Ops.RmsNorm(inPlace, w, (float)eps, inPlace);
+        Check(NaiveOps.RmsNorm(x, wr, c, eps), inPlace, "rms_norm in place");
+    }
+
+    // The residual add fused into the norm: h comes back as h + b exactly (one float add per element on every
+    // backend), y as RmsNorm(h + b); and it equals Add then RmsNorm on the same backend bit for bit (CUDA's two
+    // kernels share the reduction order).
+    [Theory]
+    [InlineData(1, 8, DType.F32, false)]
+    [InlineData(3, 67, DType.BF16, false)]
+    [InlineData(1, 896, DType.BF16, true)]
+    [InlineData(1, 3584, DType.BF16, false)]
+    [InlineData(5, 3584, DType.F16, true)]
+    [InlineData(2, 16388, DType.F32, false)]
+    public void AddRmsNorm(int t, int c, DType dtype, bool intoBranch)
+    {
+        var data = new TestData(31);
+        var h = data.Normal(t * c, 2f);
+        var b = data.Normal(t * c, 1f);
+        var w = Weight(data.Uniform(c, 0.5f, 1.5f), dtype, out var wr, c);
+        var sum = h.Zip(b, (p, q) => p + q).ToArray();
+        var ht = In(h, t, c);
+        var bt = In(b, t, c);
+        var y = intoBranch ? bt : Out(t, c);
+        Ops.AddRmsNorm(ht, bt, w, 1e-6f, y);
+        Assert.Equal(sum, Read(ht));
+        Check(NaiveOps.RmsNorm(sum, wr, c, 1e-6), y, "add_rms_norm");
+
+        var h2 = In(h, t, c);
+        var y2 = Out(t, c);
+        Ops.Add(h2, In(b, t, c), h2);
+        Ops.RmsNorm(h2, w, 1e-6f, y2);
+        Assert.Equal(Read(y2), Read(y));
+    }
+
+    [Fact]
+    public void AddRmsNormRejectsAnOutputOverTheResidual()
+    {
+        var h = In(new float[8], 1, 8);
+        var e = Assert.Throws<ArgumentException>(() => Ops.AddRmsNorm(h, In(new float[8], 1, 8), In(new float[8], 8), 1e-6f, h));
+        Assert.Contains("alias", e.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -1,0 +1,180 @@
+using System.Runtime.InteropServices;
+using Radlads.Checkpoints;
+using Radlads.Ops;
+
+namespace Radlads.Cuda;
+
+/// <summary>
+/// <see cref="IOps.LoraSet"/> (kernels/lora.cu): at decode (T = 1), the branches whose bf16 or f16 factors take 16-byte
+/// loads run in two launches — one GEMV over the concatenated columns of every A_i (x read once, K split over blocks,
+/// inner on the final write) and one over every B_i (outer on the write). T &gt; 1, and at T = 1 any branch with f32
+/// factors, another dtype than the first such branch, or a rank or width that is not a multiple of 8 (the golden
+/// fixtures' ranks 4, 12, 20), runs the composed ops (<see cref="LoraSetReference"/>): MatMul (cuBLASLt for prefill) and
+/// the elementwise kernels.
+/// </summary>
+internal sealed unsafe partial class CudaOps
+{
+    // LORA_BRANCHES and LORA_THREADS in lora.cu.
+    private const int LoraBranches = LoraSetChecks.MaxBranches;
+    private const int LoraColumnsPerDownBlock = 256;
+
+    public void LoraSet(Tensor x, ReadOnlySpan<LoraBranch> branches)
+    {
+        backend.Enter();
+        LoraSetChecks.Check(x, branches);
+        if (x.RowCount != 1 || x.RowLength == 0)
+        {
+            LoraSetReference.Run(this, x, branches);
+            return;
+        }
+
+        // The branches that take 16-byte loads, in the dtype of the first of them, go to the two kernels; any other
+        // (an odd rank, f32 or another dtype) runs the composed ops. Outputs never alias inputs, so the order is free.
+        var table = default(LoraTable);
+        var dtype = DType.F32;
+        List<LoraBranch>? others = null;
+        int ranks = 0;
+        foreach (var b in branches)
+        {
+            if (dtype == DType.F32 && b.Down.DType is (DType.BF16 or DType.F16))
+            {
+                dtype = b.Down.DType;
+            }
+
+            if (!LoraFastBranch(b, dtype))
+            {
+                (others ??= []).Add(b);
+                continue;
+            }
+
+            int i = table.Count++;
+            table.Down[i] = C(b.Down).Pointer;
+            table.Up[i] = C(b.Up).Pointer;
+            table.Hidden[i] = P(b.Hidden);
+            table.Y[i] = P(b.Y);
+            table.Rank[i] = b.Down.Shape[1];
+            table.Width[i] = b.Up.Shape[1];
+            table.Column[i] = ranks;
+            table.Inner[i] = (int)b.Inner;
+            table.Outer[i] = (int)b.Outer;
+            if (b.Offset is { } offset)
+            {
+                (table.Offset[i], table.OffsetDType[i]) = Param(offset, table.Width[i]);
+            }
+
+            ranks += table.Rank[i];
+        }
+
+        if (table.Count > 0)
+        {
+            table.Ranks = ranks;
+            LoraDown(x, dtype, ref table);
+            LoraUp(dtype, ref table);
+        }
+
+        if (others is not null)
+        {
+            LoraSetReference.Run(this, x, CollectionsMarshal.AsSpan(others));
+        }
+    }
+
+    /// <summary>
+    /// Whether a branch can be one of the kernels' (<paramref name="dtype"/> bf16 or f16): both factors of that dtype,
+    /// 16-byte aligned, rank and width non-zero multiples of 8 (a lane's 16-byte load is 8 columns of one branch).
+    /// </summary>
+    private static bool LoraFastBranch(LoraBranch b, DType dtype)
+    {
+        int r = b.Down.Shape[1], m = b.Up.Shape[1];
+        return dtype is (DType.BF16 or DType.F16) && b.Down.DType == dtype && b.Up.DType == dtype && r > 0 && m > 0 && r % 8 == 0 && m % 8 == 0
+            && C(b.Down).Pointer % 16 == 0 && C(b.Up).Pointer % 16 == 0;
+    }
+
+    /// <summary>
+    /// hidden_i = inner_i(x·A_i): 256 concatenated columns per block; K split over blocks (like <see cref="GemvInOut"/>)
+    /// so the few column tiles still give every SM about two blocks; the last block of a tile adds the splits in order.
+    /// </summary>
+    private void LoraDown(Tensor x, DType dtype, ref LoraTable table)
+    {
+        int k = x.RowLength;
+        int tiles = (table.Ranks + LoraColumnsPerDownBlock - 1) / LoraColumnsPerDownBlock;
+        int splits = 1;
+        if (k > 256 && tiles <= CudaBackend.SplitCounterCount)
+        {
+            splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles, 1, (k + 31) / 32);
+        }
+
+        int rowsPerSplit = (k + splits - 1) / splits;
+        splits = (k + rowsPerSplit - 1) / rowsPerSplit;
+        var function = dtype == DType.BF16 ? K.LoraDownBf16 : K.LoraDownF16;
+        ulong px = P(x), counters = backend.SplitCounters;
+        var t = table;
+        if (splits == 1)
+        {
+            ulong none = 0;
+            void** a = stackalloc void*[] { &px, &t, &none, &counters, &k, &rowsPerSplit };
+            backend.Launch(function, "lora_down", (uint)tiles, 1, Threads, 0, a);
+            return;
+        }
+
+        // The splits' partial sums [splits, ΣR]; the last block of each column tile adds them (and resets its counter).
+        using var partial = backend.AllocateUninitialized(splits, table.Ranks);
+        ulong pp = P(partial);
+        void** b = stackalloc void*[] { &px, &t, &pp, &counters, &k, &rowsPerSplit };
+        backend.Launch(function, "lora_down", (uint)tiles, (uint)splits, Threads, 0, b);
+    }
+
+    /// <summary>
+    /// y_i = outer_i(hidden_i·B_i): a block covers 8·L columns of one branch; L = 8 when that still gives every SM two
+    /// blocks, else L = 4 (twice the blocks, each row slot reading 64 contiguous bytes instead of 128).
+    /// </summary>
+    private void LoraUp(DType dtype, ref LoraTable table)
+    {
+        int lanes = LoraUpBlocks(ref table, 8) >= 2L * backend.Device.MultiprocessorCount ? 8 : 4;
+        int blocks = LoraUpBlocks(ref table, lanes);
+        var function = (dtype, lanes) switch
+        {
+            (DType.BF16, 8) => K.LoraUpBf16L8,
+            (DType.BF16, _) => K.LoraUpBf16L4,
+            (_, 8) => K.LoraUpF16L8,
+            _ => K.LoraUpF16L4,
+        };
+        var t = table;
+        float scale = Rwkv7DecayScale;
+        void** a = stackalloc void*[] { &t, &scale };
+        backend.Launch(function, "lora_up", (uint)blocks, 1, Threads, 0, a);
+    }
+
+    /// <summary>Fills table.Block (each branch's first block) for 8·<paramref name="lanes"/> columns per block; returns the block count.</summary>
+    private static int LoraUpBlocks(ref LoraTable table, int lanes)
+    {
+        int columns = 8 * lanes;
+        int blocks = 0;
+        for (int i = 0; i < table.Count; i++)
+        {
+            table.Block[i] = blocks;
+            blocks += (table.Width[i] + columns - 1) / columns;
+        }
+
+        return blocks;
+    }
+
+    /// <summary>LoraTable of lora.cu, passed by value (280 bytes): five arrays of four u64, seven of four i32, two i32.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct LoraTable
+    {
+        public fixed ulong Down[LoraBranches];
+        public fixed ulong Up[LoraBranches];
+        public fixed ulong Offset[LoraBranches];
+        public fixed ulong Hidden[LoraBranches];
+        public fixed ulong Y[LoraBranches];
+        public fixed int Rank[LoraBranches];
+        public fixed int Width[LoraBranches];
+        public fixed int Column[LoraBranches];
+        public fixed int Block[LoraBranches];
+        public fixed int Inner[LoraBranches];
+        public fixed int Outer[LoraBranches];
+        public fixed int OffsetDType[LoraBranches];
+        public int Count;
+        public int Ranks;
+    }
+}
