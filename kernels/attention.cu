@@ -28,23 +28,48 @@ extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int 
 
 // IOps.RopeExpand in one launch: rope_f32 on r [T, H·N] and k [T, KVH·N] (positions as rope_f32, including
 // *start_offset), then, when kh is not null, repeat_kv_f32 of the rotated k and of v into kh, vh [T, H·N]. One thread
-// per (t, KV head, pair) does that pair for its KV head and its `groups` query heads (rope_expand_pair): the same
-// fp32 operations as the four unfused launches, so the same bits.
+// per (t, query head, pair) rotates that pair of r; the thread of a KV head's first query head also rotates the k
+// pair in place and writes it and the v pair to all `groups` query heads of kh, vh (only it touches that k pair, so
+// no thread reads a k element another one writes). The same fp32 operations as the four unfused launches, so the
+// same bits. (One thread per KV-head pair doing all its query heads was a single block at decode: 7 µs at 7B.)
 extern "C" __global__ void rope_expand_f32(float* r, float* k, const float* v, float* kh, float* vh, int tokens, int kv_heads,
     int groups, int n, int start, const int* start_offset, float theta)
 {
     pdl_begin();
     int half = n / 2;
+    i64 heads = (i64)kv_heads * groups;
     if (start_offset != 0) start += *start_offset;
-    GRID_STRIDE(idx, (i64)tokens * kv_heads * half)
+    GRID_STRIDE(idx, (i64)tokens * heads * half)
     {
         int i = (int)(idx % half);
-        i64 tj = idx / half;
-        int j = (int)(tj % kv_heads);
-        i64 t = tj / kv_heads;
+        i64 th = idx / half;
+        int h = (int)(th % heads);
+        i64 t = th / heads;
         float cf, sf;
         rope_cos_sin((double)(start + t), i, n, theta, cf, sf);
-        rope_expand_pair(r, k, v, kh, vh, t, j, i, kv_heads, groups, n, cf, sf);
+        float* rp = r + (t * heads + h) * n;
+        float ra = rp[i], rb = rp[i + half];
+        rope_pair(ra, rb, cf, sf);
+        rp[i] = ra;
+        rp[i + half] = rb;
+        if (h % groups != 0) continue;
+        int j = h / groups;
+        float* kp = k + (t * kv_heads + j) * n;
+        float ka = kp[i], kb = kp[i + half];
+        rope_pair(ka, kb, cf, sf);
+        kp[i] = ka;
+        kp[i + half] = kb;
+        if (kh == 0) continue;
+        const float* vp = v + (t * kv_heads + j) * n;
+        float va = vp[i], vb = vp[i + half];
+        for (int g = 0; g < groups; g++)
+        {
+            i64 o = (t * heads + h + g) * n;
+            kh[o + i] = ka;
+            kh[o + i + half] = kb;
+            vh[o + i] = va;
+            vh[o + i + half] = vb;
+        }
     }
 }
 

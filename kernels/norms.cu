@@ -6,7 +6,7 @@
 // ceil(C/4 / threads) <= NORM_VEC (C up to 16,384 at 1,024 threads).
 #define NORM_VEC 4
 
-// One block per row of x [T, C]: y = w ⊙ x / sqrt(mean(x²) + eps); with ADD, first h += b (h written back) and the
+// One block per row of x [T, C] (pdl_begin inside, after the weight loads): y = w ⊙ x / sqrt(mean(x²) + eps); with ADD, first h += b (h written back) and the
 // norm is of the new h. Vector path (C % 4 == 0, rows 16-byte aligned): each thread loads its NORM_VEC float4
 // chunks at once and keeps them in registers, so the row costs one memory latency, not C / threads of them (a
 // decode row of 3,584 took 12.6 µs in the old strided loop on an H200). The sum of squares runs in the same
@@ -19,6 +19,17 @@ __device__ __forceinline__ void rms_norm_vec(float* h, const float* b, const voi
     float4* hr = (float4*)(h + (i64)blockIdx.x * c);
     const float4* br = (const float4*)(b + (i64)blockIdx.x * c);
     float4* yr = (float4*)(y + (i64)blockIdx.x * c);
+    // The weights are never written: load them before the wait, so they arrive while the kernel before finishes.
+    float4 wv[NORM_VEC];
+#pragma unroll
+    for (int j = 0; j < NORM_VEC; j++)
+    {
+        int e = (threadIdx.x + j * blockDim.x) << 2;
+        if (e < c)
+            wv[j] = make_float4(load_any(w, w_dtype, e), load_any(w, w_dtype, e + 1), load_any(w, w_dtype, e + 2), load_any(w, w_dtype, e + 3));
+    }
+
+    pdl_begin();
     float4 v[NORM_VEC];
     float sum = 0.f;
 #pragma unroll
@@ -57,11 +68,7 @@ __device__ __forceinline__ void rms_norm_vec(float* h, const float* b, const voi
     {
         int i = threadIdx.x + j * blockDim.x;
         if (i < chunks)
-        {
-            int e = i << 2;
-            yr[i] = make_float4((v[j].x * inv) * load_any(w, w_dtype, e), (v[j].y * inv) * load_any(w, w_dtype, e + 1),
-                (v[j].z * inv) * load_any(w, w_dtype, e + 2), (v[j].w * inv) * load_any(w, w_dtype, e + 3));
-        }
+            yr[i] = make_float4((v[j].x * inv) * wv[j].x, (v[j].y * inv) * wv[j].y, (v[j].z * inv) * wv[j].z, (v[j].w * inv) * wv[j].w);
     }
 }
 
@@ -98,21 +105,29 @@ __device__ __forceinline__ void rms_norm_any(float* h, const float* b, const voi
 // y may alias x (every thread writes only elements it read itself, after the reduction).
 extern "C" __global__ void rms_norm_f32(const float* x, const void* w, int w_dtype, float eps, float* y, int c, int vec)
 {
-    pdl_begin();
     if (vec)
+    {
         rms_norm_vec<false>((float*)x, nullptr, w, w_dtype, eps, y, c);
+    }
     else
+    {
+        pdl_begin();
         rms_norm_any<false>((float*)x, nullptr, w, w_dtype, eps, y, c);
+    }
 }
 
 // h += b, then y = RmsNorm(h): the residual add fused into the next norm. y may alias b, not h.
 extern "C" __global__ void add_rms_norm_f32(float* h, const float* b, const void* w, int w_dtype, float eps, float* y, int c, int vec)
 {
-    pdl_begin();
     if (vec)
+    {
         rms_norm_vec<true>(h, b, w, w_dtype, eps, y, c);
+    }
     else
+    {
+        pdl_begin();
         rms_norm_any<true>(h, b, w, w_dtype, eps, y, c);
+    }
 }
 
 // One warp per (row, group) of x [T, G·D]: two passes (mean, then biased variance), fp32.

@@ -59,7 +59,7 @@ void rope_expand(int T, int H, int KVH, int N, int start, bool rows, bool expand
     float* vh = expand ? vh2.data() : nullptr;
     const float* vv = expand ? v.data() : nullptr;
     if (rows) launch([&] { db::rope_expand_rows_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, table, theta); }, blocks(pf), 1, 64, 0);
-    else launch([&] { at::rope_expand_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, start, &offset, theta); }, blocks(pf), 1, 64, 0);
+    else launch([&] { at::rope_expand_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, start, &offset, theta); }, blocks(pr), 1, 64, 0);
     char name[160];
     snprintf(name, sizeof name, "%s T=%d H=%d KVH=%d N=%d start=%d%s", rows ? "rope_expand_rows" : "rope_expand", T, H, KVH, N, start,
         expand ? "" : " (RoPE only)");

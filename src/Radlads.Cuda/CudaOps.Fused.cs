@@ -31,7 +31,7 @@ internal sealed unsafe partial class CudaOps
         // As Rope: a recorded step reads the replay's position from the step buffer.
         ulong offset = backend.PositionOffset(ref startPosition);
         void** a = stackalloc void*[] { &pr, &pk, &pv, &pkh, &pvh, &tokens, &kvHeads, &groups, &headDim, &startPosition, &offset, &theta };
-        Elementwise(K.RopeExpand, "rope_expand_f32", (long)tokens * kvHeads * half, a);
+        Elementwise(K.RopeExpand, "rope_expand_f32", (long)tokens * kvHeads * groups * half, a);
     }
 
     public void ExpandKv(Tensor k, Tensor v, int heads, int kvHeads, int headDim, Tensor kh, Tensor vh)
