@@ -85,11 +85,16 @@ internal sealed class KernelSet
             AttentionKernels.AttentionDecodeSplit);
         AttentionDecodeCombine = a.LoadKernel<ArrayView<float>, int, int, ArrayView<int>, int, int, int, ArrayView<float>>(AttentionKernels.AttentionDecodeCombine);
         Empty = a.LoadAutoGroupedKernel<Index1D, int>(ProbeKernels.Empty);
+        AddRmsNorm = a.LoadKernel<ArrayView<float>, ArrayView<float>, WeightView, float, int, ArrayView<float>>(FusedKernels.AddRmsNorm);
+        ScaleMultiply = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, float, ArrayView<float>, ArrayView<float>>(FusedKernels.ScaleMultiply);
+        ExpandKv = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, ArrayView<float>>(FusedKernels.ExpandKv);
+        RopeExpand = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, int,
+            ArrayView<float>, ArrayView<float>>(FusedKernels.RopeExpand);
         CompileTime = watch.Elapsed;
     }
 
     /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
-    public const int Count = 44;
+    public const int Count = 48;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -169,6 +174,14 @@ internal sealed class KernelSet
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<int>, int, int, int, float, ArrayView<float>> AttentionDecodeSplit { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, ArrayView<int>, int, int, int, ArrayView<float>> AttentionDecodeCombine { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, WeightView, float, int, ArrayView<float>> AddRmsNorm { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, float, ArrayView<float>, ArrayView<float>> ScaleMultiply { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, ArrayView<float>> ExpandKv { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, int, ArrayView<float>, ArrayView<float>> RopeExpand { get; }
 
     /// <summary>A kernel that does nothing: measures the host cost of one launch.</summary>
     public Action<AcceleratorStream, Index1D, int> Empty { get; }
