@@ -26,6 +26,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     private MemoryBuffer1D<double, Stride1D.Dense>? sampleParameters;
     private MemoryBuffer1D<int, Stride1D.Dense>? sampleIds;
     private readonly Dictionary<(float Theta, int HeadDim), (MemoryBuffer1D<float, Stride1D.Dense>? Buffer, long Positions)> ropeTables = [];
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> splitCounters;
     private bool disposed;
 
     /// <summary>Opens the accelerator of <paramref name="kind"/> (compiling the kernels once per process).</summary>
@@ -49,6 +50,8 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         {
             Device.MakeCurrent();
             stream = Device.Accelerator.CreateStream();
+            splitCounters = Device.Accelerator.Allocate1D<int>(SplitCounterCount);
+            splitCounters.MemSetToZero();
         }
 
         Ops = new IlgpuOps(this);
@@ -83,6 +86,22 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     internal bool Baseline { get; }
 
     internal AcceleratorStream Stream => stream;
+
+    /// <summary>Column tiles a split-K kernel with a last-group reduction may have (one counter each).</summary>
+    internal const int SplitCounterCount = 64;
+
+    /// <summary>
+    /// Zeroed counters of this backend's split-K kernels (<see cref="Kernels.LoraKernels.LoraDown"/>): the last group of a
+    /// tile finds itself by counting and sets the counter back to zero, so they are zero between launches. One set per
+    /// backend (per stream), allocated with it, so recording a step allocates nothing.
+    /// </summary>
+    internal ArrayView<int> SplitCounters => splitCounters.View;
+
+    /// <summary>Groups LoraSet's first launch aims for (null: two per multiprocessor); tests raise it to split K widely.</summary>
+    internal int? LoraDownGroups { get; set; }
+
+    /// <summary>Branches LoraSet has run on its two kernels so far (tests check which path a call took).</summary>
+    internal long LoraKernelBranches { get; set; }
 
     /// <summary>Positions a new RoPE table covers at least (tests make it small to cross a table's end quickly).</summary>
     internal int RopeTableMinimum { get; set; } = 4096;
@@ -470,6 +489,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
             scores?.Dispose();
             sampleParameters?.Dispose();
             sampleIds?.Dispose();
+            splitCounters.Dispose();
             foreach (var (buffer, _) in ropeTables.Values)
             {
                 buffer?.Dispose();
