@@ -139,8 +139,8 @@ internal sealed partial class IlgpuOps
             return;
         }
 
-        // The splits' partial sums [splits, ΣR]; the last group of each column tile adds them (and resets its counter).
-        using var partial = backend.AllocateUninitialized(splits, table.Ranks);
+        // The splits' partial sums [tiles, splits, stride]; the last group of each column tile adds them (and resets its counter).
+        using var partial = backend.AllocateUninitialized(tiles * splits, LoraKernels.PartialStride(columnThreads * per));
         kernel(S, Groups((long)tiles * splits, nameof(LoraSet)), F(x), table, F(partial), backend.SplitCounters, k, columnThreads, rowsPerSplit, splits);
     }
 

@@ -110,7 +110,7 @@ public static class LoraKernels
     /// hidden_i = inner_i(x·A_i) over the concatenated columns of all A_i (x read once): as <see cref="GemvKernels.GemvInOut"/>,
     /// a group's column threads own one chunk each, its row threads split the rows of the group's K range, and K is
     /// split over groups (grid: column tiles × splits, tiles fastest). One split: the group writes hidden. Several: each
-    /// group writes partial [splits, ΣR]; the last group of a column tile to finish (counted in counters[tile], which it
+    /// group writes its sums into partial [tiles, splits, <see cref="PartialStride"/>]; the last group of a column tile to finish (counted in counters[tile], which it
     /// resets to zero) adds the splits in split order and writes hidden.
     /// </summary>
     public static void LoraDown<TW>(ArrayView<float> x, LoraTable t, ArrayView<float> partial, ArrayView<int> counters, int k,
@@ -190,7 +190,7 @@ public static class LoraKernels
             }
             else
             {
-                long p = ((long)split * t.Ranks) + column;
+                long p = PartialOffset(tile, split, splits, columnThreads * per) + (column - (tile * columnThreads * per));
                 partial[p] = lo.X;
                 partial[p + 1] = lo.Y;
                 partial[p + 2] = lo.Z;
@@ -234,7 +234,7 @@ public static class LoraKernels
                 float sum = 0f;
                 for (int s = 0; s < splits; s++)
                 {
-                    sum += partial[((long)s * t.Ranks) + col];
+                    sum += partial[PartialOffset(tile, s, splits, tileColumns) + j];
                 }
 
                 var b = t.Branch(t.BranchOfColumn(col));
@@ -321,6 +321,17 @@ public static class LoraKernels
             y[column + 7] = Outer(branch, hi.W, column + 7, rwkv7Scale);
         }
     }
+
+    /// <summary>Floats of partial sums per (tile, split): the tile's columns rounded up to 32 (128 bytes).</summary>
+    public static int PartialStride(int tileColumns) => (tileColumns + 31) / 32 * 32;
+
+    /// <summary>
+    /// Where split <paramref name="split"/> of column tile <paramref name="tile"/> keeps its sums: partial [tiles, splits,
+    /// PartialStride] (the pool hands out aligned blocks), so no 128-byte line holds two tiles' sums and the last group of a tile cannot find a line another
+    /// tile's last group brought into its multiprocessor's L1 before every split of this tile was written.
+    /// </summary>
+    private static long PartialOffset(int tile, int split, int splits, int tileColumns) =>
+        (((long)tile * splits) + split) * PartialStride(tileColumns);
 
     /// <summary>LoraInner: None, Tanh, Sigmoid, as the Tanh and Sigmoid kernels compute them.</summary>
     private static float Inner(int inner, float h) =>
