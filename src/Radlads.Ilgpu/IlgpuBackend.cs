@@ -43,6 +43,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     internal IlgpuBackend(IlgpuDeviceKind kind, bool? threadPerOutputKernels, bool baseline = false)
     {
         Baseline = baseline;
+        Unfused = baseline || Environment.GetEnvironmentVariable("RADLADS_ILGPU_FUSED") == "0";
         Device = IlgpuDevice.Get(kind);
         ThreadPerOutputKernels = threadPerOutputKernels ?? Device.Kind == IlgpuDeviceKind.Cpu;
         UseBlockCache = Device.Kind != IlgpuDeviceKind.Cpu;
@@ -58,6 +59,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         (CaptureUnsupported, driver) = CaptureSupport(Device.Kind, baseline);
         captureEnabled = CaptureUnsupported is null && Environment.GetEnvironmentVariable("RADLADS_ILGPU_GRAPHS") != "0";
         Description = Device.Describe() + (baseline ? "; RADLADS_ILGPU_BASELINE=1: the first version's kernels and allocation" : "")
+            + (Unfused && !baseline ? "; RADLADS_ILGPU_FUSED=0: fused ops run as their op sequences" : "")
             + (Device.Kind == IlgpuDeviceKind.Cuda ? "; " + CaptureText() : "");
     }
 
@@ -84,6 +86,12 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     /// per-element weight loads in every MatMul, attention in three launches. The RoPE table is the new cached one.
     /// </summary>
     internal bool Baseline { get; }
+
+    /// <summary>
+    /// Whether the fused ops (AddRmsNorm, LoraSet, RopeExpand, ExpandKv, ScaleMultiply) run as the op sequences they
+    /// replace (RADLADS_ILGPU_FUSED=0, and the baseline), for a before/after comparison in one process.
+    /// </summary>
+    internal bool Unfused { get; }
 
     internal AcceleratorStream Stream => stream;
 

@@ -5,7 +5,8 @@ namespace Radlads.Ilgpu;
 /// <summary>
 /// The fused decode ops, one launch each (<see cref="Kernels.FusedKernels"/>), with the same fp32 results as the op
 /// sequences they replace on this backend. <see cref="IOps.RopeExpandRows"/> keeps the interface default (the batched
-/// decode rows; ILGPU runs batch 1 through <see cref="RopeExpand"/>).
+/// decode rows; ILGPU runs batch 1 through <see cref="RopeExpand"/>). With <see cref="IlgpuBackend.Unfused"/>
+/// (RADLADS_ILGPU_FUSED=0, the baseline) each runs as its op sequence, the interface default.
 /// </summary>
 internal sealed partial class IlgpuOps
 {
@@ -30,6 +31,13 @@ internal sealed partial class IlgpuOps
             return;
         }
 
+        if (backend.Unfused)
+        {
+            Add(h, branch, h);
+            RmsNorm(h, weight, eps, y);
+            return;
+        }
+
         using var scope = backend.Enter();
         K.AddRmsNorm(S, Groups(rows, nameof(AddRmsNorm)), F(h), F(branch), I(weight).Weight(Device), eps, c, F(y));
     }
@@ -37,6 +45,13 @@ internal sealed partial class IlgpuOps
     public void ScaleMultiply(Tensor a, float s, Tensor b, Tensor y)
     {
         FusedOpChecks.ScaleMultiply(a, b, y);
+        if (backend.Unfused)
+        {
+            Scale(a, s, y);
+            Multiply(y, b, y);
+            return;
+        }
+
         long n = a.ElementCount;
         if (n > 0)
         {
@@ -48,6 +63,13 @@ internal sealed partial class IlgpuOps
     public void ExpandKv(Tensor k, Tensor v, int heads, int kvHeads, int headDim, Tensor kh, Tensor vh)
     {
         FusedOpChecks.ExpandKv(k, v, heads, kvHeads, headDim, kh, vh);
+        if (backend.Unfused)
+        {
+            RepeatKv(k, kvHeads, headDim, heads / kvHeads, kh);
+            RepeatKv(v, kvHeads, headDim, heads / kvHeads, vh);
+            return;
+        }
+
         long n = (long)k.RowCount * heads * headDim;
         if (n > 0)
         {
@@ -60,6 +82,19 @@ internal sealed partial class IlgpuOps
         Tensor? kh, Tensor? vh)
     {
         FusedOpChecks.RopeExpand(nameof(RopeExpand), r, k, v, heads, kvHeads, headDim, kh, vh);
+        if (backend.Unfused)
+        {
+            Rope(r, heads, headDim, startPosition, theta);
+            Rope(k, kvHeads, headDim, startPosition, theta);
+            if (kh is not null)
+            {
+                RepeatKv(k, kvHeads, headDim, heads / kvHeads, kh);
+                RepeatKv(v!, kvHeads, headDim, heads / kvHeads, vh!);
+            }
+
+            return;
+        }
+
         int tokens = r.RowCount;
         int half = headDim / 2;
         if (tokens == 0 || half == 0)

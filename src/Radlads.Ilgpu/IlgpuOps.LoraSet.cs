@@ -10,14 +10,14 @@ namespace Radlads.Ilgpu;
 /// dtype of the first such branch, are 16-byte aligned and have R and M multiples of the 16-byte chunk (8 columns for
 /// bf16/f16, 4 for f32) run in two launches — one GEMV over the concatenated columns of every A_i (x read once, K split
 /// over groups, inner on the final write) and one over every B_i (outer on the write). Every other branch, T &gt; 1 and
-/// the baseline backend run the composed ops (<see cref="LoraSetReference"/>).
+/// <see cref="IlgpuBackend.Unfused"/> run the composed ops (<see cref="LoraSetReference"/>).
 /// </summary>
 internal sealed partial class IlgpuOps
 {
     public void LoraSet(Tensor x, ReadOnlySpan<LoraBranch> branches)
     {
         LoraSetChecks.Check(x, branches);
-        if (x.RowCount != 1 || x.RowLength == 0 || backend.Baseline)
+        if (x.RowCount != 1 || x.RowLength == 0 || backend.Unfused)
         {
             LoraSetReference.Run(this, x, branches);
             return;
