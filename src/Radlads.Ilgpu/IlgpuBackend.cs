@@ -26,6 +26,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     private MemoryBuffer1D<double, Stride1D.Dense>? sampleParameters;
     private MemoryBuffer1D<int, Stride1D.Dense>? sampleIds;
     private readonly Dictionary<(float Theta, int HeadDim), (MemoryBuffer1D<float, Stride1D.Dense>? Buffer, long Positions)> ropeTables = [];
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> splitCounters;
     private bool disposed;
 
     /// <summary>Opens the accelerator of <paramref name="kind"/> (compiling the kernels once per process).</summary>
@@ -42,6 +43,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     internal IlgpuBackend(IlgpuDeviceKind kind, bool? threadPerOutputKernels, bool baseline = false)
     {
         Baseline = baseline;
+        Unfused = baseline || Environment.GetEnvironmentVariable("RADLADS_ILGPU_FUSED") == "0";
         Device = IlgpuDevice.Get(kind);
         ThreadPerOutputKernels = threadPerOutputKernels ?? Device.Kind == IlgpuDeviceKind.Cpu;
         UseBlockCache = Device.Kind != IlgpuDeviceKind.Cpu;
@@ -49,12 +51,15 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         {
             Device.MakeCurrent();
             stream = Device.Accelerator.CreateStream();
+            splitCounters = Device.Accelerator.Allocate1D<int>(SplitCounterCount);
+            splitCounters.MemSetToZero();
         }
 
         Ops = new IlgpuOps(this);
         (CaptureUnsupported, driver) = CaptureSupport(Device.Kind, baseline);
         captureEnabled = CaptureUnsupported is null && Environment.GetEnvironmentVariable("RADLADS_ILGPU_GRAPHS") != "0";
         Description = Device.Describe() + (baseline ? "; RADLADS_ILGPU_BASELINE=1: the first version's kernels and allocation" : "")
+            + (Unfused && !baseline ? "; RADLADS_ILGPU_FUSED=0: fused ops run as their op sequences" : "")
             + (Device.Kind == IlgpuDeviceKind.Cuda ? "; " + CaptureText() : "");
     }
 
@@ -82,7 +87,29 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     /// </summary>
     internal bool Baseline { get; }
 
+    /// <summary>
+    /// Whether the fused ops (AddRmsNorm, LoraSet, RopeExpand, ExpandKv, ScaleMultiply) run as the op sequences they
+    /// replace (RADLADS_ILGPU_FUSED=0, and the baseline), for a before/after comparison in one process.
+    /// </summary>
+    internal bool Unfused { get; }
+
     internal AcceleratorStream Stream => stream;
+
+    /// <summary>Column tiles a split-K kernel with a last-group reduction may have (one counter each).</summary>
+    internal const int SplitCounterCount = 64;
+
+    /// <summary>
+    /// Zeroed counters of this backend's split-K kernels (<see cref="Kernels.LoraKernels.LoraDown"/>): the last group of a
+    /// tile finds itself by counting and sets the counter back to zero, so they are zero between launches. One set per
+    /// backend (per stream), allocated with it, so recording a step allocates nothing.
+    /// </summary>
+    internal ArrayView<int> SplitCounters => splitCounters.View;
+
+    /// <summary>Groups LoraSet's first launch aims for (null: two per multiprocessor); tests raise it to split K widely.</summary>
+    internal int? LoraDownGroups { get; set; }
+
+    /// <summary>Branches LoraSet has run on its two kernels so far (tests check which path a call took).</summary>
+    internal long LoraKernelBranches { get; set; }
 
     /// <summary>Positions a new RoPE table covers at least (tests make it small to cross a table's end quickly).</summary>
     internal int RopeTableMinimum { get; set; } = 4096;
@@ -470,6 +497,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
             scores?.Dispose();
             sampleParameters?.Dispose();
             sampleIds?.Dispose();
+            splitCounters.Dispose();
             foreach (var (buffer, _) in ropeTables.Values)
             {
                 buffer?.Dispose();

@@ -64,10 +64,9 @@ public static class ElementwiseKernels
         int row = position[0] + offset + t;
         float c = cos[(row * half) + i];
         float s = sin[(row * half) + i];
-        float a = x[o + i];
-        float b = x[o + i + half];
-        x[o + i] = (a * c) - (b * s);
-        x[o + i + half] = (b * c) + (a * s);
+        var (first, second) = KernelMath.RopePair(x[o + i], x[o + i + half], c, s);
+        x[o + i] = first;
+        x[o + i + half] = second;
     }
 
     /// <summary>

@@ -53,6 +53,12 @@ public static class KernelMath
         return sign != 0 ? -value : value;
     }
 
+    /// <summary>
+    /// The rotate-half RoPE of the pair (a, b) by the angle with cosine c and sine s: (a·c − b·s, b·c + a·s). Every RoPE
+    /// kernel calls it, so the fused and the plain kernels compile the same arithmetic and give the same bits.
+    /// </summary>
+    public static (float First, float Second) RopePair(float a, float b, float c, float s) => ((a * c) - (b * s), (b * c) + (a * s));
+
     /// <summary>σ(x) = 1 / (1 + e^−x).</summary>
     public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
 

@@ -85,11 +85,28 @@ internal sealed class KernelSet
             AttentionKernels.AttentionDecodeSplit);
         AttentionDecodeCombine = a.LoadKernel<ArrayView<float>, int, int, ArrayView<int>, int, int, int, ArrayView<float>>(AttentionKernels.AttentionDecodeCombine);
         Empty = a.LoadAutoGroupedKernel<Index1D, int>(ProbeKernels.Empty);
+        LoraDown =
+        [
+            a.LoadKernel<ArrayView<float>, LoraTable, ArrayView<float>, ArrayView<int>, int, int, int, int>(LoraKernels.LoraDown<F32Words>),
+            a.LoadKernel<ArrayView<float>, LoraTable, ArrayView<float>, ArrayView<int>, int, int, int, int>(LoraKernels.LoraDown<F16Words>),
+            a.LoadKernel<ArrayView<float>, LoraTable, ArrayView<float>, ArrayView<int>, int, int, int, int>(LoraKernels.LoraDown<Bf16Words>),
+        ];
+        LoraUp =
+        [
+            a.LoadKernel<LoraTable, float, int>(LoraKernels.LoraUp<F32Words>),
+            a.LoadKernel<LoraTable, float, int>(LoraKernels.LoraUp<F16Words>),
+            a.LoadKernel<LoraTable, float, int>(LoraKernels.LoraUp<Bf16Words>),
+        ];
+        AddRmsNorm = a.LoadKernel<ArrayView<float>, ArrayView<float>, WeightView, float, int, ArrayView<float>>(FusedKernels.AddRmsNorm);
+        ScaleMultiply = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, float, ArrayView<float>, ArrayView<float>>(FusedKernels.ScaleMultiply);
+        ExpandKv = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, ArrayView<float>>(FusedKernels.ExpandKv);
+        RopeExpand = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, int,
+            ArrayView<float>, ArrayView<float>>(FusedKernels.RopeExpand);
         CompileTime = watch.Elapsed;
     }
 
     /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
-    public const int Count = 44;
+    public const int Count = 54;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -169,6 +186,20 @@ internal sealed class KernelSet
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<int>, int, int, int, float, ArrayView<float>> AttentionDecodeSplit { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, ArrayView<int>, int, int, int, ArrayView<float>> AttentionDecodeCombine { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, WeightView, float, int, ArrayView<float>> AddRmsNorm { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, float, ArrayView<float>, ArrayView<float>> ScaleMultiply { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, ArrayView<float>> ExpandKv { get; }
+
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, int, ArrayView<float>, ArrayView<float>> RopeExpand { get; }
+
+    /// <summary>LoraSet's first launch (all A_i, split K, inner on the last group's write), indexed by dtype as <see cref="GemvOutIn"/>.</summary>
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, LoraTable, ArrayView<float>, ArrayView<int>, int, int, int, int>[] LoraDown { get; }
+
+    /// <summary>LoraSet's second launch (all B_i, outer on the write), indexed by dtype as <see cref="GemvOutIn"/>.</summary>
+    public Action<AcceleratorStream, KernelConfig, LoraTable, float, int>[] LoraUp { get; }
 
     /// <summary>A kernel that does nothing: measures the host cost of one launch.</summary>
     public Action<AcceleratorStream, Index1D, int> Empty { get; }

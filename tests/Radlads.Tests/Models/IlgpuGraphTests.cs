@@ -97,6 +97,30 @@ public sealed class IlgpuGraphTests
         CudaModelTests.Report($"{name} recorded sampled decode on ILGPU: {string.Join(",", recorded)}");
     }
 
+    /// <summary>
+    /// The synthetic tiny RAD-RWKV7 and RAD-RWKV6 with every LoRA rank 32, so every branch runs on the two LoraSet kernels
+    /// (split K with the last-group reduction and its counters inside the graph): recorded steps equal eager ones bit
+    /// for bit.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(CudaGraphTests.RecurrentArchitectures), MemberType = typeof(CudaGraphTests))]
+    public void RecordedDecodeWithEveryLoraBranchOnTheKernelsEqualsEager(Architecture architecture)
+    {
+        using var backend = Cuda();
+        var config = SyntheticModel.Config("tiny", architecture);
+        using var model = SyntheticModel.Create(config, backend, seed: 5);
+        int[] tokens = [.. Enumerable.Range(0, 16).Select(i => ((i * 37) + 11) % config.VocabSize)];
+        backend.CaptureEnabled = false;
+        var (eagerLogits, eagerState) = CudaGraphTests.Decode(model, tokens);
+        Assert.Equal(0, backend.Replays);
+        Assert.True(backend.LoraKernelBranches > 0, "no LoRA branch took the kernels");
+        backend.CaptureEnabled = true;
+        var (graphLogits, graphState) = CudaGraphTests.Decode(model, tokens);
+        Assert.True(backend.Replays > 0, "no decode step was replayed");
+        Assert.Equal(eagerLogits, graphLogits);
+        Assert.Equal(eagerState, graphState);
+    }
+
     [Fact]
     public void PrefillThenInterleavedRecordedDecodeMatchesTheReference()
     {

@@ -23,7 +23,7 @@ public sealed class IlgpuKernelCompileTests
         new[]
         {
             typeof(ElementwiseKernels), typeof(SequenceKernels), typeof(GroupedKernels), typeof(GemvKernels), typeof(TiledKernels),
-            typeof(AttentionKernels), typeof(ProbeKernels), typeof(SamplingKernels),
+            typeof(AttentionKernels), typeof(ProbeKernels), typeof(SamplingKernels), typeof(FusedKernels), typeof(LoraKernels),
         }
             .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
             .Where(m => m.ReturnType == typeof(void))
