@@ -199,6 +199,35 @@ public static class GemvKernels
     }
 
     /// <summary>
+    /// The in×out GEMV's inner loop, shared by <see cref="GemvInOut{TW}"/> and the LoRA kernels: lo/hi += Σ x[kk] ·
+    /// (16-byte chunk <paramref name="chunk"/> of row kk of W, <paramref name="chunks"/> chunks a row) over kk = start,
+    /// start + step, … &lt; end, four loads in flight, rows added in order. <paramref name="w"/> is the caller's
+    /// 16-byte aligned view (kernels inline this, so the 128-bit loads stay).
+    /// </summary>
+    internal static void InOutRows<TW>(TW words, ArrayView<Words4> w, ArrayView<float> x, int start, int end, int step, int chunks,
+        int chunk, ref Floats4 lo, ref Floats4 hi)
+        where TW : struct, IWeightWords
+    {
+        int kk = start;
+        for (; kk + (3 * step) < end; kk += 4 * step)
+        {
+            var q0 = w[((long)kk * chunks) + chunk];
+            var q1 = w[((long)(kk + step) * chunks) + chunk];
+            var q2 = w[((long)(kk + (2 * step)) * chunks) + chunk];
+            var q3 = w[((long)(kk + (3 * step)) * chunks) + chunk];
+            words.Axpy(q0, x[kk], ref lo, ref hi);
+            words.Axpy(q1, x[kk + step], ref lo, ref hi);
+            words.Axpy(q2, x[kk + (2 * step)], ref lo, ref hi);
+            words.Axpy(q3, x[kk + (3 * step)], ref lo, ref hi);
+        }
+
+        for (; kk < end; kk += step)
+        {
+            words.Axpy(w[((long)kk * chunks) + chunk], x[kk], ref lo, ref hi);
+        }
+    }
+
+    /// <summary>
     /// y = x·W for one token, W [K, M] (LoRA factors) viewed as 16-byte chunks of 8 (f32: 4) adjacent columns (M a
     /// multiple of that, W 16-byte aligned). A group's threads form columnThreads × (group size / columnThreads): thread
     /// (c, r) owns column chunk tile·columnThreads + c and takes rows k0 + r, k0 + r + rowThreads, … of its split
@@ -229,23 +258,7 @@ public static class GemvKernels
         var hi = default(Floats4);
         if (valid)
         {
-            int kk = k0 + r;
-            for (; kk + (3 * rowThreads) < k1; kk += 4 * rowThreads)
-            {
-                var q0 = w[((long)kk * chunkColumns) + chunk];
-                var q1 = w[((long)(kk + rowThreads) * chunkColumns) + chunk];
-                var q2 = w[((long)(kk + (2 * rowThreads)) * chunkColumns) + chunk];
-                var q3 = w[((long)(kk + (3 * rowThreads)) * chunkColumns) + chunk];
-                words.Axpy(q0, x[kk], ref lo, ref hi);
-                words.Axpy(q1, x[kk + rowThreads], ref lo, ref hi);
-                words.Axpy(q2, x[kk + (2 * rowThreads)], ref lo, ref hi);
-                words.Axpy(q3, x[kk + (3 * rowThreads)], ref lo, ref hi);
-            }
-
-            for (; kk < k1; kk += rowThreads)
-            {
-                words.Axpy(w[((long)kk * chunkColumns) + chunk], x[kk], ref lo, ref hi);
-            }
+            InOutRows(words, w, x, k0 + r, k1, rowThreads, chunkColumns, chunk, ref lo, ref hi);
         }
 
         sums[2 * Group.IdxX] = lo;

@@ -140,24 +140,7 @@ public static class LoraKernels
         var hi = default(Floats4);
         if (valid)
         {
-            var w = branch.Down.AsAligned16();
-            int kk = k0 + r;
-            for (; kk + (3 * rowThreads) < k1; kk += 4 * rowThreads)
-            {
-                var q0 = w[((long)kk * branchChunks) + local];
-                var q1 = w[((long)(kk + rowThreads) * branchChunks) + local];
-                var q2 = w[((long)(kk + (2 * rowThreads)) * branchChunks) + local];
-                var q3 = w[((long)(kk + (3 * rowThreads)) * branchChunks) + local];
-                words.Axpy(q0, x[kk], ref lo, ref hi);
-                words.Axpy(q1, x[kk + rowThreads], ref lo, ref hi);
-                words.Axpy(q2, x[kk + (2 * rowThreads)], ref lo, ref hi);
-                words.Axpy(q3, x[kk + (3 * rowThreads)], ref lo, ref hi);
-            }
-
-            for (; kk < k1; kk += rowThreads)
-            {
-                words.Axpy(w[((long)kk * branchChunks) + local], x[kk], ref lo, ref hi);
-            }
+            GemvKernels.InOutRows(words, branch.Down.AsAligned16(), x, k0 + r, k1, rowThreads, branchChunks, local, ref lo, ref hi);
         }
 
         sums[2 * Group.IdxX] = lo;
@@ -271,25 +254,7 @@ public static class LoraKernels
         var hi = default(Floats4);
         if (valid)
         {
-            var w = branch.Up.AsAligned16();
-            var h = branch.Hidden;
-            int kk = r;
-            for (; kk + (3 * rowThreads) < rank; kk += 4 * rowThreads)
-            {
-                var q0 = w[((long)kk * chunks) + chunk];
-                var q1 = w[((long)(kk + rowThreads) * chunks) + chunk];
-                var q2 = w[((long)(kk + (2 * rowThreads)) * chunks) + chunk];
-                var q3 = w[((long)(kk + (3 * rowThreads)) * chunks) + chunk];
-                words.Axpy(q0, h[kk], ref lo, ref hi);
-                words.Axpy(q1, h[kk + rowThreads], ref lo, ref hi);
-                words.Axpy(q2, h[kk + (2 * rowThreads)], ref lo, ref hi);
-                words.Axpy(q3, h[kk + (3 * rowThreads)], ref lo, ref hi);
-            }
-
-            for (; kk < rank; kk += rowThreads)
-            {
-                words.Axpy(w[((long)kk * chunks) + chunk], h[kk], ref lo, ref hi);
-            }
+            GemvKernels.InOutRows(words, branch.Up.AsAligned16(), branch.Hidden, r, rank, rowThreads, chunks, chunk, ref lo, ref hi);
         }
 
         sums[2 * Group.IdxX] = lo;

@@ -74,6 +74,20 @@ public sealed class IlgpuKernelCompileTests
         }
     }
 
+    // The in×out GEMV and the LoRA kernels share GemvKernels.InOutRows (inlined): its weight loads must stay 16 bytes.
+    [Theory]
+    [InlineData(typeof(GemvKernels), nameof(GemvKernels.GemvInOut))]
+    [InlineData(typeof(LoraKernels), nameof(LoraKernels.LoraDown))]
+    [InlineData(typeof(LoraKernels), nameof(LoraKernels.LoraUp))]
+    public void TheInOutKernelsReadWeightsWithSixteenByteLoads(Type kernels, string name)
+    {
+        using var context = Context.Create(b => b.Optimize(OptimizationLevel.O2).EnableAlgorithms());
+        using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
+        var method = kernels.GetMethod(name)!.MakeGenericMethod(typeof(Bf16Words));
+        var ptx = ((PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(method), default)).PTXAssembly;
+        Assert.Contains("ld.global.v4.b32", ptx, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void TheCpuAcceleratorReportsItsKernelCompileTime()
     {
