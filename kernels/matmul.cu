@@ -132,7 +132,15 @@ __device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x,
 }
 
 #define GEMV_THREADS 256
+// Loads in flight per lane, and the blocks per SM the register budget must allow (__launch_bounds__): tunable with
+// RADLADS_NVRTC_DEFINES (e.g. "-DGEMV_UNROLL=8 -DGEMV_MIN_BLOCKS=8") for `bench-decode` sweeps. The order of the
+// sums does not depend on either (a lane adds its chunks in row order), so results do not change.
+#ifndef GEMV_UNROLL
 #define GEMV_UNROLL 4
+#endif
+#ifndef GEMV_MIN_BLOCKS
+#define GEMV_MIN_BLOCKS 1
+#endif
 
 // The last (< GEMV_UNROLL) chunks of a lane's row: all loads issued before the first FMA, so the tail costs one
 // memory latency, not one per chunk (short rows such as o_proj at 7B are mostly tail). Same order of sums as a
@@ -214,7 +222,8 @@ __device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void
 }
 
 #define GEMV(name, DT, WPR)                                                                                              \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS) name(const float* x, const void* w, const void* bias,       \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MIN_BLOCKS) name(const float* x, const void* w,     \
+        const void* bias,                                                                                                \
         int bias_dtype, float* y, int k, int m)                                                                          \
     {                                                                                                                    \
         gemv_vec<DT, WPR>(x, w, bias, bias_dtype, y, k, m);                                                              \
@@ -306,7 +315,7 @@ __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
 }
 
 #define GEMV_GROUP(name, DT, WPR)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS) name(const float* x, int k,                               \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MIN_BLOCKS) name(const float* x, int k,              \
         const void* w0, const void* b0, int bt0, float* y0, int m0, const void* w1, const void* b1, int bt1, float* y1,  \
         int m1, const void* w2, const void* b2, int bt2, float* y2, int m2)                                              \
     {                                                                                                                    \

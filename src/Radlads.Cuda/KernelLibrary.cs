@@ -74,8 +74,31 @@ public static class KernelSources
 /// </summary>
 public sealed class KernelLibrary
 {
-    /// <summary>NVRTC options besides the architecture (the options are part of the cache key).</summary>
-    public static readonly IReadOnlyList<string> Options = ["-default-device", "--std=c++17"];
+    /// <summary>
+    /// NVRTC options besides the architecture (the options are part of the cache key), plus the <c>-D</c> macro
+    /// definitions in RADLADS_NVRTC_DEFINES (whitespace-separated; for tuning sweeps, e.g. "-DGEMV_UNROLL=8").
+    /// </summary>
+    public static readonly IReadOnlyList<string> Options = ["-default-device", "--std=c++17", .. ExtraDefines()];
+
+    private static string[] ExtraDefines()
+    {
+        var text = Environment.GetEnvironmentVariable("RADLADS_NVRTC_DEFINES");
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return [];
+        }
+
+        var defines = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+        foreach (var d in defines)
+        {
+            if (!d.StartsWith("-D", StringComparison.Ordinal) || d.Length < 3)
+            {
+                throw new RadladsException($"RADLADS_NVRTC_DEFINES: '{d}' is not a macro definition; give -DNAME or -DNAME=VALUE, separated by spaces");
+            }
+        }
+
+        return defines;
+    }
 
     private static readonly ConcurrentDictionary<int, Lazy<KernelLibrary>> Libraries = new();
 

@@ -51,6 +51,29 @@ public sealed class CudaKernelCompileTests
         }
     }
 
+    // The GEMV tuning knobs a RADLADS_NVRTC_DEFINES sweep sets must compile at the values a sweep tries.
+    [Theory]
+    [InlineData("-DGEMV_UNROLL=8")]
+    [InlineData("-DGEMV_MIN_BLOCKS=8")]
+    [InlineData("-DGEMV_UNROLL=2 -DGEMV_MIN_BLOCKS=6")]
+    public void TheGemvTuningMacrosCompile(string defines)
+    {
+        var nvrtc = NvrtcOrSkip();
+        var (files, header, _) = KernelSources.Load();
+        int arch = nvrtc.SupportedArchitectures.Contains(90) ? 90 : nvrtc.SupportedArchitectures.Max();
+        var cache = Path.Combine(Path.GetTempPath(), $"radlads-kernel-cache-{Guid.NewGuid():N}");
+        try
+        {
+            string[] options = [.. KernelLibrary.Options, .. defines.Split(' ')];
+            var image = KernelCompiler.Compile(arch, "matmul.cu", files["matmul.cu"], [(KernelSources.CommonHeader, header)], options, cache);
+            Assert.NotEmpty(image.Image);
+        }
+        finally
+        {
+            Directory.Delete(cache, recursive: true);
+        }
+    }
+
     [Fact]
     public void ACompileErrorNamesTheFileAndShowsTheLog()
     {
