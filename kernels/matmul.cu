@@ -5,6 +5,7 @@
 //   multiple of 8 (4) and 16-byte aligned W and x; 1, 2, 4 or 8 warps share a row (split K inside the block),
 //   chosen so that even a few rows fill the GPU; four loads in flight per lane.
 //   gemv_group_{dt}_vec{1,2,4,8}: the same for up to three matrices that share x, in one launch.
+//   gate_up_swiglu_{dt}_vec{1,2,4,8}: the MLP's gate and up rows summed as gemv_group sums them, then silu(g) ⊙ u.
 //   gemv_{dt}_scalar: T = 1, OutIn, any K: one warp per row, one element per lane per step.
 //   gemv_inout_{dt}_{vec,scalar}: T = 1, InOut (LoRA factors): each lane owns 8 (4, 1) adjacent columns, the 8
 //   warps of a block split the rows of its K range; K is split over blockIdx.y when the columns are few, and the
@@ -329,6 +330,94 @@ __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
 GEMV_GROUP_ALL(f32, DT_F32)
 GEMV_GROUP_ALL(f16, DT_F16)
 GEMV_GROUP_ALL(bf16, DT_BF16)
+
+// The MLP's gate/up GEMVs and SwiGLU in one launch (T = 1, no bias): a block of 2·P·WPR warps takes P rows of W_gate
+// and the same P rows of W_up (warps [0, P·WPR) gate, the rest up), WPR warps per row exactly as gemv_group sums it
+// (same chunks, same order, + 0.f as its absent bias adds), meets in shared memory and writes y = silu(g) ⊙ u as
+// swiglu_f32 rounds it: the same bits as gemv_group then swiglu_f32 when the host picks gemv_group's WPR.
+template <int DT, int WPR, int P>
+__device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int k, const void* wg, const void* wu,
+    float* __restrict__ y, int f)
+{
+    __shared__ float partial[2 * P * WPR];
+    __shared__ float sums[2 * P];
+    const int per = DT == DT_F32 ? 4 : 8;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int slot = warp / WPR;                 // [0, P): gate rows, [P, 2P): up rows
+    int part = warp % WPR;
+    int row = blockIdx.x * P + slot % P;
+    bool valid = row < f;
+    const void* w = slot < P ? wg : wu;
+    const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
+    int chunks = k / per;
+    const int stride = 32 * WPR;
+    int c = part * 32 + lane;
+    uint4 q[GEMV_UNROLL];
+    bool first = valid && c + (GEMV_UNROLL - 1) * stride < chunks;
+    if (first)
+    {
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
+    }
+
+    pdl_begin();
+    float acc = 0.f;
+    if (valid)
+    {
+        if (first)
+        {
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+            c += GEMV_UNROLL * stride;
+        }
+
+        for (; c + (GEMV_UNROLL - 1) * stride < chunks; c += GEMV_UNROLL * stride)
+        {
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+        }
+
+        acc = gemv_tail<DT>(wr, x, c, stride, chunks, acc);
+    }
+
+    acc = warp_sum(acc);
+    if (lane == 0) partial[warp] = acc;
+    __syncthreads();
+    if (part == 0 && lane == 0)
+    {
+        float total = partial[warp];
+        for (int i = 1; i < WPR; i++) total += partial[warp + i];
+        sums[slot] = total + 0.f;
+    }
+
+    __syncthreads();
+    if (threadIdx.x < P)
+    {
+        int j = blockIdx.x * P + threadIdx.x;
+        if (j < f)
+        {
+            float g = sums[threadIdx.x];
+            y[j] = (sigmoid_(g) * g) * sums[P + threadIdx.x];
+        }
+    }
+}
+
+#define GATE_UP(name, DT, WPR, P)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(64 * WPR * P) name(const float* x, int k, const void* wg, const void* wu, \
+        float* y, int f)                                                                                                 \
+    {                                                                                                                    \
+        gate_up_swiglu<DT, WPR, P>(x, k, wg, wu, y, f);                                                                  \
+    }
+
+#define GATE_UP_ALL(DTNAME, DT)                                                                                          \
+    GATE_UP(gate_up_swiglu_##DTNAME##_vec1, DT, 1, 4) GATE_UP(gate_up_swiglu_##DTNAME##_vec2, DT, 2, 2)                  \
+    GATE_UP(gate_up_swiglu_##DTNAME##_vec4, DT, 4, 1) GATE_UP(gate_up_swiglu_##DTNAME##_vec8, DT, 8, 1)
+
+GATE_UP_ALL(f32, DT_F32)
+GATE_UP_ALL(f16, DT_F16)
+GATE_UP_ALL(bf16, DT_BF16)
 
 // Any K and alignment: one warp per row, one element per lane per step.
 template <int DT>

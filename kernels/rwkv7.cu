@@ -41,6 +41,70 @@ extern "C" __global__ void rwkv7_keys_f32(const float* k, const float* w, const 
     }
 }
 
+// Rwkv7Keys and (has_residual) the value residual v ← v + (v_first − v) ⊙ ν in one launch, one warp per (token,
+// head) with 32-thread blocks (at decode a 7B layer has 28 heads: 28 blocks on 28 SMs, not 7). Each lane holds its
+// ≤ KEYS_PER_LANE elements of k (and k_k, k_a, loaded before the PDL wait: weights) in registers, so k is read once.
+// Same sums in the same order as rwkv7_keys_f32 and rwkv7_value_residual_f32: the same bits. Head dim ≤ 256.
+#define KEYS_PER_LANE 8
+extern "C" __global__ void __launch_bounds__(32) rwkv7_keys_vres_f32(const float* k, const float* w, const float* a,
+    const void* key_scale, int key_scale_dtype, const void* iclr_mix, int iclr_mix_dtype, int tokens, int width, int n,
+    int balanced, float* removal, float* replacement, float* k_tilde, float* v, const float* v_first, const float* nu,
+    int has_residual)
+{
+    i64 item = blockIdx.x;
+    int lane = threadIdx.x;
+    int heads = width / n;
+    int h = (int)(item % heads);
+    float ks[KEYS_PER_LANE], ka[KEYS_PER_LANE];
+    if (!balanced)
+    {
+#pragma unroll
+        for (int u = 0; u < KEYS_PER_LANE; u++)
+        {
+            int i = lane + 32 * u;
+            ks[u] = i < n ? load_any(key_scale, key_scale_dtype, (i64)h * n + i) : 0.f;
+            ka[u] = i < n ? load_any(iclr_mix, iclr_mix_dtype, (i64)h * n + i) : 0.f;
+        }
+    }
+
+    pdl_begin();
+    if (item >= (i64)tokens * heads) return;
+    i64 o = item * n;
+    float kr[KEYS_PER_LANE];
+    float sum = 0.f;
+#pragma unroll
+    for (int u = 0; u < KEYS_PER_LANE; u++)
+    {
+        int i = lane + 32 * u;
+        kr[u] = i < n ? k[o + i] : 0.f;
+        if (i < n)
+        {
+            float kappa = balanced ? kr[u] : kr[u] * ks[u];
+            sum = fmaf(kappa, kappa, sum);
+        }
+    }
+
+    float inv = 1.f / fmaxf(sqrtf(warp_sum(sum)), 1e-12f);
+#pragma unroll
+    for (int u = 0; u < KEYS_PER_LANE; u++)
+    {
+        int i = lane + 32 * u;
+        if (i >= n) break;
+        i64 p = o + i;
+        float kj = kr[u];
+        float ai = a[p];
+        float kappa = (balanced ? kj : kj * ks[u]) * inv;
+        k_tilde[p] = balanced ? kj * (1.f - w[p] + ai) : kj * (1.f + (ai - 1.f) * ka[u]);
+        removal[p] = -kappa;
+        replacement[p] = kappa * ai;
+        if (has_residual)
+        {
+            float vi = v[p];
+            v[p] = vi + (v_first[p] - vi) * nu[p];
+        }
+    }
+}
+
 extern "C" __global__ void rwkv7_value_residual_f32(const float* v, const float* v_first, const float* nu, float* y, i64 n)
 {
     pdl_begin();

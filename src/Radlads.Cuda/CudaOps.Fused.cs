@@ -1,3 +1,4 @@
+using Radlads.Checkpoints;
 using Radlads.Ops;
 
 namespace Radlads.Cuda;
@@ -5,10 +6,51 @@ namespace Radlads.Cuda;
 /// <summary>
 /// The fused ops whose IOps default composes other ops, each one launch here with the same fp32 operations as that
 /// composition (so the same bits): RoPE + GQA (kernels/attention.cu rope_expand_f32, expand_kv_f32;
-/// decode_batch.cu rope_expand_rows_f32) and scale + multiply (elementwise.cu scale_multiply_f32).
+/// decode_batch.cu rope_expand_rows_f32), scale + multiply (elementwise.cu scale_multiply_f32) and the MLP's gate/up GEMVs +
+/// SwiGLU (matmul.cu gate_up_swiglu, T = 1). Keys + value residual is in CudaOps.Rwkv7.cs.
 /// </summary>
 internal sealed unsafe partial class CudaOps
 {
+    /// <summary>
+    /// T = 1 with bf16/f16/f32 weights of one dtype that take 16-byte loads (as <see cref="MatMulShared"/>'s grouped
+    /// path): one launch of gate_up_swiglu with the warps per row MatMulShared would pick for the 2F rows, so the sums
+    /// and y are the same bits as gemv_group then swiglu_f32. Anything else (prefill, misaligned, mixed dtypes):
+    /// MatMulShared into (y, upScratch) then SwiGlu, the interface default.
+    /// </summary>
+    public void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
+    {
+        backend.Enter();
+        FusedOpChecks.GateUpSwiGlu(x, wGate, wUp, y, upScratch);
+        int k = x.RowLength;
+        int f = wGate.Shape[0];
+        var dtype = wGate.DType;
+        int perLoad = dtype == DType.F32 ? 4 : 8;
+        ulong px = P(x), pg = C(wGate).Pointer, pu = C(wUp).Pointer;
+        bool fused = x.RowCount == 1 && f > 0 && k > 0 && wUp.DType == dtype && k % perLoad == 0
+            && px % 16 == 0 && pg % 16 == 0 && pu % 16 == 0;
+        if (!fused)
+        {
+            MatMulShared(x, [wGate, wUp], [null, null], [y, upScratch]);
+            SwiGlu(y, upScratch, y);
+            return;
+        }
+
+        // MatMulShared's choice for its 2F rows: the fewest warps per row that still give every SM its blocks.
+        long rows = 2L * f;
+        long wanted = (long)backend.GemvBlocksPerSm * backend.Device.MultiprocessorCount;
+        int level = 0;
+        while (level < 3 && (rows + (8 >> level) - 1) / (8 >> level) < wanted)
+        {
+            level++;
+        }
+
+        int pairs = level < 3 ? 4 >> level : 1;
+        uint threads = (uint)(64 << level) * (uint)pairs;
+        ulong py = P(y);
+        void** args = stackalloc void*[] { &px, &k, &pg, &pu, &py, &f };
+        backend.Launch(K.GateUpSwiGlu[(int)dtype][level], "gate_up_swiglu", (uint)((f + pairs - 1) / pairs), 1, threads, 0, args);
+    }
+
     public void ScaleMultiply(Tensor a, float s, Tensor b, Tensor y)
     {
         backend.Enter();

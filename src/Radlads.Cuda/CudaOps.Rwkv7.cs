@@ -10,6 +10,9 @@ internal sealed unsafe partial class CudaOps
     // wkv7_decode_f32 keeps up to 8 elements of a state row per lane.
     private const int Wkv7DecodeMaxHeadDim = 256;
 
+    // rwkv7_keys_vres_f32 keeps up to 8 elements of a head per lane.
+    private const int KeysMaxHeadDim = 256;
+
     public void Rwkv7Decay(Tensor z, Tensor w0, Tensor w)
     {
         backend.Enter();
@@ -56,6 +59,59 @@ internal sealed unsafe partial class CudaOps
         void** args = stackalloc void*[] { &pk, &pw, &pa, &pkk, &kkType, &pka, &kaType, &tokens, &width, &headDim, &isBalanced, &prem, &prep, &pkt };
         const uint block = 128;
         backend.Launch(K.Rwkv7Keys, "rwkv7_keys_f32", (uint)((warps * 32 + block - 1) / block), 1, block, 0, args);
+    }
+
+    /// <summary>
+    /// Keys and value residual in one launch (rwkv7_keys_vres_f32: a 32-thread block per (token, head), k held in
+    /// registers), the same bits as <see cref="Rwkv7Keys"/> then <see cref="Rwkv7ValueResidual"/>. Head dims above
+    /// 256 (more than 8 elements a lane) run as those two ops.
+    /// </summary>
+    public void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
+        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
+    {
+        backend.Enter();
+        FusedOpChecks.KeysValueResidual(k, v, vFirst, nu);
+        if (headDim > KeysMaxHeadDim)
+        {
+            Rwkv7Keys(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde);
+            if (vFirst is not null)
+            {
+                Rwkv7ValueResidual(v, vFirst, nu!, v);
+            }
+
+            return;
+        }
+
+        int width = k.RowLength;
+        if (headDim <= 0 || width % headDim != 0 || w.ElementCount != k.ElementCount || a.ElementCount != k.ElementCount)
+        {
+            throw new ArgumentException($"Rwkv7KeysValueResidual: k {k.ShapeText}, w {w.ShapeText}, a {a.ShapeText}, head dim {headDim}");
+        }
+
+        if (!balanced && (keyScale is null || iclrMix is null))
+        {
+            throw new ArgumentException("Rwkv7KeysValueResidual: stock keys need k_k and k_a");
+        }
+
+        var (pkk, kkType) = balanced ? (0UL, 0) : Param(keyScale!, width);
+        var (pka, kaType) = balanced ? (0UL, 0) : Param(iclrMix!, width);
+        long n = k.ElementCount;
+        Fits(removal, n, nameof(Rwkv7KeysValueResidual));
+        Fits(replacement, n, nameof(Rwkv7KeysValueResidual));
+        Fits(kTilde, n, nameof(Rwkv7KeysValueResidual));
+        int tokens = k.RowCount;
+        long items = (long)tokens * (width / headDim);
+        if (items == 0)
+        {
+            return;
+        }
+
+        ulong pk = P(k), pw = P(w), pa = P(a), prem = P(removal), prep = P(replacement), pkt = P(kTilde), pv = P(v);
+        ulong pf = vFirst is null ? 0UL : P(vFirst), pn = nu is null ? 0UL : P(nu);
+        int isBalanced = balanced ? 1 : 0, hasResidual = vFirst is null ? 0 : 1;
+        void** args = stackalloc void*[] { &pk, &pw, &pa, &pkk, &kkType, &pka, &kaType, &tokens, &width, &headDim, &isBalanced,
+            &prem, &prep, &pkt, &pv, &pf, &pn, &hasResidual };
+        backend.Launch(K.Rwkv7KeysValueResidual, "rwkv7_keys_vres_f32", (uint)items, 1, 32, 0, args);
     }
 
     public void Rwkv7ValueResidual(Tensor v, Tensor vFirst, Tensor nu, Tensor y)

@@ -25,6 +25,7 @@ internal sealed class Kernels
         string[] dtypes = ["f32", "f16", "bf16"];
         GemvVector = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_{d}_vec{w}")).ToArray())];
         GemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_{d}_vec{w}")).ToArray())];
+        GateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gate_up_swiglu_{d}_vec{w}")).ToArray())];
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
         GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
         GemvInOutScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_scalar"))];
@@ -56,6 +57,7 @@ internal sealed class Kernels
         Wkv6Rows = library.Function("rwkv6.cu", "wkv6_rows_f32");
         Rwkv7Decay = library.Function("rwkv7.cu", "rwkv7_decay_f32");
         Rwkv7Keys = library.Function("rwkv7.cu", "rwkv7_keys_f32");
+        Rwkv7KeysValueResidual = library.Function("rwkv7.cu", "rwkv7_keys_vres_f32");
         Rwkv7ValueResidual = library.Function("rwkv7.cu", "rwkv7_value_residual_f32");
         Wkv7 = library.Function("rwkv7.cu", "wkv7_f32");
         Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
@@ -109,6 +111,9 @@ internal sealed class Kernels
 
     /// <summary>By dtype, then by warps per row (1, 2, 4, 8): up to three matrices sharing x.</summary>
     public nint[][] GemvGroup { get; }
+
+    /// <summary>gate_up_swiglu_{dtype}_vec{1,2,4,8}: IOps.GateUpSwiGlu at T = 1, [dtype][log2 warps per row].</summary>
+    public nint[][] GateUpSwiGlu { get; }
 
     public nint[] GemvScalar { get; }
 
@@ -177,6 +182,8 @@ internal sealed class Kernels
     public nint Rwkv7Decay { get; }
 
     public nint Rwkv7Keys { get; }
+
+    public nint Rwkv7KeysValueResidual { get; }
 
     public nint Rwkv7ValueResidual { get; }
 

@@ -88,8 +88,9 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     internal bool Baseline { get; }
 
     /// <summary>
-    /// Whether the fused ops (AddRmsNorm, LoraSet, RopeExpand, ExpandKv, ScaleMultiply) run as the op sequences they
-    /// replace (RADLADS_ILGPU_FUSED=0, and the baseline), for a before/after comparison in one process.
+    /// Whether the fused ops (AddRmsNorm, LoraSet, RopeExpand, ExpandKv, ScaleMultiply, Rwkv7KeysValueResidual,
+    /// GateUpSwiGlu) run as the op sequences they replace (RADLADS_ILGPU_FUSED=0, and the baseline), for a before/after
+    /// comparison in one process.
     /// </summary>
     internal bool Unfused { get; }
 

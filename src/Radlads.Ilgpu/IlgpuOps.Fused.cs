@@ -1,3 +1,5 @@
+using Radlads.Checkpoints;
+using Radlads.Ilgpu.Kernels;
 using Radlads.Ops;
 
 namespace Radlads.Ilgpu;
@@ -40,6 +42,90 @@ internal sealed partial class IlgpuOps
 
         using var scope = backend.Enter();
         K.AddRmsNorm(S, Groups(rows, nameof(AddRmsNorm)), F(h), F(branch), I(weight).Weight(Device), eps, c, F(y));
+    }
+
+    /// <summary>One launch of <see cref="Kernels.FusedKernels.Rwkv7KeysValueResidual"/>: the same bits as Rwkv7Keys then Rwkv7ValueResidual.</summary>
+    public void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
+        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
+    {
+        FusedOpChecks.KeysValueResidual(k, v, vFirst, nu);
+        if (backend.Unfused)
+        {
+            Rwkv7Keys(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde);
+            if (vFirst is not null)
+            {
+                Rwkv7ValueResidual(v, vFirst, nu!, v);
+            }
+
+            return;
+        }
+
+        int width = k.RowLength;
+        if (headDim <= 0 || width % headDim != 0 || w.ElementCount != k.ElementCount || a.ElementCount != k.ElementCount)
+        {
+            throw new ArgumentException($"Rwkv7KeysValueResidual: k {k.ShapeText}, w {w.ShapeText}, a {a.ShapeText}, head dim {headDim}");
+        }
+
+        if (!balanced && (keyScale is null || iclrMix is null))
+        {
+            throw new ArgumentException("Rwkv7KeysValueResidual: stock keys need k_k and k_a");
+        }
+
+        var kk = balanced ? None : Param(keyScale!, width);
+        var ka = balanced ? None : Param(iclrMix!, width);
+        long n = k.ElementCount;
+        Fits(removal, n, nameof(Rwkv7KeysValueResidual));
+        Fits(replacement, n, nameof(Rwkv7KeysValueResidual));
+        Fits(kTilde, n, nameof(Rwkv7KeysValueResidual));
+        long items = (long)k.RowCount * (width / headDim);
+        if (items == 0)
+        {
+            return;
+        }
+
+        // Layer 0 has no residual: v itself stands in for vFirst and nu (never read with bit 1 clear).
+        int flags = (balanced ? 1 : 0) | (vFirst is null ? 0 : 2);
+        using var scope = backend.Enter();
+        K.Rwkv7KeysValueResidual(S, Groups(items, nameof(Rwkv7KeysValueResidual)), F(k), F(w), F(a), kk, ka, width, headDim, flags,
+            F(removal), F(replacement), F(kTilde), F(v), F(vFirst ?? v), F(nu ?? v));
+    }
+
+    /// <summary>
+    /// T = 1 with 16-byte chunks (the <see cref="MatMul"/> decode GEMV's condition) and two or more rows a group: one
+    /// launch of <see cref="Kernels.FusedKernels.GateUpSwiGlu{TW}"/> with the warps per row MatMul picks for F rows, so
+    /// the same bits as the two GEMVs then SwiGlu. Otherwise the interface default (MatMulShared into y and upScratch,
+    /// then SwiGlu).
+    /// </summary>
+    public void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
+    {
+        FusedOpChecks.GateUpSwiGlu(x, wGate, wUp, y, upScratch);
+        int k = x.RowLength;
+        int f = wGate.Shape[0];
+        var g = I(wGate);
+        var u = I(wUp);
+        int warps = GroupSize / Device.WarpSize;
+        long wanted = 8L * Math.Max(1, Device.Accelerator.NumMultiprocessors);
+        int perRow = 1;
+        while (perRow < 8 && warps % (perRow * 2) == 0 && (f + (warps / perRow) - 1) / (warps / perRow) < wanted)
+        {
+            perRow *= 2;
+        }
+
+        bool fused = !backend.Unfused && !backend.ThreadPerOutputKernels && !backend.Baseline && x.RowCount == 1 && f > 0 && k > 0
+            && g.DType == u.DType && VectorLoads(I(x), g, k) && VectorLoads(I(x), u, k) && warps / perRow >= 2;
+        if (!fused)
+        {
+            ((IOps)this).MatMulShared(x, [wGate, wUp], [null, null], [y, upScratch]);
+            SwiGlu(y, upScratch, y);
+            return;
+        }
+
+        int pairs = warps / perRow / 2;
+        int chunks = k / (g.DType == DType.F32 ? 4 : 8);
+        var xs = I(x).Floats.SubView(0, k).Cast<Floats4>();
+        using var scope = backend.Enter();
+        K.GateUpSwiGlu[(int)g.DType](S, Groups((f + pairs - 1) / pairs, nameof(GateUpSwiGlu)), xs, g.Bytes.Cast<Words4>(),
+            u.Bytes.Cast<Words4>(), chunks, f, perRow, F(y));
     }
 
     public void ScaleMultiply(Tensor a, float s, Tensor b, Tensor y)

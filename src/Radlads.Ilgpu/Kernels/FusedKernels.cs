@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace Radlads.Ilgpu.Kernels;
 
@@ -33,6 +34,122 @@ public static class FusedKernels
         for (int i = Group.IdxX; i < c; i += Group.DimX)
         {
             y[o + i] = h[o + i] * inv * weight.Load(i);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="GroupedKernels.Rwkv7Keys"/> (the same loops and group sum, so the same bits) and, with
+    /// <paramref name="flags"/> bit 1 set, the value residual v ← v + (vFirst − v) ⊙ nu of
+    /// <see cref="ElementwiseKernels.Rwkv7ValueResidual"/> on the same (token, head), in one launch. Bit 0: balanced keys.
+    /// </summary>
+    public static void Rwkv7KeysValueResidual(ArrayView<float> k, ArrayView<float> w, ArrayView<float> a, WeightView keyScale,
+        WeightView iclrMix, int width, int n, int flags, ArrayView<float> removal, ArrayView<float> replacement,
+        ArrayView<float> kTilde, ArrayView<float> v, ArrayView<float> vFirst, ArrayView<float> nu)
+    {
+        var scratch = SharedMemory.Allocate<float>(GroupedKernels.MaxWarpsPerGroup);
+        int item = Grid.IdxX;
+        int heads = width / n;
+        int h = item % heads;
+        int o = item * n;
+        int balanced = flags & 1;
+        float sum = 0f;
+        for (int i = Group.IdxX; i < n; i += Group.DimX)
+        {
+            float kappa = balanced != 0 ? k[o + i] : k[o + i] * keyScale.Load((h * n) + i);
+            sum += kappa * kappa;
+        }
+
+        float inv = 1f / MathF.Max(MathF.Sqrt(KernelMath.GroupSum(sum, scratch)), 1e-12f);
+        for (int i = Group.IdxX; i < n; i += Group.DimX)
+        {
+            int p = o + i;
+            float kj = k[p];
+            float ai = a[p];
+            float kappa = (balanced != 0 ? kj : kj * keyScale.Load((h * n) + i)) * inv;
+            kTilde[p] = balanced != 0 ? kj * (1f - w[p] + ai) : kj * (1f + ((ai - 1f) * iclrMix.Load((h * n) + i)));
+            removal[p] = -kappa;
+            replacement[p] = kappa * ai;
+            if ((flags & 2) != 0)
+            {
+                float vi = v[p];
+                v[p] = vi + ((vFirst[p] - vi) * nu[p]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The MLP's gate/up GEMVs and SwiGLU for one token: a group's warps form 2P row slots of
+    /// <paramref name="warpsPerRow"/> warps (slots [0, P) rows of W_gate, [P, 2P) the same rows of W_up), each row summed
+    /// exactly as <see cref="GemvKernels.GemvOutIn{TW}"/> sums it with that many warps per row (+ 0f for the absent
+    /// bias); the sums meet in shared memory and y = σ(g)·g·u as <see cref="ElementwiseKernels.SwiGlu"/> rounds it.
+    /// W as 16-byte chunks (K a multiple of 8, f32: 4; W and x aligned). Grid: ⌈F / P⌉ groups, 2P ≥ 2 slots a group.
+    /// </summary>
+    public static void GateUpSwiGlu<TW>(ArrayView<Floats4> x, ArrayView<Words4> wGate, ArrayView<Words4> wUp, int chunks, int f,
+        int warpsPerRow, ArrayView<float> y)
+        where TW : struct, IWeightWords
+    {
+        var partial = SharedMemory.Allocate<float>(GroupedKernels.MaxWarpsPerGroup);
+        var sums = SharedMemory.Allocate<float>(GroupedKernels.MaxWarpsPerGroup);
+        var xs = x.AsAligned16();
+        var words = default(TW);
+        int warps = Group.DimX / Warp.WarpSize;
+        int pairs = warps / warpsPerRow / 2;
+        int slot = Warp.WarpIdx / warpsPerRow;
+        int part = Warp.WarpIdx % warpsPerRow;
+        int row = (Grid.IdxX * pairs) + (slot % pairs);
+        bool valid = row < f;
+        var w = (slot < pairs ? wGate : wUp).AsAligned16();
+        long o = (long)(valid ? row : 0) * chunks;
+        int stride = Warp.WarpSize * warpsPerRow;
+        int c = (part * Warp.WarpSize) + Warp.LaneIdx;
+        float acc = 0f;
+        if (valid)
+        {
+            for (; c + (3 * stride) < chunks; c += 4 * stride)
+            {
+                var q0 = w[o + c];
+                var q1 = w[o + c + stride];
+                var q2 = w[o + c + (2 * stride)];
+                var q3 = w[o + c + (3 * stride)];
+                acc = words.Dot(q0, xs, c, acc);
+                acc = words.Dot(q1, xs, c + stride, acc);
+                acc = words.Dot(q2, xs, c + (2 * stride), acc);
+                acc = words.Dot(q3, xs, c + (3 * stride), acc);
+            }
+
+            for (; c < chunks; c += stride)
+            {
+                acc = words.Dot(w[o + c], xs, c, acc);
+            }
+        }
+
+        acc = KernelMath.WarpSum(acc);
+        if (Warp.IsFirstLane)
+        {
+            partial[Warp.WarpIdx] = acc;
+        }
+
+        Group.Barrier();
+        if (part == 0 && Warp.IsFirstLane)
+        {
+            float total = partial[Warp.WarpIdx];
+            for (int i = 1; i < warpsPerRow; i++)
+            {
+                total += partial[Warp.WarpIdx + i];
+            }
+
+            sums[slot] = total + 0f;
+        }
+
+        Group.Barrier();
+        if (Group.IdxX < pairs)
+        {
+            int j = (Grid.IdxX * pairs) + Group.IdxX;
+            if (j < f)
+            {
+                float g = sums[Group.IdxX];
+                y[j] = KernelMath.Sigmoid(g) * g * sums[pairs + Group.IdxX];
+            }
         }
     }
 

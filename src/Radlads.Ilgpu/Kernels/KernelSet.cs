@@ -102,11 +102,19 @@ internal sealed class KernelSet
         ExpandKv = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, ArrayView<float>>(FusedKernels.ExpandKv);
         RopeExpand = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, int,
             ArrayView<float>, ArrayView<float>>(FusedKernels.RopeExpand);
+        Rwkv7KeysValueResidual = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(FusedKernels.Rwkv7KeysValueResidual);
+        GateUpSwiGlu =
+        [
+            a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>(FusedKernels.GateUpSwiGlu<F32Words>),
+            a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>(FusedKernels.GateUpSwiGlu<F16Words>),
+            a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>(FusedKernels.GateUpSwiGlu<Bf16Words>),
+        ];
         CompileTime = watch.Elapsed;
     }
 
     /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
-    public const int Count = 54;
+    public const int Count = 58;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -188,6 +196,11 @@ internal sealed class KernelSet
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, ArrayView<int>, int, int, int, ArrayView<float>> AttentionDecodeCombine { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, WeightView, float, int, ArrayView<float>> AddRmsNorm { get; }
+
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> Rwkv7KeysValueResidual { get; }
+
+    /// <summary><see cref="FusedKernels.GateUpSwiGlu{TW}"/> per weight dtype (f32, f16, bf16).</summary>
+    public Action<AcceleratorStream, KernelConfig, ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>[] GateUpSwiGlu { get; }
 
     public Action<AcceleratorStream, Index1D, ArrayView<float>, float, ArrayView<float>, ArrayView<float>> ScaleMultiply { get; }
 

@@ -24,8 +24,7 @@ internal sealed class Mlp : IDisposable
         var ops = pass.Ops;
         var g = pass.Scratch(pass.Rows, size);
         var u = pass.Scratch(pass.Rows, size);
-        ops.MatMulShared(x, [gate, up], [null, null], [g, u]);
-        ops.SwiGlu(g, u, g);
+        ops.GateUpSwiGlu(x, gate, up, g, u); // g = silu(x·gateᵀ) ⊙ (x·upᵀ); one launch on the CUDA decode path
         ops.MatMul(g, down, null, y);
     }
 

@@ -120,26 +120,23 @@ internal sealed class Rwkv7Mixer : IMixer
         var (kh, v) = Projections.RopeAndExpand(pass, config, r, k, vRaw);
 
         // 7. Removal key κ (fed as a = −κ, b = κ⊙a) and replacement key k̃.
+        // 8. Value residual: layer 0 publishes v_first; later layers lerp v towards it by ν = σ(v0 + (x·v1)·v2).
+        //    Both in one call (one launch on CUDA and ILGPU).
         var removal = pass.Scratch(t, a);
         var replacement = pass.Scratch(t, a);
         var kTilde = pass.Scratch(t, a);
-        ops.Rwkv7Keys(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde);
+        if (!FirstLayer && pass.ValueFirst is null)
+        {
+            throw new InvalidOperationException("RAD-RWKV7 layer ran before layer 0 produced v_first");
+        }
 
-        // 8. Value residual: layer 0 publishes v_first; later layers lerp towards it by ν = σ(v0 + (x·v1)·v2).
+        ops.Rwkv7KeysValueResidual(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde,
+            v, FirstLayer ? null : pass.ValueFirst, FirstLayer ? null : residual!.Value.Y);
         if (FirstLayer)
         {
             pass.ValueFirst?.Dispose();
             pass.ValueFirst = backend.Allocate(t, a);
             backend.Copy(v, pass.ValueFirst);
-        }
-        else
-        {
-            if (pass.ValueFirst is null)
-            {
-                throw new InvalidOperationException("RAD-RWKV7 layer ran before layer 0 produced v_first");
-            }
-
-            ops.Rwkv7ValueResidual(v, pass.ValueFirst, residual!.Value.Y, v);
         }
 
         // 9. Generalised delta rule, per sequence.

@@ -6,6 +6,46 @@ namespace Radlads.Ops;
 /// </summary>
 public static class FusedOpChecks
 {
+    /// <summary>v holds as many elements as k; vFirst and nu are both null (layer 0) or both of v's size.</summary>
+    public static void KeysValueResidual(Tensor k, Tensor v, Tensor? vFirst, Tensor? nu)
+    {
+        if (v.ElementCount != k.ElementCount)
+        {
+            throw new ArgumentException($"Rwkv7KeysValueResidual: v {v.ShapeText} and k {k.ShapeText} differ in size; pass the expanded v [T, A]");
+        }
+
+        if ((vFirst is null) != (nu is null))
+        {
+            throw new ArgumentException("Rwkv7KeysValueResidual: pass both vFirst and nu (layers after the first) or neither (layer 0)");
+        }
+
+        if (vFirst is not null && (vFirst.ElementCount != v.ElementCount || nu!.ElementCount != v.ElementCount))
+        {
+            throw new ArgumentException($"Rwkv7KeysValueResidual: vFirst {vFirst.ShapeText} and nu {nu!.ShapeText} must match v {v.ShapeText}");
+        }
+    }
+
+    /// <summary>W_gate, W_up [F, C] with C = x's row length; y and upScratch [T, F]; y, upScratch and x distinct.</summary>
+    public static void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
+    {
+        int c = x.RowLength;
+        if (wGate.Shape.Length != 2 || wUp.Shape.Length != 2 || wGate.Shape[1] != c || wUp.Shape[1] != c || wGate.Shape[0] != wUp.Shape[0])
+        {
+            throw new ArgumentException($"GateUpSwiGlu: W_gate {wGate.ShapeText} and W_up {wUp.ShapeText} must both be [F, {c}] for x {x.ShapeText}");
+        }
+
+        int f = wGate.Shape[0];
+        if (y.RowCount != x.RowCount || y.RowLength != f || upScratch.RowCount != x.RowCount || upScratch.RowLength != f)
+        {
+            throw new ArgumentException($"GateUpSwiGlu: y {y.ShapeText} and upScratch {upScratch.ShapeText} must be [{x.RowCount}, {f}]");
+        }
+
+        if (ReferenceEquals(y, x) || ReferenceEquals(upScratch, x) || ReferenceEquals(y, upScratch))
+        {
+            throw new ArgumentException("GateUpSwiGlu: x, y and upScratch must be three different tensors");
+        }
+    }
+
     /// <summary>a, b and y hold the same number of elements.</summary>
     public static void ScaleMultiply(Tensor a, Tensor b, Tensor y)
     {

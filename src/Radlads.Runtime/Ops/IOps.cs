@@ -99,6 +99,20 @@ public interface IOps
     void SwiGlu(Tensor gate, Tensor up, Tensor y);
 
     /// <summary>
+    /// The MLP's first half in one call: y = silu(x·W_gateᵀ) ⊙ (x·W_upᵀ). x [T, C]; W_gate, W_up [F, C] (OutIn, no
+    /// bias); y, upScratch [T, F]. upScratch holds x·W_upᵀ on the unfused path (its contents afterwards are undefined);
+    /// the caller passes it so no op allocates inside a recorded step. Neither may alias x or each other. The default is
+    /// <see cref="MatMulShared"/> into (y, upScratch) then <see cref="SwiGlu"/>; a backend may run it as one launch
+    /// (the CUDA decode path) with the same per-row sums.
+    /// </summary>
+    void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
+    {
+        FusedOpChecks.GateUpSwiGlu(x, wGate, wUp, y, upScratch);
+        MatMulShared(x, [wGate, wUp], [null, null], [y, upScratch]);
+        SwiGlu(y, upScratch, y);
+    }
+
+    /// <summary>
     /// Qwen rotate-half RoPE in place on x [T, heads·N]: row t is at position startPosition + t;
     /// pair (i, i + N/2) rotates by angle position · theta^(−2i/N).
     /// </summary>
@@ -195,6 +209,22 @@ public interface IOps
 
     /// <summary>Value residual: y = v + (vFirst − v) ⊙ nu. All [T, A].</summary>
     void Rwkv7ValueResidual(Tensor v, Tensor vFirst, Tensor nu, Tensor y);
+
+    /// <summary>
+    /// RAD-RWKV7's steps 7 and 8 in one call: <see cref="Rwkv7Keys"/>, then (vFirst and nu given: every layer but the
+    /// first) v ← <see cref="Rwkv7ValueResidual"/>(v, vFirst, nu) in place. v, vFirst, nu [T, A] like k. A backend may
+    /// run it as one launch; the default is exactly those two ops (the CPU reference).
+    /// </summary>
+    void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
+        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
+    {
+        FusedOpChecks.KeysValueResidual(k, v, vFirst, nu);
+        Rwkv7Keys(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde);
+        if (vFirst is not null)
+        {
+            Rwkv7ValueResidual(v, vFirst, nu!, v);
+        }
+    }
 
     /// <summary>
     /// Generalised delta rule of RAD-RWKV7 for one sequence, per head, state S [H, N_v, N_k] fp32 (value-major):

@@ -6,6 +6,21 @@ namespace Radlads.Ops;
 /// </summary>
 public sealed partial class ProfilingOps
 {
+    public void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
+        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
+    {
+        long start = Start();
+        inner.Rwkv7KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, v, vFirst, nu);
+        Time(nameof(Rwkv7KeysValueResidual), start);
+    }
+
+    public void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
+    {
+        long start = Start();
+        inner.GateUpSwiGlu(x, wGate, wUp, y, upScratch);
+        Time(nameof(GateUpSwiGlu), start);
+    }
+
     public void ScaleMultiply(Tensor a, float s, Tensor b, Tensor y)
     {
         long start = Start();

@@ -85,6 +85,30 @@ public sealed class CudaKernelCompileTests
     }
 
     [Fact]
+    public void TheFusedDecodeKernelsAreExportedUnderTheNamesTheHostLoads()
+    {
+        // Kernels.cs looks these up by name at backend start; a typo would only show on the GPU machine.
+        var nvrtc = NvrtcOrSkip();
+        var (files, header, _) = KernelSources.Load();
+        int arch = nvrtc.SupportedArchitectures.Contains(90) ? 90 : nvrtc.SupportedArchitectures.Max();
+        var cache = Path.Combine(Path.GetTempPath(), $"radlads-kernel-cache-{Guid.NewGuid():N}");
+        try
+        {
+            string[] gateUp = [.. new[] { "f32", "f16", "bf16" }.SelectMany(d => new[] { 1, 2, 4, 8 }.Select(w => $"gate_up_swiglu_{d}_vec{w}"))];
+            foreach (var (file, names) in new[] { ("rwkv7.cu", new[] { "rwkv7_keys_vres_f32" }), ("matmul.cu", gateUp) })
+            {
+                var image = KernelCompiler.Compile(arch, file, files[file], [(KernelSources.CommonHeader, header)], KernelLibrary.Options, cache);
+                string text = System.Text.Encoding.Latin1.GetString(image.Image);
+                Assert.All(names, name => Assert.Contains(name + "\0", text, StringComparison.Ordinal));
+            }
+        }
+        finally
+        {
+            Directory.Delete(cache, recursive: true);
+        }
+    }
+
+    [Fact]
     public void TheEmbeddedSourcesAreTheShippedFiles()
     {
         var (files, header, origin) = KernelSources.Load();

@@ -74,11 +74,13 @@ public sealed class IlgpuKernelCompileTests
         }
     }
 
-    // The in×out GEMV and the LoRA kernels share GemvKernels.InOutRows (inlined): its weight loads must stay 16 bytes.
+    // The in×out GEMV and the LoRA kernels share GemvKernels.InOutRows (inlined): its weight loads must stay 16 bytes;
+    // so must the fused gate/up GEMV's.
     [Theory]
     [InlineData(typeof(GemvKernels), nameof(GemvKernels.GemvInOut))]
     [InlineData(typeof(LoraKernels), nameof(LoraKernels.LoraDown))]
     [InlineData(typeof(LoraKernels), nameof(LoraKernels.LoraUp))]
+    [InlineData(typeof(FusedKernels), nameof(FusedKernels.GateUpSwiGlu))] // reads W_gate or W_up as GemvOutIn reads W
     public void TheInOutKernelsReadWeightsWithSixteenByteLoads(Type kernels, string name)
     {
         using var context = Context.Create(b => b.Optimize(OptimizationLevel.O2).EnableAlgorithms());

@@ -1,0 +1,124 @@
+// The fused decode kernels under emu.h (see run-decode-fusion.sh), with the host logic of CudaOps.GateUpSwiGlu and
+// CudaOps.Rwkv7KeysValueResidual replayed in C++: each must give the bits of the unfused kernels and write every output
+// (NaN-poisoned first).
+#include "emu.h"
+#include <random>
+#include <atomic>
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+struct float4 { float x, y, z, w; };
+inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
+template <class T> inline T __ldg(const T* p) { return *p; }
+namespace mm {
+#include "matmul.inc"
+}
+namespace ew {
+#include "elementwise.inc"
+}
+namespace r7 {
+#include "rwkv7.inc"
+}
+typedef unsigned short u16;
+static std::mt19937 rng(11);
+std::vector<float> normal(size_t n, float s) { std::normal_distribution<float> d(0, s); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }
+std::vector<float> uniform(size_t n, float lo, float hi) { std::uniform_real_distribution<float> d(lo, hi); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }
+u16 bf(float f) { unsigned b; memcpy(&b, &f, 4); return (u16)((b + 0x7fff + ((b >> 16) & 1)) >> 16); }
+int failures = 0;
+void same(const std::vector<float>& e, const std::vector<float>& a, const char* what)
+{
+    for (size_t i = 0; i < e.size(); i++)
+        if (std::isnan(a[i]) || memcmp(&e[i], &a[i], 4) != 0) { printf("FAIL %s element %zu: %.9g vs %.9g\n", what, i, a[i], e[i]); failures++; return; }
+}
+
+// bf16 (dt 2) or f32 (dt 0) weights; sms and blocks-per-SM set the warps-per-row level as the host picks it.
+void gate_up(int dt, int k, int f, int sms)
+{
+    auto x = normal(k, 1);
+    auto g32 = normal((size_t)f * k, 0.2f), u32 = normal((size_t)f * k, 0.2f);
+    std::vector<u16> g16, u16v;
+    for (float v : g32) g16.push_back(bf(v));
+    for (float v : u32) u16v.push_back(bf(v));
+    const void* wg = dt == 2 ? (const void*)g16.data() : (const void*)g32.data();
+    const void* wu = dt == 2 ? (const void*)u16v.data() : (const void*)u32.data();
+    long rows = 2L * f, wanted = 8L * sms;
+    int level = 0;
+    while (level < 3 && (rows + (8 >> level) - 1) / (8 >> level) < wanted) level++;
+    int perBlock = 8 >> level;
+    std::vector<float> gate(f, NAN), up(f, NAN), y(f, NAN);
+    const void* none = nullptr;
+    auto group = [&] {
+        launch([&] {
+            if (dt == 2) { if (level == 0) mm::gemv_group_bf16_vec1(x.data(), k, wg, none, 0, gate.data(), f, wu, none, 0, up.data(), f, none, none, 0, nullptr, 0);
+                else if (level == 1) mm::gemv_group_bf16_vec2(x.data(), k, wg, none, 0, gate.data(), f, wu, none, 0, up.data(), f, none, none, 0, nullptr, 0);
+                else if (level == 2) mm::gemv_group_bf16_vec4(x.data(), k, wg, none, 0, gate.data(), f, wu, none, 0, up.data(), f, none, none, 0, nullptr, 0);
+                else mm::gemv_group_bf16_vec8(x.data(), k, wg, none, 0, gate.data(), f, wu, none, 0, up.data(), f, none, none, 0, nullptr, 0); }
+            else { if (level == 0) mm::gemv_group_f32_vec1(x.data(), k, wg, none, 0, gate.data(), f, wu, none, 0, up.data(), f, none, none, 0, nullptr, 0);
+                else if (level == 1) mm::gemv_group_f32_vec2(x.data(), k, wg, none, 0, gate.data(), f, wu, none, 0, up.data(), f, none, none, 0, nullptr, 0);
+                else if (level == 2) mm::gemv_group_f32_vec4(x.data(), k, wg, none, 0, gate.data(), f, wu, none, 0, up.data(), f, none, none, 0, nullptr, 0);
+                else mm::gemv_group_f32_vec8(x.data(), k, wg, none, 0, gate.data(), f, wu, none, 0, up.data(), f, none, none, 0, nullptr, 0); }
+        }, (unsigned)((rows + perBlock - 1) / perBlock), 1, 256, 0);
+    };
+    group();
+    launch([&] { ew::swiglu_f32(gate.data(), up.data(), gate.data(), f); }, (f + 255) / 256, 1, 256, 0);
+    int pairs = level < 3 ? 4 >> level : 1;
+    unsigned threads = (unsigned)(64 << level) * pairs;
+    launch([&] {
+        if (dt == 2) { if (level == 0) mm::gate_up_swiglu_bf16_vec1(x.data(), k, wg, wu, y.data(), f);
+            else if (level == 1) mm::gate_up_swiglu_bf16_vec2(x.data(), k, wg, wu, y.data(), f);
+            else if (level == 2) mm::gate_up_swiglu_bf16_vec4(x.data(), k, wg, wu, y.data(), f);
+            else mm::gate_up_swiglu_bf16_vec8(x.data(), k, wg, wu, y.data(), f); }
+        else { if (level == 0) mm::gate_up_swiglu_f32_vec1(x.data(), k, wg, wu, y.data(), f);
+            else if (level == 1) mm::gate_up_swiglu_f32_vec2(x.data(), k, wg, wu, y.data(), f);
+            else if (level == 2) mm::gate_up_swiglu_f32_vec4(x.data(), k, wg, wu, y.data(), f);
+            else mm::gate_up_swiglu_f32_vec8(x.data(), k, wg, wu, y.data(), f); }
+    }, (unsigned)((f + pairs - 1) / pairs), 1, threads, 0);
+    char what[96];
+    snprintf(what, sizeof what, "gate_up_swiglu dt %d k %d f %d level %d", dt, k, f, level);
+    int before = failures;
+    same(gate, y, what);
+    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
+}
+
+void keys(int t, int heads, int n, int balanced, int residual)
+{
+    int a = heads * n;
+    auto k = normal((size_t)t * a, 1);
+    for (int i = 0; i < n; i++) k[i] = 0;
+    auto w = uniform((size_t)t * a, 0.55f, 1), ic = uniform((size_t)t * a, 0, 1);
+    auto kk = uniform(a, 0.5f, 1.2f), ka = uniform(a, 0.5f, 1.5f);
+    auto v = normal((size_t)t * a, 1), first = normal((size_t)t * a, 1), nu = uniform((size_t)t * a, 0, 1);
+    size_t sz = (size_t)t * a;
+    std::vector<float> rem(sz, NAN), rep(sz, NAN), til(sz, NAN), v1 = v;
+    std::vector<float> rem2(sz, NAN), rep2(sz, NAN), til2(sz, NAN), v2 = v;
+    int warps = t * heads;
+    launch([&] { r7::rwkv7_keys_f32(k.data(), w.data(), ic.data(), kk.data(), 0, ka.data(), 0, t, a, n, balanced, rem.data(), rep.data(), til.data()); },
+        (unsigned)((warps * 32 + 127) / 128), 1, 128, 0);
+    if (residual) launch([&] { r7::rwkv7_value_residual_f32(v1.data(), first.data(), nu.data(), v1.data(), (long long)sz); }, (unsigned)((sz + 255) / 256), 1, 256, 0);
+    launch([&] { r7::rwkv7_keys_vres_f32(k.data(), w.data(), ic.data(), kk.data(), 0, ka.data(), 0, t, a, n, balanced, rem2.data(), rep2.data(), til2.data(),
+        v2.data(), residual ? first.data() : nullptr, residual ? nu.data() : nullptr, residual); }, (unsigned)warps, 1, 32, 0);
+    char what[96];
+    snprintf(what, sizeof what, "rwkv7_keys_vres t %d heads %d n %d balanced %d residual %d", t, heads, n, balanced, residual);
+    int before = failures;
+    same(rem, rem2, what); same(rep, rep2, what); same(til, til2, what); same(v1, v2, what);
+    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
+}
+
+int main()
+{
+    // Levels 0..3: one SM gives level 0 for big F; many SMs push small F to 8 warps a row.
+    gate_up(2, 896, 40, 1);
+    gate_up(2, 256, 200, 132);
+    gate_up(2, 136, 64, 132);
+    gate_up(0, 64, 33, 4);
+    gate_up(0, 128, 200, 132);
+    gate_up(2, 64, 600, 40);
+    gate_up(2, 256, 200, 10);
+    keys(1, 4, 128, 1, 1);
+    keys(1, 14, 64, 0, 1);
+    keys(1, 3, 8, 1, 0);
+    keys(1, 2, 256, 0, 1);
+    keys(3, 2, 40, 0, 1);
+    keys(2, 3, 96, 1, 0);
+    printf(failures ? "FAILED (%d)\n" : "all same bits\n", failures);
+    return failures ? 1 : 0;
+}
