@@ -70,14 +70,28 @@ extern "C" __global__ void __launch_bounds__(32) rwkv7_keys_vres_f32(const float
     pdl_begin();
     if (item >= (i64)tokens * heads) return;
     i64 o = item * n;
-    float kr[KEYS_PER_LANE];
+    // Every activation this lane needs is loaded up front, before the warp sum: the stores below could alias them
+    // (no __restrict__), so loads left in the second loop would each wait for the stores before them.
+    float kr[KEYS_PER_LANE], ar[KEYS_PER_LANE], wr[KEYS_PER_LANE], vr[KEYS_PER_LANE], fr[KEYS_PER_LANE], nr[KEYS_PER_LANE];
     float sum = 0.f;
 #pragma unroll
     for (int u = 0; u < KEYS_PER_LANE; u++)
     {
         int i = lane + 32 * u;
-        kr[u] = i < n ? k[o + i] : 0.f;
-        if (i < n)
+        bool in = i < n;
+        i64 p = o + i;
+        kr[u] = in ? k[p] : 0.f;
+        ar[u] = in ? a[p] : 0.f;
+        wr[u] = in && balanced ? w[p] : 0.f;
+        vr[u] = in && has_residual ? v[p] : 0.f;
+        fr[u] = in && has_residual ? v_first[p] : 0.f;
+        nr[u] = in && has_residual ? nu[p] : 0.f;
+    }
+
+#pragma unroll
+    for (int u = 0; u < KEYS_PER_LANE; u++)
+    {
+        if (lane + 32 * u < n)
         {
             float kappa = balanced ? kr[u] : kr[u] * ks[u];
             sum = fmaf(kappa, kappa, sum);
@@ -89,18 +103,20 @@ extern "C" __global__ void __launch_bounds__(32) rwkv7_keys_vres_f32(const float
     for (int u = 0; u < KEYS_PER_LANE; u++)
     {
         int i = lane + 32 * u;
-        if (i >= n) break;
-        i64 p = o + i;
-        float kj = kr[u];
-        float ai = a[p];
-        float kappa = (balanced ? kj : kj * ks[u]) * inv;
-        k_tilde[p] = balanced ? kj * (1.f - w[p] + ai) : kj * (1.f + (ai - 1.f) * ka[u]);
-        removal[p] = -kappa;
-        replacement[p] = kappa * ai;
-        if (has_residual)
+        if (i < n)
         {
-            float vi = v[p];
-            v[p] = vi + (v_first[p] - vi) * nu[p];
+            i64 p = o + i;
+            float kj = kr[u];
+            float ai = ar[u];
+            float kappa = (balanced ? kj : kj * ks[u]) * inv;
+            k_tilde[p] = balanced ? kj * (1.f - wr[u] + ai) : kj * (1.f + (ai - 1.f) * ka[u]);
+            removal[p] = -kappa;
+            replacement[p] = kappa * ai;
+            if (has_residual)
+            {
+                float vi = vr[u];
+                v[p] = vi + (fr[u] - vi) * nr[u];
+            }
         }
     }
 }
