@@ -70,7 +70,7 @@ internal sealed unsafe partial class CudaOps
         Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
     {
         backend.Enter();
-        FusedOpChecks.KeysValueResidual(k, v, vFirst, nu);
+        FusedOpChecks.KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, v, vFirst, nu);
         if (headDim > KeysMaxHeadDim)
         {
             Rwkv7Keys(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde);
@@ -83,15 +83,6 @@ internal sealed unsafe partial class CudaOps
         }
 
         int width = k.RowLength;
-        if (headDim <= 0 || width % headDim != 0 || w.ElementCount != k.ElementCount || a.ElementCount != k.ElementCount)
-        {
-            throw new ArgumentException($"Rwkv7KeysValueResidual: k {k.ShapeText}, w {w.ShapeText}, a {a.ShapeText}, head dim {headDim}");
-        }
-
-        if (!balanced && (keyScale is null || iclrMix is null))
-        {
-            throw new ArgumentException("Rwkv7KeysValueResidual: stock keys need k_k and k_a");
-        }
 
         var (pkk, kkType) = balanced ? (0UL, 0) : Param(keyScale!, width);
         var (pka, kaType) = balanced ? (0UL, 0) : Param(iclrMix!, width);

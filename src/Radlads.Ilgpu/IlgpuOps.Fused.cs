@@ -48,7 +48,7 @@ internal sealed partial class IlgpuOps
     public void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
         Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
     {
-        FusedOpChecks.KeysValueResidual(k, v, vFirst, nu);
+        FusedOpChecks.KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, v, vFirst, nu);
         if (backend.Unfused)
         {
             Rwkv7Keys(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde);
@@ -61,15 +61,6 @@ internal sealed partial class IlgpuOps
         }
 
         int width = k.RowLength;
-        if (headDim <= 0 || width % headDim != 0 || w.ElementCount != k.ElementCount || a.ElementCount != k.ElementCount)
-        {
-            throw new ArgumentException($"Rwkv7KeysValueResidual: k {k.ShapeText}, w {w.ShapeText}, a {a.ShapeText}, head dim {headDim}");
-        }
-
-        if (!balanced && (keyScale is null || iclrMix is null))
-        {
-            throw new ArgumentException("Rwkv7KeysValueResidual: stock keys need k_k and k_a");
-        }
 
         var kk = balanced ? None : Param(keyScale!, width);
         var ka = balanced ? None : Param(iclrMix!, width);

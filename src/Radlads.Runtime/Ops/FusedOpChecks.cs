@@ -6,9 +6,23 @@ namespace Radlads.Ops;
 /// </summary>
 public static class FusedOpChecks
 {
-    /// <summary>v holds as many elements as k; vFirst and nu are both null (layer 0) or both of v's size.</summary>
-    public static void KeysValueResidual(Tensor k, Tensor v, Tensor? vFirst, Tensor? nu)
+    /// <summary>
+    /// The keys' shapes (k [T, A] with A a multiple of the head dim, w and a k's size, k_k and k_a for stock keys), v as
+    /// many elements as k, and vFirst and nu both null (layer 0) or both of v's size.
+    /// </summary>
+    public static void KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
+        Tensor v, Tensor? vFirst, Tensor? nu)
     {
+        if (headDim <= 0 || k.RowLength % headDim != 0 || w.ElementCount != k.ElementCount || a.ElementCount != k.ElementCount)
+        {
+            throw new ArgumentException($"Rwkv7KeysValueResidual: k {k.ShapeText}, w {w.ShapeText}, a {a.ShapeText}, head dim {headDim}");
+        }
+
+        if (!balanced && (keyScale is null || iclrMix is null))
+        {
+            throw new ArgumentException("Rwkv7KeysValueResidual: stock keys need k_k and k_a");
+        }
+
         if (v.ElementCount != k.ElementCount)
         {
             throw new ArgumentException($"Rwkv7KeysValueResidual: v {v.ShapeText} and k {k.ShapeText} differ in size; pass the expanded v [T, A]");
