@@ -159,25 +159,17 @@ __device__ __forceinline__ float gemv_tail(const uint4* wr, const float* __restr
     return acc;
 }
 
-// y[row] = x · W[row, :] + bias. Block of 8 warps = 8/WPR rows; the WPR warps of a row take interleaved 16-byte
-// chunks of it, GEMV_UNROLL loads in flight per lane, then a warp sum and (WPR > 1) a sum over the row's warps.
+// One warp's share of a row of W (wr, `chunks` 16-byte chunks): the lane starting at chunk c0 takes c0, c0 + 32·WPR,
+// … in order, GEMV_UNROLL loads in flight. Calls pdl_begin(): the first loads go out before the wait, since weights
+// are never written and may stream while the kernel before this one (which wrote x) finishes. 0 when !valid.
+// gemv_vec, gemv_group and gate_up_swiglu all sum a row through this, so they give the same bits.
 template <int DT, int WPR>
-__device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void* __restrict__ w, const void* bias, int bias_dtype,
-    float* __restrict__ y, int k, int m)
+__device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __restrict__ x, int chunks, int c0, bool valid)
 {
-    __shared__ float partial[GEMV_THREADS / 32];
-    const int per = DT == DT_F32 ? 4 : 8;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int row = blockIdx.x * (GEMV_THREADS / 32 / WPR) + warp / WPR;
-    int part = warp % WPR;
-    const uint4* wr = (const uint4*)((const char*)w + (i64)(row < m ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
-    int chunks = k / per;
     const int stride = 32 * WPR;
-    int c = part * 32 + lane;
-    // The first loads go out before the wait: weights are never written, so they may stream while the kernel
-    // before this one (which wrote x) finishes.
+    int c = c0;
     uint4 q[GEMV_UNROLL];
-    bool first = row < m && c + (GEMV_UNROLL - 1) * stride < chunks;
+    bool first = valid && c + (GEMV_UNROLL - 1) * stride < chunks;
     if (first)
     {
 #pragma unroll
@@ -186,7 +178,7 @@ __device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void
 
     pdl_begin();
     float acc = 0.f;
-    if (row < m)
+    if (valid)
     {
         if (first)
         {
@@ -205,6 +197,23 @@ __device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void
 
         acc = gemv_tail<DT>(wr, x, c, stride, chunks, acc);
     }
+
+    return acc;
+}
+
+// y[row] = x · W[row, :] + bias. Block of 8 warps = 8/WPR rows; the WPR warps of a row take interleaved 16-byte
+// chunks of it, GEMV_UNROLL loads in flight per lane, then a warp sum and (WPR > 1) a sum over the row's warps.
+template <int DT, int WPR>
+__device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void* __restrict__ w, const void* bias, int bias_dtype,
+    float* __restrict__ y, int k, int m)
+{
+    __shared__ float partial[GEMV_THREADS / 32];
+    const int per = DT == DT_F32 ? 4 : 8;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int row = blockIdx.x * (GEMV_THREADS / 32 / WPR) + warp / WPR;
+    int part = warp % WPR;
+    const uint4* wr = (const uint4*)((const char*)w + (i64)(row < m ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
+    float acc = gemv_row_part<DT, WPR>(wr, x, k / per, part * 32 + lane, row < m);
 
     acc = warp_sum(acc);
     if (WPR > 1)
@@ -266,38 +275,7 @@ __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
     }
 
     const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
-    int chunks = k / per;
-    const int stride = 32 * WPR;
-    int c = part * 32 + lane;
-    uint4 q[GEMV_UNROLL];
-    bool first = valid && c + (GEMV_UNROLL - 1) * stride < chunks;
-    if (first)
-    {
-#pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
-    }
-
-    pdl_begin();
-    float acc = 0.f;
-    if (valid)
-    {
-        if (first)
-        {
-#pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
-            c += GEMV_UNROLL * stride;
-        }
-
-        for (; c + (GEMV_UNROLL - 1) * stride < chunks; c += GEMV_UNROLL * stride)
-        {
-#pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
-#pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
-        }
-
-        acc = gemv_tail<DT>(wr, x, c, stride, chunks, acc);
-    }
+    float acc = gemv_row_part<DT, WPR>(wr, x, k / per, part * 32 + lane, valid);
 
     acc = warp_sum(acc);
     if (WPR > 1)
@@ -349,38 +327,7 @@ __device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int 
     bool valid = row < f;
     const void* w = slot < P ? wg : wu;
     const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
-    int chunks = k / per;
-    const int stride = 32 * WPR;
-    int c = part * 32 + lane;
-    uint4 q[GEMV_UNROLL];
-    bool first = valid && c + (GEMV_UNROLL - 1) * stride < chunks;
-    if (first)
-    {
-#pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
-    }
-
-    pdl_begin();
-    float acc = 0.f;
-    if (valid)
-    {
-        if (first)
-        {
-#pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
-            c += GEMV_UNROLL * stride;
-        }
-
-        for (; c + (GEMV_UNROLL - 1) * stride < chunks; c += GEMV_UNROLL * stride)
-        {
-#pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
-#pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
-        }
-
-        acc = gemv_tail<DT>(wr, x, c, stride, chunks, acc);
-    }
+    float acc = gemv_row_part<DT, WPR>(wr, x, k / per, part * 32 + lane, valid);
 
     acc = warp_sum(acc);
     if (lane == 0) partial[warp] = acc;
