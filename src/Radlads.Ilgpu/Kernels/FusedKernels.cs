@@ -17,25 +17,8 @@ public static class FusedKernels
     /// the order of <see cref="GroupedKernels.RmsNorm"/> (launched with the same group size). y may alias branch (each
     /// element is read by the thread that writes it), never h.
     /// </summary>
-    public static void AddRmsNorm(ArrayView<float> h, ArrayView<float> branch, WeightView weight, float eps, int c, ArrayView<float> y)
-    {
-        var scratch = SharedMemory.Allocate<float>(GroupedKernels.MaxWarpsPerGroup);
-        int o = Grid.IdxX * c;
-        float sum = 0f;
-        for (int i = Group.IdxX; i < c; i += Group.DimX)
-        {
-            float v = h[o + i] + branch[o + i];
-            h[o + i] = v;
-            sum += v * v;
-        }
-
-        sum = KernelMath.GroupSum(sum, scratch);
-        float inv = 1f / MathF.Sqrt((sum / c) + eps);
-        for (int i = Group.IdxX; i < c; i += Group.DimX)
-        {
-            y[o + i] = h[o + i] * inv * weight.Load(i);
-        }
-    }
+    public static void AddRmsNorm(ArrayView<float> h, ArrayView<float> branch, WeightView weight, float eps, int c, ArrayView<float> y) =>
+        GroupedKernels.RmsNormRow(h, branch, true, weight, eps, c, y);
 
     /// <summary>
     /// <see cref="GroupedKernels.Rwkv7Keys"/> (the same loops and group sum, so the same bits) and, with
@@ -44,38 +27,8 @@ public static class FusedKernels
     /// </summary>
     public static void Rwkv7KeysValueResidual(ArrayView<float> k, ArrayView<float> w, ArrayView<float> a, WeightView keyScale,
         WeightView iclrMix, int width, int n, int flags, ArrayView<float> removal, ArrayView<float> replacement,
-        ArrayView<float> kTilde, ArrayView<float> v, ArrayView<float> vFirst, ArrayView<float> nu)
-    {
-        var scratch = SharedMemory.Allocate<float>(GroupedKernels.MaxWarpsPerGroup);
-        int item = Grid.IdxX;
-        int heads = width / n;
-        int h = item % heads;
-        int o = item * n;
-        int balanced = flags & 1;
-        float sum = 0f;
-        for (int i = Group.IdxX; i < n; i += Group.DimX)
-        {
-            float kappa = balanced != 0 ? k[o + i] : k[o + i] * keyScale.Load((h * n) + i);
-            sum += kappa * kappa;
-        }
-
-        float inv = 1f / MathF.Max(MathF.Sqrt(KernelMath.GroupSum(sum, scratch)), 1e-12f);
-        for (int i = Group.IdxX; i < n; i += Group.DimX)
-        {
-            int p = o + i;
-            float kj = k[p];
-            float ai = a[p];
-            float kappa = (balanced != 0 ? kj : kj * keyScale.Load((h * n) + i)) * inv;
-            kTilde[p] = balanced != 0 ? kj * (1f - w[p] + ai) : kj * (1f + ((ai - 1f) * iclrMix.Load((h * n) + i)));
-            removal[p] = -kappa;
-            replacement[p] = kappa * ai;
-            if ((flags & 2) != 0)
-            {
-                float vi = v[p];
-                v[p] = vi + ((vFirst[p] - vi) * nu[p]);
-            }
-        }
-    }
+        ArrayView<float> kTilde, ArrayView<float> v, ArrayView<float> vFirst, ArrayView<float> nu) =>
+        GroupedKernels.Rwkv7KeysHead(k, w, a, keyScale, iclrMix, width, n, flags, removal, replacement, kTilde, v, vFirst, nu);
 
     /// <summary>
     /// The MLP's gate/up GEMVs and SwiGLU for one token: a group's warps form 2P row slots of
@@ -102,26 +55,7 @@ public static class FusedKernels
         long o = (long)(valid ? row : 0) * chunks;
         int stride = Warp.WarpSize * warpsPerRow;
         int c = (part * Warp.WarpSize) + Warp.LaneIdx;
-        float acc = 0f;
-        if (valid)
-        {
-            for (; c + (3 * stride) < chunks; c += 4 * stride)
-            {
-                var q0 = w[o + c];
-                var q1 = w[o + c + stride];
-                var q2 = w[o + c + (2 * stride)];
-                var q3 = w[o + c + (3 * stride)];
-                acc = words.Dot(q0, xs, c, acc);
-                acc = words.Dot(q1, xs, c + stride, acc);
-                acc = words.Dot(q2, xs, c + (2 * stride), acc);
-                acc = words.Dot(q3, xs, c + (3 * stride), acc);
-            }
-
-            for (; c < chunks; c += stride)
-            {
-                acc = words.Dot(w[o + c], xs, c, acc);
-            }
-        }
+        float acc = valid ? GemvKernels.OutInRowPart(words, w, xs, o, c, stride, chunks) : 0f;
 
         acc = KernelMath.WarpSum(acc);
         if (Warp.IsFirstLane)

@@ -153,26 +153,7 @@ public static class GemvKernels
         long o = (long)(valid ? row : 0) * chunks;
         int stride = Warp.WarpSize * warpsPerRow;
         int c = (part * Warp.WarpSize) + Warp.LaneIdx;
-        float acc = 0f;
-        if (valid)
-        {
-            for (; c + (3 * stride) < chunks; c += 4 * stride)
-            {
-                var q0 = w[o + c];
-                var q1 = w[o + c + stride];
-                var q2 = w[o + c + (2 * stride)];
-                var q3 = w[o + c + (3 * stride)];
-                acc = words.Dot(q0, xs, c, acc);
-                acc = words.Dot(q1, xs, c + stride, acc);
-                acc = words.Dot(q2, xs, c + (2 * stride), acc);
-                acc = words.Dot(q3, xs, c + (3 * stride), acc);
-            }
-
-            for (; c < chunks; c += stride)
-            {
-                acc = words.Dot(w[o + c], xs, c, acc);
-            }
-        }
+        float acc = valid ? OutInRowPart(words, w, xs, o, c, stride, chunks) : 0f;
 
         acc = KernelMath.WarpSum(acc);
         if (warpsPerRow > 1)
@@ -196,6 +177,36 @@ public static class GemvKernels
         {
             y[row] = acc + (hasBias != 0 ? bias.Load(row) : 0f);
         }
+    }
+
+    /// <summary>
+    /// One warp's share of an out×in row at offset <paramref name="o"/> (in 16-byte chunks) of W: the lane's chunks
+    /// c0, c0 + stride, … &lt; chunks, dotted with x in order, four loads in flight. Shared by <see cref="GemvOutIn{TW}"/>
+    /// and the fused gate/up kernel, so both give the same bits (kernels inline this, so the 128-bit loads stay).
+    /// </summary>
+    internal static float OutInRowPart<TW>(TW words, ArrayView<Words4> w, ArrayView<Floats4> xs, long o, int c0, int stride, int chunks)
+        where TW : struct, IWeightWords
+    {
+        float acc = 0f;
+        int c = c0;
+        for (; c + (3 * stride) < chunks; c += 4 * stride)
+        {
+            var q0 = w[o + c];
+            var q1 = w[o + c + stride];
+            var q2 = w[o + c + (2 * stride)];
+            var q3 = w[o + c + (3 * stride)];
+            acc = words.Dot(q0, xs, c, acc);
+            acc = words.Dot(q1, xs, c + stride, acc);
+            acc = words.Dot(q2, xs, c + (2 * stride), acc);
+            acc = words.Dot(q3, xs, c + (3 * stride), acc);
+        }
+
+        for (; c < chunks; c += stride)
+        {
+            acc = words.Dot(w[o + c], xs, c, acc);
+        }
+
+        return acc;
     }
 
     /// <summary>

@@ -15,7 +15,15 @@ public static class GroupedKernels
     public const int MaxGroupSize = 1024;
 
     /// <summary>One group per row of x [T, C]: y = w ⊙ x / sqrt(mean(x²) + eps). y may alias x.</summary>
-    public static void RmsNorm(ArrayView<float> x, WeightView weight, float eps, int c, ArrayView<float> y)
+    public static void RmsNorm(ArrayView<float> x, WeightView weight, float eps, int c, ArrayView<float> y) =>
+        RmsNormRow(x, default, false, weight, eps, c, y);
+
+    /// <summary>
+    /// The body of <see cref="RmsNorm"/> and <see cref="FusedKernels.AddRmsNorm"/> (one loop and group sum, so the
+    /// same bits): with <paramref name="add"/>, x = x + branch is written back first and normalised.
+    /// </summary>
+    internal static void RmsNormRow(ArrayView<float> x, ArrayView<float> branch, bool add, WeightView weight, float eps, int c,
+        ArrayView<float> y)
     {
         var scratch = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
         int o = Grid.IdxX * c;
@@ -23,6 +31,12 @@ public static class GroupedKernels
         for (int i = Group.IdxX; i < c; i += Group.DimX)
         {
             float v = x[o + i];
+            if (add)
+            {
+                v += branch[o + i];
+                x[o + i] = v;
+            }
+
             sum += v * v;
         }
 
@@ -69,13 +83,23 @@ public static class GroupedKernels
     /// replacement = κ ⊙ a, k̃ = k ⊙ (1 − w + a) (balanced) or k ⊙ (1 + (a − 1) ⊙ k_a) (stock).
     /// </summary>
     public static void Rwkv7Keys(ArrayView<float> k, ArrayView<float> w, ArrayView<float> a, WeightView keyScale, WeightView iclrMix,
-        int width, int n, int balanced, ArrayView<float> removal, ArrayView<float> replacement, ArrayView<float> kTilde)
+        int width, int n, int balanced, ArrayView<float> removal, ArrayView<float> replacement, ArrayView<float> kTilde) =>
+        Rwkv7KeysHead(k, w, a, keyScale, iclrMix, width, n, balanced != 0 ? 1 : 0, removal, replacement, kTilde, default, default, default);
+
+    /// <summary>
+    /// The body of <see cref="Rwkv7Keys"/> and <see cref="FusedKernels.Rwkv7KeysValueResidual"/> (one loop and group
+    /// sum, so the same bits). Flags: bit 0 balanced keys; bit 1 also v ← v + (vFirst − v) ⊙ nu on the same (token, head).
+    /// </summary>
+    internal static void Rwkv7KeysHead(ArrayView<float> k, ArrayView<float> w, ArrayView<float> a, WeightView keyScale,
+        WeightView iclrMix, int width, int n, int flags, ArrayView<float> removal, ArrayView<float> replacement,
+        ArrayView<float> kTilde, ArrayView<float> v, ArrayView<float> vFirst, ArrayView<float> nu)
     {
         var scratch = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
         int item = Grid.IdxX;
         int heads = width / n;
         int h = item % heads;
         int o = item * n;
+        int balanced = flags & 1;
         float sum = 0f;
         for (int i = Group.IdxX; i < n; i += Group.DimX)
         {
@@ -93,6 +117,11 @@ public static class GroupedKernels
             kTilde[p] = balanced != 0 ? kj * (1f - w[p] + ai) : kj * (1f + ((ai - 1f) * iclrMix.Load((h * n) + i)));
             removal[p] = -kappa;
             replacement[p] = kappa * ai;
+            if ((flags & 2) != 0)
+            {
+                float vi = v[p];
+                v[p] = vi + ((vFirst[p] - vi) * nu[p]);
+            }
         }
     }
 
