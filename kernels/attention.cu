@@ -18,19 +18,14 @@ extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int 
         i64 t = th / heads;
         float cf, sf;
         rope_cos_sin((double)(start + t), i, n, theta, cf, sf);
-        float* v = x + t * heads * n + (i64)h * n;
-        float a = v[i], b = v[i + half];
-        rope_pair(a, b, cf, sf);
-        v[i] = a;
-        v[i + half] = b;
+        float a, b;
+        rope_in_place(x + t * heads * n + (i64)h * n, i, half, cf, sf, a, b);
     }
 }
 
 // IOps.RopeExpand in one launch: rope_f32 on r [T, H·N] and k [T, KVH·N] (positions as rope_f32, including
-// *start_offset), then, when kh is not null, repeat_kv_f32 of the rotated k and of v into kh, vh [T, H·N]. One thread
-// per (t, query head, pair) rotates that pair of r; the thread of a KV head's first query head also rotates the k
-// pair in place and writes it and the v pair to all `groups` query heads of kh, vh (only it touches that k pair, so
-// no thread reads a k element another one writes). The same fp32 operations as the four unfused launches, so the
+// *start_offset), then, when kh is not null, repeat_kv_f32 of the rotated k and of v into kh, vh [T, H·N]: one thread
+// per (t, query head, pair), rope_expand_head_pair. The same fp32 operations as the four unfused launches, so the
 // same bits. (One thread per KV-head pair doing all its query heads was a single block at decode: 7 µs at 7B.)
 extern "C" __global__ void rope_expand_f32(float* r, float* k, const float* v, float* kh, float* vh, int tokens, int kv_heads,
     int groups, int n, int start, const int* start_offset, float theta)
@@ -47,29 +42,7 @@ extern "C" __global__ void rope_expand_f32(float* r, float* k, const float* v, f
         i64 t = th / heads;
         float cf, sf;
         rope_cos_sin((double)(start + t), i, n, theta, cf, sf);
-        float* rp = r + (t * heads + h) * n;
-        float ra = rp[i], rb = rp[i + half];
-        rope_pair(ra, rb, cf, sf);
-        rp[i] = ra;
-        rp[i + half] = rb;
-        if (h % groups != 0) continue;
-        int j = h / groups;
-        float* kp = k + (t * kv_heads + j) * n;
-        float ka = kp[i], kb = kp[i + half];
-        rope_pair(ka, kb, cf, sf);
-        kp[i] = ka;
-        kp[i + half] = kb;
-        if (kh == 0) continue;
-        const float* vp = v + (t * kv_heads + j) * n;
-        float va = vp[i], vb = vp[i + half];
-        for (int g = 0; g < groups; g++)
-        {
-            i64 o = (t * heads + h + g) * n;
-            kh[o + i] = ka;
-            kh[o + i + half] = kb;
-            vh[o + i] = va;
-            vh[o + i + half] = vb;
-        }
+        rope_expand_head_pair(r, k, v, kh, vh, t, h, i, kv_heads, groups, n, cf, sf);
     }
 }
 

@@ -179,41 +179,40 @@ __device__ __forceinline__ void rope_pair(float& a, float& b, float cf, float sf
     b = __fadd_rn(__fmul_rn(y, cf), __fmul_rn(x, sf));
 }
 
-// One thread's share of IOps.RopeExpand at row t: pair i of KV head j of k [T, KVH·N] rotated in place and, for the
-// `groups` query heads h = j·groups + g, pair i of r [T, H·N] rotated in place and the pairs (i, i + N/2) of KV head j
-// of k (rotated) and v copied to query head h of kh and vh [T, H·N] (when kh is not null; v, vh likewise). Only this
-// thread touches k's pair, so no thread reads a k element another one writes.
-__device__ __forceinline__ void rope_expand_pair(float* r, float* k, const float* v, float* kh, float* vh, i64 t, int j, int i,
+// Pair (i, i + half) of the head at p rotated in place; the rotated pair is returned in a, b.
+__device__ __forceinline__ void rope_in_place(float* p, int i, int half, float cf, float sf, float& a, float& b)
+{
+    a = p[i];
+    b = p[i + half];
+    rope_pair(a, b, cf, sf);
+    p[i] = a;
+    p[i + half] = b;
+}
+
+// One thread's share of IOps.RopeExpand(Rows) at row t: pair i of query head h of r [T, H·N] rotated in place; the
+// thread of a KV head's first query head (h % groups == 0) also rotates pair i of that KV head of k [T, KVH·N] in
+// place and writes it and v's pair to all `groups` query heads of kh, vh [T, H·N] (when kh is not null). Only it
+// touches that k pair, so no thread reads a k element another one writes.
+__device__ __forceinline__ void rope_expand_head_pair(float* r, float* k, const float* v, float* kh, float* vh, i64 t, int h, int i,
     int kv_heads, int groups, int n, float cf, float sf)
 {
     int half = n / 2;
     i64 heads = (i64)kv_heads * groups;
-    float* kp = k + (t * kv_heads + j) * n;
-    float ka = kp[i], kb = kp[i + half];
-    rope_pair(ka, kb, cf, sf);
-    kp[i] = ka;
-    kp[i + half] = kb;
-    float va = 0.f, vb = 0.f;
-    if (kh != 0)
-    {
-        const float* vp = v + (t * kv_heads + j) * n;
-        va = vp[i];
-        vb = vp[i + half];
-    }
-
+    float a, b;
+    rope_in_place(r + (t * heads + h) * n, i, half, cf, sf, a, b);
+    if (h % groups != 0) return;
+    int j = h / groups;
+    float ka, kb;
+    rope_in_place(k + (t * kv_heads + j) * n, i, half, cf, sf, ka, kb);
+    if (kh == 0) return;
+    const float* vp = v + (t * kv_heads + j) * n;
+    float va = vp[i], vb = vp[i + half];
     for (int g = 0; g < groups; g++)
     {
-        i64 o = (t * heads + (i64)j * groups + g) * n;
-        float ra = r[o + i], rb = r[o + i + half];
-        rope_pair(ra, rb, cf, sf);
-        r[o + i] = ra;
-        r[o + i + half] = rb;
-        if (kh != 0)
-        {
-            kh[o + i] = ka;
-            kh[o + i + half] = kb;
-            vh[o + i] = va;
-            vh[o + i + half] = vb;
-        }
+        i64 o = (t * heads + h + g) * n;
+        kh[o + i] = ka;
+        kh[o + i + half] = kb;
+        vh[o + i] = va;
+        vh[o + i + half] = vb;
     }
 }

@@ -29,11 +29,8 @@ extern "C" __global__ void rope_rows_f32(float* x, int rows, int heads, int n, D
         int b = (int)(th / heads);
         float cf, sf;
         rope_cos_sin((double)table.value[b], i, n, theta, cf, sf);
-        float* v = x + (i64)b * heads * n + (i64)h * n;
-        float a = v[i], bb = v[i + half];
-        rope_pair(a, bb, cf, sf);
-        v[i] = a;
-        v[i + half] = bb;
+        float a, bb;
+        rope_in_place(x + (i64)b * heads * n + (i64)h * n, i, half, cf, sf, a, bb);
     }
 }
 
@@ -44,15 +41,16 @@ extern "C" __global__ void rope_expand_rows_f32(float* r, float* k, const float*
 {
     pdl_begin();
     int half = n / 2;
-    GRID_STRIDE(idx, (i64)rows * kv_heads * half)
+    int heads = kv_heads * groups;
+    GRID_STRIDE(idx, (i64)rows * heads * half)
     {
         int i = (int)(idx % half);
-        i64 bj = idx / half;
-        int j = (int)(bj % kv_heads);
-        int b = (int)(bj / kv_heads);
+        i64 bh = idx / half;
+        int h = (int)(bh % heads);
+        int b = (int)(bh / heads);
         float cf, sf;
         rope_cos_sin((double)table.value[b], i, n, theta, cf, sf);
-        rope_expand_pair(r, k, v, kh, vh, b, j, i, kv_heads, groups, n, cf, sf);
+        rope_expand_head_pair(r, k, v, kh, vh, b, h, i, kv_heads, groups, n, cf, sf);
     }
 }
 

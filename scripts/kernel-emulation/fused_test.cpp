@@ -39,7 +39,7 @@ void rope_expand(int T, int H, int KVH, int N, int start, bool rows, bool expand
     db::DecodeTable table{};
     for (int b = 0; b < T && b < 64; b++) table.value[b] = start + 9973 * b + 1;
     int offset = 3;  // a recorded step's position in the step buffer
-    i64 pr = (i64)T * H * (N / 2), pk = (i64)T * KVH * (N / 2), pe = (i64)T * A, pf = (i64)T * KVH * (N / 2);
+    i64 pr = (i64)T * H * (N / 2), pk = (i64)T * KVH * (N / 2), pe = (i64)T * A;
     if (rows)
     {
         launch([&] { db::rope_rows_f32(r1.data(), T, H, N, table, theta); }, blocks(pr), 1, 64, 0);
@@ -58,7 +58,7 @@ void rope_expand(int T, int H, int KVH, int N, int start, bool rows, bool expand
     float* kh = expand ? kh2.data() : nullptr;
     float* vh = expand ? vh2.data() : nullptr;
     const float* vv = expand ? v.data() : nullptr;
-    if (rows) launch([&] { db::rope_expand_rows_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, table, theta); }, blocks(pf), 1, 64, 0);
+    if (rows) launch([&] { db::rope_expand_rows_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, table, theta); }, blocks(pr), 1, 64, 0);
     else launch([&] { at::rope_expand_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, start, &offset, theta); }, blocks(pr), 1, 64, 0);
     char name[160];
     snprintf(name, sizeof name, "%s T=%d H=%d KVH=%d N=%d start=%d%s", rows ? "rope_expand_rows" : "rope_expand", T, H, KVH, N, start,

@@ -116,7 +116,7 @@ internal sealed unsafe partial class CudaOps
     {
         ulong pr = p[0], pk = p[1], pv = p[2], pkh = p[3], pvh = p[4];
         void** a = stackalloc void*[] { &pr, &pk, &pv, &pkh, &pvh, &rows, &kvHeads, &groups, &headDim, &table, &theta };
-        Elementwise(DK.RopeExpandRows, "rope_expand_rows_f32", (long)rows * kvHeads * (headDim / 2), a);
+        Elementwise(DK.RopeExpandRows, "rope_expand_rows_f32", (long)rows * kvHeads * groups * (headDim / 2), a);
     }
 
     /// <summary>The device address of an optional tensor, 0 (a null pointer to the kernel) when absent.</summary>
