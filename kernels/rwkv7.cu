@@ -366,3 +366,279 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, 
         }
     }
 }
+
+// Prefill (T > 1), register-tiled: the same per-row arithmetic as wkv7_decode_f32 (so, like wkv7_rows_f32,
+// bit-identical to T decode calls), laid out so that one shared-memory read of the token vectors feeds several rows
+// and a row needs 3 shuffles per token instead of 10.
+// - Decode sums a row over 32 "virtual lanes" v (v holds keys j = v + 32e, e < NE, summed in e order), then
+//   warp_sum's butterfly xor 16, 8, 4, 2, 1. Here a row lives on 8 physical lanes p of one lane group; lane p holds the
+//   virtual lanes v = p + 8q (q < 4), so the xor-16 and xor-8 levels are additions inside the lane (q ^ 2, then
+//   q ^ 1) and xor 4, 2, 1 are shuffles within the group: the same tree, the same bits.
+// - A thread holds WKV7_TILE_R rows × 4·NE keys of the state in registers; a warp is 4 groups, a block
+//   WKV7_TILE_WARPS warps: 4 · R · WARPS rows of ONE head. Blocks = H · ⌈N / block rows⌉ (× sequences in y).
+// - The head's r, w, k, a, b of `chunk` tokens (and the block's values) are staged in shared memory by cp.async,
+//   double-buffered, each vector permuted so that lane p's 4·NE keys are contiguous (float4 reads); keys j ≥ N are 0.
+// - y: the per-token row sums of 8 tokens are reduced together by a reduce-scatter over the group (xor 4, 2, 1:
+//   the same tree as warp_sum, 7 shuffles for 8 tokens instead of 24); lane p ends with token p of the eight.
+// Padding keys (N not a multiple of 32, or NE rounded up) hold 0 in state and vectors: fmaf(0, 0, s) = s for every
+// partial sum s (they start at +0 and round-to-nearest never produces −0 from a non-zero sum), so the bits match
+// decode's `if (j < n)`; only a non-finite sa or v_i (every output already non-finite) can make a padding key NaN.
+// State [H, N_v, N_k] value-major; y must not alias the inputs. Shared memory: 2 · chunk · (5 · 32·NE + rows) floats.
+#define WKV7_TILE_WARPS 4
+
+// Shared position of key j (< 32·NE) in a permuted vector: lane p = j & 7 holds q = (j >> 3) & 3, e = j >> 5 at
+// p·4NE + q·NE + e.
+template <int NE> __device__ __forceinline__ int wkv7_tile_pos(int j)
+{
+    return (j & 7) * (4 * NE) + ((j >> 3) & 3) * NE + (j >> 5);
+}
+
+template <int NE, int R> __device__ __forceinline__ void wkv7_tile_stage(float* dst, const float* r, const float* w,
+    const float* k, const float* a, const float* b, const float* v, int t0, int tokens, int chunk, int n, i64 width,
+    i64 base, int i0)
+{
+    constexpr int NP = 32 * NE;
+    constexpr int ROWS = 4 * R * WKV7_TILE_WARPS;
+    const int vec_len = NP * chunk;
+#pragma unroll 1
+    for (int q = threadIdx.x; q < 5 * vec_len; q += blockDim.x)
+    {
+        int vec = q / vec_len, rest = q - vec * vec_len;
+        int t = rest / NP, j = rest - t * NP;
+        bool in = t0 + t < tokens && j < n;
+        const float* src = (vec == 0 ? r : vec == 1 ? w : vec == 2 ? k : vec == 3 ? a : b) + (in ? (i64)(t0 + t) * width + base + j : 0);
+        copy_async_f32(dst + vec * vec_len + t * NP + wkv7_tile_pos<NE>(j), src, in);
+    }
+
+    for (int q = threadIdx.x; q < chunk * ROWS; q += blockDim.x)
+    {
+        int t = q / ROWS, i = i0 + (q - t * ROWS);
+        bool in = t0 + t < tokens && i < n;
+        copy_async_f32(dst + 5 * vec_len + q, v + (in ? (i64)(t0 + t) * width + base + i : 0), in);
+    }
+
+    copy_async_commit();
+}
+
+// warp_sum's xor-16 and xor-8 levels inside the lane: virtual lanes p, p + 8, p + 16, p + 24 are q = 0, 1, 2, 3.
+__device__ __forceinline__ float wkv7_tile_fold(const float* part)
+{
+    return (part[0] + part[2]) + (part[1] + part[3]);
+}
+
+template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* r, const float* w, const float* k,
+    const float* v, const float* a, const float* b, float* state, int tokens, int heads, int n, int chunk, float* y)
+{
+    constexpr int E = 4 * NE;
+    constexpr int NP = 32 * NE;
+    constexpr int ROWS = 4 * R * WKV7_TILE_WARPS;
+    pdl_begin();
+    {
+        const i64 rows = (i64)blockIdx.y * tokens * heads * n;
+        r += rows; w += rows; k += rows; v += rows; a += rows; b += rows; y += rows;
+        state += (i64)blockIdx.y * heads * n * n;
+    }
+    extern __shared__ float stage[];
+    const int parts = (n + ROWS - 1) / ROWS;
+    const int h = blockIdx.x / parts;
+    const int i0 = (blockIdx.x - h * parts) * ROWS;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int p = lane & 7;
+    const int local = (warp * 4 + (lane >> 3)) * R; // the thread's first row, within the block
+    const i64 width = (i64)heads * n;
+    const i64 base = (i64)h * n;
+    const int per = (5 * NP + ROWS) * chunk;
+    const int vec_len = NP * chunk;
+
+    // s[rr][q·NE + e] = S[i0 + local + rr, p + 8q + 32e] (0 past N or past the last row).
+    float s[R][E];
+#pragma unroll
+    for (int rr = 0; rr < R; rr++)
+    {
+        int i = i0 + local + rr;
+#pragma unroll
+        for (int c = 0; c < E; c++)
+        {
+            int j = p + 8 * (c / NE) + 32 * (c % NE);
+            s[rr][c] = i < n && j < n ? state[(base + i) * n + j] : 0.f;
+        }
+    }
+
+    wkv7_tile_stage<NE, R>(stage, r, w, k, a, b, v, 0, tokens, chunk, n, width, base, i0);
+    copy_async_wait_all();
+    __syncthreads();
+    const int chunks = (tokens + chunk - 1) / chunk;
+    for (int c = 0; c < chunks; c++)
+    {
+        const int t0 = c * chunk;
+        if (c + 1 < chunks)
+        {
+            // The other buffer was last read in chunk c − 1, which every warp has finished (the barrier below).
+            wkv7_tile_stage<NE, R>(stage + ((c + 1) & 1) * per, r, w, k, a, b, v, t0 + chunk, tokens, chunk, n, width, base, i0);
+        }
+
+        const float* cur = stage + (c & 1) * per;
+        const int steps = min(chunk, tokens - t0);
+#pragma unroll 1
+        for (int g0 = 0; g0 < steps; g0 += 8)
+        {
+            // acc[u][rr]: this lane's part (virtual lanes folded) of y for token g0 + u, row rr.
+            float acc[8][R];
+#pragma unroll
+            for (int u = 0; u < 8; u++)
+            {
+#pragma unroll
+                for (int rr = 0; rr < R; rr++) acc[u][rr] = 0.f;
+                if (g0 + u < steps)
+                {
+                    const int t = g0 + u;
+                    const float* rt = cur + t * NP + p * E;
+                    const float* wt = rt + vec_len;
+                    const float* kt = wt + vec_len;
+                    const float* at = kt + vec_len;
+                    const float* bt = at + vec_len;
+                    float vi[R], sa[R], part[R][4];
+#pragma unroll
+                    for (int rr = 0; rr < R; rr++)
+                    {
+                        vi[rr] = cur[5 * vec_len + t * ROWS + local + rr];
+#pragma unroll
+                        for (int q = 0; q < 4; q++) part[rr][q] = 0.f;
+                    }
+
+                    // Keys in increasing c = q·NE + e: each virtual lane q sums its keys in e order, as decode does.
+#pragma unroll
+                    for (int c4 = 0; c4 < E; c4 += 4)
+                    {
+                        float4 x = *(const float4*)(at + c4);
+                        const float xa[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+                        for (int rr = 0; rr < R; rr++)
+                        {
+#pragma unroll
+                            for (int d = 0; d < 4; d++)
+                            {
+                                part[rr][(c4 + d) / NE] = fmaf(xa[d], s[rr][c4 + d], part[rr][(c4 + d) / NE]);
+                            }
+                        }
+                    }
+
+#pragma unroll
+                    for (int rr = 0; rr < R; rr++)
+                    {
+                        sa[rr] = wkv7_tile_fold(part[rr]);
+#pragma unroll
+                        for (int q = 0; q < 4; q++) part[rr][q] = 0.f;
+                    }
+
+#pragma unroll
+                    for (int o = 4; o > 0; o >>= 1)
+                    {
+#pragma unroll
+                        for (int rr = 0; rr < R; rr++) sa[rr] += __shfl_xor_sync(0xffffffffu, sa[rr], o);
+                    }
+
+#pragma unroll
+                    for (int c4 = 0; c4 < E; c4 += 4)
+                    {
+                        float4 xw = *(const float4*)(wt + c4), xk = *(const float4*)(kt + c4);
+                        float4 xb = *(const float4*)(bt + c4), xr = *(const float4*)(rt + c4);
+                        const float ww[4] = {xw.x, xw.y, xw.z, xw.w}, kk[4] = {xk.x, xk.y, xk.z, xk.w};
+                        const float bb[4] = {xb.x, xb.y, xb.z, xb.w}, rv[4] = {xr.x, xr.y, xr.z, xr.w};
+#pragma unroll
+                        for (int rr = 0; rr < R; rr++)
+                        {
+#pragma unroll
+                            for (int d = 0; d < 4; d++)
+                            {
+                                float value = fmaf(bb[d], sa[rr], fmaf(kk[d], vi[rr], s[rr][c4 + d] * ww[d]));
+                                s[rr][c4 + d] = value;
+                                part[rr][(c4 + d) / NE] = fmaf(value, rv[d], part[rr][(c4 + d) / NE]);
+                            }
+                        }
+                    }
+
+#pragma unroll
+                    for (int rr = 0; rr < R; rr++) acc[u][rr] = wkv7_tile_fold(part[rr]);
+                }
+            }
+
+            // Reduce-scatter over the group's 8 lanes: after the xor-4, xor-2 and xor-1 levels lane p holds the
+            // sums of token g0 + p (bit 2 of p picks the half of the tokens it keeps, bit 1 the quarter, bit 0 one).
+            float half[4][R], quarter[2][R], sum[R];
+            const bool hi = p & 4, mid = p & 2, lo = p & 1;
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+            {
+#pragma unroll
+                for (int rr = 0; rr < R; rr++)
+                {
+                    float keep = hi ? acc[4 + u][rr] : acc[u][rr];
+                    float send = hi ? acc[u][rr] : acc[4 + u][rr];
+                    half[u][rr] = keep + __shfl_xor_sync(0xffffffffu, send, 4);
+                }
+            }
+
+#pragma unroll
+            for (int u = 0; u < 2; u++)
+            {
+#pragma unroll
+                for (int rr = 0; rr < R; rr++)
+                {
+                    float keep = mid ? half[2 + u][rr] : half[u][rr];
+                    float send = mid ? half[u][rr] : half[2 + u][rr];
+                    quarter[u][rr] = keep + __shfl_xor_sync(0xffffffffu, send, 2);
+                }
+            }
+
+#pragma unroll
+            for (int rr = 0; rr < R; rr++)
+            {
+                float keep = lo ? quarter[1][rr] : quarter[0][rr];
+                float send = lo ? quarter[0][rr] : quarter[1][rr];
+                sum[rr] = keep + __shfl_xor_sync(0xffffffffu, send, 1);
+            }
+
+            if (g0 + p < steps)
+            {
+#pragma unroll
+                for (int rr = 0; rr < R; rr++)
+                {
+                    int i = i0 + local + rr;
+                    if (i < n) y[(i64)(t0 + g0 + p) * width + base + i] = sum[rr];
+                }
+            }
+        }
+
+        copy_async_wait_all();
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int rr = 0; rr < R; rr++)
+    {
+        int i = i0 + local + rr;
+#pragma unroll
+        for (int c = 0; c < E; c++)
+        {
+            int j = p + 8 * (c / NE) + 32 * (c % NE);
+            if (i < n && j < n) state[(base + i) * n + j] = s[rr][c];
+        }
+    }
+}
+
+#define WKV7_TILE(NE, R)                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(32 * WKV7_TILE_WARPS) wkv7_tile_f32_ne##NE##_r##R(const float* r,            \
+        const float* w, const float* k, const float* v, const float* a, const float* b, float* state, int tokens, int heads, \
+        int n, int chunk, float* y)                                                                                         \
+    {                                                                                                                       \
+        wkv7_tile<NE, R>(r, w, k, v, a, b, state, tokens, heads, n, chunk, y);                                              \
+    }
+WKV7_TILE(1, 1)
+WKV7_TILE(2, 1)
+WKV7_TILE(4, 1)
+WKV7_TILE(8, 1)
+WKV7_TILE(1, 2)
+WKV7_TILE(2, 2)
+WKV7_TILE(4, 2)
+WKV7_TILE(8, 2)

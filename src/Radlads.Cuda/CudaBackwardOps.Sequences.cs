@@ -81,11 +81,9 @@ internal sealed unsafe partial class CudaBackwardOps
 
         if (n <= RowsMaxHeadDim)
         {
-            // The kernel CudaOps.Wkv7 runs for one sequence (a warp per value row; bit-identical to the decode kernel
-            // at T = 1), with a grid row per sequence: each window bit-identical to its own Wkv7 call.
-            var (blocks, chunk, staged) = CudaOps.RowsGeometry(heads, n, 5);
-            void** rows = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &chunk, &py };
-            backend.Launch(backend.Kernels.Wkv7Rows, "wkv7_rows_f32", blocks, (uint)sequences, 256, staged, rows);
+            // The kernel CudaOps.Wkv7 runs for one sequence (bit-identical to the decode kernel at T = 1), with a grid
+            // row per sequence: each window bit-identical to its own Wkv7 call.
+            CudaOps.LaunchWkv7Prefill(backend, pr, pw, pk, pv, pa, pb, ps, tokens, heads, n, py, sequences);
             return;
         }
 

@@ -117,6 +117,51 @@ internal sealed unsafe partial class CudaOps
         Elementwise(K.Rwkv7ValueResidual, "rwkv7_value_residual_f32", n, a);
     }
 
+    /// <summary>
+    /// Queues Wkv7 for T &gt; 1 and head dim ≤ 256 over `sequences` sequences of `tokens` rows (grid y; states heads·n·n
+    /// apart): wkv7_tile_f32 (a thread holds R rows × 4·NE keys, 8 lanes a row) unless RADLADS_WKV7_PREFILL=rows picks
+    /// the warp-per-row wkv7_rows_f32. Both are bit-identical to T calls of the decode kernel.
+    /// </summary>
+    internal static void LaunchWkv7Prefill(CudaBackend backend, ulong pr, ulong pw, ulong pk, ulong pv, ulong pa, ulong pb,
+        ulong ps, int tokens, int heads, int n, ulong py, int sequences)
+    {
+        if (backend.Wkv7Prefill == Wkv7PrefillKernel.Rows)
+        {
+            var (blocks, chunk, staged) = RowsGeometry(heads, n, 5);
+            void** rows = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &chunk, &py };
+            backend.Launch(backend.Kernels.Wkv7Rows, "wkv7_rows_f32", blocks, (uint)sequences, 256, staged, rows);
+            return;
+        }
+
+        var tile = Wkv7TileGeometry(heads, n, backend.Wkv7TileRows);
+        int tileChunk = tile.Chunk;
+        void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &tileChunk, &py };
+        backend.Launch(backend.Kernels.Wkv7Tile[tile.RowsPerThread - 1][tile.Level], "wkv7_tile_f32", tile.Blocks, (uint)sequences,
+            Wkv7TileThreads, tile.SharedBytes, args);
+    }
+
+    // WKV7_TILE_WARPS in rwkv7.cu.
+    private const int Wkv7TileThreads = 128;
+
+    /// <summary>
+    /// wkv7_tile_f32's launch: NE = the power of two with 32·NE ≥ n (Level = log2 NE), blocks of 4·R·4 rows of one head,
+    /// and chunks of 16 tokens (8 at head dim &gt; 128) double-buffered: 2 · chunk · (5 · 32·NE + rows) floats.
+    /// </summary>
+    internal static (int Level, int RowsPerThread, uint Blocks, int Chunk, uint SharedBytes) Wkv7TileGeometry(int heads, int n, int rowsPerThread)
+    {
+        int level = 0;
+        while (32 << level < n)
+        {
+            level++;
+        }
+
+        int padded = 32 << level;
+        int rows = 4 * rowsPerThread * (Wkv7TileThreads / 32);
+        int chunk = padded <= 128 ? 16 : 8;
+        uint shared = (uint)(2 * chunk * ((5 * padded) + rows) * sizeof(float));
+        return (level, rowsPerThread, (uint)(heads * ((n + rows - 1) / rows)), chunk, shared);
+    }
+
     public void Wkv7(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor state, Tensor y)
     {
         backend.Enter();
@@ -148,11 +193,8 @@ internal sealed unsafe partial class CudaOps
 
         if (n <= Wkv7DecodeMaxHeadDim)
         {
-            // Prefill: the decode kernel's warp per value row looped over the tokens (bit-identical to T decode
-            // calls), H·N warps instead of H blocks, the per-token vectors staged in shared memory a chunk at a time.
-            var (blocks, chunk, staged) = RowsGeometry(heads, n, 5);
-            void** rows = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &chunk, &py };
-            backend.Launch(K.Wkv7Rows, "wkv7_rows_f32", blocks, 1, Threads, staged, rows);
+            // Prefill: the decode kernel's per-row arithmetic over the tokens (bit-identical to T decode calls).
+            LaunchWkv7Prefill(backend, pr, pw, pk, pv, pa, pb, ps, tokens, heads, n, py, 1);
             return;
         }
 

@@ -5,9 +5,10 @@ using Radlads.Tests.Models;
 namespace Radlads.Tests.Ops;
 
 /// <summary>
-/// Wkv7 prefill (T &gt; 1: <c>wkv7_rows_f32</c>, the decode kernel's warp per row looped over the tokens) against T
-/// one-token calls (<c>wkv7_decode_f32</c>, what generation runs): outputs and final state must be bit-identical, so
-/// a prompt fed as one prefill leaves exactly the state that feeding it token by token leaves. Skipped without a GPU.
+/// Wkv7 prefill (T &gt; 1: <c>wkv7_tile_f32</c> with 1 and 2 rows per thread, and <c>wkv7_rows_f32</c>, the decode
+/// kernel's warp per row looped over the tokens) against T one-token calls (<c>wkv7_decode_f32</c>, what generation
+/// runs): outputs and final state must be bit-identical, so a prompt fed as one prefill leaves exactly the state that
+/// feeding it token by token leaves. Skipped without a GPU.
 /// </summary>
 public sealed class CudaRecurrenceTests : IDisposable
 {
@@ -75,7 +76,36 @@ public sealed class CudaRecurrenceTests : IDisposable
     [InlineData(29, 2, 40)]
     [InlineData(30, 2, 40)]
     [InlineData(33, 3, 20)]
+    // wkv7_tile_f32 (CudaOps.Wkv7TileGeometry): chunks of 16 tokens at N ≤ 128 and 8 above, groups of 8 tokens for
+    // the y reduction (partial groups), every keys-per-lane level (N = 16, 40/64, 128, 200/256: NE 1, 2, 4, 8), a
+    // head dim past which NE rounds up (200), blocks of 16 or 32 rows with rows past N.
+    [InlineData(15, 2, 128)]
+    [InlineData(16, 2, 128)]
+    [InlineData(17, 2, 128)]
+    [InlineData(31, 1, 128)]
+    [InlineData(7, 2, 256)]
+    [InlineData(9, 1, 256)]
+    [InlineData(20, 1, 200)]
+    [InlineData(2049, 2, 64)]
     public void Wkv7PrefillIsBitIdenticalToDecode(int t, int heads, int n)
+    {
+        foreach (var (kernel, rows) in new[] { (Wkv7PrefillKernel.Tile, 2), (Wkv7PrefillKernel.Tile, 1), (Wkv7PrefillKernel.Rows, 2) })
+        {
+            Backend.Wkv7Prefill = kernel;
+            Backend.Wkv7TileRows = rows;
+            try
+            {
+                PrefillAgainstDecode(t, heads, n, $"{kernel} R {rows}");
+            }
+            finally
+            {
+                Backend.Wkv7Prefill = Wkv7PrefillKernel.Tile;
+                Backend.Wkv7TileRows = 2;
+            }
+        }
+    }
+
+    private void PrefillAgainstDecode(int t, int heads, int n, string kernel)
     {
         var data = new TestData(29);
         int a = heads * n;
@@ -102,8 +132,8 @@ public sealed class CudaRecurrenceTests : IDisposable
             Read(y1).CopyTo(decodeY, p * a);
         }
 
-        BitIdentical(decodeY, Read(prefillY), "wkv7 output");
-        BitIdentical(Read(decodeState), Read(prefillState), "wkv7 state");
+        BitIdentical(decodeY, Read(prefillY), $"wkv7 output ({kernel})");
+        BitIdentical(Read(decodeState), Read(prefillState), $"wkv7 state ({kernel})");
         // The state moved: a test of a no-op would pass the comparison above.
         Assert.NotEqual(s0, Read(prefillState));
     }

@@ -595,7 +595,7 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(1, 3, 64)]
     [InlineData(1, 2, 128)]
     [InlineData(1, 2, 40)]
-    // T > 1 on a GPU: the decode kernel's warp per row looped over the tokens (wkv7_rows_f32); head dims below, at
+    // T > 1 on a GPU: the decode kernel's per-row arithmetic looped over the tokens (wkv7_tile_f32); head dims below, at
     // and above a warp, one not a multiple of 32 (idle lanes), chunks of tokens around 64, a long scan (N = 128 × 300 is in CudaRecurrenceTests: ILGPU's CPU
     // simulator would take a minute).
     [InlineData(2, 3, 16)]
@@ -604,9 +604,12 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(64, 4, 32)]
     [InlineData(2, 2, 128)]
     [InlineData(300, 2, 32)]
-    // Around the staged token chunk of wkv7_rows_f32 (32 tokens at N ≤ 32, 9 at N = 128), idle warps (N = 20).
+    // Around the staged token chunk of wkv7_tile_f32 (16 tokens at N ≤ 128, 8 above; y reduced 8 tokens at a time),
+    // rows past N in a block (N = 20), keys past N in a lane (N = 20, 40, 200).
     [InlineData(33, 2, 20)]
     [InlineData(10, 1, 128)]
+    [InlineData(17, 1, 128)]
+    [InlineData(9, 1, 200)]
     public void Wkv7(int t, int heads, int n)
     {
         var data = new TestData(19);
