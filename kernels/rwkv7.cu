@@ -374,10 +374,11 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, 
 //   warp_sum's butterfly xor 16, 8, 4, 2, 1. Here a row lives on 8 physical lanes p of one lane group; lane p holds the
 //   virtual lanes v = p + 8q (q < 4), so the xor-16 and xor-8 levels are additions inside the lane (q ^ 2, then
 //   q ^ 1) and xor 4, 2, 1 are shuffles within the group: the same tree, the same bits.
-// - A thread holds WKV7_TILE_R rows × 4·NE keys of the state in registers; a warp is 4 groups, a block
+// - A thread holds R rows × 4·NE keys of the state in registers; a warp is 4 groups, a block
 //   WKV7_TILE_WARPS warps: 4 · R · WARPS rows of ONE head. Blocks = H · ⌈N / block rows⌉ (× sequences in y).
 // - The head's r, w, k, a, b of `chunk` tokens (and the block's values) are staged in shared memory by cp.async,
-//   double-buffered, each vector permuted so that lane p's 4·NE keys are contiguous (float4 reads); keys j ≥ N are 0.
+//   double-buffered, each vector permuted so that a lane group reads 128 consecutive bytes (a float4 a lane; see
+//   wkv7_tile_key); keys j ≥ N are 0. s ← k·v_i + s·w is computed while sa's shuffles are in flight.
 // - y: the per-token row sums of 8 tokens are reduced together by a reduce-scatter over the group (xor 4, 2, 1:
 //   the same tree as warp_sum, 7 shuffles for 8 tokens instead of 24); lane p ends with token p of the eight.
 // Padding keys (N not a multiple of 32, or NE rounded up) hold 0 in state and vectors: fmaf(0, 0, s) = s for every
@@ -386,11 +387,13 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, 
 // State [H, N_v, N_k] value-major; y must not alias the inputs. Shared memory: 2 · chunk · (5 · 32·NE + rows) floats.
 #define WKV7_TILE_WARPS 4
 
-// Shared position of key j (< 32·NE) in a permuted vector: lane p = j & 7 holds q = (j >> 3) & 3, e = j >> 5 at
-// p·4NE + q·NE + e.
-template <int NE> __device__ __forceinline__ int wkv7_tile_pos(int j)
+// A staged vector is permuted: lane p's c-th key (c = q·NE + e, key j = p + 8q + 32e) sits at (c / 4)·32 + 4p + c % 4,
+// so the 8 lanes of a group read one float4 each from 128 consecutive bytes (no bank conflicts; the 4 groups of a
+// warp read the same bytes). wkv7_tile_key inverts it: the key staged at position x < 32·NE.
+template <int NE> __device__ __forceinline__ int wkv7_tile_key(int x)
 {
-    return (j & 7) * (4 * NE) + ((j >> 3) & 3) * NE + (j >> 5);
+    int p = (x & 31) >> 2, c = ((x >> 5) << 2) + (x & 3);
+    return p + 8 * (c / NE) + 32 * (c % NE);
 }
 
 template <int NE, int R> __device__ __forceinline__ void wkv7_tile_stage(float* dst, const float* r, const float* w,
@@ -400,14 +403,24 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile_stage(float* 
     constexpr int NP = 32 * NE;
     constexpr int ROWS = 4 * R * WKV7_TILE_WARPS;
     const int vec_len = NP * chunk;
-#pragma unroll 1
-    for (int q = threadIdx.x; q < 5 * vec_len; q += blockDim.x)
+    // A thread stages fixed positions of every token's vectors (consecutive lanes, consecutive positions).
+    for (int x = threadIdx.x; x < NP; x += blockDim.x)
     {
-        int vec = q / vec_len, rest = q - vec * vec_len;
-        int t = rest / NP, j = rest - t * NP;
-        bool in = t0 + t < tokens && j < n;
-        const float* src = (vec == 0 ? r : vec == 1 ? w : vec == 2 ? k : vec == 3 ? a : b) + (in ? (i64)(t0 + t) * width + base + j : 0);
-        copy_async_f32(dst + vec * vec_len + t * NP + wkv7_tile_pos<NE>(j), src, in);
+        const int j = wkv7_tile_key<NE>(x);
+        const bool key = j < n;
+        const i64 at = base + (key ? j : 0);
+#pragma unroll 1
+        for (int t = 0; t < chunk; t++)
+        {
+            const bool in = key && t0 + t < tokens;
+            const i64 o = in ? (i64)(t0 + t) * width + at : 0;
+            float* d = dst + t * NP + x;
+            copy_async_f32(d, r + o, in);
+            copy_async_f32(d + vec_len, w + o, in);
+            copy_async_f32(d + 2 * vec_len, k + o, in);
+            copy_async_f32(d + 3 * vec_len, a + o, in);
+            copy_async_f32(d + 4 * vec_len, b + o, in);
+        }
     }
 
     for (int q = threadIdx.x; q < chunk * ROWS; q += blockDim.x)
@@ -492,7 +505,7 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
                 if (g0 + u < steps)
                 {
                     const int t = g0 + u;
-                    const float* rt = cur + t * NP + p * E;
+                    const float* rt = cur + t * NP + 4 * p;
                     const float* wt = rt + vec_len;
                     const float* kt = wt + vec_len;
                     const float* at = kt + vec_len;
@@ -510,7 +523,7 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
 #pragma unroll
                     for (int c4 = 0; c4 < E; c4 += 4)
                     {
-                        float4 x = *(const float4*)(at + c4);
+                        float4 x = *(const float4*)(at + 8 * c4);
                         const float xa[4] = {x.x, x.y, x.z, x.w};
 #pragma unroll
                         for (int rr = 0; rr < R; rr++)
@@ -538,12 +551,24 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
                         for (int rr = 0; rr < R; rr++) sa[rr] += __shfl_xor_sync(0xffffffffu, sa[rr], o);
                     }
 
+                    // s ← k·v_i + s·w does not need sa: it can issue while the shuffles above are in flight.
 #pragma unroll
                     for (int c4 = 0; c4 < E; c4 += 4)
                     {
-                        float4 xw = *(const float4*)(wt + c4), xk = *(const float4*)(kt + c4);
-                        float4 xb = *(const float4*)(bt + c4), xr = *(const float4*)(rt + c4);
+                        float4 xw = *(const float4*)(wt + 8 * c4), xk = *(const float4*)(kt + 8 * c4);
                         const float ww[4] = {xw.x, xw.y, xw.z, xw.w}, kk[4] = {xk.x, xk.y, xk.z, xk.w};
+#pragma unroll
+                        for (int rr = 0; rr < R; rr++)
+                        {
+#pragma unroll
+                            for (int d = 0; d < 4; d++) s[rr][c4 + d] = fmaf(kk[d], vi[rr], s[rr][c4 + d] * ww[d]);
+                        }
+                    }
+
+#pragma unroll
+                    for (int c4 = 0; c4 < E; c4 += 4)
+                    {
+                        float4 xb = *(const float4*)(bt + 8 * c4), xr = *(const float4*)(rt + 8 * c4);
                         const float bb[4] = {xb.x, xb.y, xb.z, xb.w}, rv[4] = {xr.x, xr.y, xr.z, xr.w};
 #pragma unroll
                         for (int rr = 0; rr < R; rr++)
@@ -551,7 +576,7 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
 #pragma unroll
                             for (int d = 0; d < 4; d++)
                             {
-                                float value = fmaf(bb[d], sa[rr], fmaf(kk[d], vi[rr], s[rr][c4 + d] * ww[d]));
+                                float value = fmaf(bb[d], sa[rr], s[rr][c4 + d]);
                                 s[rr][c4 + d] = value;
                                 part[rr][(c4 + d) / NE] = fmaf(value, rv[d], part[rr][(c4 + d) / NE]);
                             }

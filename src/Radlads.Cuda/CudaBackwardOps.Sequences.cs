@@ -73,7 +73,6 @@ internal sealed unsafe partial class CudaBackwardOps
         ulong pr = In(r, count, op, "r"), pw = In(w, count, op, "w"), pk = In(k, count, op, "k"), pv = In(v, count, op, "v");
         ulong pa = In(a, count, op, "a"), pb = In(b, count, op, "b");
         ulong ps = Out(state, state.ElementCount, op, "state"), py = Out(y, count, op, "y");
-        uint shared = ForwardShared(op, n, ((long)n * (n + 1)) + (5L * n));
         if (tokens == 0 || heads == 0 || n == 0)
         {
             return;
@@ -87,6 +86,7 @@ internal sealed unsafe partial class CudaBackwardOps
             return;
         }
 
+        uint shared = ForwardShared(op, n, ((long)n * (n + 1)) + (5L * n));
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
         backend.Launch(backend.Kernels.Wkv7, "wkv7_f32", (uint)heads, (uint)sequences, (uint)n, shared, args);
     }

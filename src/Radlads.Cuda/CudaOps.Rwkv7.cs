@@ -175,7 +175,6 @@ internal sealed unsafe partial class CudaOps
         int heads = state.Shape[0];
         int n = state.Shape[1];
         RecurrenceInputs("Wkv7", tokens * (long)width, r, w, k, v, a, b, y);
-        uint shared = RecurrenceShared("Wkv7", n, ((long)n * (n + 1)) + (5L * n));
         if (tokens == 0 || heads == 0)
         {
             return;
@@ -198,6 +197,9 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
+        // Head dims past 256: a block per head, the state in shared memory (the only kernel whose shared memory grows
+        // with N²: it is checked here, where it runs).
+        uint shared = RecurrenceShared("Wkv7", n, ((long)n * (n + 1)) + (5L * n));
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
         backend.Launch(K.Wkv7, "wkv7_f32", (uint)heads, 1, (uint)n, shared, args);
     }
