@@ -16,6 +16,7 @@ internal sealed class Kernels
         Sigmoid = library.Function("elementwise.cu", "sigmoid_f32");
         AddSigmoid = library.Function("elementwise.cu", "add_sigmoid_f32");
         SwiGlu = library.Function("elementwise.cu", "swiglu_f32");
+        SwiGluBf16 = library.Function("elementwise.cu", "swiglu_bf16_f32");
         Embedding = library.Function("embedding.cu", "embedding_f32");
         RmsNorm = library.Function("norms.cu", "rms_norm_f32");
         AddRmsNorm = library.Function("norms.cu", "add_rms_norm_f32");
@@ -35,6 +36,7 @@ internal sealed class Kernels
         LoraUpF16L8 = library.Function("lora.cu", "lora_up_f16_l8");
         LoraUpBf16L4 = library.Function("lora.cu", "lora_up_bf16_l4");
         LoraUpBf16L8 = library.Function("lora.cu", "lora_up_bf16_l8");
+        LoraInnerBf16 = library.Function("lora.cu", "lora_inner_bf16");
         ToBf16 = library.Function("matmul.cu", "f32_to_bf16");
         ToBf16Pairs = library.Function("matmul.cu", "f32_to_bf16_pairs");
         ParamToF32 = library.Function("matmul.cu", "param_to_f32");
@@ -93,6 +95,9 @@ internal sealed class Kernels
 
     public nint SwiGlu { get; }
 
+    /// <summary>swiglu_f32 that also writes a bf16 copy of y (prefill: the MLP down projection's cuBLASLt input).</summary>
+    public nint SwiGluBf16 { get; }
+
     public nint Embedding { get; }
 
     public nint RmsNorm { get; }
@@ -134,6 +139,9 @@ internal sealed class Kernels
     public nint LoraUpBf16L4 { get; }
 
     public nint LoraUpBf16L8 { get; }
+
+    /// <summary>Prefill LoraSet: inner (tanh/σ/none) in place on hidden [T, R] and its bf16 copy for the up GEMM.</summary>
+    public nint LoraInnerBf16 { get; }
 
     /// <summary>fp32 → bf16 (round to nearest even) for the cuBLASLt GEMMs: one element, or two per thread and step.</summary>
     public nint ToBf16 { get; }
