@@ -16,6 +16,9 @@ public sealed partial class CudaBackend
     private int bf16CopyColumns;
     private long bf16CopyEntry;
 
+    /// <summary>How many kept copies a MatMul has taken (tests check that the path ran).</summary>
+    internal long Bf16CopiesTaken { get; private set; }
+
     /// <summary>How many entries (<see cref="Enter"/>) this backend has had: the clock of <see cref="KeepBf16Copy"/>.</summary>
     internal long Entries { get; private set; }
 
@@ -49,6 +52,7 @@ public sealed partial class CudaBackend
 
         var copy = bf16Copy;
         bf16Copy = null;
+        Bf16CopiesTaken++;
         return copy;
     }
 

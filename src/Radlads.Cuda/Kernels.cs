@@ -45,6 +45,7 @@ internal sealed class Kernels
         RopeExpand = library.Function("attention.cu", "rope_expand_f32");
         ExpandKv = library.Function("attention.cu", "expand_kv_f32");
         ScaleMultiply = library.Function("elementwise.cu", "scale_multiply_f32");
+        ScaleMultiplyBf16 = library.Function("elementwise.cu", "scale_multiply_bf16_f32");
         AppendKv = library.Function("attention.cu", "append_kv_f32");
         Attention = library.Function("attention.cu", "attention_f32");
         AttentionSplit = library.Function("attention.cu", "attention_split_f32");
@@ -160,6 +161,9 @@ internal sealed class Kernels
     public nint ExpandKv { get; }
 
     public nint ScaleMultiply { get; }
+
+    /// <summary>scale_multiply_f32 that also writes a bf16 copy of y (prefill: o_proj's cuBLASLt input).</summary>
+    public nint ScaleMultiplyBf16 { get; }
 
     public nint AppendKv { get; }
 
