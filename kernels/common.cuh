@@ -71,6 +71,16 @@ __device__ __forceinline__ void copy_async_wait_all()
 
 __device__ __forceinline__ float bf16_to_float(u16 b) { return __uint_as_float(((u32)b) << 16); }
 
+// fp32 → bf16 bits for the cuBLASLt prefill GEMMs' activations (f32_to_bf16 in matmul.cu, and the kernels that write
+// a bf16 copy beside their fp32 output): round to nearest even (as Bf16.FromSingle on the host), NaN kept a quiet
+// NaN, ±Inf and values that round past the largest bf16 become ±Inf.
+__device__ __forceinline__ u32 f32_to_bf16_bits(float f)
+{
+    u32 b = __float_as_uint(f);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (b >> 16) | 0x40u;
+    return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+}
+
 __device__ __forceinline__ float f16_to_float(u16 h)
 {
     float f;

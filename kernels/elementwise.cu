@@ -1,5 +1,6 @@
 // Elementwise ops of IOps: Add, Multiply, Scale, ScaleMultiply, Tanh, Sigmoid, AddSigmoid, SwiGlu. fp32, any aliasing allowed
-// (each element is read before it is written, by the same thread).
+// (each element is read before it is written, by the same thread). swiglu_bf16_f32 and scale_multiply_bf16_f32 also
+// write a bf16 copy of their output for the cuBLASLt GEMM that reads it next (prefill).
 #include "common.cuh"
 
 extern "C" __global__ void add_f32(const float* a, const float* b, float* y, i64 n)
@@ -55,4 +56,84 @@ extern "C" __global__ void swiglu_f32(const float* gate, const float* up, float*
         float g = gate[i];
         y[i] = (sigmoid_(g) * g) * up[i];
     }
+}
+
+// y = op(i) in fp32 and yb = bf16(y) (f32_to_bf16_bits, as f32_to_bf16 rounds a GEMM's input). vec = 1: the op's
+// fp32 operands and y 16-byte aligned, yb 8-byte aligned: four elements per step (float4 loads and store, one 8-byte
+// bf16 store), the n % 4 tail one by one; vec = 0: one element per step. Op: quad(q) = elements 4q..4q+3, one(i).
+template <typename Op>
+__device__ __forceinline__ void write_with_bf16(const Op& op, float* y, u16* yb, i64 n, int vec)
+{
+    i64 quads = vec ? n / 4 : 0;
+    GRID_STRIDE(q, quads)
+    {
+        float4 r = op.quad(q);
+        ((float4*)y)[q] = r;
+        uint2 bits;
+        bits.x = f32_to_bf16_bits(r.x) | (f32_to_bf16_bits(r.y) << 16);
+        bits.y = f32_to_bf16_bits(r.z) | (f32_to_bf16_bits(r.w) << 16);
+        ((uint2*)yb)[q] = bits;
+    }
+
+    GRID_STRIDE(j, n - 4 * quads)
+    {
+        i64 i = 4 * quads + j;
+        float r = op.one(i);
+        y[i] = r;
+        yb[i] = (u16)f32_to_bf16_bits(r);
+    }
+}
+
+// swiglu_f32's arithmetic.
+struct SwiGluOp
+{
+    const float* gate;
+    const float* up;
+    __device__ float one(i64 i) const
+    {
+        float g = gate[i];
+        return (sigmoid_(g) * g) * up[i];
+    }
+    __device__ float4 quad(i64 q) const
+    {
+        float4 g = ((const float4*)gate)[q], u = ((const float4*)up)[q], r;
+        r.x = (sigmoid_(g.x) * g.x) * u.x;
+        r.y = (sigmoid_(g.y) * g.y) * u.y;
+        r.z = (sigmoid_(g.z) * g.z) * u.z;
+        r.w = (sigmoid_(g.w) * g.w) * u.w;
+        return r;
+    }
+};
+
+// scale_multiply_f32's arithmetic.
+struct ScaleMultiplyOp
+{
+    const float* a;
+    float s;
+    const float* b;
+    __device__ float one(i64 i) const { return (a[i] * s) * b[i]; }
+    __device__ float4 quad(i64 q) const
+    {
+        float4 x = ((const float4*)a)[q], m = ((const float4*)b)[q], r;
+        r.x = (x.x * s) * m.x;
+        r.y = (x.y * s) * m.y;
+        r.z = (x.z * s) * m.z;
+        r.w = (x.w * s) * m.w;
+        return r;
+    }
+};
+
+// swiglu_f32 plus yb = bf16(y): prefill, the input of the MLP's down projection on cuBLASLt (host: CudaOps.Fused.cs).
+// y may alias gate or up.
+extern "C" __global__ void swiglu_bf16_f32(const float* gate, const float* up, float* y, u16* yb, i64 n, int vec)
+{
+    pdl_begin();
+    write_with_bf16(SwiGluOp{gate, up}, y, yb, n, vec);
+}
+
+// scale_multiply_f32 plus yb = bf16(y): prefill, the input of o_proj on cuBLASLt. y may alias a or b.
+extern "C" __global__ void scale_multiply_bf16_f32(const float* a, float s, const float* b, float* y, u16* yb, i64 n, int vec)
+{
+    pdl_begin();
+    write_with_bf16(ScaleMultiplyOp{a, s, b}, y, yb, n, vec);
 }

@@ -52,6 +52,20 @@ __device__ __forceinline__ float lora_inner(int inner, float h)
     return h;
 }
 
+// Prefill (T > 1, host: CudaOps.LoraSet.cs LoraSetGemm): hidden [T, R] from the cuBLASLt down GEMM gets inner in place
+// (tanhf / sigmoid_ as tanh_f32 / sigmoid_f32) and is written again as bf16 (f32_to_bf16_bits, as f32_to_bf16) for the
+// up GEMM: one launch instead of the activation's and the rounding's.
+extern "C" __global__ void lora_inner_bf16(float* hidden, u16* hb, i64 n, int inner)
+{
+    pdl_begin();
+    GRID_STRIDE(i, n)
+    {
+        float h = lora_inner(inner, hidden[i]);
+        hidden[i] = h;
+        hb[i] = (u16)f32_to_bf16_bits(h);
+    }
+}
+
 // The same arithmetic as add_sigmoid_f32, rwkv7_decay_f32 and rwkv6_decay_f32.
 __device__ __forceinline__ float lora_outer(int outer, float z, const void* offset, int dtype, int c, float rwkv7_scale)
 {

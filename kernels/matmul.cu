@@ -538,16 +538,9 @@ GEMV_INOUT(gemv_inout_f32_scalar, DT_F32, 1)
 GEMV_INOUT(gemv_inout_f16_scalar, DT_F16, 1)
 GEMV_INOUT(gemv_inout_bf16_scalar, DT_BF16, 1)
 
-// cuBLASLt prefill GEMMs (src/Radlads.Cuda/CudaGemm.cs) take bf16 activations: x fp32 → bf16, round to nearest
-// even (as Bf16.FromSingle on the host), NaN kept a quiet NaN, ±Inf and values that round past the largest bf16
-// become ±Inf. Two elements per thread and step, written as one 32-bit word when n is even and y 4-byte aligned
+// cuBLASLt prefill GEMMs (src/Radlads.Cuda/CudaGemm.cs) take bf16 activations: x fp32 → bf16 by f32_to_bf16_bits
+// (common.cuh). Two elements per thread and step, written as one 32-bit word when n is even and y 4-byte aligned
 // (the host checks); otherwise one element each.
-__device__ __forceinline__ u32 f32_to_bf16_bits(float f)
-{
-    u32 b = __float_as_uint(f);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return (b >> 16) | 0x40u;
-    return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-}
 
 extern "C" __global__ void f32_to_bf16(const float* __restrict__ x, u16* __restrict__ y, i64 n)
 {

@@ -43,7 +43,10 @@ template <class T> inline T __shfl_sync(unsigned, T v, int source)
     return r;
 }
 struct uint4 { unsigned x, y, z, w; }; // common.cuh's 16-byte weight loads (GPU-only helpers, never called here)
+struct float4 { float x, y, z, w; };
+struct uint2 { unsigned x, y; };
 inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
+inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
 inline float __int_as_float(int u) { float f; memcpy(&f, &u, 4); return f; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }

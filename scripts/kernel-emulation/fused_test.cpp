@@ -105,6 +105,42 @@ void scale_multiply(i64 n)
     same("scale_multiply", y1, y2);
 }
 
+// swiglu_bf16_f32 / scale_multiply_bf16_f32 (prefill: fp32 output plus its bf16 copy for the next cuBLASLt GEMM)
+// against swiglu_f32 / scale_multiply_f32 and f32_to_bf16_bits (what f32_to_bf16 writes), with the host's vec choice:
+// 1 on aligned rows (float4 steps and the n % 4 tail), 0 on rows 8 bytes past a 16-byte boundary.
+void with_bf16_copy(bool swiglu, i64 n, bool aligned)
+{
+    size_t shift = aligned ? 0 : 2;  // floats: 8 bytes off
+    auto a = normal(n + shift), b = normal(n + shift);
+    float s = 0.125f;
+    auto y1 = nans(n + shift);
+    std::vector<float> y2 = a;  // in place over the first operand, as the model calls both
+    std::vector<unsigned short> yb((size_t)n + 4, 0xFFFF);
+    float *pa = a.data() + shift, *pb = b.data() + shift, *p1 = y1.data() + shift, *p2 = y2.data() + shift;
+    int vec = aligned ? 1 : 0;
+    if (swiglu)
+    {
+        launch([&] { el::swiglu_f32(pa, pb, p1, n); }, blocks(n), 1, 64, 0);
+        launch([&] { el::swiglu_bf16_f32(p2, pb, p2, yb.data(), n, vec); }, blocks(n), 1, 64, 0);
+    }
+    else
+    {
+        launch([&] { el::scale_multiply_f32(pa, s, pb, p1, n); }, blocks(n), 1, 64, 0);
+        launch([&] { el::scale_multiply_bf16_f32(p2, s, pb, p2, yb.data(), n, vec); }, blocks(n), 1, 64, 0);
+    }
+    char name[96];
+    snprintf(name, sizeof name, "%s_bf16_f32 n=%lld%s", swiglu ? "swiglu" : "scale_multiply", n, aligned ? "" : " (vec 0)");
+    std::vector<float> e(p1, p1 + n), got(p2, p2 + n);
+    same(name, e, got);
+    int bad = 0;
+    for (i64 i = 0; i < n; i++)
+        if (yb[i] != (unsigned short)el::f32_to_bf16_bits(p1[i])) bad++;
+    for (i64 i = n; i < n + 4; i++)
+        if (yb[i] != 0xFFFF) bad++;  // nothing past the end
+    printf("%s %s copy: %d/%lld differ\n", bad ? "FAIL" : "ok  ", name, bad, n);
+    if (bad) failures++;
+}
+
 int main()
 {
     int shapes[][2] = {{2, 2}, {6, 2}, {14, 2}, {28, 4}};
@@ -123,6 +159,12 @@ int main()
     scale_multiply(1);
     scale_multiply(896);
     scale_multiply(1000);
+    for (bool swiglu : {true, false})
+        for (i64 n : {1, 4, 6, 250, 1000, 4250})
+        {
+            with_bf16_copy(swiglu, n, true);
+            with_bf16_copy(swiglu, n, false);
+        }
     printf(failures ? "%d FAILED\n" : "all passed\n", failures);
     return failures ? 1 : 0;
 }

@@ -65,8 +65,31 @@ void run(int C, std::vector<Br> brs, int sms)
         C, n, tiles, splits, lanes, blocks, bad, worst, countersZero ? "reset" : "NOT reset");
     if (bad || !countersZero) failures++;
 }
+// lora_inner_bf16 (prefill): hidden gets inner in place (tanhf / 1/(1+e^-h) / itself) and hb its bf16 bits, every
+// element written (hb poisoned with 0xFFFF, nothing past n touched), for the host's launch of n elements.
+void inner_bf16(long long n, int inner)
+{
+    auto h = normal((size_t)n, 2);
+    auto before = h;
+    std::vector<u16> hb((size_t)n + 2, 0xFFFF);
+    unsigned blocks = (unsigned)std::min<long long>(3, (n + 63) / 64);
+    launch([&] { lo::lora_inner_bf16(h.data(), hb.data(), n, inner); }, blocks, 1, 64, 0);
+    int bad = 0;
+    for (long long i = 0; i < n; i++)
+    {
+        float e = inner == 1 ? tanhf(before[i]) : inner == 2 ? 1.f / (1.f + expf(-before[i])) : before[i];
+        if (memcmp(&e, &h[i], 4) != 0 || hb[i] != bf(e)) bad++;
+    }
+    if (hb[n] != 0xFFFF || hb[n + 1] != 0xFFFF) bad++;
+    printf("%s lora_inner_bf16 n=%lld inner=%d: %d bad\n", bad ? "FAIL" : "ok  ", n, inner, bad);
+    if (bad) failures++;
+}
+
 int main()
 {
+    for (int inner : {0, 1, 2})
+        for (long long n : {1, 12 * 17, 64 * 300 + 1})
+            inner_bf16(n, inner);
     run(3584, {{96, 3584, 1, 2}, {96, 3584, 0, 1}, {64, 3584, 0, 1}, {416, 3584, 2, 0}}, 132);
     run(896, {{32, 896, 1, 2}, {32, 896, 0, 1}, {64, 896, 2, 0}}, 132);
     run(896, {{8, 24, 1, 3}, {32, 40, 0, 0}, {416, 128, 2, 1}, {96, 896, 1, 2}}, 132);

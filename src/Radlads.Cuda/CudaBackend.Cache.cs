@@ -8,12 +8,26 @@ namespace Radlads.Cuda;
 /// <summary>The block cache behind <see cref="Allocate"/> and the recording of decode steps as CUDA graphs.</summary>
 public sealed unsafe partial class CudaBackend
 {
-    /// <summary>Blocks larger than this are allocated and freed directly, outside a recording.</summary>
-    private const long LargestCachedBlock = 64L << 20;
+    /// <summary>
+    /// Blocks larger than this are "large": the cache keeps the free ones only while they add up to at most
+    /// <see cref="LargeCacheBudget"/> bytes, and frees the rest directly (a stream wait, then cuMemFree).
+    /// </summary>
+    private const long LargestSmallBlock = 64L << 20;
 
     private readonly Lock cacheLock = new();
     private readonly Dictionary<long, Stack<DeviceMemory>> cache = [];
     private long cachedBytes;
+    private long cachedLargeBytes;
+
+    /// <summary>
+    /// How many bytes of free large blocks the cache may hold: a sixteenth of the device's memory. At 7B, T = 2048 a
+    /// prefill layer takes two 155 MB MLP activations and the 78 MB bf16 copy of the down projection's input; before
+    /// (2026-11-27) each was a cuMemAlloc and, on dispose, a stream wait and a cuMemFree, three times a layer, leaving
+    /// the GPU idle while the host freed memory and queued the next layer. The budget keeps one layer's worth (and the
+    /// OOM retry in <see cref="Take"/> gives it back when memory runs short); beyond it, blocks (grown KV caches) are
+    /// freed as before.
+    /// </summary>
+    private long LargeCacheBudget => Device.TotalMemory / 16;
     private RecordingSession? recording;
 
     /// <summary>Bytes held in blocks that are free for reuse (not counting blocks reserved by recorded steps).</summary>
@@ -55,6 +69,7 @@ public sealed unsafe partial class CudaBackend
     public void ReleaseCachedMemory()
     {
         Device.MakeCurrent();
+        DropBf16Copy();
         stream.Synchronize();
         lock (cacheLock)
         {
@@ -68,6 +83,7 @@ public sealed unsafe partial class CudaBackend
 
             cache.Clear();
             cachedBytes = 0;
+            cachedLargeBytes = 0;
         }
     }
 
@@ -77,7 +93,7 @@ public sealed unsafe partial class CudaBackend
     private CudaTensor Cached(int[] shape, long bytes)
     {
         Enter();
-        if ((bytes > LargestCachedBlock || CacheDisabled) && recording is null)
+        if (CacheDisabled && recording is null)
         {
             return New(DType.F32, shape, bytes);
         }
@@ -97,6 +113,11 @@ public sealed unsafe partial class CudaBackend
             if (cache.TryGetValue(size, out var blocks) && blocks.TryPop(out var block))
             {
                 cachedBytes -= size;
+                if (size > LargestSmallBlock)
+                {
+                    cachedLargeBytes -= size;
+                }
+
                 return block;
             }
         }
@@ -153,9 +174,23 @@ public sealed unsafe partial class CudaBackend
                 return;
             }
 
-            Push(cache, block);
-            cachedBytes += block.Bytes;
+            bool large = block.Bytes > LargestSmallBlock;
+            if (!large || cachedLargeBytes + block.Bytes <= LargeCacheBudget)
+            {
+                Push(cache, block);
+                cachedBytes += block.Bytes;
+                if (large)
+                {
+                    cachedLargeBytes += block.Bytes;
+                }
+
+                return;
+            }
         }
+
+        // Over the budget: work queued on the stream may still use the block.
+        SynchronizeBeforeFree();
+        block.Dispose();
     }
 
     private static void Push(Dictionary<long, Stack<DeviceMemory>> lists, DeviceMemory block)
@@ -199,6 +234,8 @@ public sealed unsafe partial class CudaBackend
             SampleChecks.Check(sampleLogits, allowedVocabulary, [SampleRow.Greedy], stackalloc int[1]);
         }
 
+        // A bf16 copy made before must not be given back inside the recording (its block would join the graph's).
+        DropBf16Copy();
         var session = new RecordingSession(ids.ToArray(), position, sampleLogits is not null, allowedVocabulary);
         Device.Driver.BeginCapture(Stream);
         lock (cacheLock)

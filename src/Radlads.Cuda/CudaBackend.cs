@@ -172,11 +172,20 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// </summary>
     public int GemmMinRows { get; set; }
 
-    /// <summary>Binds the device's context to the calling thread; every entry point calls it first.</summary>
+    /// <summary>
+    /// Binds the device's context to the calling thread; every entry point that may write device memory (ops,
+    /// allocations, uploads, copies, replays) calls it first, and each call counts as one <see cref="Entries"/>.
+    /// </summary>
     internal void Enter()
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         Device.MakeCurrent();
+        Entries++;
+        if (bf16Copy is not null && Entries > bf16CopyEntry + 1)
+        {
+            // Nobody took the copy at the entry after its producer: it is stale from now on.
+            DropBf16Copy();
+        }
     }
 
     internal void SynchronizeBeforeFree()
@@ -188,10 +197,14 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         }
     }
 
-    /// <summary>Waits until everything queued on this backend's stream has run.</summary>
+    /// <summary>
+    /// Waits until everything queued on this backend's stream has run. It writes nothing, so it is not an
+    /// <see cref="Entries"/> (a profiler's waits between two ops leave a bf16 copy valid for the second).
+    /// </summary>
     public void Synchronize()
     {
-        Enter();
+        ObjectDisposedException.ThrowIf(disposed, this);
+        Device.MakeCurrent();
         stream.Synchronize();
     }
 

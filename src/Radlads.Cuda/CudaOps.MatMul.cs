@@ -52,9 +52,14 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
-        if (gemmLibrary && UsesGemmLibrary(w, t) && TryGemm([w], [bias], [py], layout, px, t, k, [m]))
+        if (gemmLibrary && UsesGemmLibrary(w, t))
         {
-            return;
+            // The bf16 copy of x that the op which wrote x kept for this call (SwiGLU before the MLP down projection), if any.
+            using var copy = backend.TakeBf16Copy(C(x));
+            if (TryGemm([w], [bias], [py], layout, px, t, k, [m], copy?.Pointer ?? 0))
+            {
+                return;
+            }
         }
 
         var tiled = layout == WeightLayout.OutIn ? K.MatMulOutIn[dtype] : K.MatMulInOut[dtype];
@@ -77,12 +82,13 @@ internal sealed unsafe partial class CudaOps
         w.DType == DType.BF16 && rows >= backend.GemmMinRows && backend.Gemm is not null;
 
     /// <summary>
-    /// Prefill on cuBLASLt: x [T, K] is rounded to bf16 once (into a scratch block) and multiplied by each bf16
-    /// weight with fp32 accumulation; a bias that is not fp32 is widened first (the epilogue reads fp32 for an fp32
-    /// output). Returns false, having queued nothing, when cuBLASLt has no kernel for one of the shapes.
+    /// Prefill on cuBLASLt: x [T, K] is rounded to bf16 once (into a scratch block; or <paramref name="pxb"/>, when
+    /// not 0, already holds those bits in a 256-byte aligned block) and multiplied by each bf16 weight with fp32
+    /// accumulation; a bias that is not fp32 is widened first (the epilogue reads fp32 for an fp32 output). Returns
+    /// false, having queued nothing, when cuBLASLt has no kernel for one of the shapes.
     /// </summary>
     private bool TryGemm(ReadOnlySpan<CudaTensor> weights, ReadOnlySpan<Tensor?> biases, ReadOnlySpan<ulong> outputs, WeightLayout layout,
-        ulong px, int t, int k, ReadOnlySpan<int> ms)
+        ulong px, int t, int k, ReadOnlySpan<int> ms, ulong pxb = 0)
     {
         var gemm = backend.Gemm!;
         if (k == 0)
@@ -104,21 +110,11 @@ internal sealed unsafe partial class CudaOps
                 }
             }
 
-            // bf16 x: T·K halves in a block of ⌈T·K / 2⌉ floats (the cache hands out 256-byte aligned blocks).
-            long n = (long)t * k;
-            var xb = backend.AllocateUninitialized(checked((int)((n + 1) / 2)));
-            scratch.Add(xb);
-            ulong pxb = P(xb);
-            if (n % 2 == 0 && px % 8 == 0)
+            if (pxb == 0)
             {
-                long pairs = n / 2;
-                void** a = stackalloc void*[] { &px, &pxb, &pairs };
-                Elementwise(K.ToBf16Pairs, "f32_to_bf16_pairs", pairs, a);
-            }
-            else
-            {
-                void** a = stackalloc void*[] { &px, &pxb, &n };
-                Elementwise(K.ToBf16, "f32_to_bf16", n, a);
+                var xb = ToBf16(px, (long)t * k);
+                scratch.Add(xb);
+                pxb = P(xb);
             }
 
             for (int i = 0; i < weights.Length; i++)
@@ -136,6 +132,29 @@ internal sealed unsafe partial class CudaOps
                 s.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// x (fp32, <paramref name="n"/> elements at <paramref name="px"/>) rounded to bf16 (nearest even) into a new
+    /// block of ⌈n / 2⌉ floats (the cache hands out 256-byte aligned blocks); the caller disposes it.
+    /// </summary>
+    private Tensor ToBf16(ulong px, long n)
+    {
+        var xb = backend.AllocateUninitialized(checked((int)((n + 1) / 2)));
+        ulong pxb = P(xb);
+        if (n % 2 == 0 && px % 8 == 0)
+        {
+            long pairs = n / 2;
+            void** a = stackalloc void*[] { &px, &pxb, &pairs };
+            Elementwise(K.ToBf16Pairs, "f32_to_bf16_pairs", pairs, a);
+        }
+        else
+        {
+            void** a = stackalloc void*[] { &px, &pxb, &n };
+            Elementwise(K.ToBf16, "f32_to_bf16", n, a);
+        }
+
+        return xb;
     }
 
     /// <summary>The bias as fp32 on the device: its own memory when it is fp32, else a widened copy in <paramref name="scratch"/>.</summary>

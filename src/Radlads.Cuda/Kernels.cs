@@ -16,6 +16,7 @@ internal sealed class Kernels
         Sigmoid = library.Function("elementwise.cu", "sigmoid_f32");
         AddSigmoid = library.Function("elementwise.cu", "add_sigmoid_f32");
         SwiGlu = library.Function("elementwise.cu", "swiglu_f32");
+        SwiGluBf16 = library.Function("elementwise.cu", "swiglu_bf16_f32");
         Embedding = library.Function("embedding.cu", "embedding_f32");
         RmsNorm = library.Function("norms.cu", "rms_norm_f32");
         AddRmsNorm = library.Function("norms.cu", "add_rms_norm_f32");
@@ -35,6 +36,7 @@ internal sealed class Kernels
         LoraUpF16L8 = library.Function("lora.cu", "lora_up_f16_l8");
         LoraUpBf16L4 = library.Function("lora.cu", "lora_up_bf16_l4");
         LoraUpBf16L8 = library.Function("lora.cu", "lora_up_bf16_l8");
+        LoraInnerBf16 = library.Function("lora.cu", "lora_inner_bf16");
         ToBf16 = library.Function("matmul.cu", "f32_to_bf16");
         ToBf16Pairs = library.Function("matmul.cu", "f32_to_bf16_pairs");
         ParamToF32 = library.Function("matmul.cu", "param_to_f32");
@@ -43,6 +45,7 @@ internal sealed class Kernels
         RopeExpand = library.Function("attention.cu", "rope_expand_f32");
         ExpandKv = library.Function("attention.cu", "expand_kv_f32");
         ScaleMultiply = library.Function("elementwise.cu", "scale_multiply_f32");
+        ScaleMultiplyBf16 = library.Function("elementwise.cu", "scale_multiply_bf16_f32");
         AppendKv = library.Function("attention.cu", "append_kv_f32");
         Attention = library.Function("attention.cu", "attention_f32");
         AttentionSplit = library.Function("attention.cu", "attention_split_f32");
@@ -100,6 +103,9 @@ internal sealed class Kernels
 
     public nint SwiGlu { get; }
 
+    /// <summary>swiglu_f32 that also writes a bf16 copy of y (prefill: the MLP down projection's cuBLASLt input).</summary>
+    public nint SwiGluBf16 { get; }
+
     public nint Embedding { get; }
 
     public nint RmsNorm { get; }
@@ -142,6 +148,9 @@ internal sealed class Kernels
 
     public nint LoraUpBf16L8 { get; }
 
+    /// <summary>Prefill LoraSet: inner (tanh/σ/none) in place on hidden [T, R] and its bf16 copy for the up GEMM.</summary>
+    public nint LoraInnerBf16 { get; }
+
     /// <summary>fp32 → bf16 (round to nearest even) for the cuBLASLt GEMMs: one element, or two per thread and step.</summary>
     public nint ToBf16 { get; }
 
@@ -159,6 +168,9 @@ internal sealed class Kernels
     public nint ExpandKv { get; }
 
     public nint ScaleMultiply { get; }
+
+    /// <summary>scale_multiply_f32 that also writes a bf16 copy of y (prefill: o_proj's cuBLASLt input).</summary>
+    public nint ScaleMultiplyBf16 { get; }
 
     public nint AppendKv { get; }
 

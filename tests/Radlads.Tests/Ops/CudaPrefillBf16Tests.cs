@@ -1,0 +1,292 @@
+using System.Globalization;
+using Radlads.Checkpoints;
+using Radlads.Cuda;
+using Radlads.Ops;
+using Radlads.Tests.Models;
+
+namespace Radlads.Tests.Ops;
+
+/// <summary>
+/// The CUDA prefill paths that skip activation roundings (cuBLASLt forced on from two rows): LoraSet at T &gt; 1 rounds
+/// x once for all its branches and fuses the inner activation with hidden's rounding; GateUpSwiGlu writes a bf16 copy
+/// of its output that the very next MatMul reading that tensor takes. Both must give exactly the bits of the composed
+/// ops they replace (same roundings, same cuBLASLt plans), and a copy must never be used once anything could have
+/// written its tensor. Outputs are poisoned with NaN first, so an unwritten element fails. Also: blocks above 64 MiB
+/// come back to the block cache. Skipped without a GPU or cuBLASLt.
+/// </summary>
+public sealed class CudaPrefillBf16Tests : IDisposable
+{
+    private readonly List<IDisposable> owned = [];
+    private CudaBackend? backend;
+
+    private CudaBackend Backend
+    {
+        get
+        {
+            if (backend is null)
+            {
+                backend = CudaAvailability.Backend();
+                Assert.SkipWhen(!backend.HasGemmLibrary, backend.GemmStatus);
+                backend.GemmMinRows = 2;
+            }
+
+            return backend;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in owned)
+        {
+            d.Dispose();
+        }
+
+        backend?.Dispose();
+    }
+
+    private T Own<T>(T d)
+        where T : IDisposable
+    {
+        owned.Add(d);
+        return d;
+    }
+
+    private Tensor In(float[] values, params int[] shape) => Own(Backend.FromFloats(values, shape));
+
+    private Tensor Out(params int[] shape)
+    {
+        var t = Own(Backend.Allocate(shape));
+        Backend.Upload(Enumerable.Repeat(float.NaN, (int)t.ElementCount).ToArray(), t);
+        return t;
+    }
+
+    private Tensor Weight(float[] values, DType dtype, params int[] shape)
+    {
+        var w = Own(new NativeWeight(values, dtype, shape));
+        return Own(Backend.LoadWeight(w.Data));
+    }
+
+    private float[] Read(Tensor t)
+    {
+        var values = new float[t.ElementCount];
+        Backend.Download(t, values);
+        return values;
+    }
+
+    /// <summary>Equal bits, every element finite (so none kept its NaN poison).</summary>
+    private static void SameBits(float[] expected, float[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        int nonFinite = actual.Count(v => !float.IsFinite(v));
+        Assert.True(nonFinite == 0, $"{what}: {nonFinite}/{actual.Length} elements not finite (unwritten or overflowed)");
+        int differ = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            if (BitConverter.SingleToUInt32Bits(expected[i]) != BitConverter.SingleToUInt32Bits(actual[i]))
+            {
+                differ++;
+            }
+        }
+
+        Assert.True(differ == 0, $"{what}: {differ}/{actual.Length} elements differ from the composed ops");
+    }
+
+    /// <summary>"R×M inner outer [dtype]" per ';' as in OpConformanceTests.LoraSet; dtype bf16 unless given.</summary>
+    private static (int Rank, int Width, LoraInner Inner, LoraOuter Outer, DType DType)[] Spec(string spec) =>
+        [.. spec.Split(';').Select(part =>
+        {
+            var f = part.Trim().Split(' ');
+            var size = f[0].Split('x');
+            var inner = f[1] switch { "tanh" => LoraInner.Tanh, "sigmoid" => LoraInner.Sigmoid, _ => LoraInner.None };
+            var outer = f[2] switch { "add" => LoraOuter.AddSigmoid, "rwkv7" => LoraOuter.Rwkv7Decay, "rwkv6" => LoraOuter.Rwkv6Decay, _ => LoraOuter.None };
+            var dtype = f.Length > 3 && f[3] == "f16" ? DType.F16 : DType.BF16;
+            return (int.Parse(size[0], CultureInfo.InvariantCulture), int.Parse(size[1], CultureInfo.InvariantCulture), inner, outer, dtype);
+        })];
+
+    [Theory]
+    // RAD-RWKV7's four branches (decay, in-context rate, value residual, low-rank gate) at C = 256, around a 16-row tile
+    // and a long prefill; ranks and widths that are not multiples of 8 (cuBLASLt may have no kernel: the built-in one
+    // then runs for that GEMM, as in the composed ops); an f16 branch (composed ops); two rows (the threshold).
+    [InlineData(3, 256, "64x256 tanh rwkv7; 64x256 none add; 32x256 none add; 128x256 sigmoid none")]
+    [InlineData(17, 256, "64x256 tanh rwkv7; 64x256 none add; 32x256 none add; 128x256 sigmoid none")]
+    [InlineData(300, 256, "64x256 tanh rwkv7; 64x256 none add; 32x256 none add; 128x256 sigmoid none")]
+    [InlineData(17, 256, "12x256 tanh rwkv7; 64x40 none add; 20x250 none rwkv6; 128x256 sigmoid none")]
+    [InlineData(300, 896, "96x896 tanh rwkv7; 8x64 none add f16; 64x896 none add")]
+    [InlineData(2, 256, "64x256 tanh rwkv6")]
+    public void LoraSetAtPrefillIsTheComposedOpsBitForBit(int t, int c, string spec)
+    {
+        var branches = Spec(spec);
+        var data = new TestData(80 + t + c + branches.Length);
+        var x = In(data.Normal(t * c), t, c);
+        var set = new LoraBranch[branches.Length];
+        var composed = new LoraBranch[branches.Length];
+        for (int i = 0; i < branches.Length; i++)
+        {
+            var (r, m, inner, outer, dtype) = branches[i];
+            var a = Weight(data.Normal(c * r, 1f / MathF.Sqrt(c)), dtype, c, r);
+            var b = Weight(data.Normal(r * m, 1f / MathF.Sqrt(r)), dtype, r, m);
+            var offset = outer == LoraOuter.None ? null : In(data.Normal(m), m);
+            set[i] = new LoraBranch(a, b, Out(t, r), Out(t, m), inner, outer, offset);
+            composed[i] = new LoraBranch(a, b, Out(t, r), Out(t, m), inner, outer, offset);
+        }
+
+        LoraSetReference.Run(Backend.Ops, x, composed);
+        Backend.Ops.LoraSet(x, set);
+        for (int i = 0; i < branches.Length; i++)
+        {
+            SameBits(Read(composed[i].Hidden), Read(set[i].Hidden), $"T {t}, branch {i} hidden");
+            SameBits(Read(composed[i].Y), Read(set[i].Y), $"T {t}, branch {i} y");
+        }
+    }
+
+    /// <summary>x [T, C], W_gate and W_up [F, C], W_down [C, F] (bf16).</summary>
+    private (Tensor X, Tensor Gate, Tensor Up, Tensor Down) Mlp(int t, int c, int f, int seed)
+    {
+        var data = new TestData(seed);
+        return (In(data.Normal(t * c), t, c), Weight(data.Normal(f * c, 1f / MathF.Sqrt(c)), DType.BF16, f, c),
+            Weight(data.Normal(f * c, 1f / MathF.Sqrt(c)), DType.BF16, f, c), Weight(data.Normal(c * f, 1f / MathF.Sqrt(f)), DType.BF16, c, f));
+    }
+
+    [Theory]
+    // n = T·F a multiple of 4 (the float4 path only) and not (its tail); a y that starts 8 bytes past a 16-byte
+    // boundary (rows of a larger tensor: the one-element path); two rows.
+    [InlineData(17, 256, 512, false)]
+    [InlineData(17, 256, 250, false)]
+    [InlineData(300, 128, 1002, false)]
+    [InlineData(5, 64, 250, true)]
+    [InlineData(2, 64, 96, false)]
+    public void SwiGlusBf16CopyFeedsTheDownProjectionWithTheSameBits(int t, int c, int f, bool offsetRows)
+    {
+        var (x, gate, up, down) = Mlp(t, c, f, 90 + t + f);
+        Tensor Hidden() => offsetRows ? Own(Out(t + 1, f).Rows(1, t)) : Out(t, f);
+        var y = Hidden();
+        var upScratch = Out(t, f);
+        var result = Out(t, c);
+        long taken = Backend.Bf16CopiesTaken;
+        Backend.Ops.GateUpSwiGlu(x, gate, up, y, upScratch);
+        Backend.Ops.MatMul(y, down, null, result);
+        Assert.Equal(taken + 1, Backend.Bf16CopiesTaken);
+
+        // The composed ops: MatMulShared, SwiGlu, and a MatMul that rounds y itself.
+        var gateOut = Hidden();
+        var upOut = Out(t, f);
+        var composed = Out(t, c);
+        Backend.Ops.MatMulShared(x, [gate, up], [null, null], [gateOut, upOut]);
+        Backend.Ops.SwiGlu(gateOut, upOut, gateOut);
+        Backend.Ops.MatMul(gateOut, down, null, composed);
+        Assert.Equal(taken + 1, Backend.Bf16CopiesTaken);
+        string what = $"T {t}, C {c}, F {f}{(offsetRows ? ", y at an 8-byte offset" : "")}";
+        SameBits(Read(gateOut), Read(y), what + ": y");
+        SameBits(Read(composed), Read(result), what + ": down projection");
+    }
+
+    [Theory]
+    // As RAD-RWKV7's output projection: o = (o·s)·g in place, then o_proj (with a bias, as Qwen2's o_proj has none but
+    // the path takes one); the n % 4 tail; rows at an 8-byte offset (one element per step).
+    [InlineData(17, 256, 128, false)]
+    [InlineData(3, 250, 64, false)]
+    [InlineData(300, 250, 96, true)]
+    public void ScaleMultiplysBf16CopyFeedsTheOutputProjectionWithTheSameBits(int t, int a, int c, bool offsetRows)
+    {
+        var data = new TestData(100 + t + a);
+        var o = data.Normal(t * a);
+        var g = data.Normal(t * a);
+        var w = Weight(data.Normal(c * a, 1f / MathF.Sqrt(a)), DType.BF16, c, a);
+        var bias = In(data.Normal(c), c);
+        Tensor Rows(float[] values)
+        {
+            if (!offsetRows)
+            {
+                return In(values, t, a);
+            }
+
+            var padded = new float[(t + 1) * a];
+            values.CopyTo(padded, a);
+            return Own(In(padded, t + 1, a).Rows(1, t));
+        }
+
+        var fused = Rows(o);
+        var gate = Rows(g);
+        var result = Out(t, c);
+        long taken = Backend.Bf16CopiesTaken;
+        Backend.Ops.ScaleMultiply(fused, 0.125f, gate, fused);
+        Backend.Ops.MatMul(fused, w, bias, result);
+        Assert.Equal(taken + 1, Backend.Bf16CopiesTaken);
+
+        // The composed ops (IOps' default: Scale then Multiply), and a MatMul that rounds o itself.
+        var composed = Rows(o);
+        var reference = Out(t, c);
+        Backend.Ops.Scale(composed, 0.125f, composed);
+        Backend.Ops.Multiply(composed, gate, composed);
+        Backend.Ops.MatMul(composed, w, bias, reference);
+        Assert.Equal(taken + 1, Backend.Bf16CopiesTaken);
+        string what = $"T {t}, A {a}, C {c}{(offsetRows ? ", o at an 8-byte offset" : "")}";
+        SameBits(Read(composed), Read(fused), what + ": o");
+        SameBits(Read(reference), Read(result), what + ": output projection");
+    }
+
+    [Fact]
+    public void ABf16CopyIsNotUsedOnceItsTensorMayHaveChanged()
+    {
+        const int T = 17, C = 64, F = 96;
+        var (x, gate, up, down) = Mlp(T, C, F, 95);
+        var y = Out(T, F);
+        var upScratch = Out(T, F);
+        var data = new TestData(96);
+        var replacement = data.Normal(T * F);
+        var replacementTensor = In(replacement, T, F);
+        var expected = Out(T, C);
+        Backend.Ops.MatMul(replacementTensor, down, null, expected);
+        var afterUpload = Out(T, C);
+        var afterOp = Out(T, C);
+        var other = Out(T, C);
+        var result = Out(T, C);
+        var reference = Out(T, C);
+        long taken = Backend.Bf16CopiesTaken;
+
+        // Written by an upload or an op in between: the MatMul rounds y itself.
+        Backend.Ops.GateUpSwiGlu(x, gate, up, y, upScratch);
+        Backend.Upload(replacement, y);
+        Backend.Ops.MatMul(y, down, null, afterUpload);
+        SameBits(Read(expected), Read(afterUpload), "y uploaded after GateUpSwiGlu");
+
+        Backend.Ops.GateUpSwiGlu(x, gate, up, y, upScratch);
+        Backend.Ops.Scale(replacementTensor, 1f, y);
+        Backend.Ops.MatMul(y, down, null, afterOp);
+        SameBits(Read(expected), Read(afterOp), "y rewritten by Scale after GateUpSwiGlu");
+
+        // Another x right after GateUpSwiGlu is not the copy's.
+        Backend.Ops.GateUpSwiGlu(x, gate, up, y, upScratch);
+        Backend.Ops.MatMul(replacementTensor, down, null, other);
+        SameBits(Read(expected), Read(other), "another x after GateUpSwiGlu");
+        Assert.Equal(taken, Backend.Bf16CopiesTaken);
+
+        // A wait between the two (a profiler's) writes nothing: the copy is taken.
+        Backend.Ops.GateUpSwiGlu(x, gate, up, y, upScratch);
+        Backend.Synchronize();
+        Backend.Ops.MatMul(y, down, null, result);
+        Assert.Equal(taken + 1, Backend.Bf16CopiesTaken);
+        Backend.Ops.MatMul(y, down, null, reference);
+        Assert.Equal(taken + 1, Backend.Bf16CopiesTaken);
+        SameBits(Read(reference), Read(result), "copy taken after a stream wait");
+    }
+
+    [Fact]
+    public void BlocksAbove64MiBComeBackToTheCache()
+    {
+        // 100 MiB: larger than the old 64 MiB limit, far inside the budget (a sixteenth of the device's memory).
+        const int Floats = 25 << 20;
+        long size = CudaBackend.SizeClass(Floats * 4L);
+        Backend.ReleaseCachedMemory();
+        ulong pointer;
+        using (var first = (CudaTensor)Backend.AllocateUninitialized(Floats))
+        {
+            pointer = first.Pointer;
+        }
+
+        Assert.Equal(size, Backend.CachedBytes);
+        using var second = (CudaTensor)Backend.AllocateUninitialized(Floats);
+        Assert.Equal(pointer, second.Pointer);
+        Assert.Equal(0, Backend.CachedBytes);
+    }
+}
