@@ -371,42 +371,42 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_rows_f32(const float* r, 
 // bit-identical to T decode calls), laid out so that one shared-memory read of the token vectors feeds several rows
 // and a row needs 3 shuffles per token instead of 10.
 // - Decode sums a row over 32 "virtual lanes" v (v holds keys j = v + 32e, e < NE, summed in e order), then
-//   warp_sum's butterfly xor 16, 8, 4, 2, 1. Here a row lives on 8 physical lanes p of one lane group; lane p holds the
-//   virtual lanes v = p + 8q (q < 4), so the xor-16 and xor-8 levels are additions inside the lane (q ^ 2, then
-//   q ^ 1) and xor 4, 2, 1 are shuffles within the group: the same tree, the same bits.
-// - A thread holds R rows × 4·NE keys of the state in registers; a warp is 4 groups, a block
-//   WKV7_TILE_WARPS warps: 4 · R · WARPS rows of ONE head. Blocks = H · ⌈N / block rows⌉ (× sequences in y).
+//   warp_sum's butterfly xor 16, 8, 4, 2, 1. Here a row lives on L (8 or 16) physical lanes p of one lane group; lane
+//   p holds the Q = 32/L virtual lanes v = p + L·q, so the levels xor 16 … xor L are additions inside the lane
+//   (wkv7_tile_fold) and xor L/2 … 1 are shuffles within the group: the same tree, the same bits.
+// - A thread holds R rows × Q·NE keys of the state in registers; a warp is 32/L groups, a block WKV7_TILE_WARPS
+//   warps: (32/L) · R · WARPS rows of ONE head. Blocks = H · ⌈N / block rows⌉ (× sequences in y).
 // - The head's r, w, k, a, b of `chunk` tokens (and the block's values) are staged in shared memory by cp.async,
 //   double-buffered, each vector permuted so that a lane group reads 128 consecutive bytes (a float4 a lane; see
 //   wkv7_tile_key); keys j ≥ N are 0. s ← k·v_i + s·w is computed while sa's shuffles are in flight.
-// - y: the per-token row sums of 8 tokens are reduced together by a reduce-scatter over the group (xor 4, 2, 1:
-//   the same tree as warp_sum, 7 shuffles for 8 tokens instead of 24); lane p ends with token p of the eight.
+// - y: the per-token row sums of L tokens are reduced together by a reduce-scatter over the group (xor L/2 … 1:
+//   the same tree as warp_sum, L − 1 shuffles for L tokens instead of L·log2 L); lane p ends with token p of the L.
 // Padding keys (N not a multiple of 32, or NE rounded up) hold 0 in state and vectors: fmaf(0, 0, s) = s for every
 // partial sum s (they start at +0 and round-to-nearest never produces −0 from a non-zero sum), so the bits match
 // decode's `if (j < n)`; only a non-finite sa or v_i (every output already non-finite) can make a padding key NaN.
 // State [H, N_v, N_k] value-major; y must not alias the inputs. Shared memory: 2 · chunk · (5 · 32·NE + rows) floats.
 #define WKV7_TILE_WARPS 4
 
-// A staged vector is permuted: lane p's c-th key (c = q·NE + e, key j = p + 8q + 32e) sits at (c / 4)·32 + 4p + c % 4,
-// so the 8 lanes of a group read one float4 each from 128 consecutive bytes (no bank conflicts; the 4 groups of a
+// A staged vector is permuted: lane p's c-th key (c = q·NE + e, key j = p + L·q + 32e) sits at (c / 4)·4L + 4p + c % 4,
+// so the L lanes of a group read one float4 each from 16·L consecutive bytes (no bank conflicts; the groups of a
 // warp read the same bytes). wkv7_tile_key inverts it: the key staged at position x < 32·NE.
-template <int NE> __device__ __forceinline__ int wkv7_tile_key(int x)
+template <int NE, int L> __device__ __forceinline__ int wkv7_tile_key(int x)
 {
-    int p = (x & 31) >> 2, c = ((x >> 5) << 2) + (x & 3);
-    return p + 8 * (c / NE) + 32 * (c % NE);
+    int p = (x % (4 * L)) >> 2, c = ((x / (4 * L)) << 2) + (x & 3);
+    return p + L * (c / NE) + 32 * (c % NE);
 }
 
-template <int NE, int R> __device__ __forceinline__ void wkv7_tile_stage(float* dst, const float* r, const float* w,
+template <int NE, int R, int L> __device__ __forceinline__ void wkv7_tile_stage(float* dst, const float* r, const float* w,
     const float* k, const float* a, const float* b, const float* v, int t0, int tokens, int chunk, int n, i64 width,
     i64 base, int i0)
 {
     constexpr int NP = 32 * NE;
-    constexpr int ROWS = 4 * R * WKV7_TILE_WARPS;
+    constexpr int ROWS = (32 / L) * R * WKV7_TILE_WARPS;
     const int vec_len = NP * chunk;
     // A thread stages fixed positions of every token's vectors (consecutive lanes, consecutive positions).
     for (int x = threadIdx.x; x < NP; x += blockDim.x)
     {
-        const int j = wkv7_tile_key<NE>(x);
+        const int j = wkv7_tile_key<NE, L>(x);
         const bool key = j < n;
         const i64 at = base + (key ? j : 0);
 #pragma unroll 1
@@ -433,18 +433,22 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile_stage(float* 
     copy_async_commit();
 }
 
-// warp_sum's xor-16 and xor-8 levels inside the lane: virtual lanes p, p + 8, p + 16, p + 24 are q = 0, 1, 2, 3.
-__device__ __forceinline__ float wkv7_tile_fold(const float* part)
+// warp_sum's levels xor 16 … xor L inside the lane: Q = 4 (L = 8: virtual lanes p, p + 8, p + 16, p + 24 are
+// q = 0 … 3, xor 16 pairs q with q ^ 2, xor 8 with q ^ 1) or Q = 2 (L = 16: xor 16 pairs q = 0 and 1).
+template <int Q> __device__ __forceinline__ float wkv7_tile_fold(const float* part)
 {
-    return (part[0] + part[2]) + (part[1] + part[3]);
+    if constexpr (Q == 4) return (part[0] + part[2]) + (part[1] + part[3]);
+    else return part[0] + part[1];
 }
 
-template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* r, const float* w, const float* k,
+template <int NE, int R, int L> __device__ __forceinline__ void wkv7_tile(const float* r, const float* w, const float* k,
     const float* v, const float* a, const float* b, float* state, int tokens, int heads, int n, int chunk, float* y)
 {
-    constexpr int E = 4 * NE;
+    constexpr int Q = 32 / L;
+    constexpr int E = Q * NE;
     constexpr int NP = 32 * NE;
-    constexpr int ROWS = 4 * R * WKV7_TILE_WARPS;
+    constexpr int ROWS = Q * R * WKV7_TILE_WARPS;
+    static_assert(E % 4 == 0, "a lane reads its keys as float4");
     pdl_begin();
     {
         const i64 rows = (i64)blockIdx.y * tokens * heads * n;
@@ -456,14 +460,14 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
     const int h = blockIdx.x / parts;
     const int i0 = (blockIdx.x - h * parts) * ROWS;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int p = lane & 7;
-    const int local = (warp * 4 + (lane >> 3)) * R; // the thread's first row, within the block
+    const int p = lane & (L - 1);
+    const int local = (warp * Q + lane / L) * R; // the thread's first row, within the block
     const i64 width = (i64)heads * n;
     const i64 base = (i64)h * n;
     const int per = (5 * NP + ROWS) * chunk;
     const int vec_len = NP * chunk;
 
-    // s[rr][q·NE + e] = S[i0 + local + rr, p + 8q + 32e] (0 past N or past the last row).
+    // s[rr][q·NE + e] = S[i0 + local + rr, p + L·q + 32e] (0 past N or past the last row).
     float s[R][E];
 #pragma unroll
     for (int rr = 0; rr < R; rr++)
@@ -472,12 +476,12 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
 #pragma unroll
         for (int c = 0; c < E; c++)
         {
-            int j = p + 8 * (c / NE) + 32 * (c % NE);
+            int j = p + L * (c / NE) + 32 * (c % NE);
             s[rr][c] = i < n && j < n ? state[(base + i) * n + j] : 0.f;
         }
     }
 
-    wkv7_tile_stage<NE, R>(stage, r, w, k, a, b, v, 0, tokens, chunk, n, width, base, i0);
+    wkv7_tile_stage<NE, R, L>(stage, r, w, k, a, b, v, 0, tokens, chunk, n, width, base, i0);
     copy_async_wait_all();
     __syncthreads();
     const int chunks = (tokens + chunk - 1) / chunk;
@@ -487,18 +491,18 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
         if (c + 1 < chunks)
         {
             // The other buffer was last read in chunk c − 1, which every warp has finished (the barrier below).
-            wkv7_tile_stage<NE, R>(stage + ((c + 1) & 1) * per, r, w, k, a, b, v, t0 + chunk, tokens, chunk, n, width, base, i0);
+            wkv7_tile_stage<NE, R, L>(stage + ((c + 1) & 1) * per, r, w, k, a, b, v, t0 + chunk, tokens, chunk, n, width, base, i0);
         }
 
         const float* cur = stage + (c & 1) * per;
         const int steps = min(chunk, tokens - t0);
 #pragma unroll 1
-        for (int g0 = 0; g0 < steps; g0 += 8)
+        for (int g0 = 0; g0 < steps; g0 += L)
         {
             // acc[u][rr]: this lane's part (virtual lanes folded) of y for token g0 + u, row rr.
-            float acc[8][R];
+            float acc[L][R];
 #pragma unroll
-            for (int u = 0; u < 8; u++)
+            for (int u = 0; u < L; u++)
             {
 #pragma unroll
                 for (int rr = 0; rr < R; rr++) acc[u][rr] = 0.f;
@@ -510,20 +514,20 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
                     const float* kt = wt + vec_len;
                     const float* at = kt + vec_len;
                     const float* bt = at + vec_len;
-                    float vi[R], sa[R], part[R][4];
+                    float vi[R], sa[R], part[R][Q];
 #pragma unroll
                     for (int rr = 0; rr < R; rr++)
                     {
                         vi[rr] = cur[5 * vec_len + t * ROWS + local + rr];
 #pragma unroll
-                        for (int q = 0; q < 4; q++) part[rr][q] = 0.f;
+                        for (int q = 0; q < Q; q++) part[rr][q] = 0.f;
                     }
 
                     // Keys in increasing c = q·NE + e: each virtual lane q sums its keys in e order, as decode does.
 #pragma unroll
                     for (int c4 = 0; c4 < E; c4 += 4)
                     {
-                        float4 x = *(const float4*)(at + 8 * c4);
+                        float4 x = *(const float4*)(at + L * c4);
                         const float xa[4] = {x.x, x.y, x.z, x.w};
 #pragma unroll
                         for (int rr = 0; rr < R; rr++)
@@ -539,13 +543,13 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
 #pragma unroll
                     for (int rr = 0; rr < R; rr++)
                     {
-                        sa[rr] = wkv7_tile_fold(part[rr]);
+                        sa[rr] = wkv7_tile_fold<Q>(part[rr]);
 #pragma unroll
-                        for (int q = 0; q < 4; q++) part[rr][q] = 0.f;
+                        for (int q = 0; q < Q; q++) part[rr][q] = 0.f;
                     }
 
 #pragma unroll
-                    for (int o = 4; o > 0; o >>= 1)
+                    for (int o = L / 2; o > 0; o >>= 1)
                     {
 #pragma unroll
                         for (int rr = 0; rr < R; rr++) sa[rr] += __shfl_xor_sync(0xffffffffu, sa[rr], o);
@@ -555,7 +559,7 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
 #pragma unroll
                     for (int c4 = 0; c4 < E; c4 += 4)
                     {
-                        float4 xw = *(const float4*)(wt + 8 * c4), xk = *(const float4*)(kt + 8 * c4);
+                        float4 xw = *(const float4*)(wt + L * c4), xk = *(const float4*)(kt + L * c4);
                         const float ww[4] = {xw.x, xw.y, xw.z, xw.w}, kk[4] = {xk.x, xk.y, xk.z, xk.w};
 #pragma unroll
                         for (int rr = 0; rr < R; rr++)
@@ -568,7 +572,7 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
 #pragma unroll
                     for (int c4 = 0; c4 < E; c4 += 4)
                     {
-                        float4 xb = *(const float4*)(bt + 8 * c4), xr = *(const float4*)(rt + 8 * c4);
+                        float4 xb = *(const float4*)(bt + L * c4), xr = *(const float4*)(rt + L * c4);
                         const float bb[4] = {xb.x, xb.y, xb.z, xb.w}, rv[4] = {xr.x, xr.y, xr.z, xr.w};
 #pragma unroll
                         for (int rr = 0; rr < R; rr++)
@@ -584,44 +588,27 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
                     }
 
 #pragma unroll
-                    for (int rr = 0; rr < R; rr++) acc[u][rr] = wkv7_tile_fold(part[rr]);
+                    for (int rr = 0; rr < R; rr++) acc[u][rr] = wkv7_tile_fold<Q>(part[rr]);
                 }
             }
 
-            // Reduce-scatter over the group's 8 lanes: after the xor-4, xor-2 and xor-1 levels lane p holds the
-            // sums of token g0 + p (bit 2 of p picks the half of the tokens it keeps, bit 1 the quarter, bit 0 one).
-            float half[4][R], quarter[2][R], sum[R];
-            const bool hi = p & 4, mid = p & 2, lo = p & 1;
+            // Reduce-scatter over the group's L lanes, levels xor L/2 … 1: at level h a lane keeps the upper half of
+            // its tokens if bit h of p is set and receives its partner's part of them; lane p ends with token g0 + p.
 #pragma unroll
-            for (int u = 0; u < 4; u++)
+            for (int h = L / 2; h > 0; h >>= 1)
             {
+                const bool up = p & h;
 #pragma unroll
-                for (int rr = 0; rr < R; rr++)
+                for (int u = 0; u < h; u++)
                 {
-                    float keep = hi ? acc[4 + u][rr] : acc[u][rr];
-                    float send = hi ? acc[u][rr] : acc[4 + u][rr];
-                    half[u][rr] = keep + __shfl_xor_sync(0xffffffffu, send, 4);
+#pragma unroll
+                    for (int rr = 0; rr < R; rr++)
+                    {
+                        float keep = up ? acc[h + u][rr] : acc[u][rr];
+                        float send = up ? acc[u][rr] : acc[h + u][rr];
+                        acc[u][rr] = keep + __shfl_xor_sync(0xffffffffu, send, h);
+                    }
                 }
-            }
-
-#pragma unroll
-            for (int u = 0; u < 2; u++)
-            {
-#pragma unroll
-                for (int rr = 0; rr < R; rr++)
-                {
-                    float keep = mid ? half[2 + u][rr] : half[u][rr];
-                    float send = mid ? half[u][rr] : half[2 + u][rr];
-                    quarter[u][rr] = keep + __shfl_xor_sync(0xffffffffu, send, 2);
-                }
-            }
-
-#pragma unroll
-            for (int rr = 0; rr < R; rr++)
-            {
-                float keep = lo ? quarter[1][rr] : quarter[0][rr];
-                float send = lo ? quarter[0][rr] : quarter[1][rr];
-                sum[rr] = keep + __shfl_xor_sync(0xffffffffu, send, 1);
             }
 
             if (g0 + p < steps)
@@ -630,7 +617,7 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
                 for (int rr = 0; rr < R; rr++)
                 {
                     int i = i0 + local + rr;
-                    if (i < n) y[(i64)(t0 + g0 + p) * width + base + i] = sum[rr];
+                    if (i < n) y[(i64)(t0 + g0 + p) * width + base + i] = acc[0][rr];
                 }
             }
         }
@@ -646,24 +633,28 @@ template <int NE, int R> __device__ __forceinline__ void wkv7_tile(const float* 
 #pragma unroll
         for (int c = 0; c < E; c++)
         {
-            int j = p + 8 * (c / NE) + 32 * (c % NE);
+            int j = p + L * (c / NE) + 32 * (c % NE);
             if (i < n && j < n) state[(base + i) * n + j] = s[rr][c];
         }
     }
 }
 
-#define WKV7_TILE(NE, R)                                                                                                       \
-    extern "C" __global__ void __launch_bounds__(32 * WKV7_TILE_WARPS) wkv7_tile_f32_ne##NE##_r##R(const float* r,            \
+// wkv7_tile_f32_ne{NE}_r{R}_l{L}: CudaOps.Wkv7TileGeometry picks one (the list there matches this one).
+#define WKV7_TILE(NE, R, L)                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(32 * WKV7_TILE_WARPS) wkv7_tile_f32_ne##NE##_r##R##_l##L(const float* r,     \
         const float* w, const float* k, const float* v, const float* a, const float* b, float* state, int tokens, int heads, \
         int n, int chunk, float* y)                                                                                         \
     {                                                                                                                       \
-        wkv7_tile<NE, R>(r, w, k, v, a, b, state, tokens, heads, n, chunk, y);                                              \
+        wkv7_tile<NE, R, L>(r, w, k, v, a, b, state, tokens, heads, n, chunk, y);                                           \
     }
-WKV7_TILE(1, 1)
-WKV7_TILE(2, 1)
-WKV7_TILE(4, 1)
-WKV7_TILE(8, 1)
-WKV7_TILE(1, 2)
-WKV7_TILE(2, 2)
-WKV7_TILE(4, 2)
-WKV7_TILE(8, 2)
+WKV7_TILE(1, 1, 8)
+WKV7_TILE(2, 1, 8)
+WKV7_TILE(4, 1, 8)
+WKV7_TILE(8, 1, 8)
+WKV7_TILE(1, 2, 8)
+WKV7_TILE(2, 2, 8)
+WKV7_TILE(4, 2, 8)
+WKV7_TILE(8, 2, 8)
+WKV7_TILE(2, 2, 16)
+WKV7_TILE(4, 2, 16)
+WKV7_TILE(8, 2, 16)

@@ -1,10 +1,9 @@
 // wkv7_tile_f32_ne*_r* (kernels/rwkv7.cu) under emu.h (see run-wkv7-tile.sh) against T calls of wkv7_decode_f32 and
 // against wkv7_rows_f32, bit for bit: state and every y (NaN-poisoned first), over head dims that hit each NE (16, 40,
 // 64, 128, 256), rows per thread 1 and 2, chunk boundaries (T = chunk ± 1, partial groups of 8), several heads, two
-// sequences in the grid's y, and a non-zero initial state. The host geometry is CudaOps.Wkv7TileGeometry's.
+// sequences in the grid's y, a non-zero initial state, and 8 or 16 lanes a row. The host geometry is CudaOps.Wkv7TileGeometry's.
 #include "emu.h"
 #include <random>
-struct float4 { float x, y, z, w; };
 namespace r7 {
 #include "rwkv7.inc"
 }
@@ -24,17 +23,21 @@ void same(const std::vector<float>& e, const std::vector<float>& a, const char* 
 }
 
 using Tile = void (*)(const float*, const float*, const float*, const float*, const float*, const float*, float*, int, int, int, int, float*);
-Tile tile(int ne, int r)
+Tile tile(int ne, int r, int l)
 {
-    if (r == 1) return ne == 1 ? r7::wkv7_tile_f32_ne1_r1 : ne == 2 ? r7::wkv7_tile_f32_ne2_r1 : ne == 4 ? r7::wkv7_tile_f32_ne4_r1 : r7::wkv7_tile_f32_ne8_r1;
-    return ne == 1 ? r7::wkv7_tile_f32_ne1_r2 : ne == 2 ? r7::wkv7_tile_f32_ne2_r2 : ne == 4 ? r7::wkv7_tile_f32_ne4_r2 : r7::wkv7_tile_f32_ne8_r2;
+#define PICK(NE, R, L) if (ne == NE && r == R && l == L) return r7::wkv7_tile_f32_ne##NE##_r##R##_l##L;
+    PICK(1, 1, 8) PICK(2, 1, 8) PICK(4, 1, 8) PICK(8, 1, 8) PICK(1, 2, 8) PICK(2, 2, 8) PICK(4, 2, 8) PICK(8, 2, 8)
+    PICK(2, 2, 16) PICK(4, 2, 16) PICK(8, 2, 16)
+    printf("no kernel for NE %d R %d L %d\n", ne, r, l);
+    exit(1);
 }
 
-void run(int seqs, int heads, int n, int tokens, int r, int chunkOverride)
+void run(int seqs, int heads, int n, int tokens, int r, int chunkOverride, int l = 8)
 {
     int ne = 1;
     while (32 * ne < n) ne *= 2;
-    int np = 32 * ne, rows = 4 * r * WKV7_TILE_WARPS;
+    if (l == 16 && ne == 1) ne = 2; // a lane reads its keys as float4: 2·NE of them
+    int np = 32 * ne, rows = (32 / l) * r * WKV7_TILE_WARPS;
     int chunk = chunkOverride > 0 ? chunkOverride : (np <= 128 ? 16 : 8);
     size_t width = (size_t)heads * n, count = (size_t)seqs * tokens * width;
     auto rv = uniform(count, -1, 1), wv = uniform(count, 0.5f, 1), kv = uniform(count, -1, 1), vv = uniform(count, -1, 1);
@@ -58,11 +61,11 @@ void run(int seqs, int heads, int n, int tokens, int r, int chunkOverride)
     std::vector<float> st = s0, yt(count, NAN);
     unsigned blocks = (unsigned)(heads * ((n + rows - 1) / rows));
     size_t shared = 2 * (size_t)chunk * (5 * np + rows) * 4;
-    Tile f = tile(ne, r);
+    Tile f = tile(ne, r, l);
     launch([&] { f(rv.data(), wv.data(), kv.data(), vv.data(), av.data(), bv.data(), st.data(), tokens, heads, n, chunk, yt.data()); },
         blocks, (unsigned)seqs, 32 * WKV7_TILE_WARPS, shared);
-    same(yd, yt, "tile y vs decode", n, tokens, r);
-    same(sd, st, "tile state vs decode", n, tokens, r);
+    same(yd, yt, l == 16 ? "tile (L 16) y vs decode" : "tile y vs decode", n, tokens, r);
+    same(sd, st, l == 16 ? "tile (L 16) state vs decode" : "tile state vs decode", n, tokens, r);
 }
 
 int main()
@@ -77,6 +80,12 @@ int main()
         run(1, 1, 256, 10, r, 0);
         run(1, 1, 200, 9, r, 0);
     }
+    // 16 lanes a row (NE ≥ 2), two rows a thread: y reduced over groups of 16 tokens.
+    for (int n : {16, 40, 64}) for (int t : {2, 15, 16, 17, 33}) run(1, 2, n, t, 2, 0, 16);
+    for (int t : {9, 16, 17, 31, 33}) run(1, 1, 128, t, 2, 0, 16);
+    run(2, 2, 64, 20, 2, 0, 16);
+    run(1, 3, 40, 21, 2, 8, 16);
+    run(1, 1, 256, 10, 2, 0, 16);
     printf("%d comparisons, %d failures\n", checks, failures);
     return failures == 0 ? 0 : 1;
 }

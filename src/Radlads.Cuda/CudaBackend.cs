@@ -88,6 +88,16 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
                 };
             }
 
+            if (Environment.GetEnvironmentVariable("RADLADS_WKV7_TILE_LANES") is { } tileLanes)
+            {
+                Wkv7TileLanes = tileLanes switch
+                {
+                    "8" => 8,
+                    "16" => 16,
+                    _ => throw new RadladsException($"RADLADS_WKV7_TILE_LANES={tileLanes}: use 8 or 16 (lanes a state row is spread over)"),
+                };
+            }
+
             ProgrammaticLaunch = Device.ComputeMajor >= 9 && Device.Driver.HasLaunchEx && Environment.GetEnvironmentVariable("RADLADS_CUDA_PDL") != "0";
         }
         catch (CudaUnavailableException e)
@@ -137,6 +147,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// reads per row, 1 doubles the warps.
     /// </summary>
     internal int Wkv7TileRows { get; set; } = 2;
+
+    /// <summary>
+    /// Lanes a state row is spread over in wkv7_tile_f32 (RADLADS_WKV7_TILE_LANES, 8 or 16; 16 applies with 2 rows a
+    /// thread at head dim ≤ 128): 16 gives twice the warps for the same rows, 8 fewer shuffles per row.
+    /// </summary>
+    internal int Wkv7TileLanes { get; set; } = 8;
 
     public bool CaptureEnabled { get; set; } = Environment.GetEnvironmentVariable("RADLADS_CUDA_GRAPHS") != "0";
 

@@ -133,33 +133,49 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
-        var tile = Wkv7TileGeometry(heads, n, backend.Wkv7TileRows);
+        var tile = Wkv7TileGeometry(heads, n, backend.Wkv7TileRows, backend.Wkv7TileLanes);
         int tileChunk = tile.Chunk;
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &tileChunk, &py };
-        backend.Launch(backend.Kernels.Wkv7Tile[tile.RowsPerThread - 1][tile.Level], "wkv7_tile_f32", tile.Blocks, (uint)sequences,
-            Wkv7TileThreads, tile.SharedBytes, args);
+        backend.Launch(backend.Kernels.Wkv7Tile[tile.Kernel], "wkv7_tile_f32", tile.Blocks, (uint)sequences, Wkv7TileThreads,
+            tile.SharedBytes, args);
     }
 
     // WKV7_TILE_WARPS in rwkv7.cu.
     private const int Wkv7TileThreads = 128;
 
+    /// <summary>The wkv7_tile_f32 instantiations in rwkv7.cu (WKV7_TILE(NE, R, L)): keys per virtual lane, rows a thread, lanes a row.</summary>
+    internal static readonly (int Ne, int Rows, int Lanes)[] Wkv7TileKernels =
+    [
+        (1, 1, 8), (2, 1, 8), (4, 1, 8), (8, 1, 8), (1, 2, 8), (2, 2, 8), (4, 2, 8), (8, 2, 8), (2, 2, 16), (4, 2, 16), (8, 2, 16),
+    ];
+
     /// <summary>
-    /// wkv7_tile_f32's launch: NE = the power of two with 32·NE ≥ n (Level = log2 NE), blocks of 4·R·4 rows of one head,
-    /// and chunks of 16 tokens (8 at head dim &gt; 128) double-buffered: 2 · chunk · (5 · 32·NE + rows) floats.
+    /// wkv7_tile_f32's launch: NE = the power of two with 32·NE ≥ n; L = 16 lanes a row where asked for, the rows a
+    /// thread are 2 and 32·NE ≤ 128 (a lane then holds 2·NE keys, read as float4: NE ≥ 2; otherwise 8); blocks of
+    /// (32/L)·R·4 rows of one head; chunks of 16 tokens (8 at head dim &gt; 128) double-buffered: 2 · chunk · (5 · 32·NE
+    /// + rows) floats.
     /// </summary>
-    internal static (int Level, int RowsPerThread, uint Blocks, int Chunk, uint SharedBytes) Wkv7TileGeometry(int heads, int n, int rowsPerThread)
+    internal static ((int Ne, int Rows, int Lanes) Kernel, uint Blocks, int Chunk, uint SharedBytes) Wkv7TileGeometry(int heads, int n,
+        int rowsPerThread, int lanesPerRow)
     {
-        int level = 0;
-        while (32 << level < n)
+        int ne = 1;
+        while (32 * ne < n)
         {
-            level++;
+            ne *= 2;
         }
 
-        int padded = 32 << level;
-        int rows = 4 * rowsPerThread * (Wkv7TileThreads / 32);
+        int lanes = 8;
+        if (lanesPerRow == 16 && rowsPerThread == 2 && ne <= 4)
+        {
+            ne = Math.Max(ne, 2);
+            lanes = 16;
+        }
+
+        int padded = 32 * ne;
+        int rows = 32 / lanes * rowsPerThread * (Wkv7TileThreads / 32);
         int chunk = padded <= 128 ? 16 : 8;
         uint shared = (uint)(2 * chunk * ((5 * padded) + rows) * sizeof(float));
-        return (level, rowsPerThread, (uint)(heads * ((n + rows - 1) / rows)), chunk, shared);
+        return ((ne, rowsPerThread, lanes), (uint)(heads * ((n + rows - 1) / rows)), chunk, shared);
     }
 
     public void Wkv7(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor state, Tensor y)

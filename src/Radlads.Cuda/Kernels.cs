@@ -65,7 +65,7 @@ internal sealed class Kernels
         Wkv7 = library.Function("rwkv7.cu", "wkv7_f32");
         Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
         Wkv7Rows = library.Function("rwkv7.cu", "wkv7_rows_f32");
-        Wkv7Tile = [.. new[] { 1, 2 }.Select(r => new[] { 1, 2, 4, 8 }.Select(ne => library.Function("rwkv7.cu", $"wkv7_tile_f32_ne{ne}_r{r}")).ToArray())];
+        Wkv7Tile = CudaOps.Wkv7TileKernels.ToDictionary(x => x, x => library.Function("rwkv7.cu", $"wkv7_tile_f32_ne{x.Ne}_r{x.Rows}_l{x.Lanes}"));
         Sample = library.Function("sampling.cu", "sample_f32");
         SampleScan = library.Function("sampling.cu", "sample_scan_f32");
         SampleFinish = library.Function("sampling.cu", "sample_finish_f32");
@@ -76,7 +76,7 @@ internal sealed class Kernels
         device.Driver.SetFunctionAttribute(Wkv6, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
         device.Driver.SetFunctionAttribute(Wkv7, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
         // The tiled prefill scan double-buffers 16 tokens of five vectors: 86 KB at head dim 128.
-        foreach (var f in Wkv7Tile.SelectMany(x => x))
+        foreach (var f in Wkv7Tile.Values)
         {
             device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
         }
@@ -213,11 +213,8 @@ internal sealed class Kernels
     /// <summary>Wkv7 for T &gt; 1: the decode kernel's warp per value row looped over the tokens, H·N warps.</summary>
     public nint Wkv7Rows { get; }
 
-    /// <summary>
-    /// Wkv7 for T &gt; 1, register-tiled (wkv7_tile_f32_ne{NE}_r{R}): [R − 1][log2 NE] for R ∈ {1, 2} rows per thread and
-    /// NE ∈ {1, 2, 4, 8} keys per virtual lane (head dim ≤ 32·NE).
-    /// </summary>
-    public nint[][] Wkv7Tile { get; }
+    /// <summary>Wkv7 for T &gt; 1, register-tiled: wkv7_tile_f32_ne{NE}_r{R}_l{L} by (NE, R, L), see CudaOps.Wkv7TileGeometry.</summary>
+    public Dictionary<(int Ne, int Rows, int Lanes), nint> Wkv7Tile { get; }
 
     public nint Sample { get; }
 

@@ -5,7 +5,7 @@ using Radlads.Tests.Models;
 namespace Radlads.Tests.Ops;
 
 /// <summary>
-/// Wkv7 prefill (T &gt; 1: <c>wkv7_tile_f32</c> with 1 and 2 rows per thread, and <c>wkv7_rows_f32</c>, the decode
+/// Wkv7 prefill (T &gt; 1: <c>wkv7_tile_f32</c> with 1 and 2 rows per thread and 8 or 16 lanes a row, and <c>wkv7_rows_f32</c>, the decode
 /// kernel's warp per row looped over the tokens) against T one-token calls (<c>wkv7_decode_f32</c>, what generation
 /// runs): outputs and final state must be bit-identical, so a prompt fed as one prefill leaves exactly the state that
 /// feeding it token by token leaves. Skipped without a GPU.
@@ -89,18 +89,18 @@ public sealed class CudaRecurrenceTests : IDisposable
     [InlineData(2049, 2, 64)]
     public void Wkv7PrefillIsBitIdenticalToDecode(int t, int heads, int n)
     {
-        foreach (var (kernel, rows) in new[] { (Wkv7PrefillKernel.Tile, 2), (Wkv7PrefillKernel.Tile, 1), (Wkv7PrefillKernel.Rows, 2) })
+        var kernels = new[] { (Wkv7PrefillKernel.Tile, 2, 8), (Wkv7PrefillKernel.Tile, 1, 8), (Wkv7PrefillKernel.Tile, 2, 16), (Wkv7PrefillKernel.Rows, 2, 8) };
+        foreach (var (kernel, rows, lanes) in kernels)
         {
-            Backend.Wkv7Prefill = kernel;
-            Backend.Wkv7TileRows = rows;
+            var (defaultKernel, defaultRows, defaultLanes) = (Backend.Wkv7Prefill, Backend.Wkv7TileRows, Backend.Wkv7TileLanes);
+            (Backend.Wkv7Prefill, Backend.Wkv7TileRows, Backend.Wkv7TileLanes) = (kernel, rows, lanes);
             try
             {
-                PrefillAgainstDecode(t, heads, n, $"{kernel} R {rows}");
+                PrefillAgainstDecode(t, heads, n, $"{kernel} R {rows} L {lanes}");
             }
             finally
             {
-                Backend.Wkv7Prefill = Wkv7PrefillKernel.Tile;
-                Backend.Wkv7TileRows = 2;
+                (Backend.Wkv7Prefill, Backend.Wkv7TileRows, Backend.Wkv7TileLanes) = (defaultKernel, defaultRows, defaultLanes);
             }
         }
     }
