@@ -48,6 +48,7 @@ internal sealed class Kernels
         AttentionSplit = library.Function("attention.cu", "attention_split_f32");
         AttentionPrefill = library.Function("attention.cu", "attention_prefill_f32");
         AttentionCombine = library.Function("attention.cu", "attention_combine_f32");
+        AttentionPrefillTc = [.. TensorCoreAttentionHeadDims.Select(n => library.Function("attention.cu", $"attention_prefill_tc_{n}"))];
         TokenShift = library.Function("rwkv6.cu", "token_shift_f32");
         MixShift = library.Function("rwkv6.cu", "mix_shift_f32");
         Rwkv6Ddlerp = library.Function("rwkv6.cu", "rwkv6_ddlerp_f32");
@@ -75,7 +76,13 @@ internal sealed class Kernels
         device.Driver.SetFunctionAttribute(AttentionPrefill, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
     }
 
+    /// <summary>The head dims attention_prefill_tc_N is compiled for (kernels/attention.cu), in the order of <see cref="AttentionPrefillTc"/>.</summary>
+    public static readonly int[] TensorCoreAttentionHeadDims = [16, 32, 64, 128];
+
     public KernelLibrary Library { get; }
+
+    /// <summary>attention_prefill_tc_N for each of <see cref="TensorCoreAttentionHeadDims"/>.</summary>
+    public nint[] AttentionPrefillTc { get; }
 
     public int MaxDynamicShared { get; }
 
