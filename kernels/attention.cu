@@ -494,46 +494,118 @@ __device__ __forceinline__ void mma_bf16_16816(float* d, const u32* a, u32 b0, u
 #endif
 }
 
+// 16 bytes global → shared without registers (cp.async.cg, sm_80+; both 16-byte aligned); before sm_80 (and under the
+// emulator) a plain copy. Completed by copy_async_wait_one/all (then a __syncthreads()).
+__device__ __forceinline__ void copy_async_16(void* dst, const void* src)
+{
+#if __CUDA_ARCH__ >= 800
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+#else
+    *(uint4*)dst = *(const uint4*)src;
+#endif
+}
+
+// Waits until at most one committed group of this thread's copies is still in flight (the newest).
+__device__ __forceinline__ void copy_async_wait_one()
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group 1;" ::: "memory");
+#endif
+}
+
 #define TC_ROWS 64 // query rows per block: 4 warps × 16
 #define TC_KEYS 64 // keys per shared-memory tile
 #define TC_VT_STRIDE (TC_KEYS / 2 + 4) // words per row of the transposed V tile (64 keys + 8 bf16 of padding)
 
+// The bf16 operands of attention_prefill_tc, made once per call: kb [keys_padded][W/2] words (K's rows, two adjacent
+// columns a word, low half first) and vtb [W][keys_padded/2] words (V transposed: row = KV column, two adjacent keys a
+// word), W = KVH·N, keys_padded = ⌈keys / 64⌉·64; keys past `keys` are 0 (the tiles read whole). Item e fills K word e
+// and V word e; a warp's 32 V items are 8 columns × 4 key pairs (32-byte pieces read, 16-byte pieces written).
+extern "C" __global__ void attention_kv_to_bf16(const float* k_cache, const float* v_cache, int keys, int keys_padded, int w,
+    u32* kb, u32* vtb)
+{
+    pdl_begin();
+    int half_w = w / 2, pairs = keys_padded / 2;
+    GRID_STRIDE(e, (i64)keys_padded * half_w)
+    {
+        i64 key = e / half_w;
+        int col = (int)(e % half_w) * 2;
+        float2 k = make_float2(0.f, 0.f);
+        if (key < keys) k = *(const float2*)(k_cache + key * w + col);
+        kb[e] = pack_bf16x2(k.x, k.y);
+
+        int l = (int)(e & 31);
+        i64 b = e >> 5;
+        i64 kp = (b % (pairs / 4)) * 4 + (l & 3);
+        i64 c = (b / (pairs / 4)) * 8 + (l >> 2);
+        i64 k0 = 2 * kp;
+        float v0 = k0 < keys ? v_cache[k0 * w + c] : 0.f;
+        float v1 = k0 + 1 < keys ? v_cache[(k0 + 1) * w + c] : 0.f;
+        vtb[c * pairs + kp] = pack_bf16x2(v0, v1);
+    }
+}
+
 // Prefill (T > 1) flash-attention-2 style on tensor cores: grid (heads, ⌈T / 64⌉), four warps, head dim N a multiple
 // of 16. A block takes 64 query rows of one query head (warp w: rows 16w … 16w + 15, its Q fragments in registers,
-// rounded to bf16) and walks the causal keys in tiles of 64, staged in shared memory as bf16 by the whole block
-// (plain fp32 loads, rounded while stored): K row-major [64][N + 8] (B of S = Q·Kᵀ is K's rows: two adjacent dims
-// per 32-bit load), V transposed [N][64 + 8] (B of O = P·V needs two adjacent keys of one dim per register). The
-// paddings make the fragment loads conflict-free (row strides of 4 mod 32 words). Per tile a warp computes its
-// 16×64 scores (S in fp32), masks keys past each row's position on the tiles that reach past the warp's first row,
-// and updates the online softmax in fp32 in the log2 domain (row max m, per-thread partial row sums l, O rescaled by
-// 2^(m_old − m_new)); P is rounded to bf16 from the S registers directly as the A fragments of P·V. At the end the
-// quad (4 lanes of a row) adds its partial sums and O is scaled by 1/l in fp32. Tiles past the warp's last row are
-// skipped (the warp still helps to stage them); rows past the last token compute on zero queries and are not
-// written. The y index of the grid is reversed so the longest (last) row blocks start first; consecutive blocks
-// are the query heads of one row block, so a KV head's tiles are read by its query heads at about the same time
-// (from L2). q, y [T, H·N]; caches [S, KVH·N], row t at position start + t. 16-byte aligned q, caches and rows
-// (the host checks). Dynamic shared memory: (64·(N/2 + 4) + N·36) words.
+// rounded to bf16) and walks the causal keys in tiles of 64, copied (cp.async, double-buffered: tile i + 1 is in
+// flight while tile i is used) from the bf16 operands of attention_kv_to_bf16 into shared memory: K row-major
+// [64][N + 8] (B of S = Q·Kᵀ is K's rows: two adjacent dims per 32-bit load), V transposed [N][64 + 8] (B of O = P·V
+// needs two adjacent keys of one dim per register). The paddings make the fragment loads conflict-free (row strides
+// of 4 mod 32 words). Per tile a warp computes its 16×64 scores (fp32), masks keys past each row's position on the
+// tiles that reach past the warp's first row, and updates the online softmax in fp32 in the log2 domain (row max m,
+// per-thread partial row sums l, O rescaled by 2^(m_old − m_new)); P is rounded to bf16 from the S registers
+// directly as the A fragments of P·V. At the end the quad (4 lanes of a row) adds its partial sums and O is scaled
+// by 1/l in fp32. Tiles past the warp's last row are skipped (the warp still copies its share); rows past the last
+// token compute on zero queries and are not written. The y index of the grid is reversed so the longest (last) row
+// blocks start first; consecutive blocks are the query heads of one row block, so a KV head's tiles are read by its
+// query heads at about the same time (from L2). q, y [T, H·N] (16-byte aligned), row t at position start + t;
+// kb, vtb as attention_kv_to_bf16 made them for ≥ start + T keys (keys_padded of them).
+// Dynamic shared memory: 2 · (64·(N/2 + 4) + N·36) words.
 template <int N>
-__device__ __forceinline__ void attention_prefill_tc(const float* q, const float* k_cache, const float* v_cache, int tokens,
+__device__ __forceinline__ void attention_prefill_tc(const float* q, const u32* kb, const u32* vtb, int keys_padded, int tokens,
     int heads, int kv_heads, int start, float scale, float* y)
 {
     pdl_begin();
     extern __shared__ float shared[];
     const int ks_stride = N / 2 + 4; // words per K row
-    u32* ks = (u32*)shared;          // [64][N/2 + 4]
-    u32* vt = ks + TC_KEYS * ks_stride; // [N][36]
+    const int stage_words = TC_KEYS * ks_stride + N * TC_VT_STRIDE;
     int h = blockIdx.x;
     int first = (gridDim.y - 1 - blockIdx.y) * TC_ROWS;
     int kvh = h / (heads / kv_heads);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int g = lane >> 2, c = lane & 3;
     i64 width = (i64)heads * N;
-    i64 kv_width = (i64)kv_heads * N;
+    i64 kb_width = (i64)kv_heads * N / 2; // words per kb row
+    int pairs = keys_padded / 2;         // words per vtb row
     int rows = min(TC_ROWS, tokens - first);
     // The warp's rows g and g + 8 of this thread: block rows 16·warp + g (+ 8), at positions p0 and p0 + 8.
     int r0 = warp * 16 + g;
     int p0 = start + first + r0;
     const float scale2 = scale * 1.4426950408889634f; // scores in the log2 domain: e^(s·scale) = 2^(s·scale2)
+
+    // Tile `tile` into stage `buffer`: K rows (N/8 chunks of 16 bytes each), V rows (8 chunks each), one commit group.
+    auto stage = [&](int tile, int buffer) {
+        u32* ks = (u32*)shared + buffer * stage_words;
+        u32* vt = ks + TC_KEYS * ks_stride;
+        for (int e = threadIdx.x; e < TC_KEYS * (N / 8); e += blockDim.x)
+        {
+            int j = e / (N / 8), x = e % (N / 8);
+            copy_async_16(ks + j * ks_stride + 4 * x, kb + (i64)(tile + j) * kb_width + (i64)kvh * (N / 2) + 4 * x);
+        }
+
+        for (int e = threadIdx.x; e < N * 8; e += blockDim.x)
+        {
+            int d = e >> 3, x = e & 7;
+            copy_async_16(vt + d * TC_VT_STRIDE + 4 * x, vtb + (i64)(kvh * N + d) * pairs + tile / 2 + 4 * x);
+        }
+
+        copy_async_commit();
+    };
+
+    // Keys 0 … start + first + rows − 1 are seen by some row of the block.
+    int keys = start + first + rows;
+    stage(0, 0);
 
     u32 qa[N / 16][4];
 #pragma unroll
@@ -559,119 +631,103 @@ __device__ __forceinline__ void attention_prefill_tc(const float* q, const float
     float m0 = neg_infinity(), m1 = neg_infinity(); // running row max (log2 domain) of rows r0 and r0 + 8
     float l0 = 0.f, l1 = 0.f;                       // this thread's partial row sums
 
-    // Keys 0 … start + first + rows − 1 are seen by some row of the block; the warp's rows see keys ≤ its last
-    // position, and no key past its first position needs no mask.
-    int keys = start + first + rows;
+    // The warp's rows see keys ≤ its last position, and keys up to its first position need no mask.
     int warp_first = start + first + warp * 16, warp_last = warp_first + 15;
-    for (int tile = 0; tile < keys; tile += TC_KEYS)
+    int tiles = (keys + TC_KEYS - 1) / TC_KEYS;
+    for (int i = 0; i < tiles; i++)
     {
-        __syncthreads(); // the previous tile is consumed
-        // K tile: one float4 (two packed words) of a key row per item, N/4 items a row.
-        for (int e = threadIdx.x; e < TC_KEYS * (N / 4); e += blockDim.x)
-        {
-            int j = e / (N / 4), i4 = e % (N / 4);
-            int key = tile + j;
-            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (key < keys) v = *(const float4*)(k_cache + (i64)key * kv_width + (i64)kvh * N + 4 * i4);
-            *(uint2*)(ks + j * ks_stride + 2 * i4) = make_uint2(pack_bf16x2(v.x, v.y), pack_bf16x2(v.z, v.w));
-        }
-
-        // V tile, transposed: item (key pair kp, dim d) packs V[2kp][d], V[2kp + 1][d]. A warp's 32 items are 8 dims ×
-        // 4 key pairs, so its stores hit 32 different banks (row stride 36 words) and its loads read 32-byte pieces.
-        for (int e = threadIdx.x; e < (TC_KEYS / 2) * N; e += blockDim.x)
-        {
-            int l = e & 31, b = e >> 5;
-            int kp = (b & 7) * 4 + (l & 3);
-            int d = (b >> 3) * 8 + (l >> 2);
-            int key = tile + 2 * kp;
-            const float* vp = v_cache + (i64)key * kv_width + (i64)kvh * N + d;
-            float v0 = key < keys ? vp[0] : 0.f;
-            float v1 = key + 1 < keys ? vp[kv_width] : 0.f;
-            vt[d * TC_VT_STRIDE + kp] = pack_bf16x2(v0, v1);
-        }
-
+        int tile = i * TC_KEYS;
+        // The next tile's copies go out (an empty group after the last), then this tile's are waited for.
+        if (i + 1 < tiles) stage(tile + TC_KEYS, (i + 1) & 1);
+        else copy_async_commit();
+        copy_async_wait_one();
         __syncthreads();
-        if (tile > warp_last) continue; // every key of the tile is in the future of the warp's rows (warp-uniform)
-
-        float s[TC_KEYS / 8][4];
-#pragma unroll
-        for (int j = 0; j < TC_KEYS / 8; j++)
+        const u32* ks = (const u32*)shared + (i & 1) * stage_words;
+        const u32* vt = ks + TC_KEYS * ks_stride;
+        if (tile <= warp_last) // else every key of the tile is in the future of the warp's rows (warp-uniform)
         {
-            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-            const u32* kr = ks + (8 * j + g) * ks_stride + c;
+            float s[TC_KEYS / 8][4];
 #pragma unroll
-            for (int kk = 0; kk < N / 16; kk++) mma_bf16_16816(s[j], qa[kk], kr[8 * kk], kr[8 * kk + 4]);
-        }
-
-        bool masked = tile + TC_KEYS - 1 > warp_first;
-        float top0 = neg_infinity(), top1 = neg_infinity();
-#pragma unroll
-        for (int j = 0; j < TC_KEYS / 8; j++)
-        {
-#pragma unroll
-            for (int e = 0; e < 2; e++)
+            for (int j = 0; j < TC_KEYS / 8; j++)
             {
-                int key = tile + 8 * j + 2 * c + e;
-                float a = s[j][e] * scale2, b = s[j][2 + e] * scale2;
-                if (masked)
-                {
-                    if (key > p0) a = neg_infinity();
-                    if (key > p0 + 8) b = neg_infinity();
-                }
+                s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+                const u32* kr = ks + (8 * j + g) * ks_stride + c;
+#pragma unroll
+                for (int kk = 0; kk < N / 16; kk++) mma_bf16_16816(s[j], qa[kk], kr[8 * kk], kr[8 * kk + 4]);
+            }
 
-                s[j][e] = a;
-                s[j][2 + e] = b;
-                top0 = fmaxf(top0, a);
-                top1 = fmaxf(top1, b);
+            bool masked = tile + TC_KEYS - 1 > warp_first;
+            float top0 = neg_infinity(), top1 = neg_infinity();
+#pragma unroll
+            for (int j = 0; j < TC_KEYS / 8; j++)
+            {
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                {
+                    int key = tile + 8 * j + 2 * c + e;
+                    float a = s[j][e] * scale2, b = s[j][2 + e] * scale2;
+                    if (masked)
+                    {
+                        if (key > p0) a = neg_infinity();
+                        if (key > p0 + 8) b = neg_infinity();
+                    }
+
+                    s[j][e] = a;
+                    s[j][2 + e] = b;
+                    top0 = fmaxf(top0, a);
+                    top1 = fmaxf(top1, b);
+                }
+            }
+
+            // The quad's lanes hold the other columns of the same two rows.
+#pragma unroll
+            for (int x = 1; x < 4; x <<= 1)
+            {
+                top0 = fmaxf(top0, __shfl_xor_sync(0xffffffffu, top0, x));
+                top1 = fmaxf(top1, __shfl_xor_sync(0xffffffffu, top1, x));
+            }
+
+            // Key 0 is in every row's first tile, so the maxima are finite from then on (a row whose keys in this
+            // tile are all masked keeps its max: correction 1, p = 0).
+            float next0 = fmaxf(m0, top0), next1 = fmaxf(m1, top1);
+            float corr0 = exp2f(m0 - next0), corr1 = exp2f(m1 - next1);
+            m0 = next0;
+            m1 = next1;
+            l0 *= corr0;
+            l1 *= corr1;
+#pragma unroll
+            for (int j = 0; j < N / 8; j++)
+            {
+                o[j][0] *= corr0;
+                o[j][1] *= corr0;
+                o[j][2] *= corr1;
+                o[j][3] *= corr1;
+            }
+
+            // P = 2^(s − m) in fp32, summed in fp32, rounded to bf16 as the A fragments of P·V: keys 16kk … 16kk + 15
+            // are score tiles 2kk (regs 0, 1) and 2kk + 1 (regs 2, 3).
+            u32 pa[TC_KEYS / 16][4];
+#pragma unroll
+            for (int j = 0; j < TC_KEYS / 8; j++)
+            {
+                float a0 = exp2f(s[j][0] - m0), a1 = exp2f(s[j][1] - m0);
+                float b0 = exp2f(s[j][2] - m1), b1 = exp2f(s[j][3] - m1);
+                l0 += a0 + a1;
+                l1 += b0 + b1;
+                pa[j / 2][2 * (j & 1)] = pack_bf16x2(a0, a1);
+                pa[j / 2][2 * (j & 1) + 1] = pack_bf16x2(b0, b1);
+            }
+
+#pragma unroll
+            for (int j = 0; j < N / 8; j++)
+            {
+                const u32* vr = vt + (8 * j + g) * TC_VT_STRIDE + c;
+#pragma unroll
+                for (int kk = 0; kk < TC_KEYS / 16; kk++) mma_bf16_16816(o[j], pa[kk], vr[8 * kk], vr[8 * kk + 4]);
             }
         }
 
-        // The quad's lanes hold the other columns of the same two rows.
-#pragma unroll
-        for (int x = 1; x < 4; x <<= 1)
-        {
-            top0 = fmaxf(top0, __shfl_xor_sync(0xffffffffu, top0, x));
-            top1 = fmaxf(top1, __shfl_xor_sync(0xffffffffu, top1, x));
-        }
-
-        // Key 0 is in every row's first tile, so the maxima are finite from then on (a row whose keys in this tile
-        // are all masked keeps its max: correction 1, p = 0).
-        float next0 = fmaxf(m0, top0), next1 = fmaxf(m1, top1);
-        float corr0 = exp2f(m0 - next0), corr1 = exp2f(m1 - next1);
-        m0 = next0;
-        m1 = next1;
-        l0 *= corr0;
-        l1 *= corr1;
-#pragma unroll
-        for (int j = 0; j < N / 8; j++)
-        {
-            o[j][0] *= corr0;
-            o[j][1] *= corr0;
-            o[j][2] *= corr1;
-            o[j][3] *= corr1;
-        }
-
-        // P = 2^(s − m) in fp32, summed in fp32, rounded to bf16 as the A fragments of P·V: keys 16kk … 16kk + 15
-        // are score tiles 2kk (regs 0, 1) and 2kk + 1 (regs 2, 3).
-        u32 pa[TC_KEYS / 16][4];
-#pragma unroll
-        for (int j = 0; j < TC_KEYS / 8; j++)
-        {
-            float a0 = exp2f(s[j][0] - m0), a1 = exp2f(s[j][1] - m0);
-            float b0 = exp2f(s[j][2] - m1), b1 = exp2f(s[j][3] - m1);
-            l0 += a0 + a1;
-            l1 += b0 + b1;
-            pa[j / 2][2 * (j & 1)] = pack_bf16x2(a0, a1);
-            pa[j / 2][2 * (j & 1) + 1] = pack_bf16x2(b0, b1);
-        }
-
-#pragma unroll
-        for (int j = 0; j < N / 8; j++)
-        {
-            const u32* vr = vt + (8 * j + g) * TC_VT_STRIDE + c;
-#pragma unroll
-            for (int kk = 0; kk < TC_KEYS / 16; kk++) mma_bf16_16816(o[j], pa[kk], vr[8 * kk], vr[8 * kk + 4]);
-        }
+        __syncthreads(); // this stage is consumed before the next iteration's copies overwrite it
     }
 
 #pragma unroll
@@ -696,10 +752,10 @@ __device__ __forceinline__ void attention_prefill_tc(const float* q, const float
 
 // One entry point per supported head dim (the host picks by N; others run attention_prefill_f32).
 #define ATTENTION_PREFILL_TC(n)                                                                                              \
-    extern "C" __global__ void __launch_bounds__(128) attention_prefill_tc_##n(const float* q, const float* k_cache,       \
-        const float* v_cache, int tokens, int heads, int kv_heads, int start, float scale, float* y)                          \
+    extern "C" __global__ void __launch_bounds__(128) attention_prefill_tc_##n(const float* q, const u32* kb, const u32* vtb, \
+        int keys_padded, int tokens, int heads, int kv_heads, int start, float scale, float* y)                              \
     {                                                                                                                        \
-        attention_prefill_tc<n>(q, k_cache, v_cache, tokens, heads, kv_heads, start, scale, y);                              \
+        attention_prefill_tc<n>(q, kb, vtb, keys_padded, tokens, heads, kv_heads, start, scale, y);                          \
     }
 ATTENTION_PREFILL_TC(16)
 ATTENTION_PREFILL_TC(32)

@@ -1,10 +1,12 @@
-// attention_prefill_tc_{16,32,64,128} (kernels/attention.cu) under emu.h (see run-attention-tc.sh): the host's launch
-// geometry (grid (heads, ⌈T/64⌉), 128 threads, its dynamic shared memory) against float64 causal attention of the
+// attention_kv_to_bf16 + attention_prefill_tc_{16,32,64,128} (kernels/attention.cu) under emu.h (see
+// run-attention-tc.sh): the host's launch geometry (the conversion's grid-stride loop, then grid (heads, ⌈T/64⌉),
+// 128 threads, two stages of dynamic shared memory) against float64 causal attention of the
 // unrounded fp32 inputs, over T = 1 … 130, cache offsets 0 and > 0, GQA groups 1, 2 and 7, several heads. y is
 // NaN-poisoned (every element of the T rows must be written) with one sentinel row past the last token (must stay
 // untouched); the caches have spare rows of large values past start + T (must be ignored).
 #include "emu.h"
 #include <random>
+#include <string>
 struct float2 { float x, y; };
 struct float4 { float x, y, z, w; };
 struct uint2 { unsigned x, y; };
@@ -32,13 +34,21 @@ void run(int t, int start, int heads, int kv_heads, int n)
     std::vector<float> y((size_t)(t + 1) * width, NAN);
     for (size_t i = (size_t)t * width; i < y.size(); i++) y[i] = 12345.f; // the row past the last token
     float scale = 1.f / std::sqrt((float)n);
+    // The host (CudaOps.Attention): K and V to bf16 (grid-stride, 256 threads; a few blocks here), then the attention.
+    int padded = (length + 63) / 64 * 64;
+    std::vector<unsigned> kb((size_t)padded * kv_width / 2, 0xffffffffu), vtb((size_t)kv_width * padded / 2, 0xffffffffu);
+    long items = (long)padded * (kv_width / 2);
+    launch([&] { at::attention_kv_to_bf16(k.data(), v.data(), length, padded, kv_width, kb.data(), vtb.data()); },
+        (unsigned)std::min(3L, (items + 255) / 256), 1, 256, 0);
+    for (size_t i = 0; i < kb.size(); i++)
+        if (kb[i] == 0xffffffffu || vtb[i] == 0xffffffffu) { if (failures++ < 10) printf("FAIL T=%d N=%d: bf16 word %zu not written\n", t, n, i); return; }
     unsigned blocks = (unsigned)((t + 63) / 64);
-    size_t shared = (64 * (n / 2 + 4) + n * 36) * 4;
+    size_t shared = 2 * (64 * (n / 2 + 4) + n * 36) * 4;
     launch([&] {
-        if (n == 16) at::attention_prefill_tc_16(q.data(), k.data(), v.data(), t, heads, kv_heads, start, scale, y.data());
-        else if (n == 32) at::attention_prefill_tc_32(q.data(), k.data(), v.data(), t, heads, kv_heads, start, scale, y.data());
-        else if (n == 64) at::attention_prefill_tc_64(q.data(), k.data(), v.data(), t, heads, kv_heads, start, scale, y.data());
-        else at::attention_prefill_tc_128(q.data(), k.data(), v.data(), t, heads, kv_heads, start, scale, y.data());
+        if (n == 16) at::attention_prefill_tc_16(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data());
+        else if (n == 32) at::attention_prefill_tc_32(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data());
+        else if (n == 64) at::attention_prefill_tc_64(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data());
+        else at::attention_prefill_tc_128(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data());
     }, (unsigned)heads, blocks, 128, shared);
     cases++;
     int groups = heads / kv_heads;
@@ -78,8 +88,17 @@ void run(int t, int start, int heads, int kv_heads, int n)
     worst = std::max(worst, case_worst);
 }
 
-int main()
+int main(int argc, char** argv)
 {
+    if (argc > 1 && std::string(argv[1]) == "quick") // a few shapes (for checking that a broken kernel fails)
+    {
+        run(70, 5, 7, 1, 64);
+        run(65, 63, 2, 1, 128);
+        printf("quick: %d cases, %d failures, worst %.3g\n", cases, failures, worst);
+        return failures ? 1 : 0;
+    }
+
+
     // Every T from 1 to 130 at N = 64 (GQA 7, a cache offset), then the tile edges at both model head dims, GQA 1/2/7,
     // offsets 0, 1, 63 and 70 (not tile multiples), and the small head dims (the golden fixtures' N = 16).
     for (int t = 1; t <= 130; t++) run(t, 5, 7, 1, 64);

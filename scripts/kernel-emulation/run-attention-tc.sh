@@ -4,10 +4,10 @@
 # (mma_bf16_16816) is replaced by emu.h's warp-level emulation of the PTX fragment layout; the bf16 rounding
 # (pack_bf16x2) runs its integer fallback (nearest even), as the device's cvt.rn.bf16x2.f32 rounds. Logic and
 # indexing only: no GPU memory model, no speed. Other edits as run.sh: `extern "C"` dropped, the dynamic shared
-# array bound to the emulator's buffer.
+# array bound to the emulator's buffer. About 5 minutes on 2 cores; `run-attention-tc.sh quick` runs two shapes.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-kernels="$here/../../kernels"
+kernels="${RADLADS_KERNEL_DIR:-$here/../../kernels}" # another folder: e.g. a deliberately broken copy
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python3 - "$kernels" "$work" <<'PY'
@@ -29,4 +29,4 @@ open(f"{work}/attention.inc", "w").write(s)
 PY
 cp "$here/emu.h" "$here/attention_tc_test.cpp" "$work/"
 g++ -std=c++20 -O1 -pthread -w -I"$work" "$work/attention_tc_test.cpp" -o "$work/attention_tc_test"
-"$work/attention_tc_test"
+"$work/attention_tc_test" "$@" # "quick": a few shapes

@@ -134,7 +134,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// tensor-core kernel (with 16-byte aligned tensors, as every allocation of this backend is).
     /// </summary>
     internal bool TakesTensorCoreAttention(int tokens, int headDim) =>
-        tokens > 1 && AttentionTensorCores && Device.ComputeMajor >= 8 && Kernels.TensorCoreAttentionHeadDims.Contains(headDim);
+        tokens > 1 && AttentionTensorCores && Device.ComputeMajor >= 8 && Kernels.TensorCoreAttentionHeadDims.Contains(headDim)
+        && Kernels.TensorCoreAttentionSharedWords(headDim) * sizeof(uint) <= Kernels.MaxDynamicShared;
 
     /// <summary>cuBLASLt for the prefill GEMMs, or null (<see cref="GemmStatus"/> says why).</summary>
     internal CudaGemm? Gemm { get; }

@@ -70,10 +70,18 @@ internal sealed unsafe partial class CudaOps
         int start = 0;
         if (TensorCoreAttention(tokens, headDim, P(q), pk, pv, P(y)) is int tc)
         {
-            // Tensor cores: 64 query rows per block, keys and values staged as bf16 in tiles of 64.
+            // Tensor cores: K and V of the keys this call sees rounded to bf16 once (V transposed, padded to whole tiles
+            // of 64 keys), then 64 query rows per block against double-buffered tiles of 64 keys.
+            int keys = startPosition + tokens;
+            int padded = (keys + 63) / 64 * 64;
+            using var kb = backend.AllocateUninitialized(padded, kvWidth / 2);
+            using var vtb = backend.AllocateUninitialized(kvWidth, padded / 2);
+            ulong pkb = P(kb), pvtb = P(vtb);
+            void** c = stackalloc void*[] { &pk, &pv, &keys, &padded, &kvWidth, &pkb, &pvtb };
+            Elementwise(K.AttentionKvToBf16, "attention_kv_to_bf16", (long)padded * (kvWidth / 2), c);
             int slice = 0;
-            void** f = stackalloc void*[] { &pq, &pk, &pv, &slice, &heads, &kvHeads, &start, &scale, &py };
-            uint shared = (uint)(((64 * ((headDim / 2) + 4)) + (headDim * 36)) * sizeof(uint));
+            void** f = stackalloc void*[] { &pq, &pkb, &pvtb, &padded, &slice, &heads, &kvHeads, &start, &scale, &py };
+            uint shared = (uint)(Kernels.TensorCoreAttentionSharedWords(headDim) * sizeof(uint));
             // gridDim.y is at most 65535 blocks of 64 rows: longer prefills go in slices.
             const int SliceRows = 65535 * 64;
             for (int first = 0; first < tokens; first += SliceRows)

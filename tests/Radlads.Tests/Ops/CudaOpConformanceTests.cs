@@ -16,11 +16,19 @@ public sealed class CudaOpConformanceTests() : OpConformanceTests(() => new Cuda
             ? (Tolerances.Bf16AttentionRelative, Tolerances.Bf16AttentionAbsolute)
             : base.AttentionTolerance(tokens, headDim);
 
+    // The models' shapes on the tensor cores: 0.5B (14 heads, 2 KV heads, N = 64), 7B (28/4, N = 128), after a prompt.
+    [Theory]
+    [InlineData(128, 0, 28, 4, 128)]
+    [InlineData(200, 37, 28, 4, 128)]
+    [InlineData(130, 64, 14, 2, 64)]
+    public void AttentionAtModelShapes(int t, int start, int heads, int kvHeads, int n) => CheckAttention(t, start, heads, kvHeads, n);
+
     // RADLADS_ATTENTION_TC=0's path: the fp32 prefill kernel at shapes the tensor cores would otherwise take.
     [Theory]
-    [InlineData(65, 70, 14, 2, 64)]
+    [InlineData(65, 70, 4, 2, 64)]
     [InlineData(130, 3, 7, 1, 128)]
     [InlineData(17, 5, 4, 2, 32)]
+    [InlineData(128, 0, 28, 4, 128)]
     public void AttentionWithTensorCoresOff(int t, int start, int heads, int kvHeads, int n)
     {
         var backend = (CudaBackend)Backend;

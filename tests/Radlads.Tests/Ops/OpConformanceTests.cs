@@ -372,14 +372,13 @@ public abstract partial class OpConformanceTests : IDisposable
     [InlineData(20, 3, 14, 2, 40)]
     [InlineData(100, 0, 1, 1, 16)]
     [InlineData(33, 40, 2, 1, 128)]
-    // CUDA's tensor-core prefill (64 query rows per block, key tiles of 64; head dims 16, 32, 64, 128): the model
-    // shapes (0.5B: 14 heads, 2 KV heads, N = 64; 7B: 28/4, N = 128; GQA 7), row blocks and key tiles ±1, cache offsets
-    // inside a tile and a whole tile.
-    [InlineData(65, 70, 14, 2, 64)]
+    // CUDA's tensor-core prefill (64 query rows per block, key tiles of 64; head dims 16, 32, 64, 128): the models'
+    // head dims and GQA 7, row blocks and key tiles ±1, cache offsets inside a tile and a whole tile (the full model
+    // shapes are in CudaOpConformanceTests: they take ILGPU's CPU simulator half a minute).
+    [InlineData(65, 70, 4, 2, 64)]
     [InlineData(130, 3, 7, 1, 128)]
-    [InlineData(128, 0, 28, 4, 128)]
     [InlineData(63, 64, 7, 1, 64)]
-    [InlineData(129, 1, 4, 4, 64)]
+    [InlineData(129, 1, 2, 2, 64)]
     public void Attention(int t, int start, int heads, int kvHeads, int n) => CheckAttention(t, start, heads, kvHeads, n);
 
     /// <summary>The tolerance of Attention (relative, absolute) at this shape on this backend: fp32 unless overridden.</summary>
