@@ -132,7 +132,8 @@ internal sealed unsafe partial class CudaOps
     /// The index into <see cref="Kernels.AttentionPrefillTc"/> when a prefill of <paramref name="tokens"/> rows at head
     /// dim <paramref name="headDim"/> runs on the tensor cores (bf16 operands): the backend has them on
     /// (<see cref="CudaBackend.AttentionTensorCores"/>, sm_80+), the head dim has a kernel and every pointer is 16-byte
-    /// aligned (the kernel's float4 loads); else null and the fp32 kernel runs.
+    /// aligned (the kernels' float2 loads and stores need 8; every allocation of this backend gives 256, and row views
+    /// of q and y move by multiples of 64 bytes at these head dims); else null and the fp32 kernel runs.
     /// </summary>
     internal int? TensorCoreAttention(int tokens, int headDim, ulong pq, ulong pk, ulong pv, ulong py)
     {
