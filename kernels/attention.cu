@@ -461,3 +461,303 @@ extern "C" __global__ void __launch_bounds__(128) attention_prefill_f32(const fl
         }
     }
 }
+
+// ---- Prefill on tensor cores (sm_80+): bf16 operands, fp32 accumulation ----
+// Fragment layouts of mma.m16n8k16.row.col (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"),
+// lane = 4·g + c: A (16×16) regs {A[g][2c,2c+1], A[g+8][2c,2c+1], A[g][2c+8,2c+9], A[g+8][2c+8,2c+9]}; B (16×8)
+// regs {B[2c,2c+1][g], B[2c+8,2c+9][g]}; C/D (16×8 f32) {C[g][2c], C[g][2c+1], C[g+8][2c], C[g+8][2c+1]}. Each 32-bit
+// register packs two bf16, the lower column (A) or row (B) in the low half.
+
+// Two floats rounded to bf16 (nearest even) and packed: lo in the low half, hi in the high half.
+__device__ __forceinline__ u32 pack_bf16x2(float lo, float hi)
+{
+#if __CUDA_ARCH__ >= 800
+    u32 r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); // the first source goes to the upper half
+    return r;
+#else
+    // The same rounding in integer arithmetic (the emulator runs this; the host never launches the bf16 kernels here).
+    u32 a = __float_as_uint(lo), b = __float_as_uint(hi);
+    a = (a & 0x7fffffffu) > 0x7f800000u ? (a >> 16) | 0x40u : (a + 0x7fffu + ((a >> 16) & 1u)) >> 16;
+    b = (b & 0x7fffffffu) > 0x7f800000u ? (b >> 16) | 0x40u : (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+    return (a & 0xffffu) | (b << 16);
+#endif
+}
+
+// d (16×8, f32) += a (16×16, bf16) · b (16×8, bf16), warp-wide, fragments as above.
+__device__ __forceinline__ void mma_bf16_16816(float* d, const u32* a, u32 b0, u32 b1)
+{
+#if __CUDA_ARCH__ >= 800
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// 16 bytes global → shared without registers (cp.async.cg, sm_80+; both 16-byte aligned); before sm_80 (and under the
+// emulator) a plain copy. Completed by copy_async_wait_one/all (then a __syncthreads()).
+__device__ __forceinline__ void copy_async_16(void* dst, const void* src)
+{
+#if __CUDA_ARCH__ >= 800
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+#else
+    *(uint4*)dst = *(const uint4*)src;
+#endif
+}
+
+// Waits until at most one committed group of this thread's copies is still in flight (the newest).
+__device__ __forceinline__ void copy_async_wait_one()
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group 1;" ::: "memory");
+#endif
+}
+
+#define TC_ROWS 64 // query rows per block: 4 warps × 16
+#define TC_KEYS 64 // keys per shared-memory tile
+#define TC_VT_STRIDE (TC_KEYS / 2 + 4) // words per row of the transposed V tile (64 keys + 8 bf16 of padding)
+
+// The bf16 operands of attention_prefill_tc, made once per call: kb [keys_padded][W/2] words (K's rows, two adjacent
+// columns a word, low half first) and vtb [W][keys_padded/2] words (V transposed: row = KV column, two adjacent keys a
+// word), W = KVH·N, keys_padded = ⌈keys / 64⌉·64; keys past `keys` are 0 (the tiles read whole). Item e fills K word e
+// and V word e; a warp's 32 V items are 8 columns × 4 key pairs (32-byte pieces read, 16-byte pieces written).
+extern "C" __global__ void attention_kv_to_bf16(const float* k_cache, const float* v_cache, int keys, int keys_padded, int w,
+    u32* kb, u32* vtb)
+{
+    pdl_begin();
+    int half_w = w / 2, pairs = keys_padded / 2;
+    GRID_STRIDE(e, (i64)keys_padded * half_w)
+    {
+        i64 key = e / half_w;
+        int col = (int)(e % half_w) * 2;
+        float2 k = make_float2(0.f, 0.f);
+        if (key < keys) k = *(const float2*)(k_cache + key * w + col);
+        kb[e] = pack_bf16x2(k.x, k.y);
+
+        int l = (int)(e & 31);
+        i64 b = e >> 5;
+        i64 kp = (b % (pairs / 4)) * 4 + (l & 3);
+        i64 c = (b / (pairs / 4)) * 8 + (l >> 2);
+        i64 k0 = 2 * kp;
+        float v0 = k0 < keys ? v_cache[k0 * w + c] : 0.f;
+        float v1 = k0 + 1 < keys ? v_cache[(k0 + 1) * w + c] : 0.f;
+        vtb[c * pairs + kp] = pack_bf16x2(v0, v1);
+    }
+}
+
+// Prefill (T > 1) flash-attention-2 style on tensor cores: grid (heads, ⌈T / 64⌉), four warps, head dim N a multiple
+// of 16. A block takes 64 query rows of one query head (warp w: rows 16w … 16w + 15, its Q fragments in registers,
+// rounded to bf16) and walks the causal keys in tiles of 64, copied (cp.async, double-buffered: tile i + 1 is in
+// flight while tile i is used) from the bf16 operands of attention_kv_to_bf16 into shared memory: K row-major
+// [64][N + 8] (B of S = Q·Kᵀ is K's rows: two adjacent dims per 32-bit load), V transposed [N][64 + 8] (B of O = P·V
+// needs two adjacent keys of one dim per register). The paddings make the fragment loads conflict-free (row strides
+// of 4 mod 32 words). Per tile a warp computes its 16×64 scores (fp32), masks keys past each row's position on the
+// tiles that reach past the warp's first row, and updates the online softmax in fp32 in the log2 domain (row max m,
+// per-thread partial row sums l, O rescaled by 2^(m_old − m_new)); P is rounded to bf16 from the S registers
+// directly as the A fragments of P·V. At the end the quad (4 lanes of a row) adds its partial sums and O is scaled
+// by 1/l in fp32. Tiles past the warp's last row are skipped (the warp still copies its share); rows past the last
+// token compute on zero queries and are not written. The y index of the grid is reversed so the longest (last) row
+// blocks start first; consecutive blocks are the query heads of one row block, so a KV head's tiles are read by its
+// query heads at about the same time (from L2). q, y [T, H·N] (16-byte aligned), row t at position start + t;
+// kb, vtb as attention_kv_to_bf16 made them for ≥ start + T keys (keys_padded of them).
+// Dynamic shared memory: 2 · (64·(N/2 + 4) + N·36) words.
+template <int N>
+__device__ __forceinline__ void attention_prefill_tc(const float* q, const u32* kb, const u32* vtb, int keys_padded, int tokens,
+    int heads, int kv_heads, int start, float scale, float* y)
+{
+    pdl_begin();
+    extern __shared__ float shared[];
+    const int ks_stride = N / 2 + 4; // words per K row
+    const int stage_words = TC_KEYS * ks_stride + N * TC_VT_STRIDE;
+    int h = blockIdx.x;
+    int first = (gridDim.y - 1 - blockIdx.y) * TC_ROWS;
+    int kvh = h / (heads / kv_heads);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int g = lane >> 2, c = lane & 3;
+    i64 width = (i64)heads * N;
+    i64 kb_width = (i64)kv_heads * N / 2; // words per kb row
+    int pairs = keys_padded / 2;         // words per vtb row
+    int rows = min(TC_ROWS, tokens - first);
+    // The warp's rows g and g + 8 of this thread: block rows 16·warp + g (+ 8), at positions p0 and p0 + 8.
+    int r0 = warp * 16 + g;
+    int p0 = start + first + r0;
+    const float scale2 = scale * 1.4426950408889634f; // scores in the log2 domain: e^(s·scale) = 2^(s·scale2)
+
+    // Tile `tile` into stage `buffer`: K rows (N/8 chunks of 16 bytes each), V rows (8 chunks each), one commit group.
+    auto stage = [&](int tile, int buffer) {
+        u32* ks = (u32*)shared + buffer * stage_words;
+        u32* vt = ks + TC_KEYS * ks_stride;
+        for (int e = threadIdx.x; e < TC_KEYS * (N / 8); e += blockDim.x)
+        {
+            int j = e / (N / 8), x = e % (N / 8);
+            copy_async_16(ks + j * ks_stride + 4 * x, kb + (i64)(tile + j) * kb_width + (i64)kvh * (N / 2) + 4 * x);
+        }
+
+        for (int e = threadIdx.x; e < N * 8; e += blockDim.x)
+        {
+            int d = e >> 3, x = e & 7;
+            copy_async_16(vt + d * TC_VT_STRIDE + 4 * x, vtb + (i64)(kvh * N + d) * pairs + tile / 2 + 4 * x);
+        }
+
+        copy_async_commit();
+    };
+
+    // Keys 0 … start + first + rows − 1 are seen by some row of the block.
+    int keys = start + first + rows;
+    stage(0, 0);
+
+    u32 qa[N / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < N / 16; kk++)
+    {
+#pragma unroll
+        for (int half = 0; half < 2; half++) // half 0: dims 16kk + 2c (+1); half 1: dims 16kk + 8 + 2c (+1)
+        {
+#pragma unroll
+            for (int up = 0; up < 2; up++) // up 0: row r0, up 1: row r0 + 8
+            {
+                int r = r0 + 8 * up;
+                float2 v = make_float2(0.f, 0.f);
+                if (r < rows) v = *(const float2*)(q + (i64)(first + r) * width + (i64)h * N + 16 * kk + 8 * half + 2 * c);
+                qa[kk][2 * half + up] = pack_bf16x2(v.x, v.y);
+            }
+        }
+    }
+
+    float o[N / 8][4];
+#pragma unroll
+    for (int j = 0; j < N / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    float m0 = neg_infinity(), m1 = neg_infinity(); // running row max (log2 domain) of rows r0 and r0 + 8
+    float l0 = 0.f, l1 = 0.f;                       // this thread's partial row sums
+
+    // The warp's rows see keys ≤ its last position, and keys up to its first position need no mask.
+    int warp_first = start + first + warp * 16, warp_last = warp_first + 15;
+    int tiles = (keys + TC_KEYS - 1) / TC_KEYS;
+    for (int i = 0; i < tiles; i++)
+    {
+        int tile = i * TC_KEYS;
+        // The next tile's copies go out (an empty group after the last), then this tile's are waited for.
+        if (i + 1 < tiles) stage(tile + TC_KEYS, (i + 1) & 1);
+        else copy_async_commit();
+        copy_async_wait_one();
+        __syncthreads();
+        const u32* ks = (const u32*)shared + (i & 1) * stage_words;
+        const u32* vt = ks + TC_KEYS * ks_stride;
+        if (tile <= warp_last) // else every key of the tile is in the future of the warp's rows (warp-uniform)
+        {
+            float s[TC_KEYS / 8][4];
+#pragma unroll
+            for (int j = 0; j < TC_KEYS / 8; j++)
+            {
+                s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+                const u32* kr = ks + (8 * j + g) * ks_stride + c;
+#pragma unroll
+                for (int kk = 0; kk < N / 16; kk++) mma_bf16_16816(s[j], qa[kk], kr[8 * kk], kr[8 * kk + 4]);
+            }
+
+            bool masked = tile + TC_KEYS - 1 > warp_first;
+            float top0 = neg_infinity(), top1 = neg_infinity();
+#pragma unroll
+            for (int j = 0; j < TC_KEYS / 8; j++)
+            {
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                {
+                    int key = tile + 8 * j + 2 * c + e;
+                    float a = s[j][e] * scale2, b = s[j][2 + e] * scale2;
+                    if (masked)
+                    {
+                        if (key > p0) a = neg_infinity();
+                        if (key > p0 + 8) b = neg_infinity();
+                    }
+
+                    s[j][e] = a;
+                    s[j][2 + e] = b;
+                    top0 = fmaxf(top0, a);
+                    top1 = fmaxf(top1, b);
+                }
+            }
+
+            // The quad's lanes hold the other columns of the same two rows.
+#pragma unroll
+            for (int x = 1; x < 4; x <<= 1)
+            {
+                top0 = fmaxf(top0, __shfl_xor_sync(0xffffffffu, top0, x));
+                top1 = fmaxf(top1, __shfl_xor_sync(0xffffffffu, top1, x));
+            }
+
+            // Key 0 is in every row's first tile, so the maxima are finite from then on (a row whose keys in this
+            // tile are all masked keeps its max: correction 1, p = 0).
+            float next0 = fmaxf(m0, top0), next1 = fmaxf(m1, top1);
+            float corr0 = exp2f(m0 - next0), corr1 = exp2f(m1 - next1);
+            m0 = next0;
+            m1 = next1;
+            l0 *= corr0;
+            l1 *= corr1;
+#pragma unroll
+            for (int j = 0; j < N / 8; j++)
+            {
+                o[j][0] *= corr0;
+                o[j][1] *= corr0;
+                o[j][2] *= corr1;
+                o[j][3] *= corr1;
+            }
+
+            // P = 2^(s − m) in fp32, summed in fp32, rounded to bf16 as the A fragments of P·V: keys 16kk … 16kk + 15
+            // are score tiles 2kk (regs 0, 1) and 2kk + 1 (regs 2, 3).
+            u32 pa[TC_KEYS / 16][4];
+#pragma unroll
+            for (int j = 0; j < TC_KEYS / 8; j++)
+            {
+                float a0 = exp2f(s[j][0] - m0), a1 = exp2f(s[j][1] - m0);
+                float b0 = exp2f(s[j][2] - m1), b1 = exp2f(s[j][3] - m1);
+                l0 += a0 + a1;
+                l1 += b0 + b1;
+                pa[j / 2][2 * (j & 1)] = pack_bf16x2(a0, a1);
+                pa[j / 2][2 * (j & 1) + 1] = pack_bf16x2(b0, b1);
+            }
+
+#pragma unroll
+            for (int j = 0; j < N / 8; j++)
+            {
+                const u32* vr = vt + (8 * j + g) * TC_VT_STRIDE + c;
+#pragma unroll
+                for (int kk = 0; kk < TC_KEYS / 16; kk++) mma_bf16_16816(o[j], pa[kk], vr[8 * kk], vr[8 * kk + 4]);
+            }
+        }
+
+        __syncthreads(); // this stage is consumed before the next iteration's copies overwrite it
+    }
+
+#pragma unroll
+    for (int x = 1; x < 4; x <<= 1)
+    {
+        l0 += __shfl_xor_sync(0xffffffffu, l0, x);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, x);
+    }
+
+    float inv0 = 1.f / l0, inv1 = 1.f / l1;
+#pragma unroll
+    for (int up = 0; up < 2; up++)
+    {
+        int r = r0 + 8 * up;
+        if (r >= rows) continue;
+        float inv = up ? inv1 : inv0;
+        float* yr = y + (i64)(first + r) * width + (i64)h * N + 2 * c;
+#pragma unroll
+        for (int j = 0; j < N / 8; j++) *(float2*)(yr + 8 * j) = make_float2(o[j][2 * up] * inv, o[j][2 * up + 1] * inv);
+    }
+}
+
+// One entry point per supported head dim (the host picks by N; others run attention_prefill_f32).
+#define ATTENTION_PREFILL_TC(n)                                                                                              \
+    extern "C" __global__ void __launch_bounds__(128) attention_prefill_tc_##n(const float* q, const u32* kb, const u32* vtb, \
+        int keys_padded, int tokens, int heads, int kv_heads, int start, float scale, float* y)                              \
+    {                                                                                                                        \
+        attention_prefill_tc<n>(q, kb, vtb, keys_padded, tokens, heads, kv_heads, start, scale, y);                          \
+    }
+ATTENTION_PREFILL_TC(16)
+ATTENTION_PREFILL_TC(32)
+ATTENTION_PREFILL_TC(64)
+ATTENTION_PREFILL_TC(128)

@@ -71,3 +71,38 @@ inline void launch(std::function<void()> kernel, unsigned gx, unsigned gy, unsig
             for (auto& th : threads) th.join();
         }
 }
+
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 for one warp (kernels/attention.cu's mma_bf16_16816 is replaced
+// by a call to this): each lane deposits its fragment registers, the warp meets, each lane rebuilds the whole A (16×16)
+// and B (16×8) from all 32 lanes' registers by the PTX ISA layout ("Matrix Fragments for mma.m16n8k16 with floating
+// point type"; lane = 4g + c: A a_i at row g (+8 for i = 2, 3, 6, 7), column 2c + (i & 1) (+8 for i ≥ 4); B b_i at
+// row 2c + (i & 1) (+8 for i ≥ 2), column g; D d_i at row g (+8 for i ≥ 2), column 2c + (i & 1); a_i in register
+// i / 2, odd i in the high half), the warp meets again, and each lane computes its four D elements (the exact bf16
+// products summed in double, rounded to fp32 with C added).
+inline unsigned emu_mma_frag[64][32][6];
+inline float emu_bf16(unsigned w, int high) { unsigned b = high ? (w & 0xffff0000u) : (w << 16); float f; memcpy(&f, &b, 4); return f; }
+inline void emu_mma_bf16_16816(float* d, const unsigned* a, unsigned b0, unsigned b1)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    auto& f = emu_mma_frag[warp];
+    for (int i = 0; i < 4; i++) f[lane][i] = a[i];
+    f[lane][4] = b0;
+    f[lane][5] = b1;
+    warp_barriers[warp]->arrive_and_wait();
+    float A[16][16], B[16][8];
+    for (int l = 0; l < 32; l++)
+    {
+        int g = l >> 2, c = l & 3;
+        for (int i = 0; i < 8; i++) A[g + ((i & 2) ? 8 : 0)][2 * c + (i & 1) + (i >= 4 ? 8 : 0)] = emu_bf16(f[l][i >> 1], i & 1);
+        for (int i = 0; i < 4; i++) B[2 * c + (i & 1) + (i >= 2 ? 8 : 0)][g] = emu_bf16(f[l][4 + (i >> 1)], i & 1);
+    }
+    warp_barriers[warp]->arrive_and_wait();
+    int g = lane >> 2, c = lane & 3;
+    for (int i = 0; i < 4; i++)
+    {
+        int row = g + (i >= 2 ? 8 : 0), col = 2 * c + (i & 1);
+        double sum = 0;
+        for (int k = 0; k < 16; k++) sum += (double)A[row][k] * B[k][col];
+        d[i] = (float)(sum + d[i]);
+    }
+}

@@ -98,6 +98,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
                 };
             }
 
+            AttentionTensorCores = Device.ComputeMajor >= 8 && Environment.GetEnvironmentVariable("RADLADS_ATTENTION_TC") != "0";
             ProgrammaticLaunch = Device.ComputeMajor >= 9 && Device.Driver.HasLaunchEx && Environment.GetEnvironmentVariable("RADLADS_CUDA_PDL") != "0";
         }
         catch (CudaUnavailableException e)
@@ -164,6 +165,22 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// every 0.5B/7B matrix, so two rows is the crossover.
     /// </summary>
     public const int DefaultGemmMinRows = 2;
+
+    /// <summary>
+    /// Whether prefill attention (T &gt; 1) runs on the tensor cores (attention_prefill_tc_N: Q, K, V and the softmax
+    /// probabilities rounded to bf16, fp32 accumulation and softmax) where the head dim has a kernel (16, 32, 64, 128)
+    /// and the device has bf16 mma (sm_80+); otherwise, and when false, the fp32 kernel runs. Default on from sm_80;
+    /// RADLADS_ATTENTION_TC=0 turns it off (A/B timings, fallback). Setting it on a device before sm_80 has no effect.
+    /// </summary>
+    public bool AttentionTensorCores { get; set; }
+
+    /// <summary>
+    /// Whether Attention over <paramref name="tokens"/> query rows at head dim <paramref name="headDim"/> takes the
+    /// tensor-core kernel (with 16-byte aligned tensors, as every allocation of this backend is).
+    /// </summary>
+    internal bool TakesTensorCoreAttention(int tokens, int headDim) =>
+        tokens > 1 && AttentionTensorCores && Device.ComputeMajor >= 8 && Kernels.TensorCoreAttentionHeadDims.Contains(headDim)
+        && Kernels.TensorCoreAttentionSharedWords(headDim) * sizeof(uint) <= Kernels.MaxDynamicShared;
 
     /// <summary>cuBLASLt for the prefill GEMMs, or null (<see cref="GemmStatus"/> says why).</summary>
     internal CudaGemm? Gemm { get; }

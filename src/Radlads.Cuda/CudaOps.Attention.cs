@@ -68,6 +68,34 @@ internal sealed unsafe partial class CudaOps
         }
 
         int start = 0;
+        if (TensorCoreAttention(tokens, headDim, P(q), pk, pv, P(y)) is int tc)
+        {
+            // Tensor cores: K and V of the keys this call sees rounded to bf16 once (V transposed, padded to whole tiles
+            // of 64 keys), then 64 query rows per block against double-buffered tiles of 64 keys.
+            int keys = startPosition + tokens;
+            int padded = (keys + 63) / 64 * 64;
+            using var kb = backend.AllocateUninitialized(padded, kvWidth / 2);
+            using var vtb = backend.AllocateUninitialized(kvWidth, padded / 2);
+            ulong pkb = P(kb), pvtb = P(vtb);
+            void** c = stackalloc void*[] { &pk, &pv, &keys, &padded, &kvWidth, &pkb, &pvtb };
+            Elementwise(K.AttentionKvToBf16, "attention_kv_to_bf16", (long)padded * (kvWidth / 2), c);
+            int slice = 0;
+            void** f = stackalloc void*[] { &pq, &pkb, &pvtb, &padded, &slice, &heads, &kvHeads, &start, &scale, &py };
+            uint shared = (uint)(Kernels.TensorCoreAttentionSharedWords(headDim) * sizeof(uint));
+            // gridDim.y is at most 65535 blocks of 64 rows: longer prefills go in slices.
+            const int SliceRows = 65535 * 64;
+            for (int first = 0; first < tokens; first += SliceRows)
+            {
+                slice = Math.Min(SliceRows, tokens - first);
+                pq = P(q) + ((ulong)first * (ulong)width * sizeof(float));
+                py = P(y) + ((ulong)first * (ulong)width * sizeof(float));
+                start = startPosition + first;
+                backend.Launch(K.AttentionPrefillTc[tc], "attention_prefill_tc", (uint)heads, (uint)((slice + 63) / 64), 128, shared, f);
+            }
+
+            return;
+        }
+
         long prefillShared = ((16L * headDim) + (32L * (headDim + 1)) + (32L * headDim)) * sizeof(float);
         if (prefillShared <= K.MaxDynamicShared)
         {
@@ -98,6 +126,19 @@ internal sealed unsafe partial class CudaOps
             start = startPosition + first;
             backend.Launch(K.Attention, "attention_f32", (uint)heads, (uint)rows, 128, 0, a);
         }
+    }
+
+    /// <summary>
+    /// The index into <see cref="Kernels.AttentionPrefillTc"/> when a prefill of <paramref name="tokens"/> rows at head
+    /// dim <paramref name="headDim"/> runs on the tensor cores (bf16 operands): the backend has them on
+    /// (<see cref="CudaBackend.AttentionTensorCores"/>, sm_80+), the head dim has a kernel and every pointer is 16-byte
+    /// aligned (the kernels' float2 loads and stores need 8; every allocation of this backend gives 256, and row views
+    /// of q and y move by multiples of 64 bytes at these head dims); else null and the fp32 kernel runs.
+    /// </summary>
+    internal int? TensorCoreAttention(int tokens, int headDim, ulong pq, ulong pk, ulong pv, ulong py)
+    {
+        bool aligned = ((pq | pk | pv | py) & 15) == 0;
+        return backend.TakesTensorCoreAttention(tokens, headDim) && aligned ? Array.IndexOf(Kernels.TensorCoreAttentionHeadDims, headDim) : null;
     }
 
     public void AppendKv(Tensor k, Tensor v, Tensor kCache, Tensor vCache, int position)

@@ -51,6 +51,8 @@ internal sealed class Kernels
         AttentionSplit = library.Function("attention.cu", "attention_split_f32");
         AttentionPrefill = library.Function("attention.cu", "attention_prefill_f32");
         AttentionCombine = library.Function("attention.cu", "attention_combine_f32");
+        AttentionPrefillTc = [.. TensorCoreAttentionHeadDims.Select(n => library.Function("attention.cu", $"attention_prefill_tc_{n}"))];
+        AttentionKvToBf16 = library.Function("attention.cu", "attention_kv_to_bf16");
         TokenShift = library.Function("rwkv6.cu", "token_shift_f32");
         MixShift = library.Function("rwkv6.cu", "mix_shift_f32");
         Rwkv6Ddlerp = library.Function("rwkv6.cu", "rwkv6_ddlerp_f32");
@@ -83,9 +85,33 @@ internal sealed class Kernels
 
         // Prefill attention stages 16 query rows and 32 keys and values: 82 KB at head dim 256.
         device.Driver.SetFunctionAttribute(AttentionPrefill, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+        // The tensor-core prefill double-buffers its tiles: 70 KB at head dim 128 (past the 48 KB default).
+        for (int i = 0; i < AttentionPrefillTc.Length; i++)
+        {
+            int bytes = TensorCoreAttentionSharedWords(TensorCoreAttentionHeadDims[i]) * sizeof(uint);
+            if (bytes <= MaxDynamicShared)
+            {
+                device.Driver.SetFunctionAttribute(AttentionPrefillTc[i], FunctionAttribute.MaxDynamicSharedSizeBytes, bytes);
+            }
+        }
     }
 
+    /// <summary>The head dims attention_prefill_tc_N is compiled for (kernels/attention.cu), in the order of <see cref="AttentionPrefillTc"/>.</summary>
+    public static readonly int[] TensorCoreAttentionHeadDims = [16, 32, 64, 128];
+
     public KernelLibrary Library { get; }
+
+    /// <summary>attention_prefill_tc_N for each of <see cref="TensorCoreAttentionHeadDims"/>.</summary>
+    public nint[] AttentionPrefillTc { get; }
+
+    /// <summary>attention_kv_to_bf16: the bf16 K and transposed V that attention_prefill_tc_N reads.</summary>
+    public nint AttentionKvToBf16 { get; }
+
+    /// <summary>
+    /// Dynamic shared memory of attention_prefill_tc_N in 32-bit words: two stages of a K tile [64][N/2 + 4] and a
+    /// transposed V tile [N][36] (kernels/attention.cu).
+    /// </summary>
+    public static int TensorCoreAttentionSharedWords(int headDim) => 2 * ((64 * ((headDim / 2) + 4)) + (headDim * 36));
 
     public int MaxDynamicShared { get; }
 

@@ -226,7 +226,24 @@ public static class Tolerances
     /// six fixtures (3 layers, hidden 64, random weights): 0.0031 (qwen2-tied) to 0.0154 (rwkv6-rope) × max |logit|;
     /// the bound is ~3× the worst. Prefill == decode comparisons on that path use this bound instead of
     /// <see cref="ConsistencyRelativeToMax"/>: the two sides no longer compute the same sums (decode's GEMVs keep fp32
-    /// activations).
+    /// activations). On CUDA that path also runs the qwen2 fixtures' prefill attention on the tensor cores (bf16 Q, K, V
+    /// and P; head dim 16), which the CPU emulation does not model: its error per attention output is ~1e-2 of the
+    /// values (<see cref="Bf16AttentionAbsolute"/>), the same order as a bf16 GEMM's.
     /// </summary>
     public const double Bf16GemmLogitsRelativeToMax = 5e-2;
+
+    /// <summary>
+    /// Prefill attention on CUDA's tensor cores (attention_prefill_tc_N: Q, K, V and the softmax probabilities P rounded
+    /// to bf16, fp32 accumulation, online softmax and 1/l in fp32) against float64 attention of the unrounded fp32
+    /// inputs, for the harness's unit-normal q, k, v: |actual − expected| ≤ this + <see cref="Bf16AttentionRelative"/> ·
+    /// |expected|. Each rounding is ≤ 2^−8 relative (<see cref="Bf16UnitRoundoff"/>): V's moves y by ≤ 2^−8 · |v| (the
+    /// relative part), P's by ≤ 2^−8 · max |v_j − y|, and Q's and K's move a score s = q·k/√N by about 2^−8 · √(2/3) ≈ 0.003
+    /// (random-sign, unit-normal q and k; 4σ ≈ 0.013), which moves y by that × |v_j − y| (up to ~4 for few keys). Measured
+    /// under the CPU emulation (scripts/kernel-emulation/run-attention-tc.sh, 189 shapes, T = 1 … 130, N = 16 … 128): worst
+    /// |error| / (1 + |expected|) = 0.0102; the bound is ~3× that. An indexing or masking fault moves y by O(1).
+    /// </summary>
+    public const double Bf16AttentionAbsolute = 1.0 / 32;
+
+    /// <summary>Relative part of <see cref="Bf16AttentionAbsolute"/> (V's own bf16 rounding, 2^−8, with a factor of 4).</summary>
+    public const double Bf16AttentionRelative = 1.0 / 64;
 }

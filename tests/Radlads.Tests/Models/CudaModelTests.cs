@@ -35,7 +35,8 @@ public static class CudaAvailability
 
     /// <summary>
     /// A backend whose MatMuls with bf16 weights all run on cuBLASLt from two rows (<paramref name="gemmLibrary"/>;
-    /// skips when it is absent), or all on the built-in fp32 kernels.
+    /// skips when it is absent) and whose prefill attention takes the tensor cores (bf16 operands) where it can, or
+    /// one that runs both on the built-in fp32 kernels: the bf16 prefill path and the fp32 one, each held to its bound.
     /// </summary>
     public static CudaBackend Backend(bool gemmLibrary)
     {
@@ -48,6 +49,7 @@ public static class CudaAvailability
         }
 
         backend.GemmMinRows = gemmLibrary ? 2 : int.MaxValue;
+        backend.AttentionTensorCores = gemmLibrary && backend.Device.ComputeMajor >= 8;
         return backend;
     }
 }

@@ -95,7 +95,8 @@ public sealed class CudaKernelCompileTests
         try
         {
             string[] gateUp = [.. new[] { "f32", "f16", "bf16" }.SelectMany(d => new[] { 1, 2, 4, 8 }.Select(w => $"gate_up_swiglu_{d}_vec{w}"))];
-            foreach (var (file, names) in new[] { ("rwkv7.cu", new[] { "rwkv7_keys_vres_f32" }), ("matmul.cu", gateUp) })
+            string[] attention = [.. Kernels.TensorCoreAttentionHeadDims.Select(n => $"attention_prefill_tc_{n}"), "attention_kv_to_bf16"];
+            foreach (var (file, names) in new[] { ("rwkv7.cu", new[] { "rwkv7_keys_vres_f32" }), ("matmul.cu", gateUp), ("attention.cu", attention) })
             {
                 var image = KernelCompiler.Compile(arch, file, files[file], [(KernelSources.CommonHeader, header)], KernelLibrary.Options, cache);
                 string text = System.Text.Encoding.Latin1.GetString(image.Image);

@@ -27,6 +27,7 @@ public sealed class CudaStep1Tests
         // fp32 activations throughout, as the CPU reference: cuBLASLt would round the teacher's activations to bf16
         // from two rows (a real run takes that path; its bound is Tolerances.Bf16GemmLogitsRelativeToMax, not this test's).
         backend.GemmMinRows = int.MaxValue;
+        backend.AttentionTensorCores = false; // the teacher's prefill attention in fp32 too (its tensor-core path rounds to bf16)
         return backend;
     }
 
