@@ -191,7 +191,7 @@ void matmulw(int T, int P, int Q)
 {
     auto a = normal((size_t)T * P), b = normal((size_t)T * Q);
     std::vector<float> dw((size_t)P * Q, 1.0f);
-    launch([&] { mm::matmul_backward_weight_f32(a.data(), b.data(), dw.data(), T, P, Q); }, (Q + 63) / 64, (P + 63) / 64, 256, 0);
+    launch([&] { mm::matmul_backward_weight_f32(a.data(), b.data(), dw.data(), T, P, Q, T, nullptr); }, (Q + 63) / 64, (P + 63) / 64, 256, 0);
     std::vector<double> e((size_t)P * Q);
     for (int p = 0; p < P; p++) for (int q = 0; q < Q; q++) { double s = 1; for (int t = 0; t < T; t++) s += (double)a[(size_t)t * P + p] * b[(size_t)t * Q + q]; e[(size_t)p * Q + q] = s; }
     check("matmul dW", e, dw, 1e-5);

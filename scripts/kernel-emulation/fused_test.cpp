@@ -29,7 +29,7 @@ void same(const char* what, const std::vector<float>& e, const std::vector<float
 // Blocks of 64 threads, at most 3 blocks: the grid-stride loops run several rounds on the larger shapes.
 unsigned blocks(i64 n) { return (unsigned)std::min<i64>(3, (n + 63) / 64); }
 
-void rope_expand(int T, int H, int KVH, int N, int start, bool rows, bool expand)
+void rope_expand(int T, int H, int KVH, int N, int start, bool rows, bool expand, bool perKv = false)
 {
     int G = H / KVH, A = H * N, KV = KVH * N;
     float theta = 1e6f;
@@ -59,9 +59,10 @@ void rope_expand(int T, int H, int KVH, int N, int start, bool rows, bool expand
     float* vh = expand ? vh2.data() : nullptr;
     const float* vv = expand ? v.data() : nullptr;
     if (rows) launch([&] { db::rope_expand_rows_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, table, theta); }, blocks(pr), 1, 64, 0);
+    else if (perKv) launch([&] { at::rope_expand_kv_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, start, &offset, theta); }, blocks(pk), 1, 64, 0);
     else launch([&] { at::rope_expand_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, start, &offset, theta); }, blocks(pr), 1, 64, 0);
     char name[160];
-    snprintf(name, sizeof name, "%s T=%d H=%d KVH=%d N=%d start=%d%s", rows ? "rope_expand_rows" : "rope_expand", T, H, KVH, N, start,
+    snprintf(name, sizeof name, "%s T=%d H=%d KVH=%d N=%d start=%d%s", rows ? "rope_expand_rows" : perKv ? "rope_expand_kv" : "rope_expand", T, H, KVH, N, start,
         expand ? "" : " (RoPE only)");
     std::string s = name;
     if (r1 == r)
@@ -151,9 +152,11 @@ int main()
                 {
                     rope_expand(T, hk[0], hk[1], N, start, false, true);
                     rope_expand(T, hk[0], hk[1], N, start, true, true);
+                    rope_expand(T, hk[0], hk[1], N, start, false, true, true);
                 }
     rope_expand(3, 14, 2, 64, 4093, false, false);
     rope_expand(3, 14, 2, 64, 4093, true, false);
+    rope_expand(3, 14, 2, 64, 4093, false, false, true);
     expand_kv(1, 14, 2, 64);
     expand_kv(5, 28, 4, 128);
     scale_multiply(1);

@@ -112,6 +112,10 @@ internal sealed unsafe partial class CudaOps
         Elementwise(K.ScaleMultiply, "scale_multiply_f32", n, args);
     }
 
+    // rope_expand_kv_f32 from this many (token, KV head, pair) threads: enough to fill an H200 (132 SMs × 512) when
+    // each also does its group's query heads; decode (a few hundred) keeps a thread per query head.
+    private const long RopeExpandKvMinThreads = 65536;
+
     public void RopeExpand(Tensor r, Tensor k, Tensor? v, int heads, int kvHeads, int headDim, int startPosition, float theta,
         Tensor? kh, Tensor? vh)
     {
@@ -124,7 +128,15 @@ internal sealed unsafe partial class CudaOps
         // As Rope: a recorded step reads the replay's position from the step buffer.
         ulong offset = backend.PositionOffset(ref startPosition);
         void** a = stackalloc void*[] { &pr, &pk, &pv, &pkh, &pvh, &tokens, &kvHeads, &groups, &headDim, &startPosition, &offset, &theta };
-        Elementwise(K.RopeExpand, "rope_expand_f32", (long)tokens * kvHeads * groups * half, a);
+        long perKvHead = (long)tokens * kvHeads * half;
+        if (perKvHead >= RopeExpandKvMinThreads)
+        {
+            // Prefill: a thread per KV-head pair computes the angle once for its whole group (same bits).
+            Elementwise(K.RopeExpandKv, "rope_expand_kv_f32", perKvHead, a);
+            return;
+        }
+
+        Elementwise(K.RopeExpand, "rope_expand_f32", perKvHead * groups, a);
     }
 
     public void ExpandKv(Tensor k, Tensor v, int heads, int kvHeads, int headDim, Tensor kh, Tensor vh)
