@@ -1,5 +1,6 @@
 // RmsNorm and GroupNorm, both in fp32. y may alias x: every thread writes only elements it read itself, after
-// the reductions that need the whole row or group.
+// the reductions that need the whole row or group. rms_norm_bf16_f32 and add_rms_norm_bf16_f32 also write a bf16 copy
+// of y for the cuBLASLt GEMM that reads it next (prefill: q/k/v, the MLP's gate/up).
 #include "common.cuh"
 
 // Float4 chunks a thread of the vector path keeps in registers: the host picks the block size so that
@@ -10,15 +11,18 @@
 // norm is of the new h. Vector path (C % 4 == 0, rows 16-byte aligned): each thread loads its NORM_VEC float4
 // chunks at once and keeps them in registers, so the row costs one memory latency, not C / threads of them (a
 // decode row of 3,584 took 12.6 µs in the old strided loop on an H200). The sum of squares runs in the same
-// order with and without ADD, so AddRmsNorm equals Add then RmsNorm bit for bit on this backend.
-template <bool ADD>
-__device__ __forceinline__ void rms_norm_vec(float* h, const float* b, const void* w, int w_dtype, float eps, float* y, int c)
+// order with and without ADD, so AddRmsNorm equals Add then RmsNorm bit for bit on this backend. With COPY, yb [T, C]
+// (8-byte aligned rows: C % 4 == 0 and a 256-byte aligned block) also gets bf16(y) as f32_to_bf16 rounds it, one
+// 8-byte store per float4; without it the code is the plain kernel's (COPY is a compile-time constant).
+template <bool ADD, bool COPY>
+__device__ __forceinline__ void rms_norm_vec(float* h, const float* b, const void* w, int w_dtype, float eps, float* y, u16* yb, int c)
 {
     __shared__ float scratch[32];
     int chunks = c >> 2;
     float4* hr = (float4*)(h + (i64)blockIdx.x * c);
     const float4* br = (const float4*)(b + (i64)blockIdx.x * c);
     float4* yr = (float4*)(y + (i64)blockIdx.x * c);
+    uint2* ybr = COPY ? (uint2*)(yb + (i64)blockIdx.x * c) : nullptr;
     // The weights are never written: load them before the wait, so they arrive while the kernel before finishes.
     float4 wv[NORM_VEC];
 #pragma unroll
@@ -68,19 +72,30 @@ __device__ __forceinline__ void rms_norm_vec(float* h, const float* b, const voi
     {
         int i = threadIdx.x + j * blockDim.x;
         if (i < chunks)
-            yr[i] = make_float4((v[j].x * inv) * wv[j].x, (v[j].y * inv) * wv[j].y, (v[j].z * inv) * wv[j].z, (v[j].w * inv) * wv[j].w);
+        {
+            float4 r = make_float4((v[j].x * inv) * wv[j].x, (v[j].y * inv) * wv[j].y, (v[j].z * inv) * wv[j].z, (v[j].w * inv) * wv[j].w);
+            yr[i] = r;
+            if (COPY)
+            {
+                uint2 bits;
+                bits.x = f32_to_bf16_bits(r.x) | (f32_to_bf16_bits(r.y) << 16);
+                bits.y = f32_to_bf16_bits(r.z) | (f32_to_bf16_bits(r.w) << 16);
+                ybr[i] = bits;
+            }
+        }
     }
 }
 
 // Any C and alignment: a strided loop (with ADD, h is written in the first loop and re-read, by the same thread,
-// in the second).
-template <bool ADD>
-__device__ __forceinline__ void rms_norm_any(float* h, const float* b, const void* w, int w_dtype, float eps, float* y, int c)
+// in the second). With COPY, yb [T, C] gets bf16(y) element by element.
+template <bool ADD, bool COPY>
+__device__ __forceinline__ void rms_norm_any(float* h, const float* b, const void* w, int w_dtype, float eps, float* y, u16* yb, int c)
 {
     __shared__ float scratch[32];
     float* hr = h + (i64)blockIdx.x * c;
     const float* br = b + (i64)blockIdx.x * c;
     float* yr = y + (i64)blockIdx.x * c;
+    u16* ybr = COPY ? yb + (i64)blockIdx.x * c : nullptr;
     float sum = 0.f;
     for (int i = threadIdx.x; i < c; i += blockDim.x)
     {
@@ -98,36 +113,50 @@ __device__ __forceinline__ void rms_norm_any(float* h, const float* b, const voi
     float inv = 1.f / sqrtf(sum / c + eps);
     for (int i = threadIdx.x; i < c; i += blockDim.x)
     {
-        yr[i] = (hr[i] * inv) * load_any(w, w_dtype, i);
+        float r = (hr[i] * inv) * load_any(w, w_dtype, i);
+        yr[i] = r;
+        if (COPY) ybr[i] = (u16)f32_to_bf16_bits(r);
+    }
+}
+
+// The body of the four kernels below: vec picks the path (host: CudaOps.NormGeometry).
+template <bool ADD, bool COPY>
+__device__ __forceinline__ void rms_norm_rows(float* h, const float* b, const void* w, int w_dtype, float eps, float* y, u16* yb, int c, int vec)
+{
+    if (vec)
+    {
+        rms_norm_vec<ADD, COPY>(h, b, w, w_dtype, eps, y, yb, c);
+    }
+    else
+    {
+        pdl_begin();
+        rms_norm_any<ADD, COPY>(h, b, w, w_dtype, eps, y, yb, c);
     }
 }
 
 // y may alias x (every thread writes only elements it read itself, after the reduction).
 extern "C" __global__ void rms_norm_f32(const float* x, const void* w, int w_dtype, float eps, float* y, int c, int vec)
 {
-    if (vec)
-    {
-        rms_norm_vec<false>((float*)x, nullptr, w, w_dtype, eps, y, c);
-    }
-    else
-    {
-        pdl_begin();
-        rms_norm_any<false>((float*)x, nullptr, w, w_dtype, eps, y, c);
-    }
+    rms_norm_rows<false, false>((float*)x, nullptr, w, w_dtype, eps, y, nullptr, c, vec);
 }
 
 // h += b, then y = RmsNorm(h): the residual add fused into the next norm. y may alias b, not h.
 extern "C" __global__ void add_rms_norm_f32(float* h, const float* b, const void* w, int w_dtype, float eps, float* y, int c, int vec)
 {
-    if (vec)
-    {
-        rms_norm_vec<true>(h, b, w, w_dtype, eps, y, c);
-    }
-    else
-    {
-        pdl_begin();
-        rms_norm_any<true>(h, b, w, w_dtype, eps, y, c);
-    }
+    rms_norm_rows<true, false>(h, b, w, w_dtype, eps, y, nullptr, c, vec);
+}
+
+// rms_norm_f32 plus yb = bf16(y) [T, C] (prefill, host: CudaOps.RmsNorm): the same fp32 y bit for bit.
+extern "C" __global__ void rms_norm_bf16_f32(const float* x, const void* w, int w_dtype, float eps, float* y, u16* yb, int c, int vec)
+{
+    rms_norm_rows<false, true>((float*)x, nullptr, w, w_dtype, eps, y, yb, c, vec);
+}
+
+// add_rms_norm_f32 plus yb = bf16(y) [T, C] (prefill, host: CudaOps.AddRmsNorm): the same fp32 h and y bit for bit.
+extern "C" __global__ void add_rms_norm_bf16_f32(float* h, const float* b, const void* w, int w_dtype, float eps, float* y, u16* yb, int c,
+    int vec)
+{
+    rms_norm_rows<true, true>(h, b, w, w_dtype, eps, y, yb, c, vec);
 }
 
 // One warp per (row, group) of x [T, G·D]: two passes (mean, then biased variance), fp32.

@@ -2,11 +2,14 @@ namespace Radlads.Cuda;
 
 /// <summary>
 /// A bf16 copy of one fp32 activation, written by the kernel that wrote the activation itself, for the cuBLASLt
-/// MatMul that reads it next (prefill: SwiGLU's output [T, F] before the MLP's down projection, whose own rounding
-/// would read the 4-byte values again). The copy is valid only at the backend entry right after the one that made
-/// it: every op, allocation, upload, copy or replay is an entry (<see cref="Enter"/>), so anything that could have
-/// written the activation in between makes the copy stale, and the next entry after that gives its block back.
-/// Never made while recording a step (a block held past the recording would be one the graph writes).
+/// MatMul that reads it next (prefill: SwiGLU's output [T, F] before the MLP's down projection, the norms' outputs
+/// before q/k/v and gate/up; their own rounding would read the 4-byte values again). The copy is valid only at the
+/// backend entry right after the one that made it: every op, zeroed allocation, upload, copy or replay is an entry
+/// (<see cref="Enter"/>), so anything that could have written the activation in between makes the copy stale, and the
+/// next entry after that gives its block back. Uninitialized allocations write nothing and are not entries (the model
+/// allocates the GEMM's outputs between the norm and the GEMM); one that hands out the block under the copy's source
+/// drops the copy (<see cref="DropBf16CopyOfBlock"/>). Never made while recording a step (a block held past the
+/// recording would be one the graph writes).
 /// </summary>
 public sealed partial class CudaBackend
 {
@@ -56,8 +59,29 @@ public sealed partial class CudaBackend
         return copy;
     }
 
-    /// <summary>Whether an op may make a bf16 copy now (not while recording a step).</summary>
-    internal bool CanKeepBf16Copy => recording is null;
+    /// <summary>
+    /// Whether prefill ops write bf16 copies of their outputs for the next GEMM (default on; RADLADS_BF16_COPIES=0 turns
+    /// it off, for A/B timings: each GEMM then rounds its input itself, the same bits). Tests compare both.
+    /// </summary>
+    internal bool Bf16Copies { get; set; } = Environment.GetEnvironmentVariable("RADLADS_BF16_COPIES") != "0";
+
+    /// <summary>Whether an op may make a bf16 copy now (copies on, not while recording a step).</summary>
+    internal bool CanKeepBf16Copy => Bf16Copies && recording is null;
+
+    /// <summary>Whether a copy is kept now (tests: decode makes none).</summary>
+    internal bool HasBf16Copy => bf16Copy is not null;
+
+    /// <summary>
+    /// Drops the kept copy when its source lies in [<paramref name="start"/>, start + <paramref name="bytes"/>): a block
+    /// just handed out again, so the source tensor was freed and the address now belongs to a new tensor.
+    /// </summary>
+    private void DropBf16CopyOfBlock(ulong start, long bytes)
+    {
+        if (bf16Copy is not null && bf16CopySource >= start && bf16CopySource < start + (ulong)bytes)
+        {
+            DropBf16Copy();
+        }
+    }
 
     private void DropBf16Copy()
     {

@@ -90,15 +90,29 @@ public sealed unsafe partial class CudaBackend
     /// <summary>RADLADS_CUDA_CACHE=0: every activation gets its own cuMemAlloc and a stream wait + cuMemFree (for comparison).</summary>
     private static readonly bool CacheDisabled = Environment.GetEnvironmentVariable("RADLADS_CUDA_CACHE") == "0";
 
-    private CudaTensor Cached(int[] shape, long bytes)
+    /// <summary>
+    /// An fp32 activation from the cache. <paramref name="zeroed"/>: the caller queues a memset on it next, a write, so
+    /// this is an entry (<see cref="Enter"/>). Otherwise nothing is written and the clock of a kept bf16 copy does not
+    /// advance (<see cref="EnterWithoutWrites"/>): the model allocates its scratch between a norm and the q/k/v or
+    /// gate/up GEMM that takes the norm's copy. A block that holds the kept copy's source was given back since the
+    /// copy was made (its tensor freed), so that copy is dropped: no later tensor at that address may take it.
+    /// </summary>
+    private CudaTensor Cached(int[] shape, long bytes, bool zeroed)
     {
-        Enter();
-        if (CacheDisabled && recording is null)
+        if (zeroed)
         {
-            return New(DType.F32, shape, bytes);
+            Enter();
+        }
+        else
+        {
+            EnterWithoutWrites();
         }
 
-        return new CudaTensor(this, Take(SizeClass(bytes), shape), 0, DType.F32, shape, owner: true, cached: true);
+        var tensor = CacheDisabled && recording is null
+            ? New(DType.F32, shape, bytes, entry: false)
+            : new CudaTensor(this, Take(SizeClass(bytes), shape), 0, DType.F32, shape, owner: true, cached: true);
+        DropBf16CopyOfBlock(tensor.Pointer, SizeClass(bytes));
+        return tensor;
     }
 
     private DeviceMemory Take(long size, int[] shape)

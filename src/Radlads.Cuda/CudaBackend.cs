@@ -207,18 +207,27 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     /// <summary>
     /// Binds the device's context to the calling thread; every entry point that may write device memory (ops,
-    /// allocations, uploads, copies, replays) calls it first, and each call counts as one <see cref="Entries"/>.
+    /// zeroed allocations, uploads, copies, replays) calls it first, and each call counts as one <see cref="Entries"/>.
     /// </summary>
     internal void Enter()
     {
-        ObjectDisposedException.ThrowIf(disposed, this);
-        Device.MakeCurrent();
+        EnterWithoutWrites();
         Entries++;
         if (bf16Copy is not null && Entries > bf16CopyEntry + 1)
         {
             // Nobody took the copy at the entry after its producer: it is stale from now on.
             DropBf16Copy();
         }
+    }
+
+    /// <summary>
+    /// <see cref="Enter"/> for an entry point that writes no device memory (an uninitialized allocation): binds the
+    /// context without counting, so a kept bf16 copy stays valid across it.
+    /// </summary>
+    private void EnterWithoutWrites()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        Device.MakeCurrent();
     }
 
     internal void SynchronizeBeforeFree()
@@ -253,7 +262,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             count *= d;
         }
 
-        var tensor = Cached((int[])shape.Clone(), count * sizeof(float));
+        var tensor = Cached((int[])shape.Clone(), count * sizeof(float), zeroed: true);
         if (count > 0)
         {
             Device.Driver.SetAsync(tensor.Pointer, 0, count, Stream);
@@ -271,7 +280,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             count *= d;
         }
 
-        return Cached((int[])shape.Clone(), count * sizeof(float));
+        return Cached((int[])shape.Clone(), count * sizeof(float), zeroed: false);
     }
 
     public Tensor LoadWeight(TensorData data)
@@ -508,9 +517,14 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         }
     }
 
-    private CudaTensor New(DType dtype, int[] shape, long bytes)
+    /// <summary>A tensor with its own allocation; <paramref name="entry"/> false: the caller has entered already.</summary>
+    private CudaTensor New(DType dtype, int[] shape, long bytes, bool entry = true)
     {
-        Enter();
+        if (entry)
+        {
+            Enter();
+        }
+
         try
         {
             return new CudaTensor(this, new DeviceMemory(Device, bytes), 0, dtype, shape, owner: true);

@@ -30,7 +30,11 @@ internal sealed unsafe partial class CudaOps
             && px % 16 == 0 && pg % 16 == 0 && pu % 16 == 0;
         if (!fused)
         {
-            MatMulShared(x, [wGate, wUp], [null, null], [y, upScratch]);
+            // The bf16 copy of x that AddRmsNorm kept (prefill) is taken here, at this op's one entry, and handed to
+            // the GEMMs: the inner call does not enter again (a second entry would make the copy stale), and nothing
+            // it does first (bias widening, allocations) can drop a copy it already holds.
+            using var copy = TakeBf16CopyOf(x);
+            MatMulSharedEntered(x, [wGate, wUp], [null, null], [y, upScratch], copy);
             if (!SwiGluWithBf16Copy(y, upScratch, dtype))
             {
                 SwiGlu(y, upScratch, y);

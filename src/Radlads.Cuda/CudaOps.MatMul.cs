@@ -247,11 +247,32 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// Decode (T = 1) with up to three bf16/f16/f32 weights of one dtype that take 16-byte loads: one launch over
-    /// all their rows (q/k/v, gate/up), so small matrices ride with large ones. Anything else: one MatMul each.
+    /// all their rows (q/k/v, gate/up), so small matrices ride with large ones. Prefill on cuBLASLt: x rounded to bf16
+    /// once for all of them, or the bf16 copy of x that the norm which wrote x kept (<see cref="RmsNorm"/>). Anything
+    /// else: one MatMul each.
     /// </summary>
     public void MatMulShared(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
     {
         backend.Enter();
+        using var copy = TakeBf16CopyOf(x);
+        MatMulSharedEntered(x, weights, biases, outputs, copy);
+    }
+
+    /// <summary>
+    /// The bf16 copy of <paramref name="x"/> kept by the op of the previous entry, taken right after this op's own
+    /// <see cref="CudaBackend.Enter"/> (the caller disposes it). Only at T &gt; 1: decode makes none, and its path
+    /// stays as it was.
+    /// </summary>
+    private CudaTensor? TakeBf16CopyOf(Tensor x) => x.RowCount > 1 ? backend.TakeBf16Copy(C(x)) : null;
+
+    /// <summary>
+    /// <see cref="MatMulShared"/> inside an op that has already entered the backend, with the bf16 copy of x that op
+    /// took (or null). Not an entry of its own: another <see cref="CudaBackend.Enter"/> here would count and make a
+    /// kept copy stale (<see cref="GateUpSwiGlu"/> runs this at prefill).
+    /// </summary>
+    private void MatMulSharedEntered(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs,
+        CudaTensor? copy)
+    {
         int count = weights.Count;
         if (count != biases.Count || count != outputs.Count || count == 0)
         {
@@ -270,7 +291,7 @@ internal sealed unsafe partial class CudaOps
                 && outputs[i].RowCount == 1 && outputs[i].RowLength == w.Shape[0] && w.Shape[0] > 0;
         }
 
-        if (!grouped && x.RowCount >= backend.GemmMinRows && backend.Gemm is not null && SharedGemm(x, weights, biases, outputs))
+        if (!grouped && x.RowCount >= backend.GemmMinRows && backend.Gemm is not null && SharedGemm(x, weights, biases, outputs, copy))
         {
             return;
         }
@@ -314,10 +335,12 @@ internal sealed unsafe partial class CudaOps
     }
 
     /// <summary>
-    /// Several rows with bf16 weights that all take x [T, K] as OutIn: x is rounded to bf16 once for all of them.
-    /// False (nothing queued) when a weight does not qualify or cuBLASLt has no kernel for its shape.
+    /// Several rows with bf16 weights that all take x [T, K] as OutIn: x is rounded to bf16 once for all of them, or
+    /// <paramref name="copy"/> (its bf16 bits, already written) is read instead. False (nothing queued) when a weight
+    /// does not qualify or cuBLASLt has no kernel for its shape.
     /// </summary>
-    private bool SharedGemm(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
+    private bool SharedGemm(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs,
+        CudaTensor? copy)
     {
         int count = weights.Count;
         int k = x.RowLength, t = x.RowCount;
@@ -338,6 +361,6 @@ internal sealed unsafe partial class CudaOps
             ms[i] = w.Shape[0];
         }
 
-        return TryGemm(ws, biases.ToArray(), ys, WeightLayout.OutIn, P(x), t, k, ms);
+        return TryGemm(ws, biases.ToArray(), ys, WeightLayout.OutIn, P(x), t, k, ms, copy?.Pointer ?? 0);
     }
 }

@@ -20,6 +20,8 @@ internal sealed class Kernels
         Embedding = library.Function("embedding.cu", "embedding_f32");
         RmsNorm = library.Function("norms.cu", "rms_norm_f32");
         AddRmsNorm = library.Function("norms.cu", "add_rms_norm_f32");
+        RmsNormBf16 = library.Function("norms.cu", "rms_norm_bf16_f32");
+        AddRmsNormBf16 = library.Function("norms.cu", "add_rms_norm_bf16_f32");
         GroupNorm = library.Function("norms.cu", "group_norm_f32");
         MatMulOutIn = [library.Function("matmul.cu", "matmul_outin_f32"), library.Function("matmul.cu", "matmul_outin_f16"), library.Function("matmul.cu", "matmul_outin_bf16")];
         MatMulInOut = [library.Function("matmul.cu", "matmul_inout_f32"), library.Function("matmul.cu", "matmul_inout_f16"), library.Function("matmul.cu", "matmul_inout_bf16")];
@@ -138,6 +140,12 @@ internal sealed class Kernels
     public nint RmsNorm { get; }
 
     public nint AddRmsNorm { get; }
+
+    /// <summary>rms_norm_f32 that also writes a bf16 copy of y (prefill: the q/k/v cuBLASLt input).</summary>
+    public nint RmsNormBf16 { get; }
+
+    /// <summary>add_rms_norm_f32 that also writes a bf16 copy of y (prefill: the q/k/v or MLP gate/up cuBLASLt input).</summary>
+    public nint AddRmsNormBf16 { get; }
 
     public nint GroupNorm { get; }
 

@@ -271,6 +271,290 @@ public sealed class CudaPrefillBf16Tests : IDisposable
         SameBits(Read(reference), Read(result), "copy taken after a stream wait");
     }
 
+    /// <summary>
+    /// The op of <paramref name="run"/> with the bf16 copies on (as the backend runs by default) or off
+    /// (<see cref="CudaBackend.Bf16Copies"/>: every GEMM rounds its input itself, the path before the copies).
+    /// </summary>
+    private void WithCopies(bool on, Action run)
+    {
+        bool before = Backend.Bf16Copies;
+        Backend.Bf16Copies = on;
+        try
+        {
+            run();
+        }
+        finally
+        {
+            Backend.Bf16Copies = before;
+        }
+    }
+
+    /// <summary>Three uninitialized blocks, as the model allocates the GEMMs' outputs between the norm and the GEMM.</summary>
+    private void ScratchAllocations(int t, int c)
+    {
+        for (int i = 0; i < 3; i++)
+        {
+            Own(Backend.AllocateUninitialized(t, c + i));
+        }
+    }
+
+    /// <summary>q [A, C], k and v [KV, C] bf16 with fp32 biases (Qwen2's q/k/v), as Projections.Project hands them to MatMulShared.</summary>
+    private (Tensor[] Weights, Tensor?[] Biases) Qkv(TestData data, int c, int a, int kv) =>
+        ([Weight(data.Normal(a * c, 1f / MathF.Sqrt(c)), DType.BF16, a, c), Weight(data.Normal(kv * c, 1f / MathF.Sqrt(c)), DType.BF16, kv, c),
+            Weight(data.Normal(kv * c, 1f / MathF.Sqrt(c)), DType.BF16, kv, c)], [In(data.Normal(a), a), In(data.Normal(kv), kv), In(data.Normal(kv), kv)]);
+
+    /// <summary>A norm weight near one (as trained ones are), bf16 as the checkpoints store it, or fp32.</summary>
+    private Tensor NormWeight(TestData data, int c, DType dtype) =>
+        Weight([.. data.Normal(c, 0.2f).Select(v => 1f + v)], dtype, c);
+
+    [Theory]
+    // C = 256 (the vector path, one float4 chunk a thread), 896 (0.5B's width), 250 (C % 4 != 0: the one-element
+    // path); T = 3, 17, 300 and 2 (the threshold); with the model's scratch allocations between the norm and the GEMMs
+    // or without; an fp32 norm weight.
+    [InlineData(3, 256, 256, 64, true, DType.BF16)]
+    [InlineData(17, 256, 256, 64, false, DType.BF16)]
+    [InlineData(300, 256, 256, 64, true, DType.BF16)]
+    [InlineData(3, 896, 896, 128, false, DType.BF16)]
+    [InlineData(17, 896, 896, 128, true, DType.F32)]
+    [InlineData(300, 896, 896, 128, true, DType.BF16)]
+    [InlineData(17, 250, 256, 64, true, DType.BF16)]
+    [InlineData(2, 256, 256, 64, true, DType.BF16)]
+    public void RmsNormsBf16CopyFeedsQkvWithTheSameBits(int t, int c, int a, int kv, bool scratchBetween, DType normDType)
+    {
+        var data = new TestData(110 + t + c);
+        var x = In(data.Normal(t * c, 3f), t, c);
+        var w = NormWeight(data, c, normDType);
+        var (weights, biases) = Qkv(data, c, a, kv);
+        Tensor[] Outputs() => [Out(t, a), Out(t, kv), Out(t, kv)];
+        var y = Out(t, c);
+        var fused = Outputs();
+        var yOff = Out(t, c);
+        var composed = Outputs();
+        long taken = Backend.Bf16CopiesTaken;
+
+        Backend.Ops.RmsNorm(x, w, 1e-6f, y);
+        Assert.True(Backend.HasBf16Copy, "RmsNorm kept no bf16 copy");
+        if (scratchBetween)
+        {
+            ScratchAllocations(t, a);
+        }
+
+        Backend.Ops.MatMulShared(y, weights, biases, fused);
+        Assert.Equal(taken + 1, Backend.Bf16CopiesTaken);
+
+        WithCopies(false, () =>
+        {
+            Backend.Ops.RmsNorm(x, w, 1e-6f, yOff);
+            Assert.False(Backend.HasBf16Copy);
+            Backend.Ops.MatMulShared(yOff, weights, biases, composed);
+        });
+        Assert.Equal(taken + 1, Backend.Bf16CopiesTaken);
+        string what = $"T {t}, C {c}{(scratchBetween ? ", scratch between" : "")}, {normDType} norm weight";
+        SameBits(Read(yOff), Read(y), what + ": y");
+        for (int i = 0; i < 3; i++)
+        {
+            SameBits(Read(composed[i]), Read(fused[i]), what + $": projection {i}");
+        }
+    }
+
+    [Theory]
+    // As the MLP: h += branch, y = RmsNorm(h), then gate/up and SwiGLU (whose own copy feeds the down projection).
+    [InlineData(3, 256, 512, true)]
+    [InlineData(17, 256, 512, false)]
+    [InlineData(300, 256, 512, true)]
+    [InlineData(3, 896, 1024, true)]
+    [InlineData(17, 896, 1024, true)]
+    [InlineData(300, 896, 1024, false)]
+    [InlineData(17, 250, 250, true)]
+    public void AddRmsNormsBf16CopyFeedsGateUpSwiGluWithTheSameBits(int t, int c, int f, bool scratchBetween)
+    {
+        var (_, gate, up, down) = Mlp(t, c, f, 120 + t + c);
+        var data = new TestData(130 + t + c);
+        var h = data.Normal(t * c, 3f);
+        var branch = In(data.Normal(t * c), t, c);
+        var w = NormWeight(data, c, DType.BF16);
+        (Tensor H, Tensor Y, Tensor G, Tensor U, Tensor Down) Run(bool copies)
+        {
+            var ht = In(h, t, c);
+            var (y, g, u, result) = (Out(t, c), Out(t, f), Out(t, f), Out(t, c));
+            WithCopies(copies, () =>
+            {
+                Backend.Ops.AddRmsNorm(ht, branch, w, 1e-6f, y);
+                Assert.Equal(copies, Backend.HasBf16Copy);
+                if (scratchBetween)
+                {
+                    ScratchAllocations(t, f);
+                }
+
+                Backend.Ops.GateUpSwiGlu(y, gate, up, g, u);
+                Backend.Ops.MatMul(g, down, null, result);
+            });
+            return (ht, y, g, u, result);
+        }
+
+        long taken = Backend.Bf16CopiesTaken;
+        var on = Run(true);
+        // Two copies taken: the norm's by gate/up, SwiGLU's by the down projection.
+        Assert.Equal(taken + 2, Backend.Bf16CopiesTaken);
+        var off = Run(false);
+        Assert.Equal(taken + 2, Backend.Bf16CopiesTaken);
+        string what = $"T {t}, C {c}, F {f}{(scratchBetween ? ", scratch between" : "")}";
+        SameBits(Read(off.H), Read(on.H), what + ": h");
+        SameBits(Read(off.Y), Read(on.Y), what + ": y");
+        SameBits(Read(off.G), Read(on.G), what + ": SwiGLU");
+        SameBits(Read(off.U), Read(on.U), what + ": up");
+        SameBits(Read(off.Down), Read(on.Down), what + ": down projection");
+    }
+
+    [Fact]
+    public void ANormsBf16CopyIsNotUsedOnceItsTensorMayHaveChanged()
+    {
+        const int T = 17, C = 256, A = 256, KV = 64;
+        var data = new TestData(140);
+        var x = In(data.Normal(T * C), T, C);
+        var w = NormWeight(data, C, DType.BF16);
+        var (weights, biases) = Qkv(data, C, A, KV);
+        var replacement = data.Normal(T * C);
+        var replacementTensor = In(replacement, T, C);
+        Tensor[] Outputs() => [Out(T, A), Out(T, KV), Out(T, KV)];
+        var normed = Out(T, C);
+        var expectedNormed = Outputs();
+        var expectedReplacement = Outputs();
+        WithCopies(false, () =>
+        {
+            Backend.Ops.RmsNorm(x, w, 1e-6f, normed);
+            Backend.Ops.MatMulShared(normed, weights, biases, expectedNormed);
+            Backend.Ops.MatMulShared(replacementTensor, weights, biases, expectedReplacement);
+        });
+        void Check(Tensor[] expected, Tensor[] actual, string what)
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                SameBits(Read(expected[i]), Read(actual[i]), $"{what}: projection {i}");
+            }
+        }
+
+        var y = Out(T, C);
+        long taken = Backend.Bf16CopiesTaken;
+
+        // A zeroed allocation (a write) between: the copy is stale, the GEMMs round y themselves.
+        var afterAllocation = Outputs();
+        Backend.Ops.RmsNorm(x, w, 1e-6f, y);
+        Own(Backend.Allocate(T, C));
+        Assert.False(Backend.HasBf16Copy);
+        Backend.Ops.MatMulShared(y, weights, biases, afterAllocation);
+        Check(expectedNormed, afterAllocation, "zeroed allocation after RmsNorm");
+
+        // y uploaded, or rewritten by an op, in between: the GEMMs see the new values.
+        var afterUpload = Outputs();
+        Backend.Ops.RmsNorm(x, w, 1e-6f, y);
+        Backend.Upload(replacement, y);
+        Backend.Ops.MatMulShared(y, weights, biases, afterUpload);
+        Check(expectedReplacement, afterUpload, "y uploaded after RmsNorm");
+        var afterOp = Outputs();
+        var h = In(data.Normal(T * C), T, C);
+        Backend.Ops.AddRmsNorm(h, x, w, 1e-6f, y);
+        Backend.Ops.Scale(replacementTensor, 1f, y);
+        Backend.Ops.MatMulShared(y, weights, biases, afterOp);
+        Check(expectedReplacement, afterOp, "y rewritten by Scale after AddRmsNorm");
+
+        // Another x right after the norm is not the copy's; nor is a GateUpSwiGlu of another x.
+        var other = Outputs();
+        Backend.Ops.RmsNorm(x, w, 1e-6f, y);
+        Backend.Ops.MatMulShared(replacementTensor, weights, biases, other);
+        Check(expectedReplacement, other, "another x after RmsNorm");
+        Assert.Equal(taken, Backend.Bf16CopiesTaken);
+
+        // The norm's output freed and its block handed out again: the copy is dropped with it.
+        var freed = (CudaTensor)Backend.AllocateUninitialized(T, C);
+        ulong address = freed.Pointer;
+        Backend.Ops.RmsNorm(x, w, 1e-6f, freed);
+        Assert.True(Backend.HasBf16Copy);
+        freed.Dispose();
+        var again = (CudaTensor)Own(Backend.AllocateUninitialized(T, C));
+        Assert.Equal(address, again.Pointer);
+        Assert.False(Backend.HasBf16Copy);
+        Backend.Ops.MatMulShared(again, weights, biases, Outputs());
+        Assert.Equal(taken, Backend.Bf16CopiesTaken);
+
+        // A wait between the two writes nothing: the copy is taken.
+        var afterWait = Outputs();
+        Backend.Ops.RmsNorm(x, w, 1e-6f, y);
+        Backend.Synchronize();
+        Backend.Ops.MatMulShared(y, weights, biases, afterWait);
+        Assert.Equal(taken + 1, Backend.Bf16CopiesTaken);
+        Check(expectedNormed, afterWait, "copy taken after a stream wait");
+    }
+
+    [Fact]
+    public void DecodeNormsMakeNoBf16Copy()
+    {
+        const int C = 256, F = 512;
+        var (x, gate, up, _) = Mlp(1, C, F, 150);
+        var data = new TestData(151);
+        var w = NormWeight(data, C, DType.BF16);
+        var (weights, biases) = Qkv(data, C, C, 64);
+        var hValues = data.Normal(C);
+        (Tensor Y, Tensor H, Tensor[] Qkv, Tensor G) Run(bool copies)
+        {
+            var (y, h, qkv, g) = (Out(1, C), In(hValues, 1, C), new[] { Out(1, C), Out(1, 64), Out(1, 64) }, Out(1, F));
+            WithCopies(copies, () =>
+            {
+                Backend.Ops.RmsNorm(x, w, 1e-6f, y);
+                Assert.False(Backend.HasBf16Copy);
+                Backend.Ops.MatMulShared(y, weights, biases, qkv);
+                Backend.Ops.AddRmsNorm(h, x, w, 1e-6f, y);
+                Assert.False(Backend.HasBf16Copy);
+                Backend.Ops.GateUpSwiGlu(y, gate, up, g, Out(1, F));
+            });
+            return (y, h, qkv, g);
+        }
+
+        long taken = Backend.Bf16CopiesTaken;
+        var on = Run(true);
+        var off = Run(false);
+        Assert.Equal(taken, Backend.Bf16CopiesTaken);
+        SameBits(Read(off.Y), Read(on.Y), "T 1: y");
+        SameBits(Read(off.H), Read(on.H), "T 1: h");
+        SameBits(Read(off.G), Read(on.G), "T 1: SwiGLU");
+        for (int i = 0; i < 3; i++)
+        {
+            SameBits(Read(off.Qkv[i]), Read(on.Qkv[i]), $"T 1: projection {i}");
+        }
+    }
+
+    [Theory]
+    // Copies a prefill with all logits takes: per layer the first norm's (q/k/v), the MLP norm's (gate/up) and SwiGLU's
+    // (down), RAD-RWKV7 also ScaleMultiply's (o_proj); then the final norm's (LM head). RAD-RWKV6 token-shifts x
+    // before its projections, so only the MLP's and the head's.
+    [InlineData(Radlads.Models.Architecture.Qwen2, 3)]
+    [InlineData(Radlads.Models.Architecture.Rwkv7Qwen2, 4)]
+    [InlineData(Radlads.Models.Architecture.Rwkv6Qwen2, 2)]
+    public void APrefillTakesTheCopiesAndGivesTheSameLogits(Radlads.Models.Architecture architecture, int perLayer)
+    {
+        var config = Radlads.Models.SyntheticModel.Config("tiny", architecture);
+        using var model = Radlads.Models.SyntheticModel.Create(config, Backend, seed: 7);
+        int[] tokens = [.. Enumerable.Range(0, 17).Select(i => ((i * 53) + 5) % config.VocabSize)];
+        float[] Prefill(bool copies)
+        {
+            float[] logits = [];
+            WithCopies(copies, () =>
+            {
+                using var state = model.CreateState();
+                logits = model.Forward(state, tokens, allLogits: true);
+            });
+            return logits;
+        }
+
+        long taken = Backend.Bf16CopiesTaken;
+        var on = Prefill(true);
+        long copies = Backend.Bf16CopiesTaken - taken;
+        var off = Prefill(false);
+        Assert.Equal(taken + copies, Backend.Bf16CopiesTaken);
+        Assert.Equal((perLayer * config.NumHiddenLayers) + 1, copies);
+        SameBits(off, on, $"{architecture} prefill logits");
+    }
+
     [Fact]
     public void BlocksAbove64MiBComeBackToTheCache()
     {
