@@ -1,5 +1,5 @@
-// wkv7_tile_f32_ne*_r* (kernels/rwkv7.cu) under emu.h (see run-wkv7-tile.sh) against T calls of wkv7_decode_f32 and
-// against wkv7_rows_f32, bit for bit: state and every y (NaN-poisoned first), over head dims that hit each NE (16, 40,
+// wkv7_tile_f32_ne*_r*_l* (kernels/rwkv7.cu) under emu.h (see run-wkv7-tile.sh) against T calls of wkv7_decode_f32,
+// bit for bit: state and every y (NaN-poisoned first), over head dims that hit each NE (16, 40,
 // 64, 128, 256), rows per thread 1 and 2, chunk boundaries (T = chunk ± 1, partial groups of 8), several heads, two
 // sequences in the grid's y, a non-zero initial state, and 8 or 16 lanes a row. The host geometry is CudaOps.Wkv7TileGeometry's.
 #include "emu.h"

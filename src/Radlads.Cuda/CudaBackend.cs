@@ -68,16 +68,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
                 GemvBlocksPerSm = Math.Clamp(perSm, 1, 64);
             }
 
-            if (Environment.GetEnvironmentVariable("RADLADS_WKV7_PREFILL") is { } prefill)
-            {
-                Wkv7Prefill = prefill switch
-                {
-                    "tile" => Wkv7PrefillKernel.Tile,
-                    "rows" => Wkv7PrefillKernel.Rows,
-                    _ => throw new RadladsException($"RADLADS_WKV7_PREFILL={prefill}: use tile (the default) or rows"),
-                };
-            }
-
             if (Environment.GetEnvironmentVariable("RADLADS_WKV7_TILE_ROWS") is { } tileRows)
             {
                 Wkv7TileRows = tileRows switch
@@ -139,9 +129,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// environment variable RADLADS_GEMV_BLOCKS_PER_SM overrides it, for tuning with `bench-decode --gemv`).
     /// </summary>
     public int GemvBlocksPerSm { get; set; } = 8;
-
-    /// <summary>Which kernel runs Wkv7 for T &gt; 1 (RADLADS_WKV7_PREFILL=tile|rows; both bit-identical to decode).</summary>
-    internal Wkv7PrefillKernel Wkv7Prefill { get; set; } = Wkv7PrefillKernel.Tile;
 
     /// <summary>
     /// Rows of the state per thread in wkv7_tile_f32 (RADLADS_WKV7_TILE_ROWS, 1 or 2): 2 halves the shared-memory

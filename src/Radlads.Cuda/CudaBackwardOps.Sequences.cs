@@ -9,7 +9,7 @@ namespace Radlads.Cuda;
 /// </summary>
 internal sealed unsafe partial class CudaBackwardOps
 {
-    /// <summary>Head sizes the one-warp-per-row kernels (wkv6_rows_f32, wkv7_rows_f32) hold in registers.</summary>
+    /// <summary>Head sizes the register-held prefill kernels (wkv6_rows_f32, wkv7_tile_f32) take.</summary>
     private const int RowsMaxHeadDim = 256;
 
     public void Wkv6Sequences(int sequences, Tensor r, Tensor k, Tensor v, Tensor w, Tensor state, float scale, Tensor y)

@@ -8,10 +8,10 @@ internal sealed unsafe partial class CudaOps
     private const int Wkv6RowsMaxHeadDim = 256;
 
     /// <summary>
-    /// Launch shape of the staged recurrence kernels wkv6_rows_f32 (r, k, w: 3 vectors a token) and wkv7_rows_f32 (r, w,
-    /// k, a, b: 5), 256 threads: 8 rows of one head a block, so H·⌈N/8⌉ blocks; a chunk of tokens whose
+    /// Launch shape of the staged recurrence kernel wkv6_rows_f32 (r, k, w: 3 vectors a token; the rule takes any count,
+    /// e.g. 5 for r, w, k, a, b), 256 threads: 8 rows of one head a block, so H·⌈N/8⌉ blocks; a chunk of tokens whose
     /// (vectors·N + 8)·chunk staged floats (the head's vectors and the block's 8 values) are at most 6,144 per buffer, so
-    /// the two buffers fit the 48 KiB every launch may use without opting in (N = 128: wkv6 15 tokens, wkv7 9, 41 KiB).
+    /// the two buffers fit the 48 KiB every launch may use without opting in (N = 128: 15 tokens for 3 vectors, 9 for 5, 41 KiB).
     /// </summary>
     internal static (uint Blocks, int Chunk, uint SharedBytes) RowsGeometry(int heads, int n, int vectorsPerToken)
     {

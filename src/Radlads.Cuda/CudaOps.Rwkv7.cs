@@ -119,20 +119,12 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// Queues Wkv7 for T &gt; 1 and head dim ≤ 256 over `sequences` sequences of `tokens` rows (grid y; states heads·n·n
-    /// apart): wkv7_tile_f32 (a thread holds R rows × 4·NE keys, 8 lanes a row) unless RADLADS_WKV7_PREFILL=rows picks
-    /// the warp-per-row wkv7_rows_f32. Both are bit-identical to T calls of the decode kernel.
+    /// apart): wkv7_tile_f32 (a thread holds R rows × 32·NE/L keys, L lanes a row), bit-identical to T calls of the
+    /// decode kernel.
     /// </summary>
     internal static void LaunchWkv7Prefill(CudaBackend backend, ulong pr, ulong pw, ulong pk, ulong pv, ulong pa, ulong pb,
         ulong ps, int tokens, int heads, int n, ulong py, int sequences)
     {
-        if (backend.Wkv7Prefill == Wkv7PrefillKernel.Rows)
-        {
-            var (blocks, chunk, staged) = RowsGeometry(heads, n, 5);
-            void** rows = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &chunk, &py };
-            backend.Launch(backend.Kernels.Wkv7Rows, "wkv7_rows_f32", blocks, (uint)sequences, 256, staged, rows);
-            return;
-        }
-
         var tile = Wkv7TileGeometry(heads, n, backend.Wkv7TileRows, backend.Wkv7TileLanes);
         int tileChunk = tile.Chunk;
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &tileChunk, &py };

@@ -69,7 +69,6 @@ internal sealed class Kernels
         Rwkv7ValueResidual = library.Function("rwkv7.cu", "rwkv7_value_residual_f32");
         Wkv7 = library.Function("rwkv7.cu", "wkv7_f32");
         Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
-        Wkv7Rows = library.Function("rwkv7.cu", "wkv7_rows_f32");
         Wkv7Tile = CudaOps.Wkv7TileKernels.ToDictionary(x => x, x => library.Function("rwkv7.cu", $"wkv7_tile_f32_ne{x.Ne}_r{x.Rows}_l{x.Lanes}"));
         Sample = library.Function("sampling.cu", "sample_f32");
         SampleScan = library.Function("sampling.cu", "sample_scan_f32");
@@ -247,9 +246,6 @@ internal sealed class Kernels
     public nint Wkv7 { get; }
 
     public nint Wkv7Decode { get; }
-
-    /// <summary>Wkv7 for T &gt; 1: the decode kernel's warp per value row looped over the tokens, H·N warps.</summary>
-    public nint Wkv7Rows { get; }
 
     /// <summary>Wkv7 for T &gt; 1, register-tiled: wkv7_tile_f32_ne{NE}_r{R}_l{L} by (NE, R, L), see CudaOps.Wkv7TileGeometry.</summary>
     public Dictionary<(int Ne, int Rows, int Lanes), nint> Wkv7Tile { get; }

@@ -5,9 +5,8 @@ using Radlads.Tests.Models;
 namespace Radlads.Tests.Ops;
 
 /// <summary>
-/// Wkv7 prefill (T &gt; 1: <c>wkv7_tile_f32</c> with 1 and 2 rows per thread and 8 or 16 lanes a row, and <c>wkv7_rows_f32</c>, the decode
-/// kernel's warp per row looped over the tokens) against T one-token calls (<c>wkv7_decode_f32</c>, what generation
-/// runs): outputs and final state must be bit-identical, so a prompt fed as one prefill leaves exactly the state that
+/// Wkv7 prefill (T &gt; 1: <c>wkv7_tile_f32</c> with 1 and 2 rows per thread and 8 or 16 lanes a row) against T
+/// one-token calls (<c>wkv7_decode_f32</c>, what generation runs): outputs and final state must be bit-identical, so a prompt fed as one prefill leaves exactly the state that
 /// feeding it token by token leaves. Skipped without a GPU.
 /// </summary>
 public sealed class CudaRecurrenceTests : IDisposable
@@ -68,8 +67,8 @@ public sealed class CudaRecurrenceTests : IDisposable
     [InlineData(64, 2, 40)]
     [InlineData(65, 4, 64)]
     [InlineData(300, 2, 128)]
-    // Around the staged chunk of wkv7_rows_f32 (CudaOps.RowsGeometry: N = 128 → 9 tokens, 64 → 18, 40 → 29, 20 → 32)
-    // and a head dim that leaves idle warps in a block (N = 20: rows 20–23 of the third block).
+    // Chunk and group borders of earlier kernels (9, 18, 29, 32 tokens) and a head dim that leaves rows of a block
+    // past N (N = 20).
     [InlineData(9, 2, 128)]
     [InlineData(10, 1, 128)]
     [InlineData(19, 3, 64)]
@@ -89,18 +88,17 @@ public sealed class CudaRecurrenceTests : IDisposable
     [InlineData(2049, 2, 64)]
     public void Wkv7PrefillIsBitIdenticalToDecode(int t, int heads, int n)
     {
-        var kernels = new[] { (Wkv7PrefillKernel.Tile, 2, 8), (Wkv7PrefillKernel.Tile, 1, 8), (Wkv7PrefillKernel.Tile, 2, 16), (Wkv7PrefillKernel.Rows, 2, 8) };
-        foreach (var (kernel, rows, lanes) in kernels)
+        foreach (var (rows, lanes) in new[] { (2, 8), (1, 8), (2, 16) })
         {
-            var (defaultKernel, defaultRows, defaultLanes) = (Backend.Wkv7Prefill, Backend.Wkv7TileRows, Backend.Wkv7TileLanes);
-            (Backend.Wkv7Prefill, Backend.Wkv7TileRows, Backend.Wkv7TileLanes) = (kernel, rows, lanes);
+            var (defaultRows, defaultLanes) = (Backend.Wkv7TileRows, Backend.Wkv7TileLanes);
+            (Backend.Wkv7TileRows, Backend.Wkv7TileLanes) = (rows, lanes);
             try
             {
-                PrefillAgainstDecode(t, heads, n, $"{kernel} R {rows} L {lanes}");
+                PrefillAgainstDecode(t, heads, n, $"R {rows} L {lanes}");
             }
             finally
             {
-                (Backend.Wkv7Prefill, Backend.Wkv7TileRows, Backend.Wkv7TileLanes) = (defaultKernel, defaultRows, defaultLanes);
+                (Backend.Wkv7TileRows, Backend.Wkv7TileLanes) = (defaultRows, defaultLanes);
             }
         }
     }

@@ -3,7 +3,8 @@ using Radlads.Cuda;
 namespace Radlads.Tests.Ops;
 
 /// <summary>
-/// The launch shape of the staged recurrence kernels (CudaOps.RowsGeometry for wkv6_rows_f32 and wkv7_rows_f32): the
+/// The launch shape of the staged wkv6 recurrence kernel (CudaOps.RowsGeometry for wkv6_rows_f32; the tests keep the
+/// 5-vector rows of the former wkv7_rows_f32 as a second geometry of the same rule): the
 /// chunk sizes the GPU tests cross, two buffers within the 48 KiB a launch may use without opting in, and 8 rows of one
 /// head a block. Host arithmetic only: runs everywhere.
 /// </summary>
