@@ -518,21 +518,6 @@ __device__ __forceinline__ void mma_bf16_16816(float* d, const u32* a, u32 b0, u
 #endif
 }
 
-// ldmatrix.x4 (sm_75+): four 8×8 b16 matrices from shared memory; lane l gives the address of row l % 8 of matrix
-// l / 8 (16 bytes, 16-byte aligned) and receives, in r[m], the 32-bit word l % 4 of row l / 4 of matrix m — exactly an
-// mma B fragment register when the rows are B's columns (K rows, Vᵀ rows). One instruction instead of four LDS.32.
-__device__ __forceinline__ void ldsm_x4(const u32* p, u32* r)
-{
-#if __CUDA_ARCH__ >= 800
-    unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-        : "r"(a));
-#else
-    r[0] = r[1] = r[2] = r[3] = 0u; // the tensor-core kernels run on sm_80+ only
-#endif
-}
-
 // 16 bytes global → shared without registers (cp.async.cg, sm_80+; both 16-byte aligned); before sm_80 (and under the
 // emulator) a plain copy. Completed by copy_async_wait_one/all (then a __syncthreads()).
 __device__ __forceinline__ void copy_async_16(void* dst, const void* src)
@@ -690,25 +675,9 @@ __device__ __forceinline__ void attention_prefill_tc(const float* q, const u32* 
             for (int j = 0; j < TC_KEYS / 8; j++)
             {
                 s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-                if constexpr (N % 32 == 0)
-                {
-                    // Keys 8j … 8j + 7, dims 16kk … 16kk + 31: b0, b1 of kk and kk + 1 in one ldmatrix.x4.
-                    const u32* kl = ks + (8 * j + (lane & 7)) * ks_stride + 4 * (lane >> 3);
+                const u32* kr = ks + (8 * j + g) * ks_stride + c;
 #pragma unroll
-                    for (int kk = 0; kk < N / 16; kk += 2)
-                    {
-                        u32 b[4];
-                        ldsm_x4(kl + 8 * kk, b);
-                        mma_bf16_16816(s[j], qa[kk], b[0], b[1]);
-                        mma_bf16_16816(s[j], qa[kk + 1], b[2], b[3]);
-                    }
-                }
-                else
-                {
-                    const u32* kr = ks + (8 * j + g) * ks_stride + c;
-#pragma unroll
-                    for (int kk = 0; kk < N / 16; kk++) mma_bf16_16816(s[j], qa[kk], kr[8 * kk], kr[8 * kk + 4]);
-                }
+                for (int kk = 0; kk < N / 16; kk++) mma_bf16_16816(s[j], qa[kk], kr[8 * kk], kr[8 * kk + 4]);
             }
 
             bool masked = tile + TC_KEYS - 1 > warp_first;
@@ -776,16 +745,9 @@ __device__ __forceinline__ void attention_prefill_tc(const float* q, const u32* 
 #pragma unroll
             for (int j = 0; j < N / 8; j++)
             {
-                // Dims 8j … 8j + 7 (rows of Vᵀ), keys 16kk … 16kk + 31: b0, b1 of kk and kk + 1 in one ldmatrix.x4.
-                const u32* vl = vt + (8 * j + (lane & 7)) * TC_VT_STRIDE + 4 * (lane >> 3);
+                const u32* vr = vt + (8 * j + g) * TC_VT_STRIDE + c;
 #pragma unroll
-                for (int kk = 0; kk < TC_KEYS / 16; kk += 2)
-                {
-                    u32 b[4];
-                    ldsm_x4(vl + 8 * kk, b);
-                    mma_bf16_16816(o[j], pa[kk], b[0], b[1]);
-                    mma_bf16_16816(o[j], pa[kk + 1], b[2], b[3]);
-                }
+                for (int kk = 0; kk < TC_KEYS / 16; kk++) mma_bf16_16816(o[j], pa[kk], vr[8 * kk], vr[8 * kk + 4]);
             }
         }
 

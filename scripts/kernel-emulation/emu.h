@@ -110,16 +110,3 @@ inline void emu_mma_bf16_16816(float* d, const unsigned* a, unsigned b0, unsigne
         d[i] = (float)(sum + d[i]);
     }
 }
-
-// ldmatrix.sync.aligned.m8n8.x4.shared.b16 for one warp (kernels/attention.cu's ldsm_x4 is replaced by a call to this):
-// lane l deposits its row address (row l % 8 of matrix l / 8), the warp meets, and lane l reads word l % 4 of row
-// l / 4 of each matrix m into r[m] (PTX ISA, "Warp-level matrix load instruction: ldmatrix").
-inline const unsigned* emu_ldsm_rows[64][32];
-inline void emu_ldmatrix_x4(const unsigned* p, unsigned* r)
-{
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    emu_ldsm_rows[warp][lane] = p;
-    warp_barriers[warp]->arrive_and_wait();
-    for (int m = 0; m < 4; m++) r[m] = emu_ldsm_rows[warp][8 * m + (lane >> 2)][lane & 3];
-    warp_barriers[warp]->arrive_and_wait();
-}
