@@ -5,7 +5,6 @@
 // when T·C is even and x 8-byte aligned). Outputs NaN-poisoned (the copy 0xFFFF, with 4 guard elements past its end).
 #include "emu.h"
 #include <random>
-inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
 template <class T> inline T __ldg(const T* p) { return *p; }
 inline void __threadfence() {}
 inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }

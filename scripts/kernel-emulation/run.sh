@@ -8,17 +8,7 @@
 # (a race that happens not to show here can still show on the device). The .cu files are used as they are, after
 # two textual edits: `extern "C"` dropped and the dynamic shared array bound to the emulator's buffer.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-kernels="$here/../../kernels"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-sed -e 's/^#pragma once//' -e 's/    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));/    f = 0; (void)h; \/\/ f16 weights are not emulated/' \
-  "$kernels/common.cuh" > "$work/common.cuh"
-for f in backward backward_matmul backward_rwkv6 backward_rwkv7 backward_training attention decode_batch elementwise; do
-  sed -e 's/extern __shared__ float \([a-z]*\)\[\];/float* \1 = emu_dynamic_shared;/' -e 's/extern "C" //' "$kernels/$f.cu" > "$work/$f.inc"
-done
-cp "$here/emu.h" "$here/backward_test.cpp" "$here/fused_test.cpp" "$work/"
-g++ -std=c++20 -O1 -pthread -w -I"$work" "$work/fused_test.cpp" -o "$work/fused_test"
-"$work/fused_test"
-g++ -std=c++20 -O1 -pthread -w -I"$work" "$work/backward_test.cpp" -o "$work/backward_test"
-"$work/backward_test"
+. "$(dirname "$0")/common.sh"
+adapt backward backward_matmul backward_rwkv6 backward_rwkv7 backward_training attention decode_batch elementwise
+build_and_run fused_test
+build_and_run backward_test

@@ -1,0 +1,16 @@
+# Sourced by the run-*.sh scripts: a temporary work folder (removed on exit), `adapt NAME...` (kernels/NAME.cu and
+# common.cuh made fit for emu.h: adapt.py) and `build_and_run TEST [ARGS]` (compiles TEST.cpp with emu.h, runs it).
+# RADLADS_KERNEL_DIR points at another kernels folder (e.g. a deliberately broken copy).
+here="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
+kernels="${RADLADS_KERNEL_DIR:-$here/../../kernels}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+adapt() { python3 "$here/adapt.py" "$kernels" "$work" "$@"; }
+build_and_run()
+{
+    local test="$1"
+    shift
+    cp "$here/emu.h" "$here/$test.cpp" "$work/"
+    g++ -std=c++20 -O1 -pthread -w -I"$work" "$work/$test.cpp" -o "$work/$test"
+    "$work/$test" "$@"
+}
