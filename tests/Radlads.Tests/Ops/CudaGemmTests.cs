@@ -15,52 +15,8 @@ namespace Radlads.Tests.Ops;
 /// nearer the rounded product: proof that the path ran. T = 1 stays on the fp32 GEMV, f32/f16 weights on the tiled
 /// kernel: those must match the unrounded product at the usual op tolerance. Skipped without a GPU or cuBLASLt.
 /// </summary>
-public sealed class CudaGemmTests : IDisposable
+public sealed class CudaGemmTests : CublasLtTestBase
 {
-    private readonly List<IDisposable> owned = [];
-    private CudaBackend? backend;
-
-    private CudaBackend Backend
-    {
-        get
-        {
-            if (backend is null)
-            {
-                backend = CudaAvailability.Backend();
-                Assert.SkipWhen(!backend.HasGemmLibrary, backend.GemmStatus);
-                backend.GemmMinRows = 2;
-            }
-
-            return backend;
-        }
-    }
-
-    public void Dispose()
-    {
-        foreach (var d in owned)
-        {
-            d.Dispose();
-        }
-
-        backend?.Dispose();
-    }
-
-    private T Own<T>(T d)
-        where T : IDisposable
-    {
-        owned.Add(d);
-        return d;
-    }
-
-    private Tensor In(float[] values, params int[] shape) => Own(Backend.FromFloats(values, shape));
-
-    private Tensor Out(params int[] shape)
-    {
-        var t = Own(Backend.Allocate(shape));
-        Backend.Upload(Enumerable.Repeat(float.NaN, (int)t.ElementCount).ToArray(), t);
-        return t;
-    }
-
     private Tensor Weight(float[] values, DType dtype, out float[] rounded, params int[] shape)
     {
         var w = Own(new NativeWeight(values, dtype, shape));

@@ -2,7 +2,6 @@ using System.Globalization;
 using Radlads.Checkpoints;
 using Radlads.Cuda;
 using Radlads.Ops;
-using Radlads.Tests.Models;
 
 namespace Radlads.Tests.Ops;
 
@@ -14,52 +13,8 @@ namespace Radlads.Tests.Ops;
 /// written its tensor. Outputs are poisoned with NaN first, so an unwritten element fails. Also: blocks above 64 MiB
 /// come back to the block cache. Skipped without a GPU or cuBLASLt.
 /// </summary>
-public sealed class CudaPrefillBf16Tests : IDisposable
+public sealed class CudaPrefillBf16Tests : CublasLtTestBase
 {
-    private readonly List<IDisposable> owned = [];
-    private CudaBackend? backend;
-
-    private CudaBackend Backend
-    {
-        get
-        {
-            if (backend is null)
-            {
-                backend = CudaAvailability.Backend();
-                Assert.SkipWhen(!backend.HasGemmLibrary, backend.GemmStatus);
-                backend.GemmMinRows = 2;
-            }
-
-            return backend;
-        }
-    }
-
-    public void Dispose()
-    {
-        foreach (var d in owned)
-        {
-            d.Dispose();
-        }
-
-        backend?.Dispose();
-    }
-
-    private T Own<T>(T d)
-        where T : IDisposable
-    {
-        owned.Add(d);
-        return d;
-    }
-
-    private Tensor In(float[] values, params int[] shape) => Own(Backend.FromFloats(values, shape));
-
-    private Tensor Out(params int[] shape)
-    {
-        var t = Own(Backend.Allocate(shape));
-        Backend.Upload(Enumerable.Repeat(float.NaN, (int)t.ElementCount).ToArray(), t);
-        return t;
-    }
-
     private Tensor Weight(float[] values, DType dtype, params int[] shape)
     {
         var w = Own(new NativeWeight(values, dtype, shape));
