@@ -24,49 +24,29 @@ extern "C" __global__ void rope_f32(float* x, int tokens, int heads, int n, int 
 }
 
 // IOps.RopeExpand in one launch: rope_f32 on r [T, H·N] and k [T, KVH·N] (positions as rope_f32, including
-// *start_offset), then, when kh is not null, repeat_kv_f32 of the rotated k and of v into kh, vh [T, H·N]: one thread
-// per (t, query head, pair), rope_expand_head_pair. The same fp32 operations as the four unfused launches, so the
-// same bits. (One thread per KV-head pair doing all its query heads was a single block at decode: 7 µs at 7B.)
+// *start_offset), then, when kh is not null, repeat_kv_f32 of the rotated k and of v into kh, vh [T, H·N]
+// (rope_expand_head_pair; the same fp32 operations as the four unfused launches, so the same bits). One thread per
+// (t, slot of `per` consecutive query heads, pair): per = 1 at decode (one thread per KV-head pair doing all its query
+// heads was a single block there: 7 µs at 7B), per = groups for prefill-sized calls, where the pair's angle (float64
+// pow and sincos) is then computed once for the group — at one thread per query head it was most of the kernel, 69 µs
+// for a 7B layer at T = 2048 against 16 µs of memory traffic.
 extern "C" __global__ void rope_expand_f32(float* r, float* k, const float* v, float* kh, float* vh, int tokens, int kv_heads,
-    int groups, int n, int start, const int* start_offset, float theta)
+    int groups, int n, int start, const int* start_offset, float theta, int per)
 {
     pdl_begin();
     int half = n / 2;
-    i64 heads = (i64)kv_heads * groups;
+    i64 slots = (i64)kv_heads * groups / per;
     if (start_offset != 0) start += *start_offset;
-    GRID_STRIDE(idx, (i64)tokens * heads * half)
+    GRID_STRIDE(idx, (i64)tokens * slots * half)
     {
         int i = (int)(idx % half);
-        i64 th = idx / half;
-        int h = (int)(th % heads);
-        i64 t = th / heads;
+        i64 ts = idx / half;
+        int slot = (int)(ts % slots);
+        i64 t = ts / slots;
         float cf, sf;
         rope_cos_sin((double)(start + t), i, n, theta, cf, sf);
-        rope_expand_head_pair(r, k, v, kh, vh, t, h, i, kv_heads, groups, n, cf, sf);
-    }
-}
-
-// rope_expand_f32 for many rows (prefill): one thread per (t, KV head, pair), which computes the pair's angle once
-// (float64 pow and sincos: at one thread per query head they were most of the kernel, 69 µs for a 7B layer at
-// T = 2048 against 16 µs of memory traffic) and does the pair of every query head of its group, then k's pair and
-// (kh not null) the expanded k and v. The same fp32 operations as rope_expand_head_pair: the same bits.
-extern "C" __global__ void rope_expand_kv_f32(float* r, float* k, const float* v, float* kh, float* vh, int tokens, int kv_heads,
-    int groups, int n, int start, const int* start_offset, float theta)
-{
-    pdl_begin();
-    int half = n / 2;
-    i64 heads = (i64)kv_heads * groups;
-    if (start_offset != 0) start += *start_offset;
-    GRID_STRIDE(idx, (i64)tokens * kv_heads * half)
-    {
-        int i = (int)(idx % half);
-        i64 tj = idx / half;
-        int j = (int)(tj % kv_heads);
-        i64 t = tj / kv_heads;
-        float cf, sf;
-        rope_cos_sin((double)(start + t), i, n, theta, cf, sf);
-        // Query head j·groups + g; with the group's first head rope_expand_head_pair also does k and the expansion.
-        for (int g = 0; g < groups; g++) rope_expand_head_pair(r, k, v, kh, vh, t, (int)(j * groups + g), i, kv_heads, groups, n, cf, sf);
+        // With a group's first query head, rope_expand_head_pair also does k's pair and the expansion.
+        for (int h = slot * per; h < (slot + 1) * per; h++) rope_expand_head_pair(r, k, v, kh, vh, t, h, i, kv_heads, groups, n, cf, sf);
     }
 }
 

@@ -81,6 +81,15 @@ __device__ __forceinline__ u32 f32_to_bf16_bits(float f)
     return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
 }
 
+// Four of them packed as one 8-byte store (the kernels that write a bf16 copy beside a float4 of their output).
+__device__ __forceinline__ uint2 f32x4_to_bf16_bits(float4 r)
+{
+    uint2 bits;
+    bits.x = f32_to_bf16_bits(r.x) | (f32_to_bf16_bits(r.y) << 16);
+    bits.y = f32_to_bf16_bits(r.z) | (f32_to_bf16_bits(r.w) << 16);
+    return bits;
+}
+
 __device__ __forceinline__ float f16_to_float(u16 h)
 {
     float f;

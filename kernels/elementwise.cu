@@ -69,10 +69,7 @@ __device__ __forceinline__ void write_with_bf16(const Op& op, float* y, u16* yb,
     {
         float4 r = op.quad(q);
         ((float4*)y)[q] = r;
-        uint2 bits;
-        bits.x = f32_to_bf16_bits(r.x) | (f32_to_bf16_bits(r.y) << 16);
-        bits.y = f32_to_bf16_bits(r.z) | (f32_to_bf16_bits(r.w) << 16);
-        ((uint2*)yb)[q] = bits;
+        ((uint2*)yb)[q] = f32x4_to_bf16_bits(r);
     }
 
     GRID_STRIDE(j, n - 4 * quads)

@@ -75,13 +75,7 @@ __device__ __forceinline__ void rms_norm_vec(float* h, const float* b, const voi
         {
             float4 r = make_float4((v[j].x * inv) * wv[j].x, (v[j].y * inv) * wv[j].y, (v[j].z * inv) * wv[j].z, (v[j].w * inv) * wv[j].w);
             yr[i] = r;
-            if (COPY)
-            {
-                uint2 bits;
-                bits.x = f32_to_bf16_bits(r.x) | (f32_to_bf16_bits(r.y) << 16);
-                bits.y = f32_to_bf16_bits(r.z) | (f32_to_bf16_bits(r.w) << 16);
-                ybr[i] = bits;
-            }
+            if (COPY) ybr[i] = f32x4_to_bf16_bits(r);
         }
     }
 }

@@ -59,10 +59,10 @@ void rope_expand(int T, int H, int KVH, int N, int start, bool rows, bool expand
     float* vh = expand ? vh2.data() : nullptr;
     const float* vv = expand ? v.data() : nullptr;
     if (rows) launch([&] { db::rope_expand_rows_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, table, theta); }, blocks(pr), 1, 64, 0);
-    else if (perKv) launch([&] { at::rope_expand_kv_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, start, &offset, theta); }, blocks(pk), 1, 64, 0);
-    else launch([&] { at::rope_expand_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, start, &offset, theta); }, blocks(pr), 1, 64, 0);
+    else if (perKv) launch([&] { at::rope_expand_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, start, &offset, theta, G); }, blocks(pk), 1, 64, 0);
+    else launch([&] { at::rope_expand_f32(r2.data(), k2.data(), vv, kh, vh, T, KVH, G, N, start, &offset, theta, 1); }, blocks(pr), 1, 64, 0);
     char name[160];
-    snprintf(name, sizeof name, "%s T=%d H=%d KVH=%d N=%d start=%d%s", rows ? "rope_expand_rows" : perKv ? "rope_expand_kv" : "rope_expand", T, H, KVH, N, start,
+    snprintf(name, sizeof name, "%s T=%d H=%d KVH=%d N=%d start=%d%s", rows ? "rope_expand_rows" : perKv ? "rope_expand (per group)" : "rope_expand", T, H, KVH, N, start,
         expand ? "" : " (RoPE only)");
     std::string s = name;
     if (r1 == r)

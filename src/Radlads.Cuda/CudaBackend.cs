@@ -68,25 +68,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
                 GemvBlocksPerSm = Math.Clamp(perSm, 1, 64);
             }
 
-            if (Environment.GetEnvironmentVariable("RADLADS_WKV7_TILE_ROWS") is { } tileRows)
-            {
-                Wkv7TileRows = tileRows switch
-                {
-                    "1" => 1,
-                    "2" => 2,
-                    _ => throw new RadladsException($"RADLADS_WKV7_TILE_ROWS={tileRows}: use 1 or 2 (rows of the state per thread)"),
-                };
-            }
-
-            if (Environment.GetEnvironmentVariable("RADLADS_WKV7_TILE_LANES") is { } tileLanes)
-            {
-                Wkv7TileLanes = tileLanes switch
-                {
-                    "8" => 8,
-                    "16" => 16,
-                    _ => throw new RadladsException($"RADLADS_WKV7_TILE_LANES={tileLanes}: use 8 or 16 (lanes a state row is spread over)"),
-                };
-            }
+            Wkv7TileRows = EnvironmentChoice("RADLADS_WKV7_TILE_ROWS", Wkv7TileRows, [1, 2], "rows of the state per thread");
+            Wkv7TileLanes = EnvironmentChoice("RADLADS_WKV7_TILE_LANES", Wkv7TileLanes, [8, 16], "lanes a state row is spread over");
 
             AttentionTensorCores = Device.ComputeMajor >= 8 && Environment.GetEnvironmentVariable("RADLADS_ATTENTION_TC") != "0";
             ProgrammaticLaunch = Device.ComputeMajor >= 9 && Device.Driver.HasLaunchEx && Environment.GetEnvironmentVariable("RADLADS_CUDA_PDL") != "0";
@@ -129,6 +112,28 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// environment variable RADLADS_GEMV_BLOCKS_PER_SM overrides it, for tuning with `bench-decode --gemv`).
     /// </summary>
     public int GemvBlocksPerSm { get; set; } = 8;
+
+    /// <summary>
+    /// The environment variable <paramref name="name"/> as one of <paramref name="allowed"/>, or
+    /// <paramref name="fallback"/> when it is not set; any other value is an error naming the allowed ones.
+    /// </summary>
+    private static int EnvironmentChoice(string name, int fallback, int[] allowed, string meaning)
+    {
+        if (Environment.GetEnvironmentVariable(name) is not { } text)
+        {
+            return fallback;
+        }
+
+        foreach (int value in allowed)
+        {
+            if (text == value.ToString(CultureInfo.InvariantCulture))
+            {
+                return value;
+            }
+        }
+
+        throw new RadladsException($"{name}={text}: use {string.Join(" or ", allowed)} ({meaning})");
+    }
 
     /// <summary>
     /// Rows of the state per thread in wkv7_tile_f32 (RADLADS_WKV7_TILE_ROWS, 1 or 2): 2 halves the shared-memory

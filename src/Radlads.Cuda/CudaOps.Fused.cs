@@ -116,7 +116,7 @@ internal sealed unsafe partial class CudaOps
         Elementwise(K.ScaleMultiply, "scale_multiply_f32", n, args);
     }
 
-    // rope_expand_kv_f32 from this many (token, KV head, pair) threads: enough to fill an H200 (132 SMs × 512) when
+    // rope_expand_f32 with a thread per KV-head pair (per = groups) from this many (token, KV head, pair) threads: enough to fill an H200 (132 SMs × 512) when
     // each also does its group's query heads; decode (a few hundred) keeps a thread per query head.
     private const long RopeExpandKvMinThreads = 65536;
 
@@ -131,16 +131,11 @@ internal sealed unsafe partial class CudaOps
         ulong pr = P(r), pk = P(k), pv = Pointer(v), pkh = Pointer(kh), pvh = Pointer(vh);
         // As Rope: a recorded step reads the replay's position from the step buffer.
         ulong offset = backend.PositionOffset(ref startPosition);
-        void** a = stackalloc void*[] { &pr, &pk, &pv, &pkh, &pvh, &tokens, &kvHeads, &groups, &headDim, &startPosition, &offset, &theta };
+        // Prefill-sized calls: a thread per KV-head pair computes the angle once for its whole group (same bits).
         long perKvHead = (long)tokens * kvHeads * half;
-        if (perKvHead >= RopeExpandKvMinThreads)
-        {
-            // Prefill: a thread per KV-head pair computes the angle once for its whole group (same bits).
-            Elementwise(K.RopeExpandKv, "rope_expand_kv_f32", perKvHead, a);
-            return;
-        }
-
-        Elementwise(K.RopeExpand, "rope_expand_f32", perKvHead * groups, a);
+        int per = perKvHead >= RopeExpandKvMinThreads ? groups : 1;
+        void** a = stackalloc void*[] { &pr, &pk, &pv, &pkh, &pvh, &tokens, &kvHeads, &groups, &headDim, &startPosition, &offset, &theta, &per };
+        Elementwise(K.RopeExpand, "rope_expand_f32", perKvHead * groups / per, a);
     }
 
     public void ExpandKv(Tensor k, Tensor v, int heads, int kvHeads, int headDim, Tensor kh, Tensor vh)

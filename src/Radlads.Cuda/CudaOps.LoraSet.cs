@@ -158,31 +158,11 @@ internal sealed unsafe partial class CudaOps
         }
         else
         {
-            switch (b.Inner)
-            {
-                case LoraInner.Tanh:
-                    Tanh(b.Hidden, b.Hidden);
-                    break;
-                case LoraInner.Sigmoid:
-                    Sigmoid(b.Hidden, b.Hidden);
-                    break;
-            }
-
+            LoraSetReference.Inner(this, b);
             MatMul(b.Hidden, b.Up, null, b.Y, WeightLayout.InOut);
         }
 
-        switch (b.Outer)
-        {
-            case LoraOuter.AddSigmoid:
-                AddSigmoid(b.Y, b.Offset!, b.Y);
-                break;
-            case LoraOuter.Rwkv7Decay:
-                Rwkv7Decay(b.Y, b.Offset!, b.Y);
-                break;
-            case LoraOuter.Rwkv6Decay:
-                Rwkv6Decay(b.Y, b.Offset!, b.Y);
-                break;
-        }
+        LoraSetReference.Outer(this, b);
     }
 
     /// <summary>

@@ -45,7 +45,6 @@ internal sealed class Kernels
         Rope = library.Function("attention.cu", "rope_f32");
         RepeatKv = library.Function("attention.cu", "repeat_kv_f32");
         RopeExpand = library.Function("attention.cu", "rope_expand_f32");
-        RopeExpandKv = library.Function("attention.cu", "rope_expand_kv_f32");
         ExpandKv = library.Function("attention.cu", "expand_kv_f32");
         ScaleMultiply = library.Function("elementwise.cu", "scale_multiply_f32");
         ScaleMultiplyBf16 = library.Function("elementwise.cu", "scale_multiply_bf16_f32");
@@ -198,9 +197,6 @@ internal sealed class Kernels
     public nint RepeatKv { get; }
 
     public nint RopeExpand { get; }
-
-    /// <summary>IOps.RopeExpand for many rows: a thread per (token, KV head, pair) doing its group's query heads.</summary>
-    public nint RopeExpandKv { get; }
 
     public nint ExpandKv { get; }
 

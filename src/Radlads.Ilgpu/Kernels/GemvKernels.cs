@@ -272,19 +272,9 @@ public static class GemvKernels
             InOutRows(words, w, x, k0 + r, k1, rowThreads, chunkColumns, chunk, ref lo, ref hi);
         }
 
-        sums[2 * Group.IdxX] = lo;
-        sums[(2 * Group.IdxX) + 1] = hi;
-        Group.Barrier();
-        if (r != 0 || !valid)
+        if (!MeetRowSums(sums, rowThreads, columnThreads, ref lo, ref hi) || !valid)
         {
             return;
-        }
-
-        for (int i = 1; i < rowThreads; i++)
-        {
-            int o = 2 * ((i * columnThreads) + c);
-            lo = Add(lo, sums[o]);
-            hi = Add(hi, sums[o + 1]);
         }
 
         int column = chunk * per;
@@ -310,7 +300,34 @@ public static class GemvKernels
         y[j] = sum + (hasBias != 0 ? bias.Load(j) : 0f);
     }
 
-    private static Floats4 Add(Floats4 a, Floats4 b)
+    /// <summary>
+    /// The row threads' <see cref="InOutRows"/> sums of a group meet: every thread (c, r) — c = IdxX % columnThreads,
+    /// r = IdxX / columnThreads — stores its (lo, hi) in <paramref name="sums"/> (2 per thread), the group waits, and
+    /// thread (c, 0) adds rows 1, 2, … in that order (a fixed order: the same bits every run and in every kernel that
+    /// calls it) and returns true with column chunk c's total; every other thread returns false. Every thread of the
+    /// group must call it (a barrier).
+    /// </summary>
+    internal static bool MeetRowSums(ArrayView<Floats4> sums, int rowThreads, int columnThreads, ref Floats4 lo, ref Floats4 hi)
+    {
+        sums[2 * Group.IdxX] = lo;
+        sums[(2 * Group.IdxX) + 1] = hi;
+        Group.Barrier();
+        if (Group.IdxX >= columnThreads)
+        {
+            return false;
+        }
+
+        for (int i = 1; i < rowThreads; i++)
+        {
+            int o = 2 * ((i * columnThreads) + Group.IdxX);
+            lo = Add(lo, sums[o]);
+            hi = Add(hi, sums[o + 1]);
+        }
+
+        return true;
+    }
+
+    internal static Floats4 Add(Floats4 a, Floats4 b)
     {
         a.X += b.X;
         a.Y += b.Y;

@@ -143,18 +143,8 @@ public static class LoraKernels
             GemvKernels.InOutRows(words, branch.Down.AsAligned16(), x, k0 + r, k1, rowThreads, branchChunks, local, ref lo, ref hi);
         }
 
-        sums[2 * Group.IdxX] = lo;
-        sums[(2 * Group.IdxX) + 1] = hi;
-        Group.Barrier();
-        if (r == 0 && valid)
+        if (GemvKernels.MeetRowSums(sums, rowThreads, columnThreads, ref lo, ref hi) && valid)
         {
-            for (int i = 1; i < rowThreads; i++)
-            {
-                int o = 2 * ((i * columnThreads) + c);
-                lo = Add(lo, sums[o]);
-                hi = Add(hi, sums[o + 1]);
-            }
-
             if (splits == 1)
             {
                 var h = branch.Hidden;
@@ -257,19 +247,9 @@ public static class LoraKernels
             GemvKernels.InOutRows(words, branch.Up.AsAligned16(), branch.Hidden, r, rank, rowThreads, chunks, chunk, ref lo, ref hi);
         }
 
-        sums[2 * Group.IdxX] = lo;
-        sums[(2 * Group.IdxX) + 1] = hi;
-        Group.Barrier();
-        if (r != 0 || !valid)
+        if (!GemvKernels.MeetRowSums(sums, rowThreads, columnThreads, ref lo, ref hi) || !valid)
         {
             return;
-        }
-
-        for (int i = 1; i < rowThreads; i++)
-        {
-            int o = 2 * ((i * columnThreads) + c);
-            lo = Add(lo, sums[o]);
-            hi = Add(hi, sums[o + 1]);
         }
 
         int column = chunk * per;
@@ -322,14 +302,5 @@ public static class LoraKernels
         }
 
         return z;
-    }
-
-    private static Floats4 Add(Floats4 a, Floats4 b)
-    {
-        a.X += b.X;
-        a.Y += b.Y;
-        a.Z += b.Z;
-        a.W += b.W;
-        return a;
     }
 }

@@ -13,29 +13,40 @@ public static class LoraSetReference
         foreach (var b in branches)
         {
             ops.MatMul(x, b.Down, null, b.Hidden, WeightLayout.InOut);
-            switch (b.Inner)
-            {
-                case LoraInner.Tanh:
-                    ops.Tanh(b.Hidden, b.Hidden);
-                    break;
-                case LoraInner.Sigmoid:
-                    ops.Sigmoid(b.Hidden, b.Hidden);
-                    break;
-            }
-
+            Inner(ops, b);
             ops.MatMul(b.Hidden, b.Up, null, b.Y, WeightLayout.InOut);
-            switch (b.Outer)
-            {
-                case LoraOuter.AddSigmoid:
-                    ops.AddSigmoid(b.Y, b.Offset!, b.Y);
-                    break;
-                case LoraOuter.Rwkv7Decay:
-                    ops.Rwkv7Decay(b.Y, b.Offset!, b.Y);
-                    break;
-                case LoraOuter.Rwkv6Decay:
-                    ops.Rwkv6Decay(b.Y, b.Offset!, b.Y);
-                    break;
-            }
+            Outer(ops, b);
+        }
+    }
+
+    /// <summary>The branch's inner activation (Tanh or Sigmoid) in place on its hidden [T, R], or nothing.</summary>
+    public static void Inner(IOps ops, LoraBranch b)
+    {
+        switch (b.Inner)
+        {
+            case LoraInner.Tanh:
+                ops.Tanh(b.Hidden, b.Hidden);
+                break;
+            case LoraInner.Sigmoid:
+                ops.Sigmoid(b.Hidden, b.Hidden);
+                break;
+        }
+    }
+
+    /// <summary>The branch's outer op (AddSigmoid, Rwkv7Decay or Rwkv6Decay with its offset) in place on its y, or nothing.</summary>
+    public static void Outer(IOps ops, LoraBranch b)
+    {
+        switch (b.Outer)
+        {
+            case LoraOuter.AddSigmoid:
+                ops.AddSigmoid(b.Y, b.Offset!, b.Y);
+                break;
+            case LoraOuter.Rwkv7Decay:
+                ops.Rwkv7Decay(b.Y, b.Offset!, b.Y);
+                break;
+            case LoraOuter.Rwkv6Decay:
+                ops.Rwkv6Decay(b.Y, b.Offset!, b.Y);
+                break;
         }
     }
 }

@@ -28,7 +28,7 @@ public abstract partial class OpConformanceTests
             }
         }
 
-        // Prefill-sized calls (T·KVH·N/2 ≥ 65,536): the CUDA backend's thread per KV-head pair (rope_expand_kv_f32).
+        // Prefill-sized calls (T·KVH·N/2 ≥ 65,536): the CUDA backend's thread per KV-head pair (rope_expand_f32 with per = groups).
         data.Add(300, 28, 4, 128, 0);
         data.Add(300, 28, 4, 128, 100000);
         data.Add(1100, 14, 2, 64, 7);
