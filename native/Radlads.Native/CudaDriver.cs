@@ -247,19 +247,37 @@ public sealed unsafe class CudaDriver
         return context;
     }
 
-    public void Synchronize() => Check(cuCtxSynchronize(), "cuCtxSynchronize");
+    public void Synchronize()
+    {
+        Interlocked.Increment(ref hostWaits);
+        Check(cuCtxSynchronize(), "cuCtxSynchronize");
+    }
+
+    // The host-side calls that can leave the device idle, counted for diagnostics (`bench-decode --prefill-bench`
+    // prints them for its timed pass): a wait stops the host from queueing more work, and cuMemFree waits for the
+    // device implicitly.
+    private long hostWaits, allocations, frees;
+
+    /// <summary>Context, stream and event waits, cuMemAlloc and cuMemFree calls so far (all threads).</summary>
+    public (long Waits, long Allocations, long Frees) HostCalls =>
+        (Interlocked.Read(ref hostWaits), Interlocked.Read(ref allocations), Interlocked.Read(ref frees));
 
     // ---- memory ----
 
     public ulong Allocate(long bytes)
     {
         ulong pointer;
+        Interlocked.Increment(ref allocations);
         Check(cuMemAlloc(&pointer, (nuint)Math.Max(bytes, 1)), "cuMemAlloc_v2");
         return pointer;
     }
 
     /// <summary>cuMemFree_v2, returning the CUresult (release paths must not throw).</summary>
-    public int Free(ulong pointer) => cuMemFree(pointer);
+    public int Free(ulong pointer)
+    {
+        Interlocked.Increment(ref frees);
+        return cuMemFree(pointer);
+    }
 
     /// <summary>Free and total bytes of the current context's device.</summary>
     public (long Free, long Total) MemoryInfo()
@@ -310,7 +328,11 @@ public sealed unsafe class CudaDriver
 
     public int DestroyStream(nint stream) => cuStreamDestroy(stream);
 
-    public void SynchronizeStream(nint stream) => Check(cuStreamSynchronize(stream), "cuStreamSynchronize");
+    public void SynchronizeStream(nint stream)
+    {
+        Interlocked.Increment(ref hostWaits);
+        Check(cuStreamSynchronize(stream), "cuStreamSynchronize");
+    }
 
     public nint CreateEvent()
     {
@@ -323,7 +345,11 @@ public sealed unsafe class CudaDriver
 
     public void RecordEvent(nint ev, nint stream) => Check(cuEventRecord(ev, stream), "cuEventRecord");
 
-    public void SynchronizeEvent(nint ev) => Check(cuEventSynchronize(ev), "cuEventSynchronize");
+    public void SynchronizeEvent(nint ev)
+    {
+        Interlocked.Increment(ref hostWaits);
+        Check(cuEventSynchronize(ev), "cuEventSynchronize");
+    }
 
     public float ElapsedMilliseconds(nint start, nint end)
     {

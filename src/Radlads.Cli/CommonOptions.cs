@@ -51,8 +51,9 @@ internal static class CommonOptions
     public static IBackend CreateBackend(string name, bool profile, TextWriter error, string ilgpuDevice = "auto")
     {
         var backend = CreateBackend(name, error, ilgpuDevice);
-        // GPU ops only queue work: waiting for the device around each op times it there.
-        Action? synchronize = backend switch
+        // GPU ops only queue work: waiting for the device around each op times it there. RADLADS_PROFILE_HOST=1 times
+        // the host calls instead, with no waits (what queueing each op costs; an op that waits inside shows up long).
+        Action? synchronize = Environment.GetEnvironmentVariable("RADLADS_PROFILE_HOST") == "1" ? null : backend switch
         {
             CudaBackend cuda => cuda.Synchronize,
             IlgpuBackend ilgpu => ilgpu.Synchronize,

@@ -128,8 +128,9 @@ internal sealed unsafe partial class CudaOps
         var tile = Wkv7TileGeometry(heads, n, backend.Wkv7TileRows, backend.Wkv7TileLanes);
         int tileChunk = tile.Chunk;
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &tileChunk, &py };
+        // Launched plainly (see CudaBackend.Launch's programmatic): its blocks are one latency-bound wave.
         backend.Launch(backend.Kernels.Wkv7Tile[tile.Kernel], "wkv7_tile_f32", tile.Blocks, (uint)sequences, Wkv7TileThreads,
-            tile.SharedBytes, args);
+            tile.SharedBytes, args, programmatic: false);
     }
 
     // WKV7_TILE_WARPS in rwkv7.cu.

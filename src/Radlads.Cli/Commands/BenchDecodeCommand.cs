@@ -184,7 +184,14 @@ internal static class BenchDecodeCommand
                 io.Error.WriteLine(string.Create(Inv, $"built {shape} {config.ModelType} with random weights ({model.ParameterCount / 1e9:F2} B parameters) in {watch.Elapsed.TotalSeconds:F1} s"));
                 if (prefillTokens > 0)
                 {
-                    double ms = Prefill(model, prefillTokens, random);
+                    var (ms, calls) = Prefill(model, prefillTokens, random, raw as CudaBackend);
+                    if (calls is { } n)
+                    {
+                        // Where the device may have sat idle: the final logits download is one wait.
+                        io.Error.WriteLine(string.Create(Inv,
+                            $"prefill {shape} {config.ModelType} T = {prefillTokens}: {ms:F1} ms; during it {n.Waits} host waits, {n.Allocations} cuMemAlloc, {n.Frees} cuMemFree"));
+                    }
+
                     var (gemmFlops, sequenceFlops) = SyntheticModel.PrefillFlops(config, prefillTokens);
                     double rate = (gemmFlops + sequenceFlops) / (ms / 1000);
                     string path = raw is CudaBackend g
@@ -364,7 +371,12 @@ internal static class BenchDecodeCommand
     }
 
     /// <summary>Wall milliseconds of one forward pass of <paramref name="count"/> tokens from a fresh state, after one untimed pass.</summary>
-    private static double Prefill(CausalLM model, int count, Random random)
+    /// <summary>
+    /// One timed forward pass of <paramref name="count"/> random tokens from a fresh state (after an untimed one): wall
+    /// milliseconds and, on CUDA, the host waits / cuMemAlloc / cuMemFree calls the timed pass made.
+    /// </summary>
+    private static (double Ms, (long Waits, long Allocations, long Frees)? Calls) Prefill(CausalLM model, int count, Random random,
+        CudaBackend? cuda)
     {
         var ids = Enumerable.Range(0, count).Select(_ => random.Next(model.Config.VocabSize)).ToArray();
         using (var warm = model.CreateState())
@@ -373,9 +385,18 @@ internal static class BenchDecodeCommand
         }
 
         using var state = model.CreateState();
+        cuda?.Synchronize();
+        var before = cuda?.Device.Driver.HostCalls;
         var watch = Stopwatch.StartNew();
         model.Forward(state, ids);
-        return watch.Elapsed.TotalMilliseconds;
+        double ms = watch.Elapsed.TotalMilliseconds;
+        if (before is not { } b)
+        {
+            return (ms, null);
+        }
+
+        var after = cuda!.Device.Driver.HostCalls;
+        return (ms, (after.Waits - b.Waits, after.Allocations - b.Allocations, after.Frees - b.Frees));
     }
 
     /// <summary>
