@@ -564,11 +564,12 @@ extern "C" __global__ void attention_kv_to_bf16(const float* k_cache, const floa
 // token compute on zero queries and are not written. The y index of the grid is reversed so the longest (last) row
 // blocks start first; consecutive blocks are the query heads of one row block, so a KV head's tiles are read by its
 // query heads at about the same time (from L2). q, y [T, H·N] (16-byte aligned), row t at position start + t;
-// kb, vtb as attention_kv_to_bf16 made them for ≥ start + T keys (keys_padded of them).
+// kb, vtb as attention_kv_to_bf16 made them for ≥ start + T keys (keys_padded of them). yb, when not null: y's bf16
+// copy [T, H·N / 2] words for the o_proj GEMM (host: CudaOps.Attention keeps it as CudaBackend's bf16 copy).
 // Dynamic shared memory: 2 · (64·(N/2 + 4) + N·36) words.
 template <int N>
 __device__ __forceinline__ void attention_prefill_tc(const float* q, const u32* kb, const u32* vtb, int keys_padded, int tokens,
-    int heads, int kv_heads, int start, float scale, float* y)
+    int heads, int kv_heads, int start, float scale, float* y, u32* yb)
 {
     pdl_begin();
     extern __shared__ float shared[];
@@ -748,18 +749,24 @@ __device__ __forceinline__ void attention_prefill_tc(const float* q, const u32* 
         int r = r0 + 8 * up;
         if (r >= rows) continue;
         float inv = up ? inv1 : inv0;
-        float* yr = y + (i64)(first + r) * width + (i64)h * N + 2 * c;
+        i64 at = (i64)(first + r) * width + (i64)h * N + 2 * c;
 #pragma unroll
-        for (int j = 0; j < N / 8; j++) *(float2*)(yr + 8 * j) = make_float2(o[j][2 * up] * inv, o[j][2 * up + 1] * inv);
+        for (int j = 0; j < N / 8; j++)
+        {
+            float a = o[j][2 * up] * inv, b = o[j][2 * up + 1] * inv;
+            *(float2*)(y + at + 8 * j) = make_float2(a, b);
+            // The bf16 copy o_proj's GEMM reads (f32_to_bf16_pairs' bits), when the host asks for it.
+            if (yb) yb[(at + 8 * j) / 2] = f32_to_bf16_bits(a) | (f32_to_bf16_bits(b) << 16);
+        }
     }
 }
 
 // One entry point per supported head dim (the host picks by N; others run attention_prefill_f32).
 #define ATTENTION_PREFILL_TC(n)                                                                                              \
     extern "C" __global__ void __launch_bounds__(128) attention_prefill_tc_##n(const float* q, const u32* kb, const u32* vtb, \
-        int keys_padded, int tokens, int heads, int kv_heads, int start, float scale, float* y)                              \
+        int keys_padded, int tokens, int heads, int kv_heads, int start, float scale, float* y, u32* yb)                     \
     {                                                                                                                        \
-        attention_prefill_tc<n>(q, kb, vtb, keys_padded, tokens, heads, kv_heads, start, scale, y);                          \
+        attention_prefill_tc<n>(q, kb, vtb, keys_padded, tokens, heads, kv_heads, start, scale, y, yb);                      \
     }
 ATTENTION_PREFILL_TC(16)
 ATTENTION_PREFILL_TC(32)

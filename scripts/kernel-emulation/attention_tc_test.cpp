@@ -37,12 +37,25 @@ void run(int t, int start, int heads, int kv_heads, int n)
         if (kb[i] == 0xffffffffu || vtb[i] == 0xffffffffu) { if (failures++ < 10) printf("FAIL T=%d N=%d: bf16 word %zu not written\n", t, n, i); return; }
     unsigned blocks = (unsigned)((t + 63) / 64);
     size_t shared = 2 * (64 * (n / 2 + 4) + n * 36) * 4;
+    // The bf16 copy of y (every other case; null in the rest, as the host passes when it keeps none).
+    bool copy = cases % 2 == 0;
+    std::vector<unsigned> yb((size_t)(t + 1) * width / 2, 0xdeadbeefu);
+    unsigned* pyb = copy ? yb.data() : nullptr;
     launch([&] {
-        if (n == 16) at::attention_prefill_tc_16(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data());
-        else if (n == 32) at::attention_prefill_tc_32(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data());
-        else if (n == 64) at::attention_prefill_tc_64(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data());
-        else at::attention_prefill_tc_128(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data());
+        if (n == 16) at::attention_prefill_tc_16(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data(), pyb);
+        else if (n == 32) at::attention_prefill_tc_32(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data(), pyb);
+        else if (n == 64) at::attention_prefill_tc_64(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data(), pyb);
+        else at::attention_prefill_tc_128(q.data(), kb.data(), vtb.data(), padded, t, heads, kv_heads, start, scale, y.data(), pyb);
     }, (unsigned)heads, blocks, 128, shared);
+    if (copy)
+    {
+        // Every word of the first T rows is f32_to_bf16_pairs' packing of y; the row past them is untouched.
+        for (size_t i = 0; i < yb.size(); i++)
+        {
+            unsigned want = i < (size_t)t * width / 2 ? at::f32_to_bf16_bits(y[2 * i]) | (at::f32_to_bf16_bits(y[2 * i + 1]) << 16) : 0xdeadbeefu;
+            if (yb[i] != want) { if (failures++ < 10) printf("FAIL T=%d N=%d: bf16 copy word %zu is %08x, not %08x\n", t, n, i, yb[i], want); return; }
+        }
+    }
     cases++;
     int groups = heads / kv_heads;
     double case_worst = 0;

@@ -180,6 +180,47 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
         SameBits(Read(reference), Read(result), what + ": output projection");
     }
 
+    [Theory]
+    // Qwen2's prefill attention (the tensor-core kernel: head dims 64 and 128) writes o's bf16 copy for o_proj: T = 3
+    // and T past a tile of 64 rows, GQA 2 and 7, a cache that already holds 5 positions.
+    [InlineData(3, 4, 2, 64, 0)]
+    [InlineData(70, 4, 2, 64, 5)]
+    [InlineData(65, 7, 1, 128, 0)]
+    public void AttentionsBf16CopyFeedsTheOutputProjectionWithTheSameBits(int t, int heads, int kvHeads, int n, int start)
+    {
+        var data = new TestData(200 + t + n);
+        int width = heads * n, kvWidth = kvHeads * n, c = 96;
+        var q = In(data.Normal(t * width), t, width);
+        var keys = In(data.Normal((start + t) * kvWidth), start + t, kvWidth);
+        var values = In(data.Normal((start + t) * kvWidth), start + t, kvWidth);
+        var w = Weight(data.Normal(c * width, 1f / MathF.Sqrt(width)), DType.BF16, c, width);
+        float[] Run(bool copies, out float[] o)
+        {
+            Backend.Bf16Copies = copies;
+            try
+            {
+                var y = Out(t, width);
+                var result = Out(t, c);
+                long taken = Backend.Bf16CopiesTaken;
+                Backend.Ops.Attention(q, keys, values, heads, kvHeads, n, start, y);
+                Backend.Ops.MatMul(y, w, null, result);
+                Assert.Equal(taken + (copies ? 1 : 0), Backend.Bf16CopiesTaken);
+                o = Read(y);
+                return Read(result);
+            }
+            finally
+            {
+                Backend.Bf16Copies = true;
+            }
+        }
+
+        var withCopy = Run(true, out var oWithCopy);
+        var rounding = Run(false, out var oRounding);
+        string what = $"T {t}, heads {heads}/{kvHeads}, N {n}, start {start}";
+        SameBits(oRounding, oWithCopy, what + ": attention output");
+        SameBits(rounding, withCopy, what + ": output projection");
+    }
+
     [Fact]
     public void ABf16CopyIsNotUsedOnceItsTensorMayHaveChanged()
     {
