@@ -498,26 +498,6 @@ __device__ __forceinline__ void mma_bf16_16816(float* d, const u32* a, u32 b0, u
 #endif
 }
 
-// 16 bytes global → shared without registers (cp.async.cg, sm_80+; both 16-byte aligned); before sm_80 (and under the
-// emulator) a plain copy. Completed by copy_async_wait_one/all (then a __syncthreads()).
-__device__ __forceinline__ void copy_async_16(void* dst, const void* src)
-{
-#if __CUDA_ARCH__ >= 800
-    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
-#else
-    *(uint4*)dst = *(const uint4*)src;
-#endif
-}
-
-// Waits until at most one committed group of this thread's copies is still in flight (the newest).
-__device__ __forceinline__ void copy_async_wait_one()
-{
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.wait_group 1;" ::: "memory");
-#endif
-}
-
 #define TC_ROWS 64 // query rows per block: 4 warps × 16
 #define TC_KEYS 64 // keys per shared-memory tile
 #define TC_VT_STRIDE (TC_KEYS / 2 + 4) // words per row of the transposed V tile (64 keys + 8 bf16 of padding)
@@ -645,7 +625,7 @@ __device__ __forceinline__ void attention_prefill_tc(const float* q, const u32* 
         // The next tile's copies go out (an empty group after the last), then this tile's are waited for.
         if (i + 1 < tiles) stage(tile + TC_KEYS, (i + 1) & 1);
         else copy_async_commit();
-        copy_async_wait_one();
+        copy_async_wait_group<1>(); // the newest group (the next tile) may still be in flight
         __syncthreads();
         const u32* ks = (const u32*)shared + (i & 1) * stage_words;
         const u32* vt = ks + TC_KEYS * ks_stride;

@@ -69,6 +69,27 @@ __device__ __forceinline__ void copy_async_wait_all()
 #endif
 }
 
+// 16 bytes global → shared (both 16-byte aligned), cached in L2 only (cp.async.cg), and a wait that leaves this
+// thread's newest N commit groups in flight (attention_prefill_tc's double buffer, gemv_stream's ring; then a
+// __syncthreads() where other threads read the data). Before sm_80 (and under the emulator) an ordinary copy, no wait.
+__device__ __forceinline__ void copy_async_16(void* dst, const void* src)
+{
+#if __CUDA_ARCH__ >= 800
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+#else
+    *(uint4*)dst = *(const uint4*)src;
+#endif
+}
+
+template <int N>
+__device__ __forceinline__ void copy_async_wait_group()
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+
 __device__ __forceinline__ float bf16_to_float(u16 b) { return __uint_as_float(((u32)b) << 16); }
 
 // fp32 → bf16 bits for the cuBLASLt prefill GEMMs' activations (f32_to_bf16 in matmul.cu, and the kernels that write

@@ -246,6 +246,87 @@ GEMV_ALL(f32, DT_F32)
 GEMV_ALL(f16, DT_F16)
 GEMV_ALL(bf16, DT_BF16)
 
+// gemv_stream_{dt}: T = 1, OutIn, bf16/f16 W [M, K] (K a multiple of 8, W and x 16-byte aligned) with at most
+// STREAM_ROWS rows a block (host: CudaOps.GemvOutIn; o_proj and the MLP's down projection at 7B). gemv_vec runs in
+// waves of short blocks, and a GEMV of a few waves loses its ramp and its last partial wave (ncu, H200, 7B: mlp down
+// 77 % of DRAM peak, the 36-wave LM head 94 %). Here the host sizes the grid so every block is resident from the start
+// and takes rows_per_block whole rows; its 256 threads walk those rows' 16-byte chunks as one stream (thread t takes
+// chunks t, t + 256, …), copied into a ring of STREAM_STAGES slots per thread by cp.async, so STREAM_STAGES − 1 loads
+// per thread stay in flight without holding registers. A thread keeps one partial sum per row in shared memory; at
+// the end warp w adds up rows w, w + 8, … over the 256 threads in a fixed order: the result does not depend on timing
+// (recorded == eager bit for bit), though its order of sums is not gemv_vec's. Dynamic shared memory:
+// STREAM_STAGES · 256 · 16 + rows_per_block · 256 · 4 bytes (≤ 48 KiB).
+#define STREAM_THREADS 256
+#define STREAM_STAGES 6
+#define STREAM_ROWS 24
+
+template <int DT>
+__device__ __forceinline__ void gemv_stream(const float* __restrict__ x, const void* __restrict__ w, const void* bias, int bias_dtype,
+    float* __restrict__ y, int k, int m, int rows_per_block)
+{
+    extern __shared__ float stream_shared[];
+    uint4* ring = (uint4*)stream_shared;                                   // [STREAM_STAGES][STREAM_THREADS]
+    float* partial = stream_shared + STREAM_STAGES * STREAM_THREADS * 4;  // [rows_per_block][STREAM_THREADS]
+    const int t = threadIdx.x;
+    const int ch = k / 8;
+    const int r0 = blockIdx.x * rows_per_block;
+    const int rows = min(rows_per_block, m - r0);
+    const uint4* wb = (const uint4*)w + (i64)r0 * ch;
+    const i64 total = (i64)rows * ch;
+    const int n = total > t ? (int)((total - 1 - t) / STREAM_THREADS) + 1 : 0;
+    // Weights are never written: the first copies go out before the wait.
+#pragma unroll
+    for (int s = 0; s < STREAM_STAGES - 1; s++)
+    {
+        if (s < n) copy_async_16(ring + s * STREAM_THREADS + t, wb + t + (i64)s * STREAM_THREADS);
+        copy_async_commit();
+    }
+
+    for (int r = 0; r < rows; r++) partial[r * STREAM_THREADS + t] = 0.f; // rows this thread has no chunk of stay 0
+    pdl_begin();
+    int row = t / ch, col = t % ch;
+    float acc = 0.f;
+    for (int i = 0; i < n; i++)
+    {
+        // One commit group per iteration (empty past the end), so waiting for all but the newest STREAM_STAGES − 1
+        // groups means chunk i has landed.
+        int next = i + STREAM_STAGES - 1;
+        if (next < n) copy_async_16(ring + (next % STREAM_STAGES) * STREAM_THREADS + t, wb + t + (i64)next * STREAM_THREADS);
+        copy_async_commit();
+        copy_async_wait_group<STREAM_STAGES - 1>();
+        acc = dot_chunk<DT>(ring[(i % STREAM_STAGES) * STREAM_THREADS + t], x, col, acc);
+        // The slot is refilled only in a later iteration, after this thread's read of it has been used. A thread's
+        // chunks of a row are consecutive in its stream, so one store per row; the stream ends where a row ends, so
+        // the last row is stored here too.
+        for (col += STREAM_THREADS; col >= ch; col -= ch)
+        {
+            if (row < rows) partial[row * STREAM_THREADS + t] = acc;
+            acc = 0.f;
+            row++;
+        }
+    }
+
+    __syncthreads();
+    const int warp = t >> 5, lane = t & 31;
+    for (int r = warp; r < rows; r += STREAM_THREADS / 32)
+    {
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < STREAM_THREADS / 32; j++) sum += partial[r * STREAM_THREADS + lane + 32 * j];
+        sum = warp_sum(sum);
+        if (lane == 0) y[r0 + r] = sum + (bias != 0 ? load_any(bias, bias_dtype, r0 + r) : 0.f);
+    }
+}
+
+#define GEMV_STREAM(name, DT)                                                                                            \
+    extern "C" __global__ void __launch_bounds__(STREAM_THREADS) name(const float* x, const void* w, const void* bias,    \
+        int bias_dtype, float* y, int k, int m, int rows_per_block)                                                      \
+    {                                                                                                                    \
+        gemv_stream<DT>(x, w, bias, bias_dtype, y, k, m, rows_per_block);                                                \
+    }
+GEMV_STREAM(gemv_stream_f16, DT_F16)
+GEMV_STREAM(gemv_stream_bf16, DT_BF16)
+
 // Up to three OutIn GEMVs that share x (q/k/v, gate/up) in one launch: their rows are numbered one after the
 // other (m0, then m1, then m2) and each warp finds its matrix from its row; otherwise as gemv_vec.
 template <int DT, int WPR>

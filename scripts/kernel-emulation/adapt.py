@@ -19,5 +19,5 @@ c = c[:i] + "__device__ __forceinline__ uint4 load_stream(const void* p) { uint4
 open(f"{work}/common.cuh", "w", encoding="utf-8").write(c)
 for name in names:
     s = open(f"{kernels}/{name}.cu", encoding="utf-8").read().replace('extern "C" ', "")
-    s = re.sub(r"extern __shared__ float ([a-z]*)\[\];", r"float* \1 = emu_dynamic_shared;", s)
+    s = re.sub(r"extern __shared__ float ([a-z_]*)\[\];", r"float* \1 = emu_dynamic_shared;", s)
     open(f"{work}/{name}.inc", "w", encoding="utf-8").write(s)

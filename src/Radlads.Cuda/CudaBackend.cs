@@ -114,6 +114,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     public int GemvBlocksPerSm { get; set; } = 8;
 
     /// <summary>
+    /// Whether decode MatMuls (T = 1, bf16/f16, up to 24 rows a resident block) run gemv_stream instead of gemv_vec
+    /// (default on; RADLADS_GEMV_STREAM=0 turns it off, for A/B timings).
+    /// </summary>
+    public bool GemvStream { get; set; } = Environment.GetEnvironmentVariable("RADLADS_GEMV_STREAM") != "0";
+
+    /// <summary>
     /// The environment variable <paramref name="name"/> as one of <paramref name="allowed"/>, or
     /// <paramref name="fallback"/> when it is not set; any other value is an error naming the allowed ones.
     /// </summary>

@@ -30,6 +30,7 @@ internal sealed class Kernels
         GemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_{d}_vec{w}")).ToArray())];
         GateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gate_up_swiglu_{d}_vec{w}")).ToArray())];
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
+        GemvStream = [0, library.Function("matmul.cu", "gemv_stream_f16"), library.Function("matmul.cu", "gemv_stream_bf16")];
         GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
         GemvInOutScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_scalar"))];
         LoraDownF16 = library.Function("lora.cu", "lora_down_f16");
@@ -162,6 +163,9 @@ internal sealed class Kernels
     public nint[][] GateUpSwiGlu { get; }
 
     public nint[] GemvScalar { get; }
+
+    /// <summary>gemv_stream_{f16,bf16} by <see cref="DType"/> (0 for F32, which has none): resident blocks of whole rows.</summary>
+    public nint[] GemvStream { get; }
 
     public nint[] GemvInOutVector { get; }
 
