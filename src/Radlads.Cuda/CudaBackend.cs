@@ -514,6 +514,9 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// </summary>
     public bool FuseNormGemv { get; set; } = Environment.GetEnvironmentVariable("RADLADS_NORM_GEMV") != "0";
 
+    /// <summary>How many fused norm + GEMV kernels this backend has queued (tests: the decode path takes them).</summary>
+    internal long NormGemvLaunches { get; set; }
+
     private void NotWhileRecording(string what)
     {
         if (recording is not null)

@@ -39,6 +39,7 @@ internal sealed unsafe partial class CudaOps
             &n.H, &n.Branch, &n.Weight, &n.WeightType, &eps, &n.Normed, &n.Counter, &nt, &k,
             &g.W0, &g.B0, &g.T0, &g.Y0, &g.M0, &g.W1, &g.B1, &g.T1, &g.Y1, &g.M1, &g.W2, &g.B2, &g.T2, &g.Y2, &g.M2,
         };
+        backend.NormGemvLaunches++;
         backend.Launch(K.NormGemvGroup[(int)weights[0].DType][level], "norm_gemv_group", (uint)((rows + perBlock - 1) / perBlock), 1, Threads,
             (uint)k * sizeof(float), a);
     }
@@ -66,6 +67,7 @@ internal sealed unsafe partial class CudaOps
         var n = NormArguments(h, branch, normWeight, normed);
         ulong pg = C(wGate).Pointer, pu = C(wUp).Pointer, py = P(y);
         void** a = stackalloc void*[] { &n.H, &n.Branch, &n.Weight, &n.WeightType, &eps, &n.Normed, &n.Counter, &nt, &k, &pg, &pu, &py, &f };
+        backend.NormGemvLaunches++;
         backend.Launch(K.NormGateUpSwiGlu[(int)dtype][level], "norm_gate_up_swiglu", (uint)((f + pairs - 1) / pairs), 1, threads,
             (uint)k * sizeof(float), a);
     }
