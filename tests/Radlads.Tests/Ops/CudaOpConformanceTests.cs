@@ -16,8 +16,6 @@ public sealed class CudaOpConformanceTests() : OpConformanceTests(() => new Cuda
             ? (Tolerances.Bf16AttentionRelative, Tolerances.Bf16AttentionAbsolute)
             : base.AttentionTolerance(tokens, headDim);
 
-    protected override long? NormGemvLaunches => ((CudaBackend)Backend).NormGemvLaunches;
-
     // The models' shapes on the tensor cores: 0.5B (14 heads, 2 KV heads, N = 64), 7B (28/4, N = 128), after a prompt.
     [Theory]
     [InlineData(128, 0, 28, 4, 128)]

@@ -1,4 +1,6 @@
 using Radlads.Checkpoints;
+using Radlads.Cuda;
+using Radlads.Ilgpu;
 using Radlads.Ops;
 
 namespace Radlads.Tests.Ops;
@@ -14,8 +16,17 @@ namespace Radlads.Tests.Ops;
 /// </summary>
 public abstract partial class OpConformanceTests
 {
-    /// <summary>How many fused norm + GEMV kernels the backend has launched; null where it has none (the IOps default).</summary>
-    protected virtual long? NormGemvLaunches => null;
+    /// <summary>
+    /// How many fused norm + GEMV kernels the backend has launched, where it has one for <paramref name="op"/> (CUDA: both
+    /// ops; ILGPU's warp kernels: the gate/up one); null where the op is the IOps default.
+    /// </summary>
+    private long? NormGemvLaunches(string op) => Backend switch
+    {
+        CudaBackend cuda => cuda.NormGemvLaunches,
+        IlgpuBackend ilgpu when op == nameof(IOps.AddRmsNormGateUpSwiGlu) && !ilgpu.Unfused && !ilgpu.ThreadPerOutputKernels && !ilgpu.Baseline
+            => ilgpu.NormGemvLaunches,
+        _ => null,
+    };
 
     [Theory]
     [InlineData(DType.BF16, 1, 64, 3, true, true, true)]
@@ -44,14 +55,14 @@ public abstract partial class OpConformanceTests
         }
 
         var biasTensors = biases.Select(v => v is null ? null : In(v, v.Length)).ToArray();
-        long? before = NormGemvLaunches;
+        long? before = NormGemvLaunches(nameof(IOps.AddRmsNormMatMulShared));
         var ht = In(h, t, c);
         var normed = Out(t, c);
         var outputs = ms.Select(m => Out(t, m)).ToArray();
         Ops.AddRmsNormMatMulShared(ht, withBranch ? In(b, t, c) : null, normWeight, 1e-6f, normed, weights, biasTensors, outputs);
         if (before is { } launched)
         {
-            Assert.Equal(launched + (fusedOnGpu ? 1 : 0), NormGemvLaunches);
+            Assert.Equal(launched + (fusedOnGpu ? 1 : 0), NormGemvLaunches(nameof(IOps.AddRmsNormMatMulShared)));
         }
 
         var (h2, normed2) = UnfusedResidualNorm(h, b, withBranch, normWeight, t, c);
@@ -81,14 +92,14 @@ public abstract partial class OpConformanceTests
         var (h, b, normWeight, nwr) = ResidualNormInputs(data, t, c, dtype);
         var wg = Weight(data.Normal(f * c, 0.05f), dtype, out var gr, f, c);
         var wu = Weight(data.Normal(f * c, 0.05f), dtype, out var ur, f, c);
-        long? before = NormGemvLaunches;
+        long? before = NormGemvLaunches(nameof(IOps.AddRmsNormGateUpSwiGlu));
         var ht = In(h, t, c);
         var normed = Out(t, c);
         var y = Out(t, f);
         Ops.AddRmsNormGateUpSwiGlu(ht, withBranch ? In(b, t, c) : null, normWeight, 1e-5f, normed, wg, wu, y, Out(t, f));
         if (before is { } launched)
         {
-            Assert.Equal(launched + (fusedOnGpu ? 1 : 0), NormGemvLaunches);
+            Assert.Equal(launched + (fusedOnGpu ? 1 : 0), NormGemvLaunches(nameof(IOps.AddRmsNormGateUpSwiGlu)));
         }
 
         var (h2, normed2) = UnfusedResidualNorm(h, b, withBranch, normWeight, t, c, 1e-5f);
