@@ -65,7 +65,22 @@ public static class FusedKernels
     }
 
     /// <summary>
-    /// The norm of <see cref="NormGateUpSwiGlu{TW}"/>: x [C] (shared) = RmsNorm(h + branch) as RmsNormRow computes it;
+    /// The mixer's input norm fused into its first projection (q): the norm of <see cref="NormGateUpSwiGlu{TW}"/>, then
+    /// the rows of <see cref="GemvKernels.GemvOutIn{TW}"/> reading x from shared memory (the same bits as AddRmsNorm, or
+    /// RmsNorm with add = 0, then MatMul); k and v then read the normed row the last group wrote.
+    /// </summary>
+    public static void NormGemvOutIn<TW>(ArrayView<float> h, ArrayView<float> branch, int add, WeightView normWeight, float eps,
+        ArrayView<float> normed, ArrayView<int> counter, ArrayView<Words4> weight, WeightView bias, int hasBias, int c, int m,
+        int warpsPerRow, ArrayView<float> y)
+        where TW : struct, IWeightWords
+    {
+        var x = SharedMemory.Allocate<Floats4>(MaxNormGemvC / 4);
+        ResidualNormToShared(h, branch, add, normWeight, eps, c, normed, counter, x.Cast<float>());
+        GemvKernels.GemvOutInRows<TW>(x, weight, bias, hasBias, c / default(TW).PerLoad, m, warpsPerRow, y);
+    }
+
+    /// <summary>
+    /// The norm of <see cref="NormGateUpSwiGlu{TW}"/> and <see cref="NormGemvOutIn{TW}"/>: x [C] (shared) = RmsNorm(h + branch) as RmsNormRow computes it;
     /// the group that counts last in counter[0] writes h and normed for the row and resets the counter.
     /// </summary>
     internal static void ResidualNormToShared(ArrayView<float> h, ArrayView<float> branch, int add, WeightView weight, float eps, int c,
