@@ -174,6 +174,10 @@ __device__ __forceinline__ float sigmoid_(float x) { return 1.f / (1.f + expf(-x
 
 __device__ __forceinline__ float neg_infinity() { return __int_as_float(0xff800000); }
 
+// Float4 chunks a thread of the RmsNorm vector path keeps in registers (norms.cu, and the fused norm + GEMV kernels
+// of matmul.cu): the host picks the block size so that ceil(C/4 / threads) <= NORM_VEC (C up to 16,384 at 1,024 threads).
+#define NORM_VEC 4
+
 __device__ __forceinline__ float warp_sum(float v)
 {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

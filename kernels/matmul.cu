@@ -6,6 +6,7 @@
 //   chosen so that even a few rows fill the GPU; four loads in flight per lane.
 //   gemv_group_{dt}_vec{1,2,4,8}: the same for up to three matrices that share x, in one launch.
 //   gate_up_swiglu_{dt}_vec{1,2,4,8}: the MLP's gate and up rows summed as gemv_group sums them, then silu(g) ⊙ u.
+//   norm_gemv_group_*, norm_gate_up_swiglu_*: the same after the residual add + RmsNorm, computed by every block.
 //   gemv_{dt}_scalar: T = 1, OutIn, any K: one warp per row, one element per lane per step.
 //   gemv_inout_{dt}_{vec,scalar}: T = 1, InOut (LoRA factors): each lane owns 8 (4, 1) adjacent columns, the 8
 //   warps of a block split the rows of its K range; K is split over blockIdx.y when the columns are few, and the
@@ -111,21 +112,30 @@ __device__ __forceinline__ float dot_word(u32 word, float x0, float x1, float ac
     return fmaf(hi16<DT>(word), x1, acc);
 }
 
+// Float4 i of x: through the read-only cache from global memory, or (SX) from shared memory, where the fused
+// norm + GEMV kernels keep the normed row they computed themselves.
+template <bool SX>
+__device__ __forceinline__ float4 load_x4(const float* __restrict__ x, int i)
+{
+    if (SX) return ((const float4*)x)[i];
+    return __ldg((const float4*)x + i);
+}
+
 // acc += (16 bytes of weights q) · (the matching 8 or 4 elements of x, starting at chunk c).
-template <int DT>
+template <int DT, bool SX>
 __device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x, int c, float acc)
 {
     if (DT == DT_F32)
     {
-        float4 a = __ldg((const float4*)x + c);
+        float4 a = load_x4<SX>(x, c);
         acc = fmaf(__uint_as_float(q.x), a.x, acc);
         acc = fmaf(__uint_as_float(q.y), a.y, acc);
         acc = fmaf(__uint_as_float(q.z), a.z, acc);
         return fmaf(__uint_as_float(q.w), a.w, acc);
     }
 
-    float4 a = __ldg((const float4*)x + 2 * c);
-    float4 b = __ldg((const float4*)x + 2 * c + 1);
+    float4 a = load_x4<SX>(x, 2 * c);
+    float4 b = load_x4<SX>(x, 2 * c + 1);
     acc = dot_word<DT>(q.x, a.x, a.y, acc);
     acc = dot_word<DT>(q.y, a.z, a.w, acc);
     acc = dot_word<DT>(q.z, b.x, b.y, acc);
@@ -146,7 +156,7 @@ __device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x,
 // The last (< GEMV_UNROLL) chunks of a lane's row: all loads issued before the first FMA, so the tail costs one
 // memory latency, not one per chunk (short rows such as o_proj at 7B are mostly tail). Same order of sums as a
 // chunk-by-chunk loop.
-template <int DT>
+template <int DT, bool SX>
 __device__ __forceinline__ float gemv_tail(const uint4* wr, const float* __restrict__ x, int c, int stride, int chunks, float acc)
 {
     uint4 q[GEMV_UNROLL - 1];
@@ -155,16 +165,24 @@ __device__ __forceinline__ float gemv_tail(const uint4* wr, const float* __restr
         if (c + u * stride < chunks) q[u] = load_stream(wr + c + u * stride);
 #pragma unroll
     for (int u = 0; u < GEMV_UNROLL - 1; u++)
-        if (c + u * stride < chunks) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+        if (c + u * stride < chunks) acc = dot_chunk<DT, SX>(q[u], x, c + u * stride, acc);
     return acc;
 }
 
+// The wait of a plain GEMV: pdl_begin() (the fused norm + GEMV kernels pass their own, which also computes x).
+struct PdlWait
+{
+    __device__ __forceinline__ void operator()() const { pdl_begin(); }
+};
+
 // One warp's share of a row of W (wr, `chunks` 16-byte chunks): the lane starting at chunk c0 takes c0, c0 + 32·WPR,
-// … in order, GEMV_UNROLL loads in flight. Calls pdl_begin(): the first loads go out before the wait, since weights
-// are never written and may stream while the kernel before this one (which wrote x) finishes. 0 when !valid.
-// gemv_vec, gemv_group and gate_up_swiglu all sum a row through this, so they give the same bits.
-template <int DT, int WPR>
-__device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __restrict__ x, int chunks, int c0, bool valid)
+// … in order, GEMV_UNROLL loads in flight. Calls wait() (every thread of the block, once; pdl_begin() by default):
+// the first loads go out before the wait, since weights are never written and may stream while the kernel before
+// this one (which wrote x) finishes. 0 when !valid. x is in global memory, or in shared memory with SX.
+// gemv_vec, gemv_group, gate_up_swiglu and their norm_* forms all sum a row through this, so they give the same bits.
+template <int DT, int WPR, bool SX = false, typename Wait = PdlWait>
+__device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __restrict__ x, int chunks, int c0, bool valid,
+    Wait wait = Wait())
 {
     const int stride = 32 * WPR;
     int c = c0;
@@ -176,14 +194,14 @@ __device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __r
         for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
     }
 
-    pdl_begin();
+    wait();
     float acc = 0.f;
     if (valid)
     {
         if (first)
         {
 #pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT, SX>(q[u], x, c + u * stride, acc);
             c += GEMV_UNROLL * stride;
         }
 
@@ -192,10 +210,10 @@ __device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __r
 #pragma unroll
             for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
 #pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT>(q[u], x, c + u * stride, acc);
+            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT, SX>(q[u], x, c + u * stride, acc);
         }
 
-        acc = gemv_tail<DT>(wr, x, c, stride, chunks, acc);
+        acc = gemv_tail<DT, SX>(wr, x, c, stride, chunks, acc);
     }
 
     return acc;
@@ -294,7 +312,7 @@ __device__ __forceinline__ void gemv_stream(const float* __restrict__ x, const v
         if (next < n) copy_async_16(ring + (next % STREAM_STAGES) * STREAM_THREADS + t, wb + t + (i64)next * STREAM_THREADS);
         copy_async_commit();
         copy_async_wait_group<STREAM_STAGES - 1>();
-        acc = dot_chunk<DT>(ring[(i % STREAM_STAGES) * STREAM_THREADS + t], x, col, acc);
+        acc = dot_chunk<DT, false>(ring[(i % STREAM_STAGES) * STREAM_THREADS + t], x, col, acc);
         // The slot is refilled only in a later iteration, after this thread's read of it has been used. A thread's
         // chunks of a row are consecutive in its stream, so one store per row; the stream ends where a row ends, so
         // the last row is stored here too.
@@ -329,11 +347,11 @@ GEMV_STREAM(gemv_stream_bf16, DT_BF16)
 
 // Up to three OutIn GEMVs that share x (q/k/v, gate/up) in one launch: their rows are numbered one after the
 // other (m0, then m1, then m2) and each warp finds its matrix from its row; otherwise as gemv_vec.
-template <int DT, int WPR>
+template <int DT, int WPR, bool SX = false, typename Wait = PdlWait>
 __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
     const void* w0, const void* b0, int bt0, float* y0, int m0,
     const void* w1, const void* b1, int bt1, float* y1, int m1,
-    const void* w2, const void* b2, int bt2, float* y2, int m2)
+    const void* w2, const void* b2, int bt2, float* y2, int m2, Wait wait = Wait())
 {
     __shared__ float partial[GEMV_THREADS / 32];
     const int per = DT == DT_F32 ? 4 : 8;
@@ -356,7 +374,7 @@ __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
     }
 
     const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
-    float acc = gemv_row_part<DT, WPR>(wr, x, k / per, part * 32 + lane, valid);
+    float acc = gemv_row_part<DT, WPR, SX>(wr, x, k / per, part * 32 + lane, valid, wait);
 
     acc = warp_sum(acc);
     if (WPR > 1)
@@ -394,9 +412,9 @@ GEMV_GROUP_ALL(bf16, DT_BF16)
 // and the same P rows of W_up (warps [0, P·WPR) gate, the rest up), WPR warps per row exactly as gemv_group sums it
 // (same chunks, same order, + 0.f as its absent bias adds), meets in shared memory and writes y = silu(g) ⊙ u as
 // swiglu_f32 rounds it: the same bits as gemv_group then swiglu_f32 when the host picks gemv_group's WPR.
-template <int DT, int WPR, int P>
+template <int DT, int WPR, int P, bool SX = false, typename Wait = PdlWait>
 __device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int k, const void* wg, const void* wu,
-    float* __restrict__ y, int f)
+    float* __restrict__ y, int f, Wait wait = Wait())
 {
     __shared__ float partial[2 * P * WPR];
     __shared__ float sums[2 * P];
@@ -408,7 +426,7 @@ __device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int 
     bool valid = row < f;
     const void* w = slot < P ? wg : wu;
     const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
-    float acc = gemv_row_part<DT, WPR>(wr, x, k / per, part * 32 + lane, valid);
+    float acc = gemv_row_part<DT, WPR, SX>(wr, x, k / per, part * 32 + lane, valid, wait);
 
     acc = warp_sum(acc);
     if (lane == 0) partial[warp] = acc;
@@ -446,6 +464,159 @@ __device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int 
 GATE_UP_ALL(f32, DT_F32)
 GATE_UP_ALL(f16, DT_F16)
 GATE_UP_ALL(bf16, DT_BF16)
+
+// The norm before the mixer's q/k/v and before the MLP's gate/up fused into those GEMVs (T = 1; host:
+// CudaOps.AddRmsNormMatMulShared, CudaOps.AddRmsNormGateUpSwiGlu): every block computes s = h + b (b null: s = h,
+// the first layer's plain RmsNorm) and x = w ⊙ s / sqrt(mean(s²) + eps) for the whole row itself, into shared
+// memory, then sums its rows exactly as gemv_group / gate_up_swiglu do, reading x from there. Thread t < nt does
+// the work of add_rms_norm_f32's thread t (nt = its block size, the host's NormGeometry; NORM_VEC float4 chunks
+// t, t + nt, …) and the others add 0 to block_sum, so s, the sum of squares, x and therefore every GEMV sum are the
+// bits of add_rms_norm_f32 then gemv_group (or gate_up_swiglu). h is updated in place, so no block may write it
+// while another still reads it: each block counts itself in *counter after its reads (they are done: block_sum
+// consumed them), and the last block to count writes h = s and y = x for the row and puts the counter back to 0.
+// Every other launch on the stream runs its counting after its griddepcontrol.wait, i.e. after this grid has
+// completed, so one counter per backend serves every launch and every replay of a recorded graph.
+// Trade-off: each block reads 2·C floats of h and b (from L2) instead of C of x; at 7B gemv_group has 1,152 blocks
+// (33 MB of L2 reads beside 33 MB of q/k/v weights from HBM) in exchange for a launch of add_rms_norm_f32 (3.7 µs,
+// one block) on the critical path. RADLADS_NORM_GEMV=0 turns the fusion off for comparisons.
+struct ResidualNorm
+{
+    float* h;
+    const float* b;
+    const void* w;
+    int w_dtype;
+    float eps;
+    float* y;
+    int* counter;
+    int c;
+    int nt;
+    float* xs;
+
+    __device__ __forceinline__ void operator()() const
+    {
+        __shared__ float scratch[32];
+        __shared__ int last;
+        int tid = threadIdx.x;
+        bool mine = tid < nt;
+        int chunks = c >> 2;
+        float4* hr = (float4*)h;
+        const float4* br = (const float4*)b;
+        float4* xr = (float4*)xs;
+        // The norm's weights are never written: loaded before the wait, as rms_norm_vec loads them.
+        float4 wv[NORM_VEC];
+#pragma unroll
+        for (int j = 0; j < NORM_VEC; j++)
+        {
+            int e = (tid + j * nt) << 2;
+            if (mine && e < c)
+                wv[j] = make_float4(load_any(w, w_dtype, e), load_any(w, w_dtype, e + 1), load_any(w, w_dtype, e + 2), load_any(w, w_dtype, e + 3));
+        }
+
+        pdl_begin();
+        float4 v[NORM_VEC];
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < NORM_VEC; j++)
+        {
+            int i = tid + j * nt;
+            if (mine && i < chunks)
+            {
+                v[j] = hr[i];
+                if (b != nullptr)
+                {
+                    float4 e = br[i];
+                    v[j].x += e.x; v[j].y += e.y; v[j].z += e.z; v[j].w += e.w;
+                }
+            }
+        }
+
+#pragma unroll
+        for (int j = 0; j < NORM_VEC; j++)
+        {
+            int i = tid + j * nt;
+            if (mine && i < chunks)
+            {
+                sum = fmaf(v[j].x, v[j].x, sum);
+                sum = fmaf(v[j].y, v[j].y, sum);
+                sum = fmaf(v[j].z, v[j].z, sum);
+                sum = fmaf(v[j].w, v[j].w, sum);
+            }
+        }
+
+        sum = block_sum(sum, scratch);
+        float inv = 1.f / sqrtf(sum / c + eps);
+#pragma unroll
+        for (int j = 0; j < NORM_VEC; j++)
+        {
+            int i = tid + j * nt;
+            if (mine && i < chunks)
+                xr[i] = make_float4((v[j].x * inv) * wv[j].x, (v[j].y * inv) * wv[j].y, (v[j].z * inv) * wv[j].z, (v[j].w * inv) * wv[j].w);
+        }
+
+        // x complete for the GEMV; this block's reads of h and b are done (block_sum needed them all).
+        __syncthreads();
+        if (tid == 0)
+        {
+            __threadfence();
+            last = atomicAdd(counter, 1) == (int)gridDim.x - 1;
+            if (last) *counter = 0;
+        }
+
+        __syncthreads();
+        if (!last) return;
+        // Every other block has read h and b: write the row's h and y (x as the plain norm writes it).
+        __threadfence();
+        float4* yr = (float4*)y;
+#pragma unroll
+        for (int j = 0; j < NORM_VEC; j++)
+        {
+            int i = tid + j * nt;
+            if (mine && i < chunks)
+            {
+                if (b != nullptr) hr[i] = v[j];
+                yr[i] = xr[i];
+            }
+        }
+    }
+};
+
+// Dynamic shared memory: k floats (x).
+#define NORM_GEMV_GROUP(name, DT, WPR)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MIN_BLOCKS) name(float* h, const float* hb,         \
+        const void* nw, int nwt, float eps, float* normed, int* counter, int nt, int k,                                  \
+        const void* w0, const void* b0, int bt0, float* y0, int m0, const void* w1, const void* b1, int bt1, float* y1,  \
+        int m1, const void* w2, const void* b2, int bt2, float* y2, int m2)                                              \
+    {                                                                                                                    \
+        extern __shared__ float xs[];                                                                                    \
+        ResidualNorm norm{h, hb, nw, nwt, eps, normed, counter, k, nt, xs};                                              \
+        gemv_group<DT, WPR, true>(xs, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2, norm);           \
+    }
+
+#define NORM_GEMV_GROUP_ALL(DTNAME, DT) \
+    NORM_GEMV_GROUP(norm_gemv_group_##DTNAME##_vec1, DT, 1) NORM_GEMV_GROUP(norm_gemv_group_##DTNAME##_vec2, DT, 2)       \
+    NORM_GEMV_GROUP(norm_gemv_group_##DTNAME##_vec4, DT, 4) NORM_GEMV_GROUP(norm_gemv_group_##DTNAME##_vec8, DT, 8)
+
+NORM_GEMV_GROUP_ALL(f32, DT_F32)
+NORM_GEMV_GROUP_ALL(f16, DT_F16)
+NORM_GEMV_GROUP_ALL(bf16, DT_BF16)
+
+// Dynamic shared memory: k floats (x).
+#define NORM_GATE_UP(name, DT, WPR, P)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(64 * WPR * P) name(float* h, const float* hb, const void* nw, int nwt,  \
+        float eps, float* normed, int* counter, int nt, int k, const void* wg, const void* wu, float* y, int f)          \
+    {                                                                                                                    \
+        extern __shared__ float xs[];                                                                                    \
+        ResidualNorm norm{h, hb, nw, nwt, eps, normed, counter, k, nt, xs};                                              \
+        gate_up_swiglu<DT, WPR, P, true>(xs, k, wg, wu, y, f, norm);                                                     \
+    }
+
+#define NORM_GATE_UP_ALL(DTNAME, DT)                                                                                     \
+    NORM_GATE_UP(norm_gate_up_swiglu_##DTNAME##_vec1, DT, 1, 4) NORM_GATE_UP(norm_gate_up_swiglu_##DTNAME##_vec2, DT, 2, 2) \
+    NORM_GATE_UP(norm_gate_up_swiglu_##DTNAME##_vec4, DT, 4, 1) NORM_GATE_UP(norm_gate_up_swiglu_##DTNAME##_vec8, DT, 8, 1)
+
+NORM_GATE_UP_ALL(f32, DT_F32)
+NORM_GATE_UP_ALL(f16, DT_F16)
+NORM_GATE_UP_ALL(bf16, DT_BF16)
 
 // Any K and alignment: one warp per row, one element per lane per step.
 template <int DT>

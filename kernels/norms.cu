@@ -3,10 +3,6 @@
 // of y for the cuBLASLt GEMM that reads it next (prefill: q/k/v, the MLP's gate/up).
 #include "common.cuh"
 
-// Float4 chunks a thread of the vector path keeps in registers: the host picks the block size so that
-// ceil(C/4 / threads) <= NORM_VEC (C up to 16,384 at 1,024 threads).
-#define NORM_VEC 4
-
 // One block per row of x [T, C] (pdl_begin inside, after the weight loads): y = w ⊙ x / sqrt(mean(x²) + eps); with ADD, first h += b (h written back) and the
 // norm is of the new h. Vector path (C % 4 == 0, rows 16-byte aligned): each thread loads its NORM_VEC float4
 // chunks at once and keeps them in registers, so the row costs one memory latency, not C / threads of them (a

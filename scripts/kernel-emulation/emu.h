@@ -57,14 +57,29 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
 inline float __fsqrt_rn(float a) { return std::sqrt(a); }
+// Blocks run one at a time, in launch order, or (emu_block_order_seed != 0) in an order shuffled by that seed: kernels
+// whose blocks meet through counters (the last block to arrive finishes) must work in any order.
+inline unsigned emu_block_order_seed = 0;
 inline void launch(std::function<void()> kernel, unsigned gx, unsigned gy, unsigned bx, size_t shared_bytes)
 {
     gridDim = {gx, gy, 1}; blockDim = {bx, 1, 1};
     std::vector<float> dyn(shared_bytes / 4 + 1, NAN);
     emu_dynamic_shared = dyn.data();
+    std::vector<std::pair<unsigned, unsigned>> order;
     for (unsigned y = 0; y < gy; y++)
-        for (unsigned x = 0; x < gx; x++)
+        for (unsigned x = 0; x < gx; x++) order.emplace_back(x, y);
+    if (emu_block_order_seed != 0)
+    {
+        unsigned r = emu_block_order_seed;
+        for (size_t i = order.size(); i > 1; i--)
         {
+            r = r * 1103515245u + 12345u;
+            std::swap(order[i - 1], order[(r >> 8) % i]);
+        }
+    }
+    for (auto [bxi, byi] : order)
+        {
+            unsigned x = bxi, y = byi;
             std::barrier<> bar(bx);
             block_barrier = &bar;
             warp_barriers.clear();

@@ -53,8 +53,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             stepHost = new PinnedMemory(Device, StepBytes);
             stepRead = new CudaEvent(Device);
             stepRead.Record(stream);
-            splitCounters = new DeviceMemory(Device, SplitCounterCount * sizeof(int));
-            Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount, Stream);
+            splitCounters = new DeviceMemory(Device, (SplitCounterCount + 1) * sizeof(int));
+            Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount + 1, Stream);
             Gemm = CudaGemm.TryCreate(Device, out var gemmStatus);
             GemmStatus = gemmStatus;
             GemmMinRows = DefaultGemmMinRows;
@@ -513,6 +513,22 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     internal const int SplitCounterCount = 4096;
 
     internal ulong SplitCounters => splitCounters.Pointer;
+
+    /// <summary>
+    /// The fused norm + GEMV kernels (matmul.cu ResidualNorm) count their blocks here; the last block resets it. One for
+    /// the backend: launches on its stream count one after another (each after its griddepcontrol.wait).
+    /// </summary>
+    internal ulong NormCounter => splitCounters.Pointer + (SplitCounterCount * sizeof(int));
+
+    /// <summary>
+    /// Whether decode (T = 1) runs the residual norm inside the q/k/v and gate/up GEMVs (IOps.AddRmsNormMatMulShared,
+    /// IOps.AddRmsNormGateUpSwiGlu): two launches fewer a layer. RADLADS_NORM_GEMV=0 keeps the separate norm launch
+    /// (same bits either way), for timing comparisons.
+    /// </summary>
+    public bool FuseNormGemv { get; set; } = Environment.GetEnvironmentVariable("RADLADS_NORM_GEMV") != "0";
+
+    /// <summary>How many fused norm + GEMV kernels this backend has queued (tests: the decode path takes them).</summary>
+    internal long NormGemvLaunches { get; set; }
 
     private void NotWhileRecording(string what)
     {

@@ -44,19 +44,21 @@ internal sealed unsafe partial class CudaOps
         }
 
         // MatMulShared's choice for its 2F rows: the fewest warps per row that still give every SM its blocks.
-        long rows = 2L * f;
-        long wanted = (long)backend.GemvBlocksPerSm * backend.Device.MultiprocessorCount;
-        int level = 0;
-        while (level < 3 && (rows + (8 >> level) - 1) / (8 >> level) < wanted)
-        {
-            level++;
-        }
-
-        int pairs = level < 3 ? 4 >> level : 1;
-        uint threads = (uint)(64 << level) * (uint)pairs;
+        var (level, pairs, threads) = GateUpGeometry(f);
         ulong py = P(y);
         void** args = stackalloc void*[] { &px, &k, &pg, &pu, &py, &f };
         backend.Launch(K.GateUpSwiGlu[(int)dtype][level], "gate_up_swiglu", (uint)((f + pairs - 1) / pairs), 1, threads, 0, args);
+    }
+
+    /// <summary>
+    /// gate_up_swiglu's launch for F rows of each matrix: MatMulShared's warps-per-row level for the 2F rows, the row
+    /// pairs a block takes (4, 2, 1, 1 by level) and its threads (2 · pairs · warps per row warps).
+    /// </summary>
+    private (int Level, int Pairs, uint Threads) GateUpGeometry(int f)
+    {
+        int level = GemvLevel(2L * f);
+        int pairs = level < 3 ? 4 >> level : 1;
+        return (level, pairs, (uint)(64 << level) * (uint)pairs);
     }
 
     /// <summary>

@@ -199,13 +199,7 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
-        long wanted = (long)backend.GemvBlocksPerSm * backend.Device.MultiprocessorCount;
-        int level = 0;
-        while (level < 3 && (m + (8 >> level) - 1) / (8 >> level) < wanted)
-        {
-            level++;
-        }
-
+        int level = GemvLevel(m);
         int rows = 8 >> level;
         backend.Launch(K.GemvVector[dtype][level], "gemv_vec", (uint)((m + rows - 1) / rows), 1, Threads, 0, g);
     }
@@ -319,16 +313,8 @@ internal sealed unsafe partial class CudaOps
 
         int k = x.RowLength;
         var dtype = weights[0].DType;
-        int perLoad = dtype == DType.F32 ? 4 : 8;
         ulong px = P(x);
-        bool grouped = count <= 3 && x.RowCount == 1 && k % perLoad == 0 && px % 16 == 0;
-        for (int i = 0; grouped && i < count; i++)
-        {
-            var w = weights[i];
-            grouped = w.DType == dtype && w.Shape.Length == 2 && w.Shape[1] == k && C(w).Pointer % 16 == 0
-                && outputs[i].RowCount == 1 && outputs[i].RowLength == w.Shape[0] && w.Shape[0] > 0;
-        }
-
+        bool grouped = x.RowCount == 1 && px % 16 == 0 && Groups(k, weights, outputs);
         if (!grouped && x.RowCount >= backend.GemmMinRows && backend.Gemm is not null && SharedGemm(x, weights, biases, outputs, copy))
         {
             return;
@@ -344,22 +330,66 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
-        ulong w0 = 0, w1 = 0, w2 = 0, b0 = 0, b1 = 0, b2 = 0, y0 = 0, y1 = 0, y2 = 0;
-        int t0 = 0, t1 = 0, t2 = 0, m0 = 0, m1 = 0, m2 = 0;
-        for (int i = 0; i < count; i++)
+        var g = GroupArguments(weights, biases, outputs);
+        long rows = (long)g.M0 + g.M1 + g.M2;
+        int level = GemvLevel(rows);
+        int perBlock = 8 >> level;
+        void** a = stackalloc void*[] { &px, &k, &g.W0, &g.B0, &g.T0, &g.Y0, &g.M0, &g.W1, &g.B1, &g.T1, &g.Y1, &g.M1, &g.W2, &g.B2, &g.T2, &g.Y2, &g.M2 };
+        backend.Launch(K.GemvGroup[(int)dtype][level], "gemv_group", (uint)((rows + perBlock - 1) / perBlock), 1, Threads, 0, a);
+    }
+
+    /// <summary>
+    /// Whether gemv_group takes these (x [1, <paramref name="k"/>]): up to three OutIn weights of one dtype, [M, K] with
+    /// M &gt; 0, 16-byte aligned, K a multiple of a 16-byte load, outputs [1, M]. x's own alignment is the caller's.
+    /// </summary>
+    private bool Groups(int k, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor> outputs)
+    {
+        int count = weights.Count;
+        var dtype = weights[0].DType;
+        int perLoad = dtype == DType.F32 ? 4 : 8;
+        bool grouped = count <= 3 && k % perLoad == 0;
+        for (int i = 0; grouped && i < count; i++)
+        {
+            var w = weights[i];
+            grouped = w.DType == dtype && w.Shape.Length == 2 && w.Shape[1] == k && C(w).Pointer % 16 == 0
+                && outputs[i].RowCount == 1 && outputs[i].RowLength == w.Shape[0] && w.Shape[0] > 0;
+        }
+
+        return grouped;
+    }
+
+    /// <summary>The pointers, bias dtypes and row counts of gemv_group's three matrices (absent ones 0).</summary>
+    private struct GroupArgs
+    {
+        public ulong W0, W1, W2, B0, B1, B2, Y0, Y1, Y2;
+        public int T0, T1, T2, M0, M1, M2;
+    }
+
+    private GroupArgs GroupArguments(IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
+    {
+        var g = default(GroupArgs);
+        for (int i = 0; i < weights.Count; i++)
         {
             int m = weights[i].Shape[0];
             var (pb, bType) = biases[i] is { } b ? Param(b, m) : (0UL, 0);
             ulong pw = C(weights[i]).Pointer, py = P(outputs[i]);
             switch (i)
             {
-                case 0: (w0, b0, t0, y0, m0) = (pw, pb, bType, py, m); break;
-                case 1: (w1, b1, t1, y1, m1) = (pw, pb, bType, py, m); break;
-                default: (w2, b2, t2, y2, m2) = (pw, pb, bType, py, m); break;
+                case 0: (g.W0, g.B0, g.T0, g.Y0, g.M0) = (pw, pb, bType, py, m); break;
+                case 1: (g.W1, g.B1, g.T1, g.Y1, g.M1) = (pw, pb, bType, py, m); break;
+                default: (g.W2, g.B2, g.T2, g.Y2, g.M2) = (pw, pb, bType, py, m); break;
             }
         }
 
-        long rows = (long)m0 + m1 + m2;
+        return g;
+    }
+
+    /// <summary>
+    /// log2 of the warps per row of a decode GEMV over <paramref name="rows"/> rows: the fewest (1, 2, 4, 8) that still
+    /// give every SM <see cref="CudaBackend.GemvBlocksPerSm"/> blocks of 8 warps.
+    /// </summary>
+    private int GemvLevel(long rows)
+    {
         long wanted = (long)backend.GemvBlocksPerSm * backend.Device.MultiprocessorCount;
         int level = 0;
         while (level < 3 && (rows + (8 >> level) - 1) / (8 >> level) < wanted)
@@ -367,9 +397,7 @@ internal sealed unsafe partial class CudaOps
             level++;
         }
 
-        int perBlock = 8 >> level;
-        void** a = stackalloc void*[] { &px, &k, &w0, &b0, &t0, &y0, &m0, &w1, &b1, &t1, &y1, &m1, &w2, &b2, &t2, &y2, &m2 };
-        backend.Launch(K.GemvGroup[(int)dtype][level], "gemv_group", (uint)((rows + perBlock - 1) / perBlock), 1, Threads, 0, a);
+        return level;
     }
 
     /// <summary>

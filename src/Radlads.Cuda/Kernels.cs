@@ -29,6 +29,8 @@ internal sealed class Kernels
         GemvVector = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_{d}_vec{w}")).ToArray())];
         GemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_{d}_vec{w}")).ToArray())];
         GateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gate_up_swiglu_{d}_vec{w}")).ToArray())];
+        NormGemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gemv_group_{d}_vec{w}")).ToArray())];
+        NormGateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gate_up_swiglu_{d}_vec{w}")).ToArray())];
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
         GemvStream = [0, library.Function("matmul.cu", "gemv_stream_f16"), library.Function("matmul.cu", "gemv_stream_bf16")];
         GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
@@ -161,6 +163,12 @@ internal sealed class Kernels
 
     /// <summary>gate_up_swiglu_{dtype}_vec{1,2,4,8}: IOps.GateUpSwiGlu at T = 1, [dtype][log2 warps per row].</summary>
     public nint[][] GateUpSwiGlu { get; }
+
+    /// <summary>norm_gemv_group_{dtype}_vec{1,2,4,8}: IOps.AddRmsNormMatMulShared at T = 1, as <see cref="GemvGroup"/>.</summary>
+    public nint[][] NormGemvGroup { get; }
+
+    /// <summary>norm_gate_up_swiglu_{dtype}_vec{1,2,4,8}: IOps.AddRmsNormGateUpSwiGlu at T = 1, as <see cref="GateUpSwiGlu"/>.</summary>
+    public nint[][] NormGateUpSwiGlu { get; }
 
     public nint[] GemvScalar { get; }
 

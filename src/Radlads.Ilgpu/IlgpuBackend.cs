@@ -51,7 +51,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
         {
             Device.MakeCurrent();
             stream = Device.Accelerator.CreateStream();
-            splitCounters = Device.Accelerator.Allocate1D<int>(SplitCounterCount);
+            splitCounters = Device.Accelerator.Allocate1D<int>(SplitCounterCount + 1);
             splitCounters.MemSetToZero();
         }
 
@@ -104,7 +104,16 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     /// tile finds itself by counting and sets the counter back to zero, so they are zero between launches. One set per
     /// backend (per stream), allocated with it, so recording a step allocates nothing.
     /// </summary>
-    internal ArrayView<int> SplitCounters => splitCounters.View;
+    internal ArrayView<int> SplitCounters => splitCounters.View.SubView(0, SplitCounterCount);
+
+    /// <summary>
+    /// The counter of <see cref="Kernels.FusedKernels.NormGateUpSwiGlu{TW}"/> (after the split-K ones): zero between launches,
+    /// one for the backend, since its launches run one after another on the stream.
+    /// </summary>
+    internal ArrayView<int> NormCounter => splitCounters.View.SubView(SplitCounterCount, 1);
+
+    /// <summary>How many fused norm + gate/up kernels this backend has launched (tests: the decode path takes them).</summary>
+    internal long NormGemvLaunches { get; set; }
 
     /// <summary>Groups LoraSet's first launch aims for (null: two per multiprocessor); tests raise it to split K widely.</summary>
     internal int? LoraDownGroups { get; set; }

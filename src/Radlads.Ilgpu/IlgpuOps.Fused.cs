@@ -82,6 +82,25 @@ internal sealed partial class IlgpuOps
     }
 
     /// <summary>
+    /// Whether GateUpSwiGlu runs as one launch for x [T, K] (T = 1, 16-byte chunks, the warp kernels, two or more row
+    /// slots a group), with the warps per row MatMul picks for F rows and the row pairs a group takes.
+    /// </summary>
+    private (bool Fused, int PerRow, int Pairs) GateUpPlan(Tensor x, IlgpuTensor g, IlgpuTensor u, int k, int f)
+    {
+        int warps = GroupSize / Device.WarpSize;
+        long wanted = 8L * Math.Max(1, Device.Accelerator.NumMultiprocessors);
+        int perRow = 1;
+        while (perRow < 8 && warps % (perRow * 2) == 0 && (f + (warps / perRow) - 1) / (warps / perRow) < wanted)
+        {
+            perRow *= 2;
+        }
+
+        bool fused = !backend.Unfused && !backend.ThreadPerOutputKernels && !backend.Baseline && x.RowCount == 1 && f > 0 && k > 0
+            && g.DType == u.DType && VectorLoads(I(x), g, k) && VectorLoads(I(x), u, k) && warps / perRow >= 2;
+        return (fused, perRow, warps / perRow / 2);
+    }
+
+    /// <summary>
     /// T = 1 with 16-byte chunks (the <see cref="MatMul"/> decode GEMV's condition) and two or more rows a group: one
     /// launch of <see cref="Kernels.FusedKernels.GateUpSwiGlu{TW}"/> with the warps per row MatMul picks for F rows, so
     /// the same bits as the two GEMVs then SwiGlu. Otherwise the interface default (MatMulShared into y and upScratch,
@@ -94,16 +113,7 @@ internal sealed partial class IlgpuOps
         int f = wGate.Shape[0];
         var g = I(wGate);
         var u = I(wUp);
-        int warps = GroupSize / Device.WarpSize;
-        long wanted = 8L * Math.Max(1, Device.Accelerator.NumMultiprocessors);
-        int perRow = 1;
-        while (perRow < 8 && warps % (perRow * 2) == 0 && (f + (warps / perRow) - 1) / (warps / perRow) < wanted)
-        {
-            perRow *= 2;
-        }
-
-        bool fused = !backend.Unfused && !backend.ThreadPerOutputKernels && !backend.Baseline && x.RowCount == 1 && f > 0 && k > 0
-            && g.DType == u.DType && VectorLoads(I(x), g, k) && VectorLoads(I(x), u, k) && warps / perRow >= 2;
+        var (fused, perRow, pairs) = GateUpPlan(x, g, u, k, f);
         if (!fused)
         {
             ((IOps)this).MatMulShared(x, [wGate, wUp], [null, null], [y, upScratch]);
@@ -111,7 +121,6 @@ internal sealed partial class IlgpuOps
             return;
         }
 
-        int pairs = warps / perRow / 2;
         int chunks = k / (g.DType == DType.F32 ? 4 : 8);
         var xs = I(x).Floats.SubView(0, k).Cast<Floats4>();
         using var scope = backend.Enter();

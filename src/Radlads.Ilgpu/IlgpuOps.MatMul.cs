@@ -131,6 +131,17 @@ internal sealed partial class IlgpuOps
     /// </summary>
     private void Gemv(IlgpuTensor x, IlgpuTensor w, WeightView bias, int hasBias, int k, int m, ArrayView<float> y)
     {
+        int perRow = GemvWarpsPerRow(m);
+        int rowsPerGroup = GroupSize / Device.WarpSize / perRow;
+        int chunks = k / (w.DType == DType.F32 ? 4 : 8);
+        var words = w.Bytes.Cast<Words4>();
+        var xs = x.Floats.SubView(0, k).Cast<Floats4>();
+        K.GemvOutIn[(int)w.DType](S, Groups((m + rowsPerGroup - 1) / rowsPerGroup, nameof(MatMul)), xs, words, bias, hasBias, chunks, m, perRow, y);
+    }
+
+    /// <summary>The decode GEMV's warps per row for M rows (1, 2, 4, 8): the fewest that still give every multiprocessor about eight groups.</summary>
+    private int GemvWarpsPerRow(int m)
+    {
         int warps = GroupSize / Device.WarpSize;
         long wanted = 8L * Math.Max(1, Device.Accelerator.NumMultiprocessors);
         int perRow = 1;
@@ -139,10 +150,6 @@ internal sealed partial class IlgpuOps
             perRow *= 2;
         }
 
-        int rowsPerGroup = warps / perRow;
-        int chunks = k / (w.DType == DType.F32 ? 4 : 8);
-        var words = w.Bytes.Cast<Words4>();
-        var xs = x.Floats.SubView(0, k).Cast<Floats4>();
-        K.GemvOutIn[(int)w.DType](S, Groups((m + rowsPerGroup - 1) / rowsPerGroup, nameof(MatMul)), xs, words, bias, hasBias, chunks, m, perRow, y);
+        return perRow;
     }
 }

@@ -39,11 +39,118 @@ public static class FusedKernels
     /// </summary>
     public static void GateUpSwiGlu<TW>(ArrayView<Floats4> x, ArrayView<Words4> wGate, ArrayView<Words4> wUp, int chunks, int f,
         int warpsPerRow, ArrayView<float> y)
+        where TW : struct, IWeightWords =>
+        GateUpSwiGluRows<TW>(x.AsAligned16(), wGate, wUp, chunks, f, warpsPerRow, y);
+
+    /// <summary>The largest C <see cref="NormGateUpSwiGlu{TW}"/> keeps in shared memory (16 KB of x).</summary>
+    public const int MaxNormGemvC = 4096;
+
+    /// <summary>
+    /// The MLP's norm fused into <see cref="GateUpSwiGlu{TW}"/> (T = 1, C ≤ <see cref="MaxNormGemvC"/>): every group
+    /// computes s = h + branch (add = 0: s = h, the first layer's plain norm) and x = w ⊙ s / sqrt(mean(s²) + eps) for the
+    /// whole row itself, with the loops and group sum of <see cref="GroupedKernels.RmsNormRow"/> (launched with the same
+    /// group size, so the same bits as <see cref="AddRmsNorm"/>), into shared memory, then sums its rows exactly as
+    /// GateUpSwiGlu does, reading x there. h is updated in place, so each group counts itself in counter[0] after its
+    /// reads, and the last group to count writes h = s and normed = x and sets the counter back to 0 (zero between
+    /// launches and replays). Each group reads 2·C floats of h and branch instead of C of x, for one launch fewer.
+    /// </summary>
+    public static void NormGateUpSwiGlu<TW>(ArrayView<float> h, ArrayView<float> branch, int add, WeightView normWeight, float eps,
+        ArrayView<float> normed, ArrayView<int> counter, ArrayView<Words4> wGate, ArrayView<Words4> wUp, int c, int f, int warpsPerRow,
+        ArrayView<float> y)
+        where TW : struct, IWeightWords
+    {
+        var x = SharedMemory.Allocate<Floats4>(MaxNormGemvC / 4);
+        ResidualNormToShared(h, branch, add, normWeight, eps, c, normed, counter, x.Cast<float>());
+        GateUpSwiGluRows<TW>(x, wGate, wUp, c / default(TW).PerLoad, f, warpsPerRow, y);
+    }
+
+    /// <summary>
+    /// The mixer's input norm fused into its first projection (q): the norm of <see cref="NormGateUpSwiGlu{TW}"/>, then
+    /// the rows of <see cref="GemvKernels.GemvOutIn{TW}"/> reading x from shared memory (the same bits as AddRmsNorm, or
+    /// RmsNorm with add = 0, then MatMul); k and v then read the normed row the last group wrote.
+    /// </summary>
+    public static void NormGemvOutIn<TW>(ArrayView<float> h, ArrayView<float> branch, int add, WeightView normWeight, float eps,
+        ArrayView<float> normed, ArrayView<int> counter, ArrayView<Words4> weight, WeightView bias, int hasBias, int c, int m,
+        int warpsPerRow, ArrayView<float> y)
+        where TW : struct, IWeightWords
+    {
+        var x = SharedMemory.Allocate<Floats4>(MaxNormGemvC / 4);
+        ResidualNormToShared(h, branch, add, normWeight, eps, c, normed, counter, x.Cast<float>());
+        GemvKernels.GemvOutInRows<TW>(x, weight, bias, hasBias, c / default(TW).PerLoad, m, warpsPerRow, y);
+    }
+
+    /// <summary>
+    /// The norm of <see cref="NormGateUpSwiGlu{TW}"/> and <see cref="NormGemvOutIn{TW}"/>: x [C] (shared) = RmsNorm(h + branch) as RmsNormRow computes it;
+    /// the group that counts last in counter[0] writes h and normed for the row and resets the counter.
+    /// </summary>
+    internal static void ResidualNormToShared(ArrayView<float> h, ArrayView<float> branch, int add, WeightView weight, float eps, int c,
+        ArrayView<float> normed, ArrayView<int> counter, ArrayView<float> x)
+    {
+        var scratch = SharedMemory.Allocate<float>(GroupedKernels.MaxWarpsPerGroup);
+        var last = SharedMemory.Allocate<int>(1);
+        float sum = 0f;
+        for (int i = Group.IdxX; i < c; i += Group.DimX)
+        {
+            float v = h[i];
+            if (add != 0)
+            {
+                v += branch[i];
+            }
+
+            sum += v * v;
+        }
+
+        sum = KernelMath.GroupSum(sum, scratch);
+        float inv = 1f / MathF.Sqrt((sum / c) + eps);
+        for (int i = Group.IdxX; i < c; i += Group.DimX)
+        {
+            float v = h[i];
+            if (add != 0)
+            {
+                v += branch[i];
+            }
+
+            x[i] = v * inv * weight.Load(i);
+        }
+
+        // x complete; this group's reads of h and branch are done.
+        Group.Barrier();
+        if (Group.IdxX == 0)
+        {
+            MemoryFence.DeviceLevel();
+            int before = Atomic.Add(ref counter[0], 1);
+            last[0] = before == Grid.DimX - 1 ? 1 : 0;
+            if (last[0] != 0)
+            {
+                counter[0] = 0;
+            }
+        }
+
+        Group.Barrier();
+        if (last[0] == 0)
+        {
+            return;
+        }
+
+        MemoryFence.DeviceLevel();
+        for (int i = Group.IdxX; i < c; i += Group.DimX)
+        {
+            if (add != 0)
+            {
+                h[i] += branch[i];
+            }
+
+            normed[i] = x[i];
+        }
+    }
+
+    /// <summary>The body of <see cref="GateUpSwiGlu{TW}"/> and <see cref="NormGateUpSwiGlu{TW}"/>: x in global or shared memory.</summary>
+    internal static void GateUpSwiGluRows<TW>(ArrayView<Floats4> xs, ArrayView<Words4> wGate, ArrayView<Words4> wUp, int chunks, int f,
+        int warpsPerRow, ArrayView<float> y)
         where TW : struct, IWeightWords
     {
         var partial = SharedMemory.Allocate<float>(GroupedKernels.MaxWarpsPerGroup);
         var sums = SharedMemory.Allocate<float>(GroupedKernels.MaxWarpsPerGroup);
-        var xs = x.AsAligned16();
         var words = default(TW);
         int warps = Group.DimX / Warp.WarpSize;
         int pairs = warps / warpsPerRow / 2;

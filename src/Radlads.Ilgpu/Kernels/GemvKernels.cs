@@ -139,11 +139,16 @@ public static class GemvKernels
     /// </summary>
     public static void GemvOutIn<TW>(ArrayView<Floats4> x, ArrayView<Words4> weight, WeightView bias, int hasBias, int chunks, int m,
         int warpsPerRow, ArrayView<float> y)
+        where TW : struct, IWeightWords =>
+        GemvOutInRows<TW>(x.AsAligned16(), weight, bias, hasBias, chunks, m, warpsPerRow, y);
+
+    /// <summary>The body of <see cref="GemvOutIn{TW}"/> and <see cref="FusedKernels.NormGemvOutIn{TW}"/>: x in global or shared memory.</summary>
+    internal static void GemvOutInRows<TW>(ArrayView<Floats4> xs, ArrayView<Words4> weight, WeightView bias, int hasBias, int chunks, int m,
+        int warpsPerRow, ArrayView<float> y)
         where TW : struct, IWeightWords
     {
         var partial = SharedMemory.Allocate<float>(GroupedKernels.MaxWarpsPerGroup);
         var w = weight.AsAligned16();
-        var xs = x.AsAligned16();
         var words = default(TW);
         int warps = Group.DimX / Warp.WarpSize;
         int rowsPerGroup = warps / warpsPerRow;

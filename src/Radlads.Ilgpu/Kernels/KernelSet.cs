@@ -110,11 +110,29 @@ internal sealed class KernelSet
             a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>(FusedKernels.GateUpSwiGlu<F16Words>),
             a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>(FusedKernels.GateUpSwiGlu<Bf16Words>),
         ];
+        NormGateUpSwiGlu =
+        [
+            a.LoadKernel<ArrayView<float>, ArrayView<float>, int, WeightView, float, ArrayView<float>, ArrayView<int>, ArrayView<Words4>, ArrayView<Words4>,
+                int, int, int, ArrayView<float>>(FusedKernels.NormGateUpSwiGlu<F32Words>),
+            a.LoadKernel<ArrayView<float>, ArrayView<float>, int, WeightView, float, ArrayView<float>, ArrayView<int>, ArrayView<Words4>, ArrayView<Words4>,
+                int, int, int, ArrayView<float>>(FusedKernels.NormGateUpSwiGlu<F16Words>),
+            a.LoadKernel<ArrayView<float>, ArrayView<float>, int, WeightView, float, ArrayView<float>, ArrayView<int>, ArrayView<Words4>, ArrayView<Words4>,
+                int, int, int, ArrayView<float>>(FusedKernels.NormGateUpSwiGlu<Bf16Words>),
+        ];
+        NormGemvOutIn =
+        [
+            a.LoadKernel<ArrayView<float>, ArrayView<float>, int, WeightView, float, ArrayView<float>, ArrayView<int>, ArrayView<Words4>, WeightView,
+                int, int, int, int, ArrayView<float>>(FusedKernels.NormGemvOutIn<F32Words>),
+            a.LoadKernel<ArrayView<float>, ArrayView<float>, int, WeightView, float, ArrayView<float>, ArrayView<int>, ArrayView<Words4>, WeightView,
+                int, int, int, int, ArrayView<float>>(FusedKernels.NormGemvOutIn<F16Words>),
+            a.LoadKernel<ArrayView<float>, ArrayView<float>, int, WeightView, float, ArrayView<float>, ArrayView<int>, ArrayView<Words4>, WeightView,
+                int, int, int, int, ArrayView<float>>(FusedKernels.NormGemvOutIn<Bf16Words>),
+        ];
         CompileTime = watch.Elapsed;
     }
 
     /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
-    public const int Count = 58;
+    public const int Count = 64;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -201,6 +219,12 @@ internal sealed class KernelSet
 
     /// <summary><see cref="FusedKernels.GateUpSwiGlu{TW}"/> per weight dtype (f32, f16, bf16).</summary>
     public Action<AcceleratorStream, KernelConfig, ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>[] GateUpSwiGlu { get; }
+
+    /// <summary><see cref="FusedKernels.NormGateUpSwiGlu{TW}"/> per weight dtype (f32, f16, bf16).</summary>
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, WeightView, float, ArrayView<float>, ArrayView<int>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>[] NormGateUpSwiGlu { get; }
+
+    /// <summary><see cref="FusedKernels.NormGemvOutIn{TW}"/> per weight dtype (f32, f16, bf16).</summary>
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, WeightView, float, ArrayView<float>, ArrayView<int>, ArrayView<Words4>, WeightView, int, int, int, int, ArrayView<float>>[] NormGemvOutIn { get; }
 
     public Action<AcceleratorStream, Index1D, ArrayView<float>, float, ArrayView<float>, ArrayView<float>> ScaleMultiply { get; }
 

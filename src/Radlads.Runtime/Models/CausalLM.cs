@@ -325,23 +325,24 @@ public sealed class CausalLM : IDisposable
         using var pass = new ForwardPass(Backend, segments, 0);
         ops.Embedding(embedding, allTokens, h);
         float eps = (float)Config.RmsNormEps;
-        if (mixers.Length > 0)
-        {
-            ops.RmsNorm(h, inputNorms[0], eps, normed);
-        }
 
-        // Each residual add is fused into the norm that follows it (one launch instead of two); the last layer's
-        // MLP add stays alone, since the final norm runs on the selected rows only.
+        // Each residual add is fused into the norm that follows it, and that norm is handed to the mixer's q/k/v or the
+        // MLP's gate/up (ForwardPass.BeginNorm), which run it with their GEMVs (one launch on the CUDA decode path,
+        // the two ops elsewhere). The last layer's MLP add stays alone: the final norm runs on the selected rows only.
+        PendingNorm? norm = mixers.Length > 0 ? new(h, null, inputNorms[0], eps, normed) : null;
         for (int l = 0; l < mixers.Length; l++)
         {
             pass.Layer = l;
+            pass.BeginNorm(norm!, mixers[l].TakesPendingNorm);
             mixers[l].Forward(pass, normed, branch);
+            pass.EndNorm("the mixer");
             tap?.Invoke(l, normed, branch);
-            ops.AddRmsNorm(h, branch, postNorms[l], eps, normed);
+            pass.BeginNorm(new PendingNorm(h, branch, postNorms[l], eps, normed), consumerTakes: true);
             mlps[l].Forward(pass, normed, branch);
+            pass.EndNorm("the MLP");
             if (l + 1 < mixers.Length)
             {
-                ops.AddRmsNorm(h, branch, inputNorms[l + 1], eps, normed);
+                norm = new PendingNorm(h, branch, inputNorms[l + 1], eps, normed);
             }
             else
             {

@@ -52,6 +52,51 @@ internal sealed class ForwardPass(IBackend backend, IReadOnlyList<Segment> segme
     /// <summary>RAD-RWKV7 value of layer 0 for each token [T, A], read by every later layer.</summary>
     public Tensor? ValueFirst { get; set; }
 
+    private PendingNorm? pendingNorm;
+
+    /// <summary>
+    /// Hands the norm that writes the next mixer's or MLP's input to it: that input is <see cref="PendingNorm.Normed"/>
+    /// and the consumer's first op runs the norm with its GEMVs (<see cref="TakeNorm"/>). When the consumer reads its
+    /// input otherwise first (<paramref name="consumerTakes"/> false: RAD-RWKV6's token shift), the norm runs here.
+    /// </summary>
+    public void BeginNorm(PendingNorm norm, bool consumerTakes)
+    {
+        if (pendingNorm is not null)
+        {
+            throw new InvalidOperationException("a residual norm is still pending: the layer before did not run it");
+        }
+
+        if (consumerTakes)
+        {
+            pendingNorm = norm;
+        }
+        else
+        {
+            IOps.ResidualNorm(Ops, norm.H, norm.Branch, norm.Weight, norm.Eps, norm.Normed);
+        }
+    }
+
+    /// <summary>The pending norm when it writes <paramref name="x"/> (the caller now runs it); else null.</summary>
+    public PendingNorm? TakeNorm(Tensor x)
+    {
+        if (pendingNorm is not { } norm || !ReferenceEquals(norm.Normed, x))
+        {
+            return null;
+        }
+
+        pendingNorm = null;
+        return norm;
+    }
+
+    /// <summary>Throws when <paramref name="consumer"/> returned without running the norm <see cref="BeginNorm"/> handed it.</summary>
+    public void EndNorm(string consumer)
+    {
+        if (pendingNorm is not null)
+        {
+            throw new InvalidOperationException($"{consumer} did not run the residual norm of its input");
+        }
+    }
+
     /// <summary>An fp32 tensor that lives until the current layer ends; contents undefined (ops write their outputs in full).</summary>
     public Tensor Scratch(params int[] shape)
     {

@@ -14,6 +14,12 @@ internal interface IMixer : IDisposable
     /// <summary>Bytes of per-sequence state (RNN) and per-token cache (attention), fp32 as this runtime keeps them.</summary>
     (long StateBytes, long CacheBytesPerToken) MemoryCost { get; }
 
+    /// <summary>
+    /// Whether Forward's first read of x is <see cref="Projections.Project"/> of x for q, k and v alike, which runs the
+    /// pending input norm (<see cref="ForwardPass.BeginNorm"/>) with the projections; otherwise the model runs it first.
+    /// </summary>
+    bool TakesPendingNorm { get; }
+
     /// <summary>x: input_layernorm output [T, C]; y: mixer output after o_proj [T, C].</summary>
     void Forward(ForwardPass pass, Tensor x, Tensor y);
 }

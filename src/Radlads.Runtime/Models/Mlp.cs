@@ -18,13 +18,22 @@ internal sealed class Mlp : IDisposable
         down = w.Matrix(prefix + "down_proj.weight", c.HiddenSize, size);
     }
 
-    /// <summary>x: post_attention_layernorm output [T, C]; y [T, C].</summary>
+    /// <summary>x: post_attention_layernorm output [T, C] (or the pending norm's output, run here first); y [T, C].</summary>
     public void Forward(ForwardPass pass, Tensor x, Tensor y)
     {
         var ops = pass.Ops;
         var g = pass.Scratch(pass.Rows, size);
         var u = pass.Scratch(pass.Rows, size);
-        ops.GateUpSwiGlu(x, gate, up, g, u); // g = silu(x·gateᵀ) ⊙ (x·upᵀ); one launch on the CUDA decode path
+        // g = silu(x·gateᵀ) ⊙ (x·upᵀ); one launch on the CUDA decode path, with the norm that writes x when it is pending.
+        if (pass.TakeNorm(x) is { } n)
+        {
+            ops.AddRmsNormGateUpSwiGlu(n.H, n.Branch, n.Weight, n.Eps, n.Normed, gate, up, g, u);
+        }
+        else
+        {
+            ops.GateUpSwiGlu(x, gate, up, g, u);
+        }
+
         ops.MatMul(g, down, null, y);
     }
 

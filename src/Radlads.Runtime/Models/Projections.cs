@@ -38,7 +38,10 @@ internal sealed class Projections : IDisposable
 
     public Tensor? OutputBias { get; }
 
-    /// <summary>r = x_r·Wqᵀ + bq [T, A]; k = x_k·Wkᵀ + bk and v = x_v·Wvᵀ + bv [T, KVH·N].</summary>
+    /// <summary>
+    /// r = x_r·Wqᵀ + bq [T, A]; k = x_k·Wkᵀ + bk and v = x_v·Wvᵀ + bv [T, KVH·N]. With one x for all three, a norm
+    /// pending for x (<see cref="ForwardPass.BeginNorm"/>) runs first, in one op with the projections.
+    /// </summary>
     public (Tensor R, Tensor K, Tensor V) Project(ForwardPass pass, ModelConfig c, Tensor xr, Tensor xk, Tensor xv)
     {
         int kvWidth = c.NumKeyValueHeads * c.HeadDim;
@@ -47,7 +50,16 @@ internal sealed class Projections : IDisposable
         var v = pass.Scratch(pass.Rows, kvWidth);
         if (ReferenceEquals(xr, xk) && ReferenceEquals(xr, xv))
         {
-            pass.Ops.MatMulShared(xr, [Query, Key, Value], [QueryBias, KeyBias, ValueBias], [r, k, v]);
+            // The input norm, when the model left it pending (IMixer.TakesPendingNorm), runs with the GEMVs.
+            if (pass.TakeNorm(xr) is { } n)
+            {
+                pass.Ops.AddRmsNormMatMulShared(n.H, n.Branch, n.Weight, n.Eps, n.Normed, [Query, Key, Value], [QueryBias, KeyBias, ValueBias],
+                    [r, k, v]);
+            }
+            else
+            {
+                pass.Ops.MatMulShared(xr, [Query, Key, Value], [QueryBias, KeyBias, ValueBias], [r, k, v]);
+            }
         }
         else
         {

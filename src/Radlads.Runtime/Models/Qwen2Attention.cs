@@ -22,6 +22,9 @@ internal sealed class Qwen2Attention : IMixer
 
     public (long StateBytes, long CacheBytesPerToken) MemoryCost => (0, 2L * KvWidth * sizeof(float));
 
+    /// <summary>The projections are the first read of x.</summary>
+    public bool TakesPendingNorm => true;
+
     public LayerState CreateState() =>
         new KvCacheState(backend.Allocate(InitialCacheRows, KvWidth), backend.Allocate(InitialCacheRows, KvWidth));
 

@@ -73,6 +73,9 @@ internal sealed class Rwkv6Mixer : IMixer
     public (long StateBytes, long CacheBytesPerToken) MemoryCost =>
         (((long)config.NumAttentionHeads * config.HeadDim * config.HeadDim + config.HiddenSize) * sizeof(float), 0);
 
+    /// <summary>Token shift (ddlerp) reads x before the projections: the model runs the input norm first.</summary>
+    public bool TakesPendingNorm => !config.UseTokenShift;
+
     public LayerState CreateState() => new([
         backend.Allocate(config.NumAttentionHeads, config.HeadDim, config.HeadDim),
         backend.Allocate(1, config.HiddenSize)]);

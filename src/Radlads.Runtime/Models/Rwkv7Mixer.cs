@@ -86,6 +86,9 @@ internal sealed class Rwkv7Mixer : IMixer
     public (long StateBytes, long CacheBytesPerToken) MemoryCost =>
         ((long)config.NumAttentionHeads * config.HeadDim * config.HeadDim * sizeof(float), 0);
 
+    /// <summary>The projections are the first read of x (no token shift).</summary>
+    public bool TakesPendingNorm => true;
+
     public LayerState CreateState() => new([backend.Allocate(config.NumAttentionHeads, config.HeadDim, config.HeadDim)]);
 
     public void Forward(ForwardPass pass, Tensor x, Tensor y)

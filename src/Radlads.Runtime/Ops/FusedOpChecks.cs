@@ -39,6 +39,33 @@ public static class FusedOpChecks
         }
     }
 
+    /// <summary>
+    /// The residual norm of <see cref="IOps.AddRmsNormMatMulShared"/> and <see cref="IOps.AddRmsNormGateUpSwiGlu"/>:
+    /// branch (when given) and normed of h's shape, normed not h, and no output one of h, branch or normed (the fused
+    /// kernels read h and branch while their GEMV blocks write the outputs).
+    /// </summary>
+    public static void ResidualNorm(string op, Tensor h, Tensor? branch, Tensor normed, IReadOnlyList<Tensor> outputs)
+    {
+        if ((branch is not null && (branch.RowCount != h.RowCount || branch.RowLength != h.RowLength))
+            || normed.RowCount != h.RowCount || normed.RowLength != h.RowLength)
+        {
+            throw new ArgumentException($"{op}: h {h.ShapeText}, branch {branch?.ShapeText ?? "null"} and normed {normed.ShapeText} must have one shape");
+        }
+
+        if (ReferenceEquals(normed, h))
+        {
+            throw new ArgumentException($"{op}: normed must not alias h (h keeps the residual stream)");
+        }
+
+        foreach (var y in outputs)
+        {
+            if (ReferenceEquals(y, h) || ReferenceEquals(y, branch) || ReferenceEquals(y, normed))
+            {
+                throw new ArgumentException($"{op}: an output aliases h, branch or normed; pass separate tensors");
+            }
+        }
+    }
+
     /// <summary>W_gate, W_up [F, C] with C = x's row length; y and upScratch [T, F]; y, upScratch and x distinct.</summary>
     public static void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
     {

@@ -113,6 +113,49 @@ public interface IOps
     }
 
     /// <summary>
+    /// The norm before the mixer's projections fused into them: h = h + branch (written back; with branch null h is
+    /// left as it is: the first layer's plain RmsNorm), normed = RmsNorm(h), then <see cref="MatMulShared"/> of normed
+    /// into outputs. normed [T, C] is written too (other branches read it). normed may alias branch, never h; outputs
+    /// must not alias h, branch or normed. The default is exactly <see cref="AddRmsNorm"/> (or <see cref="RmsNorm"/>)
+    /// then <see cref="MatMulShared"/>; a backend may run it as one launch with the same bits (the CUDA decode path).
+    /// </summary>
+    void AddRmsNormMatMulShared(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed,
+        IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
+    {
+        FusedOpChecks.ResidualNorm(nameof(AddRmsNormMatMulShared), h, branch, normed, outputs);
+        ResidualNorm(this, h, branch, normWeight, eps, normed);
+        MatMulShared(normed, weights, biases, outputs);
+    }
+
+    /// <summary>
+    /// The norm before the MLP fused into its gate/up: h and normed as in <see cref="AddRmsNormMatMulShared"/>, then
+    /// <see cref="GateUpSwiGlu"/> of normed into y (upScratch as there). The default is exactly those ops.
+    /// </summary>
+    void AddRmsNormGateUpSwiGlu(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, Tensor wGate, Tensor wUp,
+        Tensor y, Tensor upScratch)
+    {
+        FusedOpChecks.ResidualNorm(nameof(AddRmsNormGateUpSwiGlu), h, branch, normed, [y, upScratch]);
+        ResidualNorm(this, h, branch, normWeight, eps, normed);
+        GateUpSwiGlu(normed, wGate, wUp, y, upScratch);
+    }
+
+    /// <summary>
+    /// The unfused first half of <see cref="AddRmsNormMatMulShared"/> and <see cref="AddRmsNormGateUpSwiGlu"/>:
+    /// <see cref="AddRmsNorm"/>, or <see cref="RmsNorm"/> of h when branch is null.
+    /// </summary>
+    static void ResidualNorm(IOps ops, Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed)
+    {
+        if (branch is null)
+        {
+            ops.RmsNorm(h, normWeight, eps, normed);
+        }
+        else
+        {
+            ops.AddRmsNorm(h, branch, normWeight, eps, normed);
+        }
+    }
+
+    /// <summary>
     /// Qwen rotate-half RoPE in place on x [T, heads·N]: row t is at position startPosition + t;
     /// pair (i, i + N/2) rotates by angle position · theta^(−2i/N).
     /// </summary>

@@ -396,6 +396,36 @@ public sealed class CudaGraphTests
         CudaModelTests.Report($"{name} recorded sampled decode: {string.Join(",", recorded)}");
     }
 
+    /// <summary>
+    /// The residual norm fused into q/k/v and gate/up (norm_gemv_group, norm_gate_up_swiglu; their block counter must be
+    /// back at 0 after every launch and every replay): eager decode with and without the fusion, and recorded decode
+    /// replayed token after token with it, give the same logits and state bit for bit, and the fused kernels ran.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
+    public void FusedNormGemvChangesNoBitEagerOrReplayed(string name)
+    {
+        using var backend = CudaAvailability.Backend();
+        using var model = CausalLM.Load(Fixtures.Directory(name), backend);
+        var tokens = GoldenLogitsTests.Tokens(name);
+        backend.CaptureEnabled = false;
+        backend.FuseNormGemv = false;
+        var (plainLogits, plainState) = Decode(model, tokens);
+        Assert.Equal(0, backend.NormGemvLaunches);
+        backend.FuseNormGemv = true;
+        var (fusedLogits, fusedState) = Decode(model, tokens);
+        Assert.True(backend.NormGemvLaunches > 0, "no fused norm + GEMV kernel ran");
+        backend.CaptureEnabled = true;
+        long replays = backend.Replays;
+        var (graphLogits, graphState) = Decode(model, tokens);
+        Assert.True(backend.Replays - replays > 1, $"{backend.Replays - replays} replays for {tokens.Length} tokens");
+        Assert.Equal(plainLogits, fusedLogits);
+        Assert.Equal(plainState, fusedState);
+        Assert.Equal(plainLogits, graphLogits);
+        Assert.Equal(plainState, graphState);
+        CudaModelTests.Report($"{name}: {backend.NormGemvLaunches} fused norm + GEMV launches, {backend.Replays - replays} replays");
+    }
+
     [Theory]
     [MemberData(nameof(Fixtures.All), MemberType = typeof(Fixtures))]
     public void ProgrammaticLaunchChangesNoBit(string name)

@@ -44,6 +44,9 @@ public sealed class IlgpuGraphTests
         Assert.Equal(tokens.Length, backend.Replays);
         Assert.Equal(eagerLogits, graphLogits);
         Assert.Equal(eagerState, graphState);
+        // The residual norms ran inside the q and gate/up GEMVs (FusedKernels.NormGemvOutIn, NormGateUpSwiGlu), whose
+        // group counter must be back at 0 after every launch and replay for the recorded logits to match.
+        Assert.True(backend.NormGemvLaunches > 0, "no fused norm + GEMV kernel ran");
         CudaModelTests.Report($"{name}: {backend.Recordings} recordings, {backend.Replays} replays on {backend.Description}");
     }
 
