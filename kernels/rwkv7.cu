@@ -190,8 +190,10 @@ extern "C" __global__ void wkv7_f32(const float* r, const float* w, const float*
 // N keys, so the state is read and written once, coalesced, by H·N warps instead of H blocks. A lane keeps
 // N/32 (≤ 8) elements of the row in registers. y must not alias the inputs.
 #define WKV7_MAX_PER_LANE 8
+// gate not null (IOps.Wkv7DecodeScaleGate): y_i = (acc · scale) · gate_i, the two fp32 roundings of scale_multiply_f32,
+// instead of y_i = acc; gate [H·N] like y, not aliasing it.
 extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r, const float* w, const float* k, const float* v,
-    const float* a, const float* b, float* state, int heads, int n, float* y)
+    const float* a, const float* b, float* state, int heads, int n, float* y, float scale, const float* gate)
 {
     pdl_begin();
     i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
@@ -227,7 +229,7 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r
     }
 
     acc = warp_sum(acc);
-    if (lane == 0) y[o + i] = acc;
+    if (lane == 0) y[o + i] = gate ? (acc * scale) * gate[o + i] : acc;
 }
 
 // Prefill (T > 1), register-tiled: the same per-row arithmetic as wkv7_decode_f32 (so bit-identical to T decode

@@ -16,6 +16,9 @@ namespace ew {
 namespace r7 {
 #include "rwkv7.inc"
 }
+namespace db {
+#include "decode_batch.inc"
+}
 typedef unsigned short u16;
 static std::mt19937 rng(11);
 std::vector<float> normal(size_t n, float s) { std::normal_distribution<float> d(0, s); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }
@@ -101,6 +104,49 @@ void keys(int t, int heads, int n, int balanced, int residual)
     printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
 }
 
+// wkv7_decode_f32 (one sequence) and wkv7_decode_rows_f32 (`rows` sequences) with a gate (IOps.Wkv7DecodeScaleGate)
+// against the same kernel without one, then scale_multiply_f32 on y: y and the updated states must have the same bits.
+void wkv7_scale_gate(int rows, int heads, int n, bool single)
+{
+    int a = heads * n;
+    size_t sz = (size_t)rows * a, ss = (size_t)heads * n * n;
+    auto r = normal(sz, 1), w = uniform(sz, 0.545f, 1), k = normal(sz, 0.3f), v = normal(sz, 1), g = normal(sz, 1);
+    auto kap = normal(sz, 1), ic = uniform(sz, 0, 1);
+    std::vector<float> rem(sz), rep(sz);
+    for (size_t p = 0; p < sz; p += n)
+    {
+        double norm = 0;
+        for (int i = 0; i < n; i++) norm += (double)kap[p + i] * kap[p + i];
+        norm = sqrt(norm);
+        for (int i = 0; i < n; i++) { rem[p + i] = (float)(-kap[p + i] / norm); rep[p + i] = (float)(kap[p + i] / norm * ic[p + i]); }
+    }
+    auto s0 = normal(ss * rows, 0.5f);
+    float scale = 1.f / sqrtf((float)n);
+    std::vector<float> st1 = s0, st2 = s0, y1(sz, NAN), y2(sz, NAN);
+    long long warps = (long long)rows * heads * n;
+    unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
+    auto run = [&](std::vector<float>& st, std::vector<float>& y, float s, const float* gate) {
+        if (single)
+            launch([&] { r7::wkv7_decode_f32(r.data(), w.data(), k.data(), v.data(), rem.data(), rep.data(), st.data(), heads, n, y.data(), s, gate); },
+                blocks, 1, 256, 0);
+        else
+        {
+            db::DecodeTable table{};
+            for (int b = 0; b < rows; b++) table.first[b] = (unsigned long long)(st.data() + ss * b);
+            launch([&] { db::wkv7_decode_rows_f32(r.data(), w.data(), k.data(), v.data(), rem.data(), rep.data(), rows, heads, n, table, y.data(), s, gate); },
+                blocks, 1, 256, 0);
+        }
+    };
+    run(st1, y1, 1.f, nullptr);
+    launch([&] { ew::scale_multiply_f32(y1.data(), scale, g.data(), y1.data(), (long long)sz); }, (unsigned)((sz + 255) / 256), 1, 256, 0);
+    run(st2, y2, scale, g.data());
+    char what[96];
+    snprintf(what, sizeof what, "%s scale+gate rows %d heads %d n %d", single ? "wkv7_decode_f32" : "wkv7_decode_rows_f32", rows, heads, n);
+    int before = failures;
+    same(y1, y2, what); same(st1, st2, what);
+    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
+}
+
 int main()
 {
     // Levels 0..3: one SM gives level 0 for big F; many SMs push small F to 8 warps a row.
@@ -117,6 +163,14 @@ int main()
     keys(1, 2, 256, 0, 1);
     keys(3, 2, 40, 0, 1);
     keys(2, 3, 96, 1, 0);
+    wkv7_scale_gate(1, 4, 128, true);
+    wkv7_scale_gate(1, 3, 64, true);
+    wkv7_scale_gate(1, 2, 40, true);
+    wkv7_scale_gate(1, 1, 256, true);
+    wkv7_scale_gate(1, 4, 128, false);
+    wkv7_scale_gate(3, 2, 64, false);
+    wkv7_scale_gate(5, 2, 40, false);
+    wkv7_scale_gate(2, 1, 256, false);
     printf(failures ? "FAILED (%d)\n" : "all same bits\n", failures);
     return failures ? 1 : 0;
 }

@@ -191,10 +191,7 @@ internal sealed unsafe partial class CudaOps
         ulong pr = P(r), pw = P(w), pk = P(k), pv = P(v), pa = P(a), pb = P(b), ps = P(state), py = P(y);
         if (tokens == 1 && n <= Wkv7DecodeMaxHeadDim)
         {
-            // Decode: a warp per value row, H·N warps.
-            void** d = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &heads, &n, &py };
-            long warps = (long)heads * n;
-            backend.Launch(K.Wkv7Decode, "wkv7_decode_f32", (uint)((warps * 32 + Threads - 1) / Threads), 1, Threads, 0, d);
+            LaunchWkv7Decode([pr, pw, pk, pv, pa, pb, ps, py], heads, n, 1f, 0);
             return;
         }
 
@@ -210,5 +207,17 @@ internal sealed unsafe partial class CudaOps
         uint shared = RecurrenceShared("Wkv7", n, ((long)n * (n + 1)) + (5L * n));
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
         backend.Launch(K.Wkv7, "wkv7_f32", (uint)heads, 1, (uint)n, shared, args);
+    }
+
+    /// <summary>
+    /// Decode (one token): wkv7_decode_f32, a warp per value row, H·N warps. p: r, w, k, v, a, b, state, y. A gate
+    /// pointer (not 0) makes y (y · scale) ⊙ gate in the same launch (IOps.Wkv7DecodeScaleGate).
+    /// </summary>
+    private void LaunchWkv7Decode(ReadOnlySpan<ulong> p, int heads, int n, float scale, ulong gate)
+    {
+        ulong pr = p[0], pw = p[1], pk = p[2], pv = p[3], pa = p[4], pb = p[5], ps = p[6], py = p[7];
+        void** d = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &heads, &n, &py, &scale, &gate };
+        long warps = (long)heads * n;
+        backend.Launch(K.Wkv7Decode, "wkv7_decode_f32", (uint)((warps * 32 + Threads - 1) / Threads), 1, Threads, 0, d);
     }
 }

@@ -6,7 +6,7 @@ namespace Radlads.Ilgpu;
 
 /// <summary>
 /// The fused decode ops, one launch each (<see cref="Kernels.FusedKernels"/>), with the same fp32 results as the op
-/// sequences they replace on this backend. <see cref="IOps.RopeExpandRows"/> keeps the interface default (the batched
+/// sequences they replace on this backend (Wkv7DecodeScaleGate: one launch a sequence instead of two). <see cref="IOps.RopeExpandRows"/> keeps the interface default (the batched
 /// decode rows; ILGPU runs batch 1 through <see cref="RopeExpand"/>). With <see cref="IlgpuBackend.Unfused"/>
 /// (RADLADS_ILGPU_FUSED=0, the baseline) each runs as its op sequence, the interface default.
 /// </summary>
@@ -134,6 +134,40 @@ internal sealed partial class IlgpuOps
         {
             using var scope = backend.Enter();
             K.ScaleMultiply(S, Extent(n, nameof(ScaleMultiply)), F(a), s, F(b), F(y));
+        }
+    }
+
+    /// <summary>
+    /// Per sequence one launch of the Wkv7 kernel that writes y as (y · scale) ⊙ gate (ILGPU runs Wkv7Decode as a loop
+    /// over sequences too): the same bits as Wkv7Decode then ScaleMultiply, one launch instead of two at batch 1.
+    /// </summary>
+    public void Wkv7DecodeScaleGate(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, IReadOnlyList<Tensor> states, float scale,
+        Tensor gate, Tensor y)
+    {
+        FusedOpChecks.Wkv7DecodeScaleGate(r, states, gate, y);
+        if (backend.Unfused)
+        {
+            ((IOps)this).Wkv7Decode(r, w, k, v, a, b, states, y);
+            ScaleMultiply(y, scale, gate, y);
+            return;
+        }
+
+        int width = r.RowLength;
+        for (int i = 0; i < states.Count; i++)
+        {
+            var state = states[i];
+            if (state.Shape.Length != 3 || state.Shape[1] != state.Shape[2] || state.Shape[0] * state.Shape[1] != width)
+            {
+                throw new ArgumentException($"Wkv7DecodeScaleGate: state {i} {state.ShapeText} does not match rows of {width}");
+            }
+
+            RecurrenceInputs(nameof(Wkv7DecodeScaleGate), width, r.Rows(i, 1), w.Rows(i, 1), k.Rows(i, 1), v.Rows(i, 1), a.Rows(i, 1),
+                b.Rows(i, 1), gate.Rows(i, 1), y.Rows(i, 1));
+            if (width > 0)
+            {
+                LaunchWkv7(r.Rows(i, 1), w.Rows(i, 1), k.Rows(i, 1), v.Rows(i, 1), a.Rows(i, 1), b.Rows(i, 1), state, 1, state.Shape[0],
+                    state.Shape[1], y.Rows(i, 1), scale, gate.Rows(i, 1));
+            }
         }
     }
 

@@ -45,7 +45,7 @@ internal sealed class KernelSet
             SequenceKernels.MatMulOutInDot);
         MatMulInOutDot = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>>(
             SequenceKernels.MatMulInOutDot);
-        Wkv7Rows = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(
+        Wkv7Rows = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, float, ArrayView<float>, int>(
             SequenceKernels.Wkv7Rows);
         RmsNorm = a.LoadKernel<ArrayView<float>, WeightView, float, int, ArrayView<float>>(GroupedKernels.RmsNorm);
         GroupNorm = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, float, ArrayView<float>>(GroupedKernels.GroupNorm);
@@ -54,7 +54,7 @@ internal sealed class KernelSet
         MatMulOutIn = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, int, int, ArrayView<float>>(GroupedKernels.MatMulOutIn);
         MatMulInOut = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, int, int, ArrayView<float>>(GroupedKernels.MatMulInOut);
         AttentionSoftmax = a.LoadKernel<ArrayView<float>, int, int, int>(GroupedKernels.AttentionSoftmax);
-        Wkv7 = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(
+        Wkv7 = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, float, ArrayView<float>, int>(
             GroupedKernels.Wkv7);
         Sample = a.AcceleratorType switch
         {
@@ -165,7 +165,7 @@ internal sealed class KernelSet
 
     public Action<AcceleratorStream, Index1D, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>> MatMulInOutDot { get; }
 
-    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> Wkv7Rows { get; }
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, float, ArrayView<float>, int> Wkv7Rows { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, float, int, ArrayView<float>> RmsNorm { get; }
 
@@ -217,7 +217,7 @@ internal sealed class KernelSet
     /// <summary>A kernel that does nothing: measures the host cost of one launch.</summary>
     public Action<AcceleratorStream, Index1D, int> Empty { get; }
 
-    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> Wkv7 { get; }
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, float, ArrayView<float>, int> Wkv7 { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>> Sample { get; }
 }

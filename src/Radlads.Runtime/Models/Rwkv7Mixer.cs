@@ -139,29 +139,64 @@ internal sealed class Rwkv7Mixer : IMixer
             backend.Copy(v, pass.ValueFirst);
         }
 
-        // 9. Generalised delta rule, per sequence.
+        // 9. Generalised delta rule, per sequence. Without GroupNorm the output is then × N^−1/2 and gated (10–11):
+        //    one-token pieces (the decode rows, a lone decode token) of a gated model get both in the recurrence's
+        //    epilogue (Wkv7DecodeScaleGate, one launch instead of two); prompt chunks take Wkv7, then ScaleMultiply below.
         var o = pass.Scratch(t, a);
+        float scale = 1f / MathF.Sqrt(n);
+        bool fuseOutput = !GroupNorm && g is not null;
+        var unscaled = new List<Segment>();
         int d = pass.DecodeCount;
         if (d > 0)
         {
-            ops.Wkv7Decode(r.Rows(0, d), w.Rows(0, d), kTilde.Rows(0, d), v.Rows(0, d), removal.Rows(0, d), replacement.Rows(0, d),
-                pass.DecodeLayerTensors(0), o.Rows(0, d));
+            if (fuseOutput)
+            {
+                ops.Wkv7DecodeScaleGate(r.Rows(0, d), w.Rows(0, d), kTilde.Rows(0, d), v.Rows(0, d), removal.Rows(0, d), replacement.Rows(0, d),
+                    pass.DecodeLayerTensors(0), scale, g!.Rows(0, d), o.Rows(0, d));
+            }
+            else
+            {
+                ops.Wkv7Decode(r.Rows(0, d), w.Rows(0, d), kTilde.Rows(0, d), v.Rows(0, d), removal.Rows(0, d), replacement.Rows(0, d),
+                    pass.DecodeLayerTensors(0), o.Rows(0, d));
+            }
         }
 
         foreach (var s in pass.OtherSegments)
         {
-            ops.Wkv7(r.Rows(s.RowStart, s.RowCount), w.Rows(s.RowStart, s.RowCount), kTilde.Rows(s.RowStart, s.RowCount),
-                v.Rows(s.RowStart, s.RowCount), removal.Rows(s.RowStart, s.RowCount), replacement.Rows(s.RowStart, s.RowCount),
-                s.State.Layers[pass.Layer].Tensors[0], o.Rows(s.RowStart, s.RowCount));
+            var (start, count) = (s.RowStart, s.RowCount);
+            var state = s.State.Layers[pass.Layer].Tensors[0];
+            if (fuseOutput && count == 1)
+            {
+                ops.Wkv7DecodeScaleGate(r.Rows(start, 1), w.Rows(start, 1), kTilde.Rows(start, 1), v.Rows(start, 1), removal.Rows(start, 1),
+                    replacement.Rows(start, 1), [state], scale, g!.Rows(start, 1), o.Rows(start, 1));
+                continue;
+            }
+
+            ops.Wkv7(r.Rows(start, count), w.Rows(start, count), kTilde.Rows(start, count), v.Rows(start, count), removal.Rows(start, count),
+                replacement.Rows(start, count), state, o.Rows(start, count));
+            unscaled.Add(s);
         }
 
         // 10–11. Output normalisation (GroupNorm, or × N^−1/2 fused with the gate), gate, o_proj. No bonus: r_k is ignored.
         if (GroupNorm)
         {
             ops.GroupNorm(o, lnWeight!, lnBias!, h, n * 1e-5f, o);
+            p.OutputProjection(pass, o, g, y);
         }
+        else if (unscaled.Count == pass.Segments.Count)
+        {
+            // Only prompt chunks: one ScaleMultiply over all rows (with its bf16 copy for o_proj on cuBLASLt).
+            p.OutputProjection(pass, o, g, y, scale);
+        }
+        else
+        {
+            foreach (var s in unscaled)
+            {
+                ops.ScaleMultiply(o.Rows(s.RowStart, s.RowCount), scale, g!.Rows(s.RowStart, s.RowCount), o.Rows(s.RowStart, s.RowCount));
+            }
 
-        p.OutputProjection(pass, o, g, y, GroupNorm ? null : 1f / MathF.Sqrt(n));
+            p.OutputProjection(pass, o, null, y);
+        }
     }
 
     public void Dispose()

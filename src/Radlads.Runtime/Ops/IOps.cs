@@ -349,6 +349,20 @@ public interface IOps
     }
 
     /// <summary>
+    /// RAD-RWKV7's balanced output in the decode epilogue: <see cref="Wkv7Decode"/>, then y ← (<paramref name="scale"/> · y) ⊙
+    /// <paramref name="gate"/> as <see cref="ScaleMultiply"/> rounds it (scale = N^−1/2). gate [B, H·N] like y, not aliasing
+    /// y. A backend may write the scaled, gated y from the recurrence kernel itself (one launch instead of two); the default
+    /// is exactly those two ops (the CPU reference).
+    /// </summary>
+    void Wkv7DecodeScaleGate(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, IReadOnlyList<Tensor> states, float scale,
+        Tensor gate, Tensor y)
+    {
+        FusedOpChecks.Wkv7DecodeScaleGate(r, states, gate, y);
+        Wkv7Decode(r, w, k, v, a, b, states, y);
+        ScaleMultiply(y, scale, gate, y);
+    }
+
+    /// <summary>
     /// <see cref="TokenShift"/> for B sequences, one token each: delta[b] = shiftStates[b] − x[b], then
     /// shiftStates[b] = x[b]. x, delta [B, C]; shiftStates[b] [1, C].
     /// </summary>
