@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Radlads.Ops;
 
 namespace Radlads.Cuda;
@@ -103,6 +104,75 @@ internal sealed unsafe partial class CudaOps
         void** args = stackalloc void*[] { &pk, &pw, &pa, &pkk, &kkType, &pka, &kaType, &tokens, &width, &headDim, &isBalanced,
             &prem, &prep, &pkt, &pv, &pf, &pn, &hasResidual };
         backend.Launch(K.Rwkv7KeysValueResidual, "rwkv7_keys_vres_f32", (uint)items, 1, 32, 0, args);
+    }
+
+    /// <summary>
+    /// One launch of rwkv7_rope_keys_rows_f32 per 64 rows (a 32-thread block per row and query head): the same bits as
+    /// RopeExpandRows then Rwkv7KeysValueResidual; k is only read. One row may be recorded (a batch-1 step: its position
+    /// comes from the step buffer, as Rope's); several may not. Head dims above KeysMaxHeadDim run the two ops.
+    /// </summary>
+    public void Rwkv7RopeKeysValueResidualRows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        float theta, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor removal,
+        Tensor replacement, Tensor kTilde, Tensor? vFirst, Tensor? nu)
+    {
+        backend.Enter();
+        FusedOpChecks.RopeKeysValueResidualRows(r, k, v, heads, kvHeads, headDim, positions, w, a, keyScale, iclrMix, balanced, kh, vh,
+            vFirst, nu);
+        if (headDim > KeysMaxHeadDim)
+        {
+            RopeExpandRows(r, k, v, heads, kvHeads, headDim, positions, theta, kh, vh);
+            Rwkv7KeysValueResidual(kh, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, vh, vFirst, nu);
+            return;
+        }
+
+        int width = heads * headDim, kvWidth = kvHeads * headDim;
+        long n = (long)r.RowCount * width;
+        Fits(removal, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        Fits(replacement, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        Fits(kTilde, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        if (positions.Length > 1)
+        {
+            NotRecordingRows(nameof(Rwkv7RopeKeysValueResidualRows));
+        }
+
+        var (pkk, kkType) = balanced ? (0UL, 0) : Param(keyScale!, width);
+        var (pka, kaType) = balanced ? (0UL, 0) : Param(iclrMix!, width);
+        int groups = heads / kvHeads;
+        int isBalanced = balanced ? 1 : 0, hasResidual = vFirst is null ? 0 : 1;
+        int rows = 0;
+        var table = default(RowPositions);
+        ulong offset = 0, pr = 0, pk = 0, pv = 0, pkh = 0, pvh = 0, pw = 0, pa = 0, prem = 0, prep = 0, pkt = 0, pf = 0, pn = 0;
+        void** args = stackalloc void*[] { &pr, &pk, &pv, &pkh, &pvh, &rows, &kvHeads, &groups, &headDim, &table, &offset, &theta,
+            &pw, &pa, &pkk, &kkType, &pka, &kaType, &isBalanced, &prem, &prep, &pkt, &pf, &pn, &hasResidual };
+        for (int first = 0; first < positions.Length; first += DecodeRows)
+        {
+            rows = Math.Min(DecodeRows, positions.Length - first);
+            for (int b = 0; b < rows; b++)
+            {
+                int position = positions[first + b];
+                if (rows == 1)
+                {
+                    // As Rope: a recorded step reads the replay's position from the step buffer (0 outside a recording).
+                    offset = backend.PositionOffset(ref position);
+                }
+
+                table.Value[b] = position;
+            }
+
+            (pr, pk, pv) = (RowPointer(r, first, width), RowPointer(k, first, kvWidth), RowPointer(v, first, kvWidth));
+            (pkh, pvh, pw, pa) = (RowPointer(kh, first, width), RowPointer(vh, first, width), RowPointer(w, first, width), RowPointer(a, first, width));
+            (prem, prep, pkt) = (RowPointer(removal, first, width), RowPointer(replacement, first, width), RowPointer(kTilde, first, width));
+            pf = vFirst is null ? 0UL : RowPointer(vFirst, first, width);
+            pn = nu is null ? 0UL : RowPointer(nu, first, width);
+            backend.Launch(K.Rwkv7RopeKeysRows, "rwkv7_rope_keys_rows_f32", (uint)(rows * heads), 1, 32, 0, args);
+        }
+    }
+
+    /// <summary>RowPositions of rwkv7.cu: the positions of up to DecodeRows rows, passed by value.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RowPositions
+    {
+        public fixed int Value[DecodeRows];
     }
 
     public void Rwkv7ValueResidual(Tensor v, Tensor vFirst, Tensor nu, Tensor y)

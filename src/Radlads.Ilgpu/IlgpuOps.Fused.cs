@@ -1,3 +1,4 @@
+using ILGPU;
 using Radlads.Checkpoints;
 using Radlads.Ilgpu.Kernels;
 using Radlads.Ops;
@@ -79,6 +80,71 @@ internal sealed partial class IlgpuOps
         using var scope = backend.Enter();
         K.Rwkv7KeysValueResidual(S, Groups(items, nameof(Rwkv7KeysValueResidual)), F(k), F(w), F(a), kk, ka, width, headDim, flags,
             F(removal), F(replacement), F(kTilde), F(v), F(vFirst ?? v), F(nu ?? v));
+    }
+
+    /// <summary>
+    /// Per row one launch of <see cref="Kernels.FusedKernels.Rwkv7RopeKeys"/> (a group per query head; the RoPE table
+    /// and position as <see cref="RopeExpand"/> reads them, so one row may be recorded): the same bits as RopeExpandRows
+    /// then Rwkv7KeysValueResidual; k is only read.
+    /// </summary>
+    public void Rwkv7RopeKeysValueResidualRows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        float theta, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor removal,
+        Tensor replacement, Tensor kTilde, Tensor? vFirst, Tensor? nu)
+    {
+        FusedOpChecks.RopeKeysValueResidualRows(r, k, v, heads, kvHeads, headDim, positions, w, a, keyScale, iclrMix, balanced, kh, vh,
+            vFirst, nu);
+        if (backend.Unfused)
+        {
+            ((IOps)this).RopeExpandRows(r, k, v, heads, kvHeads, headDim, positions, theta, kh, vh);
+            Rwkv7KeysValueResidual(kh, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, vh, vFirst, nu);
+            return;
+        }
+
+        if (positions.Length > 1 && backend.Recording)
+        {
+            throw new InvalidOperationException("Rwkv7RopeKeysValueResidualRows: several rows cannot be part of a recorded step (their positions change every step)");
+        }
+
+        int width = heads * headDim, kvWidth = kvHeads * headDim;
+        long n = (long)r.RowCount * width;
+        Fits(removal, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        Fits(replacement, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        Fits(kTilde, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        if (width == 0)
+        {
+            return;
+        }
+
+        var kk = balanced ? None : Param(keyScale!, width);
+        var ka = balanced ? None : Param(iclrMix!, width);
+        int flags = (balanced ? 1 : 0) | (vFirst is null ? 0 : 2);
+        using var scope = backend.Enter();
+        for (int b = 0; b < positions.Length; b++)
+        {
+            ArrayView<float> Row(Tensor t, int length) => F(t).SubView((long)b * length, length);
+            var views = new RopeKeysViews
+            {
+                R = Row(r, width),
+                K = Row(k, kvWidth),
+                V = Row(v, kvWidth),
+                Kh = Row(kh, width),
+                Vh = Row(vh, width),
+                W = Row(w, width),
+                A = Row(a, width),
+                Removal = Row(removal, width),
+                Replacement = Row(replacement, width),
+                KTilde = Row(kTilde, width),
+                VFirst = Row(vFirst ?? vh, width),
+                Nu = Row(nu ?? vh, width),
+            };
+
+            // The position exactly as Rope reads it (eager: a device zero and the start; recorded: the step buffer).
+            var (cos, sin, position, offset) = backend.Recording
+                ? backend.RecordedRope(theta, headDim, positions[b], 1)
+                : backend.RopeTable(theta, headDim, positions[b], 1);
+            K.Rwkv7RopeKeys(S, Groups(heads, nameof(Rwkv7RopeKeysValueResidualRows)), views, cos, sin, position, offset, kvHeads,
+                heads / kvHeads, headDim, kk, ka, flags);
+        }
     }
 
     /// <summary>

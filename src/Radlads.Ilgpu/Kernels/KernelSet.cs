@@ -104,6 +104,8 @@ internal sealed class KernelSet
             ArrayView<float>, ArrayView<float>>(FusedKernels.RopeExpand);
         Rwkv7KeysValueResidual = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(FusedKernels.Rwkv7KeysValueResidual);
+        Rwkv7RopeKeys = a.LoadKernel<RopeKeysViews, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, WeightView, WeightView, int>(
+            FusedKernels.Rwkv7RopeKeys);
         GateUpSwiGlu =
         [
             a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>(FusedKernels.GateUpSwiGlu<F32Words>),
@@ -198,6 +200,8 @@ internal sealed class KernelSet
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, WeightView, float, int, ArrayView<float>> AddRmsNorm { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> Rwkv7KeysValueResidual { get; }
+
+    public Action<AcceleratorStream, KernelConfig, RopeKeysViews, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, WeightView, WeightView, int> Rwkv7RopeKeys { get; }
 
     /// <summary><see cref="FusedKernels.GateUpSwiGlu{TW}"/> per weight dtype (f32, f16, bf16).</summary>
     public Action<AcceleratorStream, KernelConfig, ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>[] GateUpSwiGlu { get; }

@@ -117,21 +117,59 @@ internal sealed class Rwkv7Mixer : IMixer
         var g = lowRankGate is { } lr ? lr.Y : gate.Compute(pass, x, a);
 
         // 5–6. RoPE on r and k only, before GQA; then query head h reads KV head ⌊h/G⌋.
-        var (kh, v) = Projections.RopeAndExpand(pass, config, r, k, vRaw);
-
         // 7. Removal key κ (fed as a = −κ, b = κ⊙a) and replacement key k̃.
         // 8. Value residual: layer 0 publishes v_first; later layers lerp v towards it by ν = σ(v0 + (x·v1)·v2).
-        //    Both in one call (one launch on CUDA and ILGPU).
-        var removal = pass.Scratch(t, a);
-        var replacement = pass.Scratch(t, a);
-        var kTilde = pass.Scratch(t, a);
+        //    One-token pieces (the decode rows, a lone decode token) take all four in one call
+        //    (Rwkv7RopeKeysValueResidualRows: one launch on CUDA and ILGPU); prompt chunks take RopeExpand, then keys and
+        //    residual in one call (Rwkv7KeysValueResidual).
         if (!FirstLayer && pass.ValueFirst is null)
         {
             throw new InvalidOperationException("RAD-RWKV7 layer ran before layer 0 produced v_first");
         }
 
-        ops.Rwkv7KeysValueResidual(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde,
-            v, FirstLayer ? null : pass.ValueFirst, FirstLayer ? null : residual!.Value.Y);
+        var removal = pass.Scratch(t, a);
+        var replacement = pass.Scratch(t, a);
+        var kTilde = pass.Scratch(t, a);
+        var vFirst = FirstLayer ? null : pass.ValueFirst;
+        var nu = FirstLayer ? null : residual!.Value.Y;
+        int d = pass.DecodeCount;
+        Tensor kh, v;
+        if (!config.UseRope || (d == 0 && pass.OtherSegments.All(s => s.RowCount > 1)))
+        {
+            (kh, v) = Projections.RopeAndExpand(pass, config, r, k, vRaw);
+            ops.Rwkv7KeysValueResidual(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde, v, vFirst, nu);
+        }
+        else
+        {
+            (kh, v) = (pass.Scratch(t, a), pass.Scratch(t, a));
+            int kvh = config.NumKeyValueHeads;
+            float theta = (float)config.RopeTheta;
+            if (d > 0)
+            {
+                ops.Rwkv7RopeKeysValueResidualRows(r.Rows(0, d), k.Rows(0, d), vRaw.Rows(0, d), h, kvh, n, pass.DecodePositions, theta,
+                    w.Rows(0, d), iclr.Rows(0, d), keyScale, iclrMix, Balanced, kh.Rows(0, d), v.Rows(0, d), removal.Rows(0, d),
+                    replacement.Rows(0, d), kTilde.Rows(0, d), vFirst?.Rows(0, d), nu?.Rows(0, d));
+            }
+
+            foreach (var s in pass.OtherSegments)
+            {
+                var (start, count) = (s.RowStart, s.RowCount);
+                if (count == 1)
+                {
+                    ops.Rwkv7RopeKeysValueResidualRows(r.Rows(start, 1), k.Rows(start, 1), vRaw.Rows(start, 1), h, kvh, n, [s.StartPosition],
+                        theta, w.Rows(start, 1), iclr.Rows(start, 1), keyScale, iclrMix, Balanced, kh.Rows(start, 1), v.Rows(start, 1),
+                        removal.Rows(start, 1), replacement.Rows(start, 1), kTilde.Rows(start, 1), vFirst?.Rows(start, 1), nu?.Rows(start, 1));
+                    continue;
+                }
+
+                ops.RopeExpand(r.Rows(start, count), k.Rows(start, count), vRaw.Rows(start, count), h, kvh, n, s.StartPosition, theta,
+                    kh.Rows(start, count), v.Rows(start, count));
+                ops.Rwkv7KeysValueResidual(kh.Rows(start, count), w.Rows(start, count), iclr.Rows(start, count), keyScale, iclrMix, n, Balanced,
+                    removal.Rows(start, count), replacement.Rows(start, count), kTilde.Rows(start, count), v.Rows(start, count),
+                    vFirst?.Rows(start, count), nu?.Rows(start, count));
+            }
+        }
+
         if (FirstLayer)
         {
             pass.ValueFirst?.Dispose();
@@ -146,7 +184,6 @@ internal sealed class Rwkv7Mixer : IMixer
         float scale = 1f / MathF.Sqrt(n);
         bool fuseOutput = !GroupNorm && g is not null;
         var unscaled = new List<Segment>();
-        int d = pass.DecodeCount;
         if (d > 0)
         {
             if (fuseOutput)

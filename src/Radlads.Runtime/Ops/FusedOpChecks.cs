@@ -70,6 +70,18 @@ public static class FusedOpChecks
     }
 
     /// <summary>
+    /// <see cref="IOps.Rwkv7RopeKeysValueResidualRows"/>: RopeExpandRows' shapes with v, kh and vh given, one row per
+    /// position, and the keys' and residual's shapes on kh and vh.
+    /// </summary>
+    public static void RopeKeysValueResidualRows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor? vFirst, Tensor? nu)
+    {
+        RopeExpand(nameof(IOps.Rwkv7RopeKeysValueResidualRows), r, k, v, heads, kvHeads, headDim, kh, vh);
+        DecodeRowChecks.Rows(nameof(IOps.Rwkv7RopeKeysValueResidualRows), r, positions.Length);
+        KeysValueResidual(kh, w, a, keyScale, iclrMix, headDim, balanced, vh, vFirst, nu);
+    }
+
+    /// <summary>
     /// <see cref="IOps.Wkv7DecodeScaleGate"/>: one row of r per state, gate and y r's size, gate not y (the scale reads y
     /// and gate together; a gate aliasing y would be read after it is overwritten).
     /// </summary>

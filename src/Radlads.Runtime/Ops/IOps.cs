@@ -278,6 +278,25 @@ public interface IOps
     }
 
     /// <summary>
+    /// RAD-RWKV7's steps 5–8 for one-token rows in one call: <see cref="RopeExpandRows"/>(r, k, v → kh, vh) at each row's
+    /// position, then <see cref="Rwkv7KeysValueResidual"/>(kh, …, vh, vFirst, nu) (vFirst and nu null in layer 0). r, kh,
+    /// vh, w, a, removal, replacement, kTilde, vFirst, nu [B, H·N]; k, v [B, KVH·N]; keyScale, iclrMix [H·N] or null when
+    /// balanced. Outputs: r rotated in place, kh, vh (with the residual), removal, replacement, kTilde. k is consumed:
+    /// its contents afterwards are unspecified (this default rotates it in place; a one-launch kernel only reads it,
+    /// since the query heads of a group would otherwise race on it). The default is exactly those two ops (the CPU
+    /// reference).
+    /// </summary>
+    void Rwkv7RopeKeysValueResidualRows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        float theta, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor removal,
+        Tensor replacement, Tensor kTilde, Tensor? vFirst, Tensor? nu)
+    {
+        FusedOpChecks.RopeKeysValueResidualRows(r, k, v, heads, kvHeads, headDim, positions, w, a, keyScale, iclrMix, balanced, kh, vh,
+            vFirst, nu);
+        RopeExpandRows(r, k, v, heads, kvHeads, headDim, positions, theta, kh, vh);
+        Rwkv7KeysValueResidual(kh, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, vh, vFirst, nu);
+    }
+
+    /// <summary>
     /// Scatter: row <paramref name="rows"/>[b] of <paramref name="destinations"/>[b] ← row b of x, e.g. this step's
     /// key of each sequence into its KV cache. x [B, W]; destinations[b] [S_b, W] with rows[b] &lt; S_b.
     /// </summary>
