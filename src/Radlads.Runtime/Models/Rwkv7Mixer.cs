@@ -220,9 +220,10 @@ internal sealed class Rwkv7Mixer : IMixer
             ops.GroupNorm(o, lnWeight!, lnBias!, h, n * 1e-5f, o);
             p.OutputProjection(pass, o, g, y);
         }
-        else if (unscaled.Count == pass.Segments.Count)
+        else if (!fuseOutput || unscaled.Count == pass.Segments.Count)
         {
-            // Only prompt chunks: one ScaleMultiply over all rows (with its bf16 copy for o_proj on cuBLASLt).
+            // Nothing fused (no gate, or only prompt chunks): one ScaleMultiply (or Scale) over all rows, with its bf16
+            // copy for o_proj on cuBLASLt.
             p.OutputProjection(pass, o, g, y, scale);
         }
         else
