@@ -260,3 +260,79 @@ __device__ __forceinline__ void rope_expand_head_pair(float* r, float* k, const 
         vh[o + i + half] = vb;
     }
 }
+
+// RAD-RWKV7's keys and value residual for one (token, head) by one warp (rwkv7.cu rwkv7_keys_vres_f32 and
+// rwkv7_rope_keys_rows_f32): κ = normalize(k or k ⊙ k_k) with eps 1e-12, removal = −κ, replacement = κ ⊙ a,
+// k̃ = k ⊙ (1 − w + a) (balanced) or k ⊙ (1 + (a − 1) ⊙ k_a) (stock); has_residual: v ← v + (v_first − v) ⊙ ν. Each
+// lane holds its ≤ KEYS_PER_LANE elements (lane + 32u) in registers, so k is read once; the sums run in the order of
+// rwkv7_keys_f32 and rwkv7_value_residual_f32: the same bits. Head dim ≤ 32 · KEYS_PER_LANE.
+#define KEYS_PER_LANE 8
+
+// k_k and k_a of head h (weights: callers load them before pdl_begin); zeros for balanced keys.
+__device__ __forceinline__ void rwkv7_keys_weights(const void* key_scale, int key_scale_dtype, const void* iclr_mix,
+    int iclr_mix_dtype, int h, int n, int lane, int balanced, float* ks, float* ka)
+{
+#pragma unroll
+    for (int u = 0; u < KEYS_PER_LANE; u++)
+    {
+        int i = lane + 32 * u;
+        ks[u] = !balanced && i < n ? load_any(key_scale, key_scale_dtype, (i64)h * n + i) : 0.f;
+        ka[u] = !balanced && i < n ? load_any(iclr_mix, iclr_mix_dtype, (i64)h * n + i) : 0.f;
+    }
+}
+
+// The head at element offset o of k, w, a, removal, replacement, k_tilde, v, v_first, nu.
+__device__ __forceinline__ void rwkv7_keys_vres_head(const float* k, const float* w, const float* a, const float* ks,
+    const float* ka, i64 o, int n, int lane, int balanced, float* removal, float* replacement, float* k_tilde, float* v,
+    const float* v_first, const float* nu, int has_residual)
+{
+    // Every activation this lane needs is loaded up front, before the warp sum: the stores below could alias them
+    // (no __restrict__), so loads left in the second loop would each wait for the stores before them.
+    float kr[KEYS_PER_LANE], ar[KEYS_PER_LANE], wr[KEYS_PER_LANE], vr[KEYS_PER_LANE], fr[KEYS_PER_LANE], nr[KEYS_PER_LANE];
+    float sum = 0.f;
+#pragma unroll
+    for (int u = 0; u < KEYS_PER_LANE; u++)
+    {
+        int i = lane + 32 * u;
+        bool in = i < n;
+        i64 p = o + i;
+        kr[u] = in ? k[p] : 0.f;
+        ar[u] = in ? a[p] : 0.f;
+        wr[u] = in && balanced ? w[p] : 0.f;
+        vr[u] = in && has_residual ? v[p] : 0.f;
+        fr[u] = in && has_residual ? v_first[p] : 0.f;
+        nr[u] = in && has_residual ? nu[p] : 0.f;
+    }
+
+#pragma unroll
+    for (int u = 0; u < KEYS_PER_LANE; u++)
+    {
+        if (lane + 32 * u < n)
+        {
+            float kappa = balanced ? kr[u] : kr[u] * ks[u];
+            sum = fmaf(kappa, kappa, sum);
+        }
+    }
+
+    float inv = 1.f / fmaxf(sqrtf(warp_sum(sum)), 1e-12f);
+#pragma unroll
+    for (int u = 0; u < KEYS_PER_LANE; u++)
+    {
+        int i = lane + 32 * u;
+        if (i < n)
+        {
+            i64 p = o + i;
+            float kj = kr[u];
+            float ai = ar[u];
+            float kappa = (balanced ? kj : kj * ks[u]) * inv;
+            k_tilde[p] = balanced ? kj * (1.f - wr[u] + ai) : kj * (1.f + (ai - 1.f) * ka[u]);
+            removal[p] = -kappa;
+            replacement[p] = kappa * ai;
+            if (has_residual)
+            {
+                float vi = vr[u];
+                v[p] = vi + (fr[u] - vi) * nr[u];
+            }
+        }
+    }
+}

@@ -215,8 +215,10 @@ extern "C" __global__ void attention_decode_rows_combine_f32(const float* partia
 
 // RAD-RWKV7 delta rule, one token for each of `rows` sequences (state of row b: table.first[b], [H, N, N]
 // value-major). One warp per (row, head, value row i), the lanes across the N keys, arithmetic as wkv7_decode_f32.
+// gate not null (IOps.Wkv7DecodeScaleGate): y_i = (acc · scale) · gate_i as scale_multiply_f32 rounds it; gate [rows, H·N].
 extern "C" __global__ void __launch_bounds__(256) wkv7_decode_rows_f32(const float* r, const float* w, const float* k,
-    const float* v, const float* a, const float* b, int rows, int heads, int n, DecodeTable table, float* y)
+    const float* v, const float* a, const float* b, int rows, int heads, int n, DecodeTable table, float* y, float scale,
+    const float* gate)
 {
     pdl_begin();
     i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
@@ -255,7 +257,7 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_decode_rows_f32(const flo
     }
 
     acc = warp_sum(acc);
-    if (lane == 0) y[o + i] = acc;
+    if (lane == 0) y[o + i] = gate ? (acc * scale) * gate[o + i] : acc;
 }
 
 // RAD-RWKV6 GLA recurrence, one token for each of `rows` sequences (state of row b: table.first[b], [H, N_k, N_v]

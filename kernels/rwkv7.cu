@@ -42,10 +42,8 @@ extern "C" __global__ void rwkv7_keys_f32(const float* k, const float* w, const 
 }
 
 // Rwkv7Keys and (has_residual) the value residual v ← v + (v_first − v) ⊙ ν in one launch, one warp per (token,
-// head) with 32-thread blocks (at decode a 7B layer has 28 heads: 28 blocks on 28 SMs, not 7). Each lane holds its
-// ≤ KEYS_PER_LANE elements of k (and k_k, k_a, loaded before the PDL wait: weights) in registers, so k is read once.
-// Same sums in the same order as rwkv7_keys_f32 and rwkv7_value_residual_f32: the same bits. Head dim ≤ 256.
-#define KEYS_PER_LANE 8
+// head) with 32-thread blocks (at decode a 7B layer has 28 heads: 28 blocks on 28 SMs, not 7). The body is
+// common.cuh's rwkv7_keys_vres_head (shared with rwkv7_rope_keys_rows_f32 below). Head dim ≤ 256.
 extern "C" __global__ void __launch_bounds__(32) rwkv7_keys_vres_f32(const float* k, const float* w, const float* a,
     const void* key_scale, int key_scale_dtype, const void* iclr_mix, int iclr_mix_dtype, int tokens, int width, int n,
     int balanced, float* removal, float* replacement, float* k_tilde, float* v, const float* v_first, const float* nu,
@@ -56,69 +54,63 @@ extern "C" __global__ void __launch_bounds__(32) rwkv7_keys_vres_f32(const float
     int heads = width / n;
     int h = (int)(item % heads);
     float ks[KEYS_PER_LANE], ka[KEYS_PER_LANE];
-    if (!balanced)
-    {
-#pragma unroll
-        for (int u = 0; u < KEYS_PER_LANE; u++)
-        {
-            int i = lane + 32 * u;
-            ks[u] = i < n ? load_any(key_scale, key_scale_dtype, (i64)h * n + i) : 0.f;
-            ka[u] = i < n ? load_any(iclr_mix, iclr_mix_dtype, (i64)h * n + i) : 0.f;
-        }
-    }
-
+    rwkv7_keys_weights(key_scale, key_scale_dtype, iclr_mix, iclr_mix_dtype, h, n, lane, balanced, ks, ka);
     pdl_begin();
     if (item >= (i64)tokens * heads) return;
-    i64 o = item * n;
-    // Every activation this lane needs is loaded up front, before the warp sum: the stores below could alias them
-    // (no __restrict__), so loads left in the second loop would each wait for the stores before them.
-    float kr[KEYS_PER_LANE], ar[KEYS_PER_LANE], wr[KEYS_PER_LANE], vr[KEYS_PER_LANE], fr[KEYS_PER_LANE], nr[KEYS_PER_LANE];
-    float sum = 0.f;
-#pragma unroll
-    for (int u = 0; u < KEYS_PER_LANE; u++)
+    rwkv7_keys_vres_head(k, w, a, ks, ka, item * n, n, lane, balanced, removal, replacement, k_tilde, v, v_first, nu, has_residual);
+}
+
+// Row positions of rwkv7_rope_keys_rows_f32 (64 rows a launch, decode_batch.cu's DECODE_ROWS), passed by value.
+#define ROPE_KEYS_ROWS 64
+struct RowPositions
+{
+    int value[ROPE_KEYS_ROWS];
+};
+
+// IOps.Rwkv7RopeKeysValueResidualRows: rope_expand_rows_f32 (decode_batch.cu) then rwkv7_keys_vres_f32 on the expanded
+// k and v, one 32-thread block per (row b, query head h): H·B blocks (28 at batch 1 on a 7B layer, where rope_expand_f32 had 7).
+// The warp rotates its r head in place and writes kh, vh of head h (k's pair of KV head h / groups rotated from k,
+// which is only read: the composed path's in-place rotation of k would race between the group's blocks), then, after
+// __syncwarp (the warp's own global writes are visible to it), runs rwkv7_keys_vres_head on kh, vh: the same fp32
+// operations as the two kernels, so the same bits. Position of row b: table.value[b] (+ *position_offset when not null:
+// a recorded batch-1 step reads its position from the step buffer, as rope_f32). r, kh, vh, w, a, removal,
+// replacement, k_tilde, v_first, nu [rows, H·N]; k, v [rows, KVH·N]. N even, ≤ 256.
+extern "C" __global__ void __launch_bounds__(32) rwkv7_rope_keys_rows_f32(float* r, const float* k, const float* v, float* kh,
+    float* vh, int rows, int kv_heads, int groups, int n, RowPositions table, const int* position_offset, float theta,
+    const float* w, const float* a, const void* key_scale, int key_scale_dtype, const void* iclr_mix, int iclr_mix_dtype,
+    int balanced, float* removal, float* replacement, float* k_tilde, const float* v_first, const float* nu, int has_residual)
+{
+    int heads = kv_heads * groups;
+    int item = blockIdx.x;
+    int lane = threadIdx.x;
+    int h = item % heads;
+    int b = item / heads;
+    float ks[KEYS_PER_LANE], ka[KEYS_PER_LANE];
+    rwkv7_keys_weights(key_scale, key_scale_dtype, iclr_mix, iclr_mix_dtype, h, n, lane, balanced, ks, ka);
+    pdl_begin();
+    if (b >= rows) return;
+    int position = table.value[b];
+    if (position_offset != 0) position += *position_offset;
+    int half = n / 2;
+    i64 o = ((i64)b * heads + h) * n;
+    const float* kp = k + ((i64)b * kv_heads + h / groups) * n;
+    const float* vp = v + ((i64)b * kv_heads + h / groups) * n;
+    for (int i = lane; i < half; i += 32)
     {
-        int i = lane + 32 * u;
-        bool in = i < n;
-        i64 p = o + i;
-        kr[u] = in ? k[p] : 0.f;
-        ar[u] = in ? a[p] : 0.f;
-        wr[u] = in && balanced ? w[p] : 0.f;
-        vr[u] = in && has_residual ? v[p] : 0.f;
-        fr[u] = in && has_residual ? v_first[p] : 0.f;
-        nr[u] = in && has_residual ? nu[p] : 0.f;
+        float cf, sf;
+        rope_cos_sin((double)position, i, n, theta, cf, sf);
+        float ra, rb;
+        rope_in_place(r + o, i, half, cf, sf, ra, rb);
+        float ka2 = kp[i], kb2 = kp[i + half];
+        rope_pair(ka2, kb2, cf, sf);
+        kh[o + i] = ka2;
+        kh[o + i + half] = kb2;
+        vh[o + i] = vp[i];
+        vh[o + i + half] = vp[i + half];
     }
 
-#pragma unroll
-    for (int u = 0; u < KEYS_PER_LANE; u++)
-    {
-        if (lane + 32 * u < n)
-        {
-            float kappa = balanced ? kr[u] : kr[u] * ks[u];
-            sum = fmaf(kappa, kappa, sum);
-        }
-    }
-
-    float inv = 1.f / fmaxf(sqrtf(warp_sum(sum)), 1e-12f);
-#pragma unroll
-    for (int u = 0; u < KEYS_PER_LANE; u++)
-    {
-        int i = lane + 32 * u;
-        if (i < n)
-        {
-            i64 p = o + i;
-            float kj = kr[u];
-            float ai = ar[u];
-            float kappa = (balanced ? kj : kj * ks[u]) * inv;
-            k_tilde[p] = balanced ? kj * (1.f - wr[u] + ai) : kj * (1.f + (ai - 1.f) * ka[u]);
-            removal[p] = -kappa;
-            replacement[p] = kappa * ai;
-            if (has_residual)
-            {
-                float vi = vr[u];
-                v[p] = vi + (fr[u] - vi) * nr[u];
-            }
-        }
-    }
+    __syncwarp();
+    rwkv7_keys_vres_head(kh, w, a, ks, ka, o, n, lane, balanced, removal, replacement, k_tilde, vh, v_first, nu, has_residual);
 }
 
 extern "C" __global__ void rwkv7_value_residual_f32(const float* v, const float* v_first, const float* nu, float* y, i64 n)
@@ -190,8 +182,10 @@ extern "C" __global__ void wkv7_f32(const float* r, const float* w, const float*
 // N keys, so the state is read and written once, coalesced, by H·N warps instead of H blocks. A lane keeps
 // N/32 (≤ 8) elements of the row in registers. y must not alias the inputs.
 #define WKV7_MAX_PER_LANE 8
+// gate not null (IOps.Wkv7DecodeScaleGate): y_i = (acc · scale) · gate_i, the two fp32 roundings of scale_multiply_f32,
+// instead of y_i = acc; gate [H·N] like y, not aliasing it.
 extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r, const float* w, const float* k, const float* v,
-    const float* a, const float* b, float* state, int heads, int n, float* y)
+    const float* a, const float* b, float* state, int heads, int n, float* y, float scale, const float* gate)
 {
     pdl_begin();
     i64 item = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
@@ -227,7 +221,7 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r
     }
 
     acc = warp_sum(acc);
-    if (lane == 0) y[o + i] = acc;
+    if (lane == 0) y[o + i] = gate ? (acc * scale) * gate[o + i] : acc;
 }
 
 // Prefill (T > 1), register-tiled: the same per-row arithmetic as wkv7_decode_f32 (so bit-identical to T decode

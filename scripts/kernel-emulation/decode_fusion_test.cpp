@@ -16,6 +16,9 @@ namespace ew {
 namespace r7 {
 #include "rwkv7.inc"
 }
+namespace db {
+#include "decode_batch.inc"
+}
 typedef unsigned short u16;
 static std::mt19937 rng(11);
 std::vector<float> normal(size_t n, float s) { std::normal_distribution<float> d(0, s); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }
@@ -101,6 +104,93 @@ void keys(int t, int heads, int n, int balanced, int residual)
     printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
 }
 
+// wkv7_decode_f32 (one sequence) and wkv7_decode_rows_f32 (`rows` sequences) with a gate (IOps.Wkv7DecodeScaleGate)
+// against the same kernel without one, then scale_multiply_f32 on y: y and the updated states must have the same bits.
+void wkv7_scale_gate(int rows, int heads, int n, bool single)
+{
+    int a = heads * n;
+    size_t sz = (size_t)rows * a, ss = (size_t)heads * n * n;
+    auto r = normal(sz, 1), w = uniform(sz, 0.545f, 1), k = normal(sz, 0.3f), v = normal(sz, 1), g = normal(sz, 1);
+    auto kap = normal(sz, 1), ic = uniform(sz, 0, 1);
+    std::vector<float> rem(sz), rep(sz);
+    for (size_t p = 0; p < sz; p += n)
+    {
+        double norm = 0;
+        for (int i = 0; i < n; i++) norm += (double)kap[p + i] * kap[p + i];
+        norm = sqrt(norm);
+        for (int i = 0; i < n; i++) { rem[p + i] = (float)(-kap[p + i] / norm); rep[p + i] = (float)(kap[p + i] / norm * ic[p + i]); }
+    }
+    auto s0 = normal(ss * rows, 0.5f);
+    float scale = 1.f / sqrtf((float)n);
+    std::vector<float> st1 = s0, st2 = s0, y1(sz, NAN), y2(sz, NAN);
+    long long warps = (long long)rows * heads * n;
+    unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
+    auto run = [&](std::vector<float>& st, std::vector<float>& y, float s, const float* gate) {
+        if (single)
+            launch([&] { r7::wkv7_decode_f32(r.data(), w.data(), k.data(), v.data(), rem.data(), rep.data(), st.data(), heads, n, y.data(), s, gate); },
+                blocks, 1, 256, 0);
+        else
+        {
+            db::DecodeTable table{};
+            for (int b = 0; b < rows; b++) table.first[b] = (unsigned long long)(st.data() + ss * b);
+            launch([&] { db::wkv7_decode_rows_f32(r.data(), w.data(), k.data(), v.data(), rem.data(), rep.data(), rows, heads, n, table, y.data(), s, gate); },
+                blocks, 1, 256, 0);
+        }
+    };
+    run(st1, y1, 1.f, nullptr);
+    launch([&] { ew::scale_multiply_f32(y1.data(), scale, g.data(), y1.data(), (long long)sz); }, (unsigned)((sz + 255) / 256), 1, 256, 0);
+    run(st2, y2, scale, g.data());
+    char what[96];
+    snprintf(what, sizeof what, "%s scale+gate rows %d heads %d n %d", single ? "wkv7_decode_f32" : "wkv7_decode_rows_f32", rows, heads, n);
+    int before = failures;
+    same(y1, y2, what); same(st1, st2, what);
+    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
+}
+
+// rwkv7_rope_keys_rows_f32 (rwkv7.cu) against rope_expand_rows_f32 (decode_batch.cu) then rwkv7_keys_vres_f32 on the
+// expanded k and v, with CudaOps' launch geometry (a 32-thread block per row and query head; the unfused kernels as
+// CudaOps launches them). recorded: one row whose position is split between the table and a step-buffer offset.
+void rope_keys(int rows, int heads, int kv_heads, int n, int balanced, int residual, bool recorded)
+{
+    int a = heads * n, kvw = kv_heads * n, groups = heads / kv_heads;
+    size_t sz = (size_t)rows * a, kvsz = (size_t)rows * kvw;
+    auto r = normal(sz, 1), k = normal(kvsz, 1), v = normal(kvsz, 1);
+    for (int i = 0; i < n; i++) k[i] = 0;
+    auto w = uniform(sz, 0.55f, 1), ic = uniform(sz, 0, 1), kk = uniform(a, 0.5f, 1.2f), ka = uniform(a, 0.5f, 1.5f);
+    auto first = normal(sz, 1), nu = uniform(sz, 0, 1);
+    std::vector<int> positions(rows);
+    for (int b = 0; b < rows; b++) positions[b] = b == 0 ? 5 : b == 1 ? 100003 : (b * 7919) % 120000;
+    float theta = 1e6f;
+    // Unfused.
+    auto r1 = r, k1 = k;
+    std::vector<float> kh1(sz, NAN), vh1(sz, NAN), rem1(sz, NAN), rep1(sz, NAN), til1(sz, NAN);
+    db::DecodeTable dt{};
+    for (int b = 0; b < rows; b++) dt.value[b] = positions[b];
+    long long pairs = (long long)rows * heads * (n / 2);
+    launch([&] { db::rope_expand_rows_f32(r1.data(), k1.data(), v.data(), kh1.data(), vh1.data(), rows, kv_heads, groups, n, dt, theta); },
+        (unsigned)((pairs + 255) / 256), 1, 256, 0);
+    launch([&] { r7::rwkv7_keys_vres_f32(kh1.data(), w.data(), ic.data(), kk.data(), 0, ka.data(), 0, rows, a, n, balanced, rem1.data(),
+        rep1.data(), til1.data(), vh1.data(), residual ? first.data() : nullptr, residual ? nu.data() : nullptr, residual); },
+        (unsigned)(rows * heads), 1, 32, 0);
+    // Fused.
+    auto r2 = r, k2 = k;
+    std::vector<float> kh2(sz, NAN), vh2(sz, NAN), rem2(sz, NAN), rep2(sz, NAN), til2(sz, NAN);
+    r7::RowPositions rp{};
+    int step = 0;
+    for (int b = 0; b < rows; b++) rp.value[b] = positions[b];
+    if (recorded) { step = positions[0] - 2; rp.value[0] = 2; }
+    launch([&] { r7::rwkv7_rope_keys_rows_f32(r2.data(), k2.data(), v.data(), kh2.data(), vh2.data(), rows, kv_heads, groups, n, rp,
+        recorded ? &step : nullptr, theta, w.data(), ic.data(), kk.data(), 0, ka.data(), 0, balanced, rem2.data(), rep2.data(), til2.data(),
+        residual ? first.data() : nullptr, residual ? nu.data() : nullptr, residual); }, (unsigned)(rows * heads), 1, 32, 0);
+    char what[128];
+    snprintf(what, sizeof what, "rwkv7_rope_keys_rows rows %d heads %d kv %d n %d balanced %d residual %d recorded %d", rows, heads, kv_heads, n,
+        balanced, residual, (int)recorded);
+    int before = failures;
+    same(r1, r2, what); same(kh1, kh2, what); same(vh1, vh2, what); same(rem1, rem2, what); same(rep1, rep2, what); same(til1, til2, what);
+    same(k, k2, what); // k is only read
+    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
+}
+
 int main()
 {
     // Levels 0..3: one SM gives level 0 for big F; many SMs push small F to 8 warps a row.
@@ -117,6 +207,22 @@ int main()
     keys(1, 2, 256, 0, 1);
     keys(3, 2, 40, 0, 1);
     keys(2, 3, 96, 1, 0);
+    wkv7_scale_gate(1, 4, 128, true);
+    wkv7_scale_gate(1, 3, 64, true);
+    wkv7_scale_gate(1, 2, 40, true);
+    wkv7_scale_gate(1, 1, 256, true);
+    wkv7_scale_gate(1, 4, 128, false);
+    wkv7_scale_gate(3, 2, 64, false);
+    wkv7_scale_gate(5, 2, 40, false);
+    wkv7_scale_gate(2, 1, 256, false);
+    rope_keys(1, 28, 4, 128, 1, 1, false);
+    rope_keys(1, 28, 4, 128, 1, 1, true);
+    rope_keys(1, 14, 2, 64, 1, 0, false);
+    rope_keys(1, 2, 2, 64, 0, 1, true);
+    rope_keys(3, 4, 2, 128, 0, 0, false);
+    rope_keys(3, 7, 1, 40, 1, 1, false);
+    rope_keys(2, 2, 1, 8, 0, 1, false);
+    rope_keys(2, 2, 1, 256, 1, 1, false);
     printf(failures ? "FAILED (%d)\n" : "all same bits\n", failures);
     return failures ? 1 : 0;
 }

@@ -24,6 +24,7 @@ inline float* emu_dynamic_shared;
 #define __launch_bounds__(...)
 #define __shared__ static
 inline void __syncthreads() { block_barrier->arrive_and_wait(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { warp_barriers[threadIdx.x >> 5]->arrive_and_wait(); }
 template <class T> inline T __shfl_xor_sync(unsigned, T v, int o)
 {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;

@@ -54,7 +54,7 @@ void run(int seqs, int heads, int n, int tokens, int r, int chunkOverride, int l
             size_t o = ((size_t)q * tokens + t) * width;
             float* st = sd.data() + (size_t)q * heads * n * n;
             long warps = (long)heads * n;
-            launch([&] { r7::wkv7_decode_f32(rv.data() + o, wv.data() + o, kv.data() + o, vv.data() + o, av.data() + o, bv.data() + o, st, heads, n, yd.data() + o); },
+            launch([&] { r7::wkv7_decode_f32(rv.data() + o, wv.data() + o, kv.data() + o, vv.data() + o, av.data() + o, bv.data() + o, st, heads, n, yd.data() + o, 1.f, nullptr); },
                 (unsigned)((warps * 32 + 255) / 256), 1, 256, 0);
         }
 

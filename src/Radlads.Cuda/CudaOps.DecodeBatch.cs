@@ -151,7 +151,48 @@ internal sealed unsafe partial class CudaOps
             var table = StateTable(states, first, rows);
             Wkv7DecodeChunk([RowPointer(r, first, width), RowPointer(w, first, width), RowPointer(k, first, width),
                 RowPointer(v, first, width), RowPointer(a, first, width), RowPointer(b, first, width), RowPointer(y, first, width)],
-                rows, heads, n, table);
+                rows, heads, n, table, 1f, 0);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Wkv7Decode"/> with y written as (y · scale) ⊙ gate by the recurrence kernel itself (the same two fp32
+    /// roundings as scale_multiply_f32): one launch instead of two. One sequence takes wkv7_decode_f32 (as Wkv7 at T = 1
+    /// does: batch-1 decode, recordable, its state pointer fixed), several wkv7_decode_rows_f32; head dims above
+    /// Wkv7DecodeMaxHeadDim run the two ops.
+    /// </summary>
+    public void Wkv7DecodeScaleGate(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, IReadOnlyList<Tensor> states, float scale,
+        Tensor gate, Tensor y)
+    {
+        backend.Enter();
+        FusedOpChecks.Wkv7DecodeScaleGate(r, states, gate, y);
+        var (heads, n) = DecodeStates(nameof(Wkv7DecodeScaleGate), r, states, w, k, v, a, b, gate, y);
+        if (states.Count == 0 || heads == 0)
+        {
+            return;
+        }
+
+        if (n > Wkv7DecodeMaxHeadDim)
+        {
+            Wkv7Decode(r, w, k, v, a, b, states, y);
+            ScaleMultiply(y, scale, gate, y);
+            return;
+        }
+
+        int width = heads * n;
+        if (states.Count == 1)
+        {
+            LaunchWkv7Decode([P(r), P(w), P(k), P(v), P(a), P(b), P(states[0]), P(y)], heads, n, scale, P(gate));
+            return;
+        }
+
+        for (int first = 0; first < states.Count; first += DecodeRows)
+        {
+            int rows = Math.Min(DecodeRows, states.Count - first);
+            var table = StateTable(states, first, rows);
+            Wkv7DecodeChunk([RowPointer(r, first, width), RowPointer(w, first, width), RowPointer(k, first, width),
+                RowPointer(v, first, width), RowPointer(a, first, width), RowPointer(b, first, width), RowPointer(y, first, width)],
+                rows, heads, n, table, scale, RowPointer(gate, first, width));
         }
     }
 
@@ -206,10 +247,11 @@ internal sealed unsafe partial class CudaOps
     }
 
     /// <summary>p: r, w, k, v, a, b, y row pointers.</summary>
-    private void Wkv7DecodeChunk(ReadOnlySpan<ulong> p, int rows, int heads, int n, DecodeTable table)
+    /// <summary>p: r, w, k, v, a, b, y row pointers; gate 0 (plain y) or the gate's rows for y = (y · scale) ⊙ gate.</summary>
+    private void Wkv7DecodeChunk(ReadOnlySpan<ulong> p, int rows, int heads, int n, DecodeTable table, float scale, ulong gate)
     {
         ulong pr = p[0], pw = p[1], pk = p[2], pv = p[3], pa = p[4], pb = p[5], py = p[6];
-        void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &rows, &heads, &n, &table, &py };
+        void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &rows, &heads, &n, &table, &py, &scale, &gate };
         long warps = (long)rows * heads * n;
         backend.Launch(DK.Wkv7, "wkv7_decode_rows_f32", (uint)((warps * 32 + Threads - 1) / Threads), 1, Threads, 0, args);
     }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Radlads.Ops;
 
 namespace Radlads.Cuda;
@@ -105,6 +106,75 @@ internal sealed unsafe partial class CudaOps
         backend.Launch(K.Rwkv7KeysValueResidual, "rwkv7_keys_vres_f32", (uint)items, 1, 32, 0, args);
     }
 
+    /// <summary>
+    /// One launch of rwkv7_rope_keys_rows_f32 per 64 rows (a 32-thread block per row and query head): the same bits as
+    /// RopeExpandRows then Rwkv7KeysValueResidual; k is only read. One row may be recorded (a batch-1 step: its position
+    /// comes from the step buffer, as Rope's); several may not. Head dims above KeysMaxHeadDim run the two ops.
+    /// </summary>
+    public void Rwkv7RopeKeysValueResidualRows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        float theta, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor removal,
+        Tensor replacement, Tensor kTilde, Tensor? vFirst, Tensor? nu)
+    {
+        backend.Enter();
+        FusedOpChecks.RopeKeysValueResidualRows(r, k, v, heads, kvHeads, headDim, positions, w, a, keyScale, iclrMix, balanced, kh, vh,
+            vFirst, nu);
+        if (headDim > KeysMaxHeadDim)
+        {
+            RopeExpandRows(r, k, v, heads, kvHeads, headDim, positions, theta, kh, vh);
+            Rwkv7KeysValueResidual(kh, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, vh, vFirst, nu);
+            return;
+        }
+
+        int width = heads * headDim, kvWidth = kvHeads * headDim;
+        long n = (long)r.RowCount * width;
+        Fits(removal, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        Fits(replacement, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        Fits(kTilde, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        if (positions.Length > 1)
+        {
+            NotRecordingRows(nameof(Rwkv7RopeKeysValueResidualRows));
+        }
+
+        var (pkk, kkType) = balanced ? (0UL, 0) : Param(keyScale!, width);
+        var (pka, kaType) = balanced ? (0UL, 0) : Param(iclrMix!, width);
+        int groups = heads / kvHeads;
+        int isBalanced = balanced ? 1 : 0, hasResidual = vFirst is null ? 0 : 1;
+        int rows = 0;
+        var table = default(RowPositions);
+        ulong offset = 0, pr = 0, pk = 0, pv = 0, pkh = 0, pvh = 0, pw = 0, pa = 0, prem = 0, prep = 0, pkt = 0, pf = 0, pn = 0;
+        void** args = stackalloc void*[] { &pr, &pk, &pv, &pkh, &pvh, &rows, &kvHeads, &groups, &headDim, &table, &offset, &theta,
+            &pw, &pa, &pkk, &kkType, &pka, &kaType, &isBalanced, &prem, &prep, &pkt, &pf, &pn, &hasResidual };
+        for (int first = 0; first < positions.Length; first += DecodeRows)
+        {
+            rows = Math.Min(DecodeRows, positions.Length - first);
+            for (int b = 0; b < rows; b++)
+            {
+                int position = positions[first + b];
+                if (rows == 1)
+                {
+                    // As Rope: a recorded step reads the replay's position from the step buffer (0 outside a recording).
+                    offset = backend.PositionOffset(ref position);
+                }
+
+                table.Value[b] = position;
+            }
+
+            (pr, pk, pv) = (RowPointer(r, first, width), RowPointer(k, first, kvWidth), RowPointer(v, first, kvWidth));
+            (pkh, pvh, pw, pa) = (RowPointer(kh, first, width), RowPointer(vh, first, width), RowPointer(w, first, width), RowPointer(a, first, width));
+            (prem, prep, pkt) = (RowPointer(removal, first, width), RowPointer(replacement, first, width), RowPointer(kTilde, first, width));
+            pf = vFirst is null ? 0UL : RowPointer(vFirst, first, width);
+            pn = nu is null ? 0UL : RowPointer(nu, first, width);
+            backend.Launch(K.Rwkv7RopeKeysRows, "rwkv7_rope_keys_rows_f32", (uint)(rows * heads), 1, 32, 0, args);
+        }
+    }
+
+    /// <summary>RowPositions of rwkv7.cu: the positions of up to DecodeRows rows, passed by value.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RowPositions
+    {
+        public fixed int Value[DecodeRows];
+    }
+
     public void Rwkv7ValueResidual(Tensor v, Tensor vFirst, Tensor nu, Tensor y)
     {
         backend.Enter();
@@ -192,10 +262,7 @@ internal sealed unsafe partial class CudaOps
         ulong pr = P(r), pw = P(w), pk = P(k), pv = P(v), pa = P(a), pb = P(b), ps = P(state), py = P(y);
         if (tokens == 1 && n <= Wkv7DecodeMaxHeadDim)
         {
-            // Decode: a warp per value row, H·N warps.
-            void** d = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &heads, &n, &py };
-            long warps = (long)heads * n;
-            backend.Launch(K.Wkv7Decode, "wkv7_decode_f32", (uint)((warps * 32 + Threads - 1) / Threads), 1, Threads, 0, d);
+            LaunchWkv7Decode([pr, pw, pk, pv, pa, pb, ps, py], heads, n, 1f, 0);
             return;
         }
 
@@ -211,5 +278,17 @@ internal sealed unsafe partial class CudaOps
         uint shared = RecurrenceShared("Wkv7", n, ((long)n * (n + 1)) + (5L * n));
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &py };
         backend.Launch(K.Wkv7, "wkv7_f32", (uint)heads, 1, (uint)n, shared, args);
+    }
+
+    /// <summary>
+    /// Decode (one token): wkv7_decode_f32, a warp per value row, H·N warps. p: r, w, k, v, a, b, state, y. A gate
+    /// pointer (not 0) makes y (y · scale) ⊙ gate in the same launch (IOps.Wkv7DecodeScaleGate).
+    /// </summary>
+    private void LaunchWkv7Decode(ReadOnlySpan<ulong> p, int heads, int n, float scale, ulong gate)
+    {
+        ulong pr = p[0], pw = p[1], pk = p[2], pv = p[3], pa = p[4], pb = p[5], ps = p[6], py = p[7];
+        void** d = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &heads, &n, &py, &scale, &gate };
+        long warps = (long)heads * n;
+        backend.Launch(K.Wkv7Decode, "wkv7_decode_f32", (uint)((warps * 32 + Threads - 1) / Threads), 1, Threads, 0, d);
     }
 }

@@ -68,6 +68,7 @@ internal sealed class Kernels
         Rwkv7Decay = library.Function("rwkv7.cu", "rwkv7_decay_f32");
         Rwkv7Keys = library.Function("rwkv7.cu", "rwkv7_keys_f32");
         Rwkv7KeysValueResidual = library.Function("rwkv7.cu", "rwkv7_keys_vres_f32");
+        Rwkv7RopeKeysRows = library.Function("rwkv7.cu", "rwkv7_rope_keys_rows_f32");
         Rwkv7ValueResidual = library.Function("rwkv7.cu", "rwkv7_value_residual_f32");
         Wkv7 = library.Function("rwkv7.cu", "wkv7_f32");
         Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
@@ -248,6 +249,8 @@ internal sealed class Kernels
     public nint Rwkv7Keys { get; }
 
     public nint Rwkv7KeysValueResidual { get; }
+
+    public nint Rwkv7RopeKeysRows { get; }
 
     public nint Rwkv7ValueResidual { get; }
 

@@ -89,7 +89,7 @@ public sealed unsafe partial class IlgpuBackend : IBackend
 
     /// <summary>
     /// Whether the fused ops (AddRmsNorm, LoraSet, RopeExpand, ExpandKv, ScaleMultiply, Rwkv7KeysValueResidual,
-    /// GateUpSwiGlu) run as the op sequences they replace (RADLADS_ILGPU_FUSED=0, and the baseline), for a before/after
+    /// GateUpSwiGlu, Wkv7DecodeScaleGate, Rwkv7RopeKeysValueResidualRows) run as the op sequences they replace (RADLADS_ILGPU_FUSED=0, and the baseline), for a before/after
     /// comparison in one process.
     /// </summary>
     internal bool Unfused { get; }

@@ -1,3 +1,4 @@
+using ILGPU;
 using Radlads.Checkpoints;
 using Radlads.Ilgpu.Kernels;
 using Radlads.Ops;
@@ -6,7 +7,7 @@ namespace Radlads.Ilgpu;
 
 /// <summary>
 /// The fused decode ops, one launch each (<see cref="Kernels.FusedKernels"/>), with the same fp32 results as the op
-/// sequences they replace on this backend. <see cref="IOps.RopeExpandRows"/> keeps the interface default (the batched
+/// sequences they replace on this backend (Wkv7DecodeScaleGate: one launch a sequence instead of two). <see cref="IOps.RopeExpandRows"/> keeps the interface default (the batched
 /// decode rows; ILGPU runs batch 1 through <see cref="RopeExpand"/>). With <see cref="IlgpuBackend.Unfused"/>
 /// (RADLADS_ILGPU_FUSED=0, the baseline) each runs as its op sequence, the interface default.
 /// </summary>
@@ -101,6 +102,71 @@ internal sealed partial class IlgpuOps
     }
 
     /// <summary>
+    /// Per row one launch of <see cref="Kernels.FusedKernels.Rwkv7RopeKeys"/> (a group per query head; the RoPE table
+    /// and position as <see cref="RopeExpand"/> reads them, so one row may be recorded): the same bits as RopeExpandRows
+    /// then Rwkv7KeysValueResidual; k is only read.
+    /// </summary>
+    public void Rwkv7RopeKeysValueResidualRows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        float theta, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor removal,
+        Tensor replacement, Tensor kTilde, Tensor? vFirst, Tensor? nu)
+    {
+        FusedOpChecks.RopeKeysValueResidualRows(r, k, v, heads, kvHeads, headDim, positions, w, a, keyScale, iclrMix, balanced, kh, vh,
+            vFirst, nu);
+        if (backend.Unfused)
+        {
+            ((IOps)this).RopeExpandRows(r, k, v, heads, kvHeads, headDim, positions, theta, kh, vh);
+            Rwkv7KeysValueResidual(kh, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, vh, vFirst, nu);
+            return;
+        }
+
+        if (positions.Length > 1 && backend.Recording)
+        {
+            throw new InvalidOperationException("Rwkv7RopeKeysValueResidualRows: several rows cannot be part of a recorded step (their positions change every step)");
+        }
+
+        int width = heads * headDim, kvWidth = kvHeads * headDim;
+        long n = (long)r.RowCount * width;
+        Fits(removal, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        Fits(replacement, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        Fits(kTilde, n, nameof(Rwkv7RopeKeysValueResidualRows));
+        if (width == 0)
+        {
+            return;
+        }
+
+        var kk = balanced ? None : Param(keyScale!, width);
+        var ka = balanced ? None : Param(iclrMix!, width);
+        int flags = (balanced ? 1 : 0) | (vFirst is null ? 0 : 2);
+        using var scope = backend.Enter();
+        for (int b = 0; b < positions.Length; b++)
+        {
+            ArrayView<float> Row(Tensor t, int length) => F(t).SubView((long)b * length, length);
+            var views = new RopeKeysViews
+            {
+                R = Row(r, width),
+                K = Row(k, kvWidth),
+                V = Row(v, kvWidth),
+                Kh = Row(kh, width),
+                Vh = Row(vh, width),
+                W = Row(w, width),
+                A = Row(a, width),
+                Removal = Row(removal, width),
+                Replacement = Row(replacement, width),
+                KTilde = Row(kTilde, width),
+                VFirst = Row(vFirst ?? vh, width),
+                Nu = Row(nu ?? vh, width),
+            };
+
+            // The position exactly as Rope reads it (eager: a device zero and the start; recorded: the step buffer).
+            var (cos, sin, position, offset) = backend.Recording
+                ? backend.RecordedRope(theta, headDim, positions[b], 1)
+                : backend.RopeTable(theta, headDim, positions[b], 1);
+            K.Rwkv7RopeKeys(S, Groups(heads, nameof(Rwkv7RopeKeysValueResidualRows)), views, cos, sin, position, offset, kvHeads,
+                heads / kvHeads, headDim, kk, ka, flags);
+        }
+    }
+
+    /// <summary>
     /// T = 1 with 16-byte chunks (the <see cref="MatMul"/> decode GEMV's condition) and two or more rows a group: one
     /// launch of <see cref="Kernels.FusedKernels.GateUpSwiGlu{TW}"/> with the warps per row MatMul picks for F rows, so
     /// the same bits as the two GEMVs then SwiGlu. Otherwise the interface default (MatMulShared into y and upScratch,
@@ -143,6 +209,40 @@ internal sealed partial class IlgpuOps
         {
             using var scope = backend.Enter();
             K.ScaleMultiply(S, Extent(n, nameof(ScaleMultiply)), F(a), s, F(b), F(y));
+        }
+    }
+
+    /// <summary>
+    /// Per sequence one launch of the Wkv7 kernel that writes y as (y · scale) ⊙ gate (ILGPU runs Wkv7Decode as a loop
+    /// over sequences too): the same bits as Wkv7Decode then ScaleMultiply, one launch instead of two at batch 1.
+    /// </summary>
+    public void Wkv7DecodeScaleGate(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, IReadOnlyList<Tensor> states, float scale,
+        Tensor gate, Tensor y)
+    {
+        FusedOpChecks.Wkv7DecodeScaleGate(r, states, gate, y);
+        if (backend.Unfused)
+        {
+            ((IOps)this).Wkv7Decode(r, w, k, v, a, b, states, y);
+            ScaleMultiply(y, scale, gate, y);
+            return;
+        }
+
+        int width = r.RowLength;
+        for (int i = 0; i < states.Count; i++)
+        {
+            var state = states[i];
+            if (state.Shape.Length != 3 || state.Shape[1] != state.Shape[2] || state.Shape[0] * state.Shape[1] != width)
+            {
+                throw new ArgumentException($"Wkv7DecodeScaleGate: state {i} {state.ShapeText} does not match rows of {width}");
+            }
+
+            RecurrenceInputs(nameof(Wkv7DecodeScaleGate), width, r.Rows(i, 1), w.Rows(i, 1), k.Rows(i, 1), v.Rows(i, 1), a.Rows(i, 1),
+                b.Rows(i, 1), gate.Rows(i, 1), y.Rows(i, 1));
+            if (width > 0)
+            {
+                LaunchWkv7(r.Rows(i, 1), w.Rows(i, 1), k.Rows(i, 1), v.Rows(i, 1), a.Rows(i, 1), b.Rows(i, 1), state, 1, state.Shape[0],
+                    state.Shape[1], y.Rows(i, 1), scale, gate.Rows(i, 1));
+            }
         }
     }
 

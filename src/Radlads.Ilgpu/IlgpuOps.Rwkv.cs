@@ -1,3 +1,4 @@
+using ILGPU;
 using ILGPU.Runtime;
 using Radlads.Ops;
 
@@ -201,15 +202,28 @@ internal sealed partial class IlgpuOps
             return;
         }
 
+        LaunchWkv7(r, w, k, v, a, b, state, tokens, heads, n, y, 1f, null);
+    }
+
+    /// <summary>
+    /// One launch of the Wkv7 kernel (the thread-per-row variant on the CPU simulator); with a gate, y is written as
+    /// (y · scale) ⊙ gate (<see cref="IOps.Wkv7DecodeScaleGate"/>).
+    /// </summary>
+    private void LaunchWkv7(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor state, int tokens, int heads, int n, Tensor y,
+        float scale, Tensor? gate)
+    {
         using var scope = backend.Enter();
+        ArrayView<float> g = gate is null ? Device.DummyFloats.View : F(gate);
+        int gated = gate is null ? 0 : 1;
         if (backend.ThreadPerOutputKernels)
         {
-            K.Wkv7Rows(S, Extent((long)heads * n, nameof(Wkv7)), F(r), F(w), F(k), F(v), F(a), F(b), F(state), tokens, heads, n, F(y));
+            K.Wkv7Rows(S, Extent((long)heads * n, nameof(Wkv7)), F(r), F(w), F(k), F(v), F(a), F(b), F(state), tokens, heads, n, F(y), scale, g, gated);
             return;
         }
 
         // One warp per state row.
         int warps = GroupSize / Device.WarpSize;
-        K.Wkv7(S, Groups(((long)heads * n + warps - 1) / warps, nameof(Wkv7)), F(r), F(w), F(k), F(v), F(a), F(b), F(state), tokens, heads, n, F(y));
+        K.Wkv7(S, Groups(((long)heads * n + warps - 1) / warps, nameof(Wkv7)), F(r), F(w), F(k), F(v), F(a), F(b), F(state), tokens, heads, n, F(y),
+            scale, g, gated);
     }
 }

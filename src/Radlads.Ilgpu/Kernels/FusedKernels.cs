@@ -262,4 +262,56 @@ public static class FusedKernels
             }
         }
     }
+
+    /// <summary>
+    /// <see cref="Ops.IOps.Rwkv7RopeKeysValueResidualRows"/> for one row: one group per query head h. The group rotates
+    /// r's head h in place and writes kh, vh of head h (k's KV head h / groups rotated from k, which is only read: the
+    /// group's query heads would race on an in-place rotation), with the position, tables and
+    /// <see cref="KernelMath.RopePair"/> of <see cref="RopeExpand"/>; then, after a group barrier, the keys and residual
+    /// of <see cref="GroupedKernels.Rwkv7KeysHead"/> on kh, vh. The same expressions as RoPE, RepeatKv and
+    /// <see cref="Rwkv7KeysValueResidual"/>, so the same bits. Flags as Rwkv7KeysValueResidual.
+    /// </summary>
+    public static void Rwkv7RopeKeys(RopeKeysViews x, ArrayView<float> cos, ArrayView<float> sin, ArrayView<int> position, int offset,
+        int kvHeads, int groups, int n, WeightView keyScale, WeightView iclrMix, int flags)
+    {
+        int h = Grid.IdxX;
+        int half = n / 2;
+        int row = position[0] + offset;
+        int o = h * n;
+        int ko = h / groups * n;
+        for (int i = Group.IdxX; i < half; i += Group.DimX)
+        {
+            float c = cos[(row * half) + i];
+            float s = sin[(row * half) + i];
+            var (qa, qb) = KernelMath.RopePair(x.R[o + i], x.R[o + i + half], c, s);
+            x.R[o + i] = qa;
+            x.R[o + i + half] = qb;
+            var (ka, kb) = KernelMath.RopePair(x.K[ko + i], x.K[ko + i + half], c, s);
+            x.Kh[o + i] = ka;
+            x.Kh[o + i + half] = kb;
+            x.Vh[o + i] = x.V[ko + i];
+            x.Vh[o + i + half] = x.V[ko + i + half];
+        }
+
+        Group.Barrier();
+        GroupedKernels.Rwkv7KeysHead(x.Kh, x.W, x.A, keyScale, iclrMix, kvHeads * groups * n, n, flags, x.Removal, x.Replacement, x.KTilde,
+            x.Vh, x.VFirst, x.Nu);
+    }
+}
+
+/// <summary>The activations of <see cref="FusedKernels.Rwkv7RopeKeys"/> (one row each), in one argument.</summary>
+public struct RopeKeysViews
+{
+    public ArrayView<float> R;
+    public ArrayView<float> K;
+    public ArrayView<float> V;
+    public ArrayView<float> Kh;
+    public ArrayView<float> Vh;
+    public ArrayView<float> W;
+    public ArrayView<float> A;
+    public ArrayView<float> Removal;
+    public ArrayView<float> Replacement;
+    public ArrayView<float> KTilde;
+    public ArrayView<float> VFirst;
+    public ArrayView<float> Nu;
 }

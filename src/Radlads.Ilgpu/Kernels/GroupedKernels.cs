@@ -275,10 +275,13 @@ public static class GroupedKernels
     /// Generalised delta rule of RAD-RWKV7, state S [H, N_v, N_k] value-major, one warp per state row (h, i); lanes
     /// stride over j, so the row is read and written with consecutive addresses and stays in the state tensor:
     /// sa = Σ_j a_j S[i,j]; S[i,j] ← S[i,j]·w_j + k_j·v_i + sa·b_j; y_i = Σ_j S[i,j]·r_j, for t = 0 .. T − 1.
-    /// Rows are independent, so no group barrier is needed. Grid: ⌈H·N / warps per group⌉ groups.
+    /// Rows are independent, so no group barrier is needed. Grid: ⌈H·N / warps per group⌉ groups. gated ≠ 0
+    /// (<see cref="Ops.IOps.Wkv7DecodeScaleGate"/>): y_i = (y_i · scale) · gate_i, rounded as
+    /// <see cref="FusedKernels.ScaleMultiply"/> rounds it; gate [T, H·N] like y (otherwise a dummy, never read).
     /// </summary>
     public static void Wkv7(ArrayView<float> r, ArrayView<float> w, ArrayView<float> k, ArrayView<float> v, ArrayView<float> a,
-        ArrayView<float> b, ArrayView<float> state, int tokens, int heads, int n, ArrayView<float> y)
+        ArrayView<float> b, ArrayView<float> state, int tokens, int heads, int n, ArrayView<float> y, float scale, ArrayView<float> gate,
+        int gated)
     {
         int warps = Group.DimX / Warp.WarpSize;
         int row = (Grid.IdxX * warps) + Warp.WarpIdx;
@@ -314,8 +317,15 @@ public static class GroupedKernels
             acc = KernelMath.WarpSum(acc);
             if (lane == 0)
             {
-                y[o + i] = acc;
+                y[o + i] = gated != 0 ? ScaledGated(acc, scale, gate[o + i]) : acc;
             }
         }
+    }
+
+    /// <summary>(acc · scale) · g with both products rounded to fp32, as <see cref="FusedKernels.ScaleMultiply"/>.</summary>
+    internal static float ScaledGated(float acc, float scale, float g)
+    {
+        float scaled = acc * scale;
+        return scaled * g;
     }
 }

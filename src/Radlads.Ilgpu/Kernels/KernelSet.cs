@@ -45,7 +45,7 @@ internal sealed class KernelSet
             SequenceKernels.MatMulOutInDot);
         MatMulInOutDot = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>>(
             SequenceKernels.MatMulInOutDot);
-        Wkv7Rows = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(
+        Wkv7Rows = a.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, float, ArrayView<float>, int>(
             SequenceKernels.Wkv7Rows);
         RmsNorm = a.LoadKernel<ArrayView<float>, WeightView, float, int, ArrayView<float>>(GroupedKernels.RmsNorm);
         GroupNorm = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, float, ArrayView<float>>(GroupedKernels.GroupNorm);
@@ -54,7 +54,7 @@ internal sealed class KernelSet
         MatMulOutIn = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, int, int, ArrayView<float>>(GroupedKernels.MatMulOutIn);
         MatMulInOut = a.LoadKernel<ArrayView<float>, WeightView, WeightView, int, int, int, int, ArrayView<float>>(GroupedKernels.MatMulInOut);
         AttentionSoftmax = a.LoadKernel<ArrayView<float>, int, int, int>(GroupedKernels.AttentionSoftmax);
-        Wkv7 = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(
+        Wkv7 = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, float, ArrayView<float>, int>(
             GroupedKernels.Wkv7);
         Sample = a.AcceleratorType switch
         {
@@ -104,6 +104,8 @@ internal sealed class KernelSet
             ArrayView<float>, ArrayView<float>>(FusedKernels.RopeExpand);
         Rwkv7KeysValueResidual = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(FusedKernels.Rwkv7KeysValueResidual);
+        Rwkv7RopeKeys = a.LoadKernel<RopeKeysViews, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, WeightView, WeightView, int>(
+            FusedKernels.Rwkv7RopeKeys);
         GateUpSwiGlu =
         [
             a.LoadKernel<ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>(FusedKernels.GateUpSwiGlu<F32Words>),
@@ -132,7 +134,7 @@ internal sealed class KernelSet
     }
 
     /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
-    public const int Count = 64;
+    public const int Count = 65;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -183,7 +185,7 @@ internal sealed class KernelSet
 
     public Action<AcceleratorStream, Index1D, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>> MatMulInOutDot { get; }
 
-    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> Wkv7Rows { get; }
+    public Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, float, ArrayView<float>, int> Wkv7Rows { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, WeightView, float, int, ArrayView<float>> RmsNorm { get; }
 
@@ -217,6 +219,8 @@ internal sealed class KernelSet
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, WeightView, WeightView, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> Rwkv7KeysValueResidual { get; }
 
+    public Action<AcceleratorStream, KernelConfig, RopeKeysViews, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, WeightView, WeightView, int> Rwkv7RopeKeys { get; }
+
     /// <summary><see cref="FusedKernels.GateUpSwiGlu{TW}"/> per weight dtype (f32, f16, bf16).</summary>
     public Action<AcceleratorStream, KernelConfig, ArrayView<Floats4>, ArrayView<Words4>, ArrayView<Words4>, int, int, int, ArrayView<float>>[] GateUpSwiGlu { get; }
 
@@ -241,7 +245,7 @@ internal sealed class KernelSet
     /// <summary>A kernel that does nothing: measures the host cost of one launch.</summary>
     public Action<AcceleratorStream, Index1D, int> Empty { get; }
 
-    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> Wkv7 { get; }
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, float, ArrayView<float>, int> Wkv7 { get; }
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>> Sample { get; }
 }

@@ -109,10 +109,11 @@ public static class SequenceKernels
 
     /// <summary>
     /// The Wkv7 recurrence with one thread per state row (h, i) and serial loops over j: the CPU simulator's variant of
-    /// <see cref="GroupedKernels.Wkv7"/> (same maths, no warp shuffles). Launched over H·N.
+    /// <see cref="GroupedKernels.Wkv7"/> (same maths, no warp shuffles, the same optional scale and gate). Launched over H·N.
     /// </summary>
     public static void Wkv7Rows(Index1D row, ArrayView<float> r, ArrayView<float> w, ArrayView<float> k, ArrayView<float> v, ArrayView<float> a,
-        ArrayView<float> b, ArrayView<float> state, int tokens, int heads, int n, ArrayView<float> y)
+        ArrayView<float> b, ArrayView<float> state, int tokens, int heads, int n, ArrayView<float> y, float scale, ArrayView<float> gate,
+        int gated)
     {
         int h = row / n;
         int i = row % n;
@@ -136,7 +137,7 @@ public static class SequenceKernels
                 acc += value * r[o + j];
             }
 
-            y[o + i] = acc;
+            y[o + i] = gated != 0 ? GroupedKernels.ScaledGated(acc, scale, gate[o + i]) : acc;
         }
     }
 

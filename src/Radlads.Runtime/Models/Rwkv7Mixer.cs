@@ -120,21 +120,59 @@ internal sealed class Rwkv7Mixer : IMixer
         var g = lowRankGate is { } lr ? lr.Y : gate.Compute(pass, x, a);
 
         // 5–6. RoPE on r and k only, before GQA; then query head h reads KV head ⌊h/G⌋.
-        var (kh, v) = Projections.RopeAndExpand(pass, config, r, k, vRaw);
-
         // 7. Removal key κ (fed as a = −κ, b = κ⊙a) and replacement key k̃.
         // 8. Value residual: layer 0 publishes v_first; later layers lerp v towards it by ν = σ(v0 + (x·v1)·v2).
-        //    Both in one call (one launch on CUDA and ILGPU).
-        var removal = pass.Scratch(t, a);
-        var replacement = pass.Scratch(t, a);
-        var kTilde = pass.Scratch(t, a);
+        //    One-token pieces (the decode rows, a lone decode token) take all four in one call
+        //    (Rwkv7RopeKeysValueResidualRows: one launch on CUDA and ILGPU); prompt chunks take RopeExpand, then keys and
+        //    residual in one call (Rwkv7KeysValueResidual).
         if (!FirstLayer && pass.ValueFirst is null)
         {
             throw new InvalidOperationException("RAD-RWKV7 layer ran before layer 0 produced v_first");
         }
 
-        ops.Rwkv7KeysValueResidual(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde,
-            v, FirstLayer ? null : pass.ValueFirst, FirstLayer ? null : residual!.Value.Y);
+        var removal = pass.Scratch(t, a);
+        var replacement = pass.Scratch(t, a);
+        var kTilde = pass.Scratch(t, a);
+        var vFirst = FirstLayer ? null : pass.ValueFirst;
+        var nu = FirstLayer ? null : residual!.Value.Y;
+        int d = pass.DecodeCount;
+        Tensor kh, v;
+        if (!config.UseRope || (d == 0 && pass.OtherSegments.All(s => s.RowCount > 1)))
+        {
+            (kh, v) = Projections.RopeAndExpand(pass, config, r, k, vRaw);
+            ops.Rwkv7KeysValueResidual(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde, v, vFirst, nu);
+        }
+        else
+        {
+            (kh, v) = (pass.Scratch(t, a), pass.Scratch(t, a));
+            int kvh = config.NumKeyValueHeads;
+            float theta = (float)config.RopeTheta;
+            if (d > 0)
+            {
+                ops.Rwkv7RopeKeysValueResidualRows(r.Rows(0, d), k.Rows(0, d), vRaw.Rows(0, d), h, kvh, n, pass.DecodePositions, theta,
+                    w.Rows(0, d), iclr.Rows(0, d), keyScale, iclrMix, Balanced, kh.Rows(0, d), v.Rows(0, d), removal.Rows(0, d),
+                    replacement.Rows(0, d), kTilde.Rows(0, d), vFirst?.Rows(0, d), nu?.Rows(0, d));
+            }
+
+            foreach (var s in pass.OtherSegments)
+            {
+                var (start, count) = (s.RowStart, s.RowCount);
+                if (count == 1)
+                {
+                    ops.Rwkv7RopeKeysValueResidualRows(r.Rows(start, 1), k.Rows(start, 1), vRaw.Rows(start, 1), h, kvh, n, [s.StartPosition],
+                        theta, w.Rows(start, 1), iclr.Rows(start, 1), keyScale, iclrMix, Balanced, kh.Rows(start, 1), v.Rows(start, 1),
+                        removal.Rows(start, 1), replacement.Rows(start, 1), kTilde.Rows(start, 1), vFirst?.Rows(start, 1), nu?.Rows(start, 1));
+                    continue;
+                }
+
+                ops.RopeExpand(r.Rows(start, count), k.Rows(start, count), vRaw.Rows(start, count), h, kvh, n, s.StartPosition, theta,
+                    kh.Rows(start, count), v.Rows(start, count));
+                ops.Rwkv7KeysValueResidual(kh.Rows(start, count), w.Rows(start, count), iclr.Rows(start, count), keyScale, iclrMix, n, Balanced,
+                    removal.Rows(start, count), replacement.Rows(start, count), kTilde.Rows(start, count), v.Rows(start, count),
+                    vFirst?.Rows(start, count), nu?.Rows(start, count));
+            }
+        }
+
         if (FirstLayer)
         {
             pass.ValueFirst?.Dispose();
@@ -144,29 +182,64 @@ internal sealed class Rwkv7Mixer : IMixer
             backend.Copy(v, pass.ValueFirst);
         }
 
-        // 9. Generalised delta rule, per sequence.
+        // 9. Generalised delta rule, per sequence. Without GroupNorm the output is then × N^−1/2 and gated (10–11):
+        //    one-token pieces (the decode rows, a lone decode token) of a gated model get both in the recurrence's
+        //    epilogue (Wkv7DecodeScaleGate, one launch instead of two); prompt chunks take Wkv7, then ScaleMultiply below.
         var o = pass.Scratch(t, a);
-        int d = pass.DecodeCount;
+        float scale = 1f / MathF.Sqrt(n);
+        bool fuseOutput = !GroupNorm && g is not null;
+        var unscaled = new List<Segment>();
         if (d > 0)
         {
-            ops.Wkv7Decode(r.Rows(0, d), w.Rows(0, d), kTilde.Rows(0, d), v.Rows(0, d), removal.Rows(0, d), replacement.Rows(0, d),
-                pass.DecodeLayerTensors(0), o.Rows(0, d));
+            if (fuseOutput)
+            {
+                ops.Wkv7DecodeScaleGate(r.Rows(0, d), w.Rows(0, d), kTilde.Rows(0, d), v.Rows(0, d), removal.Rows(0, d), replacement.Rows(0, d),
+                    pass.DecodeLayerTensors(0), scale, g!.Rows(0, d), o.Rows(0, d));
+            }
+            else
+            {
+                ops.Wkv7Decode(r.Rows(0, d), w.Rows(0, d), kTilde.Rows(0, d), v.Rows(0, d), removal.Rows(0, d), replacement.Rows(0, d),
+                    pass.DecodeLayerTensors(0), o.Rows(0, d));
+            }
         }
 
         foreach (var s in pass.OtherSegments)
         {
-            ops.Wkv7(r.Rows(s.RowStart, s.RowCount), w.Rows(s.RowStart, s.RowCount), kTilde.Rows(s.RowStart, s.RowCount),
-                v.Rows(s.RowStart, s.RowCount), removal.Rows(s.RowStart, s.RowCount), replacement.Rows(s.RowStart, s.RowCount),
-                s.State.Layers[pass.Layer].Tensors[0], o.Rows(s.RowStart, s.RowCount));
+            var (start, count) = (s.RowStart, s.RowCount);
+            var state = s.State.Layers[pass.Layer].Tensors[0];
+            if (fuseOutput && count == 1)
+            {
+                ops.Wkv7DecodeScaleGate(r.Rows(start, 1), w.Rows(start, 1), kTilde.Rows(start, 1), v.Rows(start, 1), removal.Rows(start, 1),
+                    replacement.Rows(start, 1), [state], scale, g!.Rows(start, 1), o.Rows(start, 1));
+                continue;
+            }
+
+            ops.Wkv7(r.Rows(start, count), w.Rows(start, count), kTilde.Rows(start, count), v.Rows(start, count), removal.Rows(start, count),
+                replacement.Rows(start, count), state, o.Rows(start, count));
+            unscaled.Add(s);
         }
 
         // 10–11. Output normalisation (GroupNorm, or × N^−1/2 fused with the gate), gate, o_proj. No bonus: r_k is ignored.
         if (GroupNorm)
         {
             ops.GroupNorm(o, lnWeight!, lnBias!, h, n * 1e-5f, o);
+            p.OutputProjection(pass, o, g, y);
         }
+        else if (!fuseOutput || unscaled.Count == pass.Segments.Count)
+        {
+            // Nothing fused (no gate, or only prompt chunks): one ScaleMultiply (or Scale) over all rows, with its bf16
+            // copy for o_proj on cuBLASLt.
+            p.OutputProjection(pass, o, g, y, scale);
+        }
+        else
+        {
+            foreach (var s in unscaled)
+            {
+                ops.ScaleMultiply(o.Rows(s.RowStart, s.RowCount), scale, g!.Rows(s.RowStart, s.RowCount), o.Rows(s.RowStart, s.RowCount));
+            }
 
-        p.OutputProjection(pass, o, g, y, GroupNorm ? null : 1f / MathF.Sqrt(n));
+            p.OutputProjection(pass, o, null, y);
+        }
     }
 
     public void Dispose()

@@ -2,7 +2,7 @@ namespace Radlads.Ops;
 
 /// <summary>
 /// Argument checks shared by every backend's fused ops (<see cref="IOps.RopeExpand"/>, <see cref="IOps.RopeExpandRows"/>,
-/// <see cref="IOps.ExpandKv"/>, <see cref="IOps.ScaleMultiply"/>), so a wrong shape gives the same message everywhere.
+/// <see cref="IOps.ExpandKv"/>, <see cref="IOps.ScaleMultiply"/>, <see cref="IOps.Wkv7DecodeScaleGate"/>), so a wrong shape gives the same message everywhere.
 /// </summary>
 public static class FusedOpChecks
 {
@@ -93,6 +93,37 @@ public static class FusedOpChecks
         if (a.ElementCount != b.ElementCount || y.ElementCount != a.ElementCount)
         {
             throw new ArgumentException($"ScaleMultiply: a {a.ShapeText}, b {b.ShapeText}, y {y.ShapeText} differ in size; pass three tensors of one shape");
+        }
+    }
+
+    /// <summary>
+    /// <see cref="IOps.Rwkv7RopeKeysValueResidualRows"/>: RopeExpandRows' shapes with v, kh and vh given, one row per
+    /// position, and the keys' and residual's shapes on kh and vh.
+    /// </summary>
+    public static void RopeKeysValueResidualRows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor? vFirst, Tensor? nu)
+    {
+        RopeExpand(nameof(IOps.Rwkv7RopeKeysValueResidualRows), r, k, v, heads, kvHeads, headDim, kh, vh);
+        DecodeRowChecks.Rows(nameof(IOps.Rwkv7RopeKeysValueResidualRows), r, positions.Length);
+        KeysValueResidual(kh, w, a, keyScale, iclrMix, headDim, balanced, vh, vFirst, nu);
+    }
+
+    /// <summary>
+    /// <see cref="IOps.Wkv7DecodeScaleGate"/>: one row of r per state, gate and y r's size, gate not y (the scale reads y
+    /// and gate together; a gate aliasing y would be read after it is overwritten).
+    /// </summary>
+    public static void Wkv7DecodeScaleGate(Tensor r, IReadOnlyList<Tensor> states, Tensor gate, Tensor y)
+    {
+        DecodeRowChecks.Rows(nameof(IOps.Wkv7DecodeScaleGate), r, states.Count);
+        if (gate.ElementCount != r.ElementCount || y.ElementCount != r.ElementCount)
+        {
+            throw new ArgumentException(
+                $"Wkv7DecodeScaleGate: r {r.ShapeText}, gate {gate.ShapeText}, y {y.ShapeText} differ in size; pass three tensors of one shape");
+        }
+
+        if (ReferenceEquals(gate, y))
+        {
+            throw new ArgumentException("Wkv7DecodeScaleGate: gate must not alias y");
         }
     }
 

@@ -321,6 +321,25 @@ public interface IOps
     }
 
     /// <summary>
+    /// RAD-RWKV7's steps 5–8 for one-token rows in one call: <see cref="RopeExpandRows"/>(r, k, v → kh, vh) at each row's
+    /// position, then <see cref="Rwkv7KeysValueResidual"/>(kh, …, vh, vFirst, nu) (vFirst and nu null in layer 0). r, kh,
+    /// vh, w, a, removal, replacement, kTilde, vFirst, nu [B, H·N]; k, v [B, KVH·N]; keyScale, iclrMix [H·N] or null when
+    /// balanced. Outputs: r rotated in place, kh, vh (with the residual), removal, replacement, kTilde. k is consumed:
+    /// its contents afterwards are unspecified (this default rotates it in place; a one-launch kernel only reads it,
+    /// since the query heads of a group would otherwise race on it). The default is exactly those two ops (the CPU
+    /// reference).
+    /// </summary>
+    void Rwkv7RopeKeysValueResidualRows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        float theta, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor removal,
+        Tensor replacement, Tensor kTilde, Tensor? vFirst, Tensor? nu)
+    {
+        FusedOpChecks.RopeKeysValueResidualRows(r, k, v, heads, kvHeads, headDim, positions, w, a, keyScale, iclrMix, balanced, kh, vh,
+            vFirst, nu);
+        RopeExpandRows(r, k, v, heads, kvHeads, headDim, positions, theta, kh, vh);
+        Rwkv7KeysValueResidual(kh, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, vh, vFirst, nu);
+    }
+
+    /// <summary>
     /// Scatter: row <paramref name="rows"/>[b] of <paramref name="destinations"/>[b] ← row b of x, e.g. this step's
     /// key of each sequence into its KV cache. x [B, W]; destinations[b] [S_b, W] with rows[b] &lt; S_b.
     /// </summary>
@@ -389,6 +408,20 @@ public interface IOps
         {
             Wkv7(r.Rows(i, 1), w.Rows(i, 1), k.Rows(i, 1), v.Rows(i, 1), a.Rows(i, 1), b.Rows(i, 1), states[i], y.Rows(i, 1));
         }
+    }
+
+    /// <summary>
+    /// RAD-RWKV7's balanced output in the decode epilogue: <see cref="Wkv7Decode"/>, then y ← (<paramref name="scale"/> · y) ⊙
+    /// <paramref name="gate"/> as <see cref="ScaleMultiply"/> rounds it (scale = N^−1/2). gate [B, H·N] like y, not aliasing
+    /// y. A backend may write the scaled, gated y from the recurrence kernel itself (one launch instead of two); the default
+    /// is exactly those two ops (the CPU reference).
+    /// </summary>
+    void Wkv7DecodeScaleGate(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, IReadOnlyList<Tensor> states, float scale,
+        Tensor gate, Tensor y)
+    {
+        FusedOpChecks.Wkv7DecodeScaleGate(r, states, gate, y);
+        Wkv7Decode(r, w, k, v, a, b, states, y);
+        ScaleMultiply(y, scale, gate, y);
     }
 
     /// <summary>

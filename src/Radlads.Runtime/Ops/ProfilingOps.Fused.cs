@@ -1,7 +1,7 @@
 namespace Radlads.Ops;
 
 /// <summary>
-/// The fused ops whose <see cref="IOps"/> default composes other ops (RoPE + GQA, scale + multiply): forwarded as one
+/// The fused ops whose <see cref="IOps"/> default composes other ops (RoPE + GQA, scale + multiply, the wkv7 decode with its scale and gate, RoPE + GQA + keys + value residual): forwarded as one
 /// call so the wrapped backend's one-launch version runs and the profile shows it under its own name.
 /// </summary>
 public sealed partial class ProfilingOps
@@ -49,5 +49,23 @@ public sealed partial class ProfilingOps
         long start = Start();
         inner.RopeExpandRows(r, k, v, heads, kvHeads, headDim, positions, theta, kh, vh);
         Time(nameof(RopeExpandRows), start);
+    }
+
+    public void Wkv7DecodeScaleGate(Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, IReadOnlyList<Tensor> states, float scale,
+        Tensor gate, Tensor y)
+    {
+        long start = Start();
+        inner.Wkv7DecodeScaleGate(r, w, k, v, a, b, states, scale, gate, y);
+        Time(nameof(Wkv7DecodeScaleGate), start);
+    }
+
+    public void Rwkv7RopeKeysValueResidualRows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        float theta, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor removal,
+        Tensor replacement, Tensor kTilde, Tensor? vFirst, Tensor? nu)
+    {
+        long start = Start();
+        inner.Rwkv7RopeKeysValueResidualRows(r, k, v, heads, kvHeads, headDim, positions, theta, w, a, keyScale, iclrMix, balanced, kh, vh,
+            removal, replacement, kTilde, vFirst, nu);
+        Time(nameof(Rwkv7RopeKeysValueResidualRows), start);
     }
 }

@@ -1,0 +1,115 @@
+using Radlads.Cpu;
+using Radlads.Ops;
+
+namespace Radlads.Tests.Ops;
+
+/// <summary>
+/// IOps.Rwkv7RopeKeysValueResidualRows (RAD-RWKV7's RoPE + GQA expansion + keys + value residual for one-token rows):
+/// on each backend the fused call must give exactly the bits of RopeExpandRows then Rwkv7KeysValueResidual on that
+/// backend (r rotated, kh, vh, removal, replacement, k̃; k is consumed and not compared), write every output
+/// (NaN-poisoned first), and agree with the CPU backend's composition within the op tolerance. Shapes: batch 1 and
+/// several rows at spread positions (0, past ILGPU's first RoPE table, past 100,000), 70 rows (two CUDA launches of 64),
+/// GQA groups 1, 2 and 7 (the 7B layout 28/4 scaled down), head dims 8, 40 (a pair count that is no multiple of 32),
+/// 64, 128, 256 and 320 (CUDA's two-op fallback); layer 0 (no residual) and later; balanced and stock keys.
+/// </summary>
+public abstract partial class OpConformanceTests
+{
+    [Theory]
+    [InlineData(1, 28, 4, 128, true, true)] // the 7B layer at batch 1
+    [InlineData(1, 14, 2, 64, true, false)] // the 0.5B layer 0
+    [InlineData(1, 2, 2, 64, false, true)] // group 1
+    [InlineData(3, 4, 2, 128, false, false)]
+    [InlineData(3, 7, 1, 40, true, true)] // group 7, pairs not a multiple of 32
+    [InlineData(2, 2, 1, 8, false, true)]
+    [InlineData(2, 2, 1, 256, true, true)]
+    [InlineData(1, 2, 1, 320, true, true)]
+    [InlineData(70, 2, 1, 64, true, true)]
+    public void Rwkv7RopeKeysValueResidualRows(int sequences, int heads, int kvHeads, int n, bool balanced, bool residual)
+    {
+        var data = new TestData(80 + (sequences * 131) + (heads * 1009) + (kvHeads * 7) + (n * 17) + (balanced ? 3 : 0) + (residual ? 5 : 0));
+        int a = heads * n, kv = kvHeads * n;
+        int count = sequences * a;
+        float[][] inputs =
+        [
+            data.Normal(count), // r
+            data.Normal(sequences * kv), // k
+            data.Normal(sequences * kv), // v
+            data.Uniform(count, 0.55f, 1f), // w
+            data.Uniform(count, 0, 1), // a (the in-context rate)
+            data.Uniform(a, 0.5f, 1.2f), // k_k
+            data.Uniform(a, 0.5f, 1.5f), // k_a
+            data.Normal(count), // v_first
+            data.Uniform(count, 0, 1), // ν
+        ];
+        Array.Clear(inputs[1], 0, n); // row 0's first KV head is zero: the keys' eps guard, in every query head of its group
+        var positions = Enumerable.Range(0, sequences).Select(b => b switch { 0 => 5, 1 => 100003, 2 => 4097, _ => (b * 7919) % 120000 }).ToArray();
+
+        // Runs on `on` and reads back r, kh, vh, removal, replacement, k̃.
+        float[][] Run(IBackend on, List<IDisposable> keep, bool fused)
+        {
+            Tensor T(float[] x, params int[] shape)
+            {
+                var t = on.FromFloats(x, shape);
+                keep.Add(t);
+                return t;
+            }
+
+            Tensor Poisoned() => T(Enumerable.Repeat(float.NaN, count).ToArray(), sequences, a);
+            var (r, k, v) = (T(inputs[0], sequences, a), T(inputs[1], sequences, kv), T(inputs[2], sequences, kv));
+            var (w, rate) = (T(inputs[3], sequences, a), T(inputs[4], sequences, a));
+            var (kk, ka) = balanced ? (null, null) : (T(inputs[5], a), T(inputs[6], a));
+            var (first, nu) = residual ? (T(inputs[7], sequences, a), T(inputs[8], sequences, a)) : (null, null);
+            var (kh, vh, removal, replacement, kTilde) = (Poisoned(), Poisoned(), Poisoned(), Poisoned(), Poisoned());
+            if (fused)
+            {
+                on.Ops.Rwkv7RopeKeysValueResidualRows(r, k, v, heads, kvHeads, n, positions, 1e6f, w, rate, kk, ka, balanced, kh, vh, removal,
+                    replacement, kTilde, first, nu);
+            }
+            else
+            {
+                on.Ops.RopeExpandRows(r, k, v, heads, kvHeads, n, positions, 1e6f, kh, vh);
+                on.Ops.Rwkv7KeysValueResidual(kh, w, rate, kk, ka, n, balanced, removal, replacement, kTilde, vh, first, nu);
+            }
+
+            return [.. new[] { r, kh, vh, removal, replacement, kTilde }.Select(t =>
+            {
+                var values = new float[t.ElementCount];
+                on.Download(t, values);
+                return values;
+            })];
+        }
+
+        var got = Run(Backend, owned, fused: true);
+        SameBits(Run(Backend, owned, fused: false), got, "rwkv7_rope_keys_rows");
+
+        using var cpu = new CpuBackend();
+        var cpuOwned = new List<IDisposable>();
+        var reference = Run(cpu, cpuOwned, fused: false);
+        string[] names = ["r", "kh", "vh", "removal", "replacement", "k~"];
+        for (int o = 0; o < reference.Length; o++)
+        {
+            Compare.Close(reference[o], got[o], Tolerances.OpRelative, Tolerances.OpAbsolute, $"rwkv7_rope_keys_rows {names[o]} vs CPU");
+        }
+
+        foreach (var t in cpuOwned)
+        {
+            t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Rwkv7RopeKeysValueResidualRowsRejectsMismatchedShapes()
+    {
+        var x = In(new float[16], 1, 16);
+        var kv = In(new float[8], 1, 8);
+        var e = Assert.Throws<ArgumentException>(() => Ops.Rwkv7RopeKeysValueResidualRows(x, kv, kv, 2, 1, 8, [0, 1], 1e6f, x, x, null, null,
+            true, Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), null, null));
+        Assert.Contains("one row per sequence", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => Ops.Rwkv7RopeKeysValueResidualRows(x, kv, kv, 2, 1, 8, [0], 1e6f, x, x, null, null,
+            true, Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), x, null));
+        Assert.Contains("vFirst and nu", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => Ops.Rwkv7RopeKeysValueResidualRows(x, kv, kv, 2, 1, 8, [0], 1e6f, x, x, null, null,
+            false, Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), null, null));
+        Assert.Contains("k_k and k_a", e.Message, StringComparison.Ordinal);
+    }
+}
