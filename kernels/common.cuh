@@ -70,7 +70,7 @@ __device__ __forceinline__ void copy_async_wait_all()
 }
 
 // 16 bytes global → shared (both 16-byte aligned), cached in L2 only (cp.async.cg), and a wait that leaves this
-// thread's newest N commit groups in flight (attention_prefill_tc's double buffer, gemv_stream's ring; then a
+// thread's newest N commit groups in flight (attention_prefill_tc's double buffer; then a
 // __syncthreads() where other threads read the data). Before sm_80 (and under the emulator) an ordinary copy, no wait.
 __device__ __forceinline__ void copy_async_16(void* dst, const void* src)
 {

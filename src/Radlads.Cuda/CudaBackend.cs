@@ -114,12 +114,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     public int GemvBlocksPerSm { get; set; } = 8;
 
     /// <summary>
-    /// Whether decode MatMuls (T = 1, bf16/f16, up to 24 rows a resident block) run gemv_stream instead of gemv_vec
-    /// (default on; RADLADS_GEMV_STREAM=0 turns it off, for A/B timings).
-    /// </summary>
-    public bool GemvStream { get; set; } = Environment.GetEnvironmentVariable("RADLADS_GEMV_STREAM") != "0";
-
-    /// <summary>
     /// The environment variable <paramref name="name"/> as one of <paramref name="allowed"/>, or
     /// <paramref name="fallback"/> when it is not set; any other value is an error naming the allowed ones.
     /// </summary>
@@ -522,10 +516,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     /// <summary>
     /// Whether decode (T = 1) runs the residual norm inside the q/k/v and gate/up GEMVs (IOps.AddRmsNormMatMulShared,
-    /// IOps.AddRmsNormGateUpSwiGlu): two launches fewer a layer. RADLADS_NORM_GEMV=0 keeps the separate norm launch
-    /// (same bits either way), for timing comparisons.
+    /// IOps.AddRmsNormGateUpSwiGlu): two launches fewer a layer, same bits either way. Off by default (RADLADS_NORM_GEMV=1
+    /// turns it on): every block of those multi-wave GEMVs recomputes the norm before it can use its weights, and that
+    /// cost more than the launches it saves (H200, 2026-11-27, graphs, device sampling: 7B RAD-RWKV7 4.31 → 5.52 ms,
+    /// 0.5B 1.01 → 1.53 ms; NOTES, seventh session). Kept for a persistent kernel, where a block computes it once.
     /// </summary>
-    public bool FuseNormGemv { get; set; } = Environment.GetEnvironmentVariable("RADLADS_NORM_GEMV") != "0";
+    public bool FuseNormGemv { get; set; } = Environment.GetEnvironmentVariable("RADLADS_NORM_GEMV") == "1";
 
     /// <summary>How many fused norm + GEMV kernels this backend has queued (tests: the decode path takes them).</summary>
     internal long NormGemvLaunches { get; set; }

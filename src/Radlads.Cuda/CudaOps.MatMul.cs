@@ -191,47 +191,9 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
-        if (GemvStreamGeometry(w.DType, m) is { } stream)
-        {
-            int rowsPerBlock = stream.RowsPerBlock;
-            void** s = stackalloc void*[] { &px, &pw, &pb, &bType, &py, &k, &m, &rowsPerBlock };
-            backend.Launch(K.GemvStream[dtype], "gemv_stream", stream.Blocks, 1, Threads, stream.SharedBytes, s);
-            return;
-        }
-
         int level = GemvLevel(m);
         int rows = 8 >> level;
         backend.Launch(K.GemvVector[dtype][level], "gemv_vec", (uint)((m + rows - 1) / rows), 1, Threads, 0, g);
-    }
-
-    // STREAM_STAGES and STREAM_ROWS in matmul.cu; four 48-KiB blocks fit an SM's shared memory on sm_80 and later.
-    private const int StreamStages = 6;
-    private const int StreamRows = 24;
-    private const int StreamBlocksPerSm = 4;
-
-    /// <summary>
-    /// gemv_stream's grid for M rows of a bf16/f16 W (the caller has checked K % 8 and alignment), or null for gemv_vec:
-    /// f32 weights, RADLADS_GEMV_STREAM=0, or more rows than resident blocks of STREAM_ROWS take (the LM head, whose
-    /// many waves already stream well). The fewest rows a block that keep every block resident at once, then the
-    /// fewest blocks for that many rows, so every block but the last has the same rows.
-    /// </summary>
-    private (uint Blocks, int RowsPerBlock, uint SharedBytes)? GemvStreamGeometry(DType dtype, int m)
-    {
-        if (dtype == DType.F32 || !backend.GemvStream || m <= 0)
-        {
-            return null;
-        }
-
-        long resident = (long)StreamBlocksPerSm * backend.Device.MultiprocessorCount;
-        int rowsPerBlock = (int)((m + resident - 1) / resident);
-        if (rowsPerBlock > StreamRows)
-        {
-            return null;
-        }
-
-        uint blocks = (uint)((m + rowsPerBlock - 1) / rowsPerBlock);
-        uint shared = (uint)((StreamStages * (int)Threads * 16) + (rowsPerBlock * (int)Threads * sizeof(float)));
-        return (blocks, rowsPerBlock, shared);
     }
 
     /// <summary>

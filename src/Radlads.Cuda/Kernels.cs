@@ -32,7 +32,6 @@ internal sealed class Kernels
         NormGemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gemv_group_{d}_vec{w}")).ToArray())];
         NormGateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gate_up_swiglu_{d}_vec{w}")).ToArray())];
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
-        GemvStream = [0, library.Function("matmul.cu", "gemv_stream_f16"), library.Function("matmul.cu", "gemv_stream_bf16")];
         GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
         GemvInOutScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_scalar"))];
         LoraDownF16 = library.Function("lora.cu", "lora_down_f16");
@@ -172,9 +171,6 @@ internal sealed class Kernels
     public nint[][] NormGateUpSwiGlu { get; }
 
     public nint[] GemvScalar { get; }
-
-    /// <summary>gemv_stream_{f16,bf16} by <see cref="DType"/> (0 for F32, which has none): resident blocks of whole rows.</summary>
-    public nint[] GemvStream { get; }
 
     public nint[] GemvInOutVector { get; }
 

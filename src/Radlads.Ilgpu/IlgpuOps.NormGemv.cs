@@ -56,6 +56,14 @@ internal sealed partial class IlgpuOps
         !backend.Unfused && !backend.ThreadPerOutputKernels && !backend.Baseline && h.RowCount == 1 && k > 0
         && k <= Kernels.FusedKernels.MaxNormGemvC && normWeight.ElementCount >= k;
 
+    /// <summary>
+    /// Whether <see cref="AddRmsNormGateUpSwiGlu"/> runs as one launch for these shapes on this device: GateUpSwiGlu's own
+    /// plan must fuse (on a GPU with many SMs a small F takes eight warps a row, one row slot a group, and stays two
+    /// GEMVs), and the norm must fit (tests ask, since it depends on the device).
+    /// </summary>
+    internal bool FusesNormGateUp(Tensor h, Tensor normWeight, Tensor wGate, Tensor wUp) =>
+        GateUpPlan(h, I(wGate), I(wUp), h.RowLength, wGate.Shape[0]).Fused && FusesNorm(h, normWeight, h.RowLength);
+
     public void AddRmsNormGateUpSwiGlu(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, Tensor wGate, Tensor wUp,
         Tensor y, Tensor upScratch)
     {

@@ -521,9 +521,9 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
 
     [Theory]
     // Copies a prefill with all logits takes: per layer the first norm's (q/k/v), the MLP norm's (gate/up) and SwiGLU's
-    // (down), RAD-RWKV7 also ScaleMultiply's (o_proj); then the final norm's (LM head). RAD-RWKV6 token-shifts x
-    // before its projections, so only the MLP's and the head's.
-    [InlineData(Radlads.Models.Architecture.Qwen2, 3)]
+    // (down), Qwen2 also the attention's and RAD-RWKV7 ScaleMultiply's (o_proj); then the final norm's (LM head).
+    // RAD-RWKV6 token-shifts x before its projections, so only the MLP's and the head's.
+    [InlineData(Radlads.Models.Architecture.Qwen2, 4)]
     [InlineData(Radlads.Models.Architecture.Rwkv7Qwen2, 4)]
     [InlineData(Radlads.Models.Architecture.Rwkv6Qwen2, 2)]
     public void APrefillTakesTheCopiesAndGivesTheSameLogits(Radlads.Models.Architecture architecture, int perLayer)

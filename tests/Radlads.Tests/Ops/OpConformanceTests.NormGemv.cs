@@ -83,6 +83,7 @@ public abstract partial class OpConformanceTests
     [InlineData(DType.F16, 1, 896, 64, false, true)]
     [InlineData(DType.F32, 1, 64, 200, true, true)]
     [InlineData(DType.BF16, 1, 1032, 33, false, true)]
+    [InlineData(DType.BF16, 1, 64, 9000, true, true)] // enough rows that ILGPU fuses on a GPU with many SMs too
     [InlineData(DType.BF16, 3, 64, 160, true, false)] // several decode rows: AddRmsNorm then GateUpSwiGlu
     [InlineData(DType.F16, 1, 67, 64, true, false)]
     public void AddRmsNormGateUpSwiGlu(DType dtype, int t, int c, int f, bool withBranch, bool fusedOnGpu)
@@ -95,10 +96,12 @@ public abstract partial class OpConformanceTests
         var ht = In(h, t, c);
         var normed = Out(t, c);
         var y = Out(t, f);
+        // ILGPU fuses only where its GateUpSwiGlu plan does: a small F on a GPU with many SMs stays two GEMVs.
+        bool fused = fusedOnGpu && (Backend is not IlgpuBackend ilgpu || ((IlgpuOps)ilgpu.Ops).FusesNormGateUp(ht, normWeight, wg, wu));
         Ops.AddRmsNormGateUpSwiGlu(ht, withBranch ? In(b, t, c) : null, normWeight, 1e-5f, normed, wg, wu, y, Out(t, f));
         if (before is { } launched)
         {
-            Assert.Equal(launched + (fusedOnGpu ? 1 : 0), NormGemvLaunches);
+            Assert.Equal(launched + (fused ? 1 : 0), NormGemvLaunches);
         }
 
         var (h2, normed2) = UnfusedResidualNorm(h, b, withBranch, normWeight, t, c, 1e-5f);
