@@ -45,8 +45,13 @@ public sealed class IlgpuGraphTests
         Assert.Equal(eagerLogits, graphLogits);
         Assert.Equal(eagerState, graphState);
         // The residual norms ran inside the q and gate/up GEMVs (FusedKernels.NormGemvOutIn, NormGateUpSwiGlu), whose
-        // group counter must be back at 0 after every launch and replay for the recorded logits to match.
-        Assert.True(backend.NormGemvLaunches > 0, "no fused norm + GEMV kernel ran");
+        // group counter must be back at 0 after every launch and replay for the recorded logits to match. A mixer with
+        // token shift reads the norm's output itself (no fused q), and gate/up fuses only where the device's
+        // GateUpSwiGlu plan does (not for the fixtures' small MLP on a GPU with many SMs).
+        if (!model.Config.UseTokenShift)
+        {
+            Assert.True(backend.NormGemvLaunches > 0, "no fused norm + GEMV kernel ran");
+        }
         CudaModelTests.Report($"{name}: {backend.Recordings} recordings, {backend.Replays} replays on {backend.Description}");
     }
 
