@@ -178,6 +178,15 @@ __device__ __forceinline__ float neg_infinity() { return __int_as_float(0xff8000
 // of matmul.cu): the host picks the block size so that ceil(C/4 / threads) <= NORM_VEC (C up to 16,384 at 1,024 threads).
 #define NORM_VEC 4
 
+// sum + x² + y² + z² + w², in that order (the RMSNorm kernels' sum of squares, so fused and plain norms agree).
+__device__ __forceinline__ float sum_squares4(float4 v, float sum)
+{
+    sum = fmaf(v.x, v.x, sum);
+    sum = fmaf(v.y, v.y, sum);
+    sum = fmaf(v.z, v.z, sum);
+    return fmaf(v.w, v.w, sum);
+}
+
 __device__ __forceinline__ float warp_sum(float v)
 {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

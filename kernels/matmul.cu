@@ -455,10 +455,7 @@ struct ResidualNorm
             int i = tid + j * nt;
             if (mine && i < chunks)
             {
-                sum = fmaf(v[j].x, v[j].x, sum);
-                sum = fmaf(v[j].y, v[j].y, sum);
-                sum = fmaf(v[j].z, v[j].z, sum);
-                sum = fmaf(v[j].w, v[j].w, sum);
+                sum = sum_squares4(v[j], sum);
             }
         }
 

@@ -54,10 +54,7 @@ __device__ __forceinline__ void rms_norm_vec(float* h, const float* b, const voi
         if (i < chunks)
         {
             if (ADD) hr[i] = v[j];
-            sum = fmaf(v[j].x, v[j].x, sum);
-            sum = fmaf(v[j].y, v[j].y, sum);
-            sum = fmaf(v[j].z, v[j].z, sum);
-            sum = fmaf(v[j].w, v[j].w, sum);
+            sum = sum_squares4(v[j], sum);
         }
     }
 

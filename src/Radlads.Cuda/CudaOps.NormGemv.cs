@@ -13,11 +13,7 @@ internal sealed unsafe partial class CudaOps
     public void AddRmsNormMatMulShared(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed,
         IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
     {
-        FusedOpChecks.ResidualNorm(nameof(AddRmsNormMatMulShared), h, branch, normed, outputs);
-        if (weights.Count != biases.Count || weights.Count != outputs.Count || weights.Count == 0)
-        {
-            throw new ArgumentException($"AddRmsNormMatMulShared: {weights.Count} weights, {biases.Count} biases, {outputs.Count} outputs");
-        }
+        FusedOpChecks.ResidualNormShared(h, branch, normed, weights, biases, outputs);
 
         int k = h.RowLength;
         if (!backend.FuseNormGemv || h.RowCount != 1 || !Groups(k, weights, outputs)

@@ -66,6 +66,17 @@ public static class FusedOpChecks
         }
     }
 
+    /// <summary><see cref="ResidualNorm"/> for AddRmsNormMatMulShared, and one bias and one output per weight (at least one).</summary>
+    public static void ResidualNormShared(Tensor h, Tensor? branch, Tensor normed, IReadOnlyList<Tensor> weights,
+        IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
+    {
+        ResidualNorm("AddRmsNormMatMulShared", h, branch, normed, outputs);
+        if (weights.Count != biases.Count || weights.Count != outputs.Count || weights.Count == 0)
+        {
+            throw new ArgumentException($"AddRmsNormMatMulShared: {weights.Count} weights, {biases.Count} biases, {outputs.Count} outputs");
+        }
+    }
+
     /// <summary>W_gate, W_up [F, C] with C = x's row length; y and upScratch [T, F]; y, upScratch and x distinct.</summary>
     public static void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
     {

@@ -156,17 +156,14 @@ public abstract partial class OpConformanceTests
         Check([.. expected], y, "wkv6_decode output", recurrence: true);
     }
 
-    [Theory]
-    [InlineData(1, 3, 64)]
-    [InlineData(2, 2, 40)]
-    [InlineData(5, 2, 128)]
-    [InlineData(33, 2, 16)]
-    [InlineData(70, 1, 8)]
-    public void Wkv7Decode(int sequences, int heads, int n)
+    /// <summary>
+    /// Random inputs of one RAD-RWKV7 decode step for <paramref name="sequences"/> sequences of H heads of N: r, w (decay
+    /// in [0.545, 1]), k, v, the removal key a = −κ/|κ| and replacement b = κ/|κ| ⊙ iclr per head, and each state.
+    /// </summary>
+    private static (float[] R, float[] W, float[] K, float[] V, float[] Removal, float[] Replacement, float[][] States) Wkv7DecodeInputs(
+        TestData data, int sequences, int heads, int n)
     {
-        var data = new TestData(44);
-        int a = heads * n;
-        int count = sequences * a;
+        int count = sequences * heads * n;
         var r = data.Normal(count);
         var w = data.Uniform(count, 0.545f, 1f);
         var k = data.Normal(count, 0.3f);
@@ -185,7 +182,22 @@ public abstract partial class OpConformanceTests
             }
         }
 
-        var s0 = Enumerable.Range(0, sequences).Select(_ => data.Normal(heads * n * n, 0.5f)).ToArray();
+        var states = Enumerable.Range(0, sequences).Select(_ => data.Normal(heads * n * n, 0.5f)).ToArray();
+        return (r, w, k, v, removal, replacement, states);
+    }
+
+    [Theory]
+    [InlineData(1, 3, 64)]
+    [InlineData(2, 2, 40)]
+    [InlineData(5, 2, 128)]
+    [InlineData(33, 2, 16)]
+    [InlineData(70, 1, 8)]
+    public void Wkv7Decode(int sequences, int heads, int n)
+    {
+        var data = new TestData(44);
+        int a = heads * n;
+        int count = sequences * a;
+        var (r, w, k, v, removal, replacement, s0) = Wkv7DecodeInputs(data, sequences, heads, n);
         var states = s0.Select(s => In(s, heads, n, n)).ToArray();
         var y = Out(sequences, a);
         Ops.Wkv7Decode(In(r, sequences, a), In(w, sequences, a), In(k, sequences, a), In(v, sequences, a),

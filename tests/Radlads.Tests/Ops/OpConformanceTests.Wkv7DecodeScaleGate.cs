@@ -27,26 +27,8 @@ public abstract partial class OpConformanceTests
         var data = new TestData(70 + (sequences * 131) + (heads * 1009) + (n * 17));
         int a = heads * n;
         int count = sequences * a;
-        var r = data.Normal(count);
-        var w = data.Uniform(count, 0.545f, 1f);
-        var k = data.Normal(count, 0.3f);
-        var v = data.Normal(count);
-        var kappa = data.Normal(count);
-        var iclr = data.Uniform(count, 0, 1);
+        var (r, w, k, v, removal, replacement, s0) = Wkv7DecodeInputs(data, sequences, heads, n);
         var gate = data.Normal(count); // the low-rank gate σ(x·g1)·g2 is unbounded, of either sign
-        var removal = new float[count];
-        var replacement = new float[count];
-        for (int p = 0; p < sequences * heads; p++)
-        {
-            double norm = Math.Sqrt(Enumerable.Range(0, n).Sum(i => (double)kappa[(p * n) + i] * kappa[(p * n) + i]));
-            for (int i = 0; i < n; i++)
-            {
-                removal[(p * n) + i] = (float)(-kappa[(p * n) + i] / norm);
-                replacement[(p * n) + i] = (float)(kappa[(p * n) + i] / norm * iclr[(p * n) + i]);
-            }
-        }
-
-        var s0 = Enumerable.Range(0, sequences).Select(_ => data.Normal(heads * n * n, 0.5f)).ToArray();
         float scale = 1f / MathF.Sqrt(n);
 
         // Runs on `on` (this backend or the CPU reference) and reads back y then each state.
