@@ -115,6 +115,14 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     /// <summary>How many fused norm + gate/up kernels this backend has launched (tests: the decode path takes them).</summary>
     internal long NormGemvLaunches { get; set; }
 
+    /// <summary>
+    /// Whether decode (T = 1) runs the residual norm inside the q and gate/up GEMVs (FusedKernels.NormGemvOutIn,
+    /// NormGateUpSwiGlu): same bits either way. Off by default (RADLADS_NORM_GEMV=1 turns it on, as on CUDA): every group
+    /// recomputes the norm before its rows, and that cost more than the launches it saves (H200, 2026-11-27, graphs,
+    /// host sampling: 7B RAD-RWKV7 6.7 → 8.2 ms, 7B Qwen2 7.0 → 8.6 ms; NOTES, seventh session).
+    /// </summary>
+    public bool FuseNormGemv { get; set; } = Environment.GetEnvironmentVariable("RADLADS_NORM_GEMV") == "1";
+
     /// <summary>Groups LoraSet's first launch aims for (null: two per multiprocessor); tests raise it to split K widely.</summary>
     internal int? LoraDownGroups { get; set; }
 

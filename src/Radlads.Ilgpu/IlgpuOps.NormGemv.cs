@@ -49,7 +49,7 @@ internal sealed partial class IlgpuOps
     /// baseline or RADLADS_ILGPU_FUSED=0), one row, C within the shared x and a weight as long as the row.
     /// </summary>
     private bool FusesNorm(Tensor h, Tensor normWeight, int k) =>
-        !backend.Unfused && !backend.ThreadPerOutputKernels && !backend.Baseline && h.RowCount == 1 && k > 0
+        backend.FuseNormGemv && !backend.Unfused && !backend.ThreadPerOutputKernels && !backend.Baseline && h.RowCount == 1 && k > 0
         && k <= Kernels.FusedKernels.MaxNormGemvC && normWeight.ElementCount >= k;
 
     /// <summary>
