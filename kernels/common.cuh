@@ -178,6 +178,20 @@ __device__ __forceinline__ float neg_infinity() { return __int_as_float(0xff8000
 // of matmul.cu): the host picks the block size so that ceil(C/4 / threads) <= NORM_VEC (C up to 16,384 at 1,024 threads).
 #define NORM_VEC 4
 
+// The RMSNorm weights of float4 chunks first, first + stride, … (NORM_VEC of them, those below c elements) as floats,
+// from any dtype: loaded before the PDL wait by the plain and the fused norms alike (weights are never written).
+__device__ __forceinline__ void load_norm_weights(float4 (&wv)[NORM_VEC], const void* w, int w_dtype, int c, int first, int stride,
+    bool mine)
+{
+#pragma unroll
+    for (int j = 0; j < NORM_VEC; j++)
+    {
+        int e = (first + j * stride) << 2;
+        if (mine && e < c)
+            wv[j] = make_float4(load_any(w, w_dtype, e), load_any(w, w_dtype, e + 1), load_any(w, w_dtype, e + 2), load_any(w, w_dtype, e + 3));
+    }
+}
+
 // sum + x² + y² + z² + w², in that order (the RMSNorm kernels' sum of squares, so fused and plain norms agree).
 __device__ __forceinline__ float sum_squares4(float4 v, float sum)
 {

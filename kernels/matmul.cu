@@ -423,13 +423,7 @@ struct ResidualNorm
         float4* xr = (float4*)xs;
         // The norm's weights are never written: loaded before the wait, as rms_norm_vec loads them.
         float4 wv[NORM_VEC];
-#pragma unroll
-        for (int j = 0; j < NORM_VEC; j++)
-        {
-            int e = (tid + j * nt) << 2;
-            if (mine && e < c)
-                wv[j] = make_float4(load_any(w, w_dtype, e), load_any(w, w_dtype, e + 1), load_any(w, w_dtype, e + 2), load_any(w, w_dtype, e + 3));
-        }
+        load_norm_weights(wv, w, w_dtype, c, tid, nt, mine);
 
         pdl_begin();
         float4 v[NORM_VEC];

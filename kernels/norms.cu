@@ -21,13 +21,7 @@ __device__ __forceinline__ void rms_norm_vec(float* h, const float* b, const voi
     uint2* ybr = COPY ? (uint2*)(yb + (i64)blockIdx.x * c) : nullptr;
     // The weights are never written: load them before the wait, so they arrive while the kernel before finishes.
     float4 wv[NORM_VEC];
-#pragma unroll
-    for (int j = 0; j < NORM_VEC; j++)
-    {
-        int e = (threadIdx.x + j * blockDim.x) << 2;
-        if (e < c)
-            wv[j] = make_float4(load_any(w, w_dtype, e), load_any(w, w_dtype, e + 1), load_any(w, w_dtype, e + 2), load_any(w, w_dtype, e + 3));
-    }
+    load_norm_weights(wv, w, w_dtype, c, threadIdx.x, blockDim.x, true);
 
     pdl_begin();
     float4 v[NORM_VEC];

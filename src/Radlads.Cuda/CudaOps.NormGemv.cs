@@ -43,8 +43,7 @@ internal sealed unsafe partial class CudaOps
     public void AddRmsNormGateUpSwiGlu(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, Tensor wGate, Tensor wUp,
         Tensor y, Tensor upScratch)
     {
-        FusedOpChecks.ResidualNorm(nameof(AddRmsNormGateUpSwiGlu), h, branch, normed, [y, upScratch]);
-        FusedOpChecks.GateUpSwiGlu(normed, wGate, wUp, y, upScratch);
+        FusedOpChecks.ResidualNormGateUp(h, branch, normed, wGate, wUp, y, upScratch);
         int k = h.RowLength;
         int f = wGate.Shape[0];
         var dtype = wGate.DType;

@@ -63,8 +63,7 @@ internal sealed partial class IlgpuOps
     public void AddRmsNormGateUpSwiGlu(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, Tensor wGate, Tensor wUp,
         Tensor y, Tensor upScratch)
     {
-        FusedOpChecks.ResidualNorm(nameof(AddRmsNormGateUpSwiGlu), h, branch, normed, [y, upScratch]);
-        FusedOpChecks.GateUpSwiGlu(normed, wGate, wUp, y, upScratch);
+        FusedOpChecks.ResidualNormGateUp(h, branch, normed, wGate, wUp, y, upScratch);
         int k = h.RowLength;
         int f = wGate.Shape[0];
         var g = I(wGate);

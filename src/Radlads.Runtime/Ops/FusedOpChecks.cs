@@ -77,6 +77,13 @@ public static class FusedOpChecks
         }
     }
 
+    /// <summary><see cref="ResidualNorm"/> for AddRmsNormGateUpSwiGlu, then <see cref="GateUpSwiGlu"/> on normed.</summary>
+    public static void ResidualNormGateUp(Tensor h, Tensor? branch, Tensor normed, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
+    {
+        ResidualNorm("AddRmsNormGateUpSwiGlu", h, branch, normed, [y, upScratch]);
+        GateUpSwiGlu(normed, wGate, wUp, y, upScratch);
+    }
+
     /// <summary>W_gate, W_up [F, C] with C = x's row length; y and upScratch [T, F]; y, upScratch and x distinct.</summary>
     public static void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
     {
