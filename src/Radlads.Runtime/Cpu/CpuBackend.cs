@@ -35,7 +35,20 @@ public sealed class CpuBackend : IBackend
         return new CpuTensor(new float[count], 0, (int[])shape.Clone());
     }
 
-    public unsafe Tensor LoadWeight(TensorData data) => new CpuTensor(data.Pointer, data.DType, (int[])data.Shape.Clone());
+    /// <summary>
+    /// Views the weight's bytes where they are (no copy: they must outlive the tensor); a shape that claims more bytes
+    /// than the data holds would read past its end, so it is refused.
+    /// </summary>
+    public unsafe Tensor LoadWeight(TensorData data)
+    {
+        long elements = data.Shape.Aggregate(1L, (p, d) => p * d);
+        if (data.Shape.Any(d => d < 0) || elements * data.DType.Size() != data.ByteLength)
+        {
+            throw new ArgumentException($"weight '{data.Name}': shape {data.ShapeText} of {data.DType} does not match its {data.ByteLength} bytes");
+        }
+
+        return new CpuTensor(data.Pointer, data.DType, (int[])data.Shape.Clone());
+    }
 
     public Tensor FromFloats(ReadOnlySpan<float> values, params int[] shape)
     {
