@@ -109,6 +109,16 @@ public sealed class SyntheticModelTests
             Assert.Throws<ArgumentException>(() => Checkpoint.FromMemory("memory", [data, data], null));
             var wrongSize = new TensorData("w", DType.BF16, [2], (byte*)p, 6);
             Assert.Throws<ArgumentException>(() => Checkpoint.FromMemory("memory", [wrongSize], null));
+
+            // The CPU backend views weights in place: a shape claiming more bytes than there are is refused, not read.
+            using var cpu = new Radlads.Cpu.CpuBackend();
+            var tooLong = new TensorData("w", DType.BF16, [2, 2], (byte*)p, 6);
+            var refused = Assert.Throws<ArgumentException>(() => cpu.LoadWeight(tooLong));
+            Assert.Contains("shape [2, 2] of BF16 does not match its 6 bytes", refused.Message, StringComparison.Ordinal);
+            using var fits = cpu.LoadWeight(data);
+            var read = new float[3];
+            cpu.Download(fits, read);
+            Assert.Equal([1.5f, -2f, 0.25f], read);
         }
     }
 }
