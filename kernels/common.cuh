@@ -226,6 +226,46 @@ __device__ __forceinline__ float block_sum(float v, float* scratch)
     return scratch[0];
 }
 
+// One thread's part of a vector-path RMSNorm row (norms.cu rms_norm_vec, matmul.cu ResidualNorm): its float4 chunks
+// first, first + stride, … (NORM_VEC of them, those below `chunks`) of h, plus b's when b is not null, into v; then,
+// with every thread of the block calling it (mine false adds nothing), 1 / sqrt(mean(s²) + eps) of the row. One
+// order of sums for the plain and the fused norms, so they give the same bits.
+__device__ __forceinline__ float rms_norm_inverse(const float4* hr, const float4* br, float4 (&v)[NORM_VEC], int first, int stride,
+    int chunks, bool mine, int c, float eps, float* scratch)
+{
+#pragma unroll
+    for (int j = 0; j < NORM_VEC; j++)
+    {
+        int i = first + j * stride;
+        if (mine && i < chunks)
+        {
+            v[j] = hr[i];
+            if (br != nullptr)
+            {
+                float4 e = br[i];
+                v[j].x += e.x; v[j].y += e.y; v[j].z += e.z; v[j].w += e.w;
+            }
+        }
+    }
+
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < NORM_VEC; j++)
+    {
+        int i = first + j * stride;
+        if (mine && i < chunks) sum = sum_squares4(v[j], sum);
+    }
+
+    sum = block_sum(sum, scratch);
+    return 1.f / sqrtf(sum / c + eps);
+}
+
+// w ⊙ s · inv for one float4, each product rounded as the norms round it.
+__device__ __forceinline__ float4 rms_normed4(float4 v, float inv, float4 w)
+{
+    return make_float4((v.x * inv) * w.x, (v.y * inv) * w.y, (v.z * inv) * w.z, (v.w * inv) * w.w);
+}
+
 // Rotate-half RoPE, shared by rope_f32, rope_rows_f32 and the fused rope_expand kernels so that they all round
 // alike. rope_cos_sin: the angle of pair i (of a head of n) at a position, in float64 as the CPU reference computes
 // it, cos and sin rounded to fp32. rope_pair: (a, b) ← (a·cos − b·sin, b·cos + a·sin), each product and sum rounded

@@ -397,7 +397,7 @@ GATE_UP_ALL(bf16, DT_BF16)
 // completed, so one counter per backend serves every launch and every replay of a recorded graph.
 // Trade-off: each block reads 2·C floats of h and b (from L2) instead of C of x; at 7B gemv_group has 1,152 blocks
 // (33 MB of L2 reads beside 33 MB of q/k/v weights from HBM) in exchange for a launch of add_rms_norm_f32 (3.7 µs,
-// one block) on the critical path. RADLADS_NORM_GEMV=0 turns the fusion off for comparisons.
+// one block) on the critical path. That measured slower (NOTES, seventh session): off unless RADLADS_NORM_GEMV=1.
 struct ResidualNorm
 {
     float* h;
@@ -427,40 +427,12 @@ struct ResidualNorm
 
         pdl_begin();
         float4 v[NORM_VEC];
-        float sum = 0.f;
+        float inv = rms_norm_inverse(hr, br, v, tid, nt, chunks, mine, c, eps, scratch);
 #pragma unroll
         for (int j = 0; j < NORM_VEC; j++)
         {
             int i = tid + j * nt;
-            if (mine && i < chunks)
-            {
-                v[j] = hr[i];
-                if (b != nullptr)
-                {
-                    float4 e = br[i];
-                    v[j].x += e.x; v[j].y += e.y; v[j].z += e.z; v[j].w += e.w;
-                }
-            }
-        }
-
-#pragma unroll
-        for (int j = 0; j < NORM_VEC; j++)
-        {
-            int i = tid + j * nt;
-            if (mine && i < chunks)
-            {
-                sum = sum_squares4(v[j], sum);
-            }
-        }
-
-        sum = block_sum(sum, scratch);
-        float inv = 1.f / sqrtf(sum / c + eps);
-#pragma unroll
-        for (int j = 0; j < NORM_VEC; j++)
-        {
-            int i = tid + j * nt;
-            if (mine && i < chunks)
-                xr[i] = make_float4((v[j].x * inv) * wv[j].x, (v[j].y * inv) * wv[j].y, (v[j].z * inv) * wv[j].z, (v[j].w * inv) * wv[j].w);
+            if (mine && i < chunks) xr[i] = rms_normed4(v[j], inv, wv[j]);
         }
 
         // x complete for the GEMV; this block's reads of h and b are done (block_sum needed them all).

@@ -25,42 +25,16 @@ __device__ __forceinline__ void rms_norm_vec(float* h, const float* b, const voi
 
     pdl_begin();
     float4 v[NORM_VEC];
-    float sum = 0.f;
+    float inv = rms_norm_inverse(hr, ADD ? br : nullptr, v, threadIdx.x, blockDim.x, chunks, true, c, eps, scratch);
 #pragma unroll
     for (int j = 0; j < NORM_VEC; j++)
     {
         int i = threadIdx.x + j * blockDim.x;
         if (i < chunks)
         {
-            v[j] = hr[i];
-            if (ADD)
-            {
-                float4 e = br[i];
-                v[j].x += e.x; v[j].y += e.y; v[j].z += e.z; v[j].w += e.w;
-            }
-        }
-    }
-
-#pragma unroll
-    for (int j = 0; j < NORM_VEC; j++)
-    {
-        int i = threadIdx.x + j * blockDim.x;
-        if (i < chunks)
-        {
+            // h after the sum (this thread's chunks only; y may alias b, never h).
             if (ADD) hr[i] = v[j];
-            sum = sum_squares4(v[j], sum);
-        }
-    }
-
-    sum = block_sum(sum, scratch);
-    float inv = 1.f / sqrtf(sum / c + eps);
-#pragma unroll
-    for (int j = 0; j < NORM_VEC; j++)
-    {
-        int i = threadIdx.x + j * blockDim.x;
-        if (i < chunks)
-        {
-            float4 r = make_float4((v[j].x * inv) * wv[j].x, (v[j].y * inv) * wv[j].y, (v[j].z * inv) * wv[j].z, (v[j].w * inv) * wv[j].w);
+            float4 r = rms_normed4(v[j], inv, wv[j]);
             yr[i] = r;
             if (COPY) ybr[i] = f32x4_to_bf16_bits(r);
         }
