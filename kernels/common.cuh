@@ -40,6 +40,60 @@ __device__ __forceinline__ void pdl_begin()
     pdl_trigger();
 }
 
+// A load that sees what other blocks of this grid wrote before a grid_barrier (plain coherent ld.global; __ldg's
+// read-only path may keep stale lines of memory written during the kernel). p 16-byte aligned. volatile keeps it after
+// the barrier's volatile acquire load; no memory clobber, so it still schedules freely against the weight loads.
+__device__ __forceinline__ float4 load_written4(const float* p)
+{
+#if defined(__CUDA_ARCH__)
+    float4 v;
+    asm volatile("ld.global.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+    return v;
+#else
+    return *(const float4*)p;
+#endif
+}
+
+__device__ __forceinline__ int load_acquire(const int* p)
+{
+#if defined(__CUDA_ARCH__)
+    int v;
+    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+#else
+    return *(const volatile int*)p;
+#endif
+}
+
+// Every block of the grid waits here until all have arrived; writes before it are visible to loads after it (plain or
+// load_written4, not __ldg). The grid must be co-resident (a cooperative launch). bar[0] counts arrivals and bar[1] is
+// the generation: the last block to arrive puts bar[0] back to 0 before it moves bar[1] on, so the same two words serve
+// every barrier of every launch and every replay of a recorded graph (launches on one stream never overlap).
+__device__ __forceinline__ void grid_barrier(int* bar)
+{
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        int blocks = (int)(gridDim.x * gridDim.y);
+        int generation = load_acquire(bar + 1); // cannot move on before this block arrives
+        __threadfence();                        // this block's writes before its arrival
+        if (atomicAdd(bar, 1) == blocks - 1)
+        {
+            *(volatile int*)bar = 0;
+            __threadfence();
+            atomicAdd(bar + 1, 1);
+        }
+        else
+        {
+            while (load_acquire(bar + 1) == generation)
+            {
+            }
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+
 // Asynchronous global → shared copies (cp.async, sm_80 and later) for kernels that stage the next chunk of their
 // input while computing on the current one: no registers hold the data in flight. copy_async_f32 copies one float,
 // or writes 0 when !in (src must still be a valid address); copy_async_wait_all() waits for this thread's copies

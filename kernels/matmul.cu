@@ -112,17 +112,25 @@ __device__ __forceinline__ float dot_word(u32 word, float x0, float x1, float ac
     return fmaf(hi16<DT>(word), x1, acc);
 }
 
-// Float4 i of x: through the read-only cache from global memory, or (SX) from shared memory, where the fused
-// norm + GEMV kernels keep the normed row they computed themselves.
-template <bool SX>
+// Where a GEMV reads x (the SX template argument): X_GLOBAL through the read-only cache; X_SHARED from shared memory,
+// where the fused norm + GEMV kernels keep the normed row they computed themselves; X_WRITTEN with plain coherent loads,
+// for an x that other blocks of the same grid wrote before a grid_barrier (the read-only path may serve stale data
+// for memory written during the kernel).
+#define X_GLOBAL 0
+#define X_SHARED 1
+#define X_WRITTEN 2
+
+// Float4 i of x, read as SX says.
+template <int SX>
 __device__ __forceinline__ float4 load_x4(const float* __restrict__ x, int i)
 {
-    if (SX) return ((const float4*)x)[i];
+    if (SX == X_SHARED) return ((const float4*)x)[i];
+    if (SX == X_WRITTEN) return load_written4(x + 4 * i);
     return __ldg((const float4*)x + i);
 }
 
 // acc += (16 bytes of weights q) · (the matching 8 or 4 elements of x, starting at chunk c).
-template <int DT, bool SX>
+template <int DT, int SX>
 __device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x, int c, float acc)
 {
     if (DT == DT_F32)
@@ -156,7 +164,7 @@ __device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x,
 // The last (< GEMV_UNROLL) chunks of a lane's row: all loads issued before the first FMA, so the tail costs one
 // memory latency, not one per chunk (short rows such as o_proj at 7B are mostly tail). Same order of sums as a
 // chunk-by-chunk loop.
-template <int DT, bool SX>
+template <int DT, int SX>
 __device__ __forceinline__ float gemv_tail(const uint4* wr, const float* __restrict__ x, int c, int stride, int chunks, float acc)
 {
     uint4 q[GEMV_UNROLL - 1];
@@ -180,7 +188,7 @@ struct PdlWait
 // the first loads go out before the wait, since weights are never written and may stream while the kernel before
 // this one (which wrote x) finishes. 0 when !valid. x is in global memory, or in shared memory with SX.
 // gemv_vec, gemv_group, gate_up_swiglu and their norm_* forms all sum a row through this, so they give the same bits.
-template <int DT, int WPR, bool SX = false, typename Wait = PdlWait>
+template <int DT, int WPR, int SX = X_GLOBAL, typename Wait = PdlWait>
 __device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __restrict__ x, int chunks, int c0, bool valid,
     Wait wait = Wait())
 {
@@ -266,7 +274,7 @@ GEMV_ALL(bf16, DT_BF16)
 
 // Up to three OutIn GEMVs that share x (q/k/v, gate/up) in one launch: their rows are numbered one after the
 // other (m0, then m1, then m2) and each warp finds its matrix from its row; otherwise as gemv_vec.
-template <int DT, int WPR, bool SX = false, typename Wait = PdlWait>
+template <int DT, int WPR, int SX = X_GLOBAL, typename Wait = PdlWait>
 __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
     const void* w0, const void* b0, int bt0, float* y0, int m0,
     const void* w1, const void* b1, int bt1, float* y1, int m1,
@@ -331,9 +339,9 @@ GEMV_GROUP_ALL(bf16, DT_BF16)
 // and the same P rows of W_up (warps [0, P·WPR) gate, the rest up), WPR warps per row exactly as gemv_group sums it
 // (same chunks, same order, + 0.f as its absent bias adds), meets in shared memory and writes y = silu(g) ⊙ u as
 // swiglu_f32 rounds it: the same bits as gemv_group then swiglu_f32 when the host picks gemv_group's WPR.
-template <int DT, int WPR, int P, bool SX = false, typename Wait = PdlWait>
+template <int DT, int WPR, int P, int SX = X_GLOBAL, typename Wait = PdlWait>
 __device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int k, const void* wg, const void* wu,
-    float* __restrict__ y, int f, Wait wait = Wait())
+    float* __restrict__ y, int f, int bx, Wait wait = Wait())
 {
     __shared__ float partial[2 * P * WPR];
     __shared__ float sums[2 * P];
@@ -341,7 +349,7 @@ __device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int 
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int slot = warp / WPR;                 // [0, P): gate rows, [P, 2P): up rows
     int part = warp % WPR;
-    int row = blockIdx.x * P + slot % P;
+    int row = bx * P + slot % P;
     bool valid = row < f;
     const void* w = slot < P ? wg : wu;
     const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
@@ -360,7 +368,7 @@ __device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int 
     __syncthreads();
     if (threadIdx.x < P)
     {
-        int j = blockIdx.x * P + threadIdx.x;
+        int j = bx * P + threadIdx.x;
         if (j < f)
         {
             float g = sums[threadIdx.x];
@@ -373,7 +381,7 @@ __device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int 
     extern "C" __global__ void __launch_bounds__(64 * WPR * P) name(const float* x, int k, const void* wg, const void* wu, \
         float* y, int f)                                                                                                 \
     {                                                                                                                    \
-        gate_up_swiglu<DT, WPR, P>(x, k, wg, wu, y, f);                                                                  \
+        gate_up_swiglu<DT, WPR, P>(x, k, wg, wu, y, f, blockIdx.x);                                                      \
     }
 
 #define GATE_UP_ALL(DTNAME, DT)                                                                                          \
@@ -410,6 +418,7 @@ struct ResidualNorm
     int c;
     int nt;
     float* xs;
+    float* ss; // without a counter: where to keep s = h + b as well (mlp_decode's block 0: global scratch), or null
 
     __device__ __forceinline__ void operator()() const
     {
@@ -437,6 +446,17 @@ struct ResidualNorm
 
         // x complete for the GEMV; this block's reads of h and b are done (block_sum needed them all).
         __syncthreads();
+        if (counter == nullptr)
+        {
+            // mlp_decode publishes h and y itself, after its grid barrier, from s kept here (its y may be b).
+#pragma unroll
+            for (int j = 0; j < NORM_VEC; j++)
+            {
+                int i = tid + j * nt;
+                if (ss != nullptr && mine && i < chunks) ((float4*)ss)[i] = v[j];
+            }
+            return;
+        }
         if (tid == 0)
         {
             __threadfence();
@@ -471,7 +491,7 @@ struct ResidualNorm
     {                                                                                                                    \
         extern __shared__ float xs[];                                                                                    \
         ResidualNorm norm{h, hb, nw, nwt, eps, normed, counter, k, nt, xs};                                              \
-        gemv_group<DT, WPR, true>(xs, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2, norm);           \
+        gemv_group<DT, WPR, X_SHARED>(xs, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2, norm);           \
     }
 
 #define NORM_GEMV_GROUP_ALL(DTNAME, DT) \
@@ -489,7 +509,7 @@ NORM_GEMV_GROUP_ALL(bf16, DT_BF16)
     {                                                                                                                    \
         extern __shared__ float xs[];                                                                                    \
         ResidualNorm norm{h, hb, nw, nwt, eps, normed, counter, k, nt, xs};                                              \
-        gate_up_swiglu<DT, WPR, P, true>(xs, k, wg, wu, y, f, norm);                                                     \
+        gate_up_swiglu<DT, WPR, P, X_SHARED>(xs, k, wg, wu, y, f, blockIdx.x, norm);                                     \
     }
 
 #define NORM_GATE_UP_ALL(DTNAME, DT)                                                                                     \
@@ -499,6 +519,117 @@ NORM_GEMV_GROUP_ALL(bf16, DT_BF16)
 NORM_GATE_UP_ALL(f32, DT_F32)
 NORM_GATE_UP_ALL(f16, DT_F16)
 NORM_GATE_UP_ALL(bf16, DT_BF16)
+
+// A wait that runs once per block: the first gemv_row_part call of a persistent kernel's phase runs it after its
+// first weight loads, later calls (the block's next rows) go straight on. *done is uniform across the block.
+template <typename Wait>
+struct OnceWait
+{
+    Wait inner;
+    bool* done;
+
+    __device__ __forceinline__ void operator()() const
+    {
+        if (*done) return;
+        inner();
+        *done = true;
+    }
+};
+
+struct GridBarrier
+{
+    int* bar;
+
+    __device__ __forceinline__ void operator()() const { grid_barrier(bar); }
+};
+
+// The whole MLP of one decode row after its residual norm, in one persistent launch (T = 1, no biases; host:
+// CudaOps.AddRmsNormMlp): h = h + b, normed = RmsNorm(h) ⊙ w, act = silu(normed·W_gateᵀ) ⊙ (normed·W_upᵀ),
+// y = act·W_downᵀ. Grid = the blocks that fit on the GPU at once (a cooperative launch), each taking the virtual
+// blocks bx = blockIdx.x, + gridDim.x, … of gate_up_swiglu (P row pairs, WPR warps a row) and then of the down GEMV
+// (8/WPRD rows, WPRD warps a row), so every sum is the one the separate kernels compute: the same bits as
+// add_rms_norm_f32, gate_up_swiglu and gemv_vec. Between the phases one grid_barrier instead of a kernel boundary,
+// with the block's first down weights already in flight (gemv_row_part loads them before its wait), so the memory
+// system streams across the boundary; at 7B a kernel boundary costs ~1.5–4 µs and each multi-wave GEMV another few
+// µs of ramp and last partial wave (NOTES). Every block computes the norm itself into shared memory (x, C floats;
+// ResidualNorm without its counter), once; block 0 also keeps s = h + b in sk (global scratch of C floats: the op's
+// upScratch, unused here) and writes h and normed after the barrier, when every block has read h and b (y may be b:
+// the model passes the mixer's output buffer). act is read back with load_written4 (other blocks wrote it). bar: two
+// ints of grid_barrier state.
+template <int DT, int WPR, int P, int WPRD>
+__device__ __forceinline__ void mlp_decode(float* h, const float* hb, const void* nw, int nwt, float eps, float* normed, int nt,
+    int c, const void* wg, const void* wu, const void* wd, float* act, int f, float* y, int* bar, float* sk, float* xs)
+{
+    __shared__ float partial[GEMV_THREADS / 32];
+    const int per = DT == DT_F32 ? 4 : 8;
+    ResidualNorm norm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr};
+    bool normed_here = false;
+    OnceWait<ResidualNorm> first{norm, &normed_here};
+    for (int bx = blockIdx.x; bx * P < f; bx += gridDim.x) gate_up_swiglu<DT, WPR, P, X_SHARED>(xs, c, wg, wu, act, f, bx, first);
+    if (blockIdx.x == 0) first(); // block 0 publishes normed from its x below, even without gate/up rows
+
+    bool crossed = false;
+    OnceWait<GridBarrier> barrier{GridBarrier{bar}, &crossed};
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int part = warp % WPRD;
+    for (int bx = blockIdx.x; bx * (8 / WPRD) < c; bx += gridDim.x)
+    {
+        int row = bx * (8 / WPRD) + warp / WPRD;
+        const uint4* wr = (const uint4*)((const char*)wd + (i64)(row < c ? row : 0) * f * (DT == DT_F32 ? 4 : 2));
+        float acc = gemv_row_part<DT, WPRD, X_WRITTEN>(wr, act, f / per, part * 32 + lane, row < c, barrier);
+        acc = warp_sum(acc);
+        if (WPRD > 1)
+        {
+            if (lane == 0) partial[warp] = acc;
+            __syncthreads();
+            if (part == 0 && lane == 0 && row < c)
+            {
+                for (int i = 1; i < WPRD; i++) acc += partial[warp + i];
+                y[row] = acc + 0.f; // gemv_vec's absent bias
+            }
+            __syncthreads(); // partial is the next row's
+        }
+        else if (lane == 0 && row < c)
+        {
+            y[row] = acc + 0.f;
+        }
+    }
+
+    barrier(); // blocks without down rows still count in the barrier
+    if (blockIdx.x != 0) return;
+    for (int i = threadIdx.x; i < c; i += blockDim.x)
+    {
+        if (hb != nullptr) h[i] = sk[i]; // this block's own writes, ordered by the barrier's __syncthreads
+        normed[i] = xs[i];
+    }
+}
+
+// Blocks per SM the register budget must allow (the grid is every resident block). gate_up_swiglu alone runs 8 a SM at
+// 34 registers; this kernel at 4 (64 registers) streamed its 7B MLP in 125 µs at 68 % of DRAM peak (ncu, H200), at 8
+// (32 registers, spills) in 211 µs at 58 %. RADLADS_NVRTC_DEFINES=-DMLP_MIN_BLOCKS=N for sweeps. Off by default
+// (CudaBackend.PersistentMlp): slower than the three launches it replaces.
+#ifndef MLP_MIN_BLOCKS
+#define MLP_MIN_BLOCKS 4
+#endif
+
+// Dynamic shared memory: c floats (x). WPR, P: gate_up_swiglu's geometry (levels 0–2, 256 threads); WPRD: the down GEMV's.
+#define MLP_DECODE(name, DT, WPR, P, WPRD)                                                                               \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, MLP_MIN_BLOCKS) name(float* h, const float* hb,          \
+        const void* nw, int nwt,                                                                                         \
+        float eps, float* normed, int nt, int c, const void* wg, const void* wu, const void* wd, float* act, int f,      \
+        float* y, int* bar, float* sk)                                                                                   \
+    {                                                                                                                    \
+        extern __shared__ float xs[];                                                                                    \
+        mlp_decode<DT, WPR, P, WPRD>(h, hb, nw, nwt, eps, normed, nt, c, wg, wu, wd, act, f, y, bar, sk, xs);            \
+    }
+
+#define MLP_DECODE_DOWN(DTNAME, DT, G, WPR, P)                                                                           \
+    MLP_DECODE(mlp_decode_##DTNAME##_g##G##_d0, DT, WPR, P, 1) MLP_DECODE(mlp_decode_##DTNAME##_g##G##_d1, DT, WPR, P, 2) \
+    MLP_DECODE(mlp_decode_##DTNAME##_g##G##_d2, DT, WPR, P, 4) MLP_DECODE(mlp_decode_##DTNAME##_g##G##_d3, DT, WPR, P, 8)
+
+MLP_DECODE_DOWN(bf16, DT_BF16, 0, 1, 4)
+MLP_DECODE_DOWN(bf16, DT_BF16, 1, 2, 2)
+MLP_DECODE_DOWN(bf16, DT_BF16, 2, 4, 1)
 
 // Any K and alignment: one warp per row, one element per lane per step.
 template <int DT>

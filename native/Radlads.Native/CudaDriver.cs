@@ -71,6 +71,7 @@ public sealed unsafe class CudaDriver
     private readonly delegate* unmanaged<LaunchConfig*, nint, void**, void**, int> cuLaunchKernelEx;
     private readonly delegate* unmanaged<nint, int, int, int> cuFuncSetAttribute;
     private readonly delegate* unmanaged<int*, int, nint, int> cuFuncGetAttribute;
+    private readonly delegate* unmanaged<int*, nint, int, nuint, int> cuOccupancyMaxActiveBlocksPerMultiprocessor;
     private readonly delegate* unmanaged<void**, nuint, int> cuMemAllocHost;
     private readonly delegate* unmanaged<void*, int> cuMemFreeHost;
     private readonly delegate* unmanaged<nint, int, int> cuStreamBeginCapture;
@@ -132,6 +133,7 @@ public sealed unsafe class CudaDriver
         cuLaunchKernelEx = NativeLibrary.TryGetExport(library, "cuLaunchKernelEx", out var launchEx) ? (delegate* unmanaged<LaunchConfig*, nint, void**, void**, int>)launchEx : null;
         cuFuncSetAttribute = (delegate* unmanaged<nint, int, int, int>)Get("cuFuncSetAttribute");
         cuFuncGetAttribute = (delegate* unmanaged<int*, int, nint, int>)Get("cuFuncGetAttribute");
+        cuOccupancyMaxActiveBlocksPerMultiprocessor = (delegate* unmanaged<int*, nint, int, nuint, int>)Get("cuOccupancyMaxActiveBlocksPerMultiprocessor");
         cuMemAllocHost = (delegate* unmanaged<void**, nuint, int>)Get("cuMemAllocHost_v2");
         cuMemFreeHost = (delegate* unmanaged<void*, int>)Get("cuMemFreeHost");
         cuStreamBeginCapture = (delegate* unmanaged<nint, int, int>)Get("cuStreamBeginCapture_v2");
@@ -438,12 +440,47 @@ public sealed unsafe class CudaDriver
         return value;
     }
 
-    /// <summary>
-    /// cuLaunchKernel with the kernel's arguments as an array of pointers to each argument value
-    /// (callers pass <c>stackalloc</c>'d pointers to unmanaged locals: no allocation per launch).
-    /// </summary>
-    /// <summary>Whether <see cref="LaunchProgrammatic"/> is available (cuLaunchKernelEx, CUDA 11.8 and later).</summary>
+    /// <summary>How many blocks of <paramref name="blockThreads"/> threads and this much dynamic shared memory fit on one SM at once.</summary>
+    public int MaxActiveBlocksPerMultiprocessor(nint function, int blockThreads, int dynamicSharedBytes)
+    {
+        int blocks;
+        Check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, function, blockThreads, (nuint)dynamicSharedBytes),
+            "cuOccupancyMaxActiveBlocksPerMultiprocessor");
+        return blocks;
+    }
+
+    /// <summary>Whether <see cref="LaunchProgrammatic"/> and <see cref="LaunchCooperative"/> are available (cuLaunchKernelEx, CUDA 11.8 and later).</summary>
     public bool HasLaunchEx => cuLaunchKernelEx != null;
+
+    /// <summary>
+    /// cuLaunchKernelEx with CU_LAUNCH_ATTRIBUTE_COOPERATIVE: every block of the grid is resident at once (the driver
+    /// refuses a grid that cannot be), so the kernel may wait for all of them at a grid barrier. Recorded into graphs
+    /// like any launch.
+    /// </summary>
+    public void LaunchCooperative(nint function, uint gridX, uint blockX, uint sharedBytes, nint stream, void** arguments, string name)
+    {
+        LaunchAttribute attribute = default;
+        attribute.Id = 2; // CU_LAUNCH_ATTRIBUTE_COOPERATIVE
+        attribute.Value = 1;
+        var config = new LaunchConfig
+        {
+            GridX = gridX,
+            GridY = 1,
+            GridZ = 1,
+            BlockX = blockX,
+            BlockY = 1,
+            BlockZ = 1,
+            SharedBytes = sharedBytes,
+            Stream = stream,
+            Attributes = &attribute,
+            AttributeCount = 1,
+        };
+        int result = cuLaunchKernelEx(&config, function, arguments, null);
+        if (result != Success)
+        {
+            throw new CudaException($"cuLaunchKernelEx({name}, cooperative, {gridX} blocks of {blockX} threads)", result, ErrorName(result), ErrorText(result));
+        }
+    }
 
     /// <summary>
     /// cuLaunchKernelEx with programmatic stream serialisation (CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,

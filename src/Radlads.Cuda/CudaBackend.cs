@@ -53,8 +53,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             stepHost = new PinnedMemory(Device, StepBytes);
             stepRead = new CudaEvent(Device);
             stepRead.Record(stream);
-            splitCounters = new DeviceMemory(Device, (SplitCounterCount + 1) * sizeof(int));
-            Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount + 1, Stream);
+            splitCounters = new DeviceMemory(Device, (SplitCounterCount + 3) * sizeof(int));
+            Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount + 3, Stream);
             Gemm = CudaGemm.TryCreate(Device, out var gemmStatus);
             GemmStatus = gemmStatus;
             GemmMinRows = DefaultGemmMinRows;
@@ -456,6 +456,13 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// holds SMs, its blocks land where room is, two on some SMs and none on others (wkv7_tile_f32 at 7B, T = 2048,
     /// H200: 0.70 ms a layer launched plainly, 1.13 ms launched early; CUPTI trace, 2026-11-27).
     /// </summary>
+    /// <summary>
+    /// A cooperative launch (every block resident at once, for grid barriers), never early by PDL: its blocks must all
+    /// find room, and a grid sized to what fits lands unevenly next to a finishing kernel (NOTES, the wkv7_tile lesson).
+    /// </summary>
+    internal void LaunchCooperative(nint function, string name, uint gridX, uint block, uint sharedBytes, void** arguments) =>
+        Device.Driver.LaunchCooperative(function, gridX, block, sharedBytes, Stream, arguments, name);
+
     internal void Launch(nint function, string name, uint gridX, uint gridY, uint block, uint sharedBytes, void** arguments,
         uint gridZ = 1, bool programmatic = true)
     {
@@ -513,6 +520,25 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// the backend: launches on its stream count one after another (each after its griddepcontrol.wait).
     /// </summary>
     internal ulong NormCounter => splitCounters.Pointer + (SplitCounterCount * sizeof(int));
+
+    /// <summary>
+    /// The two ints of grid_barrier state (common.cuh) that the persistent kernels (mlp_decode) wait on: the arrival
+    /// count, back at 0 after every barrier, and the generation. One pair for the backend: its launches run one at a time.
+    /// </summary>
+    internal ulong GridBarrier => splitCounters.Pointer + ((SplitCounterCount + 1) * sizeof(int));
+
+    /// <summary>
+    /// Whether decode (T = 1, bf16) runs the whole MLP after its residual norm as one persistent kernel
+    /// (IOps.AddRmsNormMlp: norm, gate/up + SwiGLU, a grid barrier, down; mlp_decode in matmul.cu) instead of three
+    /// launches, with the same bits. Off by default (RADLADS_PERSISTENT_MLP=1 turns it on): it measured slower (H200,
+    /// 2026-11-28, graphs, device sampling: 7B RAD-RWKV7 4.32–4.36 → 4.62–4.64 ms, 0.5B 0.98 → 1.12 ms; NOTES, eighth
+    /// session): at 64 registers it holds 4 blocks a SM where gate_up_swiglu alone holds 8, and its gate/up phase
+    /// streams at 68 % of DRAM peak against 80 %. Kept, tested, for the persistent layer kernel it is the first step of.
+    /// </summary>
+    public bool PersistentMlp { get; set; } = Environment.GetEnvironmentVariable("RADLADS_PERSISTENT_MLP") == "1";
+
+    /// <summary>How many persistent MLP kernels this backend has queued (tests: the decode path takes them).</summary>
+    internal long PersistentMlpLaunches { get; set; }
 
     /// <summary>
     /// Whether decode (T = 1) runs the residual norm inside the q/k/v and gate/up GEMVs (IOps.AddRmsNormMatMulShared,

@@ -31,6 +31,7 @@ internal sealed class Kernels
         GateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gate_up_swiglu_{d}_vec{w}")).ToArray())];
         NormGemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gemv_group_{d}_vec{w}")).ToArray())];
         NormGateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gate_up_swiglu_{d}_vec{w}")).ToArray())];
+        MlpDecodeBf16 = [.. new[] { 0, 1, 2 }.Select(g => new[] { 0, 1, 2, 3 }.Select(d => library.Function("matmul.cu", $"mlp_decode_bf16_g{g}_d{d}")).ToArray())];
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
         GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
         GemvInOutScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_scalar"))];
@@ -85,6 +86,14 @@ internal sealed class Kernels
         foreach (var f in Wkv7Tile.Values)
         {
             device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+        }
+
+        // The persistent MLP keeps the normed row in shared memory: C floats, past 48 KB from C = 12,288. Its static shared
+        // arrays come out of the same per-block maximum.
+        foreach (var f in MlpDecodeBf16.SelectMany(byDown => byDown))
+        {
+            device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes,
+                MaxDynamicShared - device.Driver.GetFunctionAttribute(f, FunctionAttribute.SharedSizeBytes));
         }
 
         // Prefill attention stages 16 query rows and 32 keys and values: 82 KB at head dim 256.
@@ -169,6 +178,12 @@ internal sealed class Kernels
 
     /// <summary>norm_gate_up_swiglu_{dtype}_vec{1,2,4,8}: IOps.AddRmsNormGateUpSwiGlu at T = 1, as <see cref="GateUpSwiGlu"/>.</summary>
     public nint[][] NormGateUpSwiGlu { get; }
+
+    /// <summary>
+    /// mlp_decode_bf16_g{0,1,2}_d{0,1,2,3}: IOps.AddRmsNormMlp at T = 1 in one persistent launch, by gate/up level (the
+    /// level of <see cref="GateUpSwiGlu"/>) and down level (of <see cref="GemvVector"/>).
+    /// </summary>
+    public nint[][] MlpDecodeBf16 { get; }
 
     public nint[] GemvScalar { get; }
 

@@ -20,6 +20,14 @@ public static class Tolerances
     public const double OpAbsolute = 2e-5;
 
     /// <summary>
+    /// Floor for <see cref="OpRelative"/> on long dot products (the MLP down projection, K = F up to 4,864), × the
+    /// largest |expected| element of the output: an fp32 sum of K terms carries rounding of ~√K · 2^−24 times the
+    /// terms' magnitudes, which an element that cancels to far below its neighbours keeps (seen: 7.5e-5 relative on
+    /// one of 3,584 elements at K = 1,088 on the ILGPU CPU accelerator; ~4e-6 of the row's largest).
+    /// </summary>
+    public const double LongDotRelativeToMax = 2e-5;
+
+    /// <summary>
     /// <see cref="Radlads.Ops.IOps.LoraSet"/> against its float64 composition, per element of hidden and y: two chained
     /// fp32 sums, of up to C = 3584 terms (x·A) and then R = 416 (h·B), with the inputs scaled so both are O(1). The first
     /// sum's rounding (~6e-8 · √3584 ≈ 4e-6 of its O(1) partial sums, in any order: split-K on the GPU) carries through the

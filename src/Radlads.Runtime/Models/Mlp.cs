@@ -24,16 +24,15 @@ internal sealed class Mlp : IDisposable
         var ops = pass.Ops;
         var g = pass.Scratch(pass.Rows, size);
         var u = pass.Scratch(pass.Rows, size);
-        // g = silu(x·gateᵀ) ⊙ (x·upᵀ); one launch on the CUDA decode path, with the norm that writes x when it is pending.
+        // g = silu(x·gateᵀ) ⊙ (x·upᵀ), y = g·downᵀ; with the norm that writes x when it is pending, all of it is one
+        // persistent launch on the CUDA decode path (IOps.AddRmsNormMlp).
         if (pass.TakeNorm(x) is { } n)
         {
-            ops.AddRmsNormGateUpSwiGlu(n.H, n.Branch, n.Weight, n.Eps, n.Normed, gate, up, g, u);
-        }
-        else
-        {
-            ops.GateUpSwiGlu(x, gate, up, g, u);
+            ops.AddRmsNormMlp(n.H, n.Branch, n.Weight, n.Eps, n.Normed, gate, up, down, g, u, y);
+            return;
         }
 
+        ops.GateUpSwiGlu(x, gate, up, g, u);
         ops.MatMul(g, down, null, y);
     }
 

@@ -84,6 +84,38 @@ public static class FusedOpChecks
         GateUpSwiGlu(normed, wGate, wUp, y, upScratch);
     }
 
+    /// <summary>
+    /// <see cref="ResidualNormGateUp"/> for AddRmsNormMlp (act as its y), then W_down [C, F] and y [T, C], y none of
+    /// h, normed, act or upScratch (the persistent kernel writes y while other blocks still read act). y may be
+    /// branch, as the model passes it: branch is read only before y is written.
+    /// </summary>
+    public static void ResidualNormMlp(Tensor h, Tensor? branch, Tensor normed, Tensor wGate, Tensor wUp, Tensor wDown, Tensor act,
+        Tensor upScratch, Tensor y)
+    {
+        ResidualNorm("AddRmsNormMlp", h, branch, normed, [act, upScratch]);
+        if (ReferenceEquals(y, h) || ReferenceEquals(y, normed))
+        {
+            throw new ArgumentException("AddRmsNormMlp: y aliases h or normed; pass separate tensors");
+        }
+
+        GateUpSwiGlu(normed, wGate, wUp, act, upScratch);
+        int c = h.RowLength, f = wGate.Shape[0];
+        if (wDown.Shape.Length != 2 || wDown.Shape[0] != c || wDown.Shape[1] != f)
+        {
+            throw new ArgumentException($"AddRmsNormMlp: W_down {wDown.ShapeText} must be [{c}, {f}] for h {h.ShapeText} and W_gate {wGate.ShapeText}");
+        }
+
+        if (y.RowCount != h.RowCount || y.RowLength != c)
+        {
+            throw new ArgumentException($"AddRmsNormMlp: y {y.ShapeText} must be [{h.RowCount}, {c}]");
+        }
+
+        if (ReferenceEquals(y, act) || ReferenceEquals(y, upScratch))
+        {
+            throw new ArgumentException("AddRmsNormMlp: y must not alias act or upScratch; pass separate tensors");
+        }
+    }
+
     /// <summary>W_gate, W_up [F, C] with C = x's row length; y and upScratch [T, F]; y, upScratch and x distinct.</summary>
     public static void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
     {

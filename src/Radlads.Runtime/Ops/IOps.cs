@@ -140,6 +140,19 @@ public interface IOps
     }
 
     /// <summary>
+    /// The whole SwiGLU MLP after its residual norm: <see cref="AddRmsNormGateUpSwiGlu"/> into act (upScratch as
+    /// there), then y = act · W_downᵀ (W_down [C, F] OutIn, no bias). The default is exactly those two ops; the CUDA
+    /// decode path runs it as one persistent kernel with the same bits.
+    /// </summary>
+    void AddRmsNormMlp(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, Tensor wGate, Tensor wUp, Tensor wDown,
+        Tensor act, Tensor upScratch, Tensor y)
+    {
+        FusedOpChecks.ResidualNormMlp(h, branch, normed, wGate, wUp, wDown, act, upScratch, y);
+        AddRmsNormGateUpSwiGlu(h, branch, normWeight, eps, normed, wGate, wUp, act, upScratch);
+        MatMul(act, wDown, null, y);
+    }
+
+    /// <summary>
     /// The unfused first half of <see cref="AddRmsNormMatMulShared"/> and <see cref="AddRmsNormGateUpSwiGlu"/>:
     /// <see cref="AddRmsNorm"/>, or <see cref="RmsNorm"/> of h when branch is null.
     /// </summary>

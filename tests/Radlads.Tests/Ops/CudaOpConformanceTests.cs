@@ -9,7 +9,7 @@ namespace Radlads.Tests.Ops;
 /// Prefill attention takes the tensor cores where it can (bf16 operands): those shapes are held to
 /// <see cref="Tolerances.Bf16AttentionAbsolute"/>, and the fp32 kernel is tested at such shapes with them turned off.
 /// </summary>
-public sealed class CudaOpConformanceTests() : OpConformanceTests(() => new CudaBackend { GemmMinRows = int.MaxValue, FuseNormGemv = true })
+public sealed class CudaOpConformanceTests() : OpConformanceTests(() => new CudaBackend { GemmMinRows = int.MaxValue, FuseNormGemv = true, PersistentMlp = true })
 {
     protected override (double Relative, double Absolute) AttentionTolerance(int tokens, int headDim) =>
         ((CudaBackend)Backend).TakesTensorCoreAttention(tokens, headDim)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the persistent MLP kernel mlp_decode_bf16_* (kernels/matmul.cu) on the CPU under emu.h (mlp_decode_test.cpp)
+# against the kernels it replaces (add_rms_norm_f32 / rms_norm_f32, gate_up_swiglu_bf16_*, gemv_bf16_vec*), bit for
+# bit, with the host's launch geometry, as one block (the emulator runs blocks one at a time, and a grid barrier needs
+# them all resident). Logic and indexing only: no GPU memory model, no speed, no multi-block barrier.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+adapt matmul norms
+build_and_run mlp_decode_test
