@@ -1,10 +1,11 @@
 using ILGPU;
 using Radlads.Generation;
+using Radlads.Ilgpu.Kernels;
 using Radlads.Ops;
 
 namespace Radlads.Ilgpu;
 
-/// <summary>Token sampling on the accelerator (<see cref="Kernels.SamplingKernels"/>): only ids come back to the host.</summary>
+/// <summary>Token sampling on the accelerator (<see cref="SamplingKernels"/>): only ids come back to the host.</summary>
 internal sealed partial class IlgpuOps
 {
     public void Sample(Tensor logits, int allowedVocabulary, ReadOnlySpan<SampleRow> rows, Span<int> ids)
@@ -16,11 +17,11 @@ internal sealed partial class IlgpuOps
             return;
         }
 
-        var parameters = new double[b * Kernels.SamplingKernels.ParameterCount];
+        var parameters = new double[b * SamplingKernels.ParameterCount];
         for (int r = 0; r < b; r++)
         {
             var p = rows[r];
-            var o = r * Kernels.SamplingKernels.ParameterCount;
+            var o = r * SamplingKernels.ParameterCount;
             parameters[o] = p.Temperature;
             parameters[o + 1] = p.TopK;
             parameters[o + 2] = p.TopP;
@@ -44,17 +45,35 @@ internal sealed partial class IlgpuOps
     }
 
     /// <summary>
-    /// Queues the Sample kernel over the first <paramref name="rows"/> rows of <paramref name="logits"/>, its parameters
-    /// (<see cref="Kernels.SamplingKernels.ParameterCount"/> doubles per row) and output codes on the accelerator: the
-    /// eager op's buffers, or a recorded step's step buffer. Caller holds Enter.
+    /// Queues sampling over the first <paramref name="rows"/> rows of <paramref name="logits"/>, its parameters
+    /// (<see cref="SamplingKernels.ParameterCount"/> doubles per row) and output codes on the accelerator: the eager op's
+    /// buffers, or a recorded step's step buffer. Two launches whose shapes depend on the vocabulary only (a recorded
+    /// step reads the options from device memory): <see cref="SamplingKernels.SampleScan"/> over
+    /// <see cref="SamplingKernels.Blocks"/>(n) groups per row, then <see cref="SamplingKernels.SampleFinish{TFma}"/>, a
+    /// group per row. The scratch is uninitialised (each kernel reads only what this call's scan or finish wrote) and
+    /// comes from the block cache: inside a recording its blocks are reserved for the recorded graph, so a replay finds
+    /// them still there. Caller holds Enter.
     /// </summary>
     internal void QueueSample(Tensor logits, int allowedVocabulary, int rows, ArrayView<double> parameters, ArrayView<int> codes)
     {
+        if (GroupSize > SamplingKernels.MaxGroupSize)
+        {
+            throw new NotSupportedException(
+                $"Sample: groups of {GroupSize} threads exceed the sampling kernels' {SamplingKernels.MaxGroupSize} (IlgpuDevice.GroupSize is at most 256)");
+        }
+
         int n = allowedVocabulary;
-        // Units scratch: rows · n u64, held in an fp32 tensor of twice the element count.
-        using var units = backend.Allocate(rows, 2 * n);
-        K.Sample(S, Groups(rows, nameof(Sample)), F(logits), logits.RowLength, n, parameters, SamplingMath.UnitShift(n),
-            I(units).Bytes.Cast<ulong>(), codes);
+        int blocks = SamplingKernels.Blocks(n);
+        // Units of the whole-row path: rows · n u64; per (row, chunk) a SampleScanStats (16 bytes) and a slab of
+        // TopKBound candidate keys; each held in an fp32 tensor of as many bytes.
+        using var units = backend.AllocateUninitialized(rows, 2 * n);
+        using var stats = backend.AllocateUninitialized(rows, blocks * 4);
+        using var candidates = backend.AllocateUninitialized(rows, blocks * SamplingKernels.TopKBound * 2);
+        var statsView = I(stats).Bytes.Cast<SampleScanStats>();
+        var candidatesView = I(candidates).Bytes.Cast<ulong>();
+        K.SampleScan(S, Groups((long)rows * blocks, nameof(Sample)), F(logits), logits.RowLength, n, parameters, blocks, statsView, candidatesView);
+        K.SampleFinish(S, Groups(rows, nameof(Sample)), F(logits), logits.RowLength, n, parameters, SamplingMath.UnitShift(n),
+            I(units).Bytes.Cast<ulong>(), codes, statsView, candidatesView, blocks);
     }
 
     /// <summary>The id a Sample kernel wrote for row <paramref name="row"/> of <paramref name="rows"/>, or the error its code stands for.</summary>

@@ -56,14 +56,15 @@ internal sealed class KernelSet
         AttentionSoftmax = a.LoadKernel<ArrayView<float>, int, int, int>(GroupedKernels.AttentionSoftmax);
         Wkv7 = a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, float, ArrayView<float>, int>(
             GroupedKernels.Wkv7);
-        Sample = a.AcceleratorType switch
+        SampleScan = a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<SampleScanStats>, ArrayView<ulong>>(SamplingKernels.SampleScan);
+        SampleFinish = a.AcceleratorType switch
         {
-            AcceleratorType.Cuda => a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>>(
-                SamplingKernels.Sample<PtxFusedMultiplyAdd>),
-            AcceleratorType.CPU => a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>>(
-                SamplingKernels.Sample<HostFusedMultiplyAdd>),
-            _ => a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>>(
-                SamplingKernels.Sample<PlainMultiplyAdd>),
+            AcceleratorType.Cuda => a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>, ArrayView<SampleScanStats>, ArrayView<ulong>, int>(
+                SamplingKernels.SampleFinish<PtxFusedMultiplyAdd>),
+            AcceleratorType.CPU => a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>, ArrayView<SampleScanStats>, ArrayView<ulong>, int>(
+                SamplingKernels.SampleFinish<HostFusedMultiplyAdd>),
+            _ => a.LoadKernel<ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>, ArrayView<SampleScanStats>, ArrayView<ulong>, int>(
+                SamplingKernels.SampleFinish<PlainMultiplyAdd>),
         };
         GemvOutIn =
         [
@@ -134,7 +135,7 @@ internal sealed class KernelSet
     }
 
     /// <summary>How many kernels were loaded (a generic kernel counts once per weight dtype).</summary>
-    public const int Count = 65;
+    public const int Count = 66;
 
     /// <summary>Wall time of loading (compiling) all of them.</summary>
     public TimeSpan CompileTime { get; }
@@ -247,5 +248,9 @@ internal sealed class KernelSet
 
     public Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>, float, ArrayView<float>, int> Wkv7 { get; }
 
-    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>> Sample { get; }
+    /// <summary><see cref="SamplingKernels.SampleScan"/>: groups = chunks · rows.</summary>
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<SampleScanStats>, ArrayView<ulong>> SampleScan { get; }
+
+    /// <summary><see cref="SamplingKernels.SampleFinish{TFma}"/> with the accelerator's fused multiply-add: a group per row.</summary>
+    public Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, ArrayView<double>, int, ArrayView<ulong>, ArrayView<int>, ArrayView<SampleScanStats>, ArrayView<ulong>, int> SampleFinish { get; }
 }

@@ -47,7 +47,7 @@ public abstract partial class OpConformanceTests
     [InlineData(32, 512, 500, 0.5f, 50, 0.9f, 0.01f, 5f)]       // every filter at once, many rows
     [InlineData(16, 300, 300, 1e-3f, 0, 1f, 0f, 2f)]            // near-greedy temperature: huge 1/T, weights underflow
     [InlineData(16, 300, 300, 50f, 0, 1f, 0f, 2f)]              // hot temperature: nearly uniform
-    // CUDA serves greedy and top-k <= 1024 from per-block candidates (blocks of 1024 ids), the rest by whole-row select:
+    // CUDA and ILGPU serve greedy and top-k <= 1024 from per-block candidates (blocks of 1024 ids), the rest by whole-row select:
     [InlineData(6, 151936, 151936, 0.7f, 1, 0.8f, 0f, 4f)]      // top-k 1 at Qwen2.5's vocabulary
     [InlineData(3, 2049, 2049, 1f, 2, 1f, 0f, 1f)]              // V one past two blocks, top-k 2
     [InlineData(8, 5000, 4099, 0.9f, 1000, 1f, 0.02f, 3f)]      // top-k just below the bound, allowed not a block multiple
@@ -55,6 +55,10 @@ public abstract partial class OpConformanceTests
     [InlineData(4, 151936, 151936, 1f, 1025, 1f, 0f, 2f)]       // top-k just above the bound: whole-row path
     [InlineData(5, 7, 7, 1f, 20, 0.8f, 0f, 2f)]                 // top-k above V (fewer ids than one block)
     [InlineData(5, 1500, 1500, 1f, 1200, 0.9f, 0f, 2f)]         // top-k above one block's ids, below the bound
+    [InlineData(12, 5000, 4500, 0.8f, 50, 0.9f, 0.02f, 3f)]     // top-k 50 over five blocks, every filter, allowed not a block multiple
+    [InlineData(8, 3000, 3000, 1e-3f, 40, 1f, 0f, 2f)]          // near-greedy temperature on the candidates
+    [InlineData(8, 3000, 2999, 50f, 500, 0.9f, 0f, 2f)]         // hot temperature on the candidates: hundreds of near-equal weights
+    [InlineData(6, 4000, 4000, 1f, 2000, 0.9f, 0.01f, 3f)]      // top-k above the bound at a small vocabulary: whole-row path
     public void SampleMatchesTheReference(int b, int vocab, int allowed, float temperature, int topK, float topP, float minP, float std)
     {
         var data = new TestData(100 + b + vocab);
@@ -159,6 +163,80 @@ public abstract partial class OpConformanceTests
         Assert.Equal(2000, expected[5]);
         Assert.InRange(expected[7], 990, 1021); // top-p 0.5 of 64 equal maxima keeps the 32 lowest ids
         Assert.Equal(expected, SampleIds(logits, v, v, rows));
+    }
+
+    [Fact]
+    public void SampleTakesEachRowsOwnPathInOneCall()
+    {
+        // One call, every path of the GPU kernels side by side (their launch shapes depend on V only; each row's options
+        // pick its path on the device): V = 3000 is three blocks, the last partial.
+        const int v = 3000;
+        var data = new TestData(41);
+        SampleRow[] rows =
+        [
+            SampleRow.Greedy,
+            new(0.8f, 1, 0.5f, 0f, 0.7),          // top-k 1: greedy however it is drawn
+            new(0.7f, 20, 0.8f, 0f, 0.31),        // Qwen2.5's defaults
+            new(1f, 50, 0.9f, 0.05f, 0.93),       // top-k 50 with top-p and min-p
+            new(1.2f, 1024, 0.95f, 0f, 0.5),      // top-k at the bound
+            new(1f, 1025, 1f, 0f, 0.12),          // just above it: whole-row path
+            new(0.9f, 0, 0.8f, 0f, 0.77),         // top-p only: whole-row path
+            new(2f, 7, 0.5f, 0f, 0.999),          // few candidates, a hot temperature
+            new(1e-3f, 0, 1f, 0.1f, 0.4),         // near-greedy without top-k
+            new(1f, 3000, 1f, 0f, 0.6),           // top-k = V
+        ];
+        var logits = data.Normal(rows.Length * v, 3f);
+        var expected = ReferenceIds(logits, v, v, rows);
+        Assert.Equal(expected, SampleIds(logits, v, v, rows));
+        for (int r = 0; r < 2; r++)
+        {
+            var row = logits.AsSpan(r * v, v);
+            Assert.Equal(row.IndexOf(System.Numerics.Tensors.TensorPrimitives.Max(row)), expected[r]);
+        }
+    }
+
+    [Theory]
+    [InlineData(0f, 0)]   // greedy (the candidates' smallest key)
+    [InlineData(1f, 50)]  // top-k on the candidates
+    [InlineData(1f, 0)]   // whole-row path
+    public void SampleChecksEveryBlockOfTheRow(float temperature, int topK)
+    {
+        // V = 3000 (three blocks). The lowest bad id is named whichever block holds it, on every path; -Infinity only is an
+        // error; bad logits past the allowed vocabulary are ignored. Messages are the reference's, word for word.
+        const int v = 3000;
+        var rows = Rows(3, temperature, topK, 0.9f, 0f, 5);
+        void Same(float[] logits, int allowed)
+        {
+            var reference = Assert.Throws<RadladsException>(() => ReferenceIds(logits, v, allowed, rows));
+            var backend = Assert.Throws<RadladsException>(() => SampleIds(logits, v, allowed, rows));
+            Assert.Equal(reference.Message, backend.Message);
+        }
+
+        var logits = new TestData(12).Normal(3 * v, 2f);
+        logits[v + 2900] = float.NaN;
+        logits[v + 1100] = float.PositiveInfinity;       // the lowest bad id of row 1, in the middle block
+        logits[(2 * v) + 5] = float.NaN;                 // row 2 is never reached: row 1 is reported first
+        Same(logits, v);
+        Assert.Contains("+Infinity for token 1100 in row 1", Assert.Throws<RadladsException>(() => SampleIds(logits, v, v, rows)).Message, StringComparison.Ordinal);
+
+        var late = new TestData(13).Normal(3 * v, 2f);
+        late[2999] = float.NaN;                          // the last id of the partial last block
+        Same(late, v);
+        Assert.Contains("NaN for token 2999 in row 0", Assert.Throws<RadladsException>(() => SampleIds(late, v, v, rows)).Message, StringComparison.Ordinal);
+        Assert.Equal(ReferenceIds(late, v, 2999, rows), SampleIds(late, v, 2999, rows)); // past the allowed vocabulary: ignored
+
+        var banned = new TestData(14).Normal(3 * v, 2f);
+        Array.Fill(banned, float.NegativeInfinity, 2 * v, v);
+        Same(banned, v);
+        Assert.Contains("all 3000 are -Infinity in row 2", Assert.Throws<RadladsException>(() => SampleIds(banned, v, v, rows)).Message, StringComparison.Ordinal);
+
+        // Banned everywhere but one id in the last block: every other block has no finite logit.
+        Array.Fill(banned, float.NegativeInfinity, 0, 2 * v);
+        banned[2500] = -7f;
+        banned[v + 2047] = 1f;
+        banned[(2 * v) + 2999] = 0f;
+        Assert.Equal([2500, 2047, 2999], SampleIds(banned, v, v, rows));
+        Assert.Equal(ReferenceIds(banned, v, v, rows), SampleIds(banned, v, v, rows));
     }
 
     [Fact]
