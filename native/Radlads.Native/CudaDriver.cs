@@ -457,30 +457,9 @@ public sealed unsafe class CudaDriver
     /// refuses a grid that cannot be), so the kernel may wait for all of them at a grid barrier. Recorded into graphs
     /// like any launch.
     /// </summary>
-    public void LaunchCooperative(nint function, uint gridX, uint blockX, uint sharedBytes, nint stream, void** arguments, string name)
-    {
-        LaunchAttribute attribute = default;
-        attribute.Id = 2; // CU_LAUNCH_ATTRIBUTE_COOPERATIVE
-        attribute.Value = 1;
-        var config = new LaunchConfig
-        {
-            GridX = gridX,
-            GridY = 1,
-            GridZ = 1,
-            BlockX = blockX,
-            BlockY = 1,
-            BlockZ = 1,
-            SharedBytes = sharedBytes,
-            Stream = stream,
-            Attributes = &attribute,
-            AttributeCount = 1,
-        };
-        int result = cuLaunchKernelEx(&config, function, arguments, null);
-        if (result != Success)
-        {
-            throw new CudaException($"cuLaunchKernelEx({name}, cooperative, {gridX} blocks of {blockX} threads)", result, ErrorName(result), ErrorText(result));
-        }
-    }
+    public void LaunchCooperative(nint function, uint gridX, uint blockX, uint sharedBytes, nint stream, void** arguments, string name) =>
+        LaunchWithAttribute(2 /* CU_LAUNCH_ATTRIBUTE_COOPERATIVE */, function, gridX, 1, 1, blockX, 1, 1, sharedBytes, stream, arguments,
+            $"{name}, cooperative, {gridX} blocks of {blockX} threads");
 
     /// <summary>
     /// cuLaunchKernelEx with programmatic stream serialisation (CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
@@ -488,10 +467,16 @@ public sealed unsafe class CudaDriver
     /// it must execute griddepcontrol.wait before touching memory that kernel reads or writes.
     /// </summary>
     public void LaunchProgrammatic(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
-        uint sharedBytes, nint stream, void** arguments, string name)
+        uint sharedBytes, nint stream, void** arguments, string name) =>
+        LaunchWithAttribute(6 /* CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION */, function, gridX, gridY, gridZ, blockX, blockY, blockZ,
+            sharedBytes, stream, arguments, name);
+
+    /// <summary>cuLaunchKernelEx with one launch attribute (id, value 1); the error names <paramref name="what"/>.</summary>
+    private void LaunchWithAttribute(int attributeId, nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
+        uint sharedBytes, nint stream, void** arguments, string what)
     {
         LaunchAttribute attribute = default;
-        attribute.Id = 6; // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+        attribute.Id = attributeId;
         attribute.Value = 1;
         var config = new LaunchConfig
         {
@@ -509,7 +494,7 @@ public sealed unsafe class CudaDriver
         int result = cuLaunchKernelEx(&config, function, arguments, null);
         if (result != Success)
         {
-            throw new CudaException($"cuLaunchKernelEx({name})", result, ErrorName(result), ErrorText(result));
+            throw new CudaException($"cuLaunchKernelEx({what})", result, ErrorName(result), ErrorText(result));
         }
     }
 

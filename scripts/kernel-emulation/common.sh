@@ -10,7 +10,7 @@ build_and_run()
 {
     local test="$1"
     shift
-    cp "$here/emu.h" "$here/$test.cpp" "$work/"
+    cp "$here"/*.h "$here/$test.cpp" "$work/"
     g++ -std=c++20 -O1 -pthread -w -I"$work" "$work/$test.cpp" -o "$work/$test"
     "$work/$test" "$@"
 }

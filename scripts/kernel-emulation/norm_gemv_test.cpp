@@ -3,31 +3,8 @@
 // in C++: h, normed and every output must be the bits of the unfused kernels, all written (NaN-poisoned first), and
 // the block counter back at 0 after each launch, whatever order the blocks run in.
 #include "emu.h"
-#include <random>
-#include <atomic>
-inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
-inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-template <class T> inline T __ldg(const T* p) { return *p; }
-namespace mm {
-#include "matmul.inc"
-}
-namespace nm {
-#include "norms.inc"
-}
-typedef unsigned short u16;
-static std::mt19937 rng(5);
-std::vector<float> normal(size_t n, float s) { std::normal_distribution<float> d(0, s); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }
-u16 bf(float f) { unsigned b; memcpy(&b, &f, 4); return (u16)((b + 0x7fff + ((b >> 16) & 1)) >> 16); }
-int failures = 0;
-void same(const std::vector<float>& e, const std::vector<float>& a, const char* what, const char* part)
-{
-    for (size_t i = 0; i < e.size(); i++)
-        if (std::isnan(a[i]) || memcmp(&e[i], &a[i], 4) != 0) { printf("FAIL %s %s element %zu: %.9g vs %.9g\n", what, part, i, a[i], e[i]); failures++; return; }
-}
-
-// CudaOps.NormGeometry's block size (vector path; the callers only fuse there).
-int norm_threads(int c) { int needed = (c / 4 + 3) / 4; return std::clamp((needed + 31) / 32 * 32, 32, 1024); }
-int level_for(long rows, int sms) { long wanted = 8L * sms; int level = 0; while (level < 3 && (rows + (8 >> level) - 1) / (8 >> level) < wanted) level++; return level; }
+#define EMU_SEED 5
+#include "gemv_emu.h"
 
 struct Weights
 {

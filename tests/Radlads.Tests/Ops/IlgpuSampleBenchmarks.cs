@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Radlads.Cuda;
 using Radlads.Ilgpu;
@@ -71,22 +70,5 @@ public sealed class IlgpuSampleBenchmarks
         }
     }
 
-    /// <summary>Mean seconds per call: two warm-up calls, then about 0.2 s of calls, synchronised once.</summary>
-    private static double Time(Action op, Action synchronize)
-    {
-        op();
-        synchronize();
-        var once = Stopwatch.StartNew();
-        op();
-        synchronize();
-        int count = (int)Math.Clamp(0.2 / Math.Max(once.Elapsed.TotalSeconds, 1e-6), 3, 2000);
-        var watch = Stopwatch.StartNew();
-        for (int i = 0; i < count; i++)
-        {
-            op();
-        }
-
-        synchronize();
-        return watch.Elapsed.TotalSeconds / count;
-    }
+    private static double Time(Action op, Action synchronize) => BenchTiming.MeanSeconds(op, synchronize);
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Radlads.Checkpoints;
 using Radlads.Cuda;
@@ -18,24 +17,7 @@ public sealed class IlgpuVsCudaBenchmarks
 {
     private static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
 
-    /// <summary>Mean seconds per call: one synchronised call to size the run, then about 0.2 s of calls, synchronised once.</summary>
-    private static double Time(Action op, Action synchronize)
-    {
-        op();
-        synchronize();
-        var once = Stopwatch.StartNew();
-        op();
-        synchronize();
-        int count = (int)Math.Clamp(0.2 / Math.Max(once.Elapsed.TotalSeconds, 1e-6), 3, 500);
-        var watch = Stopwatch.StartNew();
-        for (int i = 0; i < count; i++)
-        {
-            op();
-        }
-
-        synchronize();
-        return watch.Elapsed.TotalSeconds / count;
-    }
+    private static double Time(Action op, Action synchronize) => BenchTiming.MeanSeconds(op, synchronize, maxCalls: 500);
 
     private sealed class Side(IBackend backend, Action synchronize) : IDisposable
     {
