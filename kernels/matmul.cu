@@ -183,26 +183,30 @@ struct PdlWait
     __device__ __forceinline__ void operator()() const { pdl_begin(); }
 };
 
-// One warp's share of a row of W (wr, `chunks` 16-byte chunks): the lane starting at chunk c0 takes c0, c0 + 32·WPR,
-// … in order, GEMV_UNROLL loads in flight. Calls wait() (every thread of the block, once; pdl_begin() by default):
-// the first loads go out before the wait, since weights are never written and may stream while the kernel before
-// this one (which wrote x) finishes. 0 when !valid. x is in global memory, or in shared memory with SX.
-// gemv_vec, gemv_group, gate_up_swiglu and their norm_* forms all sum a row through this, so they give the same bits.
-template <int DT, int WPR, int SX = X_GLOBAL, typename Wait = PdlWait>
-__device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __restrict__ x, int chunks, int c0, bool valid,
-    Wait wait = Wait())
+// The first GEMV_UNROLL loads of a lane's share of a row (see gemv_row_part): into q, first = whether they were issued
+// (the share has that many chunks). Split out so that a persistent kernel can issue its next row's loads before it
+// finishes the current row's sums, and its loads never drain at a row boundary.
+template <int WPR>
+__device__ __forceinline__ bool gemv_row_begin(const uint4* wr, int chunks, int c0, bool valid, uint4 (&q)[GEMV_UNROLL])
 {
     const int stride = 32 * WPR;
-    int c = c0;
-    uint4 q[GEMV_UNROLL];
-    bool first = valid && c + (GEMV_UNROLL - 1) * stride < chunks;
+    bool first = valid && c0 + (GEMV_UNROLL - 1) * stride < chunks;
     if (first)
     {
 #pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c + u * stride);
+        for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c0 + u * stride);
     }
 
-    wait();
+    return first;
+}
+
+// The rest of the lane's share after gemv_row_begin: the sum over its chunks in order (0 when !valid).
+template <int DT, int WPR, int SX>
+__device__ __forceinline__ float gemv_row_finish(const uint4* wr, const float* __restrict__ x, int chunks, int c0, bool valid,
+    uint4 (&q)[GEMV_UNROLL], bool first)
+{
+    const int stride = 32 * WPR;
+    int c = c0;
     float acc = 0.f;
     if (valid)
     {
@@ -225,6 +229,22 @@ __device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __r
     }
 
     return acc;
+}
+
+// One warp's share of a row of W (wr, `chunks` 16-byte chunks): the lane starting at chunk c0 takes c0, c0 + 32·WPR,
+// … in order, GEMV_UNROLL loads in flight. Calls wait() (every thread of the block, once; pdl_begin() by default):
+// the first loads go out before the wait, since weights are never written and may stream while the kernel before
+// this one (which wrote x) finishes. 0 when !valid. x is in global memory, or in shared memory with SX.
+// gemv_vec, gemv_group, gate_up_swiglu, their norm_* forms and mlp_decode all sum a row through this (or its two
+// halves), so they give the same bits.
+template <int DT, int WPR, int SX = X_GLOBAL, typename Wait = PdlWait>
+__device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __restrict__ x, int chunks, int c0, bool valid,
+    Wait wait = Wait())
+{
+    uint4 q[GEMV_UNROLL];
+    bool first = gemv_row_begin<WPR>(wr, chunks, c0, valid, q);
+    wait();
+    return gemv_row_finish<DT, WPR, SX>(wr, x, chunks, c0, valid, q, first);
 }
 
 // y[row] = x · W[row, :] + bias. Block of 8 warps = 8/WPR rows; the WPR warps of a row take interleaved 16-byte
@@ -520,69 +540,101 @@ NORM_GATE_UP_ALL(f32, DT_F32)
 NORM_GATE_UP_ALL(f16, DT_F16)
 NORM_GATE_UP_ALL(bf16, DT_BF16)
 
-// A wait that runs once per block: the first gemv_row_part call of a persistent kernel's phase runs it after its
-// first weight loads, later calls (the block's next rows) go straight on. *done is uniform across the block.
-template <typename Wait>
-struct OnceWait
-{
-    Wait inner;
-    bool* done;
-
-    __device__ __forceinline__ void operator()() const
-    {
-        if (*done) return;
-        inner();
-        *done = true;
-    }
-};
-
-struct GridBarrier
-{
-    int* bar;
-
-    __device__ __forceinline__ void operator()() const { grid_barrier(bar); }
-};
-
 // The whole MLP of one decode row after its residual norm, in one persistent launch (T = 1, no biases; host:
 // CudaOps.AddRmsNormMlp): h = h + b, normed = RmsNorm(h) ⊙ w, act = silu(normed·W_gateᵀ) ⊙ (normed·W_upᵀ),
 // y = act·W_downᵀ. Grid = the blocks that fit on the GPU at once (a cooperative launch), each taking the virtual
 // blocks bx = blockIdx.x, + gridDim.x, … of gate_up_swiglu (P row pairs, WPR warps a row) and then of the down GEMV
-// (8/WPRD rows, WPRD warps a row), so every sum is the one the separate kernels compute: the same bits as
-// add_rms_norm_f32, gate_up_swiglu and gemv_vec. Between the phases one grid_barrier instead of a kernel boundary,
-// with the block's first down weights already in flight (gemv_row_part loads them before its wait), so the memory
-// system streams across the boundary; at 7B a kernel boundary costs ~1.5–4 µs and each multi-wave GEMV another few
-// µs of ramp and last partial wave (NOTES). Every block computes the norm itself into shared memory (x, C floats;
-// ResidualNorm without its counter), once; block 0 also keeps s = h + b in sk (global scratch of C floats: the op's
-// upScratch, unused here) and writes h and normed after the barrier, when every block has read h and b (y may be b:
-// the model passes the mixer's output buffer). act is read back with load_written4 (other blocks wrote it). bar: two
-// ints of grid_barrier state.
+// (8/WPRD rows, WPRD warps a row), each summed as those kernels sum it: the same bits as add_rms_norm_f32,
+// gate_up_swiglu and gemv_vec. A block issues its next virtual block's first loads before it reduces the current
+// one (and the down phase's first before the grid barrier between the phases), so its loads never drain at a row
+// boundary: a separate kernel hides that drain with its other resident blocks, a persistent one must not have it.
+// Every block computes the norm itself into shared memory (x, C floats; ResidualNorm without its counter), once;
+// block 0 also keeps s = h + b in sk (global scratch of C floats: the op's upScratch, unused here) and writes h and
+// normed after the barrier, when every block has read h and b (y may be b: the model passes the mixer's output
+// buffer). act is read back with load_written4 (other blocks wrote it). bar: two ints of grid_barrier state.
 template <int DT, int WPR, int P, int WPRD>
 __device__ __forceinline__ void mlp_decode(float* h, const float* hb, const void* nw, int nwt, float eps, float* normed, int nt,
     int c, const void* wg, const void* wu, const void* wd, float* act, int f, float* y, int* bar, float* sk, float* xs)
 {
     __shared__ float partial[GEMV_THREADS / 32];
+    __shared__ float sums[2 * P];
     const int per = DT == DT_F32 ? 4 : 8;
-    ResidualNorm norm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr};
-    bool normed_here = false;
-    OnceWait<ResidualNorm> first{norm, &normed_here};
-    for (int bx = blockIdx.x; bx * P < f; bx += gridDim.x) gate_up_swiglu<DT, WPR, P, X_SHARED>(xs, c, wg, wu, act, f, bx, first);
-    if (blockIdx.x == 0) first(); // block 0 publishes normed from its x below, even without gate/up rows
-
-    bool crossed = false;
-    OnceWait<GridBarrier> barrier{GridBarrier{bar}, &crossed};
+    const int wbytes = DT == DT_F32 ? 4 : 2;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int part = warp % WPRD;
-    for (int bx = blockIdx.x; bx * (8 / WPRD) < c; bx += gridDim.x)
+    uint4 q[GEMV_UNROLL];
+
+    // Gate/up: warps [0, P·WPR) take gate rows, the rest the same up rows (gate_up_swiglu's layout).
+    const int slot = warp / WPR, part = warp % WPR, gc = c / per;
+    const void* w = slot < P ? wg : wu;
+    int bx = blockIdx.x;
+    int row = bx * P + slot % P;
+    bool first = gemv_row_begin<WPR>((const uint4*)((const char*)w + (i64)(row < f ? row : 0) * c * wbytes), gc, part * 32 + lane,
+        row < f, q);
+    if (bx * P < f || blockIdx.x == 0) // block 0 publishes normed from its x below, even without gate/up rows
     {
-        int row = bx * (8 / WPRD) + warp / WPRD;
-        const uint4* wr = (const uint4*)((const char*)wd + (i64)(row < c ? row : 0) * f * (DT == DT_F32 ? 4 : 2));
-        float acc = gemv_row_part<DT, WPRD, X_WRITTEN>(wr, act, f / per, part * 32 + lane, row < c, barrier);
+        ResidualNorm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr}();
+    }
+
+    for (; bx * P < f; bx += gridDim.x)
+    {
+        const uint4* wr = (const uint4*)((const char*)w + (i64)(row < f ? row : 0) * c * wbytes);
+        float acc = gemv_row_finish<DT, WPR, X_SHARED>(wr, xs, gc, part * 32 + lane, row < f, q, first);
+        int next = bx + gridDim.x;
+        int nrow = next * P + slot % P;
+        if (next * P < f)
+        {
+            first = gemv_row_begin<WPR>((const uint4*)((const char*)w + (i64)(nrow < f ? nrow : 0) * c * wbytes), gc, part * 32 + lane,
+                nrow < f, q);
+        }
+
+        acc = warp_sum(acc);
+        if (lane == 0) partial[warp] = acc;
+        __syncthreads();
+        if (part == 0 && lane == 0)
+        {
+            float total = partial[warp];
+            for (int i = 1; i < WPR; i++) total += partial[warp + i];
+            sums[slot] = total + 0.f;
+        }
+
+        __syncthreads();
+        if (threadIdx.x < P)
+        {
+            int j = bx * P + threadIdx.x;
+            if (j < f)
+            {
+                float g = sums[threadIdx.x];
+                act[j] = (sigmoid_(g) * g) * sums[P + threadIdx.x];
+            }
+        }
+
+        row = nrow;
+    }
+
+    // Down: the block's first rows' loads, then the barrier (every block, rows or not), then the rows.
+    const int dpart = warp % WPRD, rows_per = 8 / WPRD, dc = f / per;
+    bx = blockIdx.x;
+    row = bx * rows_per + warp / WPRD;
+    first = gemv_row_begin<WPRD>((const uint4*)((const char*)wd + (i64)(row < c ? row : 0) * f * wbytes), dc, dpart * 32 + lane, row < c, q);
+    grid_barrier(bar);
+    for (; bx * rows_per < c; bx += gridDim.x)
+    {
+        const uint4* wr = (const uint4*)((const char*)wd + (i64)(row < c ? row : 0) * f * wbytes);
+        float acc = gemv_row_finish<DT, WPRD, X_WRITTEN>(wr, act, dc, dpart * 32 + lane, row < c, q, first);
+        int next = bx + gridDim.x;
+        int nrow = next * rows_per + warp / WPRD;
+        if (next * rows_per < c)
+        {
+            first = gemv_row_begin<WPRD>((const uint4*)((const char*)wd + (i64)(nrow < c ? nrow : 0) * f * wbytes), dc, dpart * 32 + lane,
+                nrow < c, q);
+        }
+
         acc = warp_sum(acc);
         if (WPRD > 1)
         {
             if (lane == 0) partial[warp] = acc;
             __syncthreads();
-            if (part == 0 && lane == 0 && row < c)
+            if (dpart == 0 && lane == 0 && row < c)
             {
                 for (int i = 1; i < WPRD; i++) acc += partial[warp + i];
                 y[row] = acc + 0.f; // gemv_vec's absent bias
@@ -593,9 +645,10 @@ __device__ __forceinline__ void mlp_decode(float* h, const float* hb, const void
         {
             y[row] = acc + 0.f;
         }
+
+        row = nrow;
     }
 
-    barrier(); // blocks without down rows still count in the barrier
     if (blockIdx.x != 0) return;
     for (int i = threadIdx.x; i < c; i += blockDim.x)
     {
@@ -605,9 +658,11 @@ __device__ __forceinline__ void mlp_decode(float* h, const float* hb, const void
 }
 
 // Blocks per SM the register budget must allow (the grid is every resident block). gate_up_swiglu alone runs 8 a SM at
-// 34 registers; this kernel at 4 (64 registers) streamed its 7B MLP in 125 µs at 68 % of DRAM peak (ncu, H200), at 8
-// (32 registers, spills) in 211 µs at 58 %. RADLADS_NVRTC_DEFINES=-DMLP_MIN_BLOCKS=N for sweeps. Off by default
-// (CudaBackend.PersistentMlp): slower than the three launches it replaces.
+// 34 registers (gate/up of 7B in 71 µs at 80 % of DRAM peak), the down GEMV 4 at 60; this kernel at 4 (64 registers,
+// a few spilled: scripts/kernel-registers) streams the 7B MLP in 114 µs at 75 % (125 µs at 68 % before its loads
+// were pipelined across rows), at 8 (32 registers, heavy spills) it took 211 µs. ncu, H200, 2026-11-28.
+// RADLADS_NVRTC_DEFINES=-DMLP_MIN_BLOCKS=N for sweeps. Off by default (CudaBackend.PersistentMlp): still slower than
+// the three launches it replaces.
 #ifndef MLP_MIN_BLOCKS
 #define MLP_MIN_BLOCKS 4
 #endif

@@ -531,9 +531,10 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// Whether decode (T = 1, bf16) runs the whole MLP after its residual norm as one persistent kernel
     /// (IOps.AddRmsNormMlp: norm, gate/up + SwiGLU, a grid barrier, down; mlp_decode in matmul.cu) instead of three
     /// launches, with the same bits. Off by default (RADLADS_PERSISTENT_MLP=1 turns it on): it measured slower (H200,
-    /// 2026-11-28, graphs, device sampling: 7B RAD-RWKV7 4.32–4.36 → 4.62–4.64 ms, 0.5B 0.98 → 1.12 ms; NOTES, eighth
-    /// session): at 64 registers it holds 4 blocks a SM where gate_up_swiglu alone holds 8, and its gate/up phase
-    /// streams at 68 % of DRAM peak against 80 %. Kept, tested, for the persistent layer kernel it is the first step of.
+    /// 2026-11-28, graphs, device sampling: 7B RAD-RWKV7 4.31–4.32 → 4.50 ms, 0.5B 0.98–0.99 → 1.07 ms; NOTES, eighth
+    /// session): at 64 registers it holds 4 blocks a SM where gate_up_swiglu alone holds 8, and the 7B MLP streams at
+    /// 75 % of DRAM peak against the separate kernels' ~80 %. Kept, tested, for the persistent layer kernel it is the
+    /// first step of.
     /// </summary>
     public bool PersistentMlp { get; set; } = Environment.GetEnvironmentVariable("RADLADS_PERSISTENT_MLP") == "1";
 
