@@ -329,6 +329,42 @@ public sealed class CudaGraphTests
         Assert.True(stateError <= Tolerances.ConsistencyRelativeToMax, $"state: max error {stateError:G3} × max |state|");
     }
 
+    public static TheoryData<Radlads.Models.Architecture> AllArchitectures =>
+        new(Radlads.Models.Architecture.Rwkv7Qwen2, Radlads.Models.Architecture.Rwkv6Qwen2, Radlads.Models.Architecture.Qwen2);
+
+    /// <summary>
+    /// The persistent MLP kernel (IOps.AddRmsNormMlp's mlp_decode, off by default: CudaBackend.PersistentMlp) in whole
+    /// models and inside recorded decode steps (a cooperative launch in a CUDA graph; its grid barrier's state must be
+    /// back at rest after every replay). The golden fixtures are too small for it (gate/up level ≤ 2 needs F ≥
+    /// GemvBlocksPerSm · SMs), so the synthetic tiny shape with F widened to that: eager decode without and with it and
+    /// recorded decode with it give the same logits and state bit for bit, and the kernel ran.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(AllArchitectures))]
+    public void PersistentMlpChangesNoBitEagerOrRecorded(Radlads.Models.Architecture architecture)
+    {
+        using var backend = CudaAvailability.Backend();
+        int f = ((backend.GemvBlocksPerSm * backend.Device.MultiprocessorCount) + 7) / 8 * 8;
+        var config = SyntheticModel.Config("tiny", architecture) with { IntermediateSize = f };
+        using var model = SyntheticModel.Create(config, backend, seed: 7);
+        int[] tokens = [.. Enumerable.Range(0, 12).Select(i => ((i * 53) + 5) % config.VocabSize)];
+        backend.CaptureEnabled = false;
+        backend.PersistentMlp = false;
+        var (plainLogits, plainState) = Decode(model, tokens);
+        Assert.Equal(0, backend.PersistentMlpLaunches);
+        backend.PersistentMlp = true;
+        var (eagerLogits, eagerState) = Decode(model, tokens);
+        Assert.True(backend.PersistentMlpLaunches >= tokens.Length * config.NumHiddenLayers, $"{backend.PersistentMlpLaunches} persistent MLP launches");
+        backend.CaptureEnabled = true;
+        long replays = backend.Replays;
+        var (graphLogits, graphState) = Decode(model, tokens);
+        Assert.True(backend.Replays - replays > 1, $"{backend.Replays - replays} replays for {tokens.Length} tokens");
+        Assert.Equal(plainLogits, eagerLogits);
+        Assert.Equal(plainState, eagerState);
+        Assert.Equal(plainLogits, graphLogits);
+        Assert.Equal(plainState, graphState);
+    }
+
     public static TheoryData<string> AttentionFixtures => new(Fixtures.Names.Where(n => n.StartsWith("qwen2", StringComparison.Ordinal)));
 
     /// <summary>
