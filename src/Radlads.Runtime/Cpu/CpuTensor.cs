@@ -48,6 +48,14 @@ public sealed unsafe class CpuTensor : Tensor
     /// <summary>Elements [start, start + destination.Length) as fp32.</summary>
     public void ReadRange(long start, Span<float> destination)
     {
+        // A pointer-backed tensor (a weight viewed in place) has no span to catch a read past its end: refuse it here,
+        // so that a bad index is an exception naming the range rather than an access violation (NOTES: a rare one was
+        // seen in this method and not explained).
+        if (start < 0 || start + destination.Length > ElementCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), $"elements [{start}, {start + destination.Length}) of a {ShapeText} {DType} tensor");
+        }
+
         if (array is not null)
         {
             array.AsSpan(checked((int)(arrayOffset + start)), destination.Length).CopyTo(destination);
