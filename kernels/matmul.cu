@@ -355,26 +355,14 @@ GEMV_GROUP_ALL(f32, DT_F32)
 GEMV_GROUP_ALL(f16, DT_F16)
 GEMV_GROUP_ALL(bf16, DT_BF16)
 
-// The MLP's gate/up GEMVs and SwiGLU in one launch (T = 1, no bias): a block of 2·P·WPR warps takes P rows of W_gate
-// and the same P rows of W_up (warps [0, P·WPR) gate, the rest up), WPR warps per row exactly as gemv_group sums it
-// (same chunks, same order, + 0.f as its absent bias adds), meets in shared memory and writes y = silu(g) ⊙ u as
-// swiglu_f32 rounds it: the same bits as gemv_group then swiglu_f32 when the host picks gemv_group's WPR.
-template <int DT, int WPR, int P, int SX = X_GLOBAL, typename Wait = PdlWait>
-__device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int k, const void* wg, const void* wu,
-    float* __restrict__ y, int f, int bx, Wait wait = Wait())
+// The end of a gate_up_swiglu block (bx): each warp's row share acc summed over the warp, then over the row's WPR
+// warps in order (+ 0.f, gemv_group's absent bias), gate and up rows meeting in sums, y = silu(g) ⊙ u as swiglu_f32
+// rounds it. partial: 2·P·WPR floats, sums: 2·P, both shared; every thread of the block calls it.
+template <int WPR, int P>
+__device__ __forceinline__ void gate_up_write(float acc, float* partial, float* sums, int bx, float* __restrict__ y, int f)
 {
-    __shared__ float partial[2 * P * WPR];
-    __shared__ float sums[2 * P];
-    const int per = DT == DT_F32 ? 4 : 8;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int slot = warp / WPR;                 // [0, P): gate rows, [P, 2P): up rows
-    int part = warp % WPR;
-    int row = bx * P + slot % P;
-    bool valid = row < f;
-    const void* w = slot < P ? wg : wu;
-    const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
-    float acc = gemv_row_part<DT, WPR, SX>(wr, x, k / per, part * 32 + lane, valid, wait);
-
+    int slot = warp / WPR, part = warp % WPR;
     acc = warp_sum(acc);
     if (lane == 0) partial[warp] = acc;
     __syncthreads();
@@ -395,6 +383,29 @@ __device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int 
             y[j] = (sigmoid_(g) * g) * sums[P + threadIdx.x];
         }
     }
+}
+
+// The MLP's gate/up GEMVs and SwiGLU in one launch (T = 1, no bias): a block of 2·P·WPR warps takes P rows of W_gate
+// and the same P rows of W_up (warps [0, P·WPR) gate, the rest up), WPR warps per row exactly as gemv_group sums it
+// (same chunks, same order, + 0.f as its absent bias adds), meets in shared memory and writes y = silu(g) ⊙ u as
+// swiglu_f32 rounds it: the same bits as gemv_group then swiglu_f32 when the host picks gemv_group's WPR.
+template <int DT, int WPR, int P, int SX = X_GLOBAL, typename Wait = PdlWait>
+__device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int k, const void* wg, const void* wu,
+    float* __restrict__ y, int f, int bx, Wait wait = Wait())
+{
+    __shared__ float partial[2 * P * WPR];
+    __shared__ float sums[2 * P];
+    const int per = DT == DT_F32 ? 4 : 8;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int slot = warp / WPR;                 // [0, P): gate rows, [P, 2P): up rows
+    int part = warp % WPR;
+    int row = bx * P + slot % P;
+    bool valid = row < f;
+    const void* w = slot < P ? wg : wu;
+    const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
+    float acc = gemv_row_part<DT, WPR, SX>(wr, x, k / per, part * 32 + lane, valid, wait);
+
+    gate_up_write<WPR, P>(acc, partial, sums, bx, y, f);
 }
 
 #define GATE_UP(name, DT, WPR, P)                                                                                        \
@@ -587,26 +598,7 @@ __device__ __forceinline__ void mlp_decode(float* h, const float* hb, const void
                 nrow < f, q);
         }
 
-        acc = warp_sum(acc);
-        if (lane == 0) partial[warp] = acc;
-        __syncthreads();
-        if (part == 0 && lane == 0)
-        {
-            float total = partial[warp];
-            for (int i = 1; i < WPR; i++) total += partial[warp + i];
-            sums[slot] = total + 0.f;
-        }
-
-        __syncthreads();
-        if (threadIdx.x < P)
-        {
-            int j = bx * P + threadIdx.x;
-            if (j < f)
-            {
-                float g = sums[threadIdx.x];
-                act[j] = (sigmoid_(g) * g) * sums[P + threadIdx.x];
-            }
-        }
+        gate_up_write<WPR, P>(acc, partial, sums, bx, act, f);
 
         row = nrow;
     }
