@@ -247,6 +247,27 @@ __device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __r
     return gemv_row_finish<DT, WPR, SX>(wr, x, chunks, c0, valid, q, first);
 }
 
+// The end of a GEMV row: each lane's share summed over the warp, then (WPR > 1) over the row's WPR warps in order
+// through partial (shared, a float a warp), and y[row] = that + bias (+ 0.f without one) by the row's first lane when
+// valid. Every thread of the block calls it; a caller that reuses partial (WPR > 1) must __syncthreads() first.
+template <int WPR>
+__device__ __forceinline__ void gemv_row_write(float acc, float* partial, bool valid, float* __restrict__ y, int row, const void* bias,
+    int bias_dtype)
+{
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    acc = warp_sum(acc);
+    if (WPR > 1)
+    {
+        if (lane == 0) partial[warp] = acc;
+        __syncthreads();
+        if (warp % WPR != 0) return;
+        for (int i = 1; i < WPR; i++) acc += partial[warp + i];
+    }
+
+    if (lane != 0 || !valid) return;
+    y[row] = acc + (bias != 0 ? load_any(bias, bias_dtype, row) : 0.f);
+}
+
 // y[row] = x · W[row, :] + bias. Block of 8 warps = 8/WPR rows; the WPR warps of a row take interleaved 16-byte
 // chunks of it, GEMV_UNROLL loads in flight per lane, then a warp sum and (WPR > 1) a sum over the row's warps.
 template <int DT, int WPR>
@@ -260,21 +281,7 @@ __device__ __forceinline__ void gemv_vec(const float* __restrict__ x, const void
     int part = warp % WPR;
     const uint4* wr = (const uint4*)((const char*)w + (i64)(row < m ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
     float acc = gemv_row_part<DT, WPR>(wr, x, k / per, part * 32 + lane, row < m);
-
-    acc = warp_sum(acc);
-    if (WPR > 1)
-    {
-        if (lane == 0) partial[warp] = acc;
-        __syncthreads();
-        if (part != 0 || lane != 0 || row >= m) return;
-        for (int i = 1; i < WPR; i++) acc += partial[warp + i];
-    }
-    else if (lane != 0 || row >= m)
-    {
-        return;
-    }
-
-    y[row] = acc + (bias != 0 ? load_any(bias, bias_dtype, row) : 0.f);
+    gemv_row_write<WPR>(acc, partial, row < m, y, row, bias, bias_dtype);
 }
 
 #define GEMV(name, DT, WPR)                                                                                              \
@@ -322,21 +329,7 @@ __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
 
     const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
     float acc = gemv_row_part<DT, WPR, SX>(wr, x, k / per, part * 32 + lane, valid, wait);
-
-    acc = warp_sum(acc);
-    if (WPR > 1)
-    {
-        if (lane == 0) partial[warp] = acc;
-        __syncthreads();
-        if (part != 0 || lane != 0 || !valid) return;
-        for (int i = 1; i < WPR; i++) acc += partial[warp + i];
-    }
-    else if (lane != 0 || !valid)
-    {
-        return;
-    }
-
-    y[row] = acc + (bias != 0 ? load_any(bias, bias_dtype, row) : 0.f);
+    gemv_row_write<WPR>(acc, partial, valid, y, row, bias, bias_dtype);
 }
 
 #define GEMV_GROUP(name, DT, WPR)                                                                                        \
@@ -621,22 +614,8 @@ __device__ __forceinline__ void mlp_decode(float* h, const float* hb, const void
                 nrow < c, q);
         }
 
-        acc = warp_sum(acc);
-        if (WPRD > 1)
-        {
-            if (lane == 0) partial[warp] = acc;
-            __syncthreads();
-            if (dpart == 0 && lane == 0 && row < c)
-            {
-                for (int i = 1; i < WPRD; i++) acc += partial[warp + i];
-                y[row] = acc + 0.f; // gemv_vec's absent bias
-            }
-            __syncthreads(); // partial is the next row's
-        }
-        else if (lane == 0 && row < c)
-        {
-            y[row] = acc + 0.f;
-        }
+        gemv_row_write<WPRD>(acc, partial, row < c, y, row, nullptr, 0);
+        if (WPRD > 1) __syncthreads(); // partial is the next row's
 
         row = nrow;
     }
