@@ -12,6 +12,7 @@
 //   warps of a block split the rows of its K range; K is split over blockIdx.y when the columns are few, and the
 //   last block of each column tile to finish adds the splits (+ bias) in a fixed order.
 #include "common.cuh"
+#include "lora_down.cuh"
 
 #define TILE_T 64
 #define TILE_M 64
@@ -305,12 +306,12 @@ template <int DT, int WPR, int SX = X_GLOBAL, typename Wait = PdlWait>
 __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
     const void* w0, const void* b0, int bt0, float* y0, int m0,
     const void* w1, const void* b1, int bt1, float* y1, int m1,
-    const void* w2, const void* b2, int bt2, float* y2, int m2, Wait wait = Wait())
+    const void* w2, const void* b2, int bt2, float* y2, int m2, int bx, Wait wait = Wait())
 {
     __shared__ float partial[GEMV_THREADS / 32];
     const int per = DT == DT_F32 ? 4 : 8;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int global = blockIdx.x * (GEMV_THREADS / 32 / WPR) + warp / WPR;
+    int global = bx * (GEMV_THREADS / 32 / WPR) + warp / WPR;
     int part = warp % WPR;
     bool valid = global < m0 + m1 + m2;
     const void* w = w0;
@@ -337,7 +338,7 @@ __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
         const void* w0, const void* b0, int bt0, float* y0, int m0, const void* w1, const void* b1, int bt1, float* y1,  \
         int m1, const void* w2, const void* b2, int bt2, float* y2, int m2)                                              \
     {                                                                                                                    \
-        gemv_group<DT, WPR>(x, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2);                         \
+        gemv_group<DT, WPR>(x, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2, blockIdx.x);             \
     }
 
 #define GEMV_GROUP_ALL(DTNAME, DT) \
@@ -347,6 +348,32 @@ __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
 GEMV_GROUP_ALL(f32, DT_F32)
 GEMV_GROUP_ALL(f16, DT_F16)
 GEMV_GROUP_ALL(bf16, DT_BF16)
+
+// IOps.MatMulSharedLoraSet at decode: gemv_group (q/k/v) and LoraSet's lora_down (lora_down.cuh) read the same x, so
+// they share one launch (horizontal fusion): blocks [0, lora_blocks) are lora_down's (tile, split) blocks, tile-major
+// as lora_down_* numbers them by (blockIdx.x, blockIdx.y), the rest are gemv_group's blocks. Each block runs exactly the
+// code of its own kernel, so the bits are those of the two launches; one kernel boundary fewer on RAD-RWKV7's decode
+// step (lora_down alone took ~6 µs of a 7B layer's critical path after the GEMV: CUPTI trace, H200, 2026-11-28). The
+// LoRA blocks come first so that their split-K tails finish under the GEMV's streaming. lora_up follows as before.
+#define GEMV_GROUP_LORA(name, DT, WPR)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MIN_BLOCKS) name(const float* x, int k,              \
+        const void* w0, const void* b0, int bt0, float* y0, int m0, const void* w1, const void* b1, int bt1, float* y1,  \
+        int m1, const void* w2, const void* b2, int bt2, float* y2, int m2, LoraTable table, float* lora_partial,        \
+        int* counters, int rows_per_split, int tiles, int splits)                                                        \
+    {                                                                                                                    \
+        int lora_blocks = tiles * splits;                                                                                \
+        if ((int)blockIdx.x < lora_blocks)                                                                               \
+            lora_down<DT>(x, table, lora_partial, counters, k, rows_per_split, (int)blockIdx.x % tiles,                  \
+                (int)blockIdx.x / tiles, splits);                                                                        \
+        else                                                                                                             \
+            gemv_group<DT, WPR>(x, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2,                     \
+                (int)blockIdx.x - lora_blocks);                                                                          \
+    }
+
+GEMV_GROUP_LORA(gemv_group_lora_down_bf16_vec1, DT_BF16, 1)
+GEMV_GROUP_LORA(gemv_group_lora_down_bf16_vec2, DT_BF16, 2)
+GEMV_GROUP_LORA(gemv_group_lora_down_bf16_vec4, DT_BF16, 4)
+GEMV_GROUP_LORA(gemv_group_lora_down_bf16_vec8, DT_BF16, 8)
 
 // The end of a gate_up_swiglu block (bx): each warp's row share acc summed over the warp, then over the row's WPR
 // warps in order (+ 0.f, gemv_group's absent bias), gate and up rows meeting in sums, y = silu(g) ⊙ u as swiglu_f32
@@ -515,7 +542,7 @@ struct ResidualNorm
     {                                                                                                                    \
         extern __shared__ float xs[];                                                                                    \
         ResidualNorm norm{h, hb, nw, nwt, eps, normed, counter, k, nt, xs};                                              \
-        gemv_group<DT, WPR, X_SHARED>(xs, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2, norm);           \
+        gemv_group<DT, WPR, X_SHARED>(xs, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2, blockIdx.x, norm); \
     }
 
 #define NORM_GEMV_GROUP_ALL(DTNAME, DT) \

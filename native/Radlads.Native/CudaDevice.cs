@@ -35,6 +35,7 @@ public sealed class CudaDevice
         ComputeMinor = driver.GetAttribute(Handle, DeviceAttribute.ComputeCapabilityMinor);
         MultiprocessorCount = driver.GetAttribute(Handle, DeviceAttribute.MultiprocessorCount);
         MaxSharedMemoryPerBlockOptin = driver.GetAttribute(Handle, DeviceAttribute.MaxSharedMemoryPerBlockOptin);
+        L2CacheBytes = driver.GetAttribute(Handle, DeviceAttribute.L2CacheSize);
         TotalMemory = driver.TotalMemory(Handle);
         Context = driver.PrimaryContextRetain(Handle);
     }
@@ -65,6 +66,9 @@ public sealed class CudaDevice
     public int MaxSharedMemoryPerBlockOptin { get; }
 
     public long TotalMemory { get; }
+
+    /// <summary>Bytes of L2 cache (CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE): how much a weight prefetch may bring in ahead of its reader.</summary>
+    public int L2CacheBytes { get; }
 
     /// <summary>The retained primary context (CUcontext).</summary>
     public nint Context { get; }

@@ -11,6 +11,7 @@ public enum DeviceAttribute
     MultiprocessorCount = 16,
     ComputeCapabilityMajor = 75,
     ComputeCapabilityMinor = 76,
+    L2CacheSize = 38,
     MaxSharedMemoryPerBlockOptin = 97,
 }
 
@@ -57,11 +58,14 @@ public sealed unsafe class CudaDriver
     private readonly delegate* unmanaged<ulong, ulong, nuint, nint, int> cuMemcpyDtoDAsync;
     private readonly delegate* unmanaged<ulong, uint, nuint, nint, int> cuMemsetD32Async;
     private readonly delegate* unmanaged<nint*, uint, int> cuStreamCreate;
+    private readonly delegate* unmanaged<nint*, uint, int, int> cuStreamCreateWithPriority;
+    private readonly delegate* unmanaged<int*, int*, int> cuCtxGetStreamPriorityRange;
     private readonly delegate* unmanaged<nint, int> cuStreamDestroy;
     private readonly delegate* unmanaged<nint, int> cuStreamSynchronize;
     private readonly delegate* unmanaged<nint*, uint, int> cuEventCreate;
     private readonly delegate* unmanaged<nint, int> cuEventDestroy;
     private readonly delegate* unmanaged<nint, nint, int> cuEventRecord;
+    private readonly delegate* unmanaged<nint, nint, uint, int> cuStreamWaitEvent;
     private readonly delegate* unmanaged<nint, int> cuEventSynchronize;
     private readonly delegate* unmanaged<float*, nint, nint, int> cuEventElapsedTime;
     private readonly delegate* unmanaged<nint*, void*, int> cuModuleLoadData;
@@ -118,11 +122,14 @@ public sealed unsafe class CudaDriver
         cuMemcpyDtoDAsync = (delegate* unmanaged<ulong, ulong, nuint, nint, int>)Get("cuMemcpyDtoDAsync_v2");
         cuMemsetD32Async = (delegate* unmanaged<ulong, uint, nuint, nint, int>)Get("cuMemsetD32Async");
         cuStreamCreate = (delegate* unmanaged<nint*, uint, int>)Get("cuStreamCreate");
+        cuStreamCreateWithPriority = (delegate* unmanaged<nint*, uint, int, int>)Get("cuStreamCreateWithPriority");
+        cuCtxGetStreamPriorityRange = (delegate* unmanaged<int*, int*, int>)Get("cuCtxGetStreamPriorityRange");
         cuStreamDestroy = (delegate* unmanaged<nint, int>)Get("cuStreamDestroy_v2");
         cuStreamSynchronize = (delegate* unmanaged<nint, int>)Get("cuStreamSynchronize");
         cuEventCreate = (delegate* unmanaged<nint*, uint, int>)Get("cuEventCreate");
         cuEventDestroy = (delegate* unmanaged<nint, int>)Get("cuEventDestroy_v2");
         cuEventRecord = (delegate* unmanaged<nint, nint, int>)Get("cuEventRecord");
+        cuStreamWaitEvent = (delegate* unmanaged<nint, nint, uint, int>)Get("cuStreamWaitEvent");
         cuEventSynchronize = (delegate* unmanaged<nint, int>)Get("cuEventSynchronize");
         cuEventElapsedTime = (delegate* unmanaged<float*, nint, nint, int>)Get("cuEventElapsedTime");
         cuModuleLoadData = (delegate* unmanaged<nint*, void*, int>)Get("cuModuleLoadData");
@@ -328,6 +335,19 @@ public sealed unsafe class CudaDriver
         return stream;
     }
 
+    /// <summary>
+    /// A non-blocking stream whose pending blocks the scheduler dispatches before those of lower-priority streams
+    /// (cuStreamCreateWithPriority with the context's greatest priority; kernels captured from it keep it in a graph).
+    /// </summary>
+    public nint CreateHighPriorityStream()
+    {
+        int least, greatest;
+        Check(cuCtxGetStreamPriorityRange(&least, &greatest), "cuCtxGetStreamPriorityRange");
+        nint stream;
+        Check(cuStreamCreateWithPriority(&stream, 1, greatest), "cuStreamCreateWithPriority");
+        return stream;
+    }
+
     public int DestroyStream(nint stream) => cuStreamDestroy(stream);
 
     public void SynchronizeStream(nint stream)
@@ -336,16 +356,20 @@ public sealed unsafe class CudaDriver
         Check(cuStreamSynchronize(stream), "cuStreamSynchronize");
     }
 
-    public nint CreateEvent()
+    /// <summary>An event; <paramref name="timing"/> false: CU_EVENT_DISABLE_TIMING (cheaper, for ordering only).</summary>
+    public nint CreateEvent(bool timing = true)
     {
         nint ev;
-        Check(cuEventCreate(&ev, 0), "cuEventCreate");
+        Check(cuEventCreate(&ev, timing ? 0u : 2u), "cuEventCreate");
         return ev;
     }
 
     public int DestroyEvent(nint ev) => cuEventDestroy(ev);
 
     public void RecordEvent(nint ev, nint stream) => Check(cuEventRecord(ev, stream), "cuEventRecord");
+
+    /// <summary>Work queued on <paramref name="stream"/> after this waits for <paramref name="ev"/>'s recorded point (cuStreamWaitEvent; captured as a graph edge).</summary>
+    public void WaitEvent(nint stream, nint ev) => Check(cuStreamWaitEvent(stream, ev, 0), "cuStreamWaitEvent");
 
     public void SynchronizeEvent(nint ev)
     {
@@ -468,16 +492,63 @@ public sealed unsafe class CudaDriver
     /// </summary>
     public void LaunchProgrammatic(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedBytes, nint stream, void** arguments, string name) =>
-        LaunchWithAttribute(6 /* CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION */, function, gridX, gridY, gridZ, blockX, blockY, blockZ,
+        LaunchWithAttribute(ProgrammaticStreamSerialization, function, gridX, gridY, gridZ, blockX, blockY, blockZ,
             sharedBytes, stream, arguments, name);
 
-    /// <summary>cuLaunchKernelEx with one launch attribute (id, value 1); the error names <paramref name="what"/>.</summary>
-    private void LaunchWithAttribute(int attributeId, nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
-        uint sharedBytes, nint stream, void** arguments, string what)
+    /// <summary>
+    /// A plain launch whose blocks the scheduler dispatches before pending blocks of normal-priority kernels
+    /// (CU_LAUNCH_ATTRIBUTE_PRIORITY with the context's greatest priority; kept as the node's priority when captured).
+    /// </summary>
+    public void LaunchHighPriority(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
+        uint sharedBytes, nint stream, void** arguments, string name) =>
+        LaunchWithAttribute(0, function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, stream, arguments, name, highPriority: true);
+
+    private const int ProgrammaticStreamSerialization = 6; // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+    private const int PriorityAttribute = 8;               // CU_LAUNCH_ATTRIBUTE_PRIORITY
+
+    private int? greatestPriority;
+
+    /// <summary>The context's greatest (numerically lowest) stream priority.</summary>
+    private int GreatestPriority
     {
-        LaunchAttribute attribute = default;
-        attribute.Id = attributeId;
-        attribute.Value = 1;
+        get
+        {
+            if (greatestPriority is null)
+            {
+                int least, greatest;
+                Check(cuCtxGetStreamPriorityRange(&least, &greatest), "cuCtxGetStreamPriorityRange");
+                greatestPriority = greatest;
+            }
+
+            return greatestPriority.Value;
+        }
+    }
+
+    /// <summary>
+    /// cuLaunchKernelEx with launch attribute <paramref name="attributeId"/> (value 1; 0: none) and, when
+    /// <paramref name="highPriority"/>, the greatest priority; the error names <paramref name="what"/>.
+    /// </summary>
+    private void LaunchWithAttribute(int attributeId, nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
+        uint sharedBytes, nint stream, void** arguments, string what, bool highPriority = false)
+    {
+        var attributes = stackalloc LaunchAttribute[2];
+        uint count = 0;
+        if (attributeId != 0)
+        {
+            attributes[count] = default;
+            attributes[count].Id = attributeId;
+            attributes[count].Value = 1;
+            count++;
+        }
+
+        if (highPriority)
+        {
+            attributes[count] = default;
+            attributes[count].Id = PriorityAttribute;
+            attributes[count].Value = GreatestPriority;
+            count++;
+        }
+
         var config = new LaunchConfig
         {
             GridX = gridX,
@@ -488,8 +559,8 @@ public sealed unsafe class CudaDriver
             BlockZ = blockZ,
             SharedBytes = sharedBytes,
             Stream = stream,
-            Attributes = &attribute,
-            AttributeCount = 1,
+            Attributes = attributes,
+            AttributeCount = count,
         };
         int result = cuLaunchKernelEx(&config, function, arguments, null);
         if (result != Success)

@@ -42,12 +42,13 @@ public sealed class DeviceMemory : SafeHandle
 /// <summary>A CUDA stream (CU_STREAM_NON_BLOCKING), destroyed on dispose.</summary>
 public sealed class CudaStream : SafeHandle
 {
-    public CudaStream(CudaDevice device)
+    /// <summary><paramref name="highPriority"/>: its blocks are dispatched before the default streams' (CudaDriver.CreateHighPriorityStream).</summary>
+    public CudaStream(CudaDevice device, bool highPriority = false)
         : base(0, ownsHandle: true)
     {
         Device = device;
         device.MakeCurrent();
-        SetHandle(device.Driver.CreateStream());
+        SetHandle(highPriority ? device.Driver.CreateHighPriorityStream() : device.Driver.CreateStream());
     }
 
     public CudaDevice Device { get; }
@@ -68,13 +69,16 @@ public sealed class CudaStream : SafeHandle
 /// <summary>A CUDA event for ordering and timing, destroyed on dispose.</summary>
 public sealed class CudaEvent : SafeHandle
 {
-    public CudaEvent(CudaDevice device)
+    /// <summary><paramref name="timing"/> false: an event for ordering only (CU_EVENT_DISABLE_TIMING).</summary>
+    public CudaEvent(CudaDevice device, bool timing = true)
         : base(0, ownsHandle: true)
     {
         Device = device;
         device.MakeCurrent();
-        SetHandle(device.Driver.CreateEvent());
+        SetHandle(device.Driver.CreateEvent(timing));
     }
+
+    public nint Handle => handle;
 
     public CudaDevice Device { get; }
 

@@ -7,6 +7,7 @@ emulator's buffer, the f16 conversion stubbed (f16 weights are not emulated) and
 replaced by a memcpy. Everything else (cp.async, PDL, ...) takes its pre-sm_80 branch: the emulator defines no
 __CUDA_ARCH__.
 """
+import os
 import re
 import sys
 
@@ -17,6 +18,12 @@ i = c.index("__device__ __forceinline__ uint4 load_stream(const void* p)")
 j = c.index("return v;\n}", i) + len("return v;\n}")
 c = c[:i] + "__device__ __forceinline__ uint4 load_stream(const void* p) { uint4 v; memcpy(&v, p, 16); return v; }" + c[j:]
 open(f"{work}/common.cuh", "w", encoding="utf-8").write(c)
+# The other headers (shared by two kernel files, e.g. lora_down.cuh) as they are, without #pragma once: a test may
+# include two kernel files in two namespaces, and each needs its own copy.
+for header in sorted(os.listdir(kernels)):
+    if header.endswith(".cuh") and header != "common.cuh":
+        h = open(f"{kernels}/{header}", encoding="utf-8").read().replace("#pragma once", "")
+        open(f"{work}/{header}", "w", encoding="utf-8").write(h)
 for name in names:
     s = open(f"{kernels}/{name}.cu", encoding="utf-8").read().replace('extern "C" ', "")
     s = re.sub(r"extern __shared__ float ([a-z_]*)\[\];", r"float* \1 = emu_dynamic_shared;", s)

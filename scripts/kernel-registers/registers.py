@@ -22,10 +22,13 @@ options += [b"-default-device", b"--std=c++17", b"--ptxas-options=-v"]
 
 name = os.environ.get("RADLADS_NVRTC") or ctypes.util.find_library("nvrtc") or "libnvrtc.so.11.2"
 nvrtc = ctypes.CDLL(name)
-header = open(os.path.join(os.path.dirname(path), "common.cuh"), "rb").read()
+# Every header of the kernels folder is served by name, as the backend serves them (KernelSources).
+folder = os.path.dirname(path) or "."
+names = sorted(f for f in os.listdir(folder) if f.endswith(".cuh"))
+headers = [open(os.path.join(folder, f), "rb").read() for f in names]
 program = ctypes.c_void_p()
-if nvrtc.nvrtcCreateProgram(ctypes.byref(program), open(path, "rb").read(), os.path.basename(path).encode(), 1,
-                            (ctypes.c_char_p * 1)(header), (ctypes.c_char_p * 1)(b"common.cuh")) != 0:
+if nvrtc.nvrtcCreateProgram(ctypes.byref(program), open(path, "rb").read(), os.path.basename(path).encode(), len(names),
+                            (ctypes.c_char_p * len(names))(*headers), (ctypes.c_char_p * len(names))(*[n.encode() for n in names])) != 0:
     sys.exit("nvrtcCreateProgram failed")
 result = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options))
 size = ctypes.c_size_t()

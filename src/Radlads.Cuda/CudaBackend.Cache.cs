@@ -71,6 +71,7 @@ public sealed unsafe partial class CudaBackend
         Device.MakeCurrent();
         DropBf16Copy();
         stream.Synchronize();
+        prefetchStream?.Synchronize();
         lock (cacheLock)
         {
             foreach (var blocks in cache.Values)
@@ -272,11 +273,13 @@ public sealed unsafe partial class CudaBackend
         catch
         {
             EndRecording();
+            AbandonPrefetches();
             Device.Driver.AbandonCapture(Stream);
             GiveBack(session.Free);
             throw;
         }
 
+        JoinPrefetches();
         EndRecording();
         nint graph;
         try

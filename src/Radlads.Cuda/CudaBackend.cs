@@ -101,10 +101,11 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     internal Kernels Kernels { get; }
 
-    /// <summary>The CUstream every op of this backend is queued on.</summary>
-    public nint Stream => stream.Handle;
 
     internal CudaStream StreamObject => stream;
+
+    /// <summary>The CUstream every op of this backend is queued on (prefetches have their own: CudaBackend.Prefetch.cs).</summary>
+    public nint Stream => stream.Handle;
 
     /// <summary>Whether decode steps are recorded as CUDA graphs and replayed (default on; RADLADS_CUDA_GRAPHS=0 turns it off).</summary>
     /// <summary>
@@ -228,6 +229,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         {
             Device.MakeCurrent();
             stream.Synchronize();
+            prefetchStream?.Synchronize();
         }
     }
 
@@ -240,6 +242,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         ObjectDisposedException.ThrowIf(disposed, this);
         Device.MakeCurrent();
         stream.Synchronize();
+        prefetchStream?.Synchronize();
     }
 
     internal static CudaTensor Cuda(Tensor t) =>
@@ -542,6 +545,15 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     internal long PersistentMlpLaunches { get; set; }
 
     /// <summary>
+    /// Whether decode runs RAD-RWKV7's q/k/v GEMV and LoRA down projections in one launch (IOps.MatMulSharedLoraSet,
+    /// gemv_group_lora_down; same bits as the two launches). On by default; RADLADS_GROUP_LORA=0 runs the two, for comparison.
+    /// </summary>
+    public bool GroupLoraDown { get; set; } = Environment.GetEnvironmentVariable("RADLADS_GROUP_LORA") != "0";
+
+    /// <summary>How many gemv_group_lora_down launches (IOps.MatMulSharedLoraSet) this backend has queued (tests: the decode path takes them).</summary>
+    internal long GroupLoraLaunches { get; set; }
+
+    /// <summary>
     /// Whether decode (T = 1) runs the residual norm inside the q/k/v and gate/up GEMVs (IOps.AddRmsNormMatMulShared,
     /// IOps.AddRmsNormGateUpSwiGlu): two launches fewer a layer, same bits either way. Off by default (RADLADS_NORM_GEMV=1
     /// turns it on): every block of those multi-wave GEMVs recomputes the norm before it can use its weights, and that
@@ -598,6 +610,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
         Device.MakeCurrent();
         stream.Synchronize();
+        prefetchStream?.Synchronize();
         ReleaseCachedMemory();
         ids?.Dispose();
         sampleBuffer?.Dispose();
@@ -606,6 +619,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         stepRead.Dispose();
         splitCounters.Dispose();
         Gemm?.Dispose();
+        DisposePrefetchStream();
         stream.Dispose();
         disposed = true;
     }

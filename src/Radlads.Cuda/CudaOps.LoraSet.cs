@@ -37,8 +37,71 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
-        // The branches that take 16-byte loads, in the dtype of the first of them, go to the two kernels; any other
-        // (an odd rank, f32 or another dtype) runs the composed ops. Outputs never alias inputs, so the order is free.
+        var (table, dtype, others) = LoraKernelTable(branches);
+        if (table.Count > 0)
+        {
+            LoraDown(x, dtype, ref table);
+            LoraUp(dtype, ref table);
+        }
+
+        if (others is not null)
+        {
+            LoraSetReference.Run(this, x, CollectionsMarshal.AsSpan(others));
+        }
+    }
+
+    /// <summary>
+    /// IOps.MatMulSharedLoraSet. At decode, when gemv_group takes the bf16 q/k/v and every LoRA branch takes the
+    /// kernels in bf16, one launch (gemv_group_lora_down_bf16_vec*, matmul.cu) runs lora_down's blocks then gemv_group's,
+    /// then lora_up as in <see cref="LoraSet"/>: the same kernels' code, so the same bits as the two ops, one launch
+    /// fewer. Otherwise the two ops.
+    /// </summary>
+    public void MatMulSharedLoraSet(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs,
+        ReadOnlySpan<LoraBranch> branches)
+    {
+        backend.Enter();
+        LoraSetChecks.Check(x, branches);
+        int k = x.RowLength;
+        ulong px = P(x);
+        var (table, dtype, others) = x.RowCount == 1 && k > 0 ? LoraKernelTable(branches) : (default, DType.F32, null);
+        if (!backend.GroupLoraDown || x.RowCount != 1 || k == 0 || others is not null || table.Count == 0 || dtype != DType.BF16 || weights.Count != biases.Count
+            || weights.Count != outputs.Count || weights.Count == 0 || weights[0].DType != DType.BF16 || px % 16 != 0 || !Groups(k, weights, outputs))
+        {
+            using (var copy = TakeBf16CopyOf(x))
+            {
+                MatMulSharedEntered(x, weights, biases, outputs, copy);
+            }
+
+            LoraSet(x, branches);
+            return;
+        }
+
+        var g = GroupArguments(weights, biases, outputs);
+        long rows = (long)g.M0 + g.M1 + g.M2;
+        int level = GemvLevel(rows);
+        int perBlock = 8 >> level;
+        long groupBlocks = (rows + perBlock - 1) / perBlock;
+        var (tiles, splits, rowsPerSplit) = LoraDownGeometry(k, table.Ranks);
+        using var partial = splits > 1 ? backend.AllocateUninitialized(splits, table.Ranks) : null;
+        ulong pp = partial is null ? 0 : P(partial), counters = backend.SplitCounters;
+        var t = table;
+        void** a = stackalloc void*[]
+        {
+            &px, &k, &g.W0, &g.B0, &g.T0, &g.Y0, &g.M0, &g.W1, &g.B1, &g.T1, &g.Y1, &g.M1, &g.W2, &g.B2, &g.T2, &g.Y2, &g.M2,
+            &t, &pp, &counters, &rowsPerSplit, &tiles, &splits,
+        };
+        backend.GroupLoraLaunches++;
+        backend.Launch(K.GemvGroupLoraDownBf16[level], "gemv_group_lora_down", (uint)(groupBlocks + ((long)tiles * splits)), 1, Threads, 0, a);
+        LoraUp(dtype, ref table);
+    }
+
+    /// <summary>
+    /// The branches that take 16-byte loads, in the dtype of the first of them, as the kernels' table (Ranks set); any
+    /// other (an odd rank, f32 or another dtype) in others, for the composed ops. Outputs never alias inputs, so the
+    /// order is free.
+    /// </summary>
+    private static (LoraTable Table, DType DType, List<LoraBranch>? Others) LoraKernelTable(ReadOnlySpan<LoraBranch> branches)
+    {
         var table = default(LoraTable);
         var dtype = DType.F32;
         List<LoraBranch>? others = null;
@@ -74,17 +137,8 @@ internal sealed unsafe partial class CudaOps
             ranks += table.Rank[i];
         }
 
-        if (table.Count > 0)
-        {
-            table.Ranks = ranks;
-            LoraDown(x, dtype, ref table);
-            LoraUp(dtype, ref table);
-        }
-
-        if (others is not null)
-        {
-            LoraSetReference.Run(this, x, CollectionsMarshal.AsSpan(others));
-        }
+        table.Ranks = ranks;
+        return (table, dtype, others);
     }
 
     /// <summary>
@@ -183,15 +237,7 @@ internal sealed unsafe partial class CudaOps
     private void LoraDown(Tensor x, DType dtype, ref LoraTable table)
     {
         int k = x.RowLength;
-        int tiles = (table.Ranks + LoraColumnsPerDownBlock - 1) / LoraColumnsPerDownBlock;
-        int splits = 1;
-        if (k > 256 && tiles <= CudaBackend.SplitCounterCount)
-        {
-            splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles, 1, (k + 31) / 32);
-        }
-
-        int rowsPerSplit = (k + splits - 1) / splits;
-        splits = (k + rowsPerSplit - 1) / rowsPerSplit;
+        var (tiles, splits, rowsPerSplit) = LoraDownGeometry(k, table.Ranks);
         var function = dtype == DType.BF16 ? K.LoraDownBf16 : K.LoraDownF16;
         ulong px = P(x), counters = backend.SplitCounters;
         var t = table;
@@ -208,6 +254,21 @@ internal sealed unsafe partial class CudaOps
         ulong pp = P(partial);
         void** b = stackalloc void*[] { &px, &t, &pp, &counters, &k, &rowsPerSplit };
         backend.Launch(function, "lora_down", (uint)tiles, (uint)splits, Threads, 0, b);
+    }
+
+    /// <summary>lora_down's blocks for x [1, k] and ΣR columns: 256-column tiles × K splits, and the rows of a split.</summary>
+    private (int Tiles, int Splits, int RowsPerSplit) LoraDownGeometry(int k, int ranks)
+    {
+        int tiles = (ranks + LoraColumnsPerDownBlock - 1) / LoraColumnsPerDownBlock;
+        int splits = 1;
+        if (k > 256 && tiles <= CudaBackend.SplitCounterCount)
+        {
+            splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles, 1, (k + 31) / 32);
+        }
+
+        int rowsPerSplit = (k + splits - 1) / splits;
+        splits = (k + rowsPerSplit - 1) / rowsPerSplit;
+        return (tiles, splits, rowsPerSplit);
     }
 
     /// <summary>

@@ -4,15 +4,16 @@ using Radlads.Native;
 namespace Radlads.Cuda;
 
 /// <summary>
-/// The kernel sources (<c>kernels/*.cu</c> and <c>common.cuh</c>): from <c>RADLADS_KERNEL_DIR</c> when set, else the
-/// <c>kernels</c> folder next to the program, else the copies embedded in this assembly.
+/// The kernel sources (<c>kernels/*.cu</c> and the headers <c>*.cuh</c> they include: <c>common.cuh</c>, included by
+/// every file, and headers shared by two files such as <c>lora_down.cuh</c>): from <c>RADLADS_KERNEL_DIR</c> when set,
+/// else the <c>kernels</c> folder next to the program, else the copies embedded in this assembly.
 /// </summary>
 public static class KernelSources
 {
     public const string CommonHeader = "common.cuh";
 
-    /// <summary>Every kernel file by name, the shared header, and where they were read from.</summary>
-    public static (IReadOnlyDictionary<string, string> Files, string Header, string Origin) Load()
+    /// <summary>Every kernel file by name, every header (name, text; served to NVRTC by name), and where they were read from.</summary>
+    public static (IReadOnlyDictionary<string, string> Files, IReadOnlyList<(string Name, string Text)> Headers, string Origin) Load()
     {
         foreach (var dir in Folders())
         {
@@ -20,7 +21,9 @@ public static class KernelSources
             {
                 var files = Directory.GetFiles(dir, "*.cu").Order(StringComparer.Ordinal)
                     .ToDictionary(f => Path.GetFileName(f), File.ReadAllText, StringComparer.Ordinal);
-                return (files, File.ReadAllText(Path.Combine(dir, CommonHeader)), dir);
+                var headers = Directory.GetFiles(dir, "*.cuh").Order(StringComparer.Ordinal)
+                    .Select(f => (Path.GetFileName(f), File.ReadAllText(f))).ToArray();
+                return (files, headers, dir);
             }
         }
 
@@ -28,19 +31,19 @@ public static class KernelSources
     }
 
     /// <summary>The copies embedded in this assembly.</summary>
-    public static (IReadOnlyDictionary<string, string> Files, string Header, string Origin) LoadEmbedded()
+    public static (IReadOnlyDictionary<string, string> Files, IReadOnlyList<(string Name, string Text)> Headers, string Origin) LoadEmbedded()
     {
         var assembly = typeof(KernelSources).Assembly;
         var embedded = new Dictionary<string, string>(StringComparer.Ordinal);
-        string? header = null;
-        foreach (var resource in assembly.GetManifestResourceNames().Where(n => n.StartsWith("kernels/", StringComparison.Ordinal)))
+        var headers = new List<(string Name, string Text)>();
+        foreach (var resource in assembly.GetManifestResourceNames().Where(n => n.StartsWith("kernels/", StringComparison.Ordinal)).Order(StringComparer.Ordinal))
         {
             using var stream = assembly.GetManifestResourceStream(resource)!;
             using var reader = new StreamReader(stream);
             string name = resource["kernels/".Length..];
-            if (name == CommonHeader)
+            if (name.EndsWith(".cuh", StringComparison.Ordinal))
             {
-                header = reader.ReadToEnd();
+                headers.Add((name, reader.ReadToEnd()));
             }
             else
             {
@@ -48,12 +51,12 @@ public static class KernelSources
             }
         }
 
-        if (header is null || embedded.Count == 0)
+        if (!headers.Any(h => h.Name == CommonHeader) || embedded.Count == 0)
         {
             throw new CudaUnavailableException("the CUDA kernel sources (kernels/*.cu) are neither next to the program nor embedded in Radlads.Cuda.dll");
         }
 
-        return (embedded, header, "embedded resources");
+        return (embedded, headers, "embedded resources");
     }
 
     private static IEnumerable<string> Folders()
@@ -107,14 +110,14 @@ public sealed class KernelLibrary
     private KernelLibrary(CudaDevice device)
     {
         Device = device;
-        var (files, header, origin) = KernelSources.Load();
+        var (files, headers, origin) = KernelSources.Load();
         Origin = origin;
         var images = new ConcurrentDictionary<string, CompiledImage>(StringComparer.Ordinal);
         // NVRTC compiles independent programs in parallel; the first run on a machine fills the disk cache.
         try
         {
             Parallel.ForEach(files, file =>
-                images[file.Key] = KernelCompiler.Compile(device.ComputeCapability, file.Key, file.Value, [(KernelSources.CommonHeader, header)], Options));
+                images[file.Key] = KernelCompiler.Compile(device.ComputeCapability, file.Key, file.Value, headers, Options));
         }
         catch (AggregateException e)
         {

@@ -29,6 +29,7 @@ internal sealed class Kernels
         GemvVector = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_{d}_vec{w}")).ToArray())];
         GemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_{d}_vec{w}")).ToArray())];
         GateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gate_up_swiglu_{d}_vec{w}")).ToArray())];
+        GemvGroupLoraDownBf16 = [.. new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_lora_down_bf16_vec{w}"))];
         NormGemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gemv_group_{d}_vec{w}")).ToArray())];
         NormGateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gate_up_swiglu_{d}_vec{w}")).ToArray())];
         MlpDecodeBf16 = [.. new[] { 0, 1, 2 }.Select(g => new[] { 0, 1, 2, 3 }.Select(d => library.Function("matmul.cu", $"mlp_decode_bf16_g{g}_d{d}")).ToArray())];
@@ -42,6 +43,7 @@ internal sealed class Kernels
         LoraUpBf16L4 = library.Function("lora.cu", "lora_up_bf16_l4");
         LoraUpBf16L8 = library.Function("lora.cu", "lora_up_bf16_l8");
         LoraInnerBf16 = library.Function("lora.cu", "lora_inner_bf16");
+        PrefetchL2 = library.Function("prefetch.cu", "prefetch_l2");
         ToBf16 = library.Function("matmul.cu", "f32_to_bf16");
         ToBf16Pairs = library.Function("matmul.cu", "f32_to_bf16_pairs");
         ParamToF32 = library.Function("matmul.cu", "param_to_f32");
@@ -207,6 +209,11 @@ internal sealed class Kernels
 
     /// <summary>Prefill LoraSet: inner (tanh/σ/none) in place on hidden [T, R] and its bf16 copy for the up GEMM.</summary>
     public nint LoraInnerBf16 { get; }
+
+    public nint PrefetchL2 { get; }
+
+    /// <summary>gemv_group_lora_down_bf16_vec{1,2,4,8} (matmul.cu): q/k/v and LoraSet's down projections in one launch.</summary>
+    public nint[] GemvGroupLoraDownBf16 { get; }
 
     /// <summary>fp32 → bf16 (round to nearest even) for the cuBLASLt GEMMs: one element, or two per thread and step.</summary>
     public nint ToBf16 { get; }

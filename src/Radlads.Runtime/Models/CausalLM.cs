@@ -333,6 +333,7 @@ public sealed class CausalLM : IDisposable
         for (int l = 0; l < mixers.Length; l++)
         {
             pass.Layer = l;
+            pass.Ahead = [[mixers[l].OutputWeight], .. mlps[l].WeightsInReadOrder];
             pass.BeginNorm(norm!, mixers[l].TakesPendingNorm);
             mixers[l].Forward(pass, normed, branch);
             pass.EndNorm("the mixer");

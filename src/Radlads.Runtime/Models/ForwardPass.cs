@@ -55,6 +55,32 @@ internal sealed class ForwardPass(IBackend backend, IReadOnlyList<Segment> segme
     private PendingNorm? pendingNorm;
 
     /// <summary>
+    /// The weights the current layer reads after its q/k/v projections (o_proj, then the MLP's), in read order, groups
+    /// read together; set by the model before each mixer. <see cref="PrefetchAhead"/> hands them to IOps.Prefetch.
+    /// </summary>
+    public Tensor[][]? Ahead { get; set; }
+
+    /// <summary>
+    /// A decode step asks the backend to bring <see cref="Ahead"/> into its cache while the mixer's latency-bound ops
+    /// run. Called by the mixers right after the q/k/v projections (<see cref="Projections.Project"/>), whose reads fill
+    /// memory bandwidth until then.
+    /// </summary>
+    public void PrefetchAhead()
+    {
+        if (Ahead is { } weights && StreamsWeights)
+        {
+            Ahead = null;
+            Ops.Prefetch(weights);
+        }
+    }
+
+    /// <summary>
+    /// Whether this is a decode step (at most 16 rows): each weight is streamed once and read by a GEMV, so the step is
+    /// memory-bound; above that the GEMMs reuse each weight enough that prefetching or overlapping buys nothing.
+    /// </summary>
+    public bool StreamsWeights => Rows <= 16;
+
+    /// <summary>
     /// Hands the norm that writes the next mixer's or MLP's input to it: that input is <see cref="PendingNorm.Normed"/>
     /// and the consumer's first op runs the norm with its GEMVs (<see cref="TakeNorm"/>). When the consumer reads its
     /// input otherwise first (<paramref name="consumerTakes"/> false: RAD-RWKV6's token shift), the norm runs here.

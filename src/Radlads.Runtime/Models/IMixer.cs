@@ -20,6 +20,9 @@ internal interface IMixer : IDisposable
     /// </summary>
     bool TakesPendingNorm { get; }
 
+    /// <summary>The output projection o_proj [C, A], read after the token mixing (a decode step prefetches it: <see cref="ForwardPass.Ahead"/>).</summary>
+    Tensor OutputWeight { get; }
+
     /// <summary>x: input_layernorm output [T, C]; y: mixer output after o_proj [T, C].</summary>
     void Forward(ForwardPass pass, Tensor x, Tensor y);
 }

@@ -18,6 +18,9 @@ internal sealed class Mlp : IDisposable
         down = w.Matrix(prefix + "down_proj.weight", c.HiddenSize, size);
     }
 
+    /// <summary>The MLP's weights in the order a decode step reads them: gate and up together, then down.</summary>
+    public Tensor[][] WeightsInReadOrder => [[gate, up], [down]];
+
     /// <summary>x: post_attention_layernorm output [T, C] (or the pending norm's output, run here first); y [T, C].</summary>
     public void Forward(ForwardPass pass, Tensor x, Tensor y)
     {

@@ -68,6 +68,29 @@ internal sealed class Projections : IDisposable
             pass.Ops.MatMul(xv, Value, ValueBias, v);
         }
 
+        // What the layer reads next (o_proj, the MLP) streams into the cache while the mixing ops leave memory idle.
+        pass.PrefetchAhead();
+        return (r, k, v);
+    }
+
+    /// <summary>
+    /// <see cref="Project"/> of one x for q, k and v together with a LoRA set on the same x, as one op
+    /// (IOps.MatMulSharedLoraSet: on the CUDA decode path the LoRA down projections run in the GEMV's launch). A pending
+    /// input norm runs first, on its own.
+    /// </summary>
+    public (Tensor R, Tensor K, Tensor V) ProjectWithLoras(ForwardPass pass, ModelConfig c, Tensor x, ReadOnlySpan<LoraBranch> branches)
+    {
+        int kvWidth = c.NumKeyValueHeads * c.HeadDim;
+        var r = pass.Scratch(pass.Rows, c.NumAttentionHeads * c.HeadDim);
+        var k = pass.Scratch(pass.Rows, kvWidth);
+        var v = pass.Scratch(pass.Rows, kvWidth);
+        if (pass.TakeNorm(x) is { } n)
+        {
+            IOps.ResidualNorm(pass.Ops, n.H, n.Branch, n.Weight, n.Eps, n.Normed);
+        }
+
+        pass.Ops.MatMulSharedLoraSet(x, [Query, Key, Value], [QueryBias, KeyBias, ValueBias], [r, k, v], branches);
+        pass.PrefetchAhead();
         return (r, k, v);
     }
 

@@ -25,6 +25,8 @@ internal sealed class Qwen2Attention : IMixer
     /// <summary>The projections are the first read of x.</summary>
     public bool TakesPendingNorm => true;
 
+    public Tensor OutputWeight => p.Output;
+
     public LayerState CreateState() =>
         new KvCacheState(backend.Allocate(InitialCacheRows, KvWidth), backend.Allocate(InitialCacheRows, KvWidth));
 

@@ -89,6 +89,8 @@ internal sealed class Rwkv7Mixer : IMixer
     /// <summary>The projections are the first read of x (no token shift).</summary>
     public bool TakesPendingNorm => true;
 
+    public Tensor OutputWeight => p.Output;
+
     public LayerState CreateState() => new([backend.Allocate(config.NumAttentionHeads, config.HeadDim, config.HeadDim)]);
 
     public void Forward(ForwardPass pass, Tensor x, Tensor y)
@@ -98,9 +100,6 @@ internal sealed class Rwkv7Mixer : IMixer
         int h = config.NumAttentionHeads;
         int n = config.HeadDim;
         int a = Width;
-
-        // 1. Projections.
-        var (r, k, vRaw) = p.Project(pass, config, x, x, x);
 
         // 2–4 (and 8's ν). Every LoRA branch reads x: one LoraSet for all of them (two launches on the CUDA decode path).
         //   decay w = exp(−e^−0.5 · σ(w0 + tanh(x·w1)·w2));
@@ -114,7 +113,20 @@ internal sealed class Rwkv7Mixer : IMixer
         LoraBranch[] branches = [decay, rate, .. residual is { } nuBranch ? [nuBranch] : Array.Empty<LoraBranch>(),
             .. lowRankGate is { } gateBranch ? [gateBranch] : Array.Empty<LoraBranch>()];
 
-        ops.LoraSet(x, branches);
+        // 1. Projections. A decode step takes them with the LoRA set in one op (both only read x): on CUDA the LoRA down
+        // projections then run in the q/k/v GEMV's launch, one kernel boundary fewer. The input norm runs first, on its
+        // own; prompts keep it inside Project.
+        Tensor r, k, vRaw;
+        if (pass.StreamsWeights)
+        {
+            (r, k, vRaw) = p.ProjectWithLoras(pass, config, x, branches);
+        }
+        else
+        {
+            (r, k, vRaw) = p.Project(pass, config, x, x, x);
+            ops.LoraSet(x, branches);
+        }
+
         var w = decay.Y;
         var iclr = rate.Y;
         var g = lowRankGate is { } lr ? lr.Y : gate.Compute(pass, x, a);

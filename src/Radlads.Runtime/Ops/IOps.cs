@@ -449,4 +449,26 @@ public interface IOps
             TokenShift(x.Rows(b, 1), shiftStates[b], delta.Rows(b, 1));
         }
     }
+
+    /// <summary>
+    /// The q/k/v projections and a LoRA set that read the same x: <see cref="MatMulShared"/>(x, weights, biases,
+    /// outputs), then <see cref="LoraSet"/>(x, branches); no output may alias x or another output. The default is exactly
+    /// those two ops; the CUDA decode path runs the LoRA down projections inside the GEMV's launch (same bits).
+    /// </summary>
+    void MatMulSharedLoraSet(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs,
+        ReadOnlySpan<LoraBranch> branches)
+    {
+        MatMulShared(x, weights, biases, outputs);
+        LoraSet(x, branches);
+    }
+
+    /// <summary>
+    /// A hint: these weights are read soon, in this order; the tensors of one group are read together (one GEMV over
+    /// all of them, row by row). A backend with a cache may start loading as much of them as its cache holds while the
+    /// ops queued before it leave memory idle (CUDA: an L2 bulk prefetch on a side stream, decode only, off unless
+    /// RADLADS_PREFETCH_L2 gives it a share of the L2). Changes no result; the default does nothing.
+    /// </summary>
+    void Prefetch(params Tensor[][] groups)
+    {
+    }
 }

@@ -53,6 +53,9 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
         return string.Join(Environment.NewLine, lines);
     }
 
+    // A hint, passed through untimed.
+    public void Prefetch(params Tensor[][] groups) => inner.Prefetch(groups);
+
     private long Start()
     {
         synchronize?.Invoke();
@@ -110,6 +113,14 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
         long start = Start();
         inner.LoraSet(x, branches);
         Time(nameof(LoraSet), start);
+    }
+
+    public void MatMulSharedLoraSet(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs,
+        ReadOnlySpan<LoraBranch> branches)
+    {
+        long start = Start();
+        inner.MatMulSharedLoraSet(x, weights, biases, outputs, branches);
+        Time(nameof(MatMulSharedLoraSet), start);
     }
 
     public void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn)

@@ -365,6 +365,41 @@ public sealed class CudaGraphTests
         Assert.Equal(plainState, graphState);
     }
 
+    /// <summary>
+    /// The decode step's L2 prefetch of each layer's o_proj and MLP weights (IOps.Prefetch, off by default) on its own
+    /// stream, eager and as a branch of recorded steps, and RAD-RWKV7's q/k/v + LoRA down projections in one launch
+    /// (IOps.MatMulSharedLoraSet). The synthetic tiny shape with F widened so the MLP weights pass the prefetch's 64 KB
+    /// minimum: decode without prefetching, with it eager, and recorded with it give the same logits and state bit for
+    /// bit, and the prefetches (and for RAD-RWKV7 the one-launch projections) ran.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(AllArchitectures))]
+    public void PrefetchChangesNoBitEagerOrRecorded(Radlads.Models.Architecture architecture)
+    {
+        using var backend = CudaAvailability.Backend();
+        Assert.SkipWhen(backend.Device.ComputeMajor < 9, "L2 bulk prefetch needs sm_90 or later");
+        var config = SyntheticModel.Config("tiny", architecture) with { IntermediateSize = 1024 };
+        using var model = SyntheticModel.Create(config, backend, seed: 11);
+        int[] tokens = [.. Enumerable.Range(0, 12).Select(i => ((i * 37) + 3) % config.VocabSize)];
+        backend.CaptureEnabled = false;
+        var (plainLogits, plainState) = Decode(model, tokens);
+        Assert.Equal(0, backend.PrefetchLaunches);
+        int steps = tokens.Length * config.NumHiddenLayers;
+        bool lora = architecture == Radlads.Models.Architecture.Rwkv7Qwen2;
+        Assert.True(lora ? backend.GroupLoraLaunches >= steps : backend.GroupLoraLaunches == 0, $"{backend.GroupLoraLaunches} q/k/v + LoRA down launches");
+        backend.PrefetchL2Fraction = 0.75;
+        var (eagerLogits, eagerState) = Decode(model, tokens);
+        Assert.True(backend.PrefetchLaunches >= steps, $"{backend.PrefetchLaunches} prefetch launches for {steps} layer steps");
+        backend.CaptureEnabled = true;
+        long replays = backend.Replays;
+        var (graphLogits, graphState) = Decode(model, tokens);
+        Assert.True(backend.Replays - replays > 1, $"{backend.Replays - replays} replays for {tokens.Length} tokens");
+        Assert.Equal(plainLogits, eagerLogits);
+        Assert.Equal(plainState, eagerState);
+        Assert.Equal(plainLogits, graphLogits);
+        Assert.Equal(plainState, graphState);
+    }
+
     public static TheoryData<string> AttentionFixtures => new(Fixtures.Names.Where(n => n.StartsWith("qwen2", StringComparison.Ordinal)));
 
     /// <summary>

@@ -1,0 +1,155 @@
+using System.Globalization;
+using Radlads.Native;
+using Radlads.Ops;
+
+namespace Radlads.Cuda;
+
+/// <summary>
+/// IOps.Prefetch: L2 prefetches of weights on a second stream (a parallel branch of a recorded step), forked from the
+/// main stream with an event and joined back at the end of a recording (nothing reads what they do). Off by default:
+/// the 7B o_proj and gate/up ran 1–5 µs faster from L2 (7B RAD-RWKV7 −1.7 to −2.3 % a step), but 0.5B was 4–7 % slower
+/// and Qwen2 7B 0.5–1 % slower (H200, 2026-11-28, NOTES ninth session).
+/// </summary>
+public sealed unsafe partial class CudaBackend
+{
+    private CudaStream? prefetchStream;
+    private CudaEvent? prefetchFork;
+    private CudaEvent? prefetchDone;
+    private bool prefetchPending;
+
+    /// <summary>
+    /// How much of the L2 a <see cref="Prefetch"/> may fill (fraction of CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE; 0, the
+    /// default, turns prefetching off; RADLADS_PREFETCH_L2=0.75 is what was measured).
+    /// </summary>
+    public double PrefetchL2Fraction { get; set; } = PrefetchFractionFromEnvironment();
+
+    /// <summary>How many prefetch kernels this backend has queued (tests: the decode path issues them).</summary>
+    internal long PrefetchLaunches { get; private set; }
+
+    private static double PrefetchFractionFromEnvironment()
+    {
+        if (Environment.GetEnvironmentVariable("RADLADS_PREFETCH_L2") is not { } text)
+        {
+            return 0;
+        }
+
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double f) || f < 0 || f > 1)
+        {
+            throw new RadladsException($"RADLADS_PREFETCH_L2 must be a fraction of the L2 cache from 0 (off) to 1, not '{text}'");
+        }
+
+        return f;
+    }
+
+    /// <summary>The prefetch stream joins the main one (a recording must end with every branch joined).</summary>
+    private void JoinPrefetches()
+    {
+        if (prefetchPending)
+        {
+            Device.Driver.WaitEvent(stream.Handle, prefetchDone!.Handle);
+            prefetchPending = false;
+        }
+    }
+
+    /// <summary>A recording failed part-way: join the prefetch branch so that the capture can be ended and dropped.</summary>
+    private void AbandonPrefetches()
+    {
+        try
+        {
+            JoinPrefetches();
+        }
+        catch (CudaException)
+        {
+            prefetchPending = false;
+        }
+    }
+
+    /// <summary>
+    /// IOps.Prefetch: one warp on the prefetch stream (forked from the current one) issues L2 bulk prefetches of the
+    /// groups' weights in order, up to <see cref="PrefetchL2Fraction"/> of the L2; a group that does not fit gets the
+    /// same prefix of each tensor (one GEMV reads them row by row together). Hopper and later (cp.async.bulk).
+    /// </summary>
+    internal void Prefetch(Tensor[][] groups)
+    {
+        long budget = (long)(Device.L2CacheBytes * PrefetchL2Fraction);
+        if (budget <= 0 || Device.ComputeMajor < 9)
+        {
+            return;
+        }
+
+        PrefetchTable table = default;
+        foreach (var group in groups)
+        {
+            if (budget < PrefetchMinimum || table.Count == PrefetchRanges)
+            {
+                break;
+            }
+
+            long total = group.Sum(t => Cuda(t).ByteLength);
+            long each = total <= budget ? long.MaxValue : budget / Math.Max(1, group.Length);
+            foreach (var t in group)
+            {
+                var c = Cuda(t);
+                long bytes = Math.Min(c.ByteLength, each) / 16 * 16;
+                if (bytes < PrefetchMinimum || c.Pointer % 16 != 0 || table.Count == PrefetchRanges)
+                {
+                    continue;
+                }
+
+                table.Pointer[table.Count] = c.Pointer;
+                table.Bytes[table.Count] = bytes;
+                table.Count++;
+                budget -= bytes;
+            }
+        }
+
+        if (table.Count == 0)
+        {
+            return;
+        }
+
+        EnterWithoutWrites();
+        prefetchStream ??= new CudaStream(Device, highPriority: true);
+        prefetchFork ??= new CudaEvent(Device, timing: false);
+        prefetchDone ??= new CudaEvent(Device, timing: false);
+        Device.Driver.RecordEvent(prefetchFork.Handle, stream.Handle);
+        Device.Driver.WaitEvent(prefetchStream.Handle, prefetchFork.Handle);
+        // One warp a SM: a warp's bulk prefetches drain at ~180 GB/s (one warp took 210 µs for 37 MB, H200, 2026-11-28),
+        // so the chunks are spread over every SM to reach DRAM bandwidth.
+        long chunks = 0;
+        for (int i = 0; i < table.Count; i++)
+        {
+            chunks += (table.Bytes[i] + PrefetchChunk - 1) / PrefetchChunk;
+        }
+
+        uint grid = (uint)Math.Clamp(chunks, 1, Device.MultiprocessorCount);
+        void** args = stackalloc void*[] { &table };
+        Device.Driver.LaunchHighPriority(Kernels.PrefetchL2, grid, 1, 1, 32, 1, 1, 0, prefetchStream.Handle, args, "prefetch_l2");
+        prefetchDone.Record(prefetchStream);
+        prefetchPending = true;
+        PrefetchLaunches++;
+    }
+
+    private const int PrefetchRanges = 8;
+
+    /// <summary>prefetch.cu's PREFETCH_CHUNK: the bytes of one bulk prefetch.</summary>
+    private const long PrefetchChunk = 65536;
+
+    /// <summary>Ranges below this are not worth a bulk prefetch (biases, norms).</summary>
+    private const long PrefetchMinimum = 64 << 10;
+
+    /// <summary>Layout matches prefetch.cu's PrefetchTable.</summary>
+    private struct PrefetchTable
+    {
+        public fixed ulong Pointer[PrefetchRanges];
+        public fixed long Bytes[PrefetchRanges];
+        public int Count;
+    }
+
+    private void DisposePrefetchStream()
+    {
+        prefetchStream?.Dispose();
+        prefetchFork?.Dispose();
+        prefetchDone?.Dispose();
+    }
+}

@@ -1,0 +1,80 @@
+using Radlads.Checkpoints;
+using Radlads.Cuda;
+using Radlads.Ops;
+using Radlads.Tests.Models;
+
+namespace Radlads.Tests.Ops;
+
+/// <summary>
+/// IOps.Prefetch on CUDA (CudaBackend.Prefetch.cs): no launch when off (fraction 0, the default) or for weights under
+/// 64 KB; one launch otherwise, on its own stream; no result changes. Whole models, eager and recorded:
+/// CudaModelTests.PrefetchChangesNoBitEagerOrRecorded.
+/// </summary>
+public sealed class CudaPrefetchTests
+{
+    private static Tensor Upload(CudaBackend backend, float[] values, params int[] shape)
+    {
+        var t = backend.Allocate(shape);
+        backend.Upload(values, t);
+        return t;
+    }
+
+    private static float[] Read(CudaBackend backend, Tensor t)
+    {
+        var host = new float[t.ElementCount];
+        backend.Download(t, host);
+        return host;
+    }
+
+    [Fact]
+    public void PrefetchLaunchesWithinItsBudgetAndChangesNoResult()
+    {
+        using var backend = CudaAvailability.Backend();
+        Assert.SkipWhen(backend.Device.ComputeMajor < 9, "L2 bulk prefetch needs sm_90 or later");
+        Assert.Equal(0, backend.PrefetchL2Fraction);
+        var ops = backend.Ops;
+        var data = new TestData(92);
+        const int m = 4096, c = 1024;
+        using var w = new NativeWeight(data.Uniform(m * c, -0.05f, 0.05f), DType.BF16, m, c);
+        using var small = new NativeWeight(data.Uniform(64 * 64), DType.BF16, 64, 64);
+        using var weight = backend.LoadWeight(w.Data);
+        using var tiny = backend.LoadWeight(small.Data);
+        using var x = Upload(backend, data.Uniform(c), 1, c);
+        using var y = backend.Allocate(1, m);
+        ops.MatMul(x, weight, null, y);
+        var plain = Read(backend, y);
+
+        ops.Prefetch([weight]);
+        Assert.Equal(0, backend.PrefetchLaunches);
+        backend.PrefetchL2Fraction = 0.75;
+        ops.Prefetch([tiny]);
+        Assert.Equal(0, backend.PrefetchLaunches);
+        ops.Prefetch([weight], [tiny, weight]);
+        Assert.Equal(1, backend.PrefetchLaunches);
+        ops.MatMul(x, weight, null, y);
+        Assert.Equal(plain, Read(backend, y));
+        backend.Synchronize();
+    }
+
+    [Fact]
+    public void AFractionOutsideZeroToOneIsRefusedWithTheVariableNamed()
+    {
+        const string name = "RADLADS_PREFETCH_L2";
+        string? old = Environment.GetEnvironmentVariable(name);
+        try
+        {
+            Environment.SetEnvironmentVariable(name, "1.5");
+            var e = Assert.Throws<RadladsException>(() => CudaBackendFactory());
+            Assert.Contains(name, e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(name, old);
+        }
+
+        static void CudaBackendFactory()
+        {
+            using var backend = CudaAvailability.Backend();
+        }
+    }
+}
