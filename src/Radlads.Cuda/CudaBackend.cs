@@ -545,12 +545,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     internal long PersistentMlpLaunches { get; set; }
 
     /// <summary>
-    /// Whether decode runs RAD-RWKV7's q/k/v GEMV and LoRA down projections in one launch (IOps.MatMulSharedLoraSet,
+    /// Whether decode runs RAD-RWKV7's q/k/v GEMV and LoRA down projections in one launch (IOps.AddRmsNormMatMulSharedLoraSet,
     /// gemv_group_lora_down; same bits as the two launches). On by default; RADLADS_GROUP_LORA=0 runs the two, for comparison.
     /// </summary>
     public bool GroupLoraDown { get; set; } = Environment.GetEnvironmentVariable("RADLADS_GROUP_LORA") != "0";
 
-    /// <summary>How many gemv_group_lora_down launches (IOps.MatMulSharedLoraSet) this backend has queued (tests: the decode path takes them).</summary>
+    /// <summary>How many gemv_group_lora_down launches (IOps.AddRmsNormMatMulSharedLoraSet) this backend has queued (tests: the decode path takes them).</summary>
     internal long GroupLoraLaunches { get; set; }
 
     /// <summary>

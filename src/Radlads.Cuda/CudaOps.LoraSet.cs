@@ -51,30 +51,31 @@ internal sealed unsafe partial class CudaOps
     }
 
     /// <summary>
-    /// IOps.MatMulSharedLoraSet. At decode, when gemv_group takes the bf16 q/k/v and every LoRA branch takes the
-    /// kernels in bf16, one launch (gemv_group_lora_down_bf16_vec*, matmul.cu) runs lora_down's blocks then gemv_group's,
+    /// IOps.AddRmsNormMatMulSharedLoraSet. At decode, when gemv_group takes the bf16 q/k/v and every LoRA branch takes
+    /// the kernels in bf16 (and the norm is not fused into the GEMV: <see cref="CudaBackend.FuseNormGemv"/>), the norm's
+    /// own launch, then one launch (gemv_group_lora_down_bf16_vec*, matmul.cu) of lora_down's blocks and gemv_group's,
     /// then lora_up as in <see cref="LoraSet"/>: the same kernels' code, so the same bits as the two ops, one launch
     /// fewer. Otherwise the two ops.
     /// </summary>
-    public void MatMulSharedLoraSet(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs,
-        ReadOnlySpan<LoraBranch> branches)
+    public void AddRmsNormMatMulSharedLoraSet(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, IReadOnlyList<Tensor> weights,
+        IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs, ReadOnlySpan<LoraBranch> branches)
     {
-        backend.Enter();
-        LoraSetChecks.Check(x, branches);
+        FusedOpChecks.ResidualNormShared(h, branch, normed, weights, biases, outputs);
+        LoraSetChecks.Check(normed, branches);
+        var x = normed;
         int k = x.RowLength;
         ulong px = P(x);
         var (table, dtype, others) = x.RowCount == 1 && k > 0 ? LoraKernelTable(branches) : (default, DType.F32, null);
-        if (!backend.GroupLoraDown || x.RowCount != 1 || k == 0 || others is not null || table.Count == 0 || dtype != DType.BF16 || weights.Count != biases.Count
-            || weights.Count != outputs.Count || weights.Count == 0 || weights[0].DType != DType.BF16 || px % 16 != 0 || !Groups(k, weights, outputs))
+        if (!backend.GroupLoraDown || backend.FuseNormGemv || x.RowCount != 1 || k == 0 || others is not null || table.Count == 0 || dtype != DType.BF16
+            || weights[0].DType != DType.BF16 || px % 16 != 0 || !Groups(k, weights, outputs))
         {
-            using (var copy = TakeBf16CopyOf(x))
-            {
-                MatMulSharedEntered(x, weights, biases, outputs, copy);
-            }
-
-            LoraSet(x, branches);
+            AddRmsNormMatMulShared(h, branch, normWeight, eps, normed, weights, biases, outputs);
+            LoraSet(normed, branches);
             return;
         }
+
+        IOps.ResidualNorm(this, h, branch, normWeight, eps, normed);
+        backend.Enter();
 
         var g = GroupArguments(weights, biases, outputs);
         long rows = (long)g.M0 + g.M1 + g.M2;

@@ -74,9 +74,9 @@ internal sealed class Projections : IDisposable
     }
 
     /// <summary>
-    /// <see cref="Project"/> of one x for q, k and v together with a LoRA set on the same x, as one op
-    /// (IOps.MatMulSharedLoraSet: on the CUDA decode path the LoRA down projections run in the GEMV's launch). A pending
-    /// input norm runs first, on its own.
+    /// <see cref="Project"/> of one x for q, k and v together with a LoRA set on the same x: with the pending input norm,
+    /// one op (IOps.AddRmsNormMatMulSharedLoraSet: on the CUDA decode path the LoRA down projections run in the q/k/v
+    /// GEMV's launch); without one, MatMulShared then LoraSet.
     /// </summary>
     public (Tensor R, Tensor K, Tensor V) ProjectWithLoras(ForwardPass pass, ModelConfig c, Tensor x, ReadOnlySpan<LoraBranch> branches)
     {
@@ -86,10 +86,15 @@ internal sealed class Projections : IDisposable
         var v = pass.Scratch(pass.Rows, kvWidth);
         if (pass.TakeNorm(x) is { } n)
         {
-            IOps.ResidualNorm(pass.Ops, n.H, n.Branch, n.Weight, n.Eps, n.Normed);
+            pass.Ops.AddRmsNormMatMulSharedLoraSet(n.H, n.Branch, n.Weight, n.Eps, n.Normed, [Query, Key, Value], [QueryBias, KeyBias, ValueBias],
+                [r, k, v], branches);
+        }
+        else
+        {
+            pass.Ops.MatMulShared(x, [Query, Key, Value], [QueryBias, KeyBias, ValueBias], [r, k, v]);
+            pass.Ops.LoraSet(x, branches);
         }
 
-        pass.Ops.MatMulSharedLoraSet(x, [Query, Key, Value], [QueryBias, KeyBias, ValueBias], [r, k, v], branches);
         pass.PrefetchAhead();
         return (r, k, v);
     }

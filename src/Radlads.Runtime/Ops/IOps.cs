@@ -451,15 +451,16 @@ public interface IOps
     }
 
     /// <summary>
-    /// The q/k/v projections and a LoRA set that read the same x: <see cref="MatMulShared"/>(x, weights, biases,
-    /// outputs), then <see cref="LoraSet"/>(x, branches); no output may alias x or another output. The default is exactly
-    /// those two ops; the CUDA decode path runs the LoRA down projections inside the GEMV's launch (same bits).
+    /// The residual norm, then the q/k/v projections and a LoRA set that both read its output (RAD-RWKV7's decode step):
+    /// <see cref="AddRmsNormMatMulShared"/>(h, branch, normWeight, eps, normed, weights, biases, outputs), then
+    /// <see cref="LoraSet"/>(normed, branches). The default is exactly those two ops; the CUDA decode path runs the LoRA
+    /// down projections inside the q/k/v GEMV's launch (same bits, one launch fewer).
     /// </summary>
-    void MatMulSharedLoraSet(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs,
-        ReadOnlySpan<LoraBranch> branches)
+    void AddRmsNormMatMulSharedLoraSet(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, IReadOnlyList<Tensor> weights,
+        IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs, ReadOnlySpan<LoraBranch> branches)
     {
-        MatMulShared(x, weights, biases, outputs);
-        LoraSet(x, branches);
+        AddRmsNormMatMulShared(h, branch, normWeight, eps, normed, weights, biases, outputs);
+        LoraSet(normed, branches);
     }
 
     /// <summary>

@@ -115,12 +115,12 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
         Time(nameof(LoraSet), start);
     }
 
-    public void MatMulSharedLoraSet(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs,
-        ReadOnlySpan<LoraBranch> branches)
+    public void AddRmsNormMatMulSharedLoraSet(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, IReadOnlyList<Tensor> weights,
+        IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs, ReadOnlySpan<LoraBranch> branches)
     {
         long start = Start();
-        inner.MatMulSharedLoraSet(x, weights, biases, outputs, branches);
-        Time(nameof(MatMulSharedLoraSet), start);
+        inner.AddRmsNormMatMulSharedLoraSet(h, branch, normWeight, eps, normed, weights, biases, outputs, branches);
+        Time(nameof(AddRmsNormMatMulSharedLoraSet), start);
     }
 
     public void MatMul(Tensor x, Tensor weight, Tensor? bias, Tensor y, WeightLayout layout = WeightLayout.OutIn)

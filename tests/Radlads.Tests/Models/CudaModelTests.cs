@@ -368,7 +368,7 @@ public sealed class CudaGraphTests
     /// <summary>
     /// The decode step's L2 prefetch of each layer's o_proj and MLP weights (IOps.Prefetch, off by default) on its own
     /// stream, eager and as a branch of recorded steps, and RAD-RWKV7's q/k/v + LoRA down projections in one launch
-    /// (IOps.MatMulSharedLoraSet). The synthetic tiny shape with F widened so the MLP weights pass the prefetch's 64 KB
+    /// (IOps.AddRmsNormMatMulSharedLoraSet). The synthetic tiny shape with F widened so the MLP weights pass the prefetch's 64 KB
     /// minimum: decode without prefetching, with it eager, and recorded with it give the same logits and state bit for
     /// bit, and the prefetches (and for RAD-RWKV7 the one-launch projections) ran.
     /// </summary>

@@ -91,57 +91,81 @@ public abstract partial class OpConformanceTests
     };
 
     /// <summary>
-    /// <see cref="IOps.MatMulSharedLoraSet"/> against its two ops (MatMulShared, then LoraSet) on the same backend: the
-    /// same bits for q/k/v (with biases) and every branch's hidden and y, all written (NaN-poisoned first). On CUDA at
-    /// T = 1 with bf16 weights and kernel-ready LoRA factors it is one launch of lora_down's and gemv_group's blocks:
-    /// the 7B layer's LoRA set at C = 3584 (K split over blocks, four 256-column tiles), 0.5B's layer 0 (C = 896), C = 64
-    /// (one split: no partials); prompt rows and f16 take the two ops. The two-op results are held to the float64
-    /// definitions by MatMulShared's and LoraSet's own tests.
+    /// <see cref="IOps.AddRmsNormMatMulSharedLoraSet"/> against its two ops (AddRmsNormMatMulShared, then LoraSet on
+    /// normed) on the same backend: the same bits for h, normed, q/k/v (with biases) and every branch's hidden and y, all
+    /// written (NaN-poisoned first). On CUDA at T = 1 with bf16 weights and kernel-ready LoRA factors, the norm's launch
+    /// then one launch of lora_down's and gemv_group's blocks: the 7B layer's LoRA set at C = 3584 (K split over blocks,
+    /// four 256-column tiles), 0.5B's layer 0 (C = 896, the first layer's plain RmsNorm), C = 64 (one split: no
+    /// partials); prompt rows, f16, and the norm fused into the GEMV (CudaBackend.FuseNormGemv) take the two ops. The
+    /// two-op results are held to the float64 definitions by those ops' own tests.
     /// </summary>
     [Theory]
-    [InlineData(DType.BF16, 1, 3584, 512, 128, "96x3584 tanh rwkv7; 96x3584 none add; 64x3584 none add; 416x3584 sigmoid none", true)]
-    [InlineData(DType.BF16, 1, 896, 896, 128, "32x896 tanh rwkv7; 32x896 none add; 64x896 sigmoid none", true)]
-    [InlineData(DType.BF16, 1, 64, 64, 32, "8x64 none rwkv7; 32x64 tanh add", true)]
-    [InlineData(DType.BF16, 3, 896, 256, 128, "32x896 tanh rwkv7; 64x896 sigmoid none", false)]
-    [InlineData(DType.F16, 1, 896, 256, 128, "32x896 tanh rwkv7", false)]
-    public void MatMulSharedLoraSetGivesTheBitsOfItsTwoOps(DType dtype, int t, int c, int mq, int mkv, string spec, bool oneLaunchOnCuda)
+    [InlineData(DType.BF16, 1, 3584, 512, 128, "96x3584 tanh rwkv7; 96x3584 none add; 64x3584 none add; 416x3584 sigmoid none", true, false, true)]
+    [InlineData(DType.BF16, 1, 896, 896, 128, "32x896 tanh rwkv7; 32x896 none add; 64x896 sigmoid none", false, false, true)]
+    [InlineData(DType.BF16, 1, 64, 64, 32, "8x64 none rwkv7; 32x64 tanh add", true, false, true)]
+    [InlineData(DType.BF16, 1, 896, 256, 128, "32x896 tanh rwkv7; 64x896 sigmoid none", true, true, false)]
+    [InlineData(DType.BF16, 3, 896, 256, 128, "32x896 tanh rwkv7; 64x896 sigmoid none", true, false, false)]
+    [InlineData(DType.F16, 1, 896, 256, 128, "32x896 tanh rwkv7", true, false, false)]
+    public void AddRmsNormMatMulSharedLoraSetGivesTheBitsOfItsTwoOps(DType dtype, int t, int c, int mq, int mkv, string spec, bool withBranch,
+        bool fuseNormOnCuda, bool oneLaunchOnCuda)
     {
         var branches = LoraSpec(spec);
         var data = new TestData(70 + c + t + mq);
-        var x = In(data.Normal(t * c), t, c);
+        var (h, b, normWeight, _) = ResidualNormInputs(data, t, c, dtype);
         int[] rows = [mq, mkv, mkv];
         Tensor[] weights = [.. rows.Select(m => Weight(data.Normal(m * c, 1f / MathF.Sqrt(c)), dtype, out _, m, c))];
         Tensor?[] biases = [.. rows.Select(m => (Tensor?)In(data.Normal(m), m))];
-        var factors = branches.Select(b => (
-            A: Weight(data.Normal(c * b.Rank, 1f / MathF.Sqrt(c)), dtype, out _, c, b.Rank),
-            B: Weight(data.Normal(b.Rank * b.Width, 1f / MathF.Sqrt(b.Rank)), dtype, out _, b.Rank, b.Width),
-            Offset: b.Outer == LoraOuter.None ? null : In(data.Normal(b.Width), b.Width))).ToArray();
-        LoraBranch[] Set() => [.. branches.Select((b, i) =>
-            new LoraBranch(factors[i].A, factors[i].B, Out(t, b.Rank), Out(t, b.Width), b.Inner, b.Outer, factors[i].Offset))];
-
-        Tensor[] twoOpsOut = [.. rows.Select(m => Out(t, m))];
-        var twoOpsSet = Set();
-        Ops.MatMulShared(x, weights, biases, twoOpsOut);
-        Ops.LoraSet(x, twoOpsSet);
-
-        Tensor[] fusedOut = [.. rows.Select(m => Out(t, m))];
-        var fusedSet = Set();
-        long? before = GroupLoraLaunches;
-        Ops.MatMulSharedLoraSet(x, weights, biases, fusedOut, fusedSet);
-        if (before is { } launched)
+        var factors = branches.Select(br => (
+            A: Weight(data.Normal(c * br.Rank, 1f / MathF.Sqrt(c)), dtype, out _, c, br.Rank),
+            B: Weight(data.Normal(br.Rank * br.Width, 1f / MathF.Sqrt(br.Rank)), dtype, out _, br.Rank, br.Width),
+            Offset: br.Outer == LoraOuter.None ? null : In(data.Normal(br.Width), br.Width))).ToArray();
+        LoraBranch[] Set() => [.. branches.Select((br, i) =>
+            new LoraBranch(factors[i].A, factors[i].B, Out(t, br.Rank), Out(t, br.Width), br.Inner, br.Outer, factors[i].Offset))];
+        var cuda = Backend as Radlads.Cuda.CudaBackend;
+        bool fuseNorm = cuda?.FuseNormGemv ?? false;
+        if (cuda is not null)
         {
-            Assert.Equal(launched + (oneLaunchOnCuda ? 1 : 0), GroupLoraLaunches);
+            cuda.FuseNormGemv = fuseNormOnCuda;
         }
 
-        var pairs = twoOpsOut.Zip(fusedOut, (a, b) => (a, b, "q/k/v"))
-            .Concat(twoOpsSet.Zip(fusedSet, (a, b) => (a.Hidden, b.Hidden, "hidden")))
-            .Concat(twoOpsSet.Zip(fusedSet, (a, b) => (a.Y, b.Y, "y")));
-        foreach (var (expected, actual, what) in pairs)
+        try
         {
-            var e = Read(expected);
-            var a = Read(actual);
-            Assert.True(a.All(float.IsFinite), $"{what}: not every element written (NaN left) or not finite");
-            Assert.Equal(e, a);
+            var h1 = In(h, t, c);
+            var normed1 = Out(t, c);
+            Tensor[] twoOpsOut = [.. rows.Select(m => Out(t, m))];
+            var twoOpsSet = Set();
+            Ops.AddRmsNormMatMulShared(h1, withBranch ? In(b, t, c) : null, normWeight, 1e-6f, normed1, weights, biases, twoOpsOut);
+            Ops.LoraSet(normed1, twoOpsSet);
+
+            var h2 = In(h, t, c);
+            var normed2 = Out(t, c);
+            Tensor[] fusedOut = [.. rows.Select(m => Out(t, m))];
+            var fusedSet = Set();
+            long? before = GroupLoraLaunches;
+            Ops.AddRmsNormMatMulSharedLoraSet(h2, withBranch ? In(b, t, c) : null, normWeight, 1e-6f, normed2, weights, biases, fusedOut, fusedSet);
+            if (before is { } launched)
+            {
+                Assert.Equal(launched + (oneLaunchOnCuda ? 1 : 0), GroupLoraLaunches);
+            }
+
+            var pairs = new[] { (h1, h2, "h"), (normed1, normed2, "normed") }
+                .Concat(twoOpsOut.Zip(fusedOut, (x, y) => (x, y, "q/k/v")))
+                .Concat(twoOpsSet.Zip(fusedSet, (x, y) => (x.Hidden, y.Hidden, "hidden")))
+                .Concat(twoOpsSet.Zip(fusedSet, (x, y) => (x.Y, y.Y, "y")));
+            foreach (var (expected, actual, what) in pairs)
+            {
+                var e = Read(expected);
+                var a = Read(actual);
+                Assert.True(a.All(float.IsFinite), $"{what}: not every element written (NaN left) or not finite");
+                Assert.Equal(e, a);
+            }
+        }
+        finally
+        {
+            if (cuda is not null)
+            {
+                cuda.FuseNormGemv = fuseNorm;
+            }
         }
     }
 
