@@ -12,13 +12,6 @@ namespace Radlads.Tests.Ops;
 /// </summary>
 public sealed class CudaPrefetchTests
 {
-    private static Tensor Upload(CudaBackend backend, float[] values, params int[] shape)
-    {
-        var t = backend.Allocate(shape);
-        backend.Upload(values, t);
-        return t;
-    }
-
     private static float[] Read(CudaBackend backend, Tensor t)
     {
         var host = new float[t.ElementCount];
@@ -39,7 +32,7 @@ public sealed class CudaPrefetchTests
         using var small = new NativeWeight(data.Uniform(64 * 64), DType.BF16, 64, 64);
         using var weight = backend.LoadWeight(w.Data);
         using var tiny = backend.LoadWeight(small.Data);
-        using var x = Upload(backend, data.Uniform(c), 1, c);
+        using var x = backend.FromFloats(data.Uniform(c), 1, c);
         using var y = backend.Allocate(1, m);
         ops.MatMul(x, weight, null, y);
         var plain = Read(backend, y);
