@@ -99,13 +99,7 @@ __device__ __forceinline__ void lora_up(const LoraTable& t, float rwkv7_scale)
 #pragma unroll
             for (int u = 0; u < 4; u++)
             {
-                if (r + u * slots < rank)
-                {
-                    float wv[8];
-                    weights_of<DT, 8>(q[u], wv);
-#pragma unroll
-                    for (int j = 0; j < 8; j++) acc[j] = fmaf(wv[j], hv[u], acc[j]);
-                }
+                if (r + u * slots < rank) lora_fma8<DT>(q[u], hv[u], acc);
             }
         }
     }

@@ -44,6 +44,16 @@ __device__ __forceinline__ int lora_branch_of_column(const LoraTable& t, int col
     return i;
 }
 
+// acc[j] += w[j] · v for the 8 columns of one 16-byte load of an in×out factor (lora_down and lora_up alike).
+template <int DT>
+__device__ __forceinline__ void lora_fma8(uint4 q, float v, float (&acc)[8])
+{
+    float wv[8];
+    weights_of<DT, 8>(q, wv);
+#pragma unroll
+    for (int j = 0; j < 8; j++) acc[j] = fmaf(wv[j], v, acc[j]);
+}
+
 // hidden_i = inner_i(x · A_i) for all branches. Block: 8 warps, 256 columns of the concatenation (lane l owns columns
 // tile·256 + 8l .. + 7), rows [k0, k1) of split `split` (of `splits`) dealt to the warps round-robin, four loads in flight per
 // lane. One split: the block writes hidden. Several: each block writes partial[split, ranks]; the last block of a
@@ -95,13 +105,7 @@ __device__ __forceinline__ void lora_down(const float* __restrict__ x, const Lor
 #pragma unroll
             for (int u = 0; u < 4; u++)
             {
-                if (r + u * 8 < k1)
-                {
-                    float wv[8];
-                    weights_of<DT, 8>(q[u], wv);
-#pragma unroll
-                    for (int j = 0; j < 8; j++) acc[j] = fmaf(wv[j], xv[u], acc[j]);
-                }
+                if (r + u * 8 < k1) lora_fma8<DT>(q[u], xv[u], acc);
             }
         }
     }

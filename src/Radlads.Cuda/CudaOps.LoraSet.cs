@@ -261,14 +261,7 @@ internal sealed unsafe partial class CudaOps
     private (int Tiles, int Splits, int RowsPerSplit) LoraDownGeometry(int k, int ranks)
     {
         int tiles = (ranks + LoraColumnsPerDownBlock - 1) / LoraColumnsPerDownBlock;
-        int splits = 1;
-        if (k > 256 && tiles <= CudaBackend.SplitCounterCount)
-        {
-            splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles, 1, (k + 31) / 32);
-        }
-
-        int rowsPerSplit = (k + splits - 1) / splits;
-        splits = (k + rowsPerSplit - 1) / rowsPerSplit;
+        var (splits, rowsPerSplit) = SplitK(k, tiles);
         return (tiles, splits, rowsPerSplit);
     }
 

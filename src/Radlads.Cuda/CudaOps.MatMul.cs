@@ -197,6 +197,23 @@ internal sealed unsafe partial class CudaOps
     }
 
     /// <summary>
+    /// K split over blocks for a decode in×out GEMV of <paramref name="tiles"/> column tiles (gemv_inout, lora_down):
+    /// enough splits for about two blocks a SM (none for K ≤ 256 or more tiles than split counters), and the rows of a
+    /// split; the split count is then what those rows need.
+    /// </summary>
+    private (int Splits, int RowsPerSplit) SplitK(int k, int tiles)
+    {
+        int splits = 1;
+        if (k > 256 && tiles <= CudaBackend.SplitCounterCount)
+        {
+            splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles, 1, (k + 31) / 32);
+        }
+
+        int rowsPerSplit = (k + splits - 1) / splits;
+        return ((k + rowsPerSplit - 1) / rowsPerSplit, rowsPerSplit);
+    }
+
+    /// <summary>
     /// Decode, W [K, M] (LoRA factors): each lane takes 8 (f32: 4) adjacent columns with one 16-byte load per row
     /// when M and the pointers allow; K is split over blocks when there are few columns, and the last block of each
     /// column tile adds the splits in a fixed order.
@@ -214,14 +231,7 @@ internal sealed unsafe partial class CudaOps
 
         int columnsPerBlock = 32 * per;
         int tiles = (m + columnsPerBlock - 1) / columnsPerBlock;
-        int splits = 1;
-        if (k > 256 && tiles <= CudaBackend.SplitCounterCount)
-        {
-            splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles, 1, (k + 31) / 32);
-        }
-
-        int rowsPerSplit = (k + splits - 1) / splits;
-        splits = (k + rowsPerSplit - 1) / rowsPerSplit;
+        var (splits, rowsPerSplit) = SplitK(k, tiles);
         var function = vector ? K.GemvInOutVector[dtype] : K.GemvInOutScalar[dtype];
         ulong counters = backend.SplitCounters;
         if (splits == 1)
