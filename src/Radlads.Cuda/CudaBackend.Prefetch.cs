@@ -21,14 +21,18 @@ public sealed unsafe partial class CudaBackend
     /// How much of the L2 a <see cref="Prefetch"/> may fill (fraction of CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE; 0, the
     /// default, turns prefetching off; RADLADS_PREFETCH_L2=0.75 is what was measured).
     /// </summary>
-    public double PrefetchL2Fraction { get; set; } = PrefetchFractionFromEnvironment();
+    public double PrefetchL2Fraction { get; set; } = ParsePrefetchFraction(Environment.GetEnvironmentVariable("RADLADS_PREFETCH_L2"));
 
     /// <summary>How many prefetch kernels this backend has queued (tests: the decode path issues them).</summary>
     internal long PrefetchLaunches { get; private set; }
 
-    private static double PrefetchFractionFromEnvironment()
+    /// <summary>
+    /// RADLADS_PREFETCH_L2's value (<paramref name="text"/>; null when unset: 0, off) as a fraction of the L2; anything
+    /// but a number from 0 to 1 is an error that names the variable.
+    /// </summary>
+    internal static double ParsePrefetchFraction(string? text)
     {
-        if (Environment.GetEnvironmentVariable("RADLADS_PREFETCH_L2") is not { } text)
+        if (text is null)
         {
             return 0;
         }
@@ -65,7 +69,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>
-    /// IOps.Prefetch: one warp on the prefetch stream (forked from the current one) issues L2 bulk prefetches of the
+    /// IOps.Prefetch: one warp a SM on the prefetch stream (forked from the main one) issues L2 bulk prefetches of the
     /// groups' weights in order, up to <see cref="PrefetchL2Fraction"/> of the L2; a group that does not fit gets the
     /// same prefix of each tensor (one GEMV reads them row by row together). Hopper and later (cp.async.bulk).
     /// </summary>

@@ -49,25 +49,22 @@ public sealed class CudaPrefetchTests
         backend.Synchronize();
     }
 
-    [Fact]
-    public void AFractionOutsideZeroToOneIsRefusedWithTheVariableNamed()
-    {
-        const string name = "RADLADS_PREFETCH_L2";
-        string? old = Environment.GetEnvironmentVariable(name);
-        try
-        {
-            Environment.SetEnvironmentVariable(name, "1.5");
-            var e = Assert.Throws<RadladsException>(() => CudaBackendFactory());
-            Assert.Contains(name, e.Message, StringComparison.Ordinal);
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable(name, old);
-        }
+    /// <summary>RADLADS_PREFETCH_L2: unset is off, a fraction from 0 to 1 is taken, anything else is refused naming the variable (no GPU needed).</summary>
+    [Theory]
+    [InlineData(null, 0.0)]
+    [InlineData("0", 0.0)]
+    [InlineData("0.75", 0.75)]
+    [InlineData("1", 1.0)]
+    public void TheFractionIsReadFromTheVariable(string? text, double expected) => Assert.Equal(expected, CudaBackend.ParsePrefetchFraction(text));
 
-        static void CudaBackendFactory()
-        {
-            using var backend = CudaAvailability.Backend();
-        }
+    [Theory]
+    [InlineData("1.5")]
+    [InlineData("-0.1")]
+    [InlineData("half")]
+    public void AFractionOutsideZeroToOneIsRefusedWithTheVariableNamed(string text)
+    {
+        var e = Assert.Throws<RadladsException>(() => CudaBackend.ParsePrefetchFraction(text));
+        Assert.Contains("RADLADS_PREFETCH_L2", e.Message, StringComparison.Ordinal);
+        Assert.Contains(text, e.Message, StringComparison.Ordinal);
     }
 }
