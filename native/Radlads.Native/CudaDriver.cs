@@ -341,10 +341,8 @@ public sealed unsafe class CudaDriver
     /// </summary>
     public nint CreateHighPriorityStream()
     {
-        int least, greatest;
-        Check(cuCtxGetStreamPriorityRange(&least, &greatest), "cuCtxGetStreamPriorityRange");
         nint stream;
-        Check(cuStreamCreateWithPriority(&stream, 1, greatest), "cuStreamCreateWithPriority");
+        Check(cuStreamCreateWithPriority(&stream, 1, GreatestPriority), "cuStreamCreateWithPriority");
         return stream;
     }
 

@@ -70,8 +70,7 @@ public sealed unsafe partial class CudaBackend
     {
         Device.MakeCurrent();
         DropBf16Copy();
-        stream.Synchronize();
-        prefetchStream?.Synchronize();
+        SynchronizeStreams();
         lock (cacheLock)
         {
             foreach (var blocks in cache.Values)

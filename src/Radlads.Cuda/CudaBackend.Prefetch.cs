@@ -45,6 +45,13 @@ public sealed unsafe partial class CudaBackend
         return f;
     }
 
+    /// <summary>Waits on the host for the main stream and the prefetch stream (a prefetch may still read a weight about to be freed).</summary>
+    private void SynchronizeStreams()
+    {
+        stream.Synchronize();
+        prefetchStream?.Synchronize();
+    }
+
     /// <summary>The prefetch stream joins the main one (a recording must end with every branch joined).</summary>
     private void JoinPrefetches()
     {

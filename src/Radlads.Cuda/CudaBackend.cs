@@ -101,11 +101,10 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     internal Kernels Kernels { get; }
 
-
-    internal CudaStream StreamObject => stream;
-
     /// <summary>The CUstream every op of this backend is queued on (prefetches have their own: CudaBackend.Prefetch.cs).</summary>
     public nint Stream => stream.Handle;
+
+    internal CudaStream StreamObject => stream;
 
     /// <summary>Whether decode steps are recorded as CUDA graphs and replayed (default on; RADLADS_CUDA_GRAPHS=0 turns it off).</summary>
     /// <summary>
@@ -228,8 +227,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         if (!disposed)
         {
             Device.MakeCurrent();
-            stream.Synchronize();
-            prefetchStream?.Synchronize();
+            SynchronizeStreams();
         }
     }
 
@@ -241,8 +239,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         Device.MakeCurrent();
-        stream.Synchronize();
-        prefetchStream?.Synchronize();
+        SynchronizeStreams();
     }
 
     internal static CudaTensor Cuda(Tensor t) =>
@@ -609,8 +606,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         }
 
         Device.MakeCurrent();
-        stream.Synchronize();
-        prefetchStream?.Synchronize();
         ReleaseCachedMemory();
         ids?.Dispose();
         sampleBuffer?.Dispose();
