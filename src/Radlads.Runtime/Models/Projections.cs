@@ -40,11 +40,9 @@ internal sealed class Projections : IDisposable
 
     /// <summary>
     /// r = x_r·Wqᵀ + bq [T, A]; k = x_k·Wkᵀ + bk and v = x_v·Wvᵀ + bv [T, KVH·N]. With one x for all three, a norm
-    /// pending for x (<see cref="ForwardPass.BeginNorm"/>) runs first, in one op with the projections, and so does a LoRA
-    /// set on that x (<paramref name="loras"/>: IOps.AddRmsNormMatMulSharedLoraSet, or MatMulShared then LoraSet).
+    /// pending for x (<see cref="ForwardPass.BeginNorm"/>) runs first, in one op with the projections.
     /// </summary>
-    public (Tensor R, Tensor K, Tensor V) Project(ForwardPass pass, ModelConfig c, Tensor xr, Tensor xk, Tensor xv,
-        ReadOnlySpan<LoraBranch> loras = default)
+    public (Tensor R, Tensor K, Tensor V) Project(ForwardPass pass, ModelConfig c, Tensor xr, Tensor xk, Tensor xv)
     {
         int kvWidth = c.NumKeyValueHeads * c.HeadDim;
         var r = pass.Scratch(pass.Rows, c.NumAttentionHeads * c.HeadDim);
@@ -53,39 +51,50 @@ internal sealed class Projections : IDisposable
         if (ReferenceEquals(xr, xk) && ReferenceEquals(xr, xv))
         {
             // The input norm, when the model left it pending (IMixer.TakesPendingNorm), runs with the GEMVs.
-            var n = pass.TakeNorm(xr);
-            if (n is null)
-            {
-                pass.Ops.MatMulShared(xr, [Query, Key, Value], [QueryBias, KeyBias, ValueBias], [r, k, v]);
-                if (!loras.IsEmpty)
-                {
-                    pass.Ops.LoraSet(xr, loras);
-                }
-            }
-            else if (loras.IsEmpty)
+            if (pass.TakeNorm(xr) is { } n)
             {
                 pass.Ops.AddRmsNormMatMulShared(n.H, n.Branch, n.Weight, n.Eps, n.Normed, [Query, Key, Value], [QueryBias, KeyBias, ValueBias],
                     [r, k, v]);
             }
             else
             {
-                pass.Ops.AddRmsNormMatMulSharedLoraSet(n.H, n.Branch, n.Weight, n.Eps, n.Normed, [Query, Key, Value], [QueryBias, KeyBias, ValueBias],
-                    [r, k, v], loras);
+                pass.Ops.MatMulShared(xr, [Query, Key, Value], [QueryBias, KeyBias, ValueBias], [r, k, v]);
             }
         }
         else
         {
-            if (!loras.IsEmpty)
-            {
-                throw new ArgumentException("a LoRA set goes with the projections only when q, k and v read one x", nameof(loras));
-            }
-
             pass.Ops.MatMul(xr, Query, QueryBias, r);
             pass.Ops.MatMul(xk, Key, KeyBias, k);
             pass.Ops.MatMul(xv, Value, ValueBias, v);
         }
 
         // What the layer reads next (o_proj, the MLP) streams into the cache while the mixing ops leave memory idle.
+        pass.PrefetchAhead();
+        return (r, k, v);
+    }
+
+    /// <summary>
+    /// <see cref="Project"/> of one x for q, k and v together with a LoRA set on the same x: with the pending input norm,
+    /// one op (IOps.AddRmsNormMatMulSharedLoraSet: on the CUDA decode path the LoRA down projections run in the q/k/v
+    /// GEMV's launch); without one, MatMulShared then LoraSet.
+    /// </summary>
+    public (Tensor R, Tensor K, Tensor V) ProjectWithLoras(ForwardPass pass, ModelConfig c, Tensor x, ReadOnlySpan<LoraBranch> branches)
+    {
+        int kvWidth = c.NumKeyValueHeads * c.HeadDim;
+        var r = pass.Scratch(pass.Rows, c.NumAttentionHeads * c.HeadDim);
+        var k = pass.Scratch(pass.Rows, kvWidth);
+        var v = pass.Scratch(pass.Rows, kvWidth);
+        if (pass.TakeNorm(x) is { } n)
+        {
+            pass.Ops.AddRmsNormMatMulSharedLoraSet(n.H, n.Branch, n.Weight, n.Eps, n.Normed, [Query, Key, Value], [QueryBias, KeyBias, ValueBias],
+                [r, k, v], branches);
+        }
+        else
+        {
+            pass.Ops.MatMulShared(x, [Query, Key, Value], [QueryBias, KeyBias, ValueBias], [r, k, v]);
+            pass.Ops.LoraSet(x, branches);
+        }
+
         pass.PrefetchAhead();
         return (r, k, v);
     }
