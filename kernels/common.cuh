@@ -378,6 +378,54 @@ __device__ __forceinline__ void rope_expand_head_pair(float* r, float* k, const 
     }
 }
 
+// The wkv7 (generalised delta rule) update of one value row i by one warp, the lanes across the row's n keys: lane
+// holds S[i, lane + 32e] in s (loaded by the caller, which may do so before pdl_begin: only this layer's recurrence
+// writes its state). sa = Σ_j a_j S[i,j]; S[i,j] ← S[i,j]·w_j + k_j·v_i + sa·b_j (written to row); returns
+// Σ_j S[i,j]·r_j (warp-summed, every lane). r, w, k, a, b point at the head's n keys (global or shared memory).
+// Shared by wkv7_decode_f32, wkv7_decode_rows_f32 and rwkv7_rope_keys_wkv7_rows_f32 so that they round alike.
+// NE: the row's keys a lane holds (n ≤ 32·NE; padding keys are skipped, so every NE gives the same bits).
+#define WKV7_MAX_PER_LANE 8
+template <int NE = WKV7_MAX_PER_LANE>
+__device__ __forceinline__ float wkv7_decode_row(float* row, const float* s, const float* r, const float* w, const float* k,
+    const float* a, const float* b, float vi, int n, int lane)
+{
+    float sa = 0.f;
+#pragma unroll
+    for (int e = 0; e < NE; e++)
+    {
+        int j = lane + 32 * e;
+        if (j < n) sa = fmaf(a[j], s[e], sa);
+    }
+
+    sa = warp_sum(sa);
+    float acc = 0.f;
+#pragma unroll
+    for (int e = 0; e < NE; e++)
+    {
+        int j = lane + 32 * e;
+        if (j < n)
+        {
+            float value = fmaf(b[j], sa, fmaf(k[j], vi, s[e] * w[j]));
+            row[j] = value;
+            acc = fmaf(value, r[j], acc);
+        }
+    }
+
+    return warp_sum(acc);
+}
+
+// Loads S[i, lane + 32e] of a row (0 past n) for wkv7_decode_row.
+template <int NE = WKV7_MAX_PER_LANE>
+__device__ __forceinline__ void wkv7_load_row(const float* row, float* s, int n, int lane)
+{
+#pragma unroll
+    for (int e = 0; e < NE; e++)
+    {
+        int j = lane + 32 * e;
+        s[e] = j < n ? row[j] : 0.f;
+    }
+}
+
 // RAD-RWKV7's keys and value residual for one (token, head) by one warp (rwkv7.cu rwkv7_keys_vres_f32 and
 // rwkv7_rope_keys_rows_f32): κ = normalize(k or k ⊙ k_k) with eps 1e-12, removal = −κ, replacement = κ ⊙ a,
 // k̃ = k ⊙ (1 − w + a) (balanced) or k ⊙ (1 + (a − 1) ⊙ k_a) (stock); has_residual: v ← v + (v_first − v) ⊙ ν. Each
@@ -385,12 +433,14 @@ __device__ __forceinline__ void rope_expand_head_pair(float* r, float* k, const 
 // rwkv7_keys_f32 and rwkv7_value_residual_f32: the same bits. Head dim ≤ 32 · KEYS_PER_LANE.
 #define KEYS_PER_LANE 8
 
-// k_k and k_a of head h (weights: callers load them before pdl_begin); zeros for balanced keys.
+// k_k and k_a of head h (weights: callers load them before pdl_begin); zeros for balanced keys. KPL: the elements a
+// lane holds (head dim ≤ 32·KPL; the loops skip i ≥ n, so every KPL gives the same bits).
+template <int KPL = KEYS_PER_LANE>
 __device__ __forceinline__ void rwkv7_keys_weights(const void* key_scale, int key_scale_dtype, const void* iclr_mix,
     int iclr_mix_dtype, int h, int n, int lane, int balanced, float* ks, float* ka)
 {
 #pragma unroll
-    for (int u = 0; u < KEYS_PER_LANE; u++)
+    for (int u = 0; u < KPL; u++)
     {
         int i = lane + 32 * u;
         ks[u] = !balanced && i < n ? load_any(key_scale, key_scale_dtype, (i64)h * n + i) : 0.f;
@@ -399,16 +449,17 @@ __device__ __forceinline__ void rwkv7_keys_weights(const void* key_scale, int ke
 }
 
 // The head at element offset o of k, w, a, removal, replacement, k_tilde, v, v_first, nu.
+template <int KPL = KEYS_PER_LANE>
 __device__ __forceinline__ void rwkv7_keys_vres_head(const float* k, const float* w, const float* a, const float* ks,
     const float* ka, i64 o, int n, int lane, int balanced, float* removal, float* replacement, float* k_tilde, float* v,
     const float* v_first, const float* nu, int has_residual)
 {
     // Every activation this lane needs is loaded up front, before the warp sum: the stores below could alias them
     // (no __restrict__), so loads left in the second loop would each wait for the stores before them.
-    float kr[KEYS_PER_LANE], ar[KEYS_PER_LANE], wr[KEYS_PER_LANE], vr[KEYS_PER_LANE], fr[KEYS_PER_LANE], nr[KEYS_PER_LANE];
+    float kr[KPL], ar[KPL], wr[KPL], vr[KPL], fr[KPL], nr[KPL];
     float sum = 0.f;
 #pragma unroll
-    for (int u = 0; u < KEYS_PER_LANE; u++)
+    for (int u = 0; u < KPL; u++)
     {
         int i = lane + 32 * u;
         bool in = i < n;
@@ -422,7 +473,7 @@ __device__ __forceinline__ void rwkv7_keys_vres_head(const float* k, const float
     }
 
 #pragma unroll
-    for (int u = 0; u < KEYS_PER_LANE; u++)
+    for (int u = 0; u < KPL; u++)
     {
         if (lane + 32 * u < n)
         {
@@ -433,7 +484,7 @@ __device__ __forceinline__ void rwkv7_keys_vres_head(const float* k, const float
 
     float inv = 1.f / fmaxf(sqrtf(warp_sum(sum)), 1e-12f);
 #pragma unroll
-    for (int u = 0; u < KEYS_PER_LANE; u++)
+    for (int u = 0; u < KPL; u++)
     {
         int i = lane + 32 * u;
         if (i < n)

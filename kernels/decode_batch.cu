@@ -214,8 +214,9 @@ extern "C" __global__ void attention_decode_rows_combine_f32(const float* partia
 }
 
 // RAD-RWKV7 delta rule, one token for each of `rows` sequences (state of row b: table.first[b], [H, N, N]
-// value-major). One warp per (row, head, value row i), the lanes across the N keys, arithmetic as wkv7_decode_f32.
-// gate not null (IOps.Wkv7DecodeScaleGate): y_i = (acc · scale) · gate_i as scale_multiply_f32 rounds it; gate [rows, H·N].
+// value-major). One warp per (row, head, value row i), the lanes across the N keys, arithmetic as wkv7_decode_f32
+// (common.cuh's wkv7_decode_row). gate not null (IOps.Wkv7DecodeScaleGate): y_i = (acc · scale) · gate_i as
+// scale_multiply_f32 rounds it; gate [rows, H·N].
 extern "C" __global__ void __launch_bounds__(256) wkv7_decode_rows_f32(const float* r, const float* w, const float* k,
     const float* v, const float* a, const float* b, int rows, int heads, int n, DecodeTable table, float* y, float scale,
     const float* gate)
@@ -231,34 +232,116 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_decode_rows_f32(const flo
     int i = (int)(within % n);
     const i64 o = (i64)seq * per_row + (i64)h * n;
     float* row = (float*)table.first[seq] + within * n;
-    float s[DB_MAX_PER_LANE];
-    float sa = 0.f;
-#pragma unroll
-    for (int e = 0; e < DB_MAX_PER_LANE; e++)
-    {
-        int j = lane + 32 * e;
-        s[e] = j < n ? row[j] : 0.f;
-        if (j < n) sa = fmaf(a[o + j], s[e], sa);
-    }
+    float s[WKV7_MAX_PER_LANE];
+    wkv7_load_row(row, s, n, lane);
+    float acc = wkv7_decode_row(row, s, r + o, w + o, k + o, a + o, b + o, v[o + i], n, lane);
+    if (lane == 0) y[o + i] = gate ? (acc * scale) * gate[o + i] : acc;
+}
 
-    sa = warp_sum(sa);
-    float vi = v[o + i];
-    float acc = 0.f;
-#pragma unroll
-    for (int e = 0; e < DB_MAX_PER_LANE; e++)
+// IOps.Rwkv7RopeKeysWkv7Rows: rwkv7_rope_keys_rows_f32 (rwkv7.cu) then wkv7_decode_rows_f32 with the scale and gate,
+// in one launch, for `rows` one-token sequences (state of row b: table.first[b]; position table.value[b], plus
+// *position_offset when not null: a recorded batch-1 step reads it from the step buffer). Block = RKW_ROWS warps, one
+// per value row i of ONE (row b, head h): blocks = rows · H · ⌈N / RKW_ROWS⌉ (448 on a 7B layer at batch 1).
+// - Before pdl_begin (nothing this step writes them): each warp loads its state row, warp 0 the stock keys' k_k / k_a
+//   and the RoPE angles (float64 sincos off the dependent path).
+// - Warp 0 then does rwkv7_rope_keys_rows_f32's work for the head, into shared memory instead of global: r's head
+//   rotated, kh (k's KV head ⌊h/G⌋ rotated), vh, and rwkv7_keys_vres_head's removal, replacement, k̃ and v with
+//   the residual. Every block of the head repeats it (N elements, L2-resident inputs) instead of a launch boundary.
+// - After __syncthreads each warp runs wkv7_decode_row on its row from the shared vectors (w from global, as the
+//   two-launch path reads it) and writes y_i = (acc · scale) · gate_i and vh_i (v with the residual: layer 0 copies
+//   it to v_first). The same fp32 operations in the same order as the two kernels: the same bits.
+// r, w, a, vh, v_first, nu, gate, y [rows, H·N]; k, v [rows, KVH·N]. N even, ≤ 32·NE ≤ 256.
+#define RKW_ROWS 8
+#define RKW_MAX_N 256
+template <int NE>
+__device__ __forceinline__ void rwkv7_rope_keys_wkv7_rows(const float* r, const float* k,
+    const float* v, float* vh, int rows, int kv_heads, int groups, int n, DecodeTable table, const int* position_offset,
+    float theta, const float* w, const float* a, const void* key_scale, int key_scale_dtype, const void* iclr_mix,
+    int iclr_mix_dtype, int balanced, const float* v_first, const float* nu, int has_residual, float* y, float scale,
+    const float* gate)
+{
+    __shared__ float sr[RKW_MAX_N], skh[RKW_MAX_N], svh[RKW_MAX_N], srem[RKW_MAX_N], srep[RKW_MAX_N], skt[RKW_MAX_N];
+    const int heads = kv_heads * groups;
+    const int tiles = (n + RKW_ROWS - 1) / RKW_ROWS;
+    const int tile = (int)(blockIdx.x % tiles);
+    const int h = (int)(blockIdx.x / tiles % heads);
+    const int b = (int)(blockIdx.x / tiles / heads);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int i = tile * RKW_ROWS + warp;
+    const int half = n / 2;
+    if (b >= rows) return;
+    float* row = (float*)table.first[b] + ((i64)h * n + (i < n ? i : 0)) * n;
+    float s[NE];
+    if (i < n) wkv7_load_row<NE>(row, s, n, lane);
+    float ks[NE], ka[NE], cf[(NE + 1) / 2], sf[(NE + 1) / 2];
+    if (warp == 0)
     {
-        int j = lane + 32 * e;
-        if (j < n)
+        rwkv7_keys_weights<NE>(key_scale, key_scale_dtype, iclr_mix, iclr_mix_dtype, h, n, lane, balanced, ks, ka);
+        int position = table.value[b];
+        if (position_offset != 0) position += *position_offset;
+#pragma unroll
+        for (int u = 0; u < (NE + 1) / 2; u++)
         {
-            float value = fmaf(b[o + j], sa, fmaf(k[o + j], vi, s[e] * w[o + j]));
-            row[j] = value;
-            acc = fmaf(value, r[o + j], acc);
+            int p = lane + 32 * u;
+            if (p < half) rope_cos_sin((double)position, p, n, theta, cf[u], sf[u]);
         }
     }
 
-    acc = warp_sum(acc);
-    if (lane == 0) y[o + i] = gate ? (acc * scale) * gate[o + i] : acc;
+    pdl_begin();
+    const i64 o = ((i64)b * heads + h) * n;
+    if (warp == 0)
+    {
+        const i64 kv = ((i64)b * kv_heads + h / groups) * n;
+#pragma unroll
+        for (int u = 0; u < (NE + 1) / 2; u++)
+        {
+            int p = lane + 32 * u;
+            if (p < half)
+            {
+                float ra = r[o + p], rb = r[o + p + half];
+                rope_pair(ra, rb, cf[u], sf[u]);
+                sr[p] = ra;
+                sr[p + half] = rb;
+                float ka2 = k[kv + p], kb2 = k[kv + p + half];
+                rope_pair(ka2, kb2, cf[u], sf[u]);
+                skh[p] = ka2;
+                skh[p + half] = kb2;
+                svh[p] = v[kv + p];
+                svh[p + half] = v[kv + p + half];
+            }
+        }
+
+        __syncwarp();
+        rwkv7_keys_vres_head<NE>(skh, w + o, a + o, ks, ka, 0, n, lane, balanced, srem, srep, skt, svh,
+            has_residual ? v_first + o : v_first, has_residual ? nu + o : nu, has_residual);
+    }
+
+    __syncthreads();
+    if (i >= n) return;
+    float vi = svh[i];
+    float acc = wkv7_decode_row<NE>(row, s, sr, w + o, skt, srem, srep, vi, n, lane);
+    if (lane == 0)
+    {
+        y[o + i] = (acc * scale) * gate[o + i];
+        vh[o + i] = vi;
+    }
 }
+
+// NE: keys a lane holds, N ≤ 32·NE (the host picks the smallest: fewer registers, more resident blocks; same bits).
+#define RWKV7_ROPE_KEYS_WKV7_ROWS(NE)                                                                                    \
+    extern "C" __global__ void __launch_bounds__(RKW_ROWS * 32) rwkv7_rope_keys_wkv7_rows_f32_e##NE(const float* r,      \
+        const float* k, const float* v, float* vh, int rows, int kv_heads, int groups, int n, DecodeTable table,          \
+        const int* position_offset, float theta, const float* w, const float* a, const void* key_scale,                  \
+        int key_scale_dtype, const void* iclr_mix, int iclr_mix_dtype, int balanced, const float* v_first,               \
+        const float* nu, int has_residual, float* y, float scale, const float* gate)                                     \
+    {                                                                                                                    \
+        rwkv7_rope_keys_wkv7_rows<NE>(r, k, v, vh, rows, kv_heads, groups, n, table, position_offset, theta, w, a,       \
+            key_scale, key_scale_dtype, iclr_mix, iclr_mix_dtype, balanced, v_first, nu, has_residual, y, scale, gate);  \
+    }
+RWKV7_ROPE_KEYS_WKV7_ROWS(1)
+RWKV7_ROPE_KEYS_WKV7_ROWS(2)
+RWKV7_ROPE_KEYS_WKV7_ROWS(4)
+RWKV7_ROPE_KEYS_WKV7_ROWS(8)
 
 // RAD-RWKV6 GLA recurrence, one token for each of `rows` sequences (state of row b: table.first[b], [H, N_k, N_v]
 // key-major). Grid (heads, rows), one thread per value column j: S[i, j] ← S[i, j]·w_i + k_i·v_j, y_j = Σ_i S[i, j]·

@@ -181,9 +181,8 @@ extern "C" __global__ void wkv7_f32(const float* r, const float* w, const float*
 // The same recurrence for one token (decode): one warp per value row i of a head, the lanes across the row's
 // N keys, so the state is read and written once, coalesced, by H·N warps instead of H blocks. A lane keeps
 // N/32 (≤ 8) elements of the row in registers. y must not alias the inputs.
-#define WKV7_MAX_PER_LANE 8
 // gate not null (IOps.Wkv7DecodeScaleGate): y_i = (acc · scale) · gate_i, the two fp32 roundings of scale_multiply_f32,
-// instead of y_i = acc; gate [H·N] like y, not aliasing it.
+// instead of y_i = acc; gate [H·N] like y, not aliasing it. The row's arithmetic is common.cuh's wkv7_decode_row.
 extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r, const float* w, const float* k, const float* v,
     const float* a, const float* b, float* state, int heads, int n, float* y, float scale, const float* gate)
 {
@@ -196,31 +195,8 @@ extern "C" __global__ void __launch_bounds__(256) wkv7_decode_f32(const float* r
     const i64 o = (i64)h * n;
     float* row = state + item * n;
     float s[WKV7_MAX_PER_LANE];
-    float sa = 0.f;
-#pragma unroll
-    for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
-    {
-        int j = lane + 32 * e;
-        s[e] = j < n ? row[j] : 0.f;
-        if (j < n) sa = fmaf(a[o + j], s[e], sa);
-    }
-
-    sa = warp_sum(sa);
-    float vi = v[o + i];
-    float acc = 0.f;
-#pragma unroll
-    for (int e = 0; e < WKV7_MAX_PER_LANE; e++)
-    {
-        int j = lane + 32 * e;
-        if (j < n)
-        {
-            float value = fmaf(b[o + j], sa, fmaf(k[o + j], vi, s[e] * w[o + j]));
-            row[j] = value;
-            acc = fmaf(value, r[o + j], acc);
-        }
-    }
-
-    acc = warp_sum(acc);
+    wkv7_load_row(row, s, n, lane);
+    float acc = wkv7_decode_row(row, s, r + o, w + o, k + o, a + o, b + o, v[o + i], n, lane);
     if (lane == 0) y[o + i] = gate ? (acc * scale) * gate[o + i] : acc;
 }
 

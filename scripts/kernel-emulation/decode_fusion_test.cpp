@@ -191,6 +191,62 @@ void rope_keys(int rows, int heads, int kv_heads, int n, int balanced, int resid
     printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
 }
 
+// rwkv7_rope_keys_wkv7_rows_f32 (decode_batch.cu) against rwkv7_rope_keys_rows_f32 then wkv7_decode_f32 (one row) or
+// wkv7_decode_rows_f32 with the scale and gate, as CudaOps launches them (IOps.Rwkv7RopeKeysWkv7Rows: a block of
+// RKW_ROWS warps per row, head and 8 value rows). y, vh and the states must have the same bits; k is only read.
+void rope_keys_wkv7(int rows, int heads, int kv_heads, int n, int balanced, int residual, bool recorded)
+{
+    int a = heads * n, kvw = kv_heads * n, groups = heads / kv_heads;
+    size_t sz = (size_t)rows * a, kvsz = (size_t)rows * kvw, ss = (size_t)heads * n * n;
+    auto r = normal(sz, 1), k = normal(kvsz, 0.3f), v = normal(kvsz, 1), g = normal(sz, 1);
+    for (int i = 0; i < n; i++) k[i] = 0;
+    auto w = uniform(sz, 0.545f, 1), ic = uniform(sz, 0, 1), kk = uniform(a, 0.5f, 1.2f), ka = uniform(a, 0.5f, 1.5f);
+    auto first = normal(sz, 1), nu = uniform(sz, 0, 1);
+    auto s0 = normal(ss * rows, 0.5f);
+    std::vector<int> positions(rows);
+    for (int b = 0; b < rows; b++) positions[b] = b == 0 ? 5 : b == 1 ? 100003 : (b * 7919) % 120000;
+    float theta = 1e6f, scale = 1.f / sqrtf((float)n);
+    int step = 0;
+    // Unfused: the two launches of the composition.
+    auto r1 = r, k1 = k, st1 = s0;
+    std::vector<float> kh1(sz, NAN), vh1(sz, NAN), rem1(sz, NAN), rep1(sz, NAN), til1(sz, NAN), y1(sz, NAN);
+    r7::RowPositions rp{};
+    for (int b = 0; b < rows; b++) rp.value[b] = positions[b];
+    if (recorded) { step = positions[0] - 2; rp.value[0] = 2; }
+    launch([&] { r7::rwkv7_rope_keys_rows_f32(r1.data(), k1.data(), v.data(), kh1.data(), vh1.data(), rows, kv_heads, groups, n, rp,
+        recorded ? &step : nullptr, theta, w.data(), ic.data(), kk.data(), 0, ka.data(), 0, balanced, rem1.data(), rep1.data(), til1.data(),
+        residual ? first.data() : nullptr, residual ? nu.data() : nullptr, residual); }, (unsigned)(rows * heads), 1, 32, 0);
+    long long warps = (long long)rows * heads * n;
+    unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
+    db::DecodeTable table{};
+    for (int b = 0; b < rows; b++) table.first[b] = (unsigned long long)(st1.data() + ss * b);
+    if (rows == 1)
+        launch([&] { r7::wkv7_decode_f32(r1.data(), w.data(), til1.data(), vh1.data(), rem1.data(), rep1.data(), st1.data(), heads, n, y1.data(),
+            scale, g.data()); }, blocks, 1, 256, 0);
+    else
+        launch([&] { db::wkv7_decode_rows_f32(r1.data(), w.data(), til1.data(), vh1.data(), rem1.data(), rep1.data(), rows, heads, n, table,
+            y1.data(), scale, g.data()); }, blocks, 1, 256, 0);
+    // Fused.
+    auto r2 = r, k2 = k, st2 = s0;
+    std::vector<float> vh2(sz, NAN), y2(sz, NAN);
+    db::DecodeTable ft{};
+    for (int b = 0; b < rows; b++) { ft.first[b] = (unsigned long long)(st2.data() + ss * b); ft.value[b] = rp.value[b]; }
+    int tiles = (n + 7) / 8;
+    auto kernel = n <= 32 ? db::rwkv7_rope_keys_wkv7_rows_f32_e1 : n <= 64 ? db::rwkv7_rope_keys_wkv7_rows_f32_e2
+        : n <= 128 ? db::rwkv7_rope_keys_wkv7_rows_f32_e4 : db::rwkv7_rope_keys_wkv7_rows_f32_e8;
+    launch([&] { kernel(r2.data(), k2.data(), v.data(), vh2.data(), rows, kv_heads, groups, n, ft,
+        recorded ? &step : nullptr, theta, w.data(), ic.data(), kk.data(), 0, ka.data(), 0, balanced,
+        residual ? first.data() : nullptr, residual ? nu.data() : nullptr, residual, y2.data(), scale, g.data()); },
+        (unsigned)(rows * heads * tiles), 1, 256, 0);
+    char what[128];
+    snprintf(what, sizeof what, "rwkv7_rope_keys_wkv7_rows rows %d heads %d kv %d n %d balanced %d residual %d recorded %d", rows, heads,
+        kv_heads, n, balanced, residual, (int)recorded);
+    int before = failures;
+    same(y1, y2, what); same(vh1, vh2, what); same(st1, st2, what);
+    same(k, k2, what); same(r, r2, what); // only read
+    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
+}
+
 int main()
 {
     // Levels 0..3: one SM gives level 0 for big F; many SMs push small F to 8 warps a row.
@@ -223,6 +279,14 @@ int main()
     rope_keys(3, 7, 1, 40, 1, 1, false);
     rope_keys(2, 2, 1, 8, 0, 1, false);
     rope_keys(2, 2, 1, 256, 1, 1, false);
+    rope_keys_wkv7(1, 28, 4, 128, 1, 1, false);
+    rope_keys_wkv7(1, 28, 4, 128, 1, 1, true);
+    rope_keys_wkv7(1, 14, 2, 64, 1, 0, true);
+    rope_keys_wkv7(1, 2, 2, 64, 0, 1, false);
+    rope_keys_wkv7(3, 4, 2, 128, 0, 0, false);
+    rope_keys_wkv7(3, 7, 1, 40, 1, 1, false);
+    rope_keys_wkv7(2, 2, 1, 8, 0, 1, false);
+    rope_keys_wkv7(2, 2, 1, 256, 1, 1, false);
     printf(failures ? "FAILED (%d)\n" : "all same bits\n", failures);
     return failures ? 1 : 0;
 }

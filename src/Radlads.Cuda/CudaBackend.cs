@@ -547,6 +547,16 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// </summary>
     public bool GroupLoraDown { get; set; } = Environment.GetEnvironmentVariable("RADLADS_GROUP_LORA") != "0";
 
+    /// <summary>
+    /// RAD-RWKV7's one-token RoPE, keys, residual, recurrence, scale and gate in one launch (IOps.Rwkv7RopeKeysWkv7Rows:
+    /// rwkv7_rope_keys_wkv7_rows_f32; same bits as the two launches). On by default; RADLADS_ROPE_KEYS_WKV7=0 runs the
+    /// two, for comparison.
+    /// </summary>
+    public bool FuseRopeKeysWkv7 { get; set; } = Environment.GetEnvironmentVariable("RADLADS_ROPE_KEYS_WKV7") != "0";
+
+    /// <summary>How many rwkv7_rope_keys_wkv7_rows launches (IOps.Rwkv7RopeKeysWkv7Rows) this backend has queued (tests: the decode path takes them).</summary>
+    internal long RopeKeysWkv7Launches { get; set; }
+
     /// <summary>How many gemv_group_lora_down launches (IOps.AddRmsNormMatMulSharedLoraSet) this backend has queued (tests: the decode path takes them).</summary>
     internal long GroupLoraLaunches { get; set; }
 

@@ -13,6 +13,9 @@ internal sealed unsafe partial class CudaOps
     // DECODE_ROWS in decode_batch.cu.
     private const int DecodeRows = 64;
 
+    // RKW_ROWS in decode_batch.cu: the value rows (one a warp) of a head that a rwkv7_rope_keys_wkv7_rows_f32 block runs.
+    private const int Rwkv7RopeKeysWkv7RowsWarps = 8;
+
     private DecodeBatchKernels? decodeKernels;
 
     private DecodeBatchKernels DK => decodeKernels ??= new DecodeBatchKernels(K.Library);
@@ -196,6 +199,78 @@ internal sealed unsafe partial class CudaOps
         }
     }
 
+    /// <summary>
+    /// <see cref="IOps.Rwkv7RopeKeysWkv7Rows"/> as one launch a <see cref="DecodeRows"/> rows
+    /// (rwkv7_rope_keys_wkv7_rows_f32_e{1,2,4,8}): the RoPE/keys/residual vectors of a head stay in shared memory, so r, k, kh,
+    /// removal, replacement and kTilde are not written. One row may be part of a recorded step (its position comes from
+    /// the step buffer, as Rope's; its state pointer is fixed); several may not. Head dims above the keys' or the
+    /// recurrence's register limit, and <see cref="CudaBackend.FuseRopeKeysWkv7"/> off, run the two ops.
+    /// </summary>
+    public void Rwkv7RopeKeysWkv7Rows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        float theta, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor removal,
+        Tensor replacement, Tensor kTilde, Tensor? vFirst, Tensor? nu, IReadOnlyList<Tensor> states, float scale, Tensor gate, Tensor y)
+    {
+        backend.Enter();
+        FusedOpChecks.RopeKeysWkv7Rows(r, k, v, heads, kvHeads, headDim, positions, w, a, keyScale, iclrMix, balanced, kh, vh, vFirst, nu,
+            states, gate, y);
+        var (stateHeads, n) = DecodeStates(nameof(Rwkv7RopeKeysWkv7Rows), r, states, w, vh, gate, y);
+        if (states.Count > 0 && (stateHeads != heads || n != headDim))
+        {
+            throw new ArgumentException($"{nameof(Rwkv7RopeKeysWkv7Rows)}: states {states[0].ShapeText} are not [{heads}, {headDim}, {headDim}]");
+        }
+
+        if (headDim > KeysMaxHeadDim || headDim > Wkv7DecodeMaxHeadDim || !backend.FuseRopeKeysWkv7)
+        {
+            Rwkv7RopeKeysValueResidualRows(r, k, v, heads, kvHeads, headDim, positions, theta, w, a, keyScale, iclrMix, balanced, kh, vh,
+                removal, replacement, kTilde, vFirst, nu);
+            Wkv7DecodeScaleGate(r, w, kTilde, vh, removal, replacement, states, scale, gate, y);
+            return;
+        }
+
+        if (positions.Length > 1)
+        {
+            NotRecordingRows(nameof(Rwkv7RopeKeysWkv7Rows));
+        }
+
+        int width = heads * headDim, kvWidth = kvHeads * headDim;
+        var (pkk, kkType) = balanced ? (0UL, 0) : Param(keyScale!, width);
+        var (pka, kaType) = balanced ? (0UL, 0) : Param(iclrMix!, width);
+        int groups = heads / kvHeads;
+        int isBalanced = balanced ? 1 : 0, hasResidual = vFirst is null ? 0 : 1;
+        int rows = 0;
+        var table = default(DecodeTable);
+        ulong offset = 0, pr = 0, pk = 0, pv = 0, pvh = 0, pw = 0, pa = 0, pf = 0, pn = 0, pg = 0, py = 0;
+        void** args = stackalloc void*[] { &pr, &pk, &pv, &pvh, &rows, &kvHeads, &groups, &headDim, &table, &offset, &theta, &pw, &pa,
+            &pkk, &kkType, &pka, &kaType, &isBalanced, &pf, &pn, &hasResidual, &py, &scale, &pg };
+        int tiles = (headDim + Rwkv7RopeKeysWkv7RowsWarps - 1) / Rwkv7RopeKeysWkv7RowsWarps;
+        // The smallest NE (keys a lane holds) with N ≤ 32·NE: the 7B head (128) takes e4, 106 → ~60 registers.
+        int ne = headDim <= 32 ? 1 : headDim <= 64 ? 2 : headDim <= 128 ? 4 : 8;
+        var (kernel, name) = (DK.Rwkv7RopeKeysWkv7[ne switch { 1 => 0, 2 => 1, 4 => 2, _ => 3 }], $"rwkv7_rope_keys_wkv7_rows_f32_e{ne}");
+        for (int first = 0; first < positions.Length; first += DecodeRows)
+        {
+            rows = Math.Min(DecodeRows, positions.Length - first);
+            table = StateTable(states, first, rows);
+            for (int b = 0; b < rows; b++)
+            {
+                int position = positions[first + b];
+                if (rows == 1)
+                {
+                    // As Rope: a recorded step reads the replay's position from the step buffer (0 outside a recording).
+                    offset = backend.PositionOffset(ref position);
+                }
+
+                table.Value[b] = position;
+            }
+
+            (pr, pk, pv, pvh) = (RowPointer(r, first, width), RowPointer(k, first, kvWidth), RowPointer(v, first, kvWidth), RowPointer(vh, first, width));
+            (pw, pa, pg, py) = (RowPointer(w, first, width), RowPointer(a, first, width), RowPointer(gate, first, width), RowPointer(y, first, width));
+            pf = vFirst is null ? 0UL : RowPointer(vFirst, first, width);
+            pn = nu is null ? 0UL : RowPointer(nu, first, width);
+            backend.Launch(kernel, name, (uint)(rows * heads * tiles), 1, 32 * Rwkv7RopeKeysWkv7RowsWarps, 0, args);
+            backend.RopeKeysWkv7Launches++;
+        }
+    }
+
     public void TokenShiftRows(Tensor x, IReadOnlyList<Tensor> shiftStates, Tensor delta)
     {
         backend.Enter();
@@ -330,6 +405,8 @@ internal sealed unsafe partial class CudaOps
         public nint Wkv6 { get; } = library.Function("decode_batch.cu", "wkv6_decode_rows_f32");
 
         public nint Wkv7 { get; } = library.Function("decode_batch.cu", "wkv7_decode_rows_f32");
+
+        public nint[] Rwkv7RopeKeysWkv7 { get; } = [.. new[] { 1, 2, 4, 8 }.Select(ne => library.Function("decode_batch.cu", $"rwkv7_rope_keys_wkv7_rows_f32_e{ne}"))];
 
         public nint TokenShift { get; } = library.Function("decode_batch.cu", "token_shift_rows_f32");
     }

@@ -134,9 +134,11 @@ internal sealed class Rwkv7Mixer : IMixer
         // 5–6. RoPE on r and k only, before GQA; then query head h reads KV head ⌊h/G⌋.
         // 7. Removal key κ (fed as a = −κ, b = κ⊙a) and replacement key k̃.
         // 8. Value residual: layer 0 publishes v_first; later layers lerp v towards it by ν = σ(v0 + (x·v1)·v2).
-        //    One-token pieces (the decode rows, a lone decode token) take all four in one call
-        //    (Rwkv7RopeKeysValueResidualRows: one launch on CUDA and ILGPU); prompt chunks take RopeExpand, then keys and
-        //    residual in one call (Rwkv7KeysValueResidual).
+        // 9. Generalised delta rule, per sequence. Without GroupNorm the output is then × N^−1/2 and gated (10–11).
+        //    One-token pieces (the decode rows, a lone decode token) take 5–8 in one call
+        //    (Rwkv7RopeKeysValueResidualRows: one launch on CUDA and ILGPU), and of a gated model without GroupNorm 5–11
+        //    (Rwkv7RopeKeysWkv7Rows: one launch on CUDA, the head's keys kept on chip); prompt chunks take RopeExpand,
+        //    then keys and residual in one call (Rwkv7KeysValueResidual), then Wkv7 and ScaleMultiply below.
         if (!FirstLayer && pass.ValueFirst is null)
         {
             throw new InvalidOperationException("RAD-RWKV7 layer ran before layer 0 produced v_first");
@@ -147,9 +149,34 @@ internal sealed class Rwkv7Mixer : IMixer
         var kTilde = pass.Scratch(t, a);
         var vFirst = FirstLayer ? null : pass.ValueFirst;
         var nu = FirstLayer ? null : residual!.Value.Y;
+        var o = pass.Scratch(t, a);
+        float scale = 1f / MathF.Sqrt(n);
+        bool fuseOutput = !GroupNorm && g is not null;
         int d = pass.DecodeCount;
         Tensor kh, v;
-        if (!config.UseRope || (d == 0 && pass.OtherSegments.All(s => s.RowCount > 1)))
+        bool ropePieces = config.UseRope && (d > 0 || pass.OtherSegments.Any(s => s.RowCount == 1));
+
+        // One-token rows [start, start + count) at these positions with these states: 5–8, or 5–11 when fused.
+        void OneToken(int start, int count, ReadOnlySpan<int> positions, IReadOnlyList<Tensor> states)
+        {
+            var (rows, kvRows) = (r.Rows(start, count), k.Rows(start, count));
+            int kvh = config.NumKeyValueHeads;
+            float theta = (float)config.RopeTheta;
+            if (fuseOutput)
+            {
+                ops.Rwkv7RopeKeysWkv7Rows(rows, kvRows, vRaw.Rows(start, count), h, kvh, n, positions, theta, w.Rows(start, count),
+                    iclr.Rows(start, count), keyScale, iclrMix, Balanced, kh.Rows(start, count), v.Rows(start, count), removal.Rows(start, count),
+                    replacement.Rows(start, count), kTilde.Rows(start, count), vFirst?.Rows(start, count), nu?.Rows(start, count), states, scale,
+                    g!.Rows(start, count), o.Rows(start, count));
+                return;
+            }
+
+            ops.Rwkv7RopeKeysValueResidualRows(rows, kvRows, vRaw.Rows(start, count), h, kvh, n, positions, theta, w.Rows(start, count),
+                iclr.Rows(start, count), keyScale, iclrMix, Balanced, kh.Rows(start, count), v.Rows(start, count), removal.Rows(start, count),
+                replacement.Rows(start, count), kTilde.Rows(start, count), vFirst?.Rows(start, count), nu?.Rows(start, count));
+        }
+
+        if (!ropePieces)
         {
             (kh, v) = Projections.RopeAndExpand(pass, config, r, k, vRaw);
             ops.Rwkv7KeysValueResidual(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde, v, vFirst, nu);
@@ -157,13 +184,9 @@ internal sealed class Rwkv7Mixer : IMixer
         else
         {
             (kh, v) = (pass.Scratch(t, a), pass.Scratch(t, a));
-            int kvh = config.NumKeyValueHeads;
-            float theta = (float)config.RopeTheta;
             if (d > 0)
             {
-                ops.Rwkv7RopeKeysValueResidualRows(r.Rows(0, d), k.Rows(0, d), vRaw.Rows(0, d), h, kvh, n, pass.DecodePositions, theta,
-                    w.Rows(0, d), iclr.Rows(0, d), keyScale, iclrMix, Balanced, kh.Rows(0, d), v.Rows(0, d), removal.Rows(0, d),
-                    replacement.Rows(0, d), kTilde.Rows(0, d), vFirst?.Rows(0, d), nu?.Rows(0, d));
+                OneToken(0, d, pass.DecodePositions, pass.DecodeLayerTensors(0));
             }
 
             foreach (var s in pass.OtherSegments)
@@ -171,37 +194,23 @@ internal sealed class Rwkv7Mixer : IMixer
                 var (start, count) = (s.RowStart, s.RowCount);
                 if (count == 1)
                 {
-                    ops.Rwkv7RopeKeysValueResidualRows(r.Rows(start, 1), k.Rows(start, 1), vRaw.Rows(start, 1), h, kvh, n, [s.StartPosition],
-                        theta, w.Rows(start, 1), iclr.Rows(start, 1), keyScale, iclrMix, Balanced, kh.Rows(start, 1), v.Rows(start, 1),
-                        removal.Rows(start, 1), replacement.Rows(start, 1), kTilde.Rows(start, 1), vFirst?.Rows(start, 1), nu?.Rows(start, 1));
+                    OneToken(start, 1, [s.StartPosition], [s.State.Layers[pass.Layer].Tensors[0]]);
                     continue;
                 }
 
-                ops.RopeExpand(r.Rows(start, count), k.Rows(start, count), vRaw.Rows(start, count), h, kvh, n, s.StartPosition, theta,
-                    kh.Rows(start, count), v.Rows(start, count));
+                ops.RopeExpand(r.Rows(start, count), k.Rows(start, count), vRaw.Rows(start, count), h, config.NumKeyValueHeads, n,
+                    s.StartPosition, (float)config.RopeTheta, kh.Rows(start, count), v.Rows(start, count));
                 ops.Rwkv7KeysValueResidual(kh.Rows(start, count), w.Rows(start, count), iclr.Rows(start, count), keyScale, iclrMix, n, Balanced,
                     removal.Rows(start, count), replacement.Rows(start, count), kTilde.Rows(start, count), v.Rows(start, count),
                     vFirst?.Rows(start, count), nu?.Rows(start, count));
             }
         }
 
-        if (FirstLayer)
-        {
-            pass.ValueFirst?.Dispose();
-            // Uninitialized: the copy fills it. A zero-fill is a memset node in a recorded step, and at 0.5B the graph
-            // sat idle ~0.38 ms between that memset and the copy (CUPTI trace, H200, 2026-11-27).
-            pass.ValueFirst = backend.AllocateUninitialized(t, a);
-            backend.Copy(v, pass.ValueFirst);
-        }
-
-        // 9. Generalised delta rule, per sequence. Without GroupNorm the output is then × N^−1/2 and gated (10–11):
-        //    one-token pieces (the decode rows, a lone decode token) of a gated model get both in the recurrence's
-        //    epilogue (Wkv7DecodeScaleGate, one launch instead of two); prompt chunks take Wkv7, then ScaleMultiply below.
-        var o = pass.Scratch(t, a);
-        float scale = 1f / MathF.Sqrt(n);
-        bool fuseOutput = !GroupNorm && g is not null;
+        // 9 for the pieces not fused above (one-token pieces of an ungated or GroupNorm model: Wkv7DecodeScaleGate when
+        // gated without GroupNorm and RoPE is off).
+        bool fused = fuseOutput && ropePieces;
         var unscaled = new List<Segment>();
-        if (d > 0)
+        if (d > 0 && !fused)
         {
             if (fuseOutput)
             {
@@ -218,6 +227,11 @@ internal sealed class Rwkv7Mixer : IMixer
         foreach (var s in pass.OtherSegments)
         {
             var (start, count) = (s.RowStart, s.RowCount);
+            if (fused && count == 1)
+            {
+                continue;
+            }
+
             var state = s.State.Layers[pass.Layer].Tensors[0];
             if (fuseOutput && count == 1)
             {
@@ -229,6 +243,16 @@ internal sealed class Rwkv7Mixer : IMixer
             ops.Wkv7(r.Rows(start, count), w.Rows(start, count), kTilde.Rows(start, count), v.Rows(start, count), removal.Rows(start, count),
                 replacement.Rows(start, count), state, o.Rows(start, count));
             unscaled.Add(s);
+        }
+
+        if (FirstLayer)
+        {
+            pass.ValueFirst?.Dispose();
+            // Uninitialized: the copy fills it. A zero-fill is a memset node in a recorded step, and at 0.5B the graph
+            // sat idle ~0.38 ms between that memset and the copy (CUPTI trace, H200, 2026-11-27). It follows the
+            // recurrence: the fused one-token call writes v (with nothing to lerp in layer 0) there.
+            pass.ValueFirst = backend.AllocateUninitialized(t, a);
+            backend.Copy(v, pass.ValueFirst);
         }
 
         // 10–11. Output normalisation (GroupNorm, or × N^−1/2 fused with the gate), gate, o_proj. No bonus: r_k is ignored.

@@ -178,6 +178,18 @@ public static class FusedOpChecks
     }
 
     /// <summary>
+    /// <see cref="IOps.Rwkv7RopeKeysWkv7Rows"/>: the checks of its two parts (<see cref="RopeKeysValueResidualRows"/>,
+    /// <see cref="Wkv7DecodeScaleGate"/>), before anything runs.
+    /// </summary>
+    public static void RopeKeysWkv7Rows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor? vFirst, Tensor? nu,
+        IReadOnlyList<Tensor> states, Tensor gate, Tensor y)
+    {
+        RopeKeysValueResidualRows(r, k, v, heads, kvHeads, headDim, positions, w, a, keyScale, iclrMix, balanced, kh, vh, vFirst, nu);
+        Wkv7DecodeScaleGate(r, states, gate, y);
+    }
+
+    /// <summary>
     /// r [T, H·N], k [T, KVH·N] with H a multiple of KVH and N even; v, kh, vh all null (RoPE only) or v [T, KVH·N] and
     /// kh, vh [T, H·N].
     /// </summary>

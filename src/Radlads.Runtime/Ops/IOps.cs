@@ -438,6 +438,25 @@ public interface IOps
     }
 
     /// <summary>
+    /// RAD-RWKV7's steps 5–11 for one-token rows of a gated model without GroupNorm, in one call:
+    /// <see cref="Rwkv7RopeKeysValueResidualRows"/> (arguments as there), then <see cref="Wkv7DecodeScaleGate"/>(r, w,
+    /// kTilde, vh, removal, replacement, states, scale, gate, y). Outputs: y, the states (updated in place) and vh (v
+    /// with the residual; layer 0 copies it to v_first). r, k, kh, removal, replacement and kTilde are workspace: their
+    /// contents afterwards are unspecified (a one-launch kernel keeps those vectors on chip). The default is exactly
+    /// those two ops (the CPU reference).
+    /// </summary>
+    void Rwkv7RopeKeysWkv7Rows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        float theta, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor removal,
+        Tensor replacement, Tensor kTilde, Tensor? vFirst, Tensor? nu, IReadOnlyList<Tensor> states, float scale, Tensor gate, Tensor y)
+    {
+        FusedOpChecks.RopeKeysWkv7Rows(r, k, v, heads, kvHeads, headDim, positions, w, a, keyScale, iclrMix, balanced, kh, vh, vFirst, nu,
+            states, gate, y);
+        Rwkv7RopeKeysValueResidualRows(r, k, v, heads, kvHeads, headDim, positions, theta, w, a, keyScale, iclrMix, balanced, kh, vh,
+            removal, replacement, kTilde, vFirst, nu);
+        Wkv7DecodeScaleGate(r, w, kTilde, vh, removal, replacement, states, scale, gate, y);
+    }
+
+    /// <summary>
     /// <see cref="TokenShift"/> for B sequences, one token each: delta[b] = shiftStates[b] − x[b], then
     /// shiftStates[b] = x[b]. x, delta [B, C]; shiftStates[b] [1, C].
     /// </summary>

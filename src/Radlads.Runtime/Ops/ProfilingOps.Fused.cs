@@ -68,4 +68,14 @@ public sealed partial class ProfilingOps
             removal, replacement, kTilde, vFirst, nu);
         Time(nameof(Rwkv7RopeKeysValueResidualRows), start);
     }
+
+    public void Rwkv7RopeKeysWkv7Rows(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, ReadOnlySpan<int> positions,
+        float theta, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor kh, Tensor vh, Tensor removal,
+        Tensor replacement, Tensor kTilde, Tensor? vFirst, Tensor? nu, IReadOnlyList<Tensor> states, float scale, Tensor gate, Tensor y)
+    {
+        long start = Start();
+        inner.Rwkv7RopeKeysWkv7Rows(r, k, v, heads, kvHeads, headDim, positions, theta, w, a, keyScale, iclrMix, balanced, kh, vh,
+            removal, replacement, kTilde, vFirst, nu, states, scale, gate, y);
+        Time(nameof(Rwkv7RopeKeysWkv7Rows), start);
+    }
 }

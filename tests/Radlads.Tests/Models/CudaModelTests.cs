@@ -404,6 +404,33 @@ public sealed class CudaGraphTests
             () => Assert.True(backend.PrefetchLaunches >= steps, $"{backend.PrefetchLaunches} prefetch launches for {steps} layer steps"));
     }
 
+    /// <summary>
+    /// RAD-RWKV7's one-token RoPE, keys, residual, recurrence, scale and gate in one launch (IOps.Rwkv7RopeKeysWkv7Rows,
+    /// on by default) in a whole model: the synthetic tiny shape with head dims 32, 64 (0.5B) and 128 (7B), one kernel
+    /// variant each, decoded with the two-launch path, then with the one launch eager and recorded, give the same logits
+    /// and state bit for bit, and the one launch ran for every layer step.
+    /// </summary>
+    [Theory]
+    [InlineData(32)]
+    [InlineData(64)]
+    [InlineData(128)]
+    public void RopeKeysWkv7ChangesNoBitEagerOrRecorded(int headDim)
+    {
+        using var backend = CudaAvailability.Backend();
+        var config = SyntheticModel.Config("tiny", Radlads.Models.Architecture.Rwkv7Qwen2);
+        config = config with { HeadDim = headDim, HiddenSize = config.NumAttentionHeads * headDim };
+        using var model = SyntheticModel.Create(config, backend, seed: 13);
+        int[] tokens = [.. Enumerable.Range(0, 12).Select(i => ((i * 41) + 5) % config.VocabSize)];
+        backend.CaptureEnabled = false;
+        backend.FuseRopeKeysWkv7 = false;
+        var (plainLogits, plainState) = Decode(model, tokens);
+        Assert.Equal(0, backend.RopeKeysWkv7Launches);
+        backend.FuseRopeKeysWkv7 = true;
+        int steps = tokens.Length * config.NumHiddenLayers;
+        EagerAndRecordedEqualPlain(backend, model, tokens, plainLogits, plainState,
+            () => Assert.True(backend.RopeKeysWkv7Launches >= steps, $"{backend.RopeKeysWkv7Launches} one-launch recurrences for {steps} layer steps"));
+    }
+
     public static TheoryData<string> AttentionFixtures => new(Fixtures.Names.Where(n => n.StartsWith("qwen2", StringComparison.Ordinal)));
 
     /// <summary>

@@ -39,10 +39,12 @@ public sealed class ProfilingTests
         var wkv7 = backend.Profile.Report().Single(r => r.Op == nameof(IOps.Wkv7));
         Assert.Equal(wkv7.Total, total);
         // One decode step adds a recurrence per layer, but nothing to the prefill mixing: the fixture is gated without
-        // GroupNorm, so its one-token recurrences write the scaled, gated output themselves (Wkv7DecodeScaleGate).
+        // GroupNorm, so each layer's one-token RoPE, keys, recurrence, scale and gate are one call (Rwkv7RopeKeysWkv7Rows),
+        // profiled as that op (not as the two it composes, which the wrapper must not expand).
         profiled.Forward(s2, [tokens[0]]);
         Assert.Equal(3, backend.Profile.Report().Single(r => r.Op == nameof(IOps.Wkv7)).Calls);
-        Assert.Equal(3, backend.Profile.Report().Single(r => r.Op == nameof(IOps.Wkv7DecodeScaleGate)).Calls);
+        Assert.Equal(3, backend.Profile.Report().Single(r => r.Op == nameof(IOps.Rwkv7RopeKeysWkv7Rows)).Calls);
+        Assert.DoesNotContain(backend.Profile.Report(), r => r.Op == nameof(IOps.Wkv7DecodeScaleGate));
         Assert.Equal(3, backend.Profile.PrefillMixing.Calls);
         Assert.StartsWith("prefill token mixing (Wkv6, Wkv7, Attention with T > 1): ", backend.Profile.FormatPrefillMixing(), StringComparison.Ordinal);
     }

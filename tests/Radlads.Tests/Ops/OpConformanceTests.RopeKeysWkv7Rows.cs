@@ -1,0 +1,141 @@
+using Radlads.Cpu;
+using Radlads.Ops;
+
+namespace Radlads.Tests.Ops;
+
+/// <summary>
+/// IOps.Rwkv7RopeKeysWkv7Rows (RAD-RWKV7's RoPE + GQA expansion + keys + value residual + delta rule + scale and gate,
+/// for one-token rows): on each backend the fused call must give exactly the bits of Rwkv7RopeKeysValueResidualRows then
+/// Wkv7DecodeScaleGate on that backend for its outputs (y, the updated states, vh), write every output (NaN-poisoned
+/// first), and agree with the CPU backend's composition within the recurrence tolerance. r, k, kh, removal,
+/// replacement and k̃ are workspace and not compared. Shapes: the 7B and 0.5B layers at batch 1 (CUDA's recorded path,
+/// a block per 8 value rows of a head), several rows at spread positions, 70 rows (two CUDA launches of 64), GQA groups
+/// 1, 2 and 7, head dims 8, 40 (value rows no multiple of 8, pairs no multiple of 32), 64, 128, 256 and 320 (beyond
+/// CUDA's decode kernels: the fused op must fall back, or refuse with the composition's message); layer 0 (no residual)
+/// and later; balanced and stock keys.
+/// </summary>
+public abstract partial class OpConformanceTests
+{
+    [Theory]
+    [InlineData(1, 28, 4, 128, true, true)] // the 7B layer at batch 1
+    [InlineData(1, 14, 2, 64, true, false)] // the 0.5B layer 0
+    [InlineData(1, 2, 2, 64, false, true)] // group 1
+    [InlineData(3, 4, 2, 128, false, false)]
+    [InlineData(3, 7, 1, 40, true, true)] // group 7, 40 value rows: five blocks of 8, 20 pairs
+    [InlineData(2, 2, 1, 8, false, true)]
+    [InlineData(2, 2, 1, 256, true, true)]
+    [InlineData(1, 2, 1, 320, true, true)]
+    [InlineData(70, 2, 1, 64, true, true)]
+    public void Rwkv7RopeKeysWkv7Rows(int sequences, int heads, int kvHeads, int n, bool balanced, bool residual)
+    {
+        var data = new TestData(90 + (sequences * 131) + (heads * 1009) + (kvHeads * 7) + (n * 17) + (balanced ? 3 : 0) + (residual ? 5 : 0));
+        int a = heads * n, kv = kvHeads * n;
+        int count = sequences * a;
+        float[][] inputs =
+        [
+            data.Normal(count), // r
+            data.Normal(sequences * kv, 0.3f), // k
+            data.Normal(sequences * kv), // v
+            data.Uniform(count, 0.545f, 1f), // w
+            data.Uniform(count, 0, 1), // a (the in-context rate)
+            data.Uniform(a, 0.5f, 1.2f), // k_k
+            data.Uniform(a, 0.5f, 1.5f), // k_a
+            data.Normal(count), // v_first
+            data.Uniform(count, 0, 1), // ν
+            data.Normal(count), // the gate σ(x·g1)·g2: unbounded, of either sign
+        ];
+        Array.Clear(inputs[1], 0, n); // row 0's first KV head is zero: the keys' eps guard, in every query head of its group
+        var s0 = Enumerable.Range(0, sequences).Select(_ => data.Normal(heads * n * n, 0.5f)).ToArray();
+        var positions = Enumerable.Range(0, sequences).Select(b => b switch { 0 => 5, 1 => 100003, 2 => 4097, _ => (b * 7919) % 120000 }).ToArray();
+        float scale = 1f / MathF.Sqrt(n);
+
+        // Runs on `on` and reads back y, vh, then each state.
+        float[][] Run(IBackend on, List<IDisposable> keep, bool fused)
+        {
+            Tensor T(float[] x, params int[] shape)
+            {
+                var t = on.FromFloats(x, shape);
+                keep.Add(t);
+                return t;
+            }
+
+            Tensor Poisoned() => T(Enumerable.Repeat(float.NaN, count).ToArray(), sequences, a);
+            var (r, k, v) = (T(inputs[0], sequences, a), T(inputs[1], sequences, kv), T(inputs[2], sequences, kv));
+            var (w, rate, gate) = (T(inputs[3], sequences, a), T(inputs[4], sequences, a), T(inputs[9], sequences, a));
+            var (kk, ka) = balanced ? (null, null) : (T(inputs[5], a), T(inputs[6], a));
+            var (first, nu) = residual ? (T(inputs[7], sequences, a), T(inputs[8], sequences, a)) : (null, null);
+            var (kh, vh, removal, replacement, kTilde, y) = (Poisoned(), Poisoned(), Poisoned(), Poisoned(), Poisoned(), Poisoned());
+            var states = s0.Select(s => T(s, heads, n, n)).ToArray();
+            if (fused)
+            {
+                on.Ops.Rwkv7RopeKeysWkv7Rows(r, k, v, heads, kvHeads, n, positions, 1e6f, w, rate, kk, ka, balanced, kh, vh, removal,
+                    replacement, kTilde, first, nu, states, scale, gate, y);
+            }
+            else
+            {
+                on.Ops.Rwkv7RopeKeysValueResidualRows(r, k, v, heads, kvHeads, n, positions, 1e6f, w, rate, kk, ka, balanced, kh, vh, removal,
+                    replacement, kTilde, first, nu);
+                on.Ops.Wkv7DecodeScaleGate(r, w, kTilde, vh, removal, replacement, states, scale, gate, y);
+            }
+
+            return [.. new[] { y, vh }.Concat(states).Select(t =>
+            {
+                var values = new float[t.ElementCount];
+                on.Download(t, values);
+                return values;
+            })];
+        }
+
+        float[][] composed;
+        try
+        {
+            composed = Run(Backend, owned, fused: false);
+        }
+        catch (NotSupportedException unsupported)
+        {
+            // A head too large for this backend's recurrence (CUDA: 320 needs more shared memory than a block has): the
+            // fused op must refuse it the same clear way, not compute something else.
+            var e = Assert.Throws<NotSupportedException>(() => Run(Backend, owned, fused: true));
+            Assert.Equal(unsupported.Message, e.Message);
+            return;
+        }
+
+        var got = Run(Backend, owned, fused: true);
+        SameBits(composed, got, "rwkv7_rope_keys_wkv7_rows");
+
+        using var cpu = new CpuBackend();
+        var cpuOwned = new List<IDisposable>();
+        var reference = Run(cpu, cpuOwned, fused: false);
+        for (int o = 0; o < reference.Length; o++)
+        {
+            string what = o switch { 0 => "y", 1 => "vh", _ => $"state {o - 2}" };
+            Compare.Close(reference[o], got[o], Tolerances.RecurrenceRelative, Tolerances.RecurrenceAbsolute, $"rwkv7_rope_keys_wkv7_rows {what} vs CPU");
+        }
+
+        foreach (var t in cpuOwned)
+        {
+            t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Rwkv7RopeKeysWkv7RowsRejectsMismatchedShapes()
+    {
+        var x = In(new float[16], 1, 16);
+        var kv = In(new float[8], 1, 8);
+        var state = In(new float[2 * 8 * 8], 2, 8, 8);
+        var e = Assert.Throws<ArgumentException>(() => Ops.Rwkv7RopeKeysWkv7Rows(x, kv, kv, 2, 1, 8, [0, 1], 1e6f, x, x, null, null,
+            true, Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), null, null, [state], 0.5f, x, Out(1, 16)));
+        Assert.Contains("one row per sequence", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => Ops.Rwkv7RopeKeysWkv7Rows(x, kv, kv, 2, 1, 8, [0], 1e6f, x, x, null, null,
+            true, Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), null, null, [state, state], 0.5f, x, Out(1, 16)));
+        Assert.Contains("one row per sequence", e.Message, StringComparison.Ordinal);
+        var y = Out(1, 16);
+        e = Assert.Throws<ArgumentException>(() => Ops.Rwkv7RopeKeysWkv7Rows(x, kv, kv, 2, 1, 8, [0], 1e6f, x, x, null, null,
+            true, Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), null, null, [state], 0.5f, y, y));
+        Assert.Contains("gate must not alias y", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => Ops.Rwkv7RopeKeysWkv7Rows(x, kv, kv, 2, 1, 8, [0], 1e6f, x, x, null, null,
+            false, Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), Out(1, 16), null, null, [state], 0.5f, x, Out(1, 16)));
+        Assert.Contains("k_k and k_a", e.Message, StringComparison.Ordinal);
+    }
+}
