@@ -6,6 +6,10 @@ kernel of every forward pass). For each pass (or only the last --last N): the sp
 end, the time some kernel was running (the union of their intervals), the idle rest, and the idle gaps grouped by the
 kernels on either side, largest first. Negative gaps (a kernel starting before the one before it ended, as PDL allows)
 count as overlap.
+
+"end increments": under PDL a kernel starts early and waits, so its duration overstates what it adds. What a kernel
+adds to the pass is how much later it ends than everything before it (its end minus the latest earlier end): summed
+per kernel name over the pass, these add up to the span.
 """
 import argparse
 import collections
@@ -38,6 +42,7 @@ def main():
         busy, end, overlap = 0, seg[0][0], 0
         gaps = collections.defaultdict(lambda: [0, 0])
         per = collections.defaultdict(lambda: [0, 0])
+        adds = collections.defaultdict(int)
         prev = None
         for s, e, kind, name, _ in seg:
             n = short(name) if kind == "kernel" else kind
@@ -52,6 +57,7 @@ def main():
                 else:
                     overlap += min(-gap, e - s)
             busy += max(0, e - max(s, end))
+            adds[n] += max(0, e - max(end, seg[0][0]))
             end = max(end, e)
             prev = n
         print(f"pass {number}: {len(seg)} activities, span {span / 1e6:.3f} ms, busy {busy / 1e6:.3f} ms, "
@@ -61,6 +67,10 @@ def main():
             print(f"    {x:>32} -> {y:<32} {c:5d} {t / 1e3:9.1f} {t / c / 1e3:7.2f}")
         print("  kernels: count, total us, mean us")
         for n, (c, t) in sorted(per.items(), key=lambda kv: -kv[1][1])[:a.top]:
+            print(f"    {n:<48} {c:5d} {t / 1e3:9.1f} {t / c / 1e3:7.2f}")
+        print("  end increments (what each kernel adds to the span): count, total us, mean us")
+        for n, t in sorted(adds.items(), key=lambda kv: -kv[1])[:a.top]:
+            c = per[n][0]
             print(f"    {n:<48} {c:5d} {t / 1e3:9.1f} {t / c / 1e3:7.2f}")
 
 
