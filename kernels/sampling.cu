@@ -500,11 +500,16 @@ __device__ u64 select_candidate(const u64* keys, int blocks, int per_block, u64 
         __syncthreads();
         if (cached)
         {
+            // The candidates share their high bytes (top-k logits are close), so most of a warp's lanes hit one bin:
+            // the lanes of a bin add their count once, through the lowest of them (32 serialised atomics become 1).
 #pragma unroll
             for (int c = 0; c < SELECT_CACHED; c++)
             {
                 u64 key = cache[c];
-                if (key != ~0ULL && (key & mask) == prefix) atomicAdd(&s.hist[warp][(key >> shift) & 255], 1ULL);
+                bool counted = key != ~0ULL && (key & mask) == prefix;
+                int bin = counted ? (int)((key >> shift) & 255) : -1;
+                unsigned peers = __match_any_sync(0xffffffffu, bin);
+                if (counted && __ffs(peers) - 1 == lane) atomicAdd(&s.hist[warp][bin], (u64)__popc(peers));
             }
         }
         else
