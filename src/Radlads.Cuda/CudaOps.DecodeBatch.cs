@@ -250,17 +250,7 @@ internal sealed unsafe partial class CudaOps
         {
             rows = Math.Min(DecodeRows, positions.Length - first);
             table = StateTable(states, first, rows);
-            for (int b = 0; b < rows; b++)
-            {
-                int position = positions[first + b];
-                if (rows == 1)
-                {
-                    // As Rope: a recorded step reads the replay's position from the step buffer (0 outside a recording).
-                    offset = backend.PositionOffset(ref position);
-                }
-
-                table.Value[b] = position;
-            }
+            offset = RowPositionTable(positions, first, rows, new Span<int>(table.Value, rows));
 
             (pr, pk, pv, pvh) = (RowPointer(r, first, width), RowPointer(k, first, kvWidth), RowPointer(v, first, kvWidth), RowPointer(vh, first, width));
             (pw, pa, pg, py) = (RowPointer(w, first, width), RowPointer(a, first, width), RowPointer(gate, first, width), RowPointer(y, first, width));

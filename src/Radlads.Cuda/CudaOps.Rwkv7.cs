@@ -147,17 +147,7 @@ internal sealed unsafe partial class CudaOps
         for (int first = 0; first < positions.Length; first += DecodeRows)
         {
             rows = Math.Min(DecodeRows, positions.Length - first);
-            for (int b = 0; b < rows; b++)
-            {
-                int position = positions[first + b];
-                if (rows == 1)
-                {
-                    // As Rope: a recorded step reads the replay's position from the step buffer (0 outside a recording).
-                    offset = backend.PositionOffset(ref position);
-                }
-
-                table.Value[b] = position;
-            }
+            offset = RowPositionTable(positions, first, rows, new Span<int>(table.Value, rows));
 
             (pr, pk, pv) = (RowPointer(r, first, width), RowPointer(k, first, kvWidth), RowPointer(v, first, kvWidth));
             (pkh, pvh, pw, pa) = (RowPointer(kh, first, width), RowPointer(vh, first, width), RowPointer(w, first, width), RowPointer(a, first, width));
@@ -166,6 +156,27 @@ internal sealed unsafe partial class CudaOps
             pn = nu is null ? 0UL : RowPointer(nu, first, width);
             backend.Launch(K.Rwkv7RopeKeysRows, "rwkv7_rope_keys_rows_f32", (uint)(rows * heads), 1, 32, 0, args);
         }
+    }
+
+    /// <summary>
+    /// Positions [first, first + rows) into a kernel's position table; returns the step-buffer offset pointer a lone row
+    /// adds to its position (as Rope: a recorded step reads the replay's position from there; 0 outside a recording).
+    /// </summary>
+    private ulong RowPositionTable(ReadOnlySpan<int> positions, int first, int rows, Span<int> table)
+    {
+        ulong offset = 0;
+        for (int b = 0; b < rows; b++)
+        {
+            int position = positions[first + b];
+            if (rows == 1)
+            {
+                offset = backend.PositionOffset(ref position);
+            }
+
+            table[b] = position;
+        }
+
+        return offset;
     }
 
     /// <summary>RowPositions of rwkv7.cu: the positions of up to DecodeRows rows, passed by value.</summary>

@@ -29,20 +29,7 @@ public abstract partial class OpConformanceTests
         var data = new TestData(80 + (sequences * 131) + (heads * 1009) + (kvHeads * 7) + (n * 17) + (balanced ? 3 : 0) + (residual ? 5 : 0));
         int a = heads * n, kv = kvHeads * n;
         int count = sequences * a;
-        float[][] inputs =
-        [
-            data.Normal(count), // r
-            data.Normal(sequences * kv), // k
-            data.Normal(sequences * kv), // v
-            data.Uniform(count, 0.55f, 1f), // w
-            data.Uniform(count, 0, 1), // a (the in-context rate)
-            data.Uniform(a, 0.5f, 1.2f), // k_k
-            data.Uniform(a, 0.5f, 1.5f), // k_a
-            data.Normal(count), // v_first
-            data.Uniform(count, 0, 1), // ν
-        ];
-        Array.Clear(inputs[1], 0, n); // row 0's first KV head is zero: the keys' eps guard, in every query head of its group
-        var positions = Enumerable.Range(0, sequences).Select(b => b switch { 0 => 5, 1 => 100003, 2 => 4097, _ => (b * 7919) % 120000 }).ToArray();
+        var (inputs, positions) = RopeKeysRowsInputs(data, sequences, heads, kvHeads, n);
 
         // Runs on `on` and reads back r, kh, vh, removal, replacement, k̃.
         float[][] Run(IBackend on, List<IDisposable> keep, bool fused)
@@ -95,6 +82,24 @@ public abstract partial class OpConformanceTests
         {
             t.Dispose();
         }
+    }
+
+    /// <summary>
+    /// One-token rows' inputs of the RoPE + keys ops: r, k, v, w, a (the in-context rate), k_k, k_a, v_first, ν; row 0's
+    /// first KV head is zero (the keys' eps guard, in every query head of its group); positions spread past ILGPU's
+    /// first RoPE table and past 100,000.
+    /// </summary>
+    private static (float[][] Inputs, int[] Positions) RopeKeysRowsInputs(TestData data, int sequences, int heads, int kvHeads, int n)
+    {
+        int a = heads * n, count = sequences * a, kv = sequences * kvHeads * n;
+        float[][] inputs =
+        [
+            data.Normal(count), data.Normal(kv), data.Normal(kv), data.Uniform(count, 0.55f, 1f), data.Uniform(count, 0, 1),
+            data.Uniform(a, 0.5f, 1.2f), data.Uniform(a, 0.5f, 1.5f), data.Normal(count), data.Uniform(count, 0, 1),
+        ];
+        Array.Clear(inputs[1], 0, n);
+        var positions = Enumerable.Range(0, sequences).Select(b => b switch { 0 => 5, 1 => 100003, 2 => 4097, _ => (b * 7919) % 120000 }).ToArray();
+        return (inputs, positions);
     }
 
     [Fact]

@@ -31,22 +31,9 @@ public abstract partial class OpConformanceTests
         var data = new TestData(90 + (sequences * 131) + (heads * 1009) + (kvHeads * 7) + (n * 17) + (balanced ? 3 : 0) + (residual ? 5 : 0));
         int a = heads * n, kv = kvHeads * n;
         int count = sequences * a;
-        float[][] inputs =
-        [
-            data.Normal(count), // r
-            data.Normal(sequences * kv, 0.3f), // k
-            data.Normal(sequences * kv), // v
-            data.Uniform(count, 0.545f, 1f), // w
-            data.Uniform(count, 0, 1), // a (the in-context rate)
-            data.Uniform(a, 0.5f, 1.2f), // k_k
-            data.Uniform(a, 0.5f, 1.5f), // k_a
-            data.Normal(count), // v_first
-            data.Uniform(count, 0, 1), // ν
-            data.Normal(count), // the gate σ(x·g1)·g2: unbounded, of either sign
-        ];
-        Array.Clear(inputs[1], 0, n); // row 0's first KV head is zero: the keys' eps guard, in every query head of its group
+        var (inputs, positions) = RopeKeysRowsInputs(data, sequences, heads, kvHeads, n);
+        var gateValues = data.Normal(count); // the gate σ(x·g1)·g2: unbounded, of either sign
         var s0 = Enumerable.Range(0, sequences).Select(_ => data.Normal(heads * n * n, 0.5f)).ToArray();
-        var positions = Enumerable.Range(0, sequences).Select(b => b switch { 0 => 5, 1 => 100003, 2 => 4097, _ => (b * 7919) % 120000 }).ToArray();
         float scale = 1f / MathF.Sqrt(n);
 
         // Runs on `on` and reads back y, vh, then each state.
@@ -61,7 +48,7 @@ public abstract partial class OpConformanceTests
 
             Tensor Poisoned() => T(Enumerable.Repeat(float.NaN, count).ToArray(), sequences, a);
             var (r, k, v) = (T(inputs[0], sequences, a), T(inputs[1], sequences, kv), T(inputs[2], sequences, kv));
-            var (w, rate, gate) = (T(inputs[3], sequences, a), T(inputs[4], sequences, a), T(inputs[9], sequences, a));
+            var (w, rate, gate) = (T(inputs[3], sequences, a), T(inputs[4], sequences, a), T(gateValues, sequences, a));
             var (kk, ka) = balanced ? (null, null) : (T(inputs[5], a), T(inputs[6], a));
             var (first, nu) = residual ? (T(inputs[7], sequences, a), T(inputs[8], sequences, a)) : (null, null);
             var (kh, vh, removal, replacement, kTilde, y) = (Poisoned(), Poisoned(), Poisoned(), Poisoned(), Poisoned(), Poisoned());
