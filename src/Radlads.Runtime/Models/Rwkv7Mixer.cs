@@ -206,8 +206,8 @@ internal sealed class Rwkv7Mixer : IMixer
             }
         }
 
-        // 9 for the pieces not fused above (one-token pieces of an ungated or GroupNorm model: Wkv7DecodeScaleGate when
-        // gated without GroupNorm and RoPE is off).
+        // 9 for what the calls above did not take: prompt chunks (Wkv7, scaled below), one-token pieces of an ungated or
+        // GroupNorm model (Wkv7Decode / Wkv7) and of a gated one without RoPE (Wkv7DecodeScaleGate).
         bool fused = fuseOutput && ropePieces;
         var unscaled = new List<Segment>();
         if (d > 0 && !fused)
