@@ -1,3 +1,4 @@
+using Radlads.Cpu;
 using Radlads.Ops;
 
 namespace Radlads.Tests.Ops;
@@ -228,6 +229,45 @@ public abstract partial class OpConformanceTests
 
     private static void CloseToDefinition(double[] expected, float[] actual, string what) =>
         Compare.Close(expected, actual, Tolerances.OpRelative, Tolerances.OpAbsolute, what);
+
+    /// <summary>
+    /// What every "a fused op gives the bits of its ops" test checks. <paramref name="run"/>(on, keep, fused) builds the
+    /// inputs on a backend (tensors it allocates go to keep), runs the fused op or its composition, and reads back the
+    /// outputs. On this backend the fused call must give the composition's bits with every output written (inputs
+    /// poisoned with NaN by run), and agree with the CPU backend's composition within the tolerance. When this backend
+    /// refuses the composition (NotSupportedException: e.g. a head too large for its recurrence), the fused call must
+    /// refuse it with the same message, not compute something else.
+    /// </summary>
+    private void FusedGivesTheBitsOfItsOps(Func<IBackend, List<IDisposable>, bool, float[][]> run, string name, Func<int, string> output,
+        double relative, double absolute)
+    {
+        float[][] composed;
+        try
+        {
+            composed = run(Backend, owned, false);
+        }
+        catch (NotSupportedException unsupported)
+        {
+            var e = Assert.Throws<NotSupportedException>(() => run(Backend, owned, true));
+            Assert.Equal(unsupported.Message, e.Message);
+            return;
+        }
+
+        var got = run(Backend, owned, true);
+        SameBits(composed, got, name);
+        using var cpu = new CpuBackend();
+        var cpuOwned = new List<IDisposable>();
+        var reference = run(cpu, cpuOwned, false);
+        for (int o = 0; o < reference.Length; o++)
+        {
+            Compare.Close(reference[o], got[o], relative, absolute, $"{name} {output(o)} vs CPU");
+        }
+
+        foreach (var t in cpuOwned)
+        {
+            t.Dispose();
+        }
+    }
 
     /// <summary>Each actual output has exactly the bits of the expected one, and no NaN (every element written).</summary>
     private static void SameBits(float[][] expected, float[][] actual, string what)

@@ -1,4 +1,3 @@
-using Radlads.Cpu;
 using Radlads.Ops;
 
 namespace Radlads.Tests.Ops;
@@ -66,22 +65,8 @@ public abstract partial class OpConformanceTests
             })];
         }
 
-        var got = Run(Backend, owned, fused: true);
-        SameBits(Run(Backend, owned, fused: false), got, "rwkv7_rope_keys_rows");
-
-        using var cpu = new CpuBackend();
-        var cpuOwned = new List<IDisposable>();
-        var reference = Run(cpu, cpuOwned, fused: false);
         string[] names = ["r", "kh", "vh", "removal", "replacement", "k~"];
-        for (int o = 0; o < reference.Length; o++)
-        {
-            Compare.Close(reference[o], got[o], Tolerances.OpRelative, Tolerances.OpAbsolute, $"rwkv7_rope_keys_rows {names[o]} vs CPU");
-        }
-
-        foreach (var t in cpuOwned)
-        {
-            t.Dispose();
-        }
+        FusedGivesTheBitsOfItsOps(Run, "rwkv7_rope_keys_rows", o => names[o], Tolerances.OpRelative, Tolerances.OpAbsolute);
     }
 
     /// <summary>

@@ -1,4 +1,3 @@
-using Radlads.Cpu;
 using Radlads.Ops;
 
 namespace Radlads.Tests.Ops;
@@ -73,36 +72,8 @@ public abstract partial class OpConformanceTests
             })];
         }
 
-        float[][] composed;
-        try
-        {
-            composed = Run(Backend, owned, fused: false);
-        }
-        catch (NotSupportedException unsupported)
-        {
-            // A head too large for this backend's recurrence (CUDA: 320 needs more shared memory than a block has): the
-            // fused op must refuse it the same clear way, not compute something else.
-            var e = Assert.Throws<NotSupportedException>(() => Run(Backend, owned, fused: true));
-            Assert.Equal(unsupported.Message, e.Message);
-            return;
-        }
-
-        var got = Run(Backend, owned, fused: true);
-        SameBits(composed, got, "rwkv7_rope_keys_wkv7_rows");
-
-        using var cpu = new CpuBackend();
-        var cpuOwned = new List<IDisposable>();
-        var reference = Run(cpu, cpuOwned, fused: false);
-        for (int o = 0; o < reference.Length; o++)
-        {
-            string what = o switch { 0 => "y", 1 => "vh", _ => $"state {o - 2}" };
-            Compare.Close(reference[o], got[o], Tolerances.RecurrenceRelative, Tolerances.RecurrenceAbsolute, $"rwkv7_rope_keys_wkv7_rows {what} vs CPU");
-        }
-
-        foreach (var t in cpuOwned)
-        {
-            t.Dispose();
-        }
+        FusedGivesTheBitsOfItsOps(Run, "rwkv7_rope_keys_wkv7_rows", o => o switch { 0 => "y", 1 => "vh", _ => $"state {o - 2}" },
+            Tolerances.RecurrenceRelative, Tolerances.RecurrenceAbsolute);
     }
 
     [Fact]

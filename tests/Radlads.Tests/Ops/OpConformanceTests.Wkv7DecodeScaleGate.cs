@@ -1,4 +1,3 @@
-using Radlads.Cpu;
 using Radlads.Ops;
 
 namespace Radlads.Tests.Ops;
@@ -66,36 +65,8 @@ public abstract partial class OpConformanceTests
         }
 
         float[][] inputs = [r, w, k, v, removal, replacement, gate];
-        float[][] composed;
-        try
-        {
-            composed = Run(Backend, owned, fused: false, sequences, heads, n, inputs, s0, scale);
-        }
-        catch (NotSupportedException unsupported)
-        {
-            // A head too large for this backend's Wkv7 (CUDA: 320 needs more shared memory than a block has): the fused
-            // op must refuse it the same clear way, not compute something else.
-            var e = Assert.Throws<NotSupportedException>(() => Run(Backend, owned, fused: true, sequences, heads, n, inputs, s0, scale));
-            Assert.Equal(unsupported.Message, e.Message);
-            return;
-        }
-
-        var got = Run(Backend, owned, fused: true, sequences, heads, n, inputs, s0, scale);
-        SameBits(composed, got, "wkv7_decode_scale_gate");
-
-        using var cpu = new CpuBackend();
-        var cpuOwned = new List<IDisposable>();
-        var reference = Run(cpu, cpuOwned, fused: false, sequences, heads, n, inputs, s0, scale);
-        for (int o = 0; o < reference.Length; o++)
-        {
-            Compare.Close(reference[o], got[o], Tolerances.RecurrenceRelative, Tolerances.RecurrenceAbsolute,
-                o == 0 ? "wkv7_decode_scale_gate y vs CPU" : $"wkv7_decode_scale_gate state {o - 1} vs CPU");
-        }
-
-        foreach (var t in cpuOwned)
-        {
-            t.Dispose();
-        }
+        FusedGivesTheBitsOfItsOps((on, keep, fused) => Run(on, keep, fused, sequences, heads, n, inputs, s0, scale), "wkv7_decode_scale_gate",
+            o => o == 0 ? "y" : $"state {o - 1}", Tolerances.RecurrenceRelative, Tolerances.RecurrenceAbsolute);
     }
 
     [Fact]
