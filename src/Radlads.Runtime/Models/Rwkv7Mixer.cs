@@ -183,7 +183,14 @@ internal sealed class Rwkv7Mixer : IMixer
         }
         else
         {
-            (kh, v) = (pass.Scratch(t, a), pass.Scratch(t, a));
+            // Layer 0's v (every row written by the pieces below, nothing to lerp) is v_first itself: no copy after it.
+            if (FirstLayer)
+            {
+                pass.ValueFirst?.Dispose();
+                pass.ValueFirst = backend.AllocateUninitialized(t, a);
+            }
+
+            (kh, v) = (pass.Scratch(t, a), FirstLayer ? pass.ValueFirst! : pass.Scratch(t, a));
             if (d > 0)
             {
                 OneToken(0, d, pass.DecodePositions, pass.DecodeLayerTensors(0));
@@ -245,12 +252,11 @@ internal sealed class Rwkv7Mixer : IMixer
             unscaled.Add(s);
         }
 
-        if (FirstLayer)
+        if (FirstLayer && !ReferenceEquals(v, pass.ValueFirst))
         {
             pass.ValueFirst?.Dispose();
             // Uninitialized: the copy fills it. A zero-fill is a memset node in a recorded step, and at 0.5B the graph
-            // sat idle ~0.38 ms between that memset and the copy (CUPTI trace, H200, 2026-11-27). It follows the
-            // recurrence: the fused one-token call writes v (with nothing to lerp in layer 0) there.
+            // sat idle ~0.38 ms between that memset and the copy (CUPTI trace, H200, 2026-11-27).
             pass.ValueFirst = backend.AllocateUninitialized(t, a);
             backend.Copy(v, pass.ValueFirst);
         }
