@@ -378,6 +378,24 @@ __device__ __forceinline__ void rope_expand_head_pair(float* r, float* k, const 
     }
 }
 
+// Pair (i, i + half) of one query head for RAD-RWKV7's one-token keys: r's pair rotated from r_in into r_out (the same
+// place for an in-place rotation), the pair of the head's KV head of k (kp) rotated into kh, v's (vp) copied into vh.
+// Shared by rwkv7_rope_keys_rows_f32 (global memory) and rwkv7_rope_keys_wkv7_rows (shared memory), so they round alike.
+__device__ __forceinline__ void rwkv7_rope_head_pair(const float* r_in, float* r_out, const float* kp, const float* vp, float* kh,
+    float* vh, int i, int half, float cf, float sf)
+{
+    float ra = r_in[i], rb = r_in[i + half];
+    rope_pair(ra, rb, cf, sf);
+    r_out[i] = ra;
+    r_out[i + half] = rb;
+    float ka = kp[i], kb = kp[i + half];
+    rope_pair(ka, kb, cf, sf);
+    kh[i] = ka;
+    kh[i + half] = kb;
+    vh[i] = vp[i];
+    vh[i + half] = vp[i + half];
+}
+
 // The wkv7 (generalised delta rule) update of one value row i by one warp, the lanes across the row's n keys: lane
 // holds S[i, lane + 32e] in s (loaded by the caller, which may do so before pdl_begin: only this layer's recurrence
 // writes its state). sa = Σ_j a_j S[i,j]; S[i,j] ← S[i,j]·w_j + k_j·v_i + sa·b_j (written to row); returns

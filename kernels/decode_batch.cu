@@ -296,19 +296,7 @@ __device__ __forceinline__ void rwkv7_rope_keys_wkv7_rows(const float* r, const 
         for (int u = 0; u < (NE + 1) / 2; u++)
         {
             int p = lane + 32 * u;
-            if (p < half)
-            {
-                float ra = r[o + p], rb = r[o + p + half];
-                rope_pair(ra, rb, cf[u], sf[u]);
-                sr[p] = ra;
-                sr[p + half] = rb;
-                float ka2 = k[kv + p], kb2 = k[kv + p + half];
-                rope_pair(ka2, kb2, cf[u], sf[u]);
-                skh[p] = ka2;
-                skh[p + half] = kb2;
-                svh[p] = v[kv + p];
-                svh[p + half] = v[kv + p + half];
-            }
+            if (p < half) rwkv7_rope_head_pair(r + o, sr, k + kv, v + kv, skh, svh, p, half, cf[u], sf[u]);
         }
 
         __syncwarp();

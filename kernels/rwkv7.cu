@@ -99,14 +99,7 @@ extern "C" __global__ void __launch_bounds__(32) rwkv7_rope_keys_rows_f32(float*
     {
         float cf, sf;
         rope_cos_sin((double)position, i, n, theta, cf, sf);
-        float ra, rb;
-        rope_in_place(r + o, i, half, cf, sf, ra, rb);
-        float ka2 = kp[i], kb2 = kp[i + half];
-        rope_pair(ka2, kb2, cf, sf);
-        kh[o + i] = ka2;
-        kh[o + i + half] = kb2;
-        vh[o + i] = vp[i];
-        vh[o + i + half] = vp[i + half];
+        rwkv7_rope_head_pair(r + o, r + o, kp, vp, kh + o, vh + o, i, half, cf, sf);
     }
 
     __syncwarp();
