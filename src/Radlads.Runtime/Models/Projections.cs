@@ -44,10 +44,7 @@ internal sealed class Projections : IDisposable
     /// </summary>
     public (Tensor R, Tensor K, Tensor V) Project(ForwardPass pass, ModelConfig c, Tensor xr, Tensor xk, Tensor xv)
     {
-        int kvWidth = c.NumKeyValueHeads * c.HeadDim;
-        var r = pass.Scratch(pass.Rows, c.NumAttentionHeads * c.HeadDim);
-        var k = pass.Scratch(pass.Rows, kvWidth);
-        var v = pass.Scratch(pass.Rows, kvWidth);
+        var (r, k, v) = Outputs(pass, c);
         if (ReferenceEquals(xr, xk) && ReferenceEquals(xr, xv))
         {
             // The input norm, when the model left it pending (IMixer.TakesPendingNorm), runs with the GEMVs.
@@ -80,10 +77,7 @@ internal sealed class Projections : IDisposable
     /// </summary>
     public (Tensor R, Tensor K, Tensor V) ProjectWithLoras(ForwardPass pass, ModelConfig c, Tensor x, ReadOnlySpan<LoraBranch> branches)
     {
-        int kvWidth = c.NumKeyValueHeads * c.HeadDim;
-        var r = pass.Scratch(pass.Rows, c.NumAttentionHeads * c.HeadDim);
-        var k = pass.Scratch(pass.Rows, kvWidth);
-        var v = pass.Scratch(pass.Rows, kvWidth);
+        var (r, k, v) = Outputs(pass, c);
         if (pass.TakeNorm(x) is { } n)
         {
             pass.Ops.AddRmsNormMatMulSharedLoraSet(n.H, n.Branch, n.Weight, n.Eps, n.Normed, [Query, Key, Value], [QueryBias, KeyBias, ValueBias],
@@ -97,6 +91,13 @@ internal sealed class Projections : IDisposable
 
         pass.PrefetchAhead();
         return (r, k, v);
+    }
+
+    /// <summary>The projections' outputs for this pass: r [T, A], k and v [T, KVH·N], scratch of the layer.</summary>
+    private static (Tensor R, Tensor K, Tensor V) Outputs(ForwardPass pass, ModelConfig c)
+    {
+        int kvWidth = c.NumKeyValueHeads * c.HeadDim;
+        return (pass.Scratch(pass.Rows, c.NumAttentionHeads * c.HeadDim), pass.Scratch(pass.Rows, kvWidth), pass.Scratch(pass.Rows, kvWidth));
     }
 
     /// <summary>
