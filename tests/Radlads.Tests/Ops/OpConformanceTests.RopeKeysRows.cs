@@ -13,16 +13,26 @@ namespace Radlads.Tests.Ops;
 /// </summary>
 public abstract partial class OpConformanceTests
 {
+    /// <summary>
+    /// (sequences, heads, kvHeads, N, balanced, residual) of the one-token RoPE-keys ops' tests: the 7B layer at batch 1,
+    /// the 0.5B layer 0, GQA group 1, group 7 with N = 40 (pairs no multiple of 32; value rows no multiple of 8), head dims
+    /// 8, 256 and 320 (CUDA's two-op fallback), several rows at spread positions, and 70 rows (two CUDA launches of 64).
+    /// </summary>
+    public static TheoryData<int, int, int, int, bool, bool> RopeKeysRowsShapes() => new()
+    {
+        { 1, 28, 4, 128, true, true },
+        { 1, 14, 2, 64, true, false },
+        { 1, 2, 2, 64, false, true },
+        { 3, 4, 2, 128, false, false },
+        { 3, 7, 1, 40, true, true },
+        { 2, 2, 1, 8, false, true },
+        { 2, 2, 1, 256, true, true },
+        { 1, 2, 1, 320, true, true },
+        { 70, 2, 1, 64, true, true },
+    };
+
     [Theory]
-    [InlineData(1, 28, 4, 128, true, true)] // the 7B layer at batch 1
-    [InlineData(1, 14, 2, 64, true, false)] // the 0.5B layer 0
-    [InlineData(1, 2, 2, 64, false, true)] // group 1
-    [InlineData(3, 4, 2, 128, false, false)]
-    [InlineData(3, 7, 1, 40, true, true)] // group 7, pairs not a multiple of 32
-    [InlineData(2, 2, 1, 8, false, true)]
-    [InlineData(2, 2, 1, 256, true, true)]
-    [InlineData(1, 2, 1, 320, true, true)]
-    [InlineData(70, 2, 1, 64, true, true)]
+    [MemberData(nameof(RopeKeysRowsShapes))]
     public void Rwkv7RopeKeysValueResidualRows(int sequences, int heads, int kvHeads, int n, bool balanced, bool residual)
     {
         var data = new TestData(80 + (sequences * 131) + (heads * 1009) + (kvHeads * 7) + (n * 17) + (balanced ? 3 : 0) + (residual ? 5 : 0));

@@ -16,15 +16,7 @@ namespace Radlads.Tests.Ops;
 public abstract partial class OpConformanceTests
 {
     [Theory]
-    [InlineData(1, 28, 4, 128, true, true)] // the 7B layer at batch 1
-    [InlineData(1, 14, 2, 64, true, false)] // the 0.5B layer 0
-    [InlineData(1, 2, 2, 64, false, true)] // group 1
-    [InlineData(3, 4, 2, 128, false, false)]
-    [InlineData(3, 7, 1, 40, true, true)] // group 7, 40 value rows: five blocks of 8, 20 pairs
-    [InlineData(2, 2, 1, 8, false, true)]
-    [InlineData(2, 2, 1, 256, true, true)]
-    [InlineData(1, 2, 1, 320, true, true)]
-    [InlineData(70, 2, 1, 64, true, true)]
+    [MemberData(nameof(RopeKeysRowsShapes))]
     public void Rwkv7RopeKeysWkv7Rows(int sequences, int heads, int kvHeads, int n, bool balanced, bool residual)
     {
         var data = new TestData(90 + (sequences * 131) + (heads * 1009) + (kvHeads * 7) + (n * 17) + (balanced ? 3 : 0) + (residual ? 5 : 0));
