@@ -3,9 +3,9 @@
 // but idle, CUPTI trace, H200, 2026-11-28) would leave it idle. Launched on its own stream (a branch of a recorded
 // step), one warp a block and a block a SM: cp.async.bulk.prefetch.L2 (sm_90) hands each chunk to the SM's copy
 // engine, which drains one warp's prefetches at only ~180 GB/s, so the chunks are dealt over the grid. The prefetch is
-// a hint: it writes nothing and no result depends on it. Off by default (RADLADS_PREFETCH_L2): the 7B o_proj and
-// gate/up ran 1–5 µs faster from L2, but whole steps gained ≤ 2 % at 7B RAD-RWKV7 and lost 4–7 % at 0.5B (H200,
-// 2026-11-28, NOTES ninth session).
+// a hint: it writes nothing and no result depends on it. By default only behind recurrent mixers and for weights of
+// more than 4 L2s (CudaBackend.AutoPrefetchFraction; RADLADS_PREFETCH_L2 overrides): 7B RAD-RWKV7 steps 1.9 % faster,
+// while 0.5B and 1.5B lost 2–11 % and Qwen2 7B 1 % (H200, 2026-11-28, NOTES ninth and eleventh sessions).
 #include "common.cuh"
 
 #define PREFETCH_RANGES 8

@@ -6,9 +6,12 @@ namespace Radlads.Cuda;
 
 /// <summary>
 /// IOps.Prefetch: L2 prefetches of weights on a second stream (a parallel branch of a recorded step), forked from the
-/// main stream with an event and joined back at the end of a recording (nothing reads what they do). Off by default:
-/// the 7B o_proj and gate/up ran 1–5 µs faster from L2 (7B RAD-RWKV7 −1.7 to −2.3 % a step), but 0.5B was 4–7 % slower
-/// and Qwen2 7B 0.5–1 % slower (H200, 2026-11-28, NOTES ninth session).
+/// main stream with an event and joined back at the end of a recording (nothing reads what they do). The model asks for
+/// them only behind recurrent mixers (IMixer.LeavesBandwidthIdle); by default they run only where the weights asked for
+/// are many times the L2 (<see cref="AutoPrefetchL2Multiple"/>): 7B RAD-RWKV7 measured 1.9 % faster a step (4.061 →
+/// 3.985 ms, three interleaved rounds), while 0.5B (+4 %), 1.5B (+3 %) and 0.5B/1.5B RAD-RWKV6 (+11 %, +2 %) were slower
+/// and 7B RAD-RWKV6 unchanged; Qwen2 7B was 1 % slower, hence not behind attention (H200, 2026-11-28, NOTES eleventh
+/// session).
 /// </summary>
 public sealed unsafe partial class CudaBackend
 {
@@ -18,23 +21,33 @@ public sealed unsafe partial class CudaBackend
     private bool prefetchPending;
 
     /// <summary>
-    /// How much of the L2 a <see cref="Prefetch"/> may fill (fraction of CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE; 0, the
-    /// default, turns prefetching off; RADLADS_PREFETCH_L2=0.75 is what was measured).
+    /// How much of the L2 a <see cref="Prefetch"/> may fill (fraction of CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE; 0 turns
+    /// prefetching off). Null, the default: <see cref="AutoPrefetchL2Fraction"/> when the weights asked for exceed
+    /// <see cref="AutoPrefetchL2Multiple"/> × the L2, else off. RADLADS_PREFETCH_L2 sets it (0 = off).
     /// </summary>
-    public double PrefetchL2Fraction { get; set; } = ParsePrefetchFraction(Environment.GetEnvironmentVariable("RADLADS_PREFETCH_L2"));
+    public double? PrefetchL2Fraction { get; set; } = ParsePrefetchFraction(Environment.GetEnvironmentVariable("RADLADS_PREFETCH_L2"));
+
+    /// <summary>The fraction of the L2 the default prefetches fill (the one measured: 0.5 and 1 gained less at 7B).</summary>
+    public const double AutoPrefetchL2Fraction = 0.75;
+
+    /// <summary>
+    /// The default prefetches only when a call's weights exceed this many L2s: a 7B layer's o_proj and MLP are 7.2 ×
+    /// the H200's L2 (faster), 1.5B's 1.4 × (slower), 0.5B's 0.45 × (slower).
+    /// </summary>
+    public const double AutoPrefetchL2Multiple = 4;
 
     /// <summary>How many prefetch kernels this backend has queued (tests: the decode path issues them).</summary>
     internal long PrefetchLaunches { get; private set; }
 
     /// <summary>
-    /// RADLADS_PREFETCH_L2's value (<paramref name="text"/>; null when unset: 0, off) as a fraction of the L2; anything
+    /// RADLADS_PREFETCH_L2's value (<paramref name="text"/>; null when unset: the default rule) as a fraction of the L2; anything
     /// but a number from 0 to 1 is an error that names the variable.
     /// </summary>
-    internal static double ParsePrefetchFraction(string? text)
+    internal static double? ParsePrefetchFraction(string? text)
     {
         if (text is null)
         {
-            return 0;
+            return null;
         }
 
         if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double f) || f < 0 || f > 1)
@@ -44,6 +57,10 @@ public sealed unsafe partial class CudaBackend
 
         return f;
     }
+
+    /// <summary>The default rule: <see cref="AutoPrefetchL2Fraction"/> for weights over <see cref="AutoPrefetchL2Multiple"/> L2s, else 0 (off).</summary>
+    internal static double AutoPrefetchFraction(double weightBytes, long l2Bytes) =>
+        l2Bytes > 0 && weightBytes > AutoPrefetchL2Multiple * l2Bytes ? AutoPrefetchL2Fraction : 0;
 
     /// <summary>Waits on the host for the main stream and the prefetch stream (a prefetch may still read a weight about to be freed).</summary>
     private void SynchronizeStreams()
@@ -77,12 +94,13 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>
     /// IOps.Prefetch: one warp a SM on the prefetch stream (forked from the main one) issues L2 bulk prefetches of the
-    /// groups' weights in order, up to <see cref="PrefetchL2Fraction"/> of the L2; a group that does not fit gets the
+    /// groups' weights in order, up to the prefetch fraction of the L2 (<see cref="PrefetchL2Fraction"/>); a group that does not fit gets the
     /// same prefix of each tensor (one GEMV reads them row by row together). Hopper and later (cp.async.bulk).
     /// </summary>
     internal void Prefetch(Tensor[][] groups)
     {
-        long budget = (long)(Device.L2CacheBytes * PrefetchL2Fraction);
+        double fraction = PrefetchL2Fraction ?? AutoPrefetchFraction(groups.Sum(g => g.Sum(t => (double)Cuda(t).ByteLength)), Device.L2CacheBytes);
+        long budget = (long)(Device.L2CacheBytes * fraction);
         if (budget <= 0 || Device.ComputeMajor < 9)
         {
             return;

@@ -23,6 +23,13 @@ internal interface IMixer : IDisposable
     /// <summary>The output projection o_proj [C, A], read after the token mixing (a decode step prefetches it: <see cref="ForwardPass.Ahead"/>).</summary>
     Tensor OutputWeight { get; }
 
+    /// <summary>
+    /// Whether the token mixing between the projections and o_proj reads little memory (a recurrence over its small
+    /// state), so a decode step may have the backend prefetch the weights after it meanwhile (<see cref="ForwardPass.Ahead"/>).
+    /// Attention reads the KV cache there, and a prefetch only competes with it.
+    /// </summary>
+    bool LeavesBandwidthIdle { get; }
+
     /// <summary>x: input_layernorm output [T, C]; y: mixer output after o_proj [T, C].</summary>
     void Forward(ForwardPass pass, Tensor x, Tensor y);
 }

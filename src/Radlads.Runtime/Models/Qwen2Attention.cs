@@ -25,6 +25,8 @@ internal sealed class Qwen2Attention : IMixer
     /// <summary>The projections are the first read of x.</summary>
     public bool TakesPendingNorm => true;
 
+    public bool LeavesBandwidthIdle => false;
+
     public Tensor OutputWeight => p.Output;
 
     public LayerState CreateState() =>

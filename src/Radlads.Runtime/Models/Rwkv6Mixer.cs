@@ -76,6 +76,8 @@ internal sealed class Rwkv6Mixer : IMixer
     /// <summary>Token shift (ddlerp) reads x before the projections: the model runs the input norm first.</summary>
     public bool TakesPendingNorm => !config.UseTokenShift;
 
+    public bool LeavesBandwidthIdle => true;
+
     public Tensor OutputWeight => p.Output;
 
     public LayerState CreateState() => new([

@@ -89,6 +89,8 @@ internal sealed class Rwkv7Mixer : IMixer
     /// <summary>The projections are the first read of x (no token shift).</summary>
     public bool TakesPendingNorm => true;
 
+    public bool LeavesBandwidthIdle => true;
+
     public Tensor OutputWeight => p.Output;
 
     public LayerState CreateState() => new([backend.Allocate(config.NumAttentionHeads, config.HeadDim, config.HeadDim)]);

@@ -485,8 +485,8 @@ public interface IOps
     /// <summary>
     /// A hint: these weights are read soon, in this order; the tensors of one group are read together (one GEMV over
     /// all of them, row by row). A backend with a cache may start loading as much of them as its cache holds while the
-    /// ops queued before it leave memory idle (CUDA: an L2 bulk prefetch on a side stream, decode only, off unless
-    /// RADLADS_PREFETCH_L2 gives it a share of the L2). Changes no result; the default does nothing.
+    /// ops queued before it leave memory idle (CUDA: an L2 bulk prefetch on a side stream, decode only, by default for
+    /// weights of more than 4 L2s; RADLADS_PREFETCH_L2 sets its share of the L2). Changes no result; the default does nothing.
     /// </summary>
     void Prefetch(params Tensor[][] groups)
     {

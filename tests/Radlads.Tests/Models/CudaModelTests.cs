@@ -378,8 +378,9 @@ public sealed class CudaGraphTests
     }
 
     /// <summary>
-    /// The decode step's L2 prefetch of each layer's o_proj and MLP weights (IOps.Prefetch, off by default) on its own
-    /// stream, eager and as a branch of recorded steps, and RAD-RWKV7's q/k/v + LoRA down projections in one launch
+    /// The decode step's L2 prefetch of each layer's o_proj and MLP weights (IOps.Prefetch; by default only for weights
+    /// of many L2s, so set here; behind recurrent mixers only) on its own stream, eager and as a branch of recorded
+    /// steps, and RAD-RWKV7's q/k/v + LoRA down projections in one launch
     /// (IOps.AddRmsNormMatMulSharedLoraSet). The synthetic tiny shape with F widened so the MLP weights pass the prefetch's 64 KB
     /// minimum: decode without prefetching, with it eager, and recorded with it give the same logits and state bit for
     /// bit, and the prefetches (and for RAD-RWKV7 the one-launch projections) ran.
@@ -400,8 +401,11 @@ public sealed class CudaGraphTests
         bool lora = architecture == Radlads.Models.Architecture.Rwkv7Qwen2;
         Assert.True(lora ? backend.GroupLoraLaunches >= steps : backend.GroupLoraLaunches == 0, $"{backend.GroupLoraLaunches} q/k/v + LoRA down launches");
         backend.PrefetchL2Fraction = 0.75;
+        // Attention reads its KV cache between the projections and o_proj: Qwen2 asks for no prefetch (IMixer.LeavesBandwidthIdle).
+        bool prefetches = architecture != Radlads.Models.Architecture.Qwen2;
         EagerAndRecordedEqualPlain(backend, model, tokens, plainLogits, plainState,
-            () => Assert.True(backend.PrefetchLaunches >= steps, $"{backend.PrefetchLaunches} prefetch launches for {steps} layer steps"));
+            () => Assert.True(prefetches ? backend.PrefetchLaunches >= steps : backend.PrefetchLaunches == 0,
+                $"{backend.PrefetchLaunches} prefetch launches for {steps} layer steps"));
     }
 
     /// <summary>
