@@ -97,18 +97,78 @@ struct SampleShared
 #define MEASURE_UNITS 1
 #define MEASURE_DRAW 2
 
+// The start of a radix-select pass: every warp's histogram cleared.
+__device__ __forceinline__ void radix_clear(SampleShared& s)
+{
+    for (int i = threadIdx.x; i < SAMPLE_WARPS * 256; i += blockDim.x) (&s.hist[0][0])[i] = 0;
+    __syncthreads();
+}
+
+// The end of a radix-select pass, once the block has counted the digit at `shift` of its keys that match prefix under
+// mask into s.hist: the digit at which the running count (from `before`) first reaches target is appended to prefix,
+// before becomes the count below that digit, and mask takes the digit's byte. Every thread of the block calls it.
+__device__ void radix_digit(int shift, u64 target, u64& prefix, u64& mask, u64& before, SampleShared& s)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    for (int b = threadIdx.x; b < 256; b += blockDim.x)
+    {
+        u64 t = 0;
+        for (int w = 0; w < SAMPLE_WARPS; w++) t += s.hist[w][b];
+        s.total[b] = t;
+    }
+    __syncthreads();
+    if (warp == 0)
+    {
+        // Lane owns bins [8·lane, 8·lane + 8): an inclusive scan of the lane sums finds the crossing lane.
+        u64 own = 0;
+        for (int j = 0; j < 8; j++) own += s.total[lane * 8 + j];
+        u64 incl = own;
+        for (int d = 1; d < 32; d <<= 1)
+        {
+            u64 v = shfl_up_u64(incl, d);
+            if (lane >= d) incl += v;
+        }
+        unsigned crossing = __ballot_sync(0xffffffffu, before + incl >= target);
+        // Always some lane: the target is at most the measure of the keys still matching the prefix.
+        int at = crossing ? __ffs(crossing) - 1 : 31;
+        u64 excl = shfl_u64(incl - own, at);
+        if (lane == at)
+        {
+            u64 cum = before + excl;
+            int digit = lane * 8 + 7;
+            for (int j = 0; j < 8; j++)
+            {
+                u64 t = s.total[lane * 8 + j];
+                if (cum + t >= target)
+                {
+                    digit = lane * 8 + j;
+                    break;
+                }
+                cum += t;
+            }
+            s.prefix = prefix | ((u64)digit << shift);
+            s.before = cum;
+        }
+    }
+    __syncthreads();
+    prefix = s.prefix;
+    before = s.before;
+    mask |= (u64)255 << shift;
+    __syncthreads();
+}
+
 // The smallest key whose prefix measure reaches target (target >= 1 and at most the whole row's measure).
 // Digits of 8 bits from the top; the id part of a key is below 2^24, so its top byte is skipped.
 __device__ u64 select_key(const float* logits, const u64* units, int n, int measure, u64 bound, u64 target, SampleShared& s)
 {
     const int shifts[7] = {56, 48, 40, 32, 16, 8, 0};
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int warp = threadIdx.x >> 5;
     u64 prefix = 0, mask = 0, before = 0;
     for (int pass = 0; pass < 7; pass++)
     {
         int shift = shifts[pass];
-        for (int i = threadIdx.x; i < SAMPLE_WARPS * 256; i += blockDim.x) (&s.hist[0][0])[i] = 0;
-        __syncthreads();
+        radix_clear(s);
         for (int id = threadIdx.x; id < n; id += blockDim.x)
         {
             float l = logits[id];
@@ -127,52 +187,7 @@ __device__ u64 select_key(const float* logits, const u64* units, int n, int meas
 
             if (m) atomicAdd(&s.hist[warp][(key >> shift) & 255], m);
         }
-        __syncthreads();
-        for (int b = threadIdx.x; b < 256; b += blockDim.x)
-        {
-            u64 t = 0;
-            for (int w = 0; w < SAMPLE_WARPS; w++) t += s.hist[w][b];
-            s.total[b] = t;
-        }
-        __syncthreads();
-        if (warp == 0)
-        {
-            // Lane owns bins [8·lane, 8·lane + 8): an inclusive scan of the lane sums finds the crossing lane.
-            u64 own = 0;
-            for (int j = 0; j < 8; j++) own += s.total[lane * 8 + j];
-            u64 incl = own;
-            for (int d = 1; d < 32; d <<= 1)
-            {
-                u64 v = shfl_up_u64(incl, d);
-                if (lane >= d) incl += v;
-            }
-            unsigned crossing = __ballot_sync(0xffffffffu, before + incl >= target);
-            // Always some lane: the target is at most the measure of the keys still matching the prefix.
-            int at = crossing ? __ffs(crossing) - 1 : 31;
-            u64 excl = shfl_u64(incl - own, at);
-            if (lane == at)
-            {
-                u64 cum = before + excl;
-                int digit = lane * 8 + 7;
-                for (int j = 0; j < 8; j++)
-                {
-                    u64 t = s.total[lane * 8 + j];
-                    if (cum + t >= target)
-                    {
-                        digit = lane * 8 + j;
-                        break;
-                    }
-                    cum += t;
-                }
-                s.prefix = prefix | ((u64)digit << shift);
-                s.before = cum;
-            }
-        }
-        __syncthreads();
-        prefix = s.prefix;
-        before = s.before;
-        mask |= (u64)255 << shift;
-        __syncthreads();
+        radix_digit(shift, target, prefix, mask, before, s);
     }
     return prefix;
 }
@@ -474,6 +489,19 @@ extern "C" __global__ void __launch_bounds__(SCAN_THREADS) sample_scan_f32(const
     for (int i = threadIdx.x; i < kept; i += SCAN_THREADS) out[i] = keys[i];
 }
 
+// Counts key's digit at `shift` in its warp's histogram when key matches prefix under mask (the sentinel ~0 never
+// counts). The candidates share their high bytes (top-k logits are close), so most of a warp's lanes hit one bin: the
+// lanes of a bin add their count once, through the lowest of them (32 serialised atomics become 1). Every lane of
+// the warp calls it (__match_any_sync).
+__device__ __forceinline__ void count_candidate(u64 key, u64 mask, u64 prefix, int shift, SampleShared& s)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    bool counted = key != ~0ULL && (key & mask) == prefix;
+    int bin = counted ? (int)((key >> shift) & 255) : -1;
+    unsigned peers = __match_any_sync(0xffffffffu, bin);
+    if (counted && __ffs(peers) - 1 == lane) atomicAdd(&s.hist[warp][bin], (u64)__popc(peers));
+}
+
 // The smallest candidate key whose count of non-sentinel keys <= it reaches target (1 <= target <= their count).
 // The candidates of block b are keys[b · SAMPLE_TOPK_BOUND + [0, per_block)].
 // Up to SELECT_CACHED · blockDim.x candidates (top-k ≤ 27 over the 149 chunks of a 151,936 vocabulary) are read from
@@ -482,7 +510,6 @@ extern "C" __global__ void __launch_bounds__(SCAN_THREADS) sample_scan_f32(const
 __device__ u64 select_candidate(const u64* keys, int blocks, int per_block, u64 target, SampleShared& s)
 {
     const int shifts[7] = {56, 48, 40, 32, 16, 8, 0};
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     u64 prefix = 0, mask = 0, before = 0;
     const int total = blocks * per_block;
     const bool cached = total <= SELECT_CACHED * (int)blockDim.x;
@@ -496,75 +523,22 @@ __device__ u64 select_candidate(const u64* keys, int blocks, int per_block, u64 
     for (int pass = 0; pass < 7; pass++)
     {
         int shift = shifts[pass];
-        for (int i = threadIdx.x; i < SAMPLE_WARPS * 256; i += blockDim.x) (&s.hist[0][0])[i] = 0;
-        __syncthreads();
+        radix_clear(s);
         if (cached)
         {
-            // The candidates share their high bytes (top-k logits are close), so most of a warp's lanes hit one bin:
-            // the lanes of a bin add their count once, through the lowest of them (32 serialised atomics become 1).
 #pragma unroll
-            for (int c = 0; c < SELECT_CACHED; c++)
-            {
-                u64 key = cache[c];
-                bool counted = key != ~0ULL && (key & mask) == prefix;
-                int bin = counted ? (int)((key >> shift) & 255) : -1;
-                unsigned peers = __match_any_sync(0xffffffffu, bin);
-                if (counted && __ffs(peers) - 1 == lane) atomicAdd(&s.hist[warp][bin], (u64)__popc(peers));
-            }
+            for (int c = 0; c < SELECT_CACHED; c++) count_candidate(cache[c], mask, prefix, shift, s);
         }
         else
         {
-            for (int i = threadIdx.x; i < total; i += blockDim.x)
+            // One trip count for the whole block (lanes past the end count the sentinel), as count_candidate needs.
+            for (int base = 0; base < total; base += blockDim.x)
             {
-                u64 key = keys[(i64)(i / per_block) * SAMPLE_TOPK_BOUND + i % per_block];
-                if (key == ~0ULL || (key & mask) != prefix) continue;
-                atomicAdd(&s.hist[warp][(key >> shift) & 255], 1ULL);
+                int i = base + threadIdx.x;
+                count_candidate(i < total ? keys[(i64)(i / per_block) * SAMPLE_TOPK_BOUND + i % per_block] : ~0ULL, mask, prefix, shift, s);
             }
         }
-        __syncthreads();
-        for (int b = threadIdx.x; b < 256; b += blockDim.x)
-        {
-            u64 t = 0;
-            for (int w = 0; w < SAMPLE_WARPS; w++) t += s.hist[w][b];
-            s.total[b] = t;
-        }
-        __syncthreads();
-        if (warp == 0)
-        {
-            u64 own = 0;
-            for (int j = 0; j < 8; j++) own += s.total[lane * 8 + j];
-            u64 incl = own;
-            for (int d = 1; d < 32; d <<= 1)
-            {
-                u64 v = shfl_up_u64(incl, d);
-                if (lane >= d) incl += v;
-            }
-            unsigned crossing = __ballot_sync(0xffffffffu, before + incl >= target);
-            int at = crossing ? __ffs(crossing) - 1 : 31;
-            u64 excl = shfl_u64(incl - own, at);
-            if (lane == at)
-            {
-                u64 cum = before + excl;
-                int digit = lane * 8 + 7;
-                for (int j = 0; j < 8; j++)
-                {
-                    u64 t = s.total[lane * 8 + j];
-                    if (cum + t >= target)
-                    {
-                        digit = lane * 8 + j;
-                        break;
-                    }
-                    cum += t;
-                }
-                s.prefix = prefix | ((u64)digit << shift);
-                s.before = cum;
-            }
-        }
-        __syncthreads();
-        prefix = s.prefix;
-        before = s.before;
-        mask |= (u64)255 << shift;
-        __syncthreads();
+        radix_digit(shift, target, prefix, mask, before, s);
     }
     return prefix;
 }
