@@ -59,7 +59,10 @@ public sealed record CardInfo(string Name, string Slug, string Driver, string Co
         return result.Length == 0 ? "unknown" : result.Length > 48 ? result[..48].TrimEnd('-') : result;
     }
 
-    /// <summary>The git commit the program was built from (the SDK stamps it into the informational version).</summary>
+    /// <summary>
+    /// The git commit the program was built from (the SDK stamps it into the informational version; "-dirty" after it when the
+    /// tracked files had uncommitted changes: Directory.Build.targets).
+    /// </summary>
     private static string BuildCommit()
     {
         string? version = typeof(CardInfo).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
