@@ -269,6 +269,29 @@ public abstract partial class OpConformanceTests
         }
     }
 
+    /// <summary>
+    /// The tensors of one <see cref="FusedGivesTheBitsOfItsOps"/> run on a backend (this one or the CPU reference): inputs
+    /// uploaded and kept for disposal, outputs NaN-poisoned, results read back in order.
+    /// </summary>
+    private sealed class RunTensors(IBackend on, List<IDisposable> keep)
+    {
+        public Tensor Of(float[] values, params int[] shape)
+        {
+            var t = on.FromFloats(values, shape);
+            keep.Add(t);
+            return t;
+        }
+
+        public Tensor Poisoned(params int[] shape) => Of(Enumerable.Repeat(float.NaN, shape.Aggregate(1, (p, d) => p * d)).ToArray(), shape);
+
+        public float[][] Read(IEnumerable<Tensor> tensors) => [.. tensors.Select(t =>
+        {
+            var values = new float[t.ElementCount];
+            on.Download(t, values);
+            return values;
+        })];
+    }
+
     /// <summary>Each actual output has exactly the bits of the expected one, and no NaN (every element written).</summary>
     private static void SameBits(float[][] expected, float[][] actual, string what)
     {

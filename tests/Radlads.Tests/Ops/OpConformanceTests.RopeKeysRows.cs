@@ -37,20 +37,14 @@ public abstract partial class OpConformanceTests
     {
         var data = new TestData(80 + (sequences * 131) + (heads * 1009) + (kvHeads * 7) + (n * 17) + (balanced ? 3 : 0) + (residual ? 5 : 0));
         int a = heads * n, kv = kvHeads * n;
-        int count = sequences * a;
         var (inputs, positions) = RopeKeysRowsInputs(data, sequences, heads, kvHeads, n);
 
         // Runs on `on` and reads back r, kh, vh, removal, replacement, k̃.
         float[][] Run(IBackend on, List<IDisposable> keep, bool fused)
         {
-            Tensor T(float[] x, params int[] shape)
-            {
-                var t = on.FromFloats(x, shape);
-                keep.Add(t);
-                return t;
-            }
-
-            Tensor Poisoned() => T(Enumerable.Repeat(float.NaN, count).ToArray(), sequences, a);
+            var io = new RunTensors(on, keep);
+            Tensor T(float[] x, params int[] shape) => io.Of(x, shape);
+            Tensor Poisoned() => io.Poisoned(sequences, a);
             var (r, k, v) = (T(inputs[0], sequences, a), T(inputs[1], sequences, kv), T(inputs[2], sequences, kv));
             var (w, rate) = (T(inputs[3], sequences, a), T(inputs[4], sequences, a));
             var (kk, ka) = balanced ? (null, null) : (T(inputs[5], a), T(inputs[6], a));
@@ -67,12 +61,7 @@ public abstract partial class OpConformanceTests
                 on.Ops.Rwkv7KeysValueResidual(kh, w, rate, kk, ka, n, balanced, removal, replacement, kTilde, vh, first, nu);
             }
 
-            return [.. new[] { r, kh, vh, removal, replacement, kTilde }.Select(t =>
-            {
-                var values = new float[t.ElementCount];
-                on.Download(t, values);
-                return values;
-            })];
+            return io.Read([r, kh, vh, removal, replacement, kTilde]);
         }
 
         string[] names = ["r", "kh", "vh", "removal", "replacement", "k~"];

@@ -30,14 +30,9 @@ public abstract partial class OpConformanceTests
         // Runs on `on` and reads back y, vh, then each state.
         float[][] Run(IBackend on, List<IDisposable> keep, bool fused)
         {
-            Tensor T(float[] x, params int[] shape)
-            {
-                var t = on.FromFloats(x, shape);
-                keep.Add(t);
-                return t;
-            }
-
-            Tensor Poisoned() => T(Enumerable.Repeat(float.NaN, count).ToArray(), sequences, a);
+            var io = new RunTensors(on, keep);
+            Tensor T(float[] x, params int[] shape) => io.Of(x, shape);
+            Tensor Poisoned() => io.Poisoned(sequences, a);
             var (r, k, v) = (T(inputs[0], sequences, a), T(inputs[1], sequences, kv), T(inputs[2], sequences, kv));
             var (w, rate, gate) = (T(inputs[3], sequences, a), T(inputs[4], sequences, a), T(gateValues, sequences, a));
             var (kk, ka) = balanced ? (null, null) : (T(inputs[5], a), T(inputs[6], a));
@@ -56,12 +51,7 @@ public abstract partial class OpConformanceTests
                 on.Ops.Wkv7DecodeScaleGate(r, w, kTilde, vh, removal, replacement, states, scale, gate, y);
             }
 
-            return [.. new[] { y, vh }.Concat(states).Select(t =>
-            {
-                var values = new float[t.ElementCount];
-                on.Download(t, values);
-                return values;
-            })];
+            return io.Read([y, vh, .. states]);
         }
 
         FusedGivesTheBitsOfItsOps(Run, "rwkv7_rope_keys_wkv7_rows", o => o switch { 0 => "y", 1 => "vh", _ => $"state {o - 2}" },

@@ -35,17 +35,13 @@ public abstract partial class OpConformanceTests
             float[][] s0, float scale)
         {
             int a = heads * n;
-            Tensor T(float[] x, params int[] shape)
-            {
-                var t = on.FromFloats(x, shape);
-                keep.Add(t);
-                return t;
-            }
+            var io = new RunTensors(on, keep);
+            Tensor T(float[] x, params int[] shape) => io.Of(x, shape);
 
             var (rt, wt, kt, vt, at, bt, gt) = (T(inputs[0], sequences, a), T(inputs[1], sequences, a), T(inputs[2], sequences, a),
                 T(inputs[3], sequences, a), T(inputs[4], sequences, a), T(inputs[5], sequences, a), T(inputs[6], sequences, a));
             var states = s0.Select(s => T(s, heads, n, n)).ToArray();
-            var y = T(Enumerable.Repeat(float.NaN, sequences * a).ToArray(), sequences, a);
+            var y = io.Poisoned(sequences, a);
             if (fused)
             {
                 on.Ops.Wkv7DecodeScaleGate(rt, wt, kt, vt, at, bt, states, scale, gt, y);
@@ -56,12 +52,7 @@ public abstract partial class OpConformanceTests
                 on.Ops.ScaleMultiply(y, scale, gt, y);
             }
 
-            return [.. new[] { y }.Concat(states).Select(t =>
-            {
-                var values = new float[t.ElementCount];
-                on.Download(t, values);
-                return values;
-            })];
+            return io.Read([y, .. states]);
         }
 
         float[][] inputs = [r, w, k, v, removal, replacement, gate];
