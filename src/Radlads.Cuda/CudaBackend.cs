@@ -70,6 +70,14 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
             Wkv7TileRows = EnvironmentChoice("RADLADS_WKV7_TILE_ROWS", Wkv7TileRows, [1, 2], "rows of the state per thread");
             Wkv7TileLanes = EnvironmentChoice("RADLADS_WKV7_TILE_LANES", Wkv7TileLanes, [8, 16], "lanes a state row is spread over");
+            Wkv7Chunked = EnvironmentChoice("RADLADS_WKV7_CHUNKED", 1, [0, 1], "1: long Wkv7 prefills in chunks, 0: the token-by-token scan") == 1;
+            if (Environment.GetEnvironmentVariable("RADLADS_WKV7_CHUNKED_MIN_TOKENS") is { } minText)
+            {
+                Wkv7ChunkedMinTokens = int.TryParse(minText, NumberStyles.Integer, CultureInfo.InvariantCulture, out int minTokens) && minTokens >= 2
+                    ? minTokens
+                    : throw new RadladsException($"RADLADS_WKV7_CHUNKED_MIN_TOKENS={minText}: use a whole number of tokens, 2 or more");
+            }
+
 
             AttentionTensorCores = Device.ComputeMajor >= 8 && Environment.GetEnvironmentVariable("RADLADS_ATTENTION_TC") != "0";
             ProgrammaticLaunch = Device.ComputeMajor >= 9 && Device.Driver.HasLaunchEx && Environment.GetEnvironmentVariable("RADLADS_CUDA_PDL") != "0";
@@ -146,6 +154,20 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// thread at head dim ≤ 128): 16 gives twice the warps for the same rows, 8 fewer shuffles per row.
     /// </summary>
     internal int Wkv7TileLanes { get; set; } = 8;
+
+    /// <summary>
+    /// Whether Wkv7 prefills of at least <see cref="Wkv7ChunkedMinTokens"/> tokens at head dim 64 or 128 run in chunks of
+    /// 16 tokens (kernels/wkv7_chunked.cu: T/16 sequential matrix steps instead of T row reductions; within fp32 rounding
+    /// of the recurrence, not bit-identical to decode). RADLADS_WKV7_CHUNKED=0 keeps the scan, whose state is bit for bit
+    /// what token-by-token decode leaves.
+    /// </summary>
+    internal bool Wkv7Chunked { get; set; } = true;
+
+    /// <summary>The fewest tokens a Wkv7 prefill takes the chunked kernels from (RADLADS_WKV7_CHUNKED_MIN_TOKENS).</summary>
+    internal int Wkv7ChunkedMinTokens { get; set; } = 32;
+
+    /// <summary>Chunked Wkv7 prefills queued so far (tests check which path ran).</summary>
+    internal long Wkv7ChunkedLaunches { get; set; }
 
     public bool CaptureEnabled { get; set; } = Environment.GetEnvironmentVariable("RADLADS_CUDA_GRAPHS") != "0";
 

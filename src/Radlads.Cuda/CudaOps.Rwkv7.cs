@@ -200,12 +200,19 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// Queues Wkv7 for T &gt; 1 and head dim ≤ 256 over `sequences` sequences of `tokens` rows (grid y; states heads·n·n
-    /// apart): wkv7_tile_f32 (a thread holds R rows × 32·NE/L keys, L lanes a row), bit-identical to T calls of the
+    /// apart): the chunked kernels where they apply (<see cref="TakesWkv7Chunked"/>: long prompts at head dims 64 and 128),
+    /// otherwise wkv7_tile_f32 (a thread holds R rows × 32·NE/L keys, L lanes a row), bit-identical to T calls of the
     /// decode kernel.
     /// </summary>
     internal static void LaunchWkv7Prefill(CudaBackend backend, ulong pr, ulong pw, ulong pk, ulong pv, ulong pa, ulong pb,
         ulong ps, int tokens, int heads, int n, ulong py, int sequences)
     {
+        if (TakesWkv7Chunked(backend, tokens, n, [pr, pw, pk, pv, pa, pb, ps, py]))
+        {
+            LaunchWkv7Chunked(backend, pr, pw, pk, pv, pa, pb, ps, tokens, heads, n, py, sequences);
+            return;
+        }
+
         var tile = Wkv7TileGeometry(heads, n, backend.Wkv7TileRows, backend.Wkv7TileLanes);
         int tileChunk = tile.Chunk;
         void** args = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &ps, &tokens, &heads, &n, &tileChunk, &py };

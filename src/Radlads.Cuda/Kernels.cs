@@ -75,6 +75,8 @@ internal sealed class Kernels
         Wkv7 = library.Function("rwkv7.cu", "wkv7_f32");
         Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
         Wkv7Tile = CudaOps.Wkv7TileKernels.ToDictionary(x => x, x => library.Function("rwkv7.cu", $"wkv7_tile_f32_ne{x.Ne}_r{x.Rows}_l{x.Lanes}"));
+        Wkv7ChunkPrep = CudaOps.Wkv7ChunkedHeadDims.ToDictionary(n => n, n => library.Function("wkv7_chunked.cu", $"wkv7_chunk_prep_f32_n{n}"));
+        Wkv7ChunkScan = CudaOps.Wkv7ChunkedHeadDims.ToDictionary(n => n, n => library.Function("wkv7_chunked.cu", $"wkv7_chunk_scan_f32_n{n}"));
         Sample = library.Function("sampling.cu", "sample_f32");
         SampleScan = library.Function("sampling.cu", "sample_scan_f32");
         SampleFinish = library.Function("sampling.cu", "sample_finish_f32");
@@ -86,6 +88,12 @@ internal sealed class Kernels
         device.Driver.SetFunctionAttribute(Wkv7, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
         // The tiled prefill scan double-buffers 16 tokens of five vectors: 86 KB at head dim 128.
         foreach (var f in Wkv7Tile.Values)
+        {
+            device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+        }
+
+        // The chunked Wkv7 prefill: 57 KB (prep) and 79 KB (scan: two chunk records) at head dim 128.
+        foreach (var f in Wkv7ChunkPrep.Values.Concat(Wkv7ChunkScan.Values))
         {
             device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
         }
@@ -278,6 +286,12 @@ internal sealed class Kernels
 
     /// <summary>Wkv7 for T &gt; 1, register-tiled: wkv7_tile_f32_ne{NE}_r{R}_l{L} by (NE, R, L), see CudaOps.Wkv7TileGeometry.</summary>
     public Dictionary<(int Ne, int Rows, int Lanes), nint> Wkv7Tile { get; }
+
+    /// <summary>wkv7_chunk_prep_f32_n{N} (kernels/wkv7_chunked.cu) by head dim N (<see cref="CudaOps.Wkv7ChunkedHeadDims"/>).</summary>
+    public Dictionary<int, nint> Wkv7ChunkPrep { get; }
+
+    /// <summary>wkv7_chunk_scan_f32_n{N} (kernels/wkv7_chunked.cu) by head dim N.</summary>
+    public Dictionary<int, nint> Wkv7ChunkScan { get; }
 
     public nint Sample { get; }
 

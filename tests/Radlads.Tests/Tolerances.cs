@@ -49,6 +49,15 @@ public static class Tolerances
     public const double RecurrenceAbsolute = 2e-4;
 
     /// <summary>
+    /// The chunked Wkv7 prefill (kernels/wkv7_chunked.cu) against the recurrence in float64, × max |expected| of y or of
+    /// the state. It is fp32 throughout, but sums each chunk's contributions as matrix products of 16-token blocks (and a
+    /// triangular inverse) instead of one token at a time, so its rounding is not the scan's. Measured under kernel
+    /// emulation (scripts/kernel-emulation/run-wkv7-chunked.sh, T ≤ 40): ≤ 3e-7 × max; the state is contracted by the
+    /// decays, so the error does not grow with T. 1e-5 leaves a factor of ~30 for long prompts and the GPU's order.
+    /// </summary>
+    public const double ChunkedRecurrenceRelativeToMax = 1e-5;
+
+    /// <summary>
     /// A backward op's fp32 gradient against central finite differences of its float64 forward
     /// (<see cref="Ops.BackwardTests"/>), per element, relative part. The finite differences are exact to ~1e-9
     /// (step 1e-6 in double); the fp32 side rounds each product (6e-8) over sums of at most a few dozen terms, and

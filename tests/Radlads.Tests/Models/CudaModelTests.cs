@@ -329,6 +329,41 @@ public sealed class CudaGraphTests
         Assert.True(stateError <= Tolerances.ConsistencyRelativeToMax, $"state: max error {stateError:G3} × max |state|");
     }
 
+    /// <summary>
+    /// The chunked Wkv7 prefill (the default for prompts of 32 tokens or more at head dims 64 and 128) inside a whole
+    /// RAD-RWKV7 model: the synthetic tiny shape widened to two heads of 64 (the golden fixtures' head dim, 16, has no
+    /// chunked kernel), an 80-token prompt prefilled once with the chunked kernels and once with the scan. Every
+    /// position's logits and the final state agree within <see cref="Tolerances.ConsistencyRelativeToMax"/>, the chunked
+    /// kernels ran once a layer, and a decode step from either state gives the same logits within that bound.
+    /// </summary>
+    [Fact]
+    public void ChunkedWkv7PrefillMatchesTheScanInAModel()
+    {
+        using var backend = CudaAvailability.Backend();
+        var config = SyntheticModel.Config("tiny", Radlads.Models.Architecture.Rwkv7Qwen2) with { HiddenSize = 128, HeadDim = 64 };
+        using var model = SyntheticModel.Create(config, backend, seed: 17);
+        int[] tokens = [.. Enumerable.Range(0, 80).Select(i => ((i * 53) + 7) % config.VocabSize)];
+        (float[] Logits, float[] State) Prefill(bool chunked)
+        {
+            backend.Wkv7Chunked = chunked;
+            using var state = model.CreateState();
+            var logits = model.Forward(state, tokens, allLogits: true).ToList();
+            logits.AddRange(model.Forward(state, [tokens[0]]));
+            return ([.. logits], StateValues(model, state));
+        }
+
+        var scan = Prefill(chunked: false);
+        long before = backend.Wkv7ChunkedLaunches;
+        var chunked = Prefill(chunked: true);
+        Assert.Equal(before + config.NumHiddenLayers, backend.Wkv7ChunkedLaunches);
+        double error = Compare.MaxErrorRelativeToMax(scan.Logits.Select(v => (double)v).ToArray(), chunked.Logits);
+        double stateError = Compare.MaxErrorRelativeToMax(scan.State.Select(v => (double)v).ToArray(), chunked.State);
+        CudaModelTests.Report($"tiny rwkv7 (head dim 64), 80-token prefill, chunked vs scan: logits {error:G3}, state {stateError:G3} × max");
+        Assert.True(error <= Tolerances.ConsistencyRelativeToMax, $"logits: max error {error:G3} × max |logit|");
+        Assert.True(stateError <= Tolerances.ConsistencyRelativeToMax, $"state: max error {stateError:G3} × max |state|");
+        Assert.NotEqual(scan.State, chunked.State); // different kernels ran: a comparison of one path with itself would pass
+    }
+
     public static TheoryData<Radlads.Models.Architecture> AllArchitectures =>
         new(Radlads.Models.Architecture.Rwkv7Qwen2, Radlads.Models.Architecture.Rwkv6Qwen2, Radlads.Models.Architecture.Qwen2);
 

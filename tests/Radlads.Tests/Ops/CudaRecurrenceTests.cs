@@ -5,9 +5,11 @@ using Radlads.Tests.Models;
 namespace Radlads.Tests.Ops;
 
 /// <summary>
-/// Wkv7 prefill (T &gt; 1: <c>wkv7_tile_f32</c> with 1 and 2 rows per thread and 8 or 16 lanes a row) against T
-/// one-token calls (<c>wkv7_decode_f32</c>, what generation runs): outputs and final state must be bit-identical, so a prompt fed as one prefill leaves exactly the state that
-/// feeding it token by token leaves. Skipped without a GPU.
+/// Wkv7 prefill on CUDA. The scan (T &gt; 1: <c>wkv7_tile_f32</c> with 1 and 2 rows per thread and 8 or 16 lanes a row)
+/// against T one-token calls (<c>wkv7_decode_f32</c>, what generation runs): outputs and final state must be
+/// bit-identical, so a prompt fed as one prefill leaves exactly the state that feeding it token by token leaves. The
+/// chunked kernels (<c>wkv7_chunk_prep_f32</c> + <c>wkv7_chunk_scan_f32</c>, the default for long prompts) against the
+/// recurrence in float64. Skipped without a GPU.
 /// </summary>
 public sealed class CudaRecurrenceTests : IDisposable
 {
@@ -88,6 +90,8 @@ public sealed class CudaRecurrenceTests : IDisposable
     [InlineData(2049, 2, 64)]
     public void Wkv7PrefillIsBitIdenticalToDecode(int t, int heads, int n)
     {
+        // The scan: the chunked kernels take long prompts at head dims 64 and 128 by default (tests below).
+        Backend.Wkv7Chunked = false;
         foreach (var (rows, lanes) in new[] { (2, 8), (1, 8), (2, 16) })
         {
             var (defaultRows, defaultLanes) = (Backend.Wkv7TileRows, Backend.Wkv7TileLanes);
@@ -101,6 +105,109 @@ public sealed class CudaRecurrenceTests : IDisposable
                 (Backend.Wkv7TileRows, Backend.Wkv7TileLanes) = (defaultRows, defaultLanes);
             }
         }
+    }
+
+    /// <summary>
+    /// The chunked Wkv7 (chunks of 16 tokens) against the recurrence in float64 (NaiveOps.Wkv7), outputs NaN-poisoned
+    /// first: the shortest prompt it takes (32 tokens), padded last chunks (33, 47, 2,049), a whole last chunk (48), both
+    /// head dims, many heads (28: the 7B layer), a long prompt, and chunks whose decay leaves fp32's safe range (w = 1e-4
+    /// on half the channels of tokens 16–31: γ over the chunk ~1e-32, so that chunk runs token by token in the scan
+    /// kernel) between chunks that do not.
+    /// </summary>
+    [Theory]
+    [InlineData(32, 2, 64, false)]
+    [InlineData(33, 3, 64, false)]
+    [InlineData(47, 2, 128, false)]
+    [InlineData(48, 1, 128, false)]
+    [InlineData(300, 2, 128, false)]
+    [InlineData(2049, 2, 64, false)]
+    [InlineData(2049, 2, 128, false)]
+    [InlineData(64, 28, 128, false)]
+    [InlineData(40, 2, 64, true)]
+    [InlineData(50, 1, 128, true)]
+    public void Wkv7ChunkedMatchesTheRecurrence(int t, int heads, int n, bool smallDecay)
+    {
+        var (r, w, k, v, removal, replacement, s0) = ChunkedInputs(new TestData(31), 1, t, heads, n, smallDecay);
+        int a = heads * n;
+        var state = In(s0, heads, n, n);
+        var y = Out(t, a);
+        long before = Backend.Wkv7ChunkedLaunches;
+        Backend.Ops.Wkv7(In(r, t, a), In(w, t, a), In(k, t, a), In(v, t, a), In(removal, t, a), In(replacement, t, a), state, y);
+        Assert.Equal(before + 1, Backend.Wkv7ChunkedLaunches);
+
+        var expectedState = s0.Select(x => (double)x).ToArray();
+        var expected = NaiveOps.Wkv7(r, w, k, v, removal, replacement, expectedState, t, heads, n);
+        double yError = Compare.MaxErrorRelativeToMax(expected, Read(y));
+        double stateError = Compare.MaxErrorRelativeToMax(expectedState, Read(state));
+        CudaModelTests.Report($"wkv7 chunked T {t} H {heads} N {n}{(smallDecay ? " (small decays)" : "")}: y {yError:G3}, state {stateError:G3} × max");
+        Assert.True(yError <= Tolerances.ChunkedRecurrenceRelativeToMax, $"y: {yError:G3} × max |y|");
+        Assert.True(stateError <= Tolerances.ChunkedRecurrenceRelativeToMax, $"state: {stateError:G3} × max |state|");
+    }
+
+    /// <summary>
+    /// The training forward (IBackwardOps.Wkv7Sequences: several windows in one launch, a grid row each) takes the
+    /// chunked kernels too; each window must equal its own Wkv7 call bit for bit, as with the scan.
+    /// </summary>
+    [Fact]
+    public void Wkv7ChunkedSequencesEqualSingleCalls()
+    {
+        const int sequences = 3, t = 40, heads = 2, n = 64, a = heads * n;
+        var (r, w, k, v, removal, replacement, s0) = ChunkedInputs(new TestData(37), sequences, t, heads, n, smallDecay: false);
+        var batchedState = In(s0, sequences * heads, n, n);
+        var batchedY = Out(sequences * t, a);
+        long before = Backend.Wkv7ChunkedLaunches;
+        Backend.BackwardOps.Wkv7Sequences(sequences, In(r, sequences * t, a), In(w, sequences * t, a), In(k, sequences * t, a),
+            In(v, sequences * t, a), In(removal, sequences * t, a), In(replacement, sequences * t, a), batchedState, batchedY);
+        Assert.Equal(before + 1, Backend.Wkv7ChunkedLaunches);
+        var ys = Read(batchedY);
+        var states = Read(batchedState);
+        for (int i = 0; i < sequences; i++)
+        {
+            float[] Window(float[] x) => x.AsSpan(i * t * a, t * a).ToArray();
+            var state = In(s0.AsSpan(i * heads * n * n, heads * n * n).ToArray(), heads, n, n);
+            var y = Out(t, a);
+            Backend.Ops.Wkv7(In(Window(r), t, a), In(Window(w), t, a), In(Window(k), t, a), In(Window(v), t, a),
+                In(Window(removal), t, a), In(Window(replacement), t, a), state, y);
+            BitIdentical(Read(y), ys.AsSpan(i * t * a, t * a).ToArray(), $"window {i} y");
+            BitIdentical(Read(state), states.AsSpan(i * heads * n * n, heads * n * n).ToArray(), $"window {i} state");
+        }
+    }
+
+    /// <summary>Wkv7 inputs as the model makes them: w ∈ (0.545, 1), a = −κ and b = κ ⊙ iclr with κ a unit vector per head.</summary>
+    private static (float[] R, float[] W, float[] K, float[] V, float[] Removal, float[] Replacement, float[] State) ChunkedInputs(
+        TestData data, int sequences, int t, int heads, int n, bool smallDecay)
+    {
+        int a = heads * n, rows = sequences * t;
+        var r = data.Normal(rows * a);
+        var w = data.Uniform(rows * a, 0.545f, 1f);
+        var k = data.Normal(rows * a, 0.3f);
+        var v = data.Normal(rows * a);
+        var kappa = data.Normal(rows * a);
+        var iclr = data.Uniform(rows * a, 0, 1);
+        var removal = new float[rows * a];
+        var replacement = new float[rows * a];
+        for (int p = 0; p < rows * heads; p++)
+        {
+            double norm = Math.Sqrt(Enumerable.Range(0, n).Sum(i => (double)kappa[(p * n) + i] * kappa[(p * n) + i]));
+            for (int i = 0; i < n; i++)
+            {
+                removal[(p * n) + i] = (float)(-kappa[(p * n) + i] / norm);
+                replacement[(p * n) + i] = (float)(kappa[(p * n) + i] / norm * iclr[(p * n) + i]);
+            }
+        }
+
+        if (smallDecay)
+        {
+            for (int token = 16; token < Math.Min(32, t); token++)
+            {
+                for (int j = 0; j < a; j += 2)
+                {
+                    w[(token * a) + j] = 1e-4f;
+                }
+            }
+        }
+
+        return (r, w, k, v, removal, replacement, data.Normal(sequences * heads * n * n, 0.5f));
     }
 
     private void PrefillAgainstDecode(int t, int heads, int n, string kernel)

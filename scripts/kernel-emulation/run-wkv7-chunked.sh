@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the chunked Wkv7 prefill (wkv7_chunk_prep_f32_n* then wkv7_chunk_scan_f32_n*, kernels/wkv7_chunked.cu) on the
+# CPU under emu.h (wkv7_chunked_test.cpp) against the recurrence in float64. Logic and indexing only: no GPU memory
+# model, no speed; cp.async is a plain copy below sm_80, which the emulator is.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+adapt wkv7_chunked
+build_and_run wkv7_chunked_test

@@ -1,0 +1,78 @@
+namespace Radlads.Cuda;
+
+/// <summary>
+/// Wkv7 prefill in chunks of <see cref="Wkv7ChunkTokens"/> tokens (kernels/wkv7_chunked.cu): the chunked (WY) form of
+/// the delta rule, whose sequential part is T/16 matrix steps per head instead of T dependent row reductions. Not
+/// bit-identical to T decode steps (it sums in another order); within fp32 rounding of the recurrence.
+/// </summary>
+internal sealed unsafe partial class CudaOps
+{
+    /// <summary>The head dims wkv7_chunk_{prep,scan}_f32_n{N} are compiled for (WKV7_CHUNKED(N)): every Qwen2.5 size.</summary>
+    internal static readonly int[] Wkv7ChunkedHeadDims = [64, 128];
+
+    // WKV7C_L, WKV7C_PREP_THREADS, WKV7C_SCAN_THREADS in wkv7_chunked.cu.
+    internal const int Wkv7ChunkTokens = 16;
+    private const int Wkv7ChunkPrepThreads = 256;
+    private const int Wkv7ChunkScanThreads = 128;
+
+    /// <summary>WKV7C_RECORD(N): floats of one chunk's record (Pᵀ, R′ᵀ, B̃, K̃ [L][N], Q, W′ [L][L], γ_L [N], flag).</summary>
+    internal static int Wkv7ChunkRecord(int n) => (4 * Wkv7ChunkTokens * n) + (2 * Wkv7ChunkTokens * Wkv7ChunkTokens) + n + 4;
+
+    /// <summary>State rows per scan block (Wkv7cScan&lt;N&gt;::R): 128 threads × TR rows over N/8 lanes a row.</summary>
+    internal static int Wkv7ChunkScanRows(int n) => Wkv7ChunkScanThreads * (n == 128 ? 4 : 2) / (n / 8);
+
+    /// <summary>WKV7C_PREP_SHARED(N) in bytes: r, γ, k, a, b and Pᵀ [L][N + 4], six [L][L + 1] matrices.</summary>
+    internal static uint Wkv7ChunkPrepShared(int n) =>
+        (uint)(((6 * Wkv7ChunkTokens * (n + 4)) + (6 * Wkv7ChunkTokens * (Wkv7ChunkTokens + 1))) * sizeof(float));
+
+    /// <summary>WKV7C_SCAN_SHARED(N) in bytes: two buffers of a record and its v [L][R], then u and y [L][R].</summary>
+    internal static uint Wkv7ChunkScanShared(int n)
+    {
+        int rows = Wkv7ChunkScanRows(n);
+        return (uint)(((2 * (Wkv7ChunkRecord(n) + (Wkv7ChunkTokens * rows))) + (2 * Wkv7ChunkTokens * rows)) * sizeof(float));
+    }
+
+    /// <summary>
+    /// Whether a Wkv7 prefill of <paramref name="tokens"/> tokens at head dim <paramref name="n"/> takes the chunked
+    /// kernels: switched on (<see cref="CudaBackend.Wkv7Chunked"/>), at least <see cref="CudaBackend.Wkv7ChunkedMinTokens"/>
+    /// tokens, a head dim they are compiled for, and every tensor 16-byte aligned (they move float4s).
+    /// </summary>
+    internal static bool TakesWkv7Chunked(CudaBackend backend, int tokens, int n, ReadOnlySpan<ulong> pointers)
+    {
+        if (!backend.Wkv7Chunked || tokens < backend.Wkv7ChunkedMinTokens || Array.IndexOf(Wkv7ChunkedHeadDims, n) < 0)
+        {
+            return false;
+        }
+
+        foreach (ulong p in pointers)
+        {
+            if (p % 16 != 0)
+            {
+                return false;
+            }
+        }
+
+        return Wkv7ChunkScanShared(n) <= backend.Kernels.MaxDynamicShared && Wkv7ChunkPrepShared(n) <= backend.Kernels.MaxDynamicShared;
+    }
+
+    /// <summary>
+    /// Queues the chunked Wkv7 over `sequences` sequences of `tokens` rows (layout as <see cref="LaunchWkv7Prefill"/>):
+    /// wkv7_chunk_prep_f32 (a block per chunk, head and sequence) writes every chunk's record into scratch, then
+    /// wkv7_chunk_scan_f32 (a block per 32 state rows of a head) carries the state across the chunks.
+    /// </summary>
+    internal static void LaunchWkv7Chunked(CudaBackend backend, ulong pr, ulong pw, ulong pk, ulong pv, ulong pa, ulong pb,
+        ulong ps, int tokens, int heads, int n, ulong py, int sequences)
+    {
+        int chunks = (tokens + Wkv7ChunkTokens - 1) / Wkv7ChunkTokens;
+        using var records = backend.AllocateUninitialized(sequences * heads * chunks, Wkv7ChunkRecord(n));
+        ulong precords = P(records);
+        void** prep = stackalloc void*[] { &pr, &pw, &pk, &pa, &pb, &tokens, &heads, &precords };
+        backend.Launch(backend.Kernels.Wkv7ChunkPrep[n], "wkv7_chunk_prep_f32", (uint)chunks, (uint)heads, Wkv7ChunkPrepThreads,
+            Wkv7ChunkPrepShared(n), prep, gridZ: (uint)sequences);
+        void** scan = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &precords, &ps, &tokens, &heads, &py };
+        // Launched plainly, like wkv7_tile_f32: its blocks are one latency-bound wave that must spread over the SMs.
+        backend.Launch(backend.Kernels.Wkv7ChunkScan[n], "wkv7_chunk_scan_f32", (uint)(heads * (n / Wkv7ChunkScanRows(n))),
+            (uint)sequences, Wkv7ChunkScanThreads, Wkv7ChunkScanShared(n), scan, programmatic: false);
+        backend.Wkv7ChunkedLaunches++;
+    }
+}
