@@ -232,6 +232,28 @@ template <int JG> __device__ __forceinline__ float wkv7c_row_sum(float x)
     return x;
 }
 
+// Reduce-scatter of LEN values over the JG lanes of a row (levels xor JG/2 … 1): at each level a lane keeps the upper
+// half of its values if its bit is set and adds its partner's copy of them, so lane jg ends with the block jg of
+// LEN/JG sums in part[0 …]. Recursion on compile-time sizes keeps part in registers (a loop over a halving length
+// left it in local memory).
+template <int JG, int LEN> __device__ __forceinline__ void wkv7c_reduce_scatter(float* part, int jg)
+{
+    if constexpr (JG > 1)
+    {
+        constexpr int O = JG / 2, HALF = LEN / 2;
+        const bool up = jg & O;
+#pragma unroll
+        for (int e = 0; e < HALF; e++)
+        {
+            const float keep = up ? part[HALF + e] : part[e];
+            const float send = up ? part[e] : part[HALF + e];
+            part[e] = keep + __shfl_xor_sync(0xffffffffu, send, O);
+        }
+
+        wkv7c_reduce_scatter<O, HALF>(part, jg);
+    }
+}
+
 template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k, const float* v,
     const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y)
 {
@@ -339,20 +361,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
                     for (int tr = 0; tr < TR; tr++) part[tr * L + col] = wkv7c_dot4(s[tr][1], m1, wkv7c_dot4(s[tr][0], m0, 0.f));
                 }
 
-                // Reduce-scatter over the row's JG lanes: lane jg ends with the sums of values jg·PER … jg·PER + PER − 1
-                // (value f = tr·L + col).
-#pragma unroll
-                for (int o = JG / 2, len = TR * L; o > 0; o >>= 1, len >>= 1)
-                {
-                    const bool up = jg & o;
-#pragma unroll
-                    for (int e = 0; e < len / 2; e++)
-                    {
-                        const float keep = up ? part[len / 2 + e] : part[e];
-                        const float send = up ? part[e] : part[len / 2 + e];
-                        part[e] = keep + __shfl_xor_sync(0xffffffffu, send, o);
-                    }
-                }
+                // Lane jg ends with the sums of values jg·PER … jg·PER + PER − 1 (value f = tr·L + col).
+                wkv7c_reduce_scatter<JG, TR * L>(part, jg);
 
                 float* dst = half == 0 ? Us : Ys;
 #pragma unroll

@@ -52,7 +52,8 @@ internal sealed unsafe partial class CudaOps
             }
         }
 
-        return Wkv7ChunkScanShared(n) <= backend.Kernels.MaxDynamicShared && Wkv7ChunkPrepShared(n) <= backend.Kernels.MaxDynamicShared;
+        // The prep's 4-byte static flag shares the per-block maximum (rounded up: the driver allocates shared memory in granules).
+        return Wkv7ChunkScanShared(n) <= backend.Kernels.MaxDynamicShared && Wkv7ChunkPrepShared(n) + 1024 <= backend.Kernels.MaxDynamicShared;
     }
 
     /// <summary>

@@ -92,10 +92,12 @@ internal sealed class Kernels
             device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
         }
 
-        // The chunked Wkv7 prefill: 57 KB (prep) and 79 KB (scan: two chunk records) at head dim 128.
+        // The chunked Wkv7 prefill: 57 KB (prep) and 79 KB (scan: two chunk records) at head dim 128; the prep's static
+        // flag comes out of the same per-block maximum.
         foreach (var f in Wkv7ChunkPrep.Values.Concat(Wkv7ChunkScan.Values))
         {
-            device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+            device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes,
+                MaxDynamicShared - device.Driver.GetFunctionAttribute(f, FunctionAttribute.SharedSizeBytes));
         }
 
         // The persistent MLP keeps the normed row in shared memory: C floats, past 48 KB from C = 12,288. Its static shared
