@@ -3,14 +3,14 @@
 // them against the scan) are in scripts/prototypes/wkv7_chunked.py and docs/NOTES.md ("Prefill: the chunked wkv7").
 //
 // wkv7_chunk_prep_f32_n{N}: one block per (chunk, head, sequence), all in parallel. From the chunk's r, w, k, a, b it
-//   writes a record (WKV7C_RECORD(N) floats): Pᵀ, R′ᵀ, B̃, K̃ [L][N], Q, W′ [L][L], γ_L [N] and a flag. γ_t is the
+//   writes a record (WKV7C_RECORD(N) floats): MA = [P | R′] [N][2L], BK = [B̃ ; K̃] [2L][N], QW = [Q | W′] [L][2L],
+//   γ_L [N] and a flag, laid out as the scan multiplies them. γ_t is the
 //   running product of w over the chunk; the record holds a·γ_{t−1} and b/γ_i, so it is only exact while γ stays far
 //   inside fp32's range: RAD-RWKV7's w ∈ (0.545, 1) gives γ ≥ 6e-5 over 16 tokens. Where any γ leaves [1e-25, 1e25]
 //   (or is not a number) the flag is set and the scan kernel runs that chunk token by token instead.
-// wkv7_chunk_scan_f32_n{N}: one block per 32 state rows of a head (sequential over the chunks). A thread holds TR rows
-//   × 8 keys of the state in registers; per chunk u = S·P + v·Q and y = S·R′ + v·W′ (partial dots over the thread's
-//   keys, reduce-scattered over the row's lanes), then S ← S ⊙ γ_L + u·B̃ + v·K̃. Records are staged into shared
-//   memory by cp.async one chunk ahead.
+// wkv7_chunk_scan_f32_n{N}: one block per 32 state rows of a head (sequential over the chunks), the state in 4×4
+//   register tiles. Per chunk [u | y] = S·[P | R′] + v·[Q | W′] (a register-tiled product, its K split over the warp
+//   columns), then S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃]. Records are staged into shared memory by cp.async one chunk ahead.
 // Layouts as wkv7_tile_f32: r … b, v, y [sequences · T, H·N], state [sequences · H, N_v, N_k] value-major.
 #include "common.cuh"
 
@@ -18,7 +18,6 @@
 // Floats of one chunk record (a multiple of 4, so records stay 16-byte aligned).
 #define WKV7C_RECORD(N) (4 * WKV7C_L * (N) + 2 * WKV7C_L * WKV7C_L + (N) + 4)
 #define WKV7C_PREP_THREADS 256
-#define WKV7C_SCAN_THREADS 128
 
 __device__ __forceinline__ float4 wkv7c_scale4(float4 x, float s) { return make_float4(x.x * s, x.y * s, x.z * s, x.w * s); }
 
@@ -32,7 +31,8 @@ __device__ __forceinline__ float wkv7c_dot4(float4 x, float4 y, float acc)
     return fmaf(x.w, y.w, fmaf(x.z, y.z, fmaf(x.y, y.y, fmaf(x.x, y.x, acc))));
 }
 
-// Shared memory of the prep kernel (floats): r, γ, k, a, b and Pᵀ as [L][N + 4], four L×L matrices, T and Q [L][L + 1].
+// Shared memory of the prep kernel (floats): r (then R′ᵀ), γ, k, a, b and Pᵀ as [L][N + 4], four L×L matrices, T and Q
+// [L][L + 1].
 #define WKV7C_PREP_SHARED(N) (6 * WKV7C_L * ((N) + 4) + 6 * WKV7C_L * (WKV7C_L + 1))
 
 template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r, const float* w, const float* k, const float* a,
@@ -138,16 +138,30 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     }
 
     __syncthreads();
-    // T = (I − A_abᵀ)⁻¹ by back substitution, a column a thread: T[i][col] = δ + Σ_{m>i} A_ab[m][i] T[m][col].
-    if (threadIdx.x < L)
+    // T = (I − M)⁻¹ with M = A_abᵀ strictly upper triangular, so M¹⁶ = 0 and (I − M)⁻¹ = (I + M)(I + M²)(I + M⁴)(I + M⁸):
+    // six 16×16 products, an element a thread, instead of a 16-step back substitution on 16 threads. The powers of M
+    // live in Q's storage until Q is computed.
+    float* Mp = Q;
+    static_assert(L * L == WKV7C_PREP_THREADS, "an element of the 16×16 products a thread");
+    const int ti = threadIdx.x / L, tj = threadIdx.x % L;
     {
-        const int col = threadIdx.x;
-        for (int i = L - 1; i >= 0; i--)
-        {
-            float v = i == col ? 1.f : 0.f;
-            for (int m = i + 1; m <= col; m++) v = fmaf(Mab[m * M1 + i], T[m * M1 + col], v);
-            T[i * M1 + col] = v;
-        }
+        const float m = Mab[tj * M1 + ti];
+        Mp[ti * M1 + tj] = m;
+        T[ti * M1 + tj] = (ti == tj ? 1.f : 0.f) + m;
+    }
+
+    for (int level = 0; level < 3; level++)
+    {
+        __syncthreads();
+        float power = 0.f;
+        for (int m = 0; m < L; m++) power = fmaf(Mp[ti * M1 + m], Mp[m * M1 + tj], power);
+        __syncthreads();
+        Mp[ti * M1 + tj] = power;
+        __syncthreads();
+        float product = T[ti * M1 + tj];
+        for (int m = 0; m < L; m++) product = fmaf(T[ti * M1 + m], Mp[m * M1 + tj], product);
+        __syncthreads();
+        T[ti * M1 + tj] = product;
     }
 
     __syncthreads();
@@ -158,7 +172,6 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         float4 p = zero;
         for (int m = 0; m <= t; m++) p = wkv7c_fma4(T[m * M1 + t], *(const float4*)(A + m * S + j), p);
         *(float4*)(P + t * S + j) = p;
-        *(float4*)(out + t * N + j) = p;
     }
 
     for (int x = threadIdx.x; x < L * L; x += blockDim.x)
@@ -167,7 +180,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         float q = 0.f;
         for (int m = 0; m <= t; m++) q = fmaf(Mak[m * M1 + i], T[m * M1 + t], q);
         Q[i * M1 + t] = q;
-        out[4 * L * N + i * L + t] = q;
+        out[4 * L * N + i * 2 * L + t] = q;
     }
 
     __syncthreads();
@@ -180,7 +193,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         float4 rp = *(const float4*)(R + t * S + j);
         for (int m = 0; m <= t; m++) rp = wkv7c_fma4(Mrb[t * M1 + m], *(const float4*)(P + m * S + j), rp);
         const float4 g = *(const float4*)(gl + j), bq = *(const float4*)(B + t * S + j), kq = *(const float4*)(K + t * S + j);
-        *(float4*)(out + L * N + t * N + j) = rp;
+        *(float4*)(R + t * S + j) = rp; // R′ᵀ: row t reads only Pᵀ
         *(float4*)(out + 2 * L * N + t * N + j) = make_float4(bq.x * g.x, bq.y * g.y, bq.z * g.z, bq.w * g.w);
         *(float4*)(out + 3 * L * N + t * N + j) = make_float4(kq.x * g.x, kq.y * g.y, kq.z * g.z, kq.w * g.w);
     }
@@ -190,24 +203,35 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         const int i = x / L, t = x % L;
         float wp = Mrk[t * M1 + i];
         for (int m = 0; m <= t; m++) wp = fmaf(Q[i * M1 + m], Mrb[t * M1 + m], wp);
-        out[4 * L * N + L * L + i * L + t] = wp;
+        out[4 * L * N + i * 2 * L + L + t] = wp;
+    }
+
+    __syncthreads();
+    // MA[j][col] = Pᵀ[col][j] (col < L) or R′ᵀ[col − L][j]: the scan's phase A reads rows of it.
+    for (int x = threadIdx.x; x < N * L / 2; x += blockDim.x)
+    {
+        const int j = x / (L / 2), col = (x % (L / 2)) * 4;
+        const float* src = col < L ? P + col * S + j : R + (col - L) * S + j;
+        *(float4*)(out + j * 2 * L + col) = make_float4(src[0], src[S], src[2 * S], src[3 * S]);
     }
 
     for (int j = threadIdx.x; j < N; j += blockDim.x) out[4 * L * N + 2 * L * L + j] = gl[j];
     if (threadIdx.x == 0) out[4 * L * N + 2 * L * L + N] = 0.f;
 }
 
-// The scan's geometry: JG = N/8 lanes a state row (8 keys each, two float4 at key quads jg and jg + JG), TR rows a
-// thread, so a block of 128 threads holds R = 128·TR/JG rows.
+// The scan's geometry: a block holds R = 32 state rows of a head in 4×4 register tiles, warps of 16 rows × 32 keys
+// (WR = 2 down, WC = N/32 across), 32·WR·WC threads. Phase A ([u | y] = S·MA + v·QW, 32 × 2L) splits its K = N + L
+// over the WC warp columns (KS each) and sums the splits through shared memory.
 template <int N> struct Wkv7cScan
 {
-    static constexpr int L = WKV7C_L, JG = N / 8, TR = N == 128 ? 4 : 2, R = WKV7C_SCAN_THREADS * TR / JG;
+    static constexpr int L = WKV7C_L, R = 32, WR = 2, WC = N / 32, THREADS = 32 * WR * WC, KS = (N + L) / WC;
     static constexpr int RECORD = WKV7C_RECORD(N), BUFFER = RECORD + L * R;
-    static constexpr int PER = TR * L / JG; // values a lane keeps of a reduce-scatter
+    static_assert((N + L) % WC == 0 && N % 32 == 0, "head dims 64 and 128");
 };
 
-// Shared memory of the scan kernel (floats): two buffers (a record and its chunk's v [L][R]), u and y [L][R].
-#define WKV7C_SCAN_SHARED(N) (2 * Wkv7cScan<N>::BUFFER + 2 * WKV7C_L * Wkv7cScan<N>::R)
+// Shared memory of the scan kernel (floats): two buffers (a record and its chunk's v [L][R]), Sᵀ [N][R], the split
+// sums [WC][R][2L], u and y [L][R].
+#define WKV7C_SCAN_SHARED(N) (2 * Wkv7cScan<N>::BUFFER + (N) * 32 + Wkv7cScan<N>::WC * 32 * 2 * WKV7C_L + 2 * WKV7C_L * 32)
 
 template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, const float* v, int t0, int tokens,
     i64 width, i64 column)
@@ -224,33 +248,15 @@ template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const f
     copy_async_commit();
 }
 
-// Sum over the JG lanes of a row, every lane getting the total.
-template <int JG> __device__ __forceinline__ float wkv7c_row_sum(float x)
+// acc[r][q] += a[r]·b[q]: one k of a 4×4 register tile.
+__device__ __forceinline__ void wkv7c_outer(float (&acc)[4][4], float4 a, float4 b)
 {
+    const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
 #pragma unroll
-    for (int o = JG / 2; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
-
-// Reduce-scatter of LEN values over the JG lanes of a row (levels xor JG/2 … 1): at each level a lane keeps the upper
-// half of its values if its bit is set and adds its partner's copy of them, so lane jg ends with the block jg of
-// LEN/JG sums in part[0 …]. Recursion on compile-time sizes keeps part in registers (a loop over a halving length
-// left it in local memory).
-template <int JG, int LEN> __device__ __forceinline__ void wkv7c_reduce_scatter(float* part, int jg)
-{
-    if constexpr (JG > 1)
+    for (int r = 0; r < 4; r++)
     {
-        constexpr int O = JG / 2, HALF = LEN / 2;
-        const bool up = jg & O;
 #pragma unroll
-        for (int e = 0; e < HALF; e++)
-        {
-            const float keep = up ? part[HALF + e] : part[e];
-            const float send = up ? part[e] : part[HALF + e];
-            part[e] = keep + __shfl_xor_sync(0xffffffffu, send, O);
-        }
-
-        wkv7c_reduce_scatter<O, HALF>(part, jg);
+        for (int q = 0; q < 4; q++) acc[r][q] = fmaf(av[r], bv[q], acc[r][q]);
     }
 }
 
@@ -258,7 +264,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y)
 {
     using G = Wkv7cScan<N>;
-    constexpr int L = G::L, JG = G::JG, TR = G::TR, R = G::R, RECORD = G::RECORD;
+    constexpr int L = G::L, R = G::R, WC = G::WC, KS = G::KS, RECORD = G::RECORD, L2 = 2 * L;
     pdl_begin();
     const int slices = N / R, h = blockIdx.x / slices, i0 = (blockIdx.x % slices) * R;
     const i64 width = (i64)heads * N;
@@ -270,20 +276,27 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     const int chunks = (tokens + L - 1) / L;
     records += ((i64)blockIdx.y * heads + h) * chunks * RECORD;
     extern __shared__ float scan[];
-    float* Us = scan + 2 * G::BUFFER; // u [m][i]
+    float* St = scan + 2 * G::BUFFER; // Sᵀ [N][R]: the state at the chunk's start
+    float* Red = St + N * R;          // Phase A's split sums [WC][R][2L]
+    float* Us = Red + WC * R * L2;    // u [m][i]
     float* Ys = Us + L * R;           // y [m][i]
-    const int jg = threadIdx.x % JG, rg = threadIdx.x / JG, row = rg * TR; // the thread's first row in the block
-    const i64 column = (i64)h * N + i0;                                      // of row 0 in v and y
-    float* st = state + ((i64)h * N + i0 + row) * N;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wr = warp / WC, wc = warp % WC;
+    const int r0 = 16 * wr + 4 * (lane >> 3); // the thread's 4 rows (both phases)
+    const int c0 = 32 * wc + 4 * (lane & 7);  // its 4 keys of the state (phase B)
+    const int a0 = 4 * (lane & 7);            // its 4 of the 2L columns of [u | y] (phase A, split wc)
+    const i64 column = (i64)h * N + i0;       // of row 0 in v and y
 
-    // s[tr][q] = S[row + tr][4·(q·JG + jg) … + 3].
-    float4 s[TR][2];
+    // s[rr][q] = S[r0 + rr][c0 + q], mirrored into Sᵀ for phase A.
+    float s[4][4];
 #pragma unroll
-    for (int tr = 0; tr < TR; tr++)
+    for (int rr = 0; rr < 4; rr++)
     {
-#pragma unroll
-        for (int q = 0; q < 2; q++) s[tr][q] = *(const float4*)(st + tr * N + 4 * (q * JG + jg));
+        const float4 x = *(const float4*)(state + ((i64)h * N + i0 + r0 + rr) * N + c0);
+        s[rr][0] = x.x; s[rr][1] = x.y; s[rr][2] = x.z; s[rr][3] = x.w;
     }
+
+#pragma unroll
+    for (int q = 0; q < 4; q++) *(float4*)(St + (c0 + q) * R + r0) = make_float4(s[0][q], s[1][q], s[2][q], s[3][q]);
 
     wkv7c_stage<N>(scan, records, v, 0, tokens, width, column);
     for (int c = 0; c < chunks; c++)
@@ -302,114 +315,86 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 
         __syncthreads();
         const float* cur = scan + (c & 1) * G::BUFFER;
-        const float* Vs = cur + RECORD; // v [m][i]
-        if (cur[4 * L * N + 2 * L * L + N] != 0.f)
+        const float* MA = cur;             // [N][2L]: P | R′
+        const float* BK = cur + 2 * L * N; // [2L][N]: B̃ ; K̃
+        const float* QW = cur + 4 * L * N; // [L][2L]: Q | W′
+        const float* gl = QW + 2 * L * L;  // γ_L [N], then the flag
+        const float* Vs = cur + RECORD;    // v [m][i]
+        if (gl[N] != 0.f)
         {
-            // γ left fp32's safe range in this chunk: the plain recurrence, token by token, from the raw inputs.
+            // γ left fp32's safe range in this chunk: the plain recurrence, token by token, on Sᵀ. A row is spread over
+            // P = THREADS/R consecutive lanes, each with the keys p, p + P, …; every thread updates only its own.
+            constexpr int P = G::THREADS / R;
+            const int i = threadIdx.x / P, p = threadIdx.x % P;
             for (int m = 0; m < L && t0 + m < tokens; m++)
             {
                 const i64 o = (i64)(t0 + m) * width + (i64)h * N;
-                float4 av[2], bv[2], wv[2], kv[2], rv[2];
+                float sa = 0.f;
+                for (int j = p; j < N; j += P) sa = fmaf(a[o + j], St[j * R + i], sa);
 #pragma unroll
-                for (int q = 0; q < 2; q++)
+                for (int x = P / 2; x > 0; x >>= 1) sa += __shfl_xor_sync(0xffffffffu, sa, x);
+                const float vi = Vs[m * R + i];
+                float yi = 0.f;
+                for (int j = p; j < N; j += P)
                 {
-                    const int j = 4 * (q * JG + jg);
-                    av[q] = *(const float4*)(a + o + j);
-                    bv[q] = *(const float4*)(b + o + j);
-                    wv[q] = *(const float4*)(w + o + j);
-                    kv[q] = *(const float4*)(k + o + j);
-                    rv[q] = *(const float4*)(r + o + j);
+                    const float value = fmaf(b[o + j], sa, fmaf(k[o + j], vi, St[j * R + i] * w[o + j]));
+                    St[j * R + i] = value;
+                    yi = fmaf(value, r[o + j], yi);
                 }
 
 #pragma unroll
-                for (int tr = 0; tr < TR; tr++)
-                {
-                    const float vi = Vs[m * R + row + tr];
-                    const float sa = wkv7c_row_sum<JG>(wkv7c_dot4(s[tr][1], av[1], wkv7c_dot4(s[tr][0], av[0], 0.f)));
-                    float yi = 0.f;
-#pragma unroll
-                    for (int q = 0; q < 2; q++)
-                    {
-                        float4 x = s[tr][q];
-                        x.x = fmaf(bv[q].x, sa, fmaf(kv[q].x, vi, x.x * wv[q].x));
-                        x.y = fmaf(bv[q].y, sa, fmaf(kv[q].y, vi, x.y * wv[q].y));
-                        x.z = fmaf(bv[q].z, sa, fmaf(kv[q].z, vi, x.z * wv[q].z));
-                        x.w = fmaf(bv[q].w, sa, fmaf(kv[q].w, vi, x.w * wv[q].w));
-                        s[tr][q] = x;
-                        yi = wkv7c_dot4(x, rv[q], yi);
-                    }
+                for (int x = P / 2; x > 0; x >>= 1) yi += __shfl_xor_sync(0xffffffffu, yi, x);
+                if (p == 0) y[o + i0 + i] = yi;
+            }
 
-                    yi = wkv7c_row_sum<JG>(yi);
-                    if (jg == 0) y[o + i0 + row + tr] = yi;
-                }
+            __syncthreads();
+#pragma unroll
+            for (int q = 0; q < 4; q++)
+            {
+                const float4 x = *(const float4*)(St + (c0 + q) * R + r0);
+                s[0][q] = x.x; s[1][q] = x.y; s[2][q] = x.z; s[3][q] = x.w;
             }
         }
         else
         {
-            // half 0: u = S·P + v·Q into Us; half 1: y = S·R′ + v·W′ into Ys.
+            // Phase A, split wc of K: [u | y][r0 …][a0 …] over k ∈ [wc·KS, wc·KS + KS) of [Sᵀ ; vᵀ]·[MA ; QW].
+            float acc[4][4] = {};
+            const int k0 = wc * KS, k1 = k0 + KS;
+#pragma unroll 4
+            for (int kk = k0; kk < min(k1, N); kk++)
+                wkv7c_outer(acc, *(const float4*)(St + kk * R + r0), *(const float4*)(MA + kk * L2 + a0));
+#pragma unroll 4
+            for (int kk = max(k0, N); kk < k1; kk++)
+                wkv7c_outer(acc, *(const float4*)(Vs + (kk - N) * R + r0), *(const float4*)(QW + (kk - N) * L2 + a0));
 #pragma unroll
-            for (int half = 0; half < 2; half++)
+            for (int rr = 0; rr < 4; rr++)
+                *(float4*)(Red + (wc * R + r0 + rr) * L2 + a0) = make_float4(acc[rr][0], acc[rr][1], acc[rr][2], acc[rr][3]);
+
+            __syncthreads();
+            for (int x = threadIdx.x; x < R * L2; x += blockDim.x)
             {
-                const float* M = cur + half * L * N;                     // Pᵀ or R′ᵀ [L][N]
-                const float* X = cur + 4 * L * N + half * L * L;         // Q or W′ [L][L]
-                float part[TR * L];
+                const int i = x / L2, col = x % L2;
+                float sum = Red[i * L2 + col];
 #pragma unroll
-                for (int col = 0; col < L; col++)
-                {
-                    const float4 m0 = *(const float4*)(M + col * N + 4 * jg), m1 = *(const float4*)(M + col * N + 4 * (JG + jg));
-#pragma unroll
-                    for (int tr = 0; tr < TR; tr++) part[tr * L + col] = wkv7c_dot4(s[tr][1], m1, wkv7c_dot4(s[tr][0], m0, 0.f));
-                }
-
-                // Lane jg ends with the sums of values jg·PER … jg·PER + PER − 1 (value f = tr·L + col).
-                wkv7c_reduce_scatter<JG, TR * L>(part, jg);
-
-                float* dst = half == 0 ? Us : Ys;
-#pragma unroll
-                for (int e = 0; e < G::PER; e++)
-                {
-                    const int f = jg * G::PER + e, tr = f / L, col = f % L, i = row + tr;
-                    float sum = part[e];
-#pragma unroll
-                    for (int m = 0; m < L; m++) sum = fmaf(Vs[m * R + i], X[m * L + col], sum);
-                    dst[col * R + i] = sum;
-                }
+                for (int split = 1; split < WC; split++) sum += Red[(split * R + i) * L2 + col];
+                (col < L ? Us + col * R : Ys + (col - L) * R)[i] = sum;
             }
 
             __syncthreads();
-            // S ← S ⊙ γ_L + u·B̃ + v·K̃ for the thread's rows and keys.
-            const float* Bt = cur + 2 * L * N;
-            const float* Kt = cur + 3 * L * N;
-            const float* gl = cur + 4 * L * N + 2 * L * L;
+            // Phase B: S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃] on the thread's tile, then Sᵀ for the next chunk.
+            const float4 g = *(const float4*)(gl + c0);
 #pragma unroll
-            for (int q = 0; q < 2; q++)
+            for (int rr = 0; rr < 4; rr++)
             {
-                const float4 g = *(const float4*)(gl + 4 * (q * JG + jg));
-#pragma unroll
-                for (int tr = 0; tr < TR; tr++)
-                    s[tr][q] = make_float4(s[tr][q].x * g.x, s[tr][q].y * g.y, s[tr][q].z * g.z, s[tr][q].w * g.w);
+                s[rr][0] *= g.x; s[rr][1] *= g.y; s[rr][2] *= g.z; s[rr][3] *= g.w;
             }
 
 #pragma unroll 4
-            for (int m = 0; m < L; m++)
-            {
-                float uu[TR], vv[TR];
+            for (int m = 0; m < L; m++) wkv7c_outer(s, *(const float4*)(Us + m * R + r0), *(const float4*)(BK + m * N + c0));
+#pragma unroll 4
+            for (int m = 0; m < L; m++) wkv7c_outer(s, *(const float4*)(Vs + m * R + r0), *(const float4*)(BK + (L + m) * N + c0));
 #pragma unroll
-                for (int tr = 0; tr < TR; tr++)
-                {
-                    uu[tr] = Us[m * R + row + tr];
-                    vv[tr] = Vs[m * R + row + tr];
-                }
-
-#pragma unroll
-                for (int q = 0; q < 2; q++)
-                {
-                    const int j = 4 * (q * JG + jg);
-                    const float4 bt = *(const float4*)(Bt + m * N + j), kt = *(const float4*)(Kt + m * N + j);
-#pragma unroll
-                    for (int tr = 0; tr < TR; tr++) s[tr][q] = wkv7c_fma4(vv[tr], kt, wkv7c_fma4(uu[tr], bt, s[tr][q]));
-                }
-            }
+            for (int q = 0; q < 4; q++) *(float4*)(St + (c0 + q) * R + r0) = make_float4(s[0][q], s[1][q], s[2][q], s[3][q]);
 
             for (int x = threadIdx.x; x < L * R; x += blockDim.x)
             {
@@ -422,11 +407,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     }
 
 #pragma unroll
-    for (int tr = 0; tr < TR; tr++)
-    {
-#pragma unroll
-        for (int q = 0; q < 2; q++) *(float4*)(st + tr * N + 4 * (q * JG + jg)) = s[tr][q];
-    }
+    for (int rr = 0; rr < 4; rr++)
+        *(float4*)(state + ((i64)h * N + i0 + r0 + rr) * N + c0) = make_float4(s[rr][0], s[rr][1], s[rr][2], s[rr][3]);
 }
 
 // CudaOps.Wkv7Chunked launches these (head dims 64 and 128: every Qwen2.5 size).
@@ -436,7 +418,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     {                                                                                                                           \
         wkv7_chunk_prep<N>(r, w, k, a, b, tokens, heads, records);                                                              \
     }                                                                                                                           \
-    extern "C" __global__ void __launch_bounds__(WKV7C_SCAN_THREADS, 1) wkv7_chunk_scan_f32_n##N(const float* r,               \
+    extern "C" __global__ void __launch_bounds__(Wkv7cScan<N>::THREADS, 1) wkv7_chunk_scan_f32_n##N(const float* r,            \
         const float* w, const float* k, const float* v, const float* a, const float* b, const float* records, float* state,    \
         int tokens, int heads, float* y)                                                                                        \
     {                                                                                                                           \

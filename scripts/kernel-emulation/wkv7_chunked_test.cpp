@@ -11,6 +11,7 @@ inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_S
 namespace c7 {
 #include "wkv7_chunked.inc"
 }
+using c7::Wkv7cScan; // WKV7C_SCAN_SHARED names it
 static std::mt19937 rng(11);
 std::vector<float> uniform(size_t n, float lo, float hi) { std::uniform_real_distribution<float> d(lo, hi); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }
 int failures = 0, checks = 0;
@@ -92,7 +93,7 @@ template <int N> void run(int seqs, int heads, int tokens, bool tiny)
     launch([&] {
         if constexpr (N == 64) c7::wkv7_chunk_scan_f32_n64(rv.data(), wv.data(), kv.data(), vv.data(), av.data(), bv.data(), records.data(), st.data(), tokens, heads, yc.data());
         else c7::wkv7_chunk_scan_f32_n128(rv.data(), wv.data(), kv.data(), vv.data(), av.data(), bv.data(), records.data(), st.data(), tokens, heads, yc.data());
-    }, (unsigned)(heads * (N / G::R)), (unsigned)seqs, WKV7C_SCAN_THREADS, (2 * G::BUFFER + 2 * L * G::R) * 4);
+    }, (unsigned)(heads * (N / G::R)), (unsigned)seqs, G::THREADS, WKV7C_SCAN_SHARED(N) * 4);
     int flagged = 0;
     for (size_t c = 0; c < (size_t)seqs * heads * chunks; c++) flagged += records[c * WKV7C_RECORD(N) + 4 * L * N + 2 * L * L + N] != 0.f;
     if (flagged != (tiny ? seqs * heads : 0))

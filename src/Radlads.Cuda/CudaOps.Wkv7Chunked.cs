@@ -10,26 +10,29 @@ internal sealed unsafe partial class CudaOps
     /// <summary>The head dims wkv7_chunk_{prep,scan}_f32_n{N} are compiled for (WKV7_CHUNKED(N)): every Qwen2.5 size.</summary>
     internal static readonly int[] Wkv7ChunkedHeadDims = [64, 128];
 
-    // WKV7C_L, WKV7C_PREP_THREADS, WKV7C_SCAN_THREADS in wkv7_chunked.cu.
+    // WKV7C_L, WKV7C_PREP_THREADS and Wkv7cScan<N>::R in wkv7_chunked.cu.
     internal const int Wkv7ChunkTokens = 16;
     private const int Wkv7ChunkPrepThreads = 256;
-    private const int Wkv7ChunkScanThreads = 128;
+    private const int Wkv7ChunkScanRows = 32;
 
-    /// <summary>WKV7C_RECORD(N): floats of one chunk's record (Pᵀ, R′ᵀ, B̃, K̃ [L][N], Q, W′ [L][L], γ_L [N], flag).</summary>
+    /// <summary>WKV7C_RECORD(N): floats of one chunk's record ([P | R′] [N][2L], [B̃ ; K̃] [2L][N], [Q | W′] [L][2L], γ_L [N], flag).</summary>
     internal static int Wkv7ChunkRecord(int n) => (4 * Wkv7ChunkTokens * n) + (2 * Wkv7ChunkTokens * Wkv7ChunkTokens) + n + 4;
 
-    /// <summary>State rows per scan block (Wkv7cScan&lt;N&gt;::R): 128 threads × TR rows over N/8 lanes a row.</summary>
-    internal static int Wkv7ChunkScanRows(int n) => Wkv7ChunkScanThreads * (n == 128 ? 4 : 2) / (n / 8);
+    /// <summary>Threads of a scan block (Wkv7cScan&lt;N&gt;::THREADS): 32 rows in 4×4 tiles, warps of 16 rows × 32 keys.</summary>
+    internal static int Wkv7ChunkScanThreads(int n) => 2 * n;
 
     /// <summary>WKV7C_PREP_SHARED(N) in bytes: r, γ, k, a, b and Pᵀ [L][N + 4], six [L][L + 1] matrices.</summary>
     internal static uint Wkv7ChunkPrepShared(int n) =>
         (uint)(((6 * Wkv7ChunkTokens * (n + 4)) + (6 * Wkv7ChunkTokens * (Wkv7ChunkTokens + 1))) * sizeof(float));
 
-    /// <summary>WKV7C_SCAN_SHARED(N) in bytes: two buffers of a record and its v [L][R], then u and y [L][R].</summary>
+    /// <summary>
+    /// WKV7C_SCAN_SHARED(N) in bytes: two buffers of a record and its v [L][R], Sᵀ [N][R], the split sums [N/32][R][2L],
+    /// u and y [L][R] (R = 32 rows).
+    /// </summary>
     internal static uint Wkv7ChunkScanShared(int n)
     {
-        int rows = Wkv7ChunkScanRows(n);
-        return (uint)(((2 * (Wkv7ChunkRecord(n) + (Wkv7ChunkTokens * rows))) + (2 * Wkv7ChunkTokens * rows)) * sizeof(float));
+        const int rows = Wkv7ChunkScanRows, l = Wkv7ChunkTokens;
+        return (uint)(((2 * (Wkv7ChunkRecord(n) + (l * rows))) + (n * rows) + (n / 32 * rows * 2 * l) + (2 * l * rows)) * sizeof(float));
     }
 
     /// <summary>
@@ -72,8 +75,8 @@ internal sealed unsafe partial class CudaOps
             Wkv7ChunkPrepShared(n), prep, gridZ: (uint)sequences);
         void** scan = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &precords, &ps, &tokens, &heads, &py };
         // Launched plainly, like wkv7_tile_f32: its blocks are one latency-bound wave that must spread over the SMs.
-        backend.Launch(backend.Kernels.Wkv7ChunkScan[n], "wkv7_chunk_scan_f32", (uint)(heads * (n / Wkv7ChunkScanRows(n))),
-            (uint)sequences, Wkv7ChunkScanThreads, Wkv7ChunkScanShared(n), scan, programmatic: false);
+        backend.Launch(backend.Kernels.Wkv7ChunkScan[n], "wkv7_chunk_scan_f32", (uint)(heads * (n / Wkv7ChunkScanRows)),
+            (uint)sequences, (uint)Wkv7ChunkScanThreads(n), Wkv7ChunkScanShared(n), scan, programmatic: false);
         backend.Wkv7ChunkedLaunches++;
     }
 }

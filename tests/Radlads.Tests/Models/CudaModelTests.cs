@@ -334,7 +334,9 @@ public sealed class CudaGraphTests
     /// RAD-RWKV7 model: the synthetic tiny shape widened to two heads of 64 (the golden fixtures' head dim, 16, has no
     /// chunked kernel), an 80-token prompt prefilled once with the chunked kernels and once with the scan. Every
     /// position's logits and the final state agree within <see cref="Tolerances.ConsistencyRelativeToMax"/>, the chunked
-    /// kernels ran once a layer, and a decode step from either state gives the same logits within that bound.
+    /// kernels ran once a layer, and a decode step from either state gives the same logits within that bound. The
+    /// prefill GEMMs run on the fp32 kernels: cuBLASLt's bf16 activations would turn the recurrences' last-bit
+    /// differences into whole bf16 steps of single elements (seen: 3e-4 × max |logit| with a state 1.4e-7 apart).
     /// </summary>
     [Fact]
     public void ChunkedWkv7PrefillMatchesTheScanInAModel()
@@ -342,6 +344,7 @@ public sealed class CudaGraphTests
         using var backend = CudaAvailability.Backend();
         var config = SyntheticModel.Config("tiny", Radlads.Models.Architecture.Rwkv7Qwen2) with { HiddenSize = 128, HeadDim = 64 };
         using var model = SyntheticModel.Create(config, backend, seed: 17);
+        backend.GemmMinRows = int.MaxValue;
         int[] tokens = [.. Enumerable.Range(0, 80).Select(i => ((i * 53) + 7) % config.VocabSize)];
         (float[] Logits, float[] State) Prefill(bool chunked)
         {
