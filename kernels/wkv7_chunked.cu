@@ -8,9 +8,11 @@
 //   running product of w over the chunk; the record holds a·γ_{t−1} and b/γ_i, so it is only exact while γ stays far
 //   inside fp32's range: RAD-RWKV7's w ∈ (0.545, 1) gives γ ≥ 6e-5 over 16 tokens. Where any γ leaves [1e-25, 1e25]
 //   (or is not a number) the flag is set and the scan kernel runs that chunk token by token instead.
-// wkv7_chunk_scan_f32_n{N}: one block per 32 state rows of a head (sequential over the chunks), the state in 4×4
-//   register tiles. Per chunk [u | y] = S·[P | R′] + v·[Q | W′] (a register-tiled product, its K split over the warp
-//   columns), then S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃]. Records are staged into shared memory by cp.async one chunk ahead.
+// wkv7_chunk_scan_f32_n{N}: one block per 32 state rows of a head (sequential over the chunks), on the tensor cores:
+//   per chunk [u | y] = S·[P | R′] + v·[Q | W′], then S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃], every product as three TF32
+//   mma (operands split into hi + lo: about fp32's precision; one TF32 product would round each operand to 11 bits).
+//   The state stays in the mma accumulators across the chunks (and in shared memory as phase A's operand). Records
+//   are staged into shared memory by cp.async one chunk ahead. sm_80 and later.
 // Layouts as wkv7_tile_f32: r … b, v, y [sequences · T, H·N], state [sequences · H, N_v, N_k] value-major.
 #include "common.cuh"
 
@@ -219,52 +221,125 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     if (threadIdx.x == 0) out[4 * L * N + 2 * L * L + N] = 0.f;
 }
 
-// The scan's geometry: a block holds R = 32 state rows of a head in 4×4 register tiles, warps of 16 rows × 32 keys
-// (WR = 2 down, WC = N/32 across), 32·WR·WC threads. Phase A ([u | y] = S·MA + v·QW, 32 × 2L) splits its K = N + L
-// over the WC warp columns (KS each) and sums the splits through shared memory.
+// The scan's geometry: a block holds R = 32 state rows of a head (two 16-row mma tiles), WARPS = N/16 warps. Phase A
+// ([u | y] = S·MA + v·QW, 32 × 2L: eight 16×8 tiles) gives each warp 8/WARPS tiles over the whole K = N + L; phase B
+// (S ← S ⊙ γ_L + [u | v]·BK, 32 × N) gives each warp one row tile × four 8-key tiles, whose accumulators hold the
+// state across the chunks. Shared rows are padded so that every fragment load is free of bank conflicts.
 template <int N> struct Wkv7cScan
 {
-    static constexpr int L = WKV7C_L, R = 32, WR = 2, WC = N / 32, THREADS = 32 * WR * WC, KS = (N + L) / WC;
-    static constexpr int RECORD = WKV7C_RECORD(N), BUFFER = RECORD + L * R;
-    static_assert((N + L) % WC == 0 && N % 32 == 0, "head dims 64 and 128");
+    static constexpr int L = WKV7C_L, R = 32, WARPS = N / 16, THREADS = 32 * WARPS, TILES_A = 8 / WARPS;
+    static constexpr int RECORD = WKV7C_RECORD(N);
+    static constexpr int SP = N + 4, MP = 2 * L + 8, BP = N + 8, VP = R + 8, UP = L + 4; // padded row lengths
+    // A staged buffer: MA [N][MP], BK [2L][BP], QW [L][MP], γ_L and the flag [N + 4], v [L][VP].
+    static constexpr int MA = 0, BK = N * MP, QW = BK + 2 * L * BP, GAMMA = QW + L * MP, V = GAMMA + N + 4, BUFFER = V + L * VP;
+    static_assert(N == 64 || N == 128, "head dims 64 and 128");
 };
 
-// Shared memory of the scan kernel (floats): two buffers (a record and its chunk's v [L][R]), Sᵀ [N][R], the split
-// sums [WC][R][2L], u and y [L][R].
-#define WKV7C_SCAN_SHARED(N) (2 * Wkv7cScan<N>::BUFFER + (N) * 32 + Wkv7cScan<N>::WC * 32 * 2 * WKV7C_L + 2 * WKV7C_L * 32)
+// Shared memory of the scan kernel (floats): two staged buffers, S [R][SP], u [R][UP], y [L][R].
+#define WKV7C_SCAN_SHARED(N) (2 * Wkv7cScan<N>::BUFFER + 32 * Wkv7cScan<N>::SP + 32 * Wkv7cScan<N>::UP + WKV7C_L * 32)
 
 template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, const float* v, int t0, int tokens,
     i64 width, i64 column)
 {
     using G = Wkv7cScan<N>;
-    for (int x = threadIdx.x; x < G::RECORD / 4; x += blockDim.x) copy_async_16(dst + 4 * x, record + 4 * x);
-    for (int x = threadIdx.x; x < G::L * G::R; x += blockDim.x)
+    constexpr int L = G::L, Q4 = N / 4;
+    for (int x = threadIdx.x; x < N * 8; x += blockDim.x) copy_async_16(dst + G::MA + (x >> 3) * G::MP + 4 * (x & 7), record + 4 * x);
+    for (int x = threadIdx.x; x < 2 * L * Q4; x += blockDim.x)
+        copy_async_16(dst + G::BK + (x / Q4) * G::BP + 4 * (x % Q4), record + 2 * L * N + 4 * x);
+    for (int x = threadIdx.x; x < L * 8; x += blockDim.x) copy_async_16(dst + G::QW + (x >> 3) * G::MP + 4 * (x & 7), record + 4 * L * N + 4 * x);
+    for (int x = threadIdx.x; x < (N + 4) / 4; x += blockDim.x) copy_async_16(dst + G::GAMMA + 4 * x, record + 4 * L * N + 2 * L * L + 4 * x);
+    for (int x = threadIdx.x; x < L * G::R; x += blockDim.x)
     {
         const int m = x / G::R, i = x % G::R;
         const bool in = t0 + m < tokens;
-        copy_async_f32(dst + G::RECORD + x, v + (in ? (i64)(t0 + m) * width + column + i : 0), in);
+        copy_async_f32(dst + G::V + m * G::VP + i, v + (in ? (i64)(t0 + m) * width + column + i : 0), in);
     }
 
     copy_async_commit();
 }
 
-// acc[r][q] += a[r]·b[q]: one k of a 4×4 register tile.
-__device__ __forceinline__ void wkv7c_outer(float (&acc)[4][4], float4 a, float4 b)
+// x rounded to TF32 (round to nearest, ties away: cvt.rna), as the bits mma reads.
+__device__ __forceinline__ unsigned wkv7c_tf32(float x)
 {
-    const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
-#pragma unroll
-    for (int r = 0; r < 4; r++)
+#if __CUDA_ARCH__ >= 800
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+#else
+    return (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+#endif
+}
+
+// x = hi + lo in two TF32 numbers: three TF32 products (lo·hi, hi·lo, hi·hi) give about fp32's precision.
+__device__ __forceinline__ void wkv7c_split(float x, unsigned& hi, unsigned& lo)
+{
+    hi = wkv7c_tf32(x);
+    lo = wkv7c_tf32(x - __uint_as_float(hi));
+}
+
+// d += A·B for one warp: A 16×8 (a0 = A[g][c], a1 = A[g+8][c], a2 = A[g][c+4], a3 = A[g+8][c+4]), B 8×8 (b0 = B[c][g],
+// b1 = B[c+4][g]), d 16×8 (d0 = D[g][2c], d1 = D[g][2c+1], d2 = D[g+8][2c], d3 = D[g+8][2c+1]); g = lane / 4, c = lane % 4.
+__device__ __forceinline__ void wkv7c_mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    // The same product gathered from the fragments by shuffles (the kernel-emulation build; the host gives this kernel
+    // only to sm_80 and later).
+    const int lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+    for (int k = 0; k < 8; k++)
     {
-#pragma unroll
-        for (int q = 0; q < 4; q++) acc[r][q] = fmaf(av[r], bv[q], acc[r][q]);
+        const int from = 4 * g + (k & 3);
+        const float top = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? a[0] : a[2], from));
+        const float bottom = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? a[1] : a[3], from));
+        const float left = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? b0 : b1, 8 * c + (k & 3)));
+        const float right = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? b0 : b1, 8 * c + 4 + (k & 3)));
+        d[0] = fmaf(top, left, d[0]);
+        d[1] = fmaf(top, right, d[1]);
+        d[2] = fmaf(bottom, left, d[2]);
+        d[3] = fmaf(bottom, right, d[3]);
     }
+#endif
+}
+
+// d += A·B in three TF32 products of the split operands, small ones first.
+__device__ __forceinline__ void wkv7c_mma3(float (&d)[4], const unsigned (&ahi)[4], const unsigned (&alo)[4], float b0, float b1)
+{
+    unsigned b0hi, b0lo, b1hi, b1lo;
+    wkv7c_split(b0, b0hi, b0lo);
+    wkv7c_split(b1, b1hi, b1lo);
+    wkv7c_mma(d, alo, b0hi, b1hi);
+    wkv7c_mma(d, ahi, b0lo, b1lo);
+    wkv7c_mma(d, ahi, b0hi, b1hi);
+}
+
+// The A fragment at rows row0 …, columns k0 … of a row-major [rows][stride] array, split into TF32 hi and lo.
+__device__ __forceinline__ void wkv7c_a_rows(const float* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
+{
+    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
+    const float x[4] = {p[(row0 + g) * stride + k0 + c], p[(row0 + g + 8) * stride + k0 + c], p[(row0 + g) * stride + k0 + c + 4],
+        p[(row0 + g + 8) * stride + k0 + c + 4]};
+#pragma unroll
+    for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
+}
+
+// The same from a column-major one (element (row, k) at k·stride + row): v staged as [m][i].
+__device__ __forceinline__ void wkv7c_a_cols(const float* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
+{
+    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
+    const float x[4] = {p[(k0 + c) * stride + row0 + g], p[(k0 + c) * stride + row0 + g + 8], p[(k0 + c + 4) * stride + row0 + g],
+        p[(k0 + c + 4) * stride + row0 + g + 8]};
+#pragma unroll
+    for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
 }
 
 template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k, const float* v,
     const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y)
 {
     using G = Wkv7cScan<N>;
-    constexpr int L = G::L, R = G::R, WC = G::WC, KS = G::KS, RECORD = G::RECORD, L2 = 2 * L;
+    constexpr int L = G::L, R = G::R, RECORD = G::RECORD, SP = G::SP, MP = G::MP, BP = G::BP, VP = G::VP, UP = G::UP;
     pdl_begin();
     const int slices = N / R, h = blockIdx.x / slices, i0 = (blockIdx.x % slices) * R;
     const i64 width = (i64)heads * N;
@@ -276,36 +351,41 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     const int chunks = (tokens + L - 1) / L;
     records += ((i64)blockIdx.y * heads + h) * chunks * RECORD;
     extern __shared__ float scan[];
-    float* St = scan + 2 * G::BUFFER; // Sᵀ [N][R]: the state at the chunk's start
-    float* Red = St + N * R;          // Phase A's split sums [WC][R][2L]
-    float* Us = Red + WC * R * L2;    // u [m][i]
-    float* Ys = Us + L * R;           // y [m][i]
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wr = warp / WC, wc = warp % WC;
-    const int r0 = 16 * wr + 4 * (lane >> 3); // the thread's 4 rows (both phases)
-    const int c0 = 32 * wc + 4 * (lane & 7);  // its 4 keys of the state (phase B)
-    const int a0 = 4 * (lane & 7);            // its 4 of the 2L columns of [u | y] (phase A, split wc)
-    const i64 column = (i64)h * N + i0;       // of row 0 in v and y
+    float* S = scan + 2 * G::BUFFER; // [R][SP]: the state at the chunk's start
+    float* Us = S + R * SP;          // u [R][UP]
+    float* Ys = Us + R * UP;         // y [L][R]
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+    const int m0 = 16 * (warp & 1);   // the warp's row tile (both phases)
+    const int nb = 4 * (warp >> 1);   // its first of four 8-key tiles of the state (phase B)
+    const i64 column = (i64)h * N + i0; // of row 0 in v and y
 
-    // s[rr][q] = S[r0 + rr][c0 + q], mirrored into Sᵀ for phase A.
-    float s[4][4];
-#pragma unroll
-    for (int rr = 0; rr < 4; rr++)
+    for (int x = threadIdx.x; x < R * N / 4; x += blockDim.x)
     {
-        const float4 x = *(const float4*)(state + ((i64)h * N + i0 + r0 + rr) * N + c0);
-        s[rr][0] = x.x; s[rr][1] = x.y; s[rr][2] = x.z; s[rr][3] = x.w;
+        const int i = x / (N / 4), j = 4 * (x % (N / 4));
+        *(float4*)(S + i * SP + j) = *(const float4*)(state + ((i64)h * N + i0 + i) * N + j);
     }
 
-#pragma unroll
-    for (int q = 0; q < 4; q++) *(float4*)(St + (c0 + q) * R + r0) = make_float4(s[0][q], s[1][q], s[2][q], s[3][q]);
-
     wkv7c_stage<N>(scan, records, v, 0, tokens, width, column);
-    for (int c = 0; c < chunks; c++)
+    __syncthreads();
+    // acc[t] = the D fragment of S at rows m0 …, keys 8·(nb + t) …
+    float acc[4][4];
+#pragma unroll
+    for (int t = 0; t < 4; t++)
     {
-        const int t0 = c * L;
-        if (c + 1 < chunks)
+        const int j = 8 * (nb + t) + 2 * c;
+        acc[t][0] = S[(m0 + g) * SP + j];
+        acc[t][1] = S[(m0 + g) * SP + j + 1];
+        acc[t][2] = S[(m0 + g + 8) * SP + j];
+        acc[t][3] = S[(m0 + g + 8) * SP + j + 1];
+    }
+
+    for (int ch = 0; ch < chunks; ch++)
+    {
+        const int t0 = ch * L;
+        if (ch + 1 < chunks)
         {
-            // The other buffer was last read in chunk c − 1, which every thread has finished (the barrier below).
-            wkv7c_stage<N>(scan + ((c + 1) & 1) * G::BUFFER, records + (i64)(c + 1) * RECORD, v, t0 + L, tokens, width, column);
+            // The other buffer was last read in chunk ch − 1, which every thread has finished (the barrier below).
+            wkv7c_stage<N>(scan + ((ch + 1) & 1) * G::BUFFER, records + (i64)(ch + 1) * RECORD, v, t0 + L, tokens, width, column);
             copy_async_wait_group<1>();
         }
         else
@@ -314,15 +394,15 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         }
 
         __syncthreads();
-        const float* cur = scan + (c & 1) * G::BUFFER;
-        const float* MA = cur;             // [N][2L]: P | R′
-        const float* BK = cur + 2 * L * N; // [2L][N]: B̃ ; K̃
-        const float* QW = cur + 4 * L * N; // [L][2L]: Q | W′
-        const float* gl = QW + 2 * L * L;  // γ_L [N], then the flag
-        const float* Vs = cur + RECORD;    // v [m][i]
+        const float* cur = scan + (ch & 1) * G::BUFFER;
+        const float* MA = cur + G::MA; // [N][MP]: P | R′
+        const float* BK = cur + G::BK; // [2L][BP]: B̃ ; K̃
+        const float* QW = cur + G::QW; // [L][MP]: Q | W′
+        const float* gl = cur + G::GAMMA;
+        const float* Vs = cur + G::V;  // v [m][VP]
         if (gl[N] != 0.f)
         {
-            // γ left fp32's safe range in this chunk: the plain recurrence, token by token, on Sᵀ. A row is spread over
+            // γ left fp32's safe range in this chunk: the plain recurrence, token by token, on S. A row is spread over
             // P = THREADS/R consecutive lanes, each with the keys p, p + P, …; every thread updates only its own.
             constexpr int P = G::THREADS / R;
             const int i = threadIdx.x / P, p = threadIdx.x % P;
@@ -330,15 +410,15 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             {
                 const i64 o = (i64)(t0 + m) * width + (i64)h * N;
                 float sa = 0.f;
-                for (int j = p; j < N; j += P) sa = fmaf(a[o + j], St[j * R + i], sa);
+                for (int j = p; j < N; j += P) sa = fmaf(a[o + j], S[i * SP + j], sa);
 #pragma unroll
                 for (int x = P / 2; x > 0; x >>= 1) sa += __shfl_xor_sync(0xffffffffu, sa, x);
-                const float vi = Vs[m * R + i];
+                const float vi = Vs[m * VP + i];
                 float yi = 0.f;
                 for (int j = p; j < N; j += P)
                 {
-                    const float value = fmaf(b[o + j], sa, fmaf(k[o + j], vi, St[j * R + i] * w[o + j]));
-                    St[j * R + i] = value;
+                    const float value = fmaf(b[o + j], sa, fmaf(k[o + j], vi, S[i * SP + j] * w[o + j]));
+                    S[i * SP + j] = value;
                     yi = fmaf(value, r[o + j], yi);
                 }
 
@@ -349,52 +429,85 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 
             __syncthreads();
 #pragma unroll
-            for (int q = 0; q < 4; q++)
+            for (int t = 0; t < 4; t++)
             {
-                const float4 x = *(const float4*)(St + (c0 + q) * R + r0);
-                s[0][q] = x.x; s[1][q] = x.y; s[2][q] = x.z; s[3][q] = x.w;
+                const int j = 8 * (nb + t) + 2 * c;
+                acc[t][0] = S[(m0 + g) * SP + j];
+                acc[t][1] = S[(m0 + g) * SP + j + 1];
+                acc[t][2] = S[(m0 + g + 8) * SP + j];
+                acc[t][3] = S[(m0 + g + 8) * SP + j + 1];
             }
         }
         else
         {
-            // Phase A, split wc of K: [u | y][r0 …][a0 …] over k ∈ [wc·KS, wc·KS + KS) of [Sᵀ ; vᵀ]·[MA ; QW].
-            float acc[4][4] = {};
-            const int k0 = wc * KS, k1 = k0 + KS;
-#pragma unroll 4
-            for (int kk = k0; kk < min(k1, N); kk++)
-                wkv7c_outer(acc, *(const float4*)(St + kk * R + r0), *(const float4*)(MA + kk * L2 + a0));
-#pragma unroll 4
-            for (int kk = max(k0, N); kk < k1; kk++)
-                wkv7c_outer(acc, *(const float4*)(Vs + (kk - N) * R + r0), *(const float4*)(QW + (kk - N) * L2 + a0));
+            // Phase A: the warp's tiles of [u | y] (rows m0 …, columns 8n …) over k < N (S·MA) and the L more of v·QW.
 #pragma unroll
-            for (int rr = 0; rr < 4; rr++)
-                *(float4*)(Red + (wc * R + r0 + rr) * L2 + a0) = make_float4(acc[rr][0], acc[rr][1], acc[rr][2], acc[rr][3]);
-
-            __syncthreads();
-            for (int x = threadIdx.x; x < R * L2; x += blockDim.x)
+            for (int ta = 0; ta < G::TILES_A; ta++)
             {
-                const int i = x / L2, col = x % L2;
-                float sum = Red[i * L2 + col];
+                const int n = (warp >> 1) * G::TILES_A + ta;
+                float d[4] = {0.f, 0.f, 0.f, 0.f};
+                unsigned hi[4], lo[4];
+#pragma unroll 4
+                for (int k0 = 0; k0 < N; k0 += 8)
+                {
+                    wkv7c_a_rows(S, SP, m0, k0, hi, lo);
+                    wkv7c_mma3(d, hi, lo, MA[(k0 + c) * MP + 8 * n + g], MA[(k0 + c + 4) * MP + 8 * n + g]);
+                }
+
 #pragma unroll
-                for (int split = 1; split < WC; split++) sum += Red[(split * R + i) * L2 + col];
-                (col < L ? Us + col * R : Ys + (col - L) * R)[i] = sum;
+                for (int k0 = 0; k0 < L; k0 += 8)
+                {
+                    wkv7c_a_cols(Vs, VP, m0, k0, hi, lo);
+                    wkv7c_mma3(d, hi, lo, QW[(k0 + c) * MP + 8 * n + g], QW[(k0 + c + 4) * MP + 8 * n + g]);
+                }
+
+                const int col = 8 * n + 2 * c;
+                if (col < L)
+                {
+                    Us[(m0 + g) * UP + col] = d[0];
+                    Us[(m0 + g) * UP + col + 1] = d[1];
+                    Us[(m0 + g + 8) * UP + col] = d[2];
+                    Us[(m0 + g + 8) * UP + col + 1] = d[3];
+                }
+                else
+                {
+                    Ys[(col - L) * R + m0 + g] = d[0];
+                    Ys[(col - L + 1) * R + m0 + g] = d[1];
+                    Ys[(col - L) * R + m0 + g + 8] = d[2];
+                    Ys[(col - L + 1) * R + m0 + g + 8] = d[3];
+                }
             }
 
             __syncthreads();
-            // Phase B: S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃] on the thread's tile, then Sᵀ for the next chunk.
-            const float4 g = *(const float4*)(gl + c0);
+            // Phase B: S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃] on the warp's four tiles, then S to shared memory for the next chunk.
 #pragma unroll
-            for (int rr = 0; rr < 4; rr++)
+            for (int t = 0; t < 4; t++)
             {
-                s[rr][0] *= g.x; s[rr][1] *= g.y; s[rr][2] *= g.z; s[rr][3] *= g.w;
+                const float2 gg = *(const float2*)(gl + 8 * (nb + t) + 2 * c);
+                acc[t][0] *= gg.x;
+                acc[t][1] *= gg.y;
+                acc[t][2] *= gg.x;
+                acc[t][3] *= gg.y;
             }
 
-#pragma unroll 4
-            for (int m = 0; m < L; m++) wkv7c_outer(s, *(const float4*)(Us + m * R + r0), *(const float4*)(BK + m * N + c0));
-#pragma unroll 4
-            for (int m = 0; m < L; m++) wkv7c_outer(s, *(const float4*)(Vs + m * R + r0), *(const float4*)(BK + (L + m) * N + c0));
 #pragma unroll
-            for (int q = 0; q < 4; q++) *(float4*)(St + (c0 + q) * R + r0) = make_float4(s[0][q], s[1][q], s[2][q], s[3][q]);
+            for (int k0 = 0; k0 < 2 * L; k0 += 8)
+            {
+                unsigned hi[4], lo[4];
+                if (k0 < L) wkv7c_a_rows(Us, UP, m0, k0, hi, lo);
+                else wkv7c_a_cols(Vs, VP, m0, k0 - L, hi, lo);
+#pragma unroll
+                for (int t = 0; t < 4; t++)
+                    wkv7c_mma3(acc[t], hi, lo, BK[(k0 + c) * BP + 8 * (nb + t) + g], BK[(k0 + c + 4) * BP + 8 * (nb + t) + g]);
+            }
+
+#pragma unroll
+            for (int t = 0; t < 4; t++)
+            {
+                const int j = 8 * (nb + t) + 2 * c;
+                *(float2*)(S + (m0 + g) * SP + j) = make_float2(acc[t][0], acc[t][1]);
+                *(float2*)(S + (m0 + g + 8) * SP + j) = make_float2(acc[t][2], acc[t][3]);
+            }
 
             for (int x = threadIdx.x; x < L * R; x += blockDim.x)
             {
@@ -406,9 +519,11 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         __syncthreads();
     }
 
-#pragma unroll
-    for (int rr = 0; rr < 4; rr++)
-        *(float4*)(state + ((i64)h * N + i0 + r0 + rr) * N + c0) = make_float4(s[rr][0], s[rr][1], s[rr][2], s[rr][3]);
+    for (int x = threadIdx.x; x < R * N / 4; x += blockDim.x)
+    {
+        const int i = x / (N / 4), j = 4 * (x % (N / 4));
+        *(float4*)(state + ((i64)h * N + i0 + i) * N + j) = *(const float4*)(S + i * SP + j);
+    }
 }
 
 // CudaOps.Wkv7Chunked launches these (head dims 64 and 128: every Qwen2.5 size).

@@ -18,31 +18,34 @@ internal sealed unsafe partial class CudaOps
     /// <summary>WKV7C_RECORD(N): floats of one chunk's record ([P | R′] [N][2L], [B̃ ; K̃] [2L][N], [Q | W′] [L][2L], γ_L [N], flag).</summary>
     internal static int Wkv7ChunkRecord(int n) => (4 * Wkv7ChunkTokens * n) + (2 * Wkv7ChunkTokens * Wkv7ChunkTokens) + n + 4;
 
-    /// <summary>Threads of a scan block (Wkv7cScan&lt;N&gt;::THREADS): 32 rows in 4×4 tiles, warps of 16 rows × 32 keys.</summary>
-    internal static int Wkv7ChunkScanThreads(int n) => 2 * n;
-
-    /// <summary>WKV7C_PREP_SHARED(N) in bytes: r, γ, k, a, b and Pᵀ [L][N + 4], six [L][L + 1] matrices.</summary>
+    /// <summary>WKV7C_PREP_SHARED(N) in bytes: r (then R′ᵀ), γ, k, a, b and Pᵀ [L][N + 4], six [L][L + 1] matrices.</summary>
     internal static uint Wkv7ChunkPrepShared(int n) =>
         (uint)(((6 * Wkv7ChunkTokens * (n + 4)) + (6 * Wkv7ChunkTokens * (Wkv7ChunkTokens + 1))) * sizeof(float));
 
+    /// <summary>Threads of a scan block (Wkv7cScan&lt;N&gt;::THREADS): N/16 warps, each a 16-row tile of the 32 rows.</summary>
+    internal static int Wkv7ChunkScanThreads(int n) => 2 * n;
+
     /// <summary>
-    /// WKV7C_SCAN_SHARED(N) in bytes: two buffers of a record and its v [L][R], Sᵀ [N][R], the split sums [N/32][R][2L],
-    /// u and y [L][R] (R = 32 rows).
+    /// WKV7C_SCAN_SHARED(N) in bytes: two staged buffers (MA [N][2L + 8], BK [2L][N + 8], QW [L][2L + 8], γ_L and the
+    /// flag [N + 4], v [L][R + 8]: rows padded for conflict-free mma fragments), S [R][N + 4], u [R][L + 4], y [L][R].
     /// </summary>
     internal static uint Wkv7ChunkScanShared(int n)
     {
-        const int rows = Wkv7ChunkScanRows, l = Wkv7ChunkTokens;
-        return (uint)(((2 * (Wkv7ChunkRecord(n) + (l * rows))) + (n * rows) + (n / 32 * rows * 2 * l) + (2 * l * rows)) * sizeof(float));
+        const int rows = Wkv7ChunkScanRows, l = Wkv7ChunkTokens, mp = (2 * l) + 8;
+        int buffer = (n * mp) + (2 * l * (n + 8)) + (l * mp) + n + 4 + (l * (rows + 8));
+        return (uint)(((2 * buffer) + (rows * (n + 4)) + (rows * (l + 4)) + (l * rows)) * sizeof(float));
     }
 
     /// <summary>
     /// Whether a Wkv7 prefill of <paramref name="tokens"/> tokens at head dim <paramref name="n"/> takes the chunked
     /// kernels: switched on (<see cref="CudaBackend.Wkv7Chunked"/>), at least <see cref="CudaBackend.Wkv7ChunkedMinTokens"/>
-    /// tokens, a head dim they are compiled for, and every tensor 16-byte aligned (they move float4s).
+    /// tokens, a head dim they are compiled for, TF32 mma (sm_80 and later), and every tensor 16-byte aligned (they move
+    /// float4s).
     /// </summary>
     internal static bool TakesWkv7Chunked(CudaBackend backend, int tokens, int n, ReadOnlySpan<ulong> pointers)
     {
-        if (!backend.Wkv7Chunked || tokens < backend.Wkv7ChunkedMinTokens || Array.IndexOf(Wkv7ChunkedHeadDims, n) < 0)
+        if (!backend.Wkv7Chunked || tokens < backend.Wkv7ChunkedMinTokens || Array.IndexOf(Wkv7ChunkedHeadDims, n) < 0
+            || backend.Device.ComputeMajor < 8)
         {
             return false;
         }
