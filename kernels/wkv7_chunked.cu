@@ -21,20 +21,82 @@
 #define WKV7C_RECORD(N) (4 * WKV7C_L * (N) + 2 * WKV7C_L * WKV7C_L + (N) + 4)
 #define WKV7C_PREP_THREADS 256
 
-__device__ __forceinline__ float4 wkv7c_scale4(float4 x, float s) { return make_float4(x.x * s, x.y * s, x.z * s, x.w * s); }
-
 __device__ __forceinline__ float4 wkv7c_fma4(float s, float4 x, float4 acc)
 {
     return make_float4(fmaf(s, x.x, acc.x), fmaf(s, x.y, acc.y), fmaf(s, x.z, acc.z), fmaf(s, x.w, acc.w));
 }
 
-__device__ __forceinline__ float wkv7c_dot4(float4 x, float4 y, float acc)
+// x rounded to TF32 (to nearest, ties away from zero: what cvt.rna.tf32.f32 gives for finite x) by integer
+// operations: cvt runs at a fraction of the rate of integer operations, and the scan splits ~300 values a lane a chunk.
+__device__ __forceinline__ unsigned wkv7c_tf32(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
+
+// x = hi + lo in two TF32 numbers: three TF32 products (lo·hi, hi·lo, hi·hi) give about fp32's precision.
+__device__ __forceinline__ void wkv7c_split(float x, unsigned& hi, unsigned& lo)
 {
-    return fmaf(x.w, y.w, fmaf(x.z, y.z, fmaf(x.y, y.y, fmaf(x.x, y.x, acc))));
+    hi = wkv7c_tf32(x);
+    lo = wkv7c_tf32(x - __uint_as_float(hi));
 }
 
-// Shared memory of the prep kernel (floats): r (then R′ᵀ), γ, k, a, b and Pᵀ as [L][N + 4], four L×L matrices, T and Q
-// [L][L + 1].
+// d += A·B for one warp: A 16×8 (a0 = A[g][c], a1 = A[g+8][c], a2 = A[g][c+4], a3 = A[g+8][c+4]), B 8×8 (b0 = B[c][g],
+// b1 = B[c+4][g]), d 16×8 (d0 = D[g][2c], d1 = D[g][2c+1], d2 = D[g+8][2c], d3 = D[g+8][2c+1]); g = lane / 4, c = lane % 4.
+__device__ __forceinline__ void wkv7c_mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    // The same product gathered from the fragments by shuffles (the kernel-emulation build; the host gives this kernel
+    // only to sm_80 and later).
+    const int lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+    for (int k = 0; k < 8; k++)
+    {
+        const int from = 4 * g + (k & 3);
+        const float top = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? a[0] : a[2], from));
+        const float bottom = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? a[1] : a[3], from));
+        const float left = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? b0 : b1, 8 * c + (k & 3)));
+        const float right = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? b0 : b1, 8 * c + 4 + (k & 3)));
+        d[0] = fmaf(top, left, d[0]);
+        d[1] = fmaf(top, right, d[1]);
+        d[2] = fmaf(bottom, left, d[2]);
+        d[3] = fmaf(bottom, right, d[3]);
+    }
+#endif
+}
+
+// d += A·B in three TF32 products of the split operands, small ones first.
+__device__ __forceinline__ void wkv7c_mma3(float (&d)[4], const unsigned (&ahi)[4], const unsigned (&alo)[4], float b0, float b1)
+{
+    unsigned b0hi, b0lo, b1hi, b1lo;
+    wkv7c_split(b0, b0hi, b0lo);
+    wkv7c_split(b1, b1hi, b1lo);
+    wkv7c_mma(d, alo, b0hi, b1hi);
+    wkv7c_mma(d, ahi, b0lo, b1lo);
+    wkv7c_mma(d, ahi, b0hi, b1hi);
+}
+
+// The A fragment at rows row0 …, columns k0 … of a row-major [rows][stride] array, split into TF32 hi and lo.
+__device__ __forceinline__ void wkv7c_a_rows(const float* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
+{
+    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
+    const float x[4] = {p[(row0 + g) * stride + k0 + c], p[(row0 + g + 8) * stride + k0 + c], p[(row0 + g) * stride + k0 + c + 4],
+        p[(row0 + g + 8) * stride + k0 + c + 4]};
+#pragma unroll
+    for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
+}
+
+// The same from a column-major one (element (row, k) at k·stride + row): v staged as [m][i].
+__device__ __forceinline__ void wkv7c_a_cols(const float* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
+{
+    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
+    const float x[4] = {p[(k0 + c) * stride + row0 + g], p[(k0 + c) * stride + row0 + g + 8], p[(k0 + c + 4) * stride + row0 + g],
+        p[(k0 + c + 4) * stride + row0 + g + 8]};
+#pragma unroll
+    for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
+}
+
+// Shared memory of the prep kernel (floats): R̃ (then R′ᵀ), γ, k̂, Ã, b̂ and Pᵀ as [L][N + 4], four L×L matrices, T and
+// Q [L][L + 1].
 #define WKV7C_PREP_SHARED(N) (6 * WKV7C_L * ((N) + 4) + 6 * WKV7C_L * (WKV7C_L + 1))
 
 template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r, const float* w, const float* k, const float* a,
@@ -50,11 +112,11 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     }
     float* out = records + (((i64)blockIdx.z * heads + h) * gridDim.x + c) * WKV7C_RECORD(N);
     extern __shared__ float prep[];
-    float* R = prep;             // r, then R̃ = r ⊙ γ_t
-    float* G = R + L * S;        // w, then γ_t = Π_{τ≤t} w_τ
-    float* K = G + L * S;        // k, then k / γ_t
-    float* A = K + L * S;        // a, then Ã = a ⊙ γ_{t−1}
-    float* B = A + L * S;        // b, then b / γ_t
+    float* R = prep;             // R̃ = r ⊙ γ_t, then R′ᵀ
+    float* G = R + L * S;        // γ_t = Π_{τ≤t} w_τ
+    float* K = G + L * S;        // k̂ = k / γ_t
+    float* A = K + L * S;        // Ã = a ⊙ γ_{t−1}
+    float* B = A + L * S;        // b̂ = b / γ_t
     float* P = B + L * S;        // Pᵀ [L][S]
     float* Mab = P + L * S;      // [t][i], i < t (then Mak, Mrb, Mrk: i ≤ t for the r ones)
     float* Mak = Mab + L * M1;
@@ -65,29 +127,21 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     __shared__ int unsafe;
 
     const int t0 = c * L;
-    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f), one = make_float4(1.f, 1.f, 1.f, 1.f);
-    // Tokens past the end change nothing: w = 1, r = k = a = b = 0 (and v = 0 in the scan).
-    for (int x = threadIdx.x; x < L * V4; x += blockDim.x)
-    {
-        const int t = x / V4, j = (x % V4) * 4;
-        const bool in = t0 + t < tokens;
-        const i64 o = in ? (i64)(t0 + t) * width + (i64)h * N + j : 0;
-        *(float4*)(R + t * S + j) = in ? *(const float4*)(r + o) : zero;
-        *(float4*)(G + t * S + j) = in ? *(const float4*)(w + o) : one;
-        *(float4*)(K + t * S + j) = in ? *(const float4*)(k + o) : zero;
-        *(float4*)(A + t * S + j) = in ? *(const float4*)(a + o) : zero;
-        *(float4*)(B + t * S + j) = in ? *(const float4*)(b + o) : zero;
-    }
-
+    // γ_t[j] from w in registers (a thread a key, the 16 loads issued together); tokens past the end change nothing:
+    // w = 1 there, and r = k = a = b = 0 below (v = 0 in the scan).
     if (threadIdx.x == 0) unsafe = 0;
     __syncthreads();
     for (int j = threadIdx.x; j < N; j += blockDim.x)
     {
+        float wt[L];
+#pragma unroll
+        for (int t = 0; t < L; t++) wt[t] = t0 + t < tokens ? w[(i64)(t0 + t) * width + (i64)h * N + j] : 1.f;
         float g = 1.f;
         bool bad = false;
+#pragma unroll
         for (int t = 0; t < L; t++)
         {
-            g *= G[t * S + j];
+            g *= wt[t];
             G[t * S + j] = g;
             bad |= !(g >= 1e-25f && g <= 1e25f);
         }
@@ -103,67 +157,71 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         return;
     }
 
-    for (int x = threadIdx.x; x < L * N; x += blockDim.x)
+    // R̃ = r ⊙ γ_t, Ã = a ⊙ γ_{t−1}, k̂ = k / γ_t, b̂ = b / γ_t, straight from global memory.
+    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int x = threadIdx.x; x < L * V4; x += blockDim.x)
     {
-        const int t = x / N, j = x % N;
-        const float g = G[t * S + j], before = t > 0 ? G[(t - 1) * S + j] : 1.f;
-        R[t * S + j] *= g;
-        A[t * S + j] *= before;
-        K[t * S + j] /= g;
-        B[t * S + j] /= g;
+        const int t = x / V4, j = (x % V4) * 4;
+        const bool in = t0 + t < tokens;
+        const i64 o = in ? (i64)(t0 + t) * width + (i64)h * N + j : 0;
+        const float4 g = *(const float4*)(G + t * S + j);
+        const float4 before = t > 0 ? *(const float4*)(G + (t - 1) * S + j) : make_float4(1.f, 1.f, 1.f, 1.f);
+        const float4 rv = in ? *(const float4*)(r + o) : zero, av = in ? *(const float4*)(a + o) : zero;
+        const float4 kv = in ? *(const float4*)(k + o) : zero, bv = in ? *(const float4*)(b + o) : zero;
+        *(float4*)(R + t * S + j) = make_float4(rv.x * g.x, rv.y * g.y, rv.z * g.z, rv.w * g.w);
+        *(float4*)(A + t * S + j) = make_float4(av.x * before.x, av.y * before.y, av.z * before.z, av.w * before.w);
+        *(float4*)(K + t * S + j) = make_float4(kv.x / g.x, kv.y / g.y, kv.z / g.z, kv.w / g.w);
+        *(float4*)(B + t * S + j) = make_float4(bv.x / g.x, bv.y / g.y, bv.z / g.z, bv.w / g.w);
     }
 
     __syncthreads();
-    // A_ab[t][i] = Ã_t·b̂_i, A_ak = Ã_t·k̂_i (i < t); A_rb = R̃_t·b̂_i, A_rk = R̃_t·k̂_i (i ≤ t).
-    for (int x = threadIdx.x; x < L * L; x += blockDim.x)
+    // A_ab[t][i] = Ã_t·b̂_i, A_ak = Ã_t·k̂_i (kept for i < t); A_rb = R̃_t·b̂_i, A_rk = R̃_t·k̂_i (i ≤ t): four 16×16
+    // products over K = N on the tensor cores (three TF32 mma each), a warp per (left, right, 8 columns of i).
     {
-        const int t = x / L, i = x % L;
-        float ab = 0.f, ak = 0.f, rb = 0.f, rk = 0.f;
-        if (i <= t)
-        {
+        static_assert(WKV7C_PREP_THREADS == 256, "eight warps: two left × two right operands × two column tiles");
+        const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, cc = lane & 3;
+        const float* left = warp & 1 ? R : A;
+        const float* right = warp & 2 ? K : B;
+        const int n0 = 8 * (warp >> 2);
+        float d[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll 4
-            for (int j = 0; j < N; j += 4)
-            {
-                const float4 at = *(const float4*)(A + t * S + j), rt = *(const float4*)(R + t * S + j);
-                const float4 bi = *(const float4*)(B + i * S + j), ki = *(const float4*)(K + i * S + j);
-                ab = wkv7c_dot4(at, bi, ab);
-                ak = wkv7c_dot4(at, ki, ak);
-                rb = wkv7c_dot4(rt, bi, rb);
-                rk = wkv7c_dot4(rt, ki, rk);
-            }
+        for (int k0 = 0; k0 < N; k0 += 8)
+        {
+            unsigned hi[4], lo[4];
+            wkv7c_a_rows(left, S, 0, k0, hi, lo);
+            wkv7c_mma3(d, hi, lo, right[(n0 + g) * S + k0 + cc], right[(n0 + g) * S + k0 + cc + 4]);
         }
 
-        Mab[t * M1 + i] = i < t ? ab : 0.f;
-        Mak[t * M1 + i] = i < t ? ak : 0.f;
-        Mrb[t * M1 + i] = rb;
-        Mrk[t * M1 + i] = rk;
+        float* M = warp & 1 ? (warp & 2 ? Mrk : Mrb) : (warp & 2 ? Mak : Mab);
+        const bool strict = !(warp & 1);
+        const int i = n0 + 2 * cc;
+        M[g * M1 + i] = (strict ? i < g : i <= g) ? d[0] : 0.f;
+        M[g * M1 + i + 1] = (strict ? i + 1 < g : i + 1 <= g) ? d[1] : 0.f;
+        M[(g + 8) * M1 + i] = (strict ? i < g + 8 : i <= g + 8) ? d[2] : 0.f;
+        M[(g + 8) * M1 + i + 1] = (strict ? i + 1 < g + 8 : i + 1 <= g + 8) ? d[3] : 0.f;
     }
 
     __syncthreads();
-    // T = (I − M)⁻¹ with M = A_abᵀ strictly upper triangular, so M¹⁶ = 0 and (I − M)⁻¹ = (I + M)(I + M²)(I + M⁴)(I + M⁸):
-    // six 16×16 products, an element a thread, instead of a 16-step back substitution on 16 threads. The powers of M
-    // live in Q's storage until Q is computed.
-    float* Mp = Q;
-    static_assert(L * L == WKV7C_PREP_THREADS, "an element of the 16×16 products a thread");
-    const int ti = threadIdx.x / L, tj = threadIdx.x % L;
+    // T = (I − A_abᵀ)⁻¹ (upper triangular) by back substitution in one warp, a column a lane in registers:
+    // T[i][col] = δ + Σ_{m>i} A_ab[m][i] T[m][col]; the A_ab reads are broadcasts.
+    if (threadIdx.x < 32)
     {
-        const float m = Mab[tj * M1 + ti];
-        Mp[ti * M1 + tj] = m;
-        T[ti * M1 + tj] = (ti == tj ? 1.f : 0.f) + m;
-    }
+        const int col = threadIdx.x & (L - 1);
+        float tc[L];
+#pragma unroll
+        for (int i = L - 1; i >= 0; i--)
+        {
+            float v = i == col ? 1.f : 0.f;
+#pragma unroll
+            for (int m = i + 1; m < L; m++) v = fmaf(Mab[m * M1 + i], tc[m], v);
+            tc[i] = v;
+        }
 
-    for (int level = 0; level < 3; level++)
-    {
-        __syncthreads();
-        float power = 0.f;
-        for (int m = 0; m < L; m++) power = fmaf(Mp[ti * M1 + m], Mp[m * M1 + tj], power);
-        __syncthreads();
-        Mp[ti * M1 + tj] = power;
-        __syncthreads();
-        float product = T[ti * M1 + tj];
-        for (int m = 0; m < L; m++) product = fmaf(T[ti * M1 + m], Mp[m * M1 + tj], product);
-        __syncthreads();
-        T[ti * M1 + tj] = product;
+        if (threadIdx.x < L)
+        {
+#pragma unroll
+            for (int i = 0; i < L; i++) T[i * M1 + col] = tc[i];
+        }
     }
 
     __syncthreads();
@@ -256,83 +314,6 @@ template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const f
     }
 
     copy_async_commit();
-}
-
-// x rounded to TF32 (round to nearest, ties away: cvt.rna), as the bits mma reads.
-__device__ __forceinline__ unsigned wkv7c_tf32(float x)
-{
-#if __CUDA_ARCH__ >= 800
-    unsigned r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return r;
-#else
-    return (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
-#endif
-}
-
-// x = hi + lo in two TF32 numbers: three TF32 products (lo·hi, hi·lo, hi·hi) give about fp32's precision.
-__device__ __forceinline__ void wkv7c_split(float x, unsigned& hi, unsigned& lo)
-{
-    hi = wkv7c_tf32(x);
-    lo = wkv7c_tf32(x - __uint_as_float(hi));
-}
-
-// d += A·B for one warp: A 16×8 (a0 = A[g][c], a1 = A[g+8][c], a2 = A[g][c+4], a3 = A[g+8][c+4]), B 8×8 (b0 = B[c][g],
-// b1 = B[c+4][g]), d 16×8 (d0 = D[g][2c], d1 = D[g][2c+1], d2 = D[g+8][2c], d3 = D[g+8][2c+1]); g = lane / 4, c = lane % 4.
-__device__ __forceinline__ void wkv7c_mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
-{
-#if __CUDA_ARCH__ >= 800
-    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#else
-    // The same product gathered from the fragments by shuffles (the kernel-emulation build; the host gives this kernel
-    // only to sm_80 and later).
-    const int lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
-    for (int k = 0; k < 8; k++)
-    {
-        const int from = 4 * g + (k & 3);
-        const float top = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? a[0] : a[2], from));
-        const float bottom = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? a[1] : a[3], from));
-        const float left = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? b0 : b1, 8 * c + (k & 3)));
-        const float right = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? b0 : b1, 8 * c + 4 + (k & 3)));
-        d[0] = fmaf(top, left, d[0]);
-        d[1] = fmaf(top, right, d[1]);
-        d[2] = fmaf(bottom, left, d[2]);
-        d[3] = fmaf(bottom, right, d[3]);
-    }
-#endif
-}
-
-// d += A·B in three TF32 products of the split operands, small ones first.
-__device__ __forceinline__ void wkv7c_mma3(float (&d)[4], const unsigned (&ahi)[4], const unsigned (&alo)[4], float b0, float b1)
-{
-    unsigned b0hi, b0lo, b1hi, b1lo;
-    wkv7c_split(b0, b0hi, b0lo);
-    wkv7c_split(b1, b1hi, b1lo);
-    wkv7c_mma(d, alo, b0hi, b1hi);
-    wkv7c_mma(d, ahi, b0lo, b1lo);
-    wkv7c_mma(d, ahi, b0hi, b1hi);
-}
-
-// The A fragment at rows row0 …, columns k0 … of a row-major [rows][stride] array, split into TF32 hi and lo.
-__device__ __forceinline__ void wkv7c_a_rows(const float* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
-{
-    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
-    const float x[4] = {p[(row0 + g) * stride + k0 + c], p[(row0 + g + 8) * stride + k0 + c], p[(row0 + g) * stride + k0 + c + 4],
-        p[(row0 + g + 8) * stride + k0 + c + 4]};
-#pragma unroll
-    for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
-}
-
-// The same from a column-major one (element (row, k) at k·stride + row): v staged as [m][i].
-__device__ __forceinline__ void wkv7c_a_cols(const float* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
-{
-    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
-    const float x[4] = {p[(k0 + c) * stride + row0 + g], p[(k0 + c) * stride + row0 + g + 8], p[(k0 + c + 4) * stride + row0 + g],
-        p[(k0 + c + 4) * stride + row0 + g + 8]};
-#pragma unroll
-    for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
 }
 
 template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k, const float* v,
