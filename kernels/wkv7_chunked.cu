@@ -293,8 +293,9 @@ template <int N> struct Wkv7cScan
     static_assert(N == 64 || N == 128, "head dims 64 and 128");
 };
 
-// Shared memory of the scan kernel (floats): two staged buffers, S [R][SP], u [R][UP], y [L][R].
-#define WKV7C_SCAN_SHARED(N) (2 * Wkv7cScan<N>::BUFFER + 32 * Wkv7cScan<N>::SP + 32 * Wkv7cScan<N>::UP + WKV7C_L * 32)
+// Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] in fp32 and split into TF32 hi and lo,
+// u split [R][UP] twice, y [L][R].
+#define WKV7C_SCAN_SHARED(N) (2 * Wkv7cScan<N>::BUFFER + 3 * 32 * Wkv7cScan<N>::SP + 2 * 32 * Wkv7cScan<N>::UP + WKV7C_L * 32)
 
 template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, const float* v, int t0, int tokens,
     i64 width, i64 column)
@@ -316,6 +317,66 @@ template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const f
     copy_async_commit();
 }
 
+// The four D fragments of a warp's state tiles (rows m0 …, keys 8·(nb + t) …) from and to a [rows][SP] array, and
+// to its TF32 hi and lo halves.
+template <int SP> __device__ __forceinline__ void wkv7c_load_tiles(const float* S, int m0, int nb, float (&acc)[4][4])
+{
+    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
+#pragma unroll
+    for (int t = 0; t < 4; t++)
+    {
+        const int j = 8 * (nb + t) + 2 * c;
+        acc[t][0] = S[(m0 + g) * SP + j];
+        acc[t][1] = S[(m0 + g) * SP + j + 1];
+        acc[t][2] = S[(m0 + g + 8) * SP + j];
+        acc[t][3] = S[(m0 + g + 8) * SP + j + 1];
+    }
+}
+
+template <int SP> __device__ __forceinline__ void wkv7c_store_tiles(float* S, int m0, int nb, const float (&acc)[4][4])
+{
+    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
+#pragma unroll
+    for (int t = 0; t < 4; t++)
+    {
+        const int j = 8 * (nb + t) + 2 * c;
+        *(float2*)(S + (m0 + g) * SP + j) = make_float2(acc[t][0], acc[t][1]);
+        *(float2*)(S + (m0 + g + 8) * SP + j) = make_float2(acc[t][2], acc[t][3]);
+    }
+}
+
+template <int SP> __device__ __forceinline__ void wkv7c_store_split(unsigned* hi, unsigned* lo, int m0, int nb, const float (&acc)[4][4])
+{
+    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
+#pragma unroll
+    for (int t = 0; t < 4; t++)
+    {
+        const int j = 8 * (nb + t) + 2 * c;
+        unsigned h[4], l[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) wkv7c_split(acc[t][e], h[e], l[e]);
+        *(uint2*)(hi + (m0 + g) * SP + j) = make_uint2(h[0], h[1]);
+        *(uint2*)(lo + (m0 + g) * SP + j) = make_uint2(l[0], l[1]);
+        *(uint2*)(hi + (m0 + g + 8) * SP + j) = make_uint2(h[2], h[3]);
+        *(uint2*)(lo + (m0 + g + 8) * SP + j) = make_uint2(l[2], l[3]);
+    }
+}
+
+// wkv7c_a_rows for an operand stored already split into TF32 hi and lo arrays.
+__device__ __forceinline__ void wkv7c_a_split(const unsigned* phi, const unsigned* plo, int stride, int row0, int k0, unsigned (&hi)[4],
+    unsigned (&lo)[4])
+{
+    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
+    const int o[4] = {(row0 + g) * stride + k0 + c, (row0 + g + 8) * stride + k0 + c, (row0 + g) * stride + k0 + c + 4,
+        (row0 + g + 8) * stride + k0 + c + 4};
+#pragma unroll
+    for (int e = 0; e < 4; e++)
+    {
+        hi[e] = phi[o[e]];
+        lo[e] = plo[o[e]];
+    }
+}
+
 template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k, const float* v,
     const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y)
 {
@@ -332,9 +393,14 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     const int chunks = (tokens + L - 1) / L;
     records += ((i64)blockIdx.y * heads + h) * chunks * RECORD;
     extern __shared__ float scan[];
-    float* S = scan + 2 * G::BUFFER; // [R][SP]: the state at the chunk's start
-    float* Us = S + R * SP;          // u [R][UP]
-    float* Ys = Us + R * UP;         // y [L][R]
+    // S [R][SP] in fp32 (the start, the end and the token-by-token path) and split into TF32 hi and lo (phase A's A
+    // operand: split once by the warp that owns it instead of once by each of the N/32 warps that read it); u likewise.
+    float* S = scan + 2 * G::BUFFER;
+    unsigned* Shi = (unsigned*)(S + R * SP);
+    unsigned* Slo = Shi + R * SP;
+    unsigned* Uhi = Slo + R * SP;  // u [R][UP]
+    unsigned* Ulo = Uhi + R * UP;
+    float* Ys = (float*)(Ulo + R * UP); // y [L][R]
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
     const int m0 = 16 * (warp & 1);   // the warp's row tile (both phases)
     const int nb = 4 * (warp >> 1);   // its first of four 8-key tiles of the state (phase B)
@@ -350,15 +416,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     __syncthreads();
     // acc[t] = the D fragment of S at rows m0 …, keys 8·(nb + t) …
     float acc[4][4];
-#pragma unroll
-    for (int t = 0; t < 4; t++)
-    {
-        const int j = 8 * (nb + t) + 2 * c;
-        acc[t][0] = S[(m0 + g) * SP + j];
-        acc[t][1] = S[(m0 + g) * SP + j + 1];
-        acc[t][2] = S[(m0 + g + 8) * SP + j];
-        acc[t][3] = S[(m0 + g + 8) * SP + j + 1];
-    }
+    wkv7c_load_tiles<SP>(S, m0, nb, acc);
+    wkv7c_store_split<SP>(Shi, Slo, m0, nb, acc);
 
     for (int ch = 0; ch < chunks; ch++)
     {
@@ -385,6 +444,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         {
             // γ left fp32's safe range in this chunk: the plain recurrence, token by token, on S. A row is spread over
             // P = THREADS/R consecutive lanes, each with the keys p, p + P, …; every thread updates only its own.
+            wkv7c_store_tiles<SP>(S, m0, nb, acc);
+            __syncthreads();
             constexpr int P = G::THREADS / R;
             const int i = threadIdx.x / P, p = threadIdx.x % P;
             for (int m = 0; m < L && t0 + m < tokens; m++)
@@ -409,15 +470,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             }
 
             __syncthreads();
-#pragma unroll
-            for (int t = 0; t < 4; t++)
-            {
-                const int j = 8 * (nb + t) + 2 * c;
-                acc[t][0] = S[(m0 + g) * SP + j];
-                acc[t][1] = S[(m0 + g) * SP + j + 1];
-                acc[t][2] = S[(m0 + g + 8) * SP + j];
-                acc[t][3] = S[(m0 + g + 8) * SP + j + 1];
-            }
+            wkv7c_load_tiles<SP>(S, m0, nb, acc);
+            wkv7c_store_split<SP>(Shi, Slo, m0, nb, acc);
         }
         else
         {
@@ -431,7 +485,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 #pragma unroll 4
                 for (int k0 = 0; k0 < N; k0 += 8)
                 {
-                    wkv7c_a_rows(S, SP, m0, k0, hi, lo);
+                    wkv7c_a_split(Shi, Slo, SP, m0, k0, hi, lo);
                     wkv7c_mma3(d, hi, lo, MA[(k0 + c) * MP + 8 * n + g], MA[(k0 + c + 4) * MP + 8 * n + g]);
                 }
 
@@ -445,10 +499,10 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
                 const int col = 8 * n + 2 * c;
                 if (col < L)
                 {
-                    Us[(m0 + g) * UP + col] = d[0];
-                    Us[(m0 + g) * UP + col + 1] = d[1];
-                    Us[(m0 + g + 8) * UP + col] = d[2];
-                    Us[(m0 + g + 8) * UP + col + 1] = d[3];
+                    wkv7c_split(d[0], Uhi[(m0 + g) * UP + col], Ulo[(m0 + g) * UP + col]);
+                    wkv7c_split(d[1], Uhi[(m0 + g) * UP + col + 1], Ulo[(m0 + g) * UP + col + 1]);
+                    wkv7c_split(d[2], Uhi[(m0 + g + 8) * UP + col], Ulo[(m0 + g + 8) * UP + col]);
+                    wkv7c_split(d[3], Uhi[(m0 + g + 8) * UP + col + 1], Ulo[(m0 + g + 8) * UP + col + 1]);
                 }
                 else
                 {
@@ -475,20 +529,14 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             for (int k0 = 0; k0 < 2 * L; k0 += 8)
             {
                 unsigned hi[4], lo[4];
-                if (k0 < L) wkv7c_a_rows(Us, UP, m0, k0, hi, lo);
+                if (k0 < L) wkv7c_a_split(Uhi, Ulo, UP, m0, k0, hi, lo);
                 else wkv7c_a_cols(Vs, VP, m0, k0 - L, hi, lo);
 #pragma unroll
                 for (int t = 0; t < 4; t++)
                     wkv7c_mma3(acc[t], hi, lo, BK[(k0 + c) * BP + 8 * (nb + t) + g], BK[(k0 + c + 4) * BP + 8 * (nb + t) + g]);
             }
 
-#pragma unroll
-            for (int t = 0; t < 4; t++)
-            {
-                const int j = 8 * (nb + t) + 2 * c;
-                *(float2*)(S + (m0 + g) * SP + j) = make_float2(acc[t][0], acc[t][1]);
-                *(float2*)(S + (m0 + g + 8) * SP + j) = make_float2(acc[t][2], acc[t][3]);
-            }
+            wkv7c_store_split<SP>(Shi, Slo, m0, nb, acc);
 
             for (int x = threadIdx.x; x < L * R; x += blockDim.x)
             {
@@ -500,6 +548,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         __syncthreads();
     }
 
+    wkv7c_store_tiles<SP>(S, m0, nb, acc);
+    __syncthreads();
     for (int x = threadIdx.x; x < R * N / 4; x += blockDim.x)
     {
         const int i = x / (N / 4), j = 4 * (x % (N / 4));
@@ -509,7 +559,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 
 // CudaOps.Wkv7Chunked launches these (head dims 64 and 128: every Qwen2.5 size).
 #define WKV7_CHUNKED(N)                                                                                                         \
-    extern "C" __global__ void __launch_bounds__(WKV7C_PREP_THREADS) wkv7_chunk_prep_f32_n##N(const float* r, const float* w, \
+    extern "C" __global__ void __launch_bounds__(WKV7C_PREP_THREADS, 3) wkv7_chunk_prep_f32_n##N(const float* r, const float* w, \
         const float* k, const float* a, const float* b, int tokens, int heads, float* records)                                 \
     {                                                                                                                           \
         wkv7_chunk_prep<N>(r, w, k, a, b, tokens, heads, records);                                                              \

@@ -27,13 +27,14 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// WKV7C_SCAN_SHARED(N) in bytes: two staged buffers (MA [N][2L + 8], BK [2L][N + 8], QW [L][2L + 8], γ_L and the
-    /// flag [N + 4], v [L][R + 8]: rows padded for conflict-free mma fragments), S [R][N + 4], u [R][L + 4], y [L][R].
+    /// flag [N + 4], v [L][R + 8]: rows padded for conflict-free mma fragments), S [R][N + 4] in fp32 and as TF32 hi and
+    /// lo, u [R][L + 4] as hi and lo, y [L][R].
     /// </summary>
     internal static uint Wkv7ChunkScanShared(int n)
     {
         const int rows = Wkv7ChunkScanRows, l = Wkv7ChunkTokens, mp = (2 * l) + 8;
         int buffer = (n * mp) + (2 * l * (n + 8)) + (l * mp) + n + 4 + (l * (rows + 8));
-        return (uint)(((2 * buffer) + (rows * (n + 4)) + (rows * (l + 4)) + (l * rows)) * sizeof(float));
+        return (uint)(((2 * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows)) * sizeof(float));
     }
 
     /// <summary>
