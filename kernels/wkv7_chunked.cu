@@ -64,15 +64,17 @@ __device__ __forceinline__ void wkv7c_mma(float (&d)[4], const unsigned (&a)[4],
 #endif
 }
 
-// d += A·B in three TF32 products of the split operands, small ones first.
-__device__ __forceinline__ void wkv7c_mma3(float (&d)[4], const unsigned (&ahi)[4], const unsigned (&alo)[4], float b0, float b1)
+// The three TF32 products of A·B into three accumulators (hi·hi, hi·lo, lo·hi): independent mma chains, so a warp's
+// long sums do not wait on each mma's latency; the caller adds the two small ones into the large one at the end.
+__device__ __forceinline__ void wkv7c_mma3x(float (&dhh)[4], float (&dhl)[4], float (&dlh)[4], const unsigned (&ahi)[4],
+    const unsigned (&alo)[4], float b0, float b1)
 {
     unsigned b0hi, b0lo, b1hi, b1lo;
     wkv7c_split(b0, b0hi, b0lo);
     wkv7c_split(b1, b1hi, b1lo);
-    wkv7c_mma(d, alo, b0hi, b1hi);
-    wkv7c_mma(d, ahi, b0lo, b1lo);
-    wkv7c_mma(d, ahi, b0hi, b1hi);
+    wkv7c_mma(dlh, alo, b0hi, b1hi);
+    wkv7c_mma(dhl, ahi, b0lo, b1lo);
+    wkv7c_mma(dhh, ahi, b0hi, b1hi);
 }
 
 // The A fragment at rows row0 …, columns k0 … of a row-major [rows][stride] array, split into TF32 hi and lo.
@@ -183,14 +185,18 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         const float* left = warp & 1 ? R : A;
         const float* right = warp & 2 ? K : B;
         const int n0 = 8 * (warp >> 2);
-        float d[4] = {0.f, 0.f, 0.f, 0.f};
+        float hh[4] = {}, hl[4] = {}, lh[4] = {};
 #pragma unroll 4
         for (int k0 = 0; k0 < N; k0 += 8)
         {
             unsigned hi[4], lo[4];
             wkv7c_a_rows(left, S, 0, k0, hi, lo);
-            wkv7c_mma3(d, hi, lo, right[(n0 + g) * S + k0 + cc], right[(n0 + g) * S + k0 + cc + 4]);
+            wkv7c_mma3x(hh, hl, lh, hi, lo, right[(n0 + g) * S + k0 + cc], right[(n0 + g) * S + k0 + cc + 4]);
         }
+
+        float d[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) d[e] = hh[e] + (hl[e] + lh[e]);
 
         float* M = warp & 1 ? (warp & 2 ? Mrk : Mrb) : (warp & 2 ? Mak : Mab);
         const bool strict = !(warp & 1);
@@ -480,21 +486,29 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             for (int ta = 0; ta < G::TILES_A; ta++)
             {
                 const int n = (warp >> 1) * G::TILES_A + ta;
-                float d[4] = {0.f, 0.f, 0.f, 0.f};
+                // Six accumulators (three products × even and odd k-steps): chains of 9 mma instead of 54.
+                float part[2][3][4] = {};
                 unsigned hi[4], lo[4];
 #pragma unroll 4
                 for (int k0 = 0; k0 < N; k0 += 8)
                 {
                     wkv7c_a_split(Shi, Slo, SP, m0, k0, hi, lo);
-                    wkv7c_mma3(d, hi, lo, MA[(k0 + c) * MP + 8 * n + g], MA[(k0 + c + 4) * MP + 8 * n + g]);
+                    float(&q)[3][4] = part[(k0 >> 3) & 1];
+                    wkv7c_mma3x(q[0], q[1], q[2], hi, lo, MA[(k0 + c) * MP + 8 * n + g], MA[(k0 + c + 4) * MP + 8 * n + g]);
                 }
 
 #pragma unroll
                 for (int k0 = 0; k0 < L; k0 += 8)
                 {
                     wkv7c_a_cols(Vs, VP, m0, k0, hi, lo);
-                    wkv7c_mma3(d, hi, lo, QW[(k0 + c) * MP + 8 * n + g], QW[(k0 + c + 4) * MP + 8 * n + g]);
+                    float(&q)[3][4] = part[(k0 >> 3) & 1];
+                    wkv7c_mma3x(q[0], q[1], q[2], hi, lo, QW[(k0 + c) * MP + 8 * n + g], QW[(k0 + c + 4) * MP + 8 * n + g]);
                 }
+
+                float d[4];
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    d[e] = (part[0][0][e] + part[1][0][e]) + ((part[0][1][e] + part[1][1][e]) + (part[0][2][e] + part[1][2][e]));
 
                 const int col = 8 * n + 2 * c;
                 if (col < L)
@@ -525,6 +539,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
                 acc[t][3] *= gg.y;
             }
 
+            // The small products into their own accumulators (independent chains), added at the end.
+            float hl[4][4] = {}, lh[4][4] = {};
 #pragma unroll
             for (int k0 = 0; k0 < 2 * L; k0 += 8)
             {
@@ -533,7 +549,14 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
                 else wkv7c_a_cols(Vs, VP, m0, k0 - L, hi, lo);
 #pragma unroll
                 for (int t = 0; t < 4; t++)
-                    wkv7c_mma3(acc[t], hi, lo, BK[(k0 + c) * BP + 8 * (nb + t) + g], BK[(k0 + c + 4) * BP + 8 * (nb + t) + g]);
+                    wkv7c_mma3x(acc[t], hl[t], lh[t], hi, lo, BK[(k0 + c) * BP + 8 * (nb + t) + g], BK[(k0 + c + 4) * BP + 8 * (nb + t) + g]);
+            }
+
+#pragma unroll
+            for (int t = 0; t < 4; t++)
+            {
+#pragma unroll
+                for (int e = 0; e < 4; e++) acc[t][e] += hl[t][e] + lh[t][e];
             }
 
             wkv7c_store_split<SP>(Shi, Slo, m0, nb, acc);
