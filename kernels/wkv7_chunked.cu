@@ -12,7 +12,7 @@
 //   per chunk [u | y] = S·[P | R′] + v·[Q | W′], then S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃], every product as three TF32
 //   mma (operands split into hi + lo: about fp32's precision; one TF32 product would round each operand to 11 bits).
 //   The state stays in the mma accumulators across the chunks (and in shared memory as phase A's operand). Records
-//   are staged into shared memory by cp.async two chunks ahead. sm_80 and later.
+//   are staged into shared memory by cp.async one chunk ahead. sm_80 and later.
 // Layouts as wkv7_tile_f32: r … b, v, y [sequences · T, H·N], state [sequences · H, N_v, N_k] value-major.
 #include "common.cuh"
 
@@ -299,10 +299,9 @@ template <int N> struct Wkv7cScan
     static_assert(N == 64 || N == 128, "head dims 64 and 128");
 };
 
-// Shared memory of the scan kernel (4-byte words): WKV7C_STAGES staged buffers, S [R][SP] in fp32 and split into TF32
-// hi and lo, u split [R][UP] twice, y [L][R].
-#define WKV7C_STAGES 3
-#define WKV7C_SCAN_SHARED(N) (WKV7C_STAGES * Wkv7cScan<N>::BUFFER + 3 * 32 * Wkv7cScan<N>::SP + 2 * 32 * Wkv7cScan<N>::UP + WKV7C_L * 32)
+// Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] in fp32 and split into TF32 hi and lo,
+// u split [R][UP] twice, y [L][R].
+#define WKV7C_SCAN_SHARED(N) (2 * Wkv7cScan<N>::BUFFER + 3 * 32 * Wkv7cScan<N>::SP + 2 * 32 * Wkv7cScan<N>::UP + WKV7C_L * 32)
 
 template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, const float* v, int t0, int tokens,
     i64 width, i64 column)
@@ -402,7 +401,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     extern __shared__ float scan[];
     // S [R][SP] in fp32 (the start, the end and the token-by-token path) and split into TF32 hi and lo (phase A's A
     // operand: split once by the warp that owns it instead of once by each of the N/32 warps that read it); u likewise.
-    float* S = scan + WKV7C_STAGES * G::BUFFER;
+    float* S = scan + 2 * G::BUFFER;
     unsigned* Shi = (unsigned*)(S + R * SP);
     unsigned* Slo = Shi + R * SP;
     unsigned* Uhi = Slo + R * SP;  // u [R][UP]
@@ -419,9 +418,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         *(float4*)(S + i * SP + j) = *(const float4*)(state + ((i64)h * N + i0 + i) * N + j);
     }
 
-    // Records are staged WKV7C_STAGES − 1 chunks ahead: one chunk's compute is shorter than a record's fetch.
     wkv7c_stage<N>(scan, records, v, 0, tokens, width, column);
-    if (chunks > 1) wkv7c_stage<N>(scan + G::BUFFER, records + RECORD, v, L, tokens, width, column);
     __syncthreads();
     // acc[t] = the D fragment of S at rows m0 …, keys 8·(nb + t) …
     float acc[4][4];
@@ -431,15 +428,10 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     for (int ch = 0; ch < chunks; ch++)
     {
         const int t0 = ch * L;
-        if (ch + 2 < chunks)
+        if (ch + 1 < chunks)
         {
-            // Buffer (ch + 2) % 3 was last read in chunk ch − 1, which every thread has finished (the barrier below).
-            wkv7c_stage<N>(scan + ((ch + 2) % WKV7C_STAGES) * G::BUFFER, records + (i64)(ch + 2) * RECORD, v, t0 + 2 * L, tokens, width,
-                column);
-            copy_async_wait_group<2>();
-        }
-        else if (ch + 1 < chunks)
-        {
+            // The other buffer was last read in chunk ch − 1, which every thread has finished (the barrier below).
+            wkv7c_stage<N>(scan + ((ch + 1) & 1) * G::BUFFER, records + (i64)(ch + 1) * RECORD, v, t0 + L, tokens, width, column);
             copy_async_wait_group<1>();
         }
         else
@@ -448,7 +440,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         }
 
         __syncthreads();
-        const float* cur = scan + (ch % WKV7C_STAGES) * G::BUFFER;
+        const float* cur = scan + (ch & 1) * G::BUFFER;
         const float* MA = cur + G::MA; // [N][MP]: P | R′
         const float* BK = cur + G::BK; // [2L][BP]: B̃ ; K̃
         const float* QW = cur + G::QW; // [L][MP]: Q | W′

@@ -15,9 +15,6 @@ internal sealed unsafe partial class CudaOps
     private const int Wkv7ChunkPrepThreads = 256;
     private const int Wkv7ChunkScanRows = 32;
 
-    // WKV7C_STAGES: records staged two chunks ahead of the one being multiplied.
-    private const int Wkv7ChunkStages = 3;
-
     /// <summary>WKV7C_RECORD(N): floats of one chunk's record ([P | R′] [N][2L], [B̃ ; K̃] [2L][N], [Q | W′] [L][2L], γ_L [N], flag).</summary>
     internal static int Wkv7ChunkRecord(int n) => (4 * Wkv7ChunkTokens * n) + (2 * Wkv7ChunkTokens * Wkv7ChunkTokens) + n + 4;
 
@@ -29,7 +26,7 @@ internal sealed unsafe partial class CudaOps
     internal static int Wkv7ChunkScanThreads(int n) => 2 * n;
 
     /// <summary>
-    /// WKV7C_SCAN_SHARED(N) in bytes: <see cref="Wkv7ChunkStages"/> staged buffers (MA [N][2L + 8], BK [2L][N + 8], QW [L][2L + 8], γ_L and the
+    /// WKV7C_SCAN_SHARED(N) in bytes: two staged buffers (MA [N][2L + 8], BK [2L][N + 8], QW [L][2L + 8], γ_L and the
     /// flag [N + 4], v [L][R + 8]: rows padded for conflict-free mma fragments), S [R][N + 4] in fp32 and as TF32 hi and
     /// lo, u [R][L + 4] as hi and lo, y [L][R].
     /// </summary>
@@ -37,7 +34,7 @@ internal sealed unsafe partial class CudaOps
     {
         const int rows = Wkv7ChunkScanRows, l = Wkv7ChunkTokens, mp = (2 * l) + 8;
         int buffer = (n * mp) + (2 * l * (n + 8)) + (l * mp) + n + 4 + (l * (rows + 8));
-        return (uint)(((Wkv7ChunkStages * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows)) * sizeof(float));
+        return (uint)(((2 * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows)) * sizeof(float));
     }
 
     /// <summary>
