@@ -507,19 +507,7 @@ public sealed class CudaBackwardConformanceTests : IDisposable
         var data = new TestData(216);
         int a = heads * n;
         // a = −κ and b = κ ⊙ iclr with κ a unit vector per head, as the model feeds them.
-        var kappa = data.Normal(t * a);
-        var iclr = data.Uniform(t * a, 0, 1);
-        var removal = new float[t * a];
-        var replacement = new float[t * a];
-        for (int p = 0; p < t * heads; p++)
-        {
-            double norm = Math.Sqrt(Enumerable.Range(0, n).Sum(i => (double)kappa[(p * n) + i] * kappa[(p * n) + i]));
-            for (int i = 0; i < n; i++)
-            {
-                removal[(p * n) + i] = (float)(-kappa[(p * n) + i] / norm);
-                replacement[(p * n) + i] = (float)(kappa[(p * n) + i] / norm * iclr[(p * n) + i]);
-            }
-        }
+        var (removal, replacement) = data.Wkv7Keys(t * a, n);
 
         var r = In(data.Normal(t * a), t, a);
         var w = In(data.Uniform(t * a, 0.545f, 1f), t, a);
@@ -672,19 +660,7 @@ public sealed class CudaBackwardConformanceTests : IDisposable
     private static (float[] Removal, float[] Replacement) DeltaRuleKeys(TestData data, int t, int heads, int n)
     {
         int a = heads * n;
-        var kappa = data.Normal(t * a);
-        var iclr = data.Uniform(t * a, 0, 1);
-        var removal = new float[t * a];
-        var replacement = new float[t * a];
-        for (int p = 0; p < t * heads; p++)
-        {
-            double norm = Math.Sqrt(Enumerable.Range(0, n).Sum(i => (double)kappa[(p * n) + i] * kappa[(p * n) + i]));
-            for (int i = 0; i < n; i++)
-            {
-                removal[(p * n) + i] = (float)(-kappa[(p * n) + i] / norm);
-                replacement[(p * n) + i] = (float)(kappa[(p * n) + i] / norm * iclr[(p * n) + i]);
-            }
-        }
+        var (removal, replacement) = data.Wkv7Keys(t * a, n);
 
         return (removal, replacement);
     }

@@ -182,19 +182,7 @@ public sealed class CudaRecurrenceTests : IDisposable
         var w = data.Uniform(rows * a, 0.545f, 1f);
         var k = data.Normal(rows * a, 0.3f);
         var v = data.Normal(rows * a);
-        var kappa = data.Normal(rows * a);
-        var iclr = data.Uniform(rows * a, 0, 1);
-        var removal = new float[rows * a];
-        var replacement = new float[rows * a];
-        for (int p = 0; p < rows * heads; p++)
-        {
-            double norm = Math.Sqrt(Enumerable.Range(0, n).Sum(i => (double)kappa[(p * n) + i] * kappa[(p * n) + i]));
-            for (int i = 0; i < n; i++)
-            {
-                removal[(p * n) + i] = (float)(-kappa[(p * n) + i] / norm);
-                replacement[(p * n) + i] = (float)(kappa[(p * n) + i] / norm * iclr[(p * n) + i]);
-            }
-        }
+        var (removal, replacement) = data.Wkv7Keys(rows * a, n);
 
         if (smallDecay)
         {

@@ -168,19 +168,7 @@ public abstract partial class OpConformanceTests
         var w = data.Uniform(count, 0.545f, 1f);
         var k = data.Normal(count, 0.3f);
         var v = data.Normal(count);
-        var kappa = data.Normal(count);
-        var iclr = data.Uniform(count, 0, 1);
-        var removal = new float[count];
-        var replacement = new float[count];
-        for (int p = 0; p < sequences * heads; p++)
-        {
-            double norm = Math.Sqrt(Enumerable.Range(0, n).Sum(i => (double)kappa[(p * n) + i] * kappa[(p * n) + i]));
-            for (int i = 0; i < n; i++)
-            {
-                removal[(p * n) + i] = (float)(-kappa[(p * n) + i] / norm);
-                replacement[(p * n) + i] = (float)(kappa[(p * n) + i] / norm * iclr[(p * n) + i]);
-            }
-        }
+        var (removal, replacement) = data.Wkv7Keys(count, n);
 
         var states = Enumerable.Range(0, sequences).Select(_ => data.Normal(heads * n * n, 0.5f)).ToArray();
         return (r, w, k, v, removal, replacement, states);

@@ -633,19 +633,7 @@ public abstract partial class OpConformanceTests : IDisposable
         var k = data.Normal(t * a, 0.3f);
         var v = data.Normal(t * a);
         // a = −κ and b = κ ⊙ iclr with κ a unit vector per head, as the model feeds them.
-        var kappa = data.Normal(t * a);
-        var iclr = data.Uniform(t * a, 0, 1);
-        var removal = new float[t * a];
-        var replacement = new float[t * a];
-        for (int p = 0; p < t * heads; p++)
-        {
-            double norm = Math.Sqrt(Enumerable.Range(0, n).Sum(i => (double)kappa[(p * n) + i] * kappa[(p * n) + i]));
-            for (int i = 0; i < n; i++)
-            {
-                removal[(p * n) + i] = (float)(-kappa[(p * n) + i] / norm);
-                replacement[(p * n) + i] = (float)(kappa[(p * n) + i] / norm * iclr[(p * n) + i]);
-            }
-        }
+        var (removal, replacement) = data.Wkv7Keys(t * a, n);
 
         var s0 = data.Normal(heads * n * n, 0.5f);
         var state = In(s0, heads, n, n);
