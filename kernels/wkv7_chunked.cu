@@ -21,6 +21,14 @@
 #define WKV7C_RECORD(N) (4 * WKV7C_L * (N) + 2 * WKV7C_L * WKV7C_L + (N) + 4)
 #define WKV7C_PREP_THREADS 256
 
+// Where each part of a chunk record starts (floats): the prep writes these, the scan stages them.
+template <int N> struct Wkv7cRecord
+{
+    static constexpr int L = WKV7C_L;
+    static constexpr int MA = 0, BK = 2 * L * N, QW = 4 * L * N, GAMMA = QW + 2 * L * L, FLAG = GAMMA + N, SIZE = WKV7C_RECORD(N);
+    static_assert(FLAG + 4 == SIZE, "γ_L and the flag close the record");
+};
+
 __device__ __forceinline__ float4 wkv7c_fma4(float s, float4 x, float4 acc)
 {
     return make_float4(fmaf(s, x.x, acc.x), fmaf(s, x.y, acc.y), fmaf(s, x.z, acc.z), fmaf(s, x.w, acc.w));
@@ -112,7 +120,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         const i64 rows = (i64)blockIdx.z * tokens * width;
         r += rows; w += rows; k += rows; a += rows; b += rows;
     }
-    float* out = records + (((i64)blockIdx.z * heads + h) * gridDim.x + c) * WKV7C_RECORD(N);
+    float* out = records + (((i64)blockIdx.z * heads + h) * gridDim.x + c) * Wkv7cRecord<N>::SIZE;
     extern __shared__ float prep[];
     float* R = prep;             // R̃ = r ⊙ γ_t, then R′ᵀ
     float* G = R + L * S;        // γ_t = Π_{τ≤t} w_τ
@@ -155,7 +163,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     if (unsafe)
     {
         // The scan kernel runs this chunk token by token from r … b; nothing else of the record is read.
-        if (threadIdx.x == 0) out[4 * L * N + 2 * L * L + N] = 1.f;
+        if (threadIdx.x == 0) out[Wkv7cRecord<N>::FLAG] = 1.f;
         return;
     }
 
@@ -246,7 +254,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         float q = 0.f;
         for (int m = 0; m <= t; m++) q = fmaf(Mak[m * M1 + i], T[m * M1 + t], q);
         Q[i * M1 + t] = q;
-        out[4 * L * N + i * 2 * L + t] = q;
+        out[Wkv7cRecord<N>::QW + i * 2 * L + t] = q;
     }
 
     __syncthreads();
@@ -260,8 +268,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         for (int m = 0; m <= t; m++) rp = wkv7c_fma4(Mrb[t * M1 + m], *(const float4*)(P + m * S + j), rp);
         const float4 g = *(const float4*)(gl + j), bq = *(const float4*)(B + t * S + j), kq = *(const float4*)(K + t * S + j);
         *(float4*)(R + t * S + j) = rp; // R′ᵀ: row t reads only Pᵀ
-        *(float4*)(out + 2 * L * N + t * N + j) = make_float4(bq.x * g.x, bq.y * g.y, bq.z * g.z, bq.w * g.w);
-        *(float4*)(out + 3 * L * N + t * N + j) = make_float4(kq.x * g.x, kq.y * g.y, kq.z * g.z, kq.w * g.w);
+        *(float4*)(out + Wkv7cRecord<N>::BK + t * N + j) = make_float4(bq.x * g.x, bq.y * g.y, bq.z * g.z, bq.w * g.w);
+        *(float4*)(out + Wkv7cRecord<N>::BK + (L + t) * N + j) = make_float4(kq.x * g.x, kq.y * g.y, kq.z * g.z, kq.w * g.w);
     }
 
     for (int x = threadIdx.x; x < L * L; x += blockDim.x)
@@ -269,7 +277,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         const int i = x / L, t = x % L;
         float wp = Mrk[t * M1 + i];
         for (int m = 0; m <= t; m++) wp = fmaf(Q[i * M1 + m], Mrb[t * M1 + m], wp);
-        out[4 * L * N + i * 2 * L + L + t] = wp;
+        out[Wkv7cRecord<N>::QW + i * 2 * L + L + t] = wp;
     }
 
     __syncthreads();
@@ -278,11 +286,11 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     {
         const int j = x / (L / 2), col = (x % (L / 2)) * 4;
         const float* src = col < L ? P + col * S + j : R + (col - L) * S + j;
-        *(float4*)(out + j * 2 * L + col) = make_float4(src[0], src[S], src[2 * S], src[3 * S]);
+        *(float4*)(out + Wkv7cRecord<N>::MA + j * 2 * L + col) = make_float4(src[0], src[S], src[2 * S], src[3 * S]);
     }
 
-    for (int j = threadIdx.x; j < N; j += blockDim.x) out[4 * L * N + 2 * L * L + j] = gl[j];
-    if (threadIdx.x == 0) out[4 * L * N + 2 * L * L + N] = 0.f;
+    for (int j = threadIdx.x; j < N; j += blockDim.x) out[Wkv7cRecord<N>::GAMMA + j] = gl[j];
+    if (threadIdx.x == 0) out[Wkv7cRecord<N>::FLAG] = 0.f;
 }
 
 // The scan's geometry: a block holds R = 32 state rows of a head (two 16-row mma tiles), WARPS = N/16 warps. Phase A
@@ -292,7 +300,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
 template <int N> struct Wkv7cScan
 {
     static constexpr int L = WKV7C_L, R = 32, WARPS = N / 16, THREADS = 32 * WARPS, TILES_A = 8 / WARPS;
-    static constexpr int RECORD = WKV7C_RECORD(N);
+    static constexpr int RECORD = Wkv7cRecord<N>::SIZE;
     static constexpr int SP = N + 4, MP = 2 * L + 8, BP = N + 8, VP = R + 8, UP = L + 4; // padded row lengths
     // A staged buffer: MA [N][MP], BK [2L][BP], QW [L][MP], γ_L and the flag [N + 4], v [L][VP].
     static constexpr int MA = 0, BK = N * MP, QW = BK + 2 * L * BP, GAMMA = QW + L * MP, V = GAMMA + N + 4, BUFFER = V + L * VP;
@@ -307,12 +315,13 @@ template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const f
     i64 width, i64 column)
 {
     using G = Wkv7cScan<N>;
+    using Rec = Wkv7cRecord<N>;
     constexpr int L = G::L, Q4 = N / 4;
-    for (int x = threadIdx.x; x < N * 8; x += blockDim.x) copy_async_16(dst + G::MA + (x >> 3) * G::MP + 4 * (x & 7), record + 4 * x);
+    for (int x = threadIdx.x; x < N * 8; x += blockDim.x) copy_async_16(dst + G::MA + (x >> 3) * G::MP + 4 * (x & 7), record + Rec::MA + 4 * x);
     for (int x = threadIdx.x; x < 2 * L * Q4; x += blockDim.x)
-        copy_async_16(dst + G::BK + (x / Q4) * G::BP + 4 * (x % Q4), record + 2 * L * N + 4 * x);
-    for (int x = threadIdx.x; x < L * 8; x += blockDim.x) copy_async_16(dst + G::QW + (x >> 3) * G::MP + 4 * (x & 7), record + 4 * L * N + 4 * x);
-    for (int x = threadIdx.x; x < (N + 4) / 4; x += blockDim.x) copy_async_16(dst + G::GAMMA + 4 * x, record + 4 * L * N + 2 * L * L + 4 * x);
+        copy_async_16(dst + G::BK + (x / Q4) * G::BP + 4 * (x % Q4), record + Rec::BK + 4 * x);
+    for (int x = threadIdx.x; x < L * 8; x += blockDim.x) copy_async_16(dst + G::QW + (x >> 3) * G::MP + 4 * (x & 7), record + Rec::QW + 4 * x);
+    for (int x = threadIdx.x; x < (N + 4) / 4; x += blockDim.x) copy_async_16(dst + G::GAMMA + 4 * x, record + Rec::GAMMA + 4 * x);
     for (int x = threadIdx.x; x < L * G::R; x += blockDim.x)
     {
         const int m = x / G::R, i = x % G::R;

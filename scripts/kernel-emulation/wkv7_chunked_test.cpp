@@ -95,7 +95,7 @@ template <int N> void run(int seqs, int heads, int tokens, bool tiny)
         else c7::wkv7_chunk_scan_f32_n128(rv.data(), wv.data(), kv.data(), vv.data(), av.data(), bv.data(), records.data(), st.data(), tokens, heads, yc.data());
     }, (unsigned)(heads * (N / G::R)), (unsigned)seqs, G::THREADS, WKV7C_SCAN_SHARED(N) * 4);
     int flagged = 0;
-    for (size_t c = 0; c < (size_t)seqs * heads * chunks; c++) flagged += records[c * WKV7C_RECORD(N) + 4 * L * N + 2 * L * L + N] != 0.f;
+    for (size_t c = 0; c < (size_t)seqs * heads * chunks; c++) flagged += records[c * c7::Wkv7cRecord<N>::SIZE + c7::Wkv7cRecord<N>::FLAG] != 0.f;
     if (flagged != (tiny ? seqs * heads : 0))
     {
         printf("FAIL n %d T %d: %d chunks flagged, expected %d\n", N, tokens, flagged, tiny ? seqs * heads : 0);
