@@ -81,35 +81,38 @@ internal sealed class Kernels
         SampleScan = library.Function("sampling.cu", "sample_scan_f32");
         SampleFinish = library.Function("sampling.cu", "sample_finish_f32");
 
-        // The recurrences keep a head's whole state in shared memory: allow them the device's opt-in maximum.
+        // Kernels whose dynamic shared memory may pass the 48 KB default get the device's opt-in maximum, less their own
+        // static shared arrays (which come out of the same per-block budget: asking for the whole maximum beside them is
+        // refused).
         var device = library.Device;
         MaxDynamicShared = device.MaxSharedMemoryPerBlockOptin;
-        device.Driver.SetFunctionAttribute(Wkv6, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
-        device.Driver.SetFunctionAttribute(Wkv7, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+        void AllowMaxShared(nint f) => device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes,
+            MaxDynamicShared - device.Driver.GetFunctionAttribute(f, FunctionAttribute.SharedSizeBytes));
+
+        // The recurrences keep a head's whole state in shared memory.
+        AllowMaxShared(Wkv6);
+        AllowMaxShared(Wkv7);
         // The tiled prefill scan double-buffers 16 tokens of five vectors: 86 KB at head dim 128.
         foreach (var f in Wkv7Tile.Values)
         {
-            device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+            AllowMaxShared(f);
         }
 
-        // The chunked Wkv7 prefill: 57 KB (prep) and 79 KB (scan: two chunk records) at head dim 128; the prep's static
-        // flag comes out of the same per-block maximum.
+        // The chunked Wkv7 prefill: 57 KB (prep, plus its static flag) and 145 KB (scan: two staged chunk records) at head
+        // dim 128.
         foreach (var f in Wkv7ChunkPrep.Values.Concat(Wkv7ChunkScan.Values))
         {
-            device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes,
-                MaxDynamicShared - device.Driver.GetFunctionAttribute(f, FunctionAttribute.SharedSizeBytes));
+            AllowMaxShared(f);
         }
 
-        // The persistent MLP keeps the normed row in shared memory: C floats, past 48 KB from C = 12,288. Its static shared
-        // arrays come out of the same per-block maximum.
+        // The persistent MLP keeps the normed row in shared memory: C floats, past 48 KB from C = 12,288.
         foreach (var f in MlpDecodeBf16.SelectMany(byDown => byDown))
         {
-            device.Driver.SetFunctionAttribute(f, FunctionAttribute.MaxDynamicSharedSizeBytes,
-                MaxDynamicShared - device.Driver.GetFunctionAttribute(f, FunctionAttribute.SharedSizeBytes));
+            AllowMaxShared(f);
         }
 
         // Prefill attention stages 16 query rows and 32 keys and values: 82 KB at head dim 256.
-        device.Driver.SetFunctionAttribute(AttentionPrefill, FunctionAttribute.MaxDynamicSharedSizeBytes, MaxDynamicShared);
+        AllowMaxShared(AttentionPrefill);
         // The tensor-core prefill double-buffers its tiles: 70 KB at head dim 128 (past the 48 KB default).
         for (int i = 0; i < AttentionPrefillTc.Length; i++)
         {
