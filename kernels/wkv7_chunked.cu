@@ -3,31 +3,36 @@
 // them against the scan) are in scripts/prototypes/wkv7_chunked.py and docs/NOTES.md ("Prefill: the chunked wkv7").
 //
 // wkv7_chunk_prep_f32_n{N}: one block per (chunk, head, sequence), all in parallel. From the chunk's r, w, k, a, b it
-//   writes a record (WKV7C_RECORD(N) floats): MA = [P | R′] [N][2L], BK = [B̃ ; K̃] [2L][N], QW = [Q | W′] [L][2L],
-//   γ_L [N] and a flag, laid out as the scan multiplies them. γ_t is the
+//   writes a record (WKV7C_RECORD(N) floats; Wkv7cRecord<N> below): [P | R′]ᵀ, [B̃ ; K̃]ᵀ, [Q | W′]ᵀ, γ_L and a flag,
+//   in the scan's shared-memory layout, so that the scan stages it by one flat copy. γ_t is the
 //   running product of w over the chunk; the record holds a·γ_{t−1} and b/γ_i, so it is only exact while γ stays far
 //   inside fp32's range: RAD-RWKV7's w ∈ (0.545, 1) gives γ ≥ 6e-5 over 16 tokens. Where any γ leaves [1e-25, 1e25]
 //   (or is not a number) the flag is set and the scan kernel runs that chunk token by token instead.
 // wkv7_chunk_scan_f32_n{N}: one block per 32 state rows of a head (sequential over the chunks), on the tensor cores:
 //   per chunk [u | y] = S·[P | R′] + v·[Q | W′], then S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃], every product as three TF32
 //   mma (operands split into hi + lo: about fp32's precision; one TF32 product would round each operand to 11 bits).
-//   The state stays in the mma accumulators across the chunks (and in shared memory as phase A's operand). Records
-//   are staged into shared memory by cp.async one chunk ahead. sm_80 and later.
+//   The state stays in the mma accumulators across the chunks (and in shared memory, split, as phase A's operand).
+//   Records are staged into shared memory by cp.async one chunk ahead, and every fragment is read by ldmatrix (one
+//   instruction for four registers: the kernel is bound by its instruction count, not by bandwidth). sm_80 and later.
 // Layouts as wkv7_tile_f32: r … b, v, y [sequences · T, H·N], state [sequences · H, N_v, N_k] value-major.
 #include "common.cuh"
 
 #define WKV7C_L 16
-// Floats of one chunk record (a multiple of 4, so records stay 16-byte aligned).
-#define WKV7C_RECORD(N) (4 * WKV7C_L * (N) + 2 * WKV7C_L * WKV7C_L + (N) + 4)
 #define WKV7C_PREP_THREADS 256
 
-// Where each part of a chunk record starts (floats): the prep writes these, the scan stages them.
+// A chunk record (floats), laid out as the scan's shared memory holds it: each part is the transpose of the product's
+// B operand (rows = output columns n, columns = the summed index k), which is what ldmatrix reads as B fragments, and
+// rows are padded by 4 words so that the 8 rows of an ldmatrix fall into distinct banks. MA = [P | R′]ᵀ [2L][N + 4]
+// (row n < L: Pᵀ[n], row L + t: R′ᵀ[t]); BK = [B̃ ; K̃]ᵀ [N][2L + 4] (row j: B̃[·][j], then K̃[·][j]); QW = [Q | W′]ᵀ
+// [2L][L + 4]; γ_L [N]; the flag and 3 unused words. Padding words are never written nor read.
 template <int N> struct Wkv7cRecord
 {
-    static constexpr int L = WKV7C_L;
-    static constexpr int MA = 0, BK = 2 * L * N, QW = 4 * L * N, GAMMA = QW + 2 * L * L, FLAG = GAMMA + N, SIZE = WKV7C_RECORD(N);
-    static_assert(FLAG + 4 == SIZE, "γ_L and the flag close the record");
+    static constexpr int L = WKV7C_L, MS = N + 4, BS = 2 * L + 4, QS = L + 4;
+    static constexpr int MA = 0, BK = MA + 2 * L * MS, QW = BK + N * BS, GAMMA = QW + 2 * L * QS, FLAG = GAMMA + N, SIZE = FLAG + 4;
+    static_assert(SIZE % 4 == 0 && BK % 4 == 0 && QW % 4 == 0 && GAMMA % 4 == 0, "parts stay 16-byte aligned");
 };
+// Floats of one chunk record.
+#define WKV7C_RECORD(N) (Wkv7cRecord<N>::SIZE)
 
 __device__ __forceinline__ float4 wkv7c_fma4(float s, float4 x, float4 acc)
 {
@@ -38,11 +43,14 @@ __device__ __forceinline__ float4 wkv7c_fma4(float s, float4 x, float4 acc)
 // operations: cvt runs at a fraction of the rate of integer operations, and the scan splits ~300 values a lane a chunk.
 __device__ __forceinline__ unsigned wkv7c_tf32(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
 
-// x = hi + lo in two TF32 numbers: three TF32 products (lo·hi, hi·lo, hi·hi) give about fp32's precision.
+// x = hi + lo: hi is x rounded to TF32 (exact as an mma operand), lo = x − hi exactly, passed as it is: the tensor
+// cores read a TF32 operand's top 19 bits, so lo (|lo| ≤ 2⁻¹¹|x|) loses at most 2⁻¹¹ of itself, and the three TF32
+// products (lo·hi, hi·lo, hi·hi) keep each product to ~2⁻²¹, about fp32's precision. Three integer/float operations
+// (rounding lo too would take two more for ~2× less error: measured on the H200, the tolerance holds without).
 __device__ __forceinline__ void wkv7c_split(float x, unsigned& hi, unsigned& lo)
 {
     hi = wkv7c_tf32(x);
-    lo = wkv7c_tf32(x - __uint_as_float(hi));
+    lo = __float_as_uint(x - __uint_as_float(hi));
 }
 
 // d += A·B for one warp: A 16×8 (a0 = A[g][c], a1 = A[g+8][c], a2 = A[g][c+4], a3 = A[g+8][c+4]), B 8×8 (b0 = B[c][g],
@@ -55,15 +63,16 @@ __device__ __forceinline__ void wkv7c_mma(float (&d)[4], const unsigned (&a)[4],
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 #else
     // The same product gathered from the fragments by shuffles (the kernel-emulation build; the host gives this kernel
-    // only to sm_80 and later).
+    // only to sm_80 and later), each operand cut to its top 19 bits as the tensor cores read it.
     const int lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+    const unsigned cut = 0xffffe000u;
     for (int k = 0; k < 8; k++)
     {
         const int from = 4 * g + (k & 3);
-        const float top = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? a[0] : a[2], from));
-        const float bottom = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? a[1] : a[3], from));
-        const float left = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? b0 : b1, 8 * c + (k & 3)));
-        const float right = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? b0 : b1, 8 * c + 4 + (k & 3)));
+        const float top = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? a[0] : a[2], from) & cut);
+        const float bottom = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? a[1] : a[3], from) & cut);
+        const float left = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? b0 : b1, 8 * c + (k & 3)) & cut);
+        const float right = __uint_as_float(__shfl_sync(0xffffffffu, k < 4 ? b0 : b1, 8 * c + 4 + (k & 3)) & cut);
         d[0] = fmaf(top, left, d[0]);
         d[1] = fmaf(top, right, d[1]);
         d[2] = fmaf(bottom, left, d[2]);
@@ -73,13 +82,14 @@ __device__ __forceinline__ void wkv7c_mma(float (&d)[4], const unsigned (&a)[4],
 }
 
 // The three TF32 products of A·B into three accumulators (hi·hi, hi·lo, lo·hi): independent mma chains, so a warp's
-// long sums do not wait on each mma's latency; the caller adds the two small ones into the large one at the end.
+// long sums do not wait on each mma's latency; the caller adds the two small ones into the large one at the end. The B
+// fragment comes as fp32 bits (b0, b1) and is split here.
 __device__ __forceinline__ void wkv7c_mma3x(float (&dhh)[4], float (&dhl)[4], float (&dlh)[4], const unsigned (&ahi)[4],
-    const unsigned (&alo)[4], float b0, float b1)
+    const unsigned (&alo)[4], unsigned b0, unsigned b1)
 {
     unsigned b0hi, b0lo, b1hi, b1lo;
-    wkv7c_split(b0, b0hi, b0lo);
-    wkv7c_split(b1, b1hi, b1lo);
+    wkv7c_split(__uint_as_float(b0), b0hi, b0lo);
+    wkv7c_split(__uint_as_float(b1), b1hi, b1lo);
     wkv7c_mma(dlh, alo, b0hi, b1hi);
     wkv7c_mma(dhl, ahi, b0lo, b1lo);
     wkv7c_mma(dhh, ahi, b0hi, b1hi);
@@ -95,16 +105,6 @@ __device__ __forceinline__ void wkv7c_a_rows(const float* p, int stride, int row
     for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
 }
 
-// The same from a column-major one (element (row, k) at k·stride + row): v staged as [m][i].
-__device__ __forceinline__ void wkv7c_a_cols(const float* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
-{
-    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
-    const float x[4] = {p[(k0 + c) * stride + row0 + g], p[(k0 + c) * stride + row0 + g + 8], p[(k0 + c + 4) * stride + row0 + g],
-        p[(k0 + c + 4) * stride + row0 + g + 8]};
-#pragma unroll
-    for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
-}
-
 // Shared memory of the prep kernel (floats): R̃ (then R′ᵀ), γ, k̂, Ã, b̂ and Pᵀ as [L][N + 4], four L×L matrices, T and
 // Q [L][L + 1].
 #define WKV7C_PREP_SHARED(N) (6 * WKV7C_L * ((N) + 4) + 6 * WKV7C_L * (WKV7C_L + 1))
@@ -112,7 +112,9 @@ __device__ __forceinline__ void wkv7c_a_cols(const float* p, int stride, int row
 template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r, const float* w, const float* k, const float* a,
     const float* b, int tokens, int heads, float* records)
 {
+    using Rec = Wkv7cRecord<N>;
     constexpr int L = WKV7C_L, S = N + 4, M1 = L + 1, V4 = N / 4;
+    static_assert(S == Rec::MS, "Pᵀ and R′ᵀ rows are copied into the record as they are, padding included");
     pdl_begin();
     const int c = blockIdx.x, h = blockIdx.y;
     const i64 width = (i64)heads * N;
@@ -120,7 +122,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         const i64 rows = (i64)blockIdx.z * tokens * width;
         r += rows; w += rows; k += rows; a += rows; b += rows;
     }
-    float* out = records + (((i64)blockIdx.z * heads + h) * gridDim.x + c) * Wkv7cRecord<N>::SIZE;
+    float* out = records + (((i64)blockIdx.z * heads + h) * gridDim.x + c) * Rec::SIZE;
     extern __shared__ float prep[];
     float* R = prep;             // R̃ = r ⊙ γ_t, then R′ᵀ
     float* G = R + L * S;        // γ_t = Π_{τ≤t} w_τ
@@ -163,7 +165,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     if (unsafe)
     {
         // The scan kernel runs this chunk token by token from r … b; nothing else of the record is read.
-        if (threadIdx.x == 0) out[Wkv7cRecord<N>::FLAG] = 1.f;
+        if (threadIdx.x == 0) out[Rec::FLAG] = 1.f;
         return;
     }
 
@@ -199,7 +201,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         {
             unsigned hi[4], lo[4];
             wkv7c_a_rows(left, S, 0, k0, hi, lo);
-            wkv7c_mma3x(hh, hl, lh, hi, lo, right[(n0 + g) * S + k0 + cc], right[(n0 + g) * S + k0 + cc + 4]);
+            wkv7c_mma3x(hh, hl, lh, hi, lo, __float_as_uint(right[(n0 + g) * S + k0 + cc]), __float_as_uint(right[(n0 + g) * S + k0 + cc + 4]));
         }
 
         float d[4];
@@ -254,22 +256,17 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         float q = 0.f;
         for (int m = 0; m <= t; m++) q = fmaf(Mak[m * M1 + i], T[m * M1 + t], q);
         Q[i * M1 + t] = q;
-        out[Wkv7cRecord<N>::QW + i * 2 * L + t] = q;
+        out[Rec::QW + t * Rec::QS + i] = q; // [Q | W′]ᵀ row t
     }
 
     __syncthreads();
-    // R′ᵀ[t][j] = R̃[t][j] + Σ_{m≤t} A_rb[t][m] Pᵀ[m][j];  W′[i][t] = A_rk[t][i] + Σ_{m≤t} Q[i][m] A_rb[t][m];
-    // B̃ = b̂ ⊙ γ_L, K̃ = k̂ ⊙ γ_L.
-    const float* gl = G + (L - 1) * S;
+    // R′ᵀ[t][j] = R̃[t][j] + Σ_{m≤t} A_rb[t][m] Pᵀ[m][j];  W′[i][t] = A_rk[t][i] + Σ_{m≤t} Q[i][m] A_rb[t][m].
     for (int x = threadIdx.x; x < L * V4; x += blockDim.x)
     {
         const int t = x / V4, j = (x % V4) * 4;
         float4 rp = *(const float4*)(R + t * S + j);
         for (int m = 0; m <= t; m++) rp = wkv7c_fma4(Mrb[t * M1 + m], *(const float4*)(P + m * S + j), rp);
-        const float4 g = *(const float4*)(gl + j), bq = *(const float4*)(B + t * S + j), kq = *(const float4*)(K + t * S + j);
         *(float4*)(R + t * S + j) = rp; // R′ᵀ: row t reads only Pᵀ
-        *(float4*)(out + Wkv7cRecord<N>::BK + t * N + j) = make_float4(bq.x * g.x, bq.y * g.y, bq.z * g.z, bq.w * g.w);
-        *(float4*)(out + Wkv7cRecord<N>::BK + (L + t) * N + j) = make_float4(kq.x * g.x, kq.y * g.y, kq.z * g.z, kq.w * g.w);
     }
 
     for (int x = threadIdx.x; x < L * L; x += blockDim.x)
@@ -277,34 +274,44 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
         const int i = x / L, t = x % L;
         float wp = Mrk[t * M1 + i];
         for (int m = 0; m <= t; m++) wp = fmaf(Q[i * M1 + m], Mrb[t * M1 + m], wp);
-        out[Wkv7cRecord<N>::QW + i * 2 * L + L + t] = wp;
+        out[Rec::QW + (L + t) * Rec::QS + i] = wp;
     }
 
     __syncthreads();
-    // MA[j][col] = Pᵀ[col][j] (col < L) or R′ᵀ[col − L][j]: the scan's phase A reads rows of it.
-    for (int x = threadIdx.x; x < N * L / 2; x += blockDim.x)
+    // MA = [Pᵀ ; R′ᵀ] row by row; BK row j = B̃[·][j], K̃[·][j] (B̃ = b̂ ⊙ γ_L, K̃ = k̂ ⊙ γ_L); γ_L; the flag.
+    const float* gl = G + (L - 1) * S;
+    for (int x = threadIdx.x; x < 2 * L * V4; x += blockDim.x)
     {
-        const int j = x / (L / 2), col = (x % (L / 2)) * 4;
-        const float* src = col < L ? P + col * S + j : R + (col - L) * S + j;
-        *(float4*)(out + Wkv7cRecord<N>::MA + j * 2 * L + col) = make_float4(src[0], src[S], src[2 * S], src[3 * S]);
+        const int row = x / V4, j = (x % V4) * 4;
+        const float* src = row < L ? P + row * S : R + (row - L) * S;
+        *(float4*)(out + Rec::MA + row * Rec::MS + j) = *(const float4*)(src + j);
     }
 
-    for (int j = threadIdx.x; j < N; j += blockDim.x) out[Wkv7cRecord<N>::GAMMA + j] = gl[j];
-    if (threadIdx.x == 0) out[Wkv7cRecord<N>::FLAG] = 0.f;
+    for (int x = threadIdx.x; x < N * L / 2; x += blockDim.x)
+    {
+        const int j = x / (L / 2), m = (x % (L / 2)) * 4;
+        const float* src = m < L ? B + m * S + j : K + (m - L) * S + j;
+        const float g = gl[j];
+        *(float4*)(out + Rec::BK + j * Rec::BS + m) = make_float4(src[0] * g, src[S] * g, src[2 * S] * g, src[3 * S] * g);
+    }
+
+    for (int j = threadIdx.x; j < N; j += blockDim.x) out[Rec::GAMMA + j] = gl[j];
+    if (threadIdx.x == 0) out[Rec::FLAG] = 0.f;
 }
 
 // The scan's geometry: a block holds R = 32 state rows of a head (two 16-row mma tiles), WARPS = N/16 warps. Phase A
 // ([u | y] = S·MA + v·QW, 32 × 2L: eight 16×8 tiles) gives each warp 8/WARPS tiles over the whole K = N + L; phase B
 // (S ← S ⊙ γ_L + [u | v]·BK, 32 × N) gives each warp one row tile × four 8-key tiles, whose accumulators hold the
-// state across the chunks. Shared rows are padded so that every fragment load is free of bank conflicts.
+// state across the chunks. Shared rows are padded by 4 words, so every ldmatrix is free of bank conflicts.
 template <int N> struct Wkv7cScan
 {
     static constexpr int L = WKV7C_L, R = 32, WARPS = N / 16, THREADS = 32 * WARPS, TILES_A = 8 / WARPS;
     static constexpr int RECORD = Wkv7cRecord<N>::SIZE;
-    static constexpr int SP = N + 4, MP = 2 * L + 8, BP = N + 8, VP = R + 8, UP = L + 4; // padded row lengths
-    // A staged buffer: MA [N][MP], BK [2L][BP], QW [L][MP], γ_L and the flag [N + 4], v [L][VP].
-    static constexpr int MA = 0, BK = N * MP, QW = BK + 2 * L * BP, GAMMA = QW + L * MP, V = GAMMA + N + 4, BUFFER = V + L * VP;
+    static constexpr int SP = N + 4, VP = L + 4, UP = L + 4; // padded row lengths
+    // A staged buffer: the record as it is, then v [R][VP] (state row i's L values: phase A's and B's A operand).
+    static constexpr int V = RECORD, BUFFER = V + R * VP;
     static_assert(N == 64 || N == 128, "head dims 64 and 128");
+    static_assert(BUFFER % 4 == 0, "buffers stay 16-byte aligned");
 };
 
 // Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] in fp32 and split into TF32 hi and lo,
@@ -315,21 +322,55 @@ template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const f
     i64 width, i64 column)
 {
     using G = Wkv7cScan<N>;
-    using Rec = Wkv7cRecord<N>;
-    constexpr int L = G::L, Q4 = N / 4;
-    for (int x = threadIdx.x; x < N * 8; x += blockDim.x) copy_async_16(dst + G::MA + (x >> 3) * G::MP + 4 * (x & 7), record + Rec::MA + 4 * x);
-    for (int x = threadIdx.x; x < 2 * L * Q4; x += blockDim.x)
-        copy_async_16(dst + G::BK + (x / Q4) * G::BP + 4 * (x % Q4), record + Rec::BK + 4 * x);
-    for (int x = threadIdx.x; x < L * 8; x += blockDim.x) copy_async_16(dst + G::QW + (x >> 3) * G::MP + 4 * (x & 7), record + Rec::QW + 4 * x);
-    for (int x = threadIdx.x; x < (N + 4) / 4; x += blockDim.x) copy_async_16(dst + G::GAMMA + 4 * x, record + Rec::GAMMA + 4 * x);
-    for (int x = threadIdx.x; x < L * G::R; x += blockDim.x)
+    for (int x = threadIdx.x; x < G::RECORD / 4; x += blockDim.x) copy_async_16(dst + 4 * x, record + 4 * x);
+    for (int x = threadIdx.x; x < G::L * G::R; x += blockDim.x)
     {
         const int m = x / G::R, i = x % G::R;
         const bool in = t0 + m < tokens;
-        copy_async_f32(dst + G::V + m * G::VP + i, v + (in ? (i64)(t0 + m) * width + column + i : 0), in);
+        copy_async_f32(dst + G::V + i * G::VP + m, v + (in ? (i64)(t0 + m) * width + column + i : 0), in);
     }
 
     copy_async_commit();
+}
+
+// ldmatrix.x4 on 32-bit words (its 8×8 16-bit matrices are 8×4 words): matrix q's row r starts at at(q, r) (16-byte
+// aligned, in shared memory), and lane 4g + c gets word c of row g of matrix q in d[q]. Under the emulator the same
+// words are read directly.
+template <class At> __device__ __forceinline__ void wkv7c_ldsm(At at, unsigned (&d)[4])
+{
+    const int lane = threadIdx.x & 31;
+#if __CUDA_ARCH__ >= 800
+    const unsigned address = (unsigned)__cvta_generic_to_shared(at(lane >> 3, lane & 7));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+        : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+        : "r"(address));
+#else
+#pragma unroll
+    for (int q = 0; q < 4; q++) d[q] = at(q, lane >> 2)[lane & 3];
+#endif
+}
+
+// The A fragment (rows row0 …, k0 …: a0 = A[g][c], a1 = A[g+8][c], a2 = A[g][c+4], a3 = A[g+8][c+4]) of a row-major
+// [rows][stride] array.
+__device__ __forceinline__ void wkv7c_ldsm_a(const unsigned* p, int stride, int row0, int k0, unsigned (&a)[4])
+{
+    wkv7c_ldsm([=](int q, int r) { return p + (row0 + 8 * (q & 1) + r) * stride + k0 + 4 * (q >> 1); }, a);
+}
+
+// The B fragments (b0 = B[k0+c][n0+g], b1 = B[k0+c+4][n0+g]) of two k-steps, k0 (b[0], b[1]) and k0 + 8 (b[2], b[3]),
+// from Bᵀ stored row-major as [n][stride].
+__device__ __forceinline__ void wkv7c_ldsm_b(const unsigned* p, int stride, int n0, int k0, unsigned (&b)[4])
+{
+    wkv7c_ldsm([=](int q, int r) { return p + (n0 + r) * stride + k0 + 4 * q; }, b);
+}
+
+// The A fragment as above, split into TF32 hi and lo.
+__device__ __forceinline__ void wkv7c_ldsm_a_split(const unsigned* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
+{
+    unsigned x[4];
+    wkv7c_ldsm_a(p, stride, row0, k0, x);
+#pragma unroll
+    for (int e = 0; e < 4; e++) wkv7c_split(__uint_as_float(x[e]), hi[e], lo[e]);
 }
 
 // The four D fragments of a warp's state tiles (rows m0 …, keys 8·(nb + t) …) from and to a [rows][SP] array, and
@@ -377,26 +418,12 @@ template <int SP> __device__ __forceinline__ void wkv7c_store_split(unsigned* hi
     }
 }
 
-// wkv7c_a_rows for an operand stored already split into TF32 hi and lo arrays.
-__device__ __forceinline__ void wkv7c_a_split(const unsigned* phi, const unsigned* plo, int stride, int row0, int k0, unsigned (&hi)[4],
-    unsigned (&lo)[4])
-{
-    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
-    const int o[4] = {(row0 + g) * stride + k0 + c, (row0 + g + 8) * stride + k0 + c, (row0 + g) * stride + k0 + c + 4,
-        (row0 + g + 8) * stride + k0 + c + 4};
-#pragma unroll
-    for (int e = 0; e < 4; e++)
-    {
-        hi[e] = phi[o[e]];
-        lo[e] = plo[o[e]];
-    }
-}
-
 template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k, const float* v,
     const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y)
 {
     using G = Wkv7cScan<N>;
-    constexpr int L = G::L, R = G::R, RECORD = G::RECORD, SP = G::SP, MP = G::MP, BP = G::BP, VP = G::VP, UP = G::UP;
+    using Rec = Wkv7cRecord<N>;
+    constexpr int L = G::L, R = G::R, RECORD = G::RECORD, SP = G::SP, VP = G::VP, UP = G::UP;
     pdl_begin();
     const int slices = N / R, h = blockIdx.x / slices, i0 = (blockIdx.x % slices) * R;
     const i64 width = (i64)heads * N;
@@ -450,11 +477,11 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 
         __syncthreads();
         const float* cur = scan + (ch & 1) * G::BUFFER;
-        const float* MA = cur + G::MA; // [N][MP]: P | R′
-        const float* BK = cur + G::BK; // [2L][BP]: B̃ ; K̃
-        const float* QW = cur + G::QW; // [L][MP]: Q | W′
-        const float* gl = cur + G::GAMMA;
-        const float* Vs = cur + G::V;  // v [m][VP]
+        const unsigned* MA = (const unsigned*)cur + Rec::MA; // [P | R′]ᵀ [2L][MS]
+        const unsigned* BK = (const unsigned*)cur + Rec::BK; // [B̃ ; K̃]ᵀ [N][BS]
+        const unsigned* QW = (const unsigned*)cur + Rec::QW; // [Q | W′]ᵀ [2L][QS]
+        const float* gl = cur + Rec::GAMMA;
+        const float* Vs = cur + G::V;  // v [i][VP]
         if (gl[N] != 0.f)
         {
             // γ left fp32's safe range in this chunk: the plain recurrence, token by token, on S. A row is spread over
@@ -470,7 +497,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
                 for (int j = p; j < N; j += P) sa = fmaf(a[o + j], S[i * SP + j], sa);
 #pragma unroll
                 for (int x = P / 2; x > 0; x >>= 1) sa += __shfl_xor_sync(0xffffffffu, sa, x);
-                const float vi = Vs[m * VP + i];
+                const float vi = Vs[i * VP + m];
                 float yi = 0.f;
                 for (int j = p; j < N; j += P)
                 {
@@ -490,28 +517,39 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         }
         else
         {
+            const unsigned* Vu = (const unsigned*)Vs;
             // Phase A: the warp's tiles of [u | y] (rows m0 …, columns 8n …) over k < N (S·MA) and the L more of v·QW.
 #pragma unroll
             for (int ta = 0; ta < G::TILES_A; ta++)
             {
                 const int n = (warp >> 1) * G::TILES_A + ta;
-                // Six accumulators (three products × even and odd k-steps): chains of 9 mma instead of 54.
+                // Six accumulators (three products × even and odd k-steps): shorter mma chains.
                 float part[2][3][4] = {};
-                unsigned hi[4], lo[4];
-#pragma unroll 4
-                for (int k0 = 0; k0 < N; k0 += 8)
+#pragma unroll 2
+                for (int k0 = 0; k0 < N; k0 += 16)
                 {
-                    wkv7c_a_split(Shi, Slo, SP, m0, k0, hi, lo);
-                    float(&q)[3][4] = part[(k0 >> 3) & 1];
-                    wkv7c_mma3x(q[0], q[1], q[2], hi, lo, MA[(k0 + c) * MP + 8 * n + g], MA[(k0 + c + 4) * MP + 8 * n + g]);
+                    unsigned bf[4];
+                    wkv7c_ldsm_b(MA, Rec::MS, 8 * n, k0, bf);
+#pragma unroll
+                    for (int e = 0; e < 2; e++)
+                    {
+                        unsigned hi[4], lo[4];
+                        wkv7c_ldsm_a(Shi, SP, m0, k0 + 8 * e, hi);
+                        wkv7c_ldsm_a(Slo, SP, m0, k0 + 8 * e, lo);
+                        wkv7c_mma3x(part[e][0], part[e][1], part[e][2], hi, lo, bf[2 * e], bf[2 * e + 1]);
+                    }
                 }
 
-#pragma unroll
-                for (int k0 = 0; k0 < L; k0 += 8)
                 {
-                    wkv7c_a_cols(Vs, VP, m0, k0, hi, lo);
-                    float(&q)[3][4] = part[(k0 >> 3) & 1];
-                    wkv7c_mma3x(q[0], q[1], q[2], hi, lo, QW[(k0 + c) * MP + 8 * n + g], QW[(k0 + c + 4) * MP + 8 * n + g]);
+                    unsigned bf[4];
+                    wkv7c_ldsm_b(QW, Rec::QS, 8 * n, 0, bf);
+#pragma unroll
+                    for (int e = 0; e < 2; e++)
+                    {
+                        unsigned hi[4], lo[4];
+                        wkv7c_ldsm_a_split(Vu, VP, m0, 8 * e, hi, lo);
+                        wkv7c_mma3x(part[e][0], part[e][1], part[e][2], hi, lo, bf[2 * e], bf[2 * e + 1]);
+                    }
                 }
 
                 float d[4];
@@ -548,17 +586,35 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
                 acc[t][3] *= gg.y;
             }
 
-            // The small products into their own accumulators (independent chains), added at the end.
+            // The small products into their own accumulators (independent chains), added at the end. k0 = 0: u (k-steps
+            // 0 and 8, split in shared memory); k0 = L: v.
             float hl[4][4] = {}, lh[4][4] = {};
 #pragma unroll
-            for (int k0 = 0; k0 < 2 * L; k0 += 8)
+            for (int k0 = 0; k0 < 2 * L; k0 += 16)
             {
-                unsigned hi[4], lo[4];
-                if (k0 < L) wkv7c_a_split(Uhi, Ulo, UP, m0, k0, hi, lo);
-                else wkv7c_a_cols(Vs, VP, m0, k0 - L, hi, lo);
+                unsigned hi[2][4], lo[2][4];
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                {
+                    if (k0 < L)
+                    {
+                        wkv7c_ldsm_a(Uhi, UP, m0, 8 * e, hi[e]);
+                        wkv7c_ldsm_a(Ulo, UP, m0, 8 * e, lo[e]);
+                    }
+                    else
+                    {
+                        wkv7c_ldsm_a_split(Vu, VP, m0, 8 * e, hi[e], lo[e]);
+                    }
+                }
+
 #pragma unroll
                 for (int t = 0; t < 4; t++)
-                    wkv7c_mma3x(acc[t], hl[t], lh[t], hi, lo, BK[(k0 + c) * BP + 8 * (nb + t) + g], BK[(k0 + c + 4) * BP + 8 * (nb + t) + g]);
+                {
+                    unsigned bf[4];
+                    wkv7c_ldsm_b(BK, Rec::BS, 8 * (nb + t), k0, bf);
+#pragma unroll
+                    for (int e = 0; e < 2; e++) wkv7c_mma3x(acc[t], hl[t], lh[t], hi[e], lo[e], bf[2 * e], bf[2 * e + 1]);
+                }
             }
 
 #pragma unroll

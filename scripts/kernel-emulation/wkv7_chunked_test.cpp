@@ -12,6 +12,7 @@ namespace c7 {
 #include "wkv7_chunked.inc"
 }
 using c7::Wkv7cScan; // WKV7C_SCAN_SHARED names it
+using c7::Wkv7cRecord; // WKV7C_RECORD names it
 static std::mt19937 rng(11);
 std::vector<float> uniform(size_t n, float lo, float hi) { std::uniform_real_distribution<float> d(lo, hi); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }
 int failures = 0, checks = 0;

@@ -15,8 +15,15 @@ internal sealed unsafe partial class CudaOps
     private const int Wkv7ChunkPrepThreads = 256;
     private const int Wkv7ChunkScanRows = 32;
 
-    /// <summary>WKV7C_RECORD(N): floats of one chunk's record ([P | R′] [N][2L], [B̃ ; K̃] [2L][N], [Q | W′] [L][2L], γ_L [N], flag).</summary>
-    internal static int Wkv7ChunkRecord(int n) => (4 * Wkv7ChunkTokens * n) + (2 * Wkv7ChunkTokens * Wkv7ChunkTokens) + n + 4;
+    /// <summary>
+    /// WKV7C_RECORD(N) (Wkv7cRecord&lt;N&gt;::SIZE): floats of one chunk's record, in the scan's shared-memory layout
+    /// (rows padded by 4 words): [P | R′]ᵀ [2L][N + 4], [B̃ ; K̃]ᵀ [N][2L + 4], [Q | W′]ᵀ [2L][L + 4], γ_L [N], flag + 3.
+    /// </summary>
+    internal static int Wkv7ChunkRecord(int n)
+    {
+        const int l = Wkv7ChunkTokens;
+        return (2 * l * (n + 4)) + (n * ((2 * l) + 4)) + (2 * l * (l + 4)) + n + 4;
+    }
 
     /// <summary>WKV7C_PREP_SHARED(N) in bytes: r (then R′ᵀ), γ, k, a, b and Pᵀ [L][N + 4], six [L][L + 1] matrices.</summary>
     internal static uint Wkv7ChunkPrepShared(int n) =>
@@ -26,14 +33,13 @@ internal sealed unsafe partial class CudaOps
     internal static int Wkv7ChunkScanThreads(int n) => 2 * n;
 
     /// <summary>
-    /// WKV7C_SCAN_SHARED(N) in bytes: two staged buffers (MA [N][2L + 8], BK [2L][N + 8], QW [L][2L + 8], γ_L and the
-    /// flag [N + 4], v [L][R + 8]: rows padded for conflict-free mma fragments), S [R][N + 4] in fp32 and as TF32 hi and
-    /// lo, u [R][L + 4] as hi and lo, y [L][R].
+    /// WKV7C_SCAN_SHARED(N) in bytes: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4] in fp32 and as TF32
+    /// hi and lo, u [R][L + 4] as hi and lo, y [L][R].
     /// </summary>
     internal static uint Wkv7ChunkScanShared(int n)
     {
-        const int rows = Wkv7ChunkScanRows, l = Wkv7ChunkTokens, mp = (2 * l) + 8;
-        int buffer = (n * mp) + (2 * l * (n + 8)) + (l * mp) + n + 4 + (l * (rows + 8));
+        const int rows = Wkv7ChunkScanRows, l = Wkv7ChunkTokens;
+        int buffer = Wkv7ChunkRecord(n) + (rows * (l + 4));
         return (uint)(((2 * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows)) * sizeof(float));
     }
 
