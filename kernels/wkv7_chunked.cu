@@ -318,16 +318,43 @@ template <int N> struct Wkv7cScan
 // u split [R][UP] twice, y [L][R].
 #define WKV7C_SCAN_SHARED(N) (2 * Wkv7cScan<N>::BUFFER + 3 * 32 * Wkv7cScan<N>::SP + 2 * 32 * Wkv7cScan<N>::UP + WKV7C_L * 32)
 
-template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, const float* v, int t0, int tokens,
-    i64 width, i64 column)
+// Where a thread's share of v and y lies (the same (token, row) pairs for both): x = threadIdx.x + q·THREADS,
+// m = x / R, i = x % R; offset[q] = m·width + i from row 0 of the block's column, relative to the chunk's first token.
+template <int N> struct Wkv7cLanes
+{
+    static constexpr int PER = WKV7C_L * Wkv7cScan<N>::R / Wkv7cScan<N>::THREADS;
+    int m[PER];
+    i64 offset[PER];
+    __device__ __forceinline__ Wkv7cLanes(i64 width)
+    {
+#pragma unroll
+        for (int q = 0; q < PER; q++)
+        {
+            const int x = threadIdx.x + q * Wkv7cScan<N>::THREADS;
+            m[q] = x / Wkv7cScan<N>::R;
+            offset[q] = m[q] * width + x % Wkv7cScan<N>::R;
+        }
+    }
+};
+
+// Stages a chunk: its record by 16-byte copies (a fixed number a thread, so no index arithmetic beyond one add),
+// and v [i][VP] (v0 = v at the chunk's first token and row 0 of the block's column).
+template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, const float* v0, int left,
+    const Wkv7cLanes<N>& lanes)
 {
     using G = Wkv7cScan<N>;
-    for (int x = threadIdx.x; x < G::RECORD / 4; x += blockDim.x) copy_async_16(dst + 4 * x, record + 4 * x);
-    for (int x = threadIdx.x; x < G::L * G::R; x += blockDim.x)
+    constexpr int Q = G::RECORD / 4, FULL = Q / G::THREADS;
+    const float4* src = (const float4*)record + threadIdx.x;
+    float4* to = (float4*)dst + threadIdx.x;
+#pragma unroll
+    for (int q = 0; q < FULL; q++) copy_async_16(to + q * G::THREADS, src + q * G::THREADS);
+    if (threadIdx.x < Q - FULL * G::THREADS) copy_async_16(to + FULL * G::THREADS, src + FULL * G::THREADS);
+#pragma unroll
+    for (int q = 0; q < Wkv7cLanes<N>::PER; q++)
     {
-        const int m = x / G::R, i = x % G::R;
-        const bool in = t0 + m < tokens;
-        copy_async_f32(dst + G::V + i * G::VP + m, v + (in ? (i64)(t0 + m) * width + column + i : 0), in);
+        const int x = threadIdx.x + q * G::THREADS, m = lanes.m[q];
+        const bool in = m < left;
+        copy_async_f32(dst + G::V + (x % G::R) * G::VP + m, in ? v0 + lanes.offset[q] : v0, in);
     }
 
     copy_async_commit();
@@ -454,7 +481,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         *(float4*)(S + i * SP + j) = *(const float4*)(state + ((i64)h * N + i0 + i) * N + j);
     }
 
-    wkv7c_stage<N>(scan, records, v, 0, tokens, width, column);
+    const Wkv7cLanes<N> lanes(width);
+    wkv7c_stage<N>(scan, records, v + column, tokens, lanes);
     __syncthreads();
     // acc[t] = the D fragment of S at rows m0 …, keys 8·(nb + t) …
     float acc[4][4];
@@ -467,7 +495,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         if (ch + 1 < chunks)
         {
             // The other buffer was last read in chunk ch − 1, which every thread has finished (the barrier below).
-            wkv7c_stage<N>(scan + ((ch + 1) & 1) * G::BUFFER, records + (i64)(ch + 1) * RECORD, v, t0 + L, tokens, width, column);
+            wkv7c_stage<N>(scan + ((ch + 1) & 1) * G::BUFFER, records + (i64)(ch + 1) * RECORD, v + (i64)(t0 + L) * width + column,
+                tokens - (t0 + L), lanes);
             copy_async_wait_group<1>();
         }
         else
@@ -517,7 +546,10 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         }
         else
         {
-            const unsigned* Vu = (const unsigned*)Vs;
+            // v's A fragments (rows m0 …, tokens 0 … and 8 …), split once for both phases.
+            unsigned vh[2][4], vl[2][4];
+#pragma unroll
+            for (int e = 0; e < 2; e++) wkv7c_ldsm_a_split((const unsigned*)Vs, VP, m0, 8 * e, vh[e], vl[e]);
             // Phase A: the warp's tiles of [u | y] (rows m0 …, columns 8n …) over k < N (S·MA) and the L more of v·QW.
 #pragma unroll
             for (int ta = 0; ta < G::TILES_A; ta++)
@@ -525,31 +557,35 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
                 const int n = (warp >> 1) * G::TILES_A + ta;
                 // Six accumulators (three products × even and odd k-steps): shorter mma chains.
                 float part[2][3][4] = {};
-#pragma unroll 2
-                for (int k0 = 0; k0 < N; k0 += 16)
-                {
-                    unsigned bf[4];
-                    wkv7c_ldsm_b(MA, Rec::MS, 8 * n, k0, bf);
+                // Two k-steps a stage, the next stage's fragments loaded before this one's products (ldmatrix's latency
+                // was the top stall with loads and products in program order).
+                constexpr int STAGES = N / 16;
+                unsigned bf[2][4], ah[2][2][4], al[2][2][4];
+                auto load = [&](int buffer, int k0) {
+                    wkv7c_ldsm_b(MA, Rec::MS, 8 * n, k0, bf[buffer]);
 #pragma unroll
                     for (int e = 0; e < 2; e++)
                     {
-                        unsigned hi[4], lo[4];
-                        wkv7c_ldsm_a(Shi, SP, m0, k0 + 8 * e, hi);
-                        wkv7c_ldsm_a(Slo, SP, m0, k0 + 8 * e, lo);
-                        wkv7c_mma3x(part[e][0], part[e][1], part[e][2], hi, lo, bf[2 * e], bf[2 * e + 1]);
+                        wkv7c_ldsm_a(Shi, SP, m0, k0 + 8 * e, ah[buffer][e]);
+                        wkv7c_ldsm_a(Slo, SP, m0, k0 + 8 * e, al[buffer][e]);
                     }
+                };
+                load(0, 0);
+#pragma unroll
+                for (int stage = 0; stage < STAGES; stage++)
+                {
+                    const int cur = stage & 1;
+                    if (stage + 1 < STAGES) load(cur ^ 1, 16 * (stage + 1));
+#pragma unroll
+                    for (int e = 0; e < 2; e++)
+                        wkv7c_mma3x(part[e][0], part[e][1], part[e][2], ah[cur][e], al[cur][e], bf[cur][2 * e], bf[cur][2 * e + 1]);
                 }
 
                 {
                     unsigned bf[4];
                     wkv7c_ldsm_b(QW, Rec::QS, 8 * n, 0, bf);
 #pragma unroll
-                    for (int e = 0; e < 2; e++)
-                    {
-                        unsigned hi[4], lo[4];
-                        wkv7c_ldsm_a_split(Vu, VP, m0, 8 * e, hi, lo);
-                        wkv7c_mma3x(part[e][0], part[e][1], part[e][2], hi, lo, bf[2 * e], bf[2 * e + 1]);
-                    }
+                    for (int e = 0; e < 2; e++) wkv7c_mma3x(part[e][0], part[e][1], part[e][2], vh[e], vl[e], bf[2 * e], bf[2 * e + 1]);
                 }
 
                 float d[4];
@@ -586,34 +622,39 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
                 acc[t][3] *= gg.y;
             }
 
-            // The small products into their own accumulators (independent chains), added at the end. k0 = 0: u (k-steps
-            // 0 and 8, split in shared memory); k0 = L: v.
+            // The small products into their own accumulators (independent chains), added at the end. Stage 0: u
+            // (k-steps 0 and 8, split in shared memory); stage 1: v. Every fragment is loaded before the first product.
             float hl[4][4] = {}, lh[4][4] = {};
+            unsigned uh[2][2][4], ul[2][2][4], kb[2][4][4];
 #pragma unroll
-            for (int k0 = 0; k0 < 2 * L; k0 += 16)
+            for (int e = 0; e < 2; e++)
             {
-                unsigned hi[2][4], lo[2][4];
+                wkv7c_ldsm_a(Uhi, UP, m0, 8 * e, uh[0][e]);
+                wkv7c_ldsm_a(Ulo, UP, m0, 8 * e, ul[0][e]);
 #pragma unroll
-                for (int e = 0; e < 2; e++)
+                for (int x = 0; x < 4; x++)
                 {
-                    if (k0 < L)
-                    {
-                        wkv7c_ldsm_a(Uhi, UP, m0, 8 * e, hi[e]);
-                        wkv7c_ldsm_a(Ulo, UP, m0, 8 * e, lo[e]);
-                    }
-                    else
-                    {
-                        wkv7c_ldsm_a_split(Vu, VP, m0, 8 * e, hi[e], lo[e]);
-                    }
+                    uh[1][e][x] = vh[e][x];
+                    ul[1][e][x] = vl[e][x];
                 }
+            }
 
+#pragma unroll
+            for (int stage = 0; stage < 2; stage++)
+            {
+#pragma unroll
+                for (int t = 0; t < 4; t++) wkv7c_ldsm_b(BK, Rec::BS, 8 * (nb + t), 16 * stage, kb[stage][t]);
+            }
+
+#pragma unroll
+            for (int stage = 0; stage < 2; stage++)
+            {
 #pragma unroll
                 for (int t = 0; t < 4; t++)
                 {
-                    unsigned bf[4];
-                    wkv7c_ldsm_b(BK, Rec::BS, 8 * (nb + t), k0, bf);
 #pragma unroll
-                    for (int e = 0; e < 2; e++) wkv7c_mma3x(acc[t], hl[t], lh[t], hi[e], lo[e], bf[2 * e], bf[2 * e + 1]);
+                    for (int e = 0; e < 2; e++)
+                        wkv7c_mma3x(acc[t], hl[t], lh[t], uh[stage][e], ul[stage][e], kb[stage][t][2 * e], kb[stage][t][2 * e + 1]);
                 }
             }
 
@@ -626,11 +667,10 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 
             wkv7c_store_split<SP>(Shi, Slo, m0, nb, acc);
 
-            for (int x = threadIdx.x; x < L * R; x += blockDim.x)
-            {
-                const int m = x / R, i = x % R;
-                if (t0 + m < tokens) y[(i64)(t0 + m) * width + column + i] = Ys[x];
-            }
+            float* y0 = y + (i64)t0 * width + column;
+#pragma unroll
+            for (int q = 0; q < Wkv7cLanes<N>::PER; q++)
+                if (t0 + lanes.m[q] < tokens) y0[lanes.offset[q]] = Ys[threadIdx.x + q * G::THREADS];
         }
 
         __syncthreads();

@@ -16,6 +16,7 @@ using c7::Wkv7cRecord; // WKV7C_RECORD names it
 static std::mt19937 rng(11);
 std::vector<float> uniform(size_t n, float lo, float hi) { std::uniform_real_distribution<float> d(lo, hi); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }
 int failures = 0, checks = 0;
+double worst_ratio = 0; // the largest error seen, relative to its output's scale
 
 void close(const std::vector<double>& e, const std::vector<float>& a, const char* what, int n, int t, bool tiny)
 {
@@ -28,6 +29,7 @@ void close(const std::vector<double>& e, const std::vector<float>& a, const char
         double d = std::isnan(a[i]) ? INFINITY : std::fabs(a[i] - e[i]);
         if (d > worst) { worst = d; at = i; }
     }
+    worst_ratio = std::max(worst_ratio, worst / scale);
     if (worst > 2e-5 * scale)
     {
         printf("FAIL %s (n %d, T %d%s) element %zu: %.9g vs %.9g (worst %.3g of scale %.3g)\n", what, n, t, tiny ? ", small w" : "", at, a[at], e[at], worst, scale);
@@ -114,6 +116,6 @@ int main()
     run<128>(2, 1, 33, false);
     run<64>(1, 2, 40, true);
     run<128>(1, 1, 33, true);
-    printf("%d checks, %d failures\n", checks, failures);
+    printf("%d checks, %d failures; worst error %.3g of its output's scale\n", checks, failures, worst_ratio);
     return failures == 0 ? 0 : 1;
 }
