@@ -299,24 +299,30 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     if (threadIdx.x == 0) out[Rec::FLAG] = 0.f;
 }
 
-// The scan's geometry: a block holds R = 32 state rows of a head (two 16-row mma tiles), WARPS = N/16 warps. Phase A
-// ([u | y] = S·MA + v·QW, 32 × 2L: eight 16×8 tiles) gives each warp 8/WARPS tiles over the whole K = N + L; phase B
-// (S ← S ⊙ γ_L + [u | v]·BK, 32 × N) gives each warp one row tile × four 8-key tiles, whose accumulators hold the
-// state across the chunks. Shared rows are padded by 4 words, so every ldmatrix is free of bank conflicts.
+// The scan's geometry: a block holds R = 32 state rows of a head (two 16-row mma tiles) in WARPS = N/8 warps (four a
+// scheduler at N = 128: with two, ldmatrix and mma latencies were the kernel's time). Phase A ([u | y] = S·MA + v·QW,
+// 32 × 2L: eight 16×8 tiles) gives each tile SPLIT = WARPS/8 warps, each over 1/SPLIT of K = N (the v·QW k-steps shared
+// out), whose partial sums meet in shared memory; phase B (S ← S ⊙ γ_L + [u | v]·BK, 32 × N) gives each warp one row
+// tile × TB = 2 8-key tiles, whose accumulators hold the state across the chunks. A warp's row tile (m0) is the same in
+// both phases. Shared rows are padded by 4 words, so every ldmatrix is free of bank conflicts.
 template <int N> struct Wkv7cScan
 {
-    static constexpr int L = WKV7C_L, R = 32, WARPS = N / 16, THREADS = 32 * WARPS, TILES_A = 8 / WARPS;
+    static constexpr int L = WKV7C_L, R = 32, WARPS = N / 8, THREADS = 32 * WARPS, SPLIT = WARPS / 8, TB = 2;
     static constexpr int RECORD = Wkv7cRecord<N>::SIZE;
     static constexpr int SP = N + 4, VP = L + 4, UP = L + 4; // padded row lengths
     // A staged buffer: the record as it is, then v [R][VP] (state row i's L values: phase A's and B's A operand).
     static constexpr int V = RECORD, BUFFER = V + R * VP;
+    // Phase A's partial sums from the warps of slices 1 … SPLIT − 1: [slice − 1][tile][lane][4].
+    static constexpr int PARTIAL = (SPLIT - 1) * 8 * 32 * 4;
     static_assert(N == 64 || N == 128, "head dims 64 and 128");
     static_assert(BUFFER % 4 == 0, "buffers stay 16-byte aligned");
+    static_assert(2 * (N / 8) == WARPS * TB, "phase B: every warp two of the 2 × N/8 state tiles");
 };
 
 // Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] in fp32 and split into TF32 hi and lo,
-// u split [R][UP] twice, y [L][R].
-#define WKV7C_SCAN_SHARED(N) (2 * Wkv7cScan<N>::BUFFER + 3 * 32 * Wkv7cScan<N>::SP + 2 * 32 * Wkv7cScan<N>::UP + WKV7C_L * 32)
+// u split [R][UP] twice, y [L][R], phase A's partial sums, and two 8-byte mbarriers (one a buffer: the bulk copies').
+#define WKV7C_SCAN_SHARED(N)                                                                                                \
+    (2 * Wkv7cScan<N>::BUFFER + 3 * 32 * Wkv7cScan<N>::SP + 2 * 32 * Wkv7cScan<N>::UP + WKV7C_L * 32 + Wkv7cScan<N>::PARTIAL + 4)
 
 // Where a thread's share of v and y lies (the same (token, row) pairs for both): x = threadIdx.x + q·THREADS,
 // m = x / R, i = x % R; offset[q] = m·width + i from row 0 of the block's column, relative to the chunk's first token.
@@ -337,18 +343,63 @@ template <int N> struct Wkv7cLanes
     }
 };
 
-// Stages a chunk: its record by 16-byte copies (a fixed number a thread, so no index arithmetic beyond one add),
-// and v [i][VP] (v0 = v at the chunk's first token and row 0 of the block's column).
-template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, const float* v0, int left,
-    const Wkv7cLanes<N>& lanes)
+// The record's bulk copy (sm_90: cp.async.bulk, one instruction for the whole record, completing on an mbarrier; the
+// 16-byte cp.async copies it replaces kept the load/store unit's queue full), and the wait for it. Before sm_90 (and
+// under the emulator) every thread copies its share by cp.async, which the commit group and the barrier complete.
+__device__ __forceinline__ void wkv7c_barrier_init(unsigned long long* bar)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(b) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+#else
+    (void)bar;
+#endif
+}
+
+__device__ __forceinline__ void wkv7c_barrier_wait(unsigned long long* bar, unsigned parity)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
+    unsigned done = 0;
+    while (!done)
+    {
+        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+            : "=r"(done)
+            : "r"(b), "r"(parity)
+            : "memory");
+    }
+#else
+    (void)bar;
+    (void)parity;
+#endif
+}
+
+// Stages a chunk: its record (bulk or 16-byte copies) and v [i][VP] (v0 = v at the chunk's first token and row 0 of
+// the block's column; left = tokens from there on).
+template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, unsigned long long* bar, const float* v0,
+    int left, const Wkv7cLanes<N>& lanes)
 {
     using G = Wkv7cScan<N>;
+#if __CUDA_ARCH__ >= 900
+    if (threadIdx.x == 0)
+    {
+        constexpr unsigned BYTES = G::RECORD * 4;
+        const unsigned b = (unsigned)__cvta_generic_to_shared(bar), d = (unsigned)__cvta_generic_to_shared(dst);
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"(BYTES) : "memory");
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+            ::"r"(d), "l"(record), "r"(BYTES), "r"(b)
+            : "memory");
+    }
+#else
+    (void)bar;
     constexpr int Q = G::RECORD / 4, FULL = Q / G::THREADS;
     const float4* src = (const float4*)record + threadIdx.x;
     float4* to = (float4*)dst + threadIdx.x;
 #pragma unroll
     for (int q = 0; q < FULL; q++) copy_async_16(to + q * G::THREADS, src + q * G::THREADS);
     if (threadIdx.x < Q - FULL * G::THREADS) copy_async_16(to + FULL * G::THREADS, src + FULL * G::THREADS);
+#endif
 #pragma unroll
     for (int q = 0; q < Wkv7cLanes<N>::PER; q++)
     {
@@ -400,13 +451,13 @@ __device__ __forceinline__ void wkv7c_ldsm_a_split(const unsigned* p, int stride
     for (int e = 0; e < 4; e++) wkv7c_split(__uint_as_float(x[e]), hi[e], lo[e]);
 }
 
-// The four D fragments of a warp's state tiles (rows m0 …, keys 8·(nb + t) …) from and to a [rows][SP] array, and
-// to its TF32 hi and lo halves.
-template <int SP> __device__ __forceinline__ void wkv7c_load_tiles(const float* S, int m0, int nb, float (&acc)[4][4])
+// The D fragments of a warp's TB state tiles (rows m0 …, keys 8·(nb + t) …) from and to a [rows][SP] array, and to
+// its TF32 hi and lo halves.
+template <int SP, int TB> __device__ __forceinline__ void wkv7c_load_tiles(const float* S, int m0, int nb, float (&acc)[TB][4])
 {
     const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
 #pragma unroll
-    for (int t = 0; t < 4; t++)
+    for (int t = 0; t < TB; t++)
     {
         const int j = 8 * (nb + t) + 2 * c;
         acc[t][0] = S[(m0 + g) * SP + j];
@@ -416,11 +467,11 @@ template <int SP> __device__ __forceinline__ void wkv7c_load_tiles(const float* 
     }
 }
 
-template <int SP> __device__ __forceinline__ void wkv7c_store_tiles(float* S, int m0, int nb, const float (&acc)[4][4])
+template <int SP, int TB> __device__ __forceinline__ void wkv7c_store_tiles(float* S, int m0, int nb, const float (&acc)[TB][4])
 {
     const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
 #pragma unroll
-    for (int t = 0; t < 4; t++)
+    for (int t = 0; t < TB; t++)
     {
         const int j = 8 * (nb + t) + 2 * c;
         *(float2*)(S + (m0 + g) * SP + j) = make_float2(acc[t][0], acc[t][1]);
@@ -428,11 +479,11 @@ template <int SP> __device__ __forceinline__ void wkv7c_store_tiles(float* S, in
     }
 }
 
-template <int SP> __device__ __forceinline__ void wkv7c_store_split(unsigned* hi, unsigned* lo, int m0, int nb, const float (&acc)[4][4])
+template <int SP, int TB> __device__ __forceinline__ void wkv7c_store_split(unsigned* hi, unsigned* lo, int m0, int nb, const float (&acc)[TB][4])
 {
     const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
 #pragma unroll
-    for (int t = 0; t < 4; t++)
+    for (int t = 0; t < TB; t++)
     {
         const int j = 8 * (nb + t) + 2 * c;
         unsigned h[4], l[4];
@@ -450,7 +501,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 {
     using G = Wkv7cScan<N>;
     using Rec = Wkv7cRecord<N>;
-    constexpr int L = G::L, R = G::R, RECORD = G::RECORD, SP = G::SP, VP = G::VP, UP = G::UP;
+    constexpr int L = G::L, R = G::R, RECORD = G::RECORD, SP = G::SP, VP = G::VP, UP = G::UP, TB = G::TB, SPLIT = G::SPLIT;
     pdl_begin();
     const int slices = N / R, h = blockIdx.x / slices, i0 = (blockIdx.x % slices) * R;
     const i64 width = (i64)heads * N;
@@ -463,16 +514,19 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     records += ((i64)blockIdx.y * heads + h) * chunks * RECORD;
     extern __shared__ float scan[];
     // S [R][SP] in fp32 (the start, the end and the token-by-token path) and split into TF32 hi and lo (phase A's A
-    // operand: split once by the warp that owns it instead of once by each of the N/32 warps that read it); u likewise.
+    // operand: split once by the warp that owns it instead of once by each warp that reads it); u likewise.
     float* S = scan + 2 * G::BUFFER;
     unsigned* Shi = (unsigned*)(S + R * SP);
     unsigned* Slo = Shi + R * SP;
     unsigned* Uhi = Slo + R * SP;  // u [R][UP]
     unsigned* Ulo = Uhi + R * UP;
     float* Ys = (float*)(Ulo + R * UP); // y [L][R]
+    float* Partial = Ys + L * R;
+    unsigned long long* bars = (unsigned long long*)(Partial + G::PARTIAL); // one a staged buffer
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
     const int m0 = 16 * (warp & 1);   // the warp's row tile (both phases)
-    const int nb = 4 * (warp >> 1);   // its first of four 8-key tiles of the state (phase B)
+    const int nb = TB * (warp >> 1);  // its first 8-key state tile (phase B)
+    const int tileA = warp & 7, slice = warp >> 3; // phase A: the tile (row tile m0, columns 8·(tileA >> 1) …) and K slice
     const i64 column = (i64)h * N + i0; // of row 0 in v and y
 
     for (int x = threadIdx.x; x < R * N / 4; x += blockDim.x)
@@ -481,13 +535,19 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         *(float4*)(S + i * SP + j) = *(const float4*)(state + ((i64)h * N + i0 + i) * N + j);
     }
 
-    const Wkv7cLanes<N> lanes(width);
-    wkv7c_stage<N>(scan, records, v + column, tokens, lanes);
+    if (threadIdx.x == 0)
+    {
+        wkv7c_barrier_init(bars);
+        wkv7c_barrier_init(bars + 1);
+    }
+
     __syncthreads();
+    const Wkv7cLanes<N> lanes(width);
+    wkv7c_stage<N>(scan, records, bars, v + column, tokens, lanes);
     // acc[t] = the D fragment of S at rows m0 …, keys 8·(nb + t) …
-    float acc[4][4];
-    wkv7c_load_tiles<SP>(S, m0, nb, acc);
-    wkv7c_store_split<SP>(Shi, Slo, m0, nb, acc);
+    float acc[TB][4];
+    wkv7c_load_tiles<SP, TB>(S, m0, nb, acc);
+    wkv7c_store_split<SP, TB>(Shi, Slo, m0, nb, acc);
 
     for (int ch = 0; ch < chunks; ch++)
     {
@@ -495,7 +555,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         if (ch + 1 < chunks)
         {
             // The other buffer was last read in chunk ch − 1, which every thread has finished (the barrier below).
-            wkv7c_stage<N>(scan + ((ch + 1) & 1) * G::BUFFER, records + (i64)(ch + 1) * RECORD, v + (i64)(t0 + L) * width + column,
+            const int next = (ch + 1) & 1;
+            wkv7c_stage<N>(scan + next * G::BUFFER, records + (i64)(ch + 1) * RECORD, bars + next, v + (i64)(t0 + L) * width + column,
                 tokens - (t0 + L), lanes);
             copy_async_wait_group<1>();
         }
@@ -504,6 +565,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             copy_async_wait_group<0>();
         }
 
+        wkv7c_barrier_wait(bars + (ch & 1), (ch >> 1) & 1);
         __syncthreads();
         const float* cur = scan + (ch & 1) * G::BUFFER;
         const unsigned* MA = (const unsigned*)cur + Rec::MA; // [P | R′]ᵀ [2L][MS]
@@ -515,7 +577,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         {
             // γ left fp32's safe range in this chunk: the plain recurrence, token by token, on S. A row is spread over
             // P = THREADS/R consecutive lanes, each with the keys p, p + P, …; every thread updates only its own.
-            wkv7c_store_tiles<SP>(S, m0, nb, acc);
+            wkv7c_store_tiles<SP, TB>(S, m0, nb, acc);
             __syncthreads();
             constexpr int P = G::THREADS / R;
             const int i = threadIdx.x / P, p = threadIdx.x % P;
@@ -541,8 +603,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             }
 
             __syncthreads();
-            wkv7c_load_tiles<SP>(S, m0, nb, acc);
-            wkv7c_store_split<SP>(Shi, Slo, m0, nb, acc);
+            wkv7c_load_tiles<SP, TB>(S, m0, nb, acc);
+            wkv7c_store_split<SP, TB>(Shi, Slo, m0, nb, acc);
         }
         else
         {
@@ -550,16 +612,14 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             unsigned vh[2][4], vl[2][4];
 #pragma unroll
             for (int e = 0; e < 2; e++) wkv7c_ldsm_a_split((const unsigned*)Vs, VP, m0, 8 * e, vh[e], vl[e]);
-            // Phase A: the warp's tiles of [u | y] (rows m0 …, columns 8n …) over k < N (S·MA) and the L more of v·QW.
-#pragma unroll
-            for (int ta = 0; ta < G::TILES_A; ta++)
+            // Phase A: the warp's share of tile tileA of [u | y] (rows m0 …, columns 8n …): k in its slice of S·MA and
+            // v·QW's k-step e where e % SPLIT is its slice.
+            const int n = tileA >> 1;
+            float part[2][3][4] = {};
             {
-                const int n = (warp >> 1) * G::TILES_A + ta;
-                // Six accumulators (three products × even and odd k-steps): shorter mma chains.
-                float part[2][3][4] = {};
-                // Two k-steps a stage, the next stage's fragments loaded before this one's products (ldmatrix's latency
-                // was the top stall with loads and products in program order).
-                constexpr int STAGES = N / 16;
+                // Two k-steps a stage, the next stage's fragments loaded before this one's products.
+                constexpr int STAGES = N / 16 / SPLIT;
+                const int kbase = slice * (N / SPLIT);
                 unsigned bf[2][4], ah[2][2][4], al[2][2][4];
                 auto load = [&](int buffer, int k0) {
                     wkv7c_ldsm_b(MA, Rec::MS, 8 * n, k0, bf[buffer]);
@@ -570,29 +630,50 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
                         wkv7c_ldsm_a(Slo, SP, m0, k0 + 8 * e, al[buffer][e]);
                     }
                 };
-                load(0, 0);
+                load(0, kbase);
 #pragma unroll
                 for (int stage = 0; stage < STAGES; stage++)
                 {
                     const int cur = stage & 1;
-                    if (stage + 1 < STAGES) load(cur ^ 1, 16 * (stage + 1));
+                    if (stage + 1 < STAGES) load(cur ^ 1, kbase + 16 * (stage + 1));
 #pragma unroll
                     for (int e = 0; e < 2; e++)
                         wkv7c_mma3x(part[e][0], part[e][1], part[e][2], ah[cur][e], al[cur][e], bf[cur][2 * e], bf[cur][2 * e + 1]);
                 }
 
+                unsigned qf[4];
+                wkv7c_ldsm_b(QW, Rec::QS, 8 * n, 0, qf);
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    if (e % SPLIT == slice) wkv7c_mma3x(part[e][0], part[e][1], part[e][2], vh[e], vl[e], qf[2 * e], qf[2 * e + 1]);
+            }
+
+            float d[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                d[e] = (part[0][0][e] + part[1][0][e]) + ((part[0][1][e] + part[1][1][e]) + (part[0][2][e] + part[1][2][e]));
+
+            if (SPLIT > 1)
+            {
+                // Slices 1 … SPLIT − 1 hand their sums to slice 0 (a float4 a lane: conflict-free).
+                if (slice > 0) *(float4*)(Partial + (((slice - 1) * 8 + tileA) * 32 + lane) * 4) = make_float4(d[0], d[1], d[2], d[3]);
+                __syncthreads();
+#pragma unroll
+                for (int q = 1; q < SPLIT; q++)
                 {
-                    unsigned bf[4];
-                    wkv7c_ldsm_b(QW, Rec::QS, 8 * n, 0, bf);
-#pragma unroll
-                    for (int e = 0; e < 2; e++) wkv7c_mma3x(part[e][0], part[e][1], part[e][2], vh[e], vl[e], bf[2 * e], bf[2 * e + 1]);
+                    if (slice == 0)
+                    {
+                        const float4 o = *(const float4*)(Partial + (((q - 1) * 8 + tileA) * 32 + lane) * 4);
+                        d[0] += o.x;
+                        d[1] += o.y;
+                        d[2] += o.z;
+                        d[3] += o.w;
+                    }
                 }
+            }
 
-                float d[4];
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    d[e] = (part[0][0][e] + part[1][0][e]) + ((part[0][1][e] + part[1][1][e]) + (part[0][2][e] + part[1][2][e]));
-
+            if (slice == 0)
+            {
                 const int col = 8 * n + 2 * c;
                 if (col < L)
                 {
@@ -611,9 +692,9 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             }
 
             __syncthreads();
-            // Phase B: S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃] on the warp's four tiles, then S to shared memory for the next chunk.
+            // Phase B: S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃] on the warp's TB tiles, then S to shared memory for the next chunk.
 #pragma unroll
-            for (int t = 0; t < 4; t++)
+            for (int t = 0; t < TB; t++)
             {
                 const float2 gg = *(const float2*)(gl + 8 * (nb + t) + 2 * c);
                 acc[t][0] *= gg.x;
@@ -624,48 +705,41 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 
             // The small products into their own accumulators (independent chains), added at the end. Stage 0: u
             // (k-steps 0 and 8, split in shared memory); stage 1: v. Every fragment is loaded before the first product.
-            float hl[4][4] = {}, lh[4][4] = {};
-            unsigned uh[2][2][4], ul[2][2][4], kb[2][4][4];
+            float hl[TB][4] = {}, lh[TB][4] = {};
+            unsigned uh[2][4], ul[2][4], kb[2][TB][4];
 #pragma unroll
             for (int e = 0; e < 2; e++)
             {
-                wkv7c_ldsm_a(Uhi, UP, m0, 8 * e, uh[0][e]);
-                wkv7c_ldsm_a(Ulo, UP, m0, 8 * e, ul[0][e]);
-#pragma unroll
-                for (int x = 0; x < 4; x++)
-                {
-                    uh[1][e][x] = vh[e][x];
-                    ul[1][e][x] = vl[e][x];
-                }
+                wkv7c_ldsm_a(Uhi, UP, m0, 8 * e, uh[e]);
+                wkv7c_ldsm_a(Ulo, UP, m0, 8 * e, ul[e]);
             }
 
 #pragma unroll
             for (int stage = 0; stage < 2; stage++)
             {
 #pragma unroll
-                for (int t = 0; t < 4; t++) wkv7c_ldsm_b(BK, Rec::BS, 8 * (nb + t), 16 * stage, kb[stage][t]);
+                for (int t = 0; t < TB; t++) wkv7c_ldsm_b(BK, Rec::BS, 8 * (nb + t), 16 * stage, kb[stage][t]);
             }
 
 #pragma unroll
-            for (int stage = 0; stage < 2; stage++)
+            for (int t = 0; t < TB; t++)
             {
 #pragma unroll
-                for (int t = 0; t < 4; t++)
+                for (int e = 0; e < 2; e++)
                 {
-#pragma unroll
-                    for (int e = 0; e < 2; e++)
-                        wkv7c_mma3x(acc[t], hl[t], lh[t], uh[stage][e], ul[stage][e], kb[stage][t][2 * e], kb[stage][t][2 * e + 1]);
+                    wkv7c_mma3x(acc[t], hl[t], lh[t], uh[e], ul[e], kb[0][t][2 * e], kb[0][t][2 * e + 1]);
+                    wkv7c_mma3x(acc[t], hl[t], lh[t], vh[e], vl[e], kb[1][t][2 * e], kb[1][t][2 * e + 1]);
                 }
             }
 
 #pragma unroll
-            for (int t = 0; t < 4; t++)
+            for (int t = 0; t < TB; t++)
             {
 #pragma unroll
                 for (int e = 0; e < 4; e++) acc[t][e] += hl[t][e] + lh[t][e];
             }
 
-            wkv7c_store_split<SP>(Shi, Slo, m0, nb, acc);
+            wkv7c_store_split<SP, TB>(Shi, Slo, m0, nb, acc);
 
             float* y0 = y + (i64)t0 * width + column;
 #pragma unroll
@@ -676,7 +750,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         __syncthreads();
     }
 
-    wkv7c_store_tiles<SP>(S, m0, nb, acc);
+    wkv7c_store_tiles<SP, TB>(S, m0, nb, acc);
     __syncthreads();
     for (int x = threadIdx.x; x < R * N / 4; x += blockDim.x)
     {

@@ -29,18 +29,20 @@ internal sealed unsafe partial class CudaOps
     internal static uint Wkv7ChunkPrepShared(int n) =>
         (uint)(((6 * Wkv7ChunkTokens * (n + 4)) + (6 * Wkv7ChunkTokens * (Wkv7ChunkTokens + 1))) * sizeof(float));
 
-    /// <summary>Threads of a scan block (Wkv7cScan&lt;N&gt;::THREADS): N/16 warps, each a 16-row tile of the 32 rows.</summary>
-    internal static int Wkv7ChunkScanThreads(int n) => 2 * n;
+    /// <summary>Threads of a scan block (Wkv7cScan&lt;N&gt;::THREADS): N/8 warps, each two 8-key tiles of a 16-row tile of the state.</summary>
+    internal static int Wkv7ChunkScanThreads(int n) => 4 * n;
 
     /// <summary>
     /// WKV7C_SCAN_SHARED(N) in bytes: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4] in fp32 and as TF32
-    /// hi and lo, u [R][L + 4] as hi and lo, y [L][R].
+    /// hi and lo, u [R][L + 4] as hi and lo, y [L][R], phase A's partial sums (the warps beyond 8 split its K: 8 tiles ×
+    /// 32 lanes × 4 floats a further slice) and two mbarriers (4 floats).
     /// </summary>
     internal static uint Wkv7ChunkScanShared(int n)
     {
         const int rows = Wkv7ChunkScanRows, l = Wkv7ChunkTokens;
         int buffer = Wkv7ChunkRecord(n) + (rows * (l + 4));
-        return (uint)(((2 * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows)) * sizeof(float));
+        int partial = ((Wkv7ChunkScanThreads(n) / 32 / 8) - 1) * 8 * 32 * 4;
+        return (uint)(((2 * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows) + partial + 4) * sizeof(float));
     }
 
     /// <summary>
