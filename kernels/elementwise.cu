@@ -134,3 +134,37 @@ extern "C" __global__ void scale_multiply_bf16_f32(const float* a, float s, cons
     pdl_begin();
     write_with_bf16(ScaleMultiplyOp{a, s, b}, y, yb, n, vec);
 }
+
+// The SwiGLU of IOps.AddRmsNormMlp at prefill on cuBLASLt (CudaOps.Mlp.cs): gate and up come from their GEMMs in bf16,
+// act = (sigmoid(g)·g)·u of their widened values in fp32 (swiglu_f32's arithmetic), rounded to bf16 for the down GEMM
+// (f32_to_bf16_bits); no fp32 intermediate is written. vec = 1: n % 8 == 0 and every pointer 16-byte aligned, eight
+// elements a step; vec = 0: one.
+__device__ __forceinline__ float swiglu_bf16_one(u32 g, u32 u)
+{
+    const float x = __uint_as_float(g << 16), v = __uint_as_float(u << 16);
+    return (sigmoid_(x) * x) * v;
+}
+
+__device__ __forceinline__ u32 swiglu_bf16_pair(u32 g, u32 u)
+{
+    return f32_to_bf16_bits(swiglu_bf16_one(g & 0xffffu, u & 0xffffu)) | (f32_to_bf16_bits(swiglu_bf16_one(g >> 16, u >> 16)) << 16);
+}
+
+extern "C" __global__ void swiglu_bf16_bf16(const u16* gate, const u16* up, u16* y, i64 n, int vec)
+{
+    pdl_begin();
+    if (vec)
+    {
+        const i64 octs = n / 8;
+        GRID_STRIDE(q, octs)
+        {
+            const uint4 g = ((const uint4*)gate)[q], u = ((const uint4*)up)[q];
+            ((uint4*)y)[q] = make_uint4(swiglu_bf16_pair(g.x, u.x), swiglu_bf16_pair(g.y, u.y), swiglu_bf16_pair(g.z, u.z),
+                swiglu_bf16_pair(g.w, u.w));
+        }
+    }
+    else
+    {
+        GRID_STRIDE(i, n) y[i] = (u16)f32_to_bf16_bits(swiglu_bf16_one(gate[i], up[i]));
+    }
+}

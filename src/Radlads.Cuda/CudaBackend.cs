@@ -71,6 +71,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             Wkv7TileRows = EnvironmentChoice("RADLADS_WKV7_TILE_ROWS", Wkv7TileRows, [1, 2], "rows of the state per thread");
             Wkv7TileLanes = EnvironmentChoice("RADLADS_WKV7_TILE_LANES", Wkv7TileLanes, [8, 16], "lanes a state row is spread over");
             Wkv7Chunked = EnvironmentChoice("RADLADS_WKV7_CHUNKED", 1, [0, 1], "1: long Wkv7 prefills in chunks, 0: the token-by-token scan") == 1;
+            Bf16Mlp = EnvironmentChoice("RADLADS_BF16_MLP", 1, [0, 1], "1: prefill MLPs keep gate, up and act in bf16, 0: in fp32 as the ops they fuse") == 1;
             if (Environment.GetEnvironmentVariable("RADLADS_WKV7_CHUNKED_MIN_TOKENS") is { } minText)
             {
                 Wkv7ChunkedMinTokens = int.TryParse(minText, NumberStyles.Integer, CultureInfo.InvariantCulture, out int minTokens) && minTokens >= 2
@@ -168,6 +169,17 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     /// <summary>Chunked Wkv7 prefills queued so far (tests check which path ran).</summary>
     internal long Wkv7ChunkedLaunches { get; set; }
+
+    /// <summary>
+    /// Whether IOps.AddRmsNormMlp at prefill on cuBLASLt keeps its intermediates in bf16 (CudaOps.Mlp.cs: gate and up
+    /// written by their GEMMs in bf16, act = SwiGLU of them in bf16, no fp32 copy of either; act and upScratch are the
+    /// op's scratch). RADLADS_BF16_MLP=0 runs the ops it stands for, whose gate and up are fp32 (only act is rounded to
+    /// bf16, by the down GEMM).
+    /// </summary>
+    internal bool Bf16Mlp { get; set; } = true;
+
+    /// <summary>Prefill MLPs run with bf16 intermediates so far (tests check which path ran).</summary>
+    internal long Bf16MlpLaunches { get; set; }
 
     public bool CaptureEnabled { get; set; } = Environment.GetEnvironmentVariable("RADLADS_CUDA_GRAPHS") != "0";
 

@@ -3,8 +3,8 @@ using Radlads.Native;
 namespace Radlads.Cuda;
 
 /// <summary>
-/// The prefill GEMMs on cuBLASLt: y[T, M] (fp32) = x[T, K] (bf16) · Wᵀ (OutIn, W [M, K] bf16) or x · W (InOut,
-/// W [K, M]), fp32 accumulation on the tensor cores, + an fp32 bias through the BIAS epilogue. One handle and one
+/// The prefill GEMMs on cuBLASLt: y[T, M] (fp32, or bf16 where asked) = x[T, K] (bf16) · Wᵀ (OutIn, W [M, K] bf16) or
+/// x · W (InOut, W [K, M]), fp32 accumulation on the tensor cores, + an fp32 bias through the BIAS epilogue. One handle and one
 /// 32 MiB workspace per backend; a plan (descriptor, layouts, the heuristic's algorithm) per shape, kept for the
 /// backend's life (a model has a handful of shapes per prompt length). cuBLASLt is column-major: a row-major
 /// y [T, M] is a column-major M × T matrix, so D = op(A)·B with A = W (K × M column-major for OutIn, transposed;
@@ -86,7 +86,7 @@ internal sealed unsafe class CudaGemm : IDisposable
         }
     }
 
-    private readonly record struct PlanKey(int T, int K, int M, bool OutIn, bool Bias, int AlignX, int AlignW, int AlignY, int AlignBias);
+    private readonly record struct PlanKey(int T, int K, int M, bool OutIn, bool Bias, int AlignX, int AlignW, int AlignY, int AlignBias, bool Bf16Out);
 
     private sealed class Plan
     {
@@ -105,15 +105,17 @@ internal sealed unsafe class CudaGemm : IDisposable
     /// Whether cuBLASLt has a kernel for this shape with x in a fresh (256-byte aligned) block: false when the
     /// heuristic has none for it (the caller then uses its own kernel). Plans are kept, so asking again is cheap.
     /// </summary>
-    public bool Supports(ulong w, bool outIn, ulong bias, ulong y, int t, int k, int m) => Find(256, w, outIn, bias, y, t, k, m) is not null;
+    public bool Supports(ulong w, bool outIn, ulong bias, ulong y, int t, int k, int m, bool bf16Out = false) =>
+        Find(256, w, outIn, bias, y, t, k, m, bf16Out) is not null;
 
     /// <summary>
     /// Queues y = x·op(W) (+ bias) on <paramref name="stream"/>; <see cref="Supports"/> said yes for this shape.
-    /// <paramref name="x"/> holds bf16 [T, K], <paramref name="w"/> bf16, <paramref name="bias"/> fp32 [M] or 0.
+    /// <paramref name="x"/> holds bf16 [T, K], <paramref name="w"/> bf16, <paramref name="bias"/> fp32 [M] or 0; y is
+    /// written in bf16 (rounded from the fp32 sums by cuBLASLt) when <paramref name="bf16Out"/>.
     /// </summary>
-    public void MatMul(ulong x, ulong w, bool outIn, ulong bias, ulong y, int t, int k, int m, nint stream)
+    public void MatMul(ulong x, ulong w, bool outIn, ulong bias, ulong y, int t, int k, int m, nint stream, bool bf16Out = false)
     {
-        var plan = Find(Alignment(x), w, outIn, bias, y, t, k, m)
+        var plan = Find(Alignment(x), w, outIn, bias, y, t, k, m, bf16Out)
             ?? throw new InvalidOperationException($"cuBLASLt has no kernel for T {t}, K {k}, M {m}: ask Supports first");
         if (bias != 0)
         {
@@ -123,10 +125,10 @@ internal sealed unsafe class CudaGemm : IDisposable
         lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, plan.Algo, workspace.Pointer, plan.Workspace, stream);
     }
 
-    private Plan? Find(int alignX, ulong w, bool outIn, ulong bias, ulong y, int t, int k, int m)
+    private Plan? Find(int alignX, ulong w, bool outIn, ulong bias, ulong y, int t, int k, int m, bool bf16Out)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
-        var key = new PlanKey(t, k, m, outIn, bias != 0, alignX, Alignment(w), Alignment(y), Alignment(bias));
+        var key = new PlanKey(t, k, m, outIn, bias != 0, alignX, Alignment(w), Alignment(y), Alignment(bias), bf16Out);
         if (!plans.TryGetValue(key, out var plan))
         {
             if (plans.Count >= MaxPlans)
@@ -163,7 +165,7 @@ internal sealed unsafe class CudaGemm : IDisposable
                 ? lt.MatrixLayoutCreate(CudaDataType.R16BF, (ulong)key.K, (ulong)key.M, key.K)
                 : lt.MatrixLayoutCreate(CudaDataType.R16BF, (ulong)key.M, (ulong)key.K, key.M);
             plan.B = lt.MatrixLayoutCreate(CudaDataType.R16BF, (ulong)key.K, (ulong)key.T, key.K);
-            plan.D = lt.MatrixLayoutCreate(CudaDataType.R32F, (ulong)key.M, (ulong)key.T, key.M);
+            plan.D = lt.MatrixLayoutCreate(key.Bf16Out ? CudaDataType.R16BF : CudaDataType.R32F, (ulong)key.M, (ulong)key.T, key.M);
             lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MinAlignmentABytes, (uint)key.AlignW);
             lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MinAlignmentBBytes, (uint)key.AlignX);
             lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MinAlignmentCBytes, (uint)key.AlignY);

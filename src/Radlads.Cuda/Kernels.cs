@@ -17,6 +17,7 @@ internal sealed class Kernels
         AddSigmoid = library.Function("elementwise.cu", "add_sigmoid_f32");
         SwiGlu = library.Function("elementwise.cu", "swiglu_f32");
         SwiGluBf16 = library.Function("elementwise.cu", "swiglu_bf16_f32");
+        SwiGluBf16Bf16 = library.Function("elementwise.cu", "swiglu_bf16_bf16");
         Embedding = library.Function("embedding.cu", "embedding_f32");
         RmsNorm = library.Function("norms.cu", "rms_norm_f32");
         AddRmsNorm = library.Function("norms.cu", "add_rms_norm_f32");
@@ -159,6 +160,9 @@ internal sealed class Kernels
 
     /// <summary>swiglu_f32 that also writes a bf16 copy of y (prefill: the MLP down projection's cuBLASLt input).</summary>
     public nint SwiGluBf16 { get; }
+
+    /// <summary>swiglu_bf16_bf16: SwiGLU of bf16 gate and up into bf16 act (the prefill MLP of CudaOps.Mlp.cs).</summary>
+    public nint SwiGluBf16Bf16 { get; }
 
     public nint Embedding { get; }
 

@@ -141,8 +141,10 @@ public interface IOps
 
     /// <summary>
     /// The whole SwiGLU MLP after its residual norm: <see cref="AddRmsNormGateUpSwiGlu"/> into act (upScratch as
-    /// there), then y = act · W_downᵀ (W_down [C, F] OutIn, no bias). The default is exactly those two ops; the CUDA
-    /// decode path runs it as one persistent kernel with the same bits.
+    /// there), then y = act · W_downᵀ (W_down [C, F] OutIn, no bias). h, normed and y are the results; act and upScratch
+    /// are the op's scratch, whose contents afterwards a backend may leave in another form. The default is exactly those
+    /// two ops (act then holds the SwiGLU); the CUDA decode path can run it as one persistent kernel with the same bits,
+    /// and CUDA prefill on cuBLASLt keeps gate, up and act in bf16 there (y within bf16 rounding of the default).
     /// </summary>
     void AddRmsNormMlp(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, Tensor wGate, Tensor wUp, Tensor wDown,
         Tensor act, Tensor upScratch, Tensor y)

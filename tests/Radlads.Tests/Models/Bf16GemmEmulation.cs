@@ -71,6 +71,34 @@ internal sealed class Bf16GemmEmulation(int minRows) : IBackend
             inner.MatMul(rounded, weight, bias, y, layout);
         }
 
+        /// <summary>
+        /// CUDA's prefill MLP on cuBLASLt (CudaOps.Bf16PrefillMlp): gate and up from the bf16-rounded normed, each
+        /// rounded to bf16 as their GEMMs write them, the SwiGLU in fp32, act rounded for the down GEMM.
+        /// </summary>
+        public void AddRmsNormMlp(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, Tensor wGate, Tensor wUp,
+            Tensor wDown, Tensor act, Tensor upScratch, Tensor y)
+        {
+            FusedOpChecks.ResidualNormMlp(h, branch, normed, wGate, wUp, wDown, act, upScratch, y);
+            IOps.ResidualNorm(this, h, branch, normWeight, eps, normed);
+            MatMul(normed, wGate, null, act);
+            MatMul(normed, wUp, null, upScratch);
+            if (h.RowCount >= owner.MinRows && wGate.DType == DType.BF16 && wUp.DType == DType.BF16 && wDown.DType == DType.BF16)
+            {
+                RoundInPlace(act);
+                RoundInPlace(upScratch);
+            }
+
+            SwiGlu(act, upScratch, act);
+            MatMul(act, wDown, null, y);
+        }
+
+        private void RoundInPlace(Tensor x)
+        {
+            var values = new float[x.ElementCount];
+            owner.cpu.Download(x, values);
+            owner.cpu.Upload(RoundToBf16(values), x);
+        }
+
         public void MatMulShared(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
         {
             for (int i = 0; i < weights.Count; i++)

@@ -103,6 +103,74 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
     }
 
     [Theory]
+    // Two rows (the threshold), no branch (the first layer's plain norm), Qwen2.5-0.5B's MLP at 300 tokens, and F = 100
+    // (T·F not a multiple of 8: swiglu_bf16_bf16 one element a step, where cuBLASLt has bf16 kernels for F = 100).
+    [InlineData(2, 64, 160, true)]
+    [InlineData(33, 128, 352, false)]
+    [InlineData(300, 896, 4864, true)]
+    [InlineData(3, 64, 100, true)]
+    public void Bf16PrefillMlpIsWithinBf16RoundingOfItsArithmetic(int t, int c, int f, bool withBranch)
+    {
+        // IOps.AddRmsNormMlp at prefill (CudaOps.Bf16PrefillMlp): h and normed are the norm's bits; y is checked per
+        // element against float64 of what the path computes from the bf16 copy of normed: g = normed·W_gateᵀ, u =
+        // normed·W_upᵀ, act = silu(g)·u, y = act·W_downᵀ. Its roundings: g and u to bf16 (each moves act by at most
+        // 2⁻⁸·(1.1·|g·u| + |act|): |silu′| ≤ 1.1), act to bf16 (2⁻⁸·|act|), and fp32 sums in cuBLASLt's order
+        // (Bf16GemmRelative); so |Δy_i| ≤ 2⁻⁸·Σ_k (1.1·|g_k·u_k| + 2·|act_k|)·|w_ik| + Bf16GemmRelative·Σ_k |act_k·w_ik|.
+        // An indexing fault moves y by O(|y|).
+        var data = new TestData(95 + t + c + f);
+        float[] Bf16(float[] v) => Models.Bf16GemmEmulation.RoundToBf16(v);
+        var (h, b, nw) = (data.Normal(t * c), data.Normal(t * c), data.Uniform(c, 0.5f, 1.5f));
+        var (wg, wu, wd) = (Bf16(data.Normal(f * c, 1f / MathF.Sqrt(c))), Bf16(data.Normal(f * c, 1f / MathF.Sqrt(c))),
+            Bf16(data.Normal(c * f, 1f / MathF.Sqrt(f))));
+        var (gate, up, down, normWeight) = (Weight(wg, DType.BF16, f, c), Weight(wu, DType.BF16, f, c), Weight(wd, DType.BF16, c, f), In(nw, c));
+        var ht = In(h, t, c);
+        var branch = withBranch ? In(b, t, c) : null;
+        var (normed, act, upScratch, y) = (Out(t, c), Out(t, f), Out(t, f), Out(t, c));
+        long before = Backend.Bf16MlpLaunches;
+        Backend.Ops.AddRmsNormMlp(ht, branch, normWeight, 1e-6f, normed, gate, up, down, act, upScratch, y);
+        bool ran = Backend.Bf16MlpLaunches == before + 1;
+        Assert.True(ran || f % 8 != 0, $"T {t}, C {c}, F {f}: the bf16 prefill MLP did not run");
+
+        var h2 = In(h, t, c);
+        var normed2 = Out(t, c);
+        IOps.ResidualNorm(Backend.Ops, h2, withBranch ? In(b, t, c) : null, normWeight, 1e-6f, normed2);
+        SameBits(Read(h2), Read(ht), "h");
+        SameBits(Read(normed2), Read(normed), "normed");
+        var nb = Bf16(Read(normed));
+        var g = NaiveOps.MatMul(nb, wg, null, t, c, f, true);
+        var u = NaiveOps.MatMul(nb, wu, null, t, c, f, true);
+        var actual = Read(y);
+        int bad = 0;
+        string first = "";
+        for (int r = 0; r < t; r++)
+        {
+            for (int i = 0; i < c; i++)
+            {
+                double expected = 0, bound = 0, magnitude = 0;
+                for (int k = 0; k < f; k++)
+                {
+                    double gk = g[(r * f) + k], uk = u[(r * f) + k], a = gk / (1 + Math.Exp(-gk)) * uk, w = wd[(i * f) + k];
+                    expected += a * w;
+                    bound += ((1.1 * Math.Abs(gk * uk)) + (2 * Math.Abs(a))) * Math.Abs(w);
+                    magnitude += Math.Abs(a * w);
+                }
+
+                bound = (bound * Tolerances.Bf16UnitRoundoff) + (magnitude * Tolerances.Bf16GemmRelative) + Tolerances.Bf16GemmAbsolute;
+                float got = actual[(r * c) + i];
+                if (!(Math.Abs(got - expected) <= bound))
+                {
+                    if (bad++ == 0)
+                    {
+                        first = $"y[{r}, {i}] = {got} vs {expected:G9} (bound {bound:G3})";
+                    }
+                }
+            }
+        }
+
+        Assert.True(bad == 0, $"T {t}, C {c}, F {f} ({(ran ? "bf16 path" : "fp32 path")}): {bad}/{t * c} elements of y out of bounds; first {first}");
+    }
+
+    [Theory]
     // n = T·F a multiple of 4 (the float4 path only) and not (its tail); a y that starts 8 bytes past a 16-byte
     // boundary (rows of a larger tensor: the one-element path); two rows.
     [InlineData(17, 256, 512, false)]
