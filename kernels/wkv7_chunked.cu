@@ -105,9 +105,9 @@ __device__ __forceinline__ void wkv7c_a_rows(const float* p, int stride, int row
     for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
 }
 
-// Shared memory of the prep kernel (floats): R̃ (then R′ᵀ), γ, k̂, Ã, b̂ and Pᵀ as [L][N + 4], four L×L matrices, T and
-// Q [L][L + 1].
-#define WKV7C_PREP_SHARED(N) (6 * WKV7C_L * ((N) + 4) + 6 * WKV7C_L * (WKV7C_L + 1))
+// Shared memory of the prep kernel (4-byte words): R̃ (then R′ᵀ), γ, k̂, Ã, b̂ and Pᵀ as [L][N + 4], four L×L
+// matrices, T and Q [L][L + 1], and the chunk's flag (all dynamic: the host sizes the block by this alone).
+#define WKV7C_PREP_SHARED(N) (6 * WKV7C_L * ((N) + 4) + 6 * WKV7C_L * (WKV7C_L + 1) + 1)
 
 template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r, const float* w, const float* k, const float* a,
     const float* b, int tokens, int heads, float* records)
@@ -136,7 +136,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     float* Mrk = Mrb + L * M1;
     float* T = Mrk + L * M1;     // (I − A_abᵀ)⁻¹, upper triangular
     float* Q = T + L * M1;
-    __shared__ int unsafe;
+    int& unsafe = *(int*)(Q + L * M1);
 
     const int t0 = c * L;
     // γ_t[j] from w in registers (a thread a key, the 16 loads issued together); tokens past the end change nothing:

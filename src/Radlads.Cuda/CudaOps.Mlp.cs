@@ -42,7 +42,7 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// Prefill on cuBLASLt with bf16 weights (T ≥ GemmMinRows, not recording, <see cref="CudaBackend.Bf16Mlp"/>): the
-    /// residual norm (which keeps a bf16 copy of normed), the gate and up GEMMs written in bf16 into upScratch's memory
+    /// residual norm (which keeps a bf16 copy of normed, else normed is rounded here), the gate and up GEMMs written in bf16 into upScratch's memory
     /// (gate in its first 2·T·F bytes, up in the next), swiglu_bf16_bf16 into act's memory, and the down GEMM from there
     /// into y. Against the ops it stands for (gate and up in fp32, SwiGLU writing act in fp32 and a bf16 copy), a 7B
     /// layer at T = 2048 moves ~465 MB less. Gate and up are rounded to bf16 before the SwiGLU, which the composition
@@ -53,7 +53,7 @@ internal sealed unsafe partial class CudaOps
     {
         int t = h.RowCount, c = h.RowLength, f = wGate.Shape[0];
         var gemm = backend.Gemm;
-        if (!backend.Bf16Mlp || gemm is null || t < backend.GemmMinRows || !backend.CanKeepBf16Copy || c == 0 || f == 0
+        if (!backend.Bf16Mlp || gemm is null || t < backend.GemmMinRows || backend.Recording || c == 0 || f == 0
             || wGate.DType != DType.BF16 || wUp.DType != DType.BF16 || wDown.DType != DType.BF16 || P(act) % 256 != 0)
         {
             return false;

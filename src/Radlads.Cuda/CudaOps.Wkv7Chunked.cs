@@ -25,9 +25,9 @@ internal sealed unsafe partial class CudaOps
         return (2 * l * (n + 4)) + (n * ((2 * l) + 4)) + (2 * l * (l + 4)) + n + 4;
     }
 
-    /// <summary>WKV7C_PREP_SHARED(N) in bytes: r (then R′ᵀ), γ, k, a, b and Pᵀ [L][N + 4], six [L][L + 1] matrices.</summary>
+    /// <summary>WKV7C_PREP_SHARED(N) in bytes: r (then R′ᵀ), γ, k, a, b and Pᵀ [L][N + 4], six [L][L + 1] matrices, the chunk's flag.</summary>
     internal static uint Wkv7ChunkPrepShared(int n) =>
-        (uint)(((6 * Wkv7ChunkTokens * (n + 4)) + (6 * Wkv7ChunkTokens * (Wkv7ChunkTokens + 1))) * sizeof(float));
+        (uint)(((6 * Wkv7ChunkTokens * (n + 4)) + (6 * Wkv7ChunkTokens * (Wkv7ChunkTokens + 1)) + 1) * sizeof(float));
 
     /// <summary>Threads of a scan block (Wkv7cScan&lt;N&gt;::THREADS): N/8 warps, each two 8-key tiles of a 16-row tile of the state.</summary>
     internal static int Wkv7ChunkScanThreads(int n) => 4 * n;
@@ -67,8 +67,8 @@ internal sealed unsafe partial class CudaOps
             }
         }
 
-        // The prep's 4-byte static flag shares the per-block maximum (rounded up: the driver allocates shared memory in granules).
-        return Wkv7ChunkScanShared(n) <= backend.Kernels.MaxDynamicShared && Wkv7ChunkPrepShared(n) + 1024 <= backend.Kernels.MaxDynamicShared;
+        // Both kernels keep everything in dynamic shared memory (no static part to leave room for).
+        return Wkv7ChunkScanShared(n) <= backend.Kernels.MaxDynamicShared && Wkv7ChunkPrepShared(n) <= backend.Kernels.MaxDynamicShared;
     }
 
     /// <summary>

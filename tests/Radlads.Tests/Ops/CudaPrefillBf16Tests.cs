@@ -10,8 +10,10 @@ namespace Radlads.Tests.Ops;
 /// x once for all its branches and fuses the inner activation with hidden's rounding; GateUpSwiGlu writes a bf16 copy
 /// of its output that the very next MatMul reading that tensor takes. Both must give exactly the bits of the composed
 /// ops they replace (same roundings, same cuBLASLt plans), and a copy must never be used once anything could have
-/// written its tensor. Outputs are poisoned with NaN first, so an unwritten element fails. Also: blocks above 64 MiB
-/// come back to the block cache. Skipped without a GPU or cuBLASLt.
+/// written its tensor. Outputs are poisoned with NaN first, so an unwritten element fails. The MLP at prefill
+/// (AddRmsNormMlp) keeps gate, up and act in bf16, which the composed ops do not: it is checked against a per-element
+/// bound from its own roundings instead. Also: blocks above 64 MiB come back to the block cache. Skipped without a GPU
+/// or cuBLASLt.
 /// </summary>
 public sealed class CudaPrefillBf16Tests : CublasLtTestBase
 {
@@ -588,12 +590,13 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
     }
 
     [Theory]
-    // Copies a prefill with all logits takes: per layer the first norm's (q/k/v), the MLP norm's (gate/up) and SwiGLU's
-    // (down), Qwen2 also the attention's and RAD-RWKV7 ScaleMultiply's (o_proj); then the final norm's (LM head).
-    // RAD-RWKV6 token-shifts x before its projections, so only the MLP's and the head's.
-    [InlineData(Radlads.Models.Architecture.Qwen2, 4)]
-    [InlineData(Radlads.Models.Architecture.Rwkv7Qwen2, 4)]
-    [InlineData(Radlads.Models.Architecture.Rwkv6Qwen2, 2)]
+    // Copies a prefill with all logits takes: per layer the first norm's (q/k/v) and the MLP norm's (gate/up; the MLP's
+    // act is bf16 already: CudaOps.Bf16PrefillMlp), Qwen2 also the attention's and RAD-RWKV7 ScaleMultiply's (o_proj);
+    // then the final norm's (LM head). RAD-RWKV6 token-shifts x before its projections, so only the MLP's and the head's.
+    // Without copies the MLP rounds normed itself, to the same bits.
+    [InlineData(Radlads.Models.Architecture.Qwen2, 3)]
+    [InlineData(Radlads.Models.Architecture.Rwkv7Qwen2, 3)]
+    [InlineData(Radlads.Models.Architecture.Rwkv6Qwen2, 1)]
     public void APrefillTakesTheCopiesAndGivesTheSameLogits(Radlads.Models.Architecture architecture, int perLayer)
     {
         var config = Radlads.Models.SyntheticModel.Config("tiny", architecture);
