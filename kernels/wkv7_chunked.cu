@@ -12,8 +12,9 @@
 //   per chunk [u | y] = S·[P | R′] + v·[Q | W′], then S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃], every product as three TF32
 //   mma (operands split into hi + lo: about fp32's precision; one TF32 product would round each operand to 11 bits).
 //   The state stays in the mma accumulators across the chunks (and in shared memory, split, as phase A's operand).
-//   Records are staged into shared memory by cp.async one chunk ahead, and every fragment is read by ldmatrix (one
-//   instruction for four registers: the kernel is bound by its instruction count, not by bandwidth). sm_80 and later.
+//   Records are staged into shared memory one chunk ahead (sm_90: one cp.async.bulk each), and every fragment is read
+//   by ldmatrix (one instruction for four registers: the kernel is bound by its instructions and the tensor pipe, not
+//   by bandwidth). sm_80 and later.
 // Layouts as wkv7_tile_f32: r … b, v, y [sequences · T, H·N], state [sequences · H, N_v, N_k] value-major.
 #include "common.cuh"
 
