@@ -42,9 +42,9 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// Prefill on cuBLASLt with bf16 weights (T ≥ GemmMinRows, not recording, <see cref="CudaBackend.Bf16Mlp"/>): the
-    /// residual norm (which keeps a bf16 copy of normed, else normed is rounded here), the gate and up GEMMs written in bf16 into upScratch's memory
-    /// (gate in its first 2·T·F bytes, up in the next), swiglu_bf16_bf16 into act's memory, and the down GEMM from there
-    /// into y. Against the ops it stands for (gate and up in fp32, SwiGLU writing act in fp32 and a bf16 copy), a 7B
+    /// residual norm (which keeps a bf16 copy of normed, else normed is rounded here), the gate and up GEMMs written in
+    /// bf16 into upScratch's memory (gate in its first 2·T·F bytes, up in the next), swiglu_bf16_bf16 into act's memory,
+    /// and the down GEMM from there into y. Against the ops it stands for (gate and up in fp32, SwiGLU writing act in fp32 and a bf16 copy), a 7B
     /// layer at T = 2048 moves ~465 MB less. Gate and up are rounded to bf16 before the SwiGLU, which the composition
     /// does not do: y is within bf16 rounding of it, not the same bits. False (nothing queued) where it does not apply.
     /// </summary>

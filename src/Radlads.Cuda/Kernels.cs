@@ -99,8 +99,7 @@ internal sealed class Kernels
             AllowMaxShared(f);
         }
 
-        // The chunked Wkv7 prefill: 57 KB (prep, plus its static flag) and 145 KB (scan: two staged chunk records) at head
-        // dim 128.
+        // The chunked Wkv7 prefill: 56 KB (prep) and 141 KB (scan: two staged chunk records) at head dim 128.
         foreach (var f in Wkv7ChunkPrep.Values.Concat(Wkv7ChunkScan.Values))
         {
             AllowMaxShared(f);

@@ -94,9 +94,8 @@ internal sealed class Bf16GemmEmulation(int minRows) : IBackend
 
         private void RoundInPlace(Tensor x)
         {
-            var values = new float[x.ElementCount];
-            owner.cpu.Download(x, values);
-            owner.cpu.Upload(RoundToBf16(values), x);
+            using var rounded = Rounded(x);
+            owner.cpu.Copy(rounded, x);
         }
 
         public void MatMulShared(Tensor x, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs)
