@@ -65,13 +65,35 @@ __device__ __forceinline__ int load_acquire(const int* p)
 #endif
 }
 
+// Who meets at a block-level barrier: the whole block (__syncthreads), or only a warp-specialised kernel's 256
+// consumer threads (named barrier 1; its producer warp streams weights and never waits there). Without sm_90 (and
+// under the emulator) such kernels run without a producer warp, so the consumers are the block.
+struct BlockSync
+{
+    __device__ __forceinline__ void operator()() const { __syncthreads(); }
+};
+
+struct ConsumerSync
+{
+    __device__ __forceinline__ void operator()() const
+    {
+#if __CUDA_ARCH__ >= 900
+        asm volatile("bar.sync 1, 256;" ::: "memory");
+#else
+        __syncthreads();
+#endif
+    }
+};
+
 // Every block of the grid waits here until all have arrived; writes before it are visible to loads after it (plain or
 // load_written4, not __ldg). The grid must be co-resident (a cooperative launch). bar[0] counts arrivals and bar[1] is
 // the generation: the last block to arrive puts bar[0] back to 0 before it moves bar[1] on, so the same two words serve
-// every barrier of every launch and every replay of a recorded graph (launches on one stream never overlap).
-__device__ __forceinline__ void grid_barrier(int* bar)
+// every barrier of every launch and every replay of a recorded graph (launches on one stream never overlap). Every
+// thread that Sync names calls it (thread 0 among them).
+template <typename Sync = BlockSync>
+__device__ __forceinline__ void grid_barrier(int* bar, Sync sync = Sync())
 {
-    __syncthreads();
+    sync();
     if (threadIdx.x == 0)
     {
         int blocks = (int)(gridDim.x * gridDim.y);
@@ -91,7 +113,84 @@ __device__ __forceinline__ void grid_barrier(int* bar)
         }
         __threadfence();
     }
-    __syncthreads();
+    sync();
+}
+
+// Shared-memory barriers (mbarrier, sm_90) for bulk copies: init with an arrival count, arrive (optionally declaring
+// the bytes a bulk copy will complete on it), wait for the phase of a given parity to complete, and the bulk copy
+// global → shared (16-byte aligned addresses, bytes a multiple of 16; the TMA engine moves them, no registers hold
+// them). No-ops before sm_90: the kernels that use them then copy by ordinary loads (see mlp_stream).
+__device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned count)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(b), "r"(count) : "memory");
+#else
+    (void)bar;
+    (void)count;
+#endif
+}
+
+// After every mbar_init of the block, before any thread uses the barriers (then a __syncthreads()).
+__device__ __forceinline__ void mbar_init_fence()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void mbar_arrive(unsigned long long* bar)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(b) : "memory");
+#else
+    (void)bar;
+#endif
+}
+
+__device__ __forceinline__ void mbar_arrive_expect(unsigned long long* bar, unsigned bytes)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"(bytes) : "memory");
+#else
+    (void)bar;
+    (void)bytes;
+#endif
+}
+
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
+    unsigned done = 0;
+    while (!done)
+    {
+        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+            : "=r"(done)
+            : "r"(b), "r"(parity)
+            : "memory");
+    }
+#else
+    (void)bar;
+    (void)parity;
+#endif
+}
+
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned bytes, unsigned long long* bar)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar), d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+        ::"r"(d), "l"(src), "r"(bytes), "r"(b)
+        : "memory");
+#else
+    (void)dst;
+    (void)src;
+    (void)bytes;
+    (void)bar;
+#endif
 }
 
 // Asynchronous global → shared copies (cp.async, sm_80 and later) for kernels that stage the next chunk of their

@@ -250,17 +250,18 @@ __device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __r
 
 // The end of a GEMV row: each lane's share summed over the warp, then (WPR > 1) over the row's WPR warps in order
 // through partial (shared, a float a warp), and y[row] = that + bias (+ 0.f without one) by the row's first lane when
-// valid. Every thread of the block calls it; a caller that reuses partial (WPR > 1) must __syncthreads() first.
-template <int WPR>
+// valid. Every thread that Sync names calls it (the block, or mlp_stream's consumers); a caller that reuses partial
+// (WPR > 1) must sync first.
+template <int WPR, typename Sync = BlockSync>
 __device__ __forceinline__ void gemv_row_write(float acc, float* partial, bool valid, float* __restrict__ y, int row, const void* bias,
-    int bias_dtype)
+    int bias_dtype, Sync sync = Sync())
 {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     acc = warp_sum(acc);
     if (WPR > 1)
     {
         if (lane == 0) partial[warp] = acc;
-        __syncthreads();
+        sync();
         if (warp % WPR != 0) return;
         for (int i = 1; i < WPR; i++) acc += partial[warp + i];
     }
@@ -377,15 +378,16 @@ GEMV_GROUP_LORA(gemv_group_lora_down_bf16_vec8, DT_BF16, 8)
 
 // The end of a gate_up_swiglu block (bx): each warp's row share acc summed over the warp, then over the row's WPR
 // warps in order (+ 0.f, gemv_group's absent bias), gate and up rows meeting in sums, y = silu(g) ⊙ u as swiglu_f32
-// rounds it. partial: 2·P·WPR floats, sums: 2·P, both shared; every thread of the block calls it.
-template <int WPR, int P>
-__device__ __forceinline__ void gate_up_write(float acc, float* partial, float* sums, int bx, float* __restrict__ y, int f)
+// rounds it. partial: 2·P·WPR floats, sums: 2·P, both shared; every thread that Sync names calls it.
+template <int WPR, int P, typename Sync = BlockSync>
+__device__ __forceinline__ void gate_up_write(float acc, float* partial, float* sums, int bx, float* __restrict__ y, int f,
+    Sync sync = Sync())
 {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int slot = warp / WPR, part = warp % WPR;
     acc = warp_sum(acc);
     if (lane == 0) partial[warp] = acc;
-    __syncthreads();
+    sync();
     if (part == 0 && lane == 0)
     {
         float total = partial[warp];
@@ -393,7 +395,7 @@ __device__ __forceinline__ void gate_up_write(float acc, float* partial, float* 
         sums[slot] = total + 0.f;
     }
 
-    __syncthreads();
+    sync();
     if (threadIdx.x < P)
     {
         int j = bx * P + threadIdx.x;
@@ -683,6 +685,296 @@ __device__ __forceinline__ void mlp_decode(float* h, const float* hb, const void
 MLP_DECODE_DOWN(bf16, DT_BF16, 0, 1, 4)
 MLP_DECODE_DOWN(bf16, DT_BF16, 1, 2, 2)
 MLP_DECODE_DOWN(bf16, DT_BF16, 2, 4, 1)
+
+// The decode MLP streamed (T = 1, bf16, no biases; host: CudaOps.AddRmsNormMlp with CudaBackend.StreamMlp, sm_90):
+// what mlp_decode computes, with the same bits (each row summed in gate_up_swiglu's or gemv_vec's chunk order, the
+// same row ends), but its weights reach shared memory by bulk copies that one producer warp keeps issuing into a ring
+// of STREAM_STAGE-byte stages whatever the 256 consumer threads are doing: the norm, a row's end, the grid barrier
+// between gate/up and down, act's reload. So the next phase's weights are already in flight across every boundary,
+// and no register holds a byte in flight (mlp_decode's loads in registers cost it half of gate/up's warps: NOTES,
+// eighth session). One block a SM (the ring takes most of its shared memory). A stage holds 8/WPR rows of a k-slice
+// (gate/up: P gate rows then the same P up rows, 1,024·WPR columns; down: 8/WPRD rows, 1,024·WPRD columns), so each
+// consumer lane sums exactly 4 chunks of its row a stage, at the chunks gemv_row_finish would give it. Stages come
+// in one order that producer and consumers both walk: the block's gate/up groups (g = blockIdx.x, + gridDim.x, …,
+// P rows each) slice by slice, then its down groups. Empty/full mbarriers per stage; before sm_90 (and under the
+// emulator) no producer: the consumers copy each stage themselves.
+#define STREAM_STAGE 16384
+#define STREAM_CONSUMERS 256
+
+template <int WPR, int WPRD>
+struct MlpStream
+{
+    static constexpr int P = 4 / WPR;      // gate/up row pairs a stage (gate_up_swiglu's P in 256 threads)
+    static constexpr int RD = 8 / WPRD;    // down rows a stage
+    static constexpr int KG = 1024 * WPR;  // columns of a gate/up row a stage
+    static constexpr int KD = 1024 * WPRD; // columns of a down row a stage
+    const void* wg;
+    const void* wu;
+    const void* wd;
+    int c, f;
+
+    __device__ __forceinline__ int groups(int phase) const { return phase == 0 ? (f + P - 1) / P : (c + RD - 1) / RD; }
+    __device__ __forceinline__ int slices(int phase) const { return phase == 0 ? (c + KG - 1) / KG : (f + KD - 1) / KD; }
+    __device__ __forceinline__ int rows(int phase) const { return phase == 0 ? 2 * P : RD; }
+    // Where row i of a stage starts in it (bytes).
+    __device__ __forceinline__ int place(int phase, int i) const { return i * (phase == 0 ? 2 * KG : 2 * KD); }
+
+    // Row i of stage (phase, group g, slice s): its source, and its bytes (0 past the matrix).
+    __device__ __forceinline__ const char* source(int phase, int g, int s, int i, int& bytes) const
+    {
+        if (phase == 0)
+        {
+            int row = g * P + i % P, k0 = s * KG;
+            bytes = row < f ? 2 * min(KG, c - k0) : 0;
+            return (const char*)(i < P ? wg : wu) + ((i64)row * c + k0) * 2;
+        }
+
+        int row = g * RD + i, k0 = s * KD;
+        bytes = row < c ? 2 * min(KD, f - k0) : 0;
+        return (const char*)wd + ((i64)row * f + k0) * 2;
+    }
+
+    // Stage (phase, g, s) into dst: on sm_90 by the calling (producer) thread's bulk copies completing on full; else
+    // by every consumer thread's 16-byte copies, then a consumer sync.
+    __device__ __forceinline__ void fill(int phase, int g, int s, char* dst, unsigned long long* full) const
+    {
+        int bytes;
+#if __CUDA_ARCH__ >= 900
+        unsigned total = 0;
+        for (int i = 0; i < rows(phase); i++)
+        {
+            source(phase, g, s, i, bytes);
+            total += bytes;
+        }
+
+        mbar_arrive_expect(full, total);
+        for (int i = 0; i < rows(phase); i++)
+        {
+            const char* src = source(phase, g, s, i, bytes);
+            if (bytes > 0) bulk_copy(dst + place(phase, i), src, bytes, full);
+        }
+#else
+        (void)full;
+        for (int i = 0; i < rows(phase); i++)
+        {
+            const uint4* src = (const uint4*)source(phase, g, s, i, bytes);
+            uint4* to = (uint4*)(dst + place(phase, i));
+            for (int q = threadIdx.x; q < bytes / 16; q += STREAM_CONSUMERS) to[q] = src[q];
+        }
+
+        ConsumerSync()();
+#endif
+    }
+};
+
+// The producer (sm_90: one thread): issues stages in the shared order, waiting for a slot's consumers to release it
+// (empty) before it refills it; `until` stops it early (the first ring's worth goes out before the norm).
+struct StreamCursor
+{
+    int phase, g, s;
+    unsigned n;
+};
+
+template <int WPR, int WPRD>
+__device__ __forceinline__ void mlp_stream_produce(const MlpStream<WPR, WPRD>& m, StreamCursor& at, char* ring,
+    unsigned long long* full, unsigned long long* empty, int stages, unsigned until)
+{
+    while (at.phase < 2 && at.n < until)
+    {
+        if (at.g >= m.groups(at.phase))
+        {
+            at.phase++;
+            at.g = blockIdx.x;
+            at.s = 0;
+            continue;
+        }
+
+        const int slot = (int)(at.n % (unsigned)stages);
+        if (at.n >= (unsigned)stages) mbar_wait(empty + slot, (at.n / stages - 1) & 1);
+        m.fill(at.phase, at.g, at.s, ring + (i64)slot * STREAM_STAGE, full + slot);
+        at.n++;
+        if (++at.s == m.slices(at.phase))
+        {
+            at.s = 0;
+            at.g += gridDim.x;
+        }
+    }
+}
+
+// A consumer's wait for stage n (sm_90: its full barrier; else the consumers fill it now) and its release after
+// reading it (sm_90: one arrival a warp on empty; else a consumer sync before the slot can be refilled).
+template <int WPR, int WPRD>
+__device__ __forceinline__ const char* stream_acquire(const MlpStream<WPR, WPRD>& m, int phase, int g, int s, unsigned n, char* ring,
+    unsigned long long* full, int stages)
+{
+    const int slot = (int)(n % (unsigned)stages);
+    char* stage = ring + (i64)slot * STREAM_STAGE;
+#if __CUDA_ARCH__ >= 900
+    (void)m;
+    (void)phase;
+    (void)g;
+    (void)s;
+    mbar_wait(full + slot, (n / stages) & 1);
+#else
+    m.fill(phase, g, s, stage, full + slot);
+#endif
+    return stage;
+}
+
+__device__ __forceinline__ void stream_release(unsigned n, unsigned long long* empty, int stages)
+{
+#if __CUDA_ARCH__ >= 900
+    __syncwarp();
+    if ((threadIdx.x & 31) == 0) mbar_arrive(empty + n % (unsigned)stages);
+#else
+    (void)n;
+    (void)empty;
+    (void)stages;
+    ConsumerSync()();
+#endif
+}
+
+// acc += the lane's (up to) 4 chunks of one row's slice: chunks part·32 + lane + u·32·W of the slice (of `chunks`),
+// x chunk base + that, in gemv_row_finish's order.
+template <int W>
+__device__ __forceinline__ float stream_slice(const uint4* w, const float* xs, int chunks, int base, int part, int lane, float acc)
+{
+    uint4 q[4];
+#pragma unroll
+    for (int u = 0; u < 4; u++)
+    {
+        const int cl = part * 32 + lane + u * 32 * W;
+        if (cl < chunks) q[u] = w[cl];
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++)
+    {
+        const int cl = part * 32 + lane + u * 32 * W;
+        if (cl < chunks) acc = dot_chunk<DT_BF16, X_SHARED>(q[u], xs, base + cl, acc);
+    }
+
+    return acc;
+}
+
+// Shared memory: the ring (stages · STREAM_STAGE bytes), x (max(C, F) floats: normed, then act), 2·stages mbarriers.
+// Other arguments as mlp_decode's; block 0 writes normed right after its norm (no block reads it) and h at the end.
+template <int WPR, int WPRD>
+__device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void* nw, int nwt, float eps, float* normed, int nt, int c,
+    const void* wg, const void* wu, const void* wd, float* act, int f, float* y, int* bar, float* sk, int stages, char* smem)
+{
+    using M = MlpStream<WPR, WPRD>;
+    constexpr int P = M::P;
+    __shared__ float partial[8];
+    __shared__ float sums[8];
+    const M m{wg, wu, wd, c, f};
+    char* ring = smem;
+    float* xs = (float*)(smem + (i64)stages * STREAM_STAGE);
+    unsigned long long* full = (unsigned long long*)(xs + (c > f ? c : f));
+    unsigned long long* empty = full + stages;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#if __CUDA_ARCH__ >= 900
+    const bool producer = threadIdx.x == STREAM_CONSUMERS;
+    StreamCursor at{0, (int)blockIdx.x, 0, 0u};
+    if (threadIdx.x == 0)
+    {
+        for (int i = 0; i < stages; i++)
+        {
+            mbar_init(full + i, 1);
+            mbar_init(empty + i, STREAM_CONSUMERS / 32);
+        }
+
+        mbar_init_fence();
+    }
+
+    __syncthreads();
+    if (producer) mlp_stream_produce(m, at, ring, full, empty, stages, (unsigned)stages); // a ring's worth, before the norm
+#endif
+    ResidualNorm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr}();
+    if (blockIdx.x == 0)
+    {
+        for (int i = threadIdx.x; i < c; i += blockDim.x) normed[i] = xs[i];
+    }
+
+#if __CUDA_ARCH__ >= 900
+    if (warp >= STREAM_CONSUMERS / 32)
+    {
+        if (producer) mlp_stream_produce(m, at, ring, full, empty, stages, 0xffffffffu);
+        return;
+    }
+#endif
+    const ConsumerSync sync;
+    unsigned n = 0;
+    // Gate/up: warp w sums row slot w / WPR of each stage (gate rows, then the same up rows), part w % WPR of it.
+    {
+        const int slot = warp / WPR, part = warp % WPR;
+        for (int g = blockIdx.x; g < m.groups(0); g += gridDim.x)
+        {
+            const bool valid = g * P + slot % P < f;
+            float acc = 0.f;
+            for (int s = 0; s < m.slices(0); s++, n++)
+            {
+                const char* stage = stream_acquire(m, 0, g, s, n, ring, full, stages);
+                if (valid)
+                {
+                    acc = stream_slice<WPR>((const uint4*)(stage + m.place(0, slot)), xs, min(M::KG, c - s * M::KG) / 8,
+                        s * (M::KG / 8), part, lane, acc);
+                }
+
+                stream_release(n, empty, stages);
+            }
+
+            gate_up_write<WPR, P>(acc, partial, sums, g, act, f, sync);
+        }
+    }
+
+    // Every block's act is written; x becomes act (this block's gate/up reads of x are done: the barrier syncs them).
+    grid_barrier(bar, sync);
+    for (int i = threadIdx.x; i < f / 4; i += STREAM_CONSUMERS) ((float4*)xs)[i] = load_written4(act + 4 * i);
+    sync();
+    {
+        const int slot = warp / WPRD, part = warp % WPRD;
+        for (int g = blockIdx.x; g < m.groups(1); g += gridDim.x)
+        {
+            const int row = g * M::RD + slot;
+            float acc = 0.f;
+            for (int s = 0; s < m.slices(1); s++, n++)
+            {
+                const char* stage = stream_acquire(m, 1, g, s, n, ring, full, stages);
+                if (row < c)
+                {
+                    acc = stream_slice<WPRD>((const uint4*)(stage + m.place(1, slot)), xs, min(M::KD, f - s * M::KD) / 8,
+                        s * (M::KD / 8), part, lane, acc);
+                }
+
+                stream_release(n, empty, stages);
+            }
+
+            gemv_row_write<WPRD>(acc, partial, row < c, y, row, nullptr, 0, sync);
+            if (WPRD > 1) sync(); // partial is the next row's
+        }
+    }
+
+    if (blockIdx.x != 0 || hb == nullptr) return;
+    for (int i = threadIdx.x; i < c; i += STREAM_CONSUMERS) h[i] = sk[i]; // every block has read h (the barrier)
+}
+
+#define MLP_STREAM(name, WPR, WPRD)                                                                                      \
+    extern "C" __global__ void __launch_bounds__(STREAM_CONSUMERS + 32, 1) name(float* h, const float* hb,               \
+        const void* nw, int nwt, float eps, float* normed, int nt, int c, const void* wg, const void* wu,                \
+        const void* wd, float* act, int f, float* y, int* bar, float* sk, int stages)                                    \
+    {                                                                                                                    \
+        extern __shared__ float stream_shared[];                                                                         \
+        mlp_stream<WPR, WPRD>(h, hb, nw, nwt, eps, normed, nt, c, wg, wu, wd, act, f, y, bar, sk, stages,                 \
+            (char*)stream_shared);                                                                                       \
+    }
+
+#define MLP_STREAM_DOWN(G, WPR)                                                                                          \
+    MLP_STREAM(mlp_stream_bf16_g##G##_d0, WPR, 1) MLP_STREAM(mlp_stream_bf16_g##G##_d1, WPR, 2)                          \
+    MLP_STREAM(mlp_stream_bf16_g##G##_d2, WPR, 4) MLP_STREAM(mlp_stream_bf16_g##G##_d3, WPR, 8)
+
+MLP_STREAM_DOWN(0, 1)
+MLP_STREAM_DOWN(1, 2)
+MLP_STREAM_DOWN(2, 4)
 
 // Any K and alignment: one warp per row, one element per lane per step.
 template <int DT>

@@ -344,40 +344,10 @@ template <int N> struct Wkv7cLanes
     }
 };
 
-// The record's bulk copy (sm_90: cp.async.bulk, one instruction for the whole record, completing on an mbarrier; the
-// 16-byte cp.async copies it replaces kept the load/store unit's queue full), and the wait for it. Before sm_90 (and
-// under the emulator) every thread copies its share by cp.async, which the commit group and the barrier complete.
-__device__ __forceinline__ void wkv7c_barrier_init(unsigned long long* bar)
-{
-#if __CUDA_ARCH__ >= 900
-    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(b) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-#else
-    (void)bar;
-#endif
-}
-
-__device__ __forceinline__ void wkv7c_barrier_wait(unsigned long long* bar, unsigned parity)
-{
-#if __CUDA_ARCH__ >= 900
-    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
-    unsigned done = 0;
-    while (!done)
-    {
-        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
-            : "=r"(done)
-            : "r"(b), "r"(parity)
-            : "memory");
-    }
-#else
-    (void)bar;
-    (void)parity;
-#endif
-}
-
-// Stages a chunk: its record (bulk or 16-byte copies) and v [i][VP] (v0 = v at the chunk's first token and row 0 of
-// the block's column; left = tokens from there on).
+// Stages a chunk: its record and v [i][VP] (v0 = v at the chunk's first token and row 0 of the block's column; left =
+// tokens from there on). The record goes by one bulk copy on sm_90 (one instruction for the whole record, completing
+// on the buffer's mbarrier; the 16-byte cp.async copies it replaced kept the load/store unit's queue full); before
+// sm_90 (and under the emulator) every thread copies its share by cp.async, which the commit group and the barrier complete.
 template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, unsigned long long* bar, const float* v0,
     int left, const Wkv7cLanes<N>& lanes)
 {
@@ -386,11 +356,8 @@ template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const f
     if (threadIdx.x == 0)
     {
         constexpr unsigned BYTES = G::RECORD * 4;
-        const unsigned b = (unsigned)__cvta_generic_to_shared(bar), d = (unsigned)__cvta_generic_to_shared(dst);
-        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"(BYTES) : "memory");
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-            ::"r"(d), "l"(record), "r"(BYTES), "r"(b)
-            : "memory");
+        mbar_arrive_expect(bar, BYTES);
+        bulk_copy(dst, record, BYTES, bar);
     }
 #else
     (void)bar;
@@ -538,8 +505,9 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 
     if (threadIdx.x == 0)
     {
-        wkv7c_barrier_init(bars);
-        wkv7c_barrier_init(bars + 1);
+        mbar_init(bars, 1);
+        mbar_init(bars + 1, 1);
+        mbar_init_fence();
     }
 
     __syncthreads();
@@ -566,7 +534,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             copy_async_wait_group<0>();
         }
 
-        wkv7c_barrier_wait(bars + (ch & 1), (ch >> 1) & 1);
+        mbar_wait(bars + (ch & 1), (ch >> 1) & 1);
         __syncthreads();
         const float* cur = scan + (ch & 1) * G::BUFFER;
         const unsigned* MA = (const unsigned*)cur + Rec::MA; // [P | R′]ᵀ [2L][MS]

@@ -17,6 +17,10 @@ std::vector<u16> weights(size_t n) { std::vector<u16> w; for (float v : normal(n
     if (g == 0) { if (d == 0) mm::mlp_decode_bf16_g0_d0(__VA_ARGS__); else if (d == 1) mm::mlp_decode_bf16_g0_d1(__VA_ARGS__); else if (d == 2) mm::mlp_decode_bf16_g0_d2(__VA_ARGS__); else mm::mlp_decode_bf16_g0_d3(__VA_ARGS__); } \
     else if (g == 1) { if (d == 0) mm::mlp_decode_bf16_g1_d0(__VA_ARGS__); else if (d == 1) mm::mlp_decode_bf16_g1_d1(__VA_ARGS__); else if (d == 2) mm::mlp_decode_bf16_g1_d2(__VA_ARGS__); else mm::mlp_decode_bf16_g1_d3(__VA_ARGS__); } \
     else { if (d == 0) mm::mlp_decode_bf16_g2_d0(__VA_ARGS__); else if (d == 1) mm::mlp_decode_bf16_g2_d1(__VA_ARGS__); else if (d == 2) mm::mlp_decode_bf16_g2_d2(__VA_ARGS__); else mm::mlp_decode_bf16_g2_d3(__VA_ARGS__); } } while (0)
+#define STREAM_BY_LEVEL(g, d, ...) do { \
+    if (g == 0) { if (d == 0) mm::mlp_stream_bf16_g0_d0(__VA_ARGS__); else if (d == 1) mm::mlp_stream_bf16_g0_d1(__VA_ARGS__); else if (d == 2) mm::mlp_stream_bf16_g0_d2(__VA_ARGS__); else mm::mlp_stream_bf16_g0_d3(__VA_ARGS__); } \
+    else if (g == 1) { if (d == 0) mm::mlp_stream_bf16_g1_d0(__VA_ARGS__); else if (d == 1) mm::mlp_stream_bf16_g1_d1(__VA_ARGS__); else if (d == 2) mm::mlp_stream_bf16_g1_d2(__VA_ARGS__); else mm::mlp_stream_bf16_g1_d3(__VA_ARGS__); } \
+    else { if (d == 0) mm::mlp_stream_bf16_g2_d0(__VA_ARGS__); else if (d == 1) mm::mlp_stream_bf16_g2_d1(__VA_ARGS__); else if (d == 2) mm::mlp_stream_bf16_g2_d2(__VA_ARGS__); else mm::mlp_stream_bf16_g2_d3(__VA_ARGS__); } } while (0)
 
 void mlp(int c, int f, bool add, int sms, bool y_is_b = false)
 {
@@ -52,6 +56,21 @@ void mlp(int c, int f, bool add, int sms, bool y_is_b = false)
     same(y1, y_is_b ? b2 : y2, what, "y");
     if (bar[0] != 0 || bar[1] != 6) { printf("FAIL %s: barrier state %d/%d after the launch (want 0/6)\n", what, bar[0], bar[1]); failures++; }
     printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
+
+    // Streamed (mlp_stream, its pre-sm_90 form: the 256 consumers copy each stage themselves), one block, a ring of 3.
+    std::vector<float> h3 = h, n3(c, NAN), a3(f, NAN), y3(c, NAN), b3 = b, sk3(std::max(c, f), NAN);
+    float* y3p = y_is_b ? b3.data() : y3.data();
+    int bar3[2] = {0, 5}, stages = 3;
+    launch([&] { STREAM_BY_LEVEL(g, d, h3.data(), add ? b3.data() : nullptr, nw.data(), 0, eps, n3.data(), nt, c, wg.data(), wu.data(),
+        wd.data(), a3.data(), f, y3p, bar3, sk3.data(), stages); }, 1, 1, 256, (size_t)stages * (16384 + 16) + (size_t)std::max(c, f) * 4);
+    snprintf(what, sizeof what, "mlp_stream c %d f %d add %d y=b %d gate/up level %d down level %d", c, f, add, y_is_b, g, d);
+    before = failures;
+    same(h1, h3, what, "h");
+    same(n1, n3, what, "normed");
+    same(a1, a3, what, "act");
+    same(y1, y_is_b ? b3 : y3, what, "y");
+    if (bar3[0] != 0 || bar3[1] != 6) { printf("FAIL %s: barrier state %d/%d after the launch (want 0/6)\n", what, bar3[0], bar3[1]); failures++; }
+    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
 }
 
 int main()
@@ -65,6 +84,7 @@ int main()
     mlp(1032, 264, true, 16);        // g1 d0
     mlp(3584, 376, true, 40);        // g2 d0 (7B's C)
     mlp(64, 1000, true, 60);         // g1 d3
+    mlp(1536, 2056, true, 12, true); // g0 d0: stream stages end mid-row (gate/up 1,024 + 512 columns; down 2 × 1,024 + 8)
     printf(failures == 0 ? "all same bits\n" : "%d FAILURES\n", failures);
     return failures == 0 ? 0 : 1;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the persistent MLP kernel mlp_decode_bf16_* (kernels/matmul.cu) on the CPU under emu.h (mlp_decode_test.cpp)
+# Runs the persistent MLP kernels mlp_decode_bf16_* and mlp_stream_bf16_* (kernels/matmul.cu) on the CPU under emu.h (mlp_decode_test.cpp)
 # against the kernels it replaces (add_rms_norm_f32 / rms_norm_f32, gate_up_swiglu_bf16_*, gemv_bf16_vec*), bit for
 # bit, with the host's launch geometry, as one block (the emulator runs blocks one at a time, and a grid barrier needs
 # them all resident). Logic and indexing only: no GPU memory model, no speed, no multi-block barrier.

@@ -576,6 +576,17 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     internal long PersistentMlpLaunches { get; set; }
 
     /// <summary>
+    /// Whether decode (T = 1, bf16, sm_90) runs the MLP after its residual norm as one persistent kernel whose weights
+    /// stream into a shared-memory ring by bulk copies from a producer warp (mlp_stream in matmul.cu), so the next phase's
+    /// weights are in flight across the norm, the row ends and the grid barrier; same bits as the three launches. Takes
+    /// precedence over <see cref="PersistentMlp"/>. RADLADS_STREAM_MLP=1 turns it on, 0 off.
+    /// </summary>
+    public bool StreamMlp { get; set; } = Environment.GetEnvironmentVariable("RADLADS_STREAM_MLP") == "1";
+
+    /// <summary>How many streamed MLP kernels this backend has queued.</summary>
+    internal long StreamMlpLaunches { get; set; }
+
+    /// <summary>
     /// Whether decode runs RAD-RWKV7's q/k/v GEMV and LoRA down projections in one launch (IOps.AddRmsNormMatMulSharedLoraSet,
     /// gemv_group_lora_down; same bits as the two launches). On by default; RADLADS_GROUP_LORA=0 runs the two, for comparison.
     /// </summary>

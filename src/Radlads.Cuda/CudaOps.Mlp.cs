@@ -32,10 +32,17 @@ internal sealed unsafe partial class CudaOps
 
         backend.Enter();
         var n = NormArguments(h, branch, normWeight, normed);
-        int nt = plan.NormThreads, c = h.RowLength, f = wGate.Shape[0];
+        int nt = plan.NormThreads, c = h.RowLength, f = wGate.Shape[0], stages = plan.Stages;
         ulong pg = C(wGate).Pointer, pu = C(wUp).Pointer, pd = C(wDown).Pointer, pa = P(act), py = P(y), bar = backend.GridBarrier;
         ulong sk = P(upScratch); // block 0 keeps h + branch here until every block has read h
-        void** a = stackalloc void*[] { &n.H, &n.Branch, &n.Weight, &n.WeightType, &eps, &n.Normed, &nt, &c, &pg, &pu, &pd, &pa, &f, &py, &bar, &sk };
+        void** a = stackalloc void*[] { &n.H, &n.Branch, &n.Weight, &n.WeightType, &eps, &n.Normed, &nt, &c, &pg, &pu, &pd, &pa, &f, &py, &bar, &sk, &stages };
+        if (stages > 0)
+        {
+            backend.StreamMlpLaunches++;
+            backend.LaunchCooperative(plan.Function, "mlp_stream", plan.Blocks, StreamThreads, plan.SharedBytes, a);
+            return;
+        }
+
         backend.PersistentMlpLaunches++;
         backend.LaunchCooperative(plan.Function, "mlp_decode", plan.Blocks, Threads, plan.SharedBytes, a);
     }
@@ -90,8 +97,17 @@ internal sealed unsafe partial class CudaOps
         return pa < pb + ((ulong)b.ElementCount * sizeof(float)) && pb < pa + ((ulong)a.ElementCount * sizeof(float));
     }
 
-    /// <summary>The persistent kernel's launch for these tensors, or null where it does not apply.</summary>
-    private readonly record struct MlpPlan(nint Function, uint Blocks, uint SharedBytes, int NormThreads);
+    /// <summary>
+    /// The persistent kernel's launch for these tensors, or null where it does not apply. Stages &gt; 0: mlp_stream with
+    /// that many ring stages (its extra argument); 0: mlp_decode.
+    /// </summary>
+    private readonly record struct MlpPlan(nint Function, uint Blocks, uint SharedBytes, int NormThreads, int Stages = 0);
+
+    /// <summary>mlp_stream's block: 256 consumer threads and one producer warp (STREAM_CONSUMERS + 32 in matmul.cu).</summary>
+    private const uint StreamThreads = 288;
+
+    /// <summary>Bytes of one ring stage (STREAM_STAGE in matmul.cu), and the fewest and most stages worth a launch.</summary>
+    private const int StreamStageBytes = 16384, StreamMinStages = 4, StreamMaxStages = 16;
 
     /// <summary>
     /// Where mlp_decode applies: one row, bf16 weights, C and F multiples of 8 with 16-byte aligned weights and act
@@ -104,7 +120,7 @@ internal sealed unsafe partial class CudaOps
         Tensor act, Tensor upScratch, Tensor y)
     {
         int c = h.RowLength, f = wGate.Shape[0];
-        if (!backend.PersistentMlp || !backend.Device.Driver.HasLaunchEx || h.RowCount != 1 || c == 0 || f == 0 || c % 8 != 0 || f % 8 != 0
+        if (!(backend.PersistentMlp || backend.StreamMlp) || !backend.Device.Driver.HasLaunchEx || h.RowCount != 1 || c == 0 || f == 0 || c % 8 != 0 || f % 8 != 0
             || wGate.DType != DType.BF16 || wUp.DType != DType.BF16 || wDown.DType != DType.BF16
             || C(wGate).Pointer % 16 != 0 || C(wUp).Pointer % 16 != 0 || C(wDown).Pointer % 16 != 0 || P(act) % 16 != 0
             || P(upScratch) % 16 != 0 || f < c)
@@ -121,15 +137,41 @@ internal sealed unsafe partial class CudaOps
             return null;
         }
 
-        var function = K.MlpDecodeBf16[gateUpLevel][GemvLevel(c)];
+        if (backend.StreamMlp && backend.Device.ComputeMajor >= 9)
+        {
+            // The ring: as many 16 KB stages as fit beside x (max(C, F) floats) and two mbarriers a stage; one block a SM.
+            var function = K.MlpStreamBf16[gateUpLevel][GemvLevel(c)];
+            int xBytes = Math.Max(c, f) * sizeof(float);
+            int room = backend.Device.Driver.GetFunctionAttribute(function, FunctionAttribute.MaxDynamicSharedSizeBytes) - xBytes;
+            int stages = Math.Min(StreamMaxStages, room / (StreamStageBytes + 16));
+            uint streamShared = (uint)((stages * (StreamStageBytes + 16)) + xBytes);
+            if (stages >= StreamMinStages && BlocksPerSm(function, StreamThreads, streamShared) >= 1)
+            {
+                return new MlpPlan(function, (uint)backend.Device.MultiprocessorCount, streamShared, nt, stages);
+            }
+        }
+
+        if (!backend.PersistentMlp)
+        {
+            return null;
+        }
+
+        var decode = K.MlpDecodeBf16[gateUpLevel][GemvLevel(c)];
+        int perSm = BlocksPerSm(decode, Threads, shared);
+        return perSm < 1 ? null : new MlpPlan(decode, (uint)(perSm * backend.Device.MultiprocessorCount), shared, nt);
+    }
+
+    /// <summary>Blocks of a persistent kernel that fit on one SM (the driver's occupancy; 0 past its shared memory), cached.</summary>
+    private int BlocksPerSm(nint function, uint threads, uint shared)
+    {
         if (!persistentBlocksPerSm.TryGetValue((function, (int)shared), out int perSm))
         {
             var driver = backend.Device.Driver;
             perSm = shared > driver.GetFunctionAttribute(function, FunctionAttribute.MaxDynamicSharedSizeBytes)
-                ? 0 : driver.MaxActiveBlocksPerMultiprocessor(function, (int)Threads, (int)shared);
+                ? 0 : driver.MaxActiveBlocksPerMultiprocessor(function, (int)threads, (int)shared);
             persistentBlocksPerSm[(function, (int)shared)] = perSm;
         }
 
-        return perSm < 1 ? null : new MlpPlan(function, (uint)(perSm * backend.Device.MultiprocessorCount), shared, nt);
+        return perSm;
     }
 }

@@ -34,6 +34,7 @@ internal sealed class Kernels
         NormGemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gemv_group_{d}_vec{w}")).ToArray())];
         NormGateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gate_up_swiglu_{d}_vec{w}")).ToArray())];
         MlpDecodeBf16 = [.. new[] { 0, 1, 2 }.Select(g => new[] { 0, 1, 2, 3 }.Select(d => library.Function("matmul.cu", $"mlp_decode_bf16_g{g}_d{d}")).ToArray())];
+        MlpStreamBf16 = [.. new[] { 0, 1, 2 }.Select(g => new[] { 0, 1, 2, 3 }.Select(d => library.Function("matmul.cu", $"mlp_stream_bf16_g{g}_d{d}")).ToArray())];
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
         GemvInOutVector = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_vec"))];
         GemvInOutScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_inout_{d}_scalar"))];
@@ -107,6 +108,12 @@ internal sealed class Kernels
 
         // The persistent MLP keeps the normed row in shared memory: C floats, past 48 KB from C = 12,288.
         foreach (var f in MlpDecodeBf16.SelectMany(byDown => byDown))
+        {
+            AllowMaxShared(f);
+        }
+
+        // The streamed MLP's ring of weight stages takes most of an SM's shared memory.
+        foreach (var f in MlpStreamBf16.SelectMany(byDown => byDown))
         {
             AllowMaxShared(f);
         }
@@ -202,6 +209,12 @@ internal sealed class Kernels
     /// level of <see cref="GateUpSwiGlu"/>) and down level (of <see cref="GemvVector"/>).
     /// </summary>
     public nint[][] MlpDecodeBf16 { get; }
+
+    /// <summary>
+    /// mlp_stream_bf16_g{0,1,2}_d{0,1,2,3}: the same as <see cref="MlpDecodeBf16"/> (same levels, same bits) with the
+    /// weights streamed into a shared-memory ring by bulk copies (sm_90).
+    /// </summary>
+    public nint[][] MlpStreamBf16 { get; }
 
     public nint[] GemvScalar { get; }
 

@@ -396,6 +396,31 @@ public sealed class CudaGraphTests
     }
 
     /// <summary>
+    /// The streamed MLP kernel (mlp_stream: weights through a shared-memory ring by bulk copies, sm_90;
+    /// CudaBackend.StreamMlp) in whole models and inside recorded decode steps, as the persistent MLP above: eager without
+    /// and with it and recorded with it give the same logits and state bit for bit, and the kernel ran. Skipped before sm_90.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(AllArchitectures))]
+    public void StreamMlpChangesNoBitEagerOrRecorded(Radlads.Models.Architecture architecture)
+    {
+        using var backend = CudaAvailability.Backend();
+        Assert.SkipWhen(backend.Device.ComputeMajor < 9, $"mlp_stream needs sm_90 (bulk copies); this GPU is sm_{backend.Device.ComputeCapability}");
+        int f = ((backend.GemvBlocksPerSm * backend.Device.MultiprocessorCount) + 7) / 8 * 8;
+        var config = SyntheticModel.Config("tiny", architecture) with { IntermediateSize = f };
+        using var model = SyntheticModel.Create(config, backend, seed: 7);
+        int[] tokens = [.. Enumerable.Range(0, 12).Select(i => ((i * 53) + 5) % config.VocabSize)];
+        backend.CaptureEnabled = false;
+        backend.StreamMlp = false;
+        backend.PersistentMlp = false;
+        var (plainLogits, plainState) = Decode(model, tokens);
+        Assert.Equal(0, backend.StreamMlpLaunches);
+        backend.StreamMlp = true;
+        EagerAndRecordedEqualPlain(backend, model, tokens, plainLogits, plainState,
+            () => Assert.True(backend.StreamMlpLaunches >= tokens.Length * config.NumHiddenLayers, $"{backend.StreamMlpLaunches} streamed MLP launches"));
+    }
+
+    /// <summary>
     /// With a decode option now on: eager decode (then <paramref name="checkEager"/>: the option's kernels ran) and
     /// recorded decode (replayed) give <paramref name="plainLogits"/> and <paramref name="plainState"/> bit for bit.
     /// </summary>
