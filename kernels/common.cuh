@@ -360,22 +360,24 @@ __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
-// Sum over the block (blockDim.x a multiple of 32). scratch: 32 floats of shared memory.
-__device__ __forceinline__ float block_sum(float v, float* scratch)
+// Sum over the block (blockDim.x a multiple of 32), or over the threads Sync names (the first `warps` warps; -1: the
+// block). scratch: 32 floats of shared memory.
+template <typename Sync = BlockSync>
+__device__ __forceinline__ float block_sum(float v, float* scratch, Sync sync = Sync(), int warps = -1)
 {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     v = warp_sum(v);
-    __syncthreads();
+    sync();
     if (lane == 0) scratch[warp] = v;
-    __syncthreads();
+    sync();
     if (warp == 0)
     {
-        int warps = (blockDim.x + 31) >> 5;
+        if (warps < 0) warps = (blockDim.x + 31) >> 5;
         v = lane < warps ? scratch[lane] : 0.f;
         v = warp_sum(v);
         if (lane == 0) scratch[0] = v;
     }
-    __syncthreads();
+    sync();
     return scratch[0];
 }
 
@@ -383,8 +385,9 @@ __device__ __forceinline__ float block_sum(float v, float* scratch)
 // first, first + stride, … (NORM_VEC of them, those below `chunks`) of h, plus b's when b is not null, into v; then,
 // with every thread of the block calling it (mine false adds nothing), 1 / sqrt(mean(s²) + eps) of the row. One
 // order of sums for the plain and the fused norms, so they give the same bits.
+template <typename Sync = BlockSync>
 __device__ __forceinline__ float rms_norm_inverse(const float4* hr, const float4* br, float4 (&v)[NORM_VEC], int first, int stride,
-    int chunks, bool mine, int c, float eps, float* scratch)
+    int chunks, bool mine, int c, float eps, float* scratch, Sync sync = Sync(), int warps = -1)
 {
 #pragma unroll
     for (int j = 0; j < NORM_VEC; j++)
@@ -409,7 +412,7 @@ __device__ __forceinline__ float rms_norm_inverse(const float4* hr, const float4
         if (mine && i < chunks) sum = sum_squares4(v[j], sum);
     }
 
-    sum = block_sum(sum, scratch);
+    sum = block_sum(sum, scratch, sync, warps);
     return 1.f / sqrtf(sum / c + eps);
 }
 

@@ -473,7 +473,12 @@ struct ResidualNorm
     float* xs;
     float* ss; // without a counter: where to keep s = h + b as well (mlp_decode's block 0: global scratch), or null
 
-    __device__ __forceinline__ void operator()() const
+    __device__ __forceinline__ void operator()() const { run(BlockSync()); }
+
+    // The same with the block's barriers among the threads Sync names (the first `warps` warps; -1: the block), for
+    // mlp_stream, whose producer warp never waits for the norm.
+    template <typename Sync>
+    __device__ __forceinline__ void run(Sync sync, int warps = -1) const
     {
         __shared__ float scratch[32];
         __shared__ int last;
@@ -489,7 +494,7 @@ struct ResidualNorm
 
         pdl_begin();
         float4 v[NORM_VEC];
-        float inv = rms_norm_inverse(hr, br, v, tid, nt, chunks, mine, c, eps, scratch);
+        float inv = rms_norm_inverse(hr, br, v, tid, nt, chunks, mine, c, eps, scratch, sync, warps);
 #pragma unroll
         for (int j = 0; j < NORM_VEC; j++)
         {
@@ -498,7 +503,7 @@ struct ResidualNorm
         }
 
         // x complete for the GEMV; this block's reads of h and b are done (block_sum needed them all).
-        __syncthreads();
+        sync();
         if (counter == nullptr)
         {
             // mlp_decode publishes h and y itself, after its grid barrier, from s kept here (its y may be b).
@@ -517,7 +522,7 @@ struct ResidualNorm
             if (last) *counter = 0;
         }
 
-        __syncthreads();
+        sync();
         if (!last) return;
         // Every other block has read h and b: write the row's h and y (x as the plain norm writes it).
         __threadfence();
@@ -696,8 +701,10 @@ MLP_DECODE_DOWN(bf16, DT_BF16, 2, 4, 1)
 // (gate/up: P gate rows then the same P up rows, 1,024·WPR columns; down: 8/WPRD rows, 1,024·WPRD columns), so each
 // consumer lane sums exactly 4 chunks of its row a stage, at the chunks gemv_row_finish would give it. Stages come
 // in one order that producer and consumers both walk: the block's gate/up groups (g = blockIdx.x, + gridDim.x, …,
-// P rows each) slice by slice, then its down groups. Empty/full mbarriers per stage; before sm_90 (and under the
-// emulator) no producer: the consumers copy each stage themselves.
+// P rows each) slice by slice, then its down groups. Empty/full mbarriers per stage. The producer's cost a stage is
+// what bounds the stream (one warp, dependent integer work: ~375 instructions a stage took ~1.3 µs, a third of the
+// DRAM rate), so it walks rows by pointer, one lane a row, slots and parities by counters. Before sm_90 (and under
+// the emulator) there is no producer: the consumers copy each stage themselves.
 #define STREAM_STAGE 16384
 #define STREAM_CONSUMERS 256
 
@@ -714,122 +721,118 @@ struct MlpStream
     int c, f;
 
     __device__ __forceinline__ int groups(int phase) const { return phase == 0 ? (f + P - 1) / P : (c + RD - 1) / RD; }
-    __device__ __forceinline__ int slices(int phase) const { return phase == 0 ? (c + KG - 1) / KG : (f + KD - 1) / KD; }
     __device__ __forceinline__ int rows(int phase) const { return phase == 0 ? 2 * P : RD; }
-    // Where row i of a stage starts in it (bytes).
-    __device__ __forceinline__ int place(int phase, int i) const { return i * (phase == 0 ? 2 * KG : 2 * KD); }
+    // Bytes of a row (whole), and of its slice in a stage (also where row i of a stage starts: i times that).
+    __device__ __forceinline__ int length(int phase) const { return 2 * (phase == 0 ? c : f); }
+    __device__ __forceinline__ int step(int phase) const { return phase == 0 ? 2 * KG : 2 * KD; }
 
-    // Row i of stage (phase, group g, slice s): its source, and its bytes (0 past the matrix).
-    __device__ __forceinline__ const char* source(int phase, int g, int s, int i, int& bytes) const
+    // Row i of group g: where it starts, and whether the matrix has it.
+    __device__ __forceinline__ const char* row_start(int phase, int g, int i, bool& valid) const
     {
         if (phase == 0)
         {
-            int row = g * P + i % P, k0 = s * KG;
-            bytes = row < f ? 2 * min(KG, c - k0) : 0;
-            return (const char*)(i < P ? wg : wu) + ((i64)row * c + k0) * 2;
+            const int row = g * P + i % P;
+            valid = row < f;
+            return (const char*)(i < P ? wg : wu) + (i64)(valid ? row : 0) * c * 2;
         }
 
-        int row = g * RD + i, k0 = s * KD;
-        bytes = row < c ? 2 * min(KD, f - k0) : 0;
-        return (const char*)wd + ((i64)row * f + k0) * 2;
-    }
-
-    // Stage (phase, g, s) into dst: on sm_90 by the calling (producer) thread's bulk copies completing on full; else
-    // by every consumer thread's 16-byte copies, then a consumer sync.
-    __device__ __forceinline__ void fill(int phase, int g, int s, char* dst, unsigned long long* full) const
-    {
-        int bytes;
-#if __CUDA_ARCH__ >= 900
-        unsigned total = 0;
-        for (int i = 0; i < rows(phase); i++)
-        {
-            source(phase, g, s, i, bytes);
-            total += bytes;
-        }
-
-        mbar_arrive_expect(full, total);
-        for (int i = 0; i < rows(phase); i++)
-        {
-            const char* src = source(phase, g, s, i, bytes);
-            if (bytes > 0) bulk_copy(dst + place(phase, i), src, bytes, full);
-        }
-#else
-        (void)full;
-        for (int i = 0; i < rows(phase); i++)
-        {
-            const uint4* src = (const uint4*)source(phase, g, s, i, bytes);
-            uint4* to = (uint4*)(dst + place(phase, i));
-            for (int q = threadIdx.x; q < bytes / 16; q += STREAM_CONSUMERS) to[q] = src[q];
-        }
-
-        ConsumerSync()();
-#endif
+        const int row = g * RD + i;
+        valid = row < c;
+        return (const char*)wd + (i64)(valid ? row : 0) * f * 2;
     }
 };
 
-// The producer (sm_90: one thread): issues stages in the shared order, waiting for a slot's consumers to release it
-// (empty) before it refills it; `until` stops it early (the first ring's worth goes out before the norm).
-struct StreamCursor
+// A position in the ring: the slot and the parity of its current use (its full barrier's phase; the empty barrier's
+// phase before it is the other parity).
+struct RingAt
 {
-    int phase, g, s;
-    unsigned n;
+    int slot;
+    unsigned parity;
+
+    __device__ __forceinline__ void next(int stages)
+    {
+        if (++slot == stages)
+        {
+            slot = 0;
+            parity ^= 1u;
+        }
+    }
 };
 
+// The producer warp (sm_90): lane i copies row i of each stage (one bulk copy), after lane 0 has waited for the slot's
+// consumers to release it (empty) and declared the stage's bytes on its full barrier.
 template <int WPR, int WPRD>
-__device__ __forceinline__ void mlp_stream_produce(const MlpStream<WPR, WPRD>& m, StreamCursor& at, char* ring,
-    unsigned long long* full, unsigned long long* empty, int stages, unsigned until)
+__device__ __forceinline__ void mlp_stream_produce(const MlpStream<WPR, WPRD>& m, char* ring, unsigned long long* full,
+    unsigned long long* empty, int stages)
 {
-    while (at.phase < 2 && at.n < until)
+    const int lane = threadIdx.x & 31;
+    RingAt at{0, 0u};
+    int issued = 0;
+    for (int phase = 0; phase < 2; phase++)
     {
-        if (at.g >= m.groups(at.phase))
+        const int rows = m.rows(phase), step = m.step(phase), length = m.length(phase), groups = m.groups(phase);
+        for (int g = blockIdx.x; g < groups; g += gridDim.x)
         {
-            at.phase++;
-            at.g = blockIdx.x;
-            at.s = 0;
-            continue;
-        }
+            bool valid;
+            const char* src = m.row_start(phase, g, lane < rows ? lane : 0, valid);
+            valid = valid && lane < rows;
+            const unsigned count = __popc(__ballot_sync(0xffffffffu, valid));
+            char* dst = ring + lane * step;
+            for (int left = length; left > 0; left -= step, src += step)
+            {
+                const int bytes = min(step, left);
+                if (lane == 0)
+                {
+                    if (issued >= stages) mbar_wait(empty + at.slot, at.parity ^ 1u);
+                    mbar_arrive_expect(full + at.slot, count * bytes);
+                }
 
-        const int slot = (int)(at.n % (unsigned)stages);
-        if (at.n >= (unsigned)stages) mbar_wait(empty + slot, (at.n / stages - 1) & 1);
-        m.fill(at.phase, at.g, at.s, ring + (i64)slot * STREAM_STAGE, full + slot);
-        at.n++;
-        if (++at.s == m.slices(at.phase))
-        {
-            at.s = 0;
-            at.g += gridDim.x;
+                __syncwarp();
+                if (valid) bulk_copy(dst + at.slot * STREAM_STAGE, src, bytes, full + at.slot);
+                issued++;
+                at.next(stages);
+            }
         }
     }
 }
 
-// A consumer's wait for stage n (sm_90: its full barrier; else the consumers fill it now) and its release after
-// reading it (sm_90: one arrival a warp on empty; else a consumer sync before the slot can be refilled).
+// A consumer's wait for the stage at `at` (sm_90: its full barrier; else the consumers fill it now from row_start +
+// s·step), and its release after reading it (sm_90: one arrival a warp on empty; else a consumer sync).
 template <int WPR, int WPRD>
-__device__ __forceinline__ const char* stream_acquire(const MlpStream<WPR, WPRD>& m, int phase, int g, int s, unsigned n, char* ring,
-    unsigned long long* full, int stages)
+__device__ __forceinline__ const char* stream_acquire(const MlpStream<WPR, WPRD>& m, int phase, int g, int s, RingAt at, char* ring,
+    unsigned long long* full)
 {
-    const int slot = (int)(n % (unsigned)stages);
-    char* stage = ring + (i64)slot * STREAM_STAGE;
+    char* stage = ring + at.slot * STREAM_STAGE;
 #if __CUDA_ARCH__ >= 900
     (void)m;
     (void)phase;
     (void)g;
     (void)s;
-    mbar_wait(full + slot, (n / stages) & 1);
+    mbar_wait(full + at.slot, at.parity);
 #else
-    m.fill(phase, g, s, stage, full + slot);
+    (void)full;
+    for (int i = 0; i < m.rows(phase); i++)
+    {
+        bool valid;
+        const uint4* src = (const uint4*)(m.row_start(phase, g, i, valid) + (i64)s * m.step(phase));
+        uint4* to = (uint4*)(stage + i * m.step(phase));
+        const int bytes = valid ? min(m.step(phase), m.length(phase) - s * m.step(phase)) : 0;
+        for (int q = threadIdx.x; q < bytes / 16; q += STREAM_CONSUMERS) to[q] = src[q];
+    }
+
+    ConsumerSync()();
 #endif
     return stage;
 }
 
-__device__ __forceinline__ void stream_release(unsigned n, unsigned long long* empty, int stages)
+__device__ __forceinline__ void stream_release(RingAt at, unsigned long long* empty)
 {
 #if __CUDA_ARCH__ >= 900
     __syncwarp();
-    if ((threadIdx.x & 31) == 0) mbar_arrive(empty + n % (unsigned)stages);
+    if ((threadIdx.x & 31) == 0) mbar_arrive(empty + at.slot);
 #else
-    (void)n;
+    (void)at;
     (void)empty;
-    (void)stages;
     ConsumerSync()();
 #endif
 }
@@ -873,8 +876,6 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
     unsigned long long* empty = full + stages;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #if __CUDA_ARCH__ >= 900
-    const bool producer = threadIdx.x == STREAM_CONSUMERS;
-    StreamCursor at{0, (int)blockIdx.x, 0, 0u};
     if (threadIdx.x == 0)
     {
         for (int i = 0; i < stages; i++)
@@ -887,23 +888,21 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
     }
 
     __syncthreads();
-    if (producer) mlp_stream_produce(m, at, ring, full, empty, stages, (unsigned)stages); // a ring's worth, before the norm
-#endif
-    ResidualNorm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr}();
-    if (blockIdx.x == 0)
+    if (warp == STREAM_CONSUMERS / 32)
     {
-        for (int i = threadIdx.x; i < c; i += blockDim.x) normed[i] = xs[i];
-    }
-
-#if __CUDA_ARCH__ >= 900
-    if (warp >= STREAM_CONSUMERS / 32)
-    {
-        if (producer) mlp_stream_produce(m, at, ring, full, empty, stages, 0xffffffffu);
+        mlp_stream_produce(m, ring, full, empty, stages);
         return;
     }
 #endif
     const ConsumerSync sync;
-    unsigned n = 0;
+    ResidualNorm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr}.run(sync,
+        STREAM_CONSUMERS / 32);
+    if (blockIdx.x == 0)
+    {
+        for (int i = threadIdx.x; i < c; i += STREAM_CONSUMERS) normed[i] = xs[i];
+    }
+
+    RingAt at{0, 0u};
     // Gate/up: warp w sums row slot w / WPR of each stage (gate rows, then the same up rows), part w % WPR of it.
     {
         const int slot = warp / WPR, part = warp % WPR;
@@ -911,16 +910,17 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
         {
             const bool valid = g * P + slot % P < f;
             float acc = 0.f;
-            for (int s = 0; s < m.slices(0); s++, n++)
+            for (int s = 0; s * M::KG < c; s++)
             {
-                const char* stage = stream_acquire(m, 0, g, s, n, ring, full, stages);
+                const char* stage = stream_acquire(m, 0, g, s, at, ring, full);
                 if (valid)
                 {
-                    acc = stream_slice<WPR>((const uint4*)(stage + m.place(0, slot)), xs, min(M::KG, c - s * M::KG) / 8,
+                    acc = stream_slice<WPR>((const uint4*)(stage + slot * m.step(0)), xs, min(M::KG, c - s * M::KG) / 8,
                         s * (M::KG / 8), part, lane, acc);
                 }
 
-                stream_release(n, empty, stages);
+                stream_release(at, empty);
+                at.next(stages);
             }
 
             gate_up_write<WPR, P>(acc, partial, sums, g, act, f, sync);
@@ -928,8 +928,20 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
     }
 
     // Every block's act is written; x becomes act (this block's gate/up reads of x are done: the barrier syncs them).
+    // Eight loads in flight a thread (the loads are volatile asm: one at a time, each waited for by its store, would
+    // take ~7 µs at F = 18,944).
     grid_barrier(bar, sync);
-    for (int i = threadIdx.x; i < f / 4; i += STREAM_CONSUMERS) ((float4*)xs)[i] = load_written4(act + 4 * i);
+    for (int i0 = threadIdx.x; i0 < f / 4; i0 += 8 * STREAM_CONSUMERS)
+    {
+        float4 v[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (i0 + u * STREAM_CONSUMERS < f / 4) v[u] = load_written4(act + 4 * (i0 + u * STREAM_CONSUMERS));
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (i0 + u * STREAM_CONSUMERS < f / 4) ((float4*)xs)[i0 + u * STREAM_CONSUMERS] = v[u];
+    }
+
     sync();
     {
         const int slot = warp / WPRD, part = warp % WPRD;
@@ -937,16 +949,17 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
         {
             const int row = g * M::RD + slot;
             float acc = 0.f;
-            for (int s = 0; s < m.slices(1); s++, n++)
+            for (int s = 0; s * M::KD < f; s++)
             {
-                const char* stage = stream_acquire(m, 1, g, s, n, ring, full, stages);
+                const char* stage = stream_acquire(m, 1, g, s, at, ring, full);
                 if (row < c)
                 {
-                    acc = stream_slice<WPRD>((const uint4*)(stage + m.place(1, slot)), xs, min(M::KD, f - s * M::KD) / 8,
+                    acc = stream_slice<WPRD>((const uint4*)(stage + slot * m.step(1)), xs, min(M::KD, f - s * M::KD) / 8,
                         s * (M::KD / 8), part, lane, acc);
                 }
 
-                stream_release(n, empty, stages);
+                stream_release(at, empty);
+                at.next(stages);
             }
 
             gemv_row_write<WPRD>(acc, partial, row < c, y, row, nullptr, 0, sync);
