@@ -65,24 +65,30 @@ __device__ __forceinline__ int load_acquire(const int* p)
 #endif
 }
 
-// Who meets at a block-level barrier: the whole block (__syncthreads), or only a warp-specialised kernel's 256
-// consumer threads (named barrier 1; its producer warp streams weights and never waits there). Without sm_90 (and
-// under the emulator) such kernels run without a producer warp, so the consumers are the block.
+// Who meets at a block-level barrier, and a thread's index among them (tid): the whole block (__syncthreads), or a
+// named barrier `id` over `threads` threads from thread `base` on (sm_90: the consumer warps of a warp-specialised
+// kernel, whose producer warp streams weights and never waits there; without sm_90, and under the emulator, such
+// kernels run without a producer warp and with one group of consumers, so the consumers are the block).
 struct BlockSync
 {
     __device__ __forceinline__ void operator()() const { __syncthreads(); }
+    __device__ __forceinline__ int tid() const { return (int)threadIdx.x; }
 };
 
-struct ConsumerSync
+struct NamedSync
 {
+    int id, threads, base;
+
     __device__ __forceinline__ void operator()() const
     {
 #if __CUDA_ARCH__ >= 900
-        asm volatile("bar.sync 1, 256;" ::: "memory");
+        asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
 #else
         __syncthreads();
 #endif
     }
+
+    __device__ __forceinline__ int tid() const { return (int)threadIdx.x - base; }
 };
 
 // Every block of the grid waits here until all have arrived; writes before it are visible to loads after it (plain or
@@ -94,7 +100,7 @@ template <typename Sync = BlockSync>
 __device__ __forceinline__ void grid_barrier(int* bar, Sync sync = Sync())
 {
     sync();
-    if (threadIdx.x == 0)
+    if (sync.tid() == 0)
     {
         int blocks = (int)(gridDim.x * gridDim.y);
         int generation = load_acquire(bar + 1); // cannot move on before this block arrives
@@ -365,7 +371,7 @@ __device__ __forceinline__ float warp_sum(float v)
 template <typename Sync = BlockSync>
 __device__ __forceinline__ float block_sum(float v, float* scratch, Sync sync = Sync(), int warps = -1)
 {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int lane = sync.tid() & 31, warp = sync.tid() >> 5;
     v = warp_sum(v);
     sync();
     if (lane == 0) scratch[warp] = v;

@@ -250,13 +250,13 @@ __device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __r
 
 // The end of a GEMV row: each lane's share summed over the warp, then (WPR > 1) over the row's WPR warps in order
 // through partial (shared, a float a warp), and y[row] = that + bias (+ 0.f without one) by the row's first lane when
-// valid. Every thread that Sync names calls it (the block, or mlp_stream's consumers); a caller that reuses partial
-// (WPR > 1) must sync first.
+// valid. Every thread that Sync names calls it (the block, or a group of mlp_stream's consumers; warps are counted
+// from the group's first); a caller that reuses partial (WPR > 1) must sync first.
 template <int WPR, typename Sync = BlockSync>
 __device__ __forceinline__ void gemv_row_write(float acc, float* partial, bool valid, float* __restrict__ y, int row, const void* bias,
     int bias_dtype, Sync sync = Sync())
 {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int warp = sync.tid() >> 5, lane = sync.tid() & 31;
     acc = warp_sum(acc);
     if (WPR > 1)
     {
@@ -383,7 +383,7 @@ template <int WPR, int P, typename Sync = BlockSync>
 __device__ __forceinline__ void gate_up_write(float acc, float* partial, float* sums, int bx, float* __restrict__ y, int f,
     Sync sync = Sync())
 {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int warp = sync.tid() >> 5, lane = sync.tid() & 31;
     int slot = warp / WPR, part = warp % WPR;
     acc = warp_sum(acc);
     if (lane == 0) partial[warp] = acc;
@@ -396,13 +396,13 @@ __device__ __forceinline__ void gate_up_write(float acc, float* partial, float* 
     }
 
     sync();
-    if (threadIdx.x < P)
+    if (sync.tid() < P)
     {
-        int j = bx * P + threadIdx.x;
+        int j = bx * P + sync.tid();
         if (j < f)
         {
-            float g = sums[threadIdx.x];
-            y[j] = (sigmoid_(g) * g) * sums[P + threadIdx.x];
+            float g = sums[sync.tid()];
+            y[j] = (sigmoid_(g) * g) * sums[P + sync.tid()];
         }
     }
 }
@@ -706,7 +706,15 @@ MLP_DECODE_DOWN(bf16, DT_BF16, 2, 4, 1)
 // DRAM rate), so it walks rows by pointer, one lane a row, slots and parities by counters. Before sm_90 (and under
 // the emulator) there is no producer: the consumers copy each stage themselves.
 #define STREAM_STAGE 16384
-#define STREAM_CONSUMERS 256
+// Consumer groups (sm_90): two groups of 8 warps take alternate row groups (each its own rows' stages, in order, so
+// every row is summed as before): one group alone left the SM waiting on its shared-memory loads (short scoreboard),
+// the stream at ~60 % of DRAM peak.
+#if __CUDA_ARCH__ >= 900
+#define STREAM_GROUPS 2
+#else
+#define STREAM_GROUPS 1
+#endif
+#define STREAM_CONSUMERS (256 * STREAM_GROUPS)
 
 template <int WPR, int WPRD>
 struct MlpStream
@@ -759,6 +767,7 @@ struct RingAt
     }
 };
 
+#if __CUDA_ARCH__ >= 900
 // The producer warp (sm_90): lane i copies row i of each stage (one bulk copy), after lane 0 has waited for the slot's
 // consumers to release it (empty) and declared the stage's bytes on its full barrier.
 template <int WPR, int WPRD>
@@ -795,6 +804,7 @@ __device__ __forceinline__ void mlp_stream_produce(const MlpStream<WPR, WPRD>& m
         }
     }
 }
+#endif
 
 // A consumer's wait for the stage at `at` (sm_90: its full barrier; else the consumers fill it now from row_start +
 // s·step), and its release after reading it (sm_90: one arrival a warp on empty; else a consumer sync).
@@ -820,7 +830,7 @@ __device__ __forceinline__ const char* stream_acquire(const MlpStream<WPR, WPRD>
         for (int q = threadIdx.x; q < bytes / 16; q += STREAM_CONSUMERS) to[q] = src[q];
     }
 
-    ConsumerSync()();
+    __syncthreads();
 #endif
     return stage;
 }
@@ -833,7 +843,7 @@ __device__ __forceinline__ void stream_release(RingAt at, unsigned long long* em
 #else
     (void)at;
     (void)empty;
-    ConsumerSync()();
+    __syncthreads();
 #endif
 }
 
@@ -867,8 +877,8 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
 {
     using M = MlpStream<WPR, WPRD>;
     constexpr int P = M::P;
-    __shared__ float partial[8];
-    __shared__ float sums[8];
+    __shared__ float partial[STREAM_GROUPS][8];
+    __shared__ float sums[STREAM_GROUPS][8];
     const M m{wg, wu, wd, c, f};
     char* ring = smem;
     float* xs = (float*)(smem + (i64)stages * STREAM_STAGE);
@@ -894,23 +904,31 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
         return;
     }
 #endif
-    const ConsumerSync sync;
-    ResidualNorm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr}.run(sync,
+    // Consumer group q takes the block's row groups k = q, q + STREAM_GROUPS, … (g = blockIdx.x + k·gridDim.x) of each
+    // phase; a group's stages are where the producer put them: stage k·slices + s of the phase.
+    const int q = threadIdx.x / 256, lw = warp & 7;
+    const NamedSync all{1, STREAM_CONSUMERS, 0}, mine{2 + q, 256, 256 * q};
+    ResidualNorm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr}.run(all,
         STREAM_CONSUMERS / 32);
     if (blockIdx.x == 0)
     {
         for (int i = threadIdx.x; i < c; i += STREAM_CONSUMERS) normed[i] = xs[i];
     }
 
-    RingAt at{0, 0u};
-    // Gate/up: warp w sums row slot w / WPR of each stage (gate rows, then the same up rows), part w % WPR of it.
+    const int G = gridDim.x, b = blockIdx.x;
+    const int slices0 = (c + M::KG - 1) / M::KG, slices1 = (f + M::KD - 1) / M::KD;
+    const int count0 = b < m.groups(0) ? (m.groups(0) - b + G - 1) / G : 0; // the block's gate/up groups
+    auto ring_at = [&](int n) { return RingAt{n % stages, (unsigned)((n / stages) & 1)}; };
+    // Gate/up: warp w of the group sums row slot w / WPR of each stage (gate rows, then the same up rows), part w % WPR.
     {
-        const int slot = warp / WPR, part = warp % WPR;
-        for (int g = blockIdx.x; g < m.groups(0); g += gridDim.x)
+        const int slot = lw / WPR, part = lw % WPR;
+        for (int k = q; k < count0; k += STREAM_GROUPS)
         {
+            const int g = b + k * G;
             const bool valid = g * P + slot % P < f;
+            RingAt at = ring_at(k * slices0);
             float acc = 0.f;
-            for (int s = 0; s * M::KG < c; s++)
+            for (int s = 0; s < slices0; s++)
             {
                 const char* stage = stream_acquire(m, 0, g, s, at, ring, full);
                 if (valid)
@@ -923,14 +941,14 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
                 at.next(stages);
             }
 
-            gate_up_write<WPR, P>(acc, partial, sums, g, act, f, sync);
+            gate_up_write<WPR, P>(acc, partial[q], sums[q], g, act, f, mine);
         }
     }
 
     // Every block's act is written; x becomes act (this block's gate/up reads of x are done: the barrier syncs them).
     // Eight loads in flight a thread (the loads are volatile asm: one at a time, each waited for by its store, would
     // take ~7 µs at F = 18,944).
-    grid_barrier(bar, sync);
+    grid_barrier(bar, all);
     for (int i0 = threadIdx.x; i0 < f / 4; i0 += 8 * STREAM_CONSUMERS)
     {
         float4 v[8];
@@ -942,14 +960,15 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
             if (i0 + u * STREAM_CONSUMERS < f / 4) ((float4*)xs)[i0 + u * STREAM_CONSUMERS] = v[u];
     }
 
-    sync();
+    all();
     {
-        const int slot = warp / WPRD, part = warp % WPRD;
-        for (int g = blockIdx.x; g < m.groups(1); g += gridDim.x)
+        const int slot = lw / WPRD, part = lw % WPRD;
+        for (int k = q; b + k * G < m.groups(1); k += STREAM_GROUPS)
         {
-            const int row = g * M::RD + slot;
+            const int g = b + k * G, row = g * M::RD + slot;
+            RingAt at = ring_at(count0 * slices0 + k * slices1);
             float acc = 0.f;
-            for (int s = 0; s * M::KD < f; s++)
+            for (int s = 0; s < slices1; s++)
             {
                 const char* stage = stream_acquire(m, 1, g, s, at, ring, full);
                 if (row < c)
@@ -962,8 +981,8 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
                 at.next(stages);
             }
 
-            gemv_row_write<WPRD>(acc, partial, row < c, y, row, nullptr, 0, sync);
-            if (WPRD > 1) sync(); // partial is the next row's
+            gemv_row_write<WPRD>(acc, partial[q], row < c, y, row, nullptr, 0, mine);
+            if (WPRD > 1) mine(); // partial is the next row's
         }
     }
 

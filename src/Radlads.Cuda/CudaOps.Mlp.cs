@@ -103,8 +103,8 @@ internal sealed unsafe partial class CudaOps
     /// </summary>
     private readonly record struct MlpPlan(nint Function, uint Blocks, uint SharedBytes, int NormThreads, int Stages = 0);
 
-    /// <summary>mlp_stream's block: 256 consumer threads and one producer warp (STREAM_CONSUMERS + 32 in matmul.cu).</summary>
-    private const uint StreamThreads = 288;
+    /// <summary>mlp_stream's block on sm_90: two groups of 256 consumer threads and one producer warp (STREAM_CONSUMERS + 32 in matmul.cu).</summary>
+    private const uint StreamThreads = 544;
 
     /// <summary>Bytes of one ring stage (STREAM_STAGE in matmul.cu), and the fewest and most stages worth a launch.</summary>
     private const int StreamStageBytes = 16384, StreamMinStages = 4, StreamMaxStages = 16;
