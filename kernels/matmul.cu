@@ -891,7 +891,7 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
         for (int i = 0; i < stages; i++)
         {
             mbar_init(full + i, 1);
-            mbar_init(empty + i, STREAM_CONSUMERS / 32);
+            mbar_init(empty + i, 8); // the 8 warps of the group that reads the stage
         }
 
         mbar_init_fence();

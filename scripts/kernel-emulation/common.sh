@@ -1,5 +1,6 @@
 # Sourced by the run-*.sh scripts: a temporary work folder (removed on exit), `adapt NAME...` (kernels/NAME.cu and
-# common.cuh made fit for emu.h: adapt.py) and `build_and_run TEST [ARGS]` (compiles TEST.cpp with emu.h, runs it).
+# common.cuh made fit for emu.h: adapt.py; `adapt --sm90 NAME...` for the sm_90 branches) and `build_and_run TEST
+# [ARGS]` (compiles TEST.cpp with emu.h and EMU_CXXFLAGS, runs it).
 # RADLADS_KERNEL_DIR points at another kernels folder (e.g. a deliberately broken copy).
 here="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
 kernels="${RADLADS_KERNEL_DIR:-$here/../../kernels}"
@@ -11,6 +12,6 @@ build_and_run()
     local test="$1"
     shift
     cp "$here"/*.h "$here/$test.cpp" "$work/"
-    g++ -std=c++20 -O1 -pthread -w -I"$work" "$work/$test.cpp" -o "$work/$test"
+    g++ -std=c++20 -O1 -pthread -w ${EMU_CXXFLAGS:-} -I"$work" "$work/$test.cpp" -o "$work/$test"
     "$work/$test" "$@"
 }

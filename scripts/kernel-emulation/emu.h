@@ -10,6 +10,10 @@
 #include <functional>
 #include <algorithm>
 #include <memory>
+#include <mutex>
+#include <condition_variable>
+#include <map>
+#include <chrono>
 using std::min; using std::max;
 struct dim3e { unsigned x, y, z; };
 inline thread_local dim3e threadIdx, blockIdx;
@@ -43,6 +47,90 @@ template <class T> inline T __shfl_sync(unsigned, T v, int source)
     warp_barriers[warp]->arrive_and_wait();
     return r;
 }
+template <class T> inline unsigned __ballot_sync(unsigned, T predicate)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    warp_buf[warp][lane] = predicate ? 1.0 : 0.0;
+    warp_barriers[warp]->arrive_and_wait();
+    unsigned r = 0;
+    for (int l = 0; l < 32; l++) r |= (warp_buf[warp][l] != 0 ? 1u : 0u) << l;
+    warp_barriers[warp]->arrive_and_wait();
+    return r;
+}
+inline int __popc(unsigned v) { return __builtin_popcount(v); }
+
+// sm_90 emulation (adapt.py --sm90 routes common.cuh's PTX helpers here): named barriers (bar.sync id, threads) and
+// mbarriers with arrival counts, transaction bytes and phases (bulk copies copy at once, then complete their bytes).
+// A wait that cannot finish (a protocol deadlock) fails the run after EMU_WAIT_SECONDS instead of hanging it.
+#ifndef EMU_WAIT_SECONDS
+#define EMU_WAIT_SECONDS 30
+#endif
+inline std::mutex emu_sync_mutex;
+inline std::condition_variable emu_sync_cv;
+inline std::map<int, std::unique_ptr<std::barrier<>>> emu_named;
+inline void emu_named_barrier(int id, int threads)
+{
+    std::barrier<>* b;
+    {
+        std::lock_guard<std::mutex> lock(emu_sync_mutex);
+        auto& slot = emu_named[id];
+        if (!slot) slot.reset(new std::barrier<>(threads));
+        b = slot.get();
+    }
+    b->arrive_and_wait();
+}
+struct EmuMbar { int count, pending; long long tx; unsigned phase; };
+inline std::map<const void*, EmuMbar> emu_mbars;
+inline void emu_mbar_done(EmuMbar& m)
+{
+    if (m.pending == 0 && m.tx == 0)
+    {
+        m.phase++;
+        m.pending = m.count;
+        emu_sync_cv.notify_all();
+    }
+}
+inline EmuMbar& emu_mbar(const void* bar)
+{
+    auto it = emu_mbars.find(bar);
+    if (it == emu_mbars.end()) { fprintf(stderr, "FAIL: mbarrier %p used before init\n", bar); exit(3); }
+    return it->second;
+}
+inline void emu_mbar_init(const void* bar, unsigned count)
+{
+    std::lock_guard<std::mutex> lock(emu_sync_mutex);
+    emu_mbars[bar] = EmuMbar{(int)count, (int)count, 0, 0u};
+}
+inline void emu_mbar_arrive(const void* bar, unsigned bytes)
+{
+    std::lock_guard<std::mutex> lock(emu_sync_mutex);
+    auto& m = emu_mbar(bar);
+    if (m.pending <= 0) { fprintf(stderr, "FAIL: mbarrier %p: more arrivals than its count %d\n", bar, m.count); exit(3); }
+    m.tx += bytes;
+    m.pending--;
+    emu_mbar_done(m);
+}
+inline void emu_mbar_complete(const void* bar, unsigned bytes)
+{
+    std::lock_guard<std::mutex> lock(emu_sync_mutex);
+    auto& m = emu_mbar(bar);
+    m.tx -= bytes;
+    emu_mbar_done(m);
+}
+// try_wait.parity: the phase of that parity has completed when the current phase's parity differs from it.
+inline void emu_mbar_wait(const void* bar, unsigned parity)
+{
+    std::unique_lock<std::mutex> lock(emu_sync_mutex);
+    auto& m = emu_mbar(bar);
+    if (!emu_sync_cv.wait_for(lock, std::chrono::seconds(EMU_WAIT_SECONDS), [&] { return (m.phase & 1u) != parity; }))
+    {
+        fprintf(stderr, "FAIL: thread %u of block %u waited %d s on mbarrier %p (parity %u, phase %u, %d arrivals and %lld bytes "
+            "missing): the producer/consumer protocol deadlocks\n", threadIdx.x, blockIdx.x, EMU_WAIT_SECONDS, bar, parity, m.phase,
+            m.pending, m.tx);
+        exit(3);
+    }
+}
+
 struct uint4 { unsigned x, y, z, w; }; // common.cuh's 16-byte weight loads (GPU-only helpers, never called here)
 struct float2 { float x, y; };
 struct float4 { float x, y, z, w; };
@@ -84,6 +172,8 @@ inline void launch(std::function<void()> kernel, unsigned gx, unsigned gy, unsig
             unsigned x = bxi, y = byi;
             std::barrier<> bar(bx);
             block_barrier = &bar;
+            emu_named.clear();
+            emu_mbars.clear();
             warp_barriers.clear();
             for (unsigned w = 0; w * 32 < bx; w++) warp_barriers.emplace_back(new std::barrier<>(min(32u, bx - w * 32)));
             std::vector<std::thread> threads;

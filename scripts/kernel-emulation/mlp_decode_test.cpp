@@ -57,12 +57,18 @@ void mlp(int c, int f, bool add, int sms, bool y_is_b = false)
     if (bar[0] != 0 || bar[1] != 6) { printf("FAIL %s: barrier state %d/%d after the launch (want 0/6)\n", what, bar[0], bar[1]); failures++; }
     printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
 
-    // Streamed (mlp_stream, its pre-sm_90 form: the 256 consumers copy each stage themselves), one block, a ring of 3.
+    // Streamed (mlp_stream), one block, a ring of 3 stages: before sm_90 the 256 consumers copy each stage themselves;
+    // with EMU_SM90 (adapt --sm90) the producer warp and two consumer groups of 256 run the mbarrier protocol.
+#ifdef EMU_SM90
+    const unsigned stream_threads = 544;
+#else
+    const unsigned stream_threads = 256;
+#endif
     std::vector<float> h3 = h, n3(c, NAN), a3(f, NAN), y3(c, NAN), b3 = b, sk3(std::max(c, f), NAN);
     float* y3p = y_is_b ? b3.data() : y3.data();
     int bar3[2] = {0, 5}, stages = 3;
     launch([&] { STREAM_BY_LEVEL(g, d, h3.data(), add ? b3.data() : nullptr, nw.data(), 0, eps, n3.data(), nt, c, wg.data(), wu.data(),
-        wd.data(), a3.data(), f, y3p, bar3, sk3.data(), stages); }, 1, 1, 256, (size_t)stages * (16384 + 16) + (size_t)std::max(c, f) * 4);
+        wd.data(), a3.data(), f, y3p, bar3, sk3.data(), stages); }, 1, 1, stream_threads, (size_t)stages * (16384 + 16) + (size_t)std::max(c, f) * 4);
     snprintf(what, sizeof what, "mlp_stream c %d f %d add %d y=b %d gate/up level %d down level %d", c, f, add, y_is_b, g, d);
     before = failures;
     same(h1, h3, what, "h");

@@ -7,3 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 adapt matmul norms
 build_and_run mlp_decode_test
+# mlp_stream's sm_90 form: the producer warp, two consumer groups, the mbarrier protocol (emulated: a deadlock fails).
+echo "--- sm_90 branches (adapt --sm90)"
+adapt --sm90 matmul norms
+EMU_CXXFLAGS=-DEMU_SM90 build_and_run mlp_decode_test
