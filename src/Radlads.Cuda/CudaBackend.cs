@@ -579,7 +579,10 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// Whether decode (T = 1, bf16, sm_90) runs the MLP after its residual norm as one persistent kernel whose weights
     /// stream into a shared-memory ring by bulk copies from a producer warp (mlp_stream in matmul.cu), so the next phase's
     /// weights are in flight across the norm, the row ends and the grid barrier; same bits as the three launches. Takes
-    /// precedence over <see cref="PersistentMlp"/>. RADLADS_STREAM_MLP=1 turns it on, 0 off.
+    /// precedence over <see cref="PersistentMlp"/>. Off by default (RADLADS_STREAM_MLP=1 turns it on): with one group
+    /// of consumer warps it measured slower (H200, 2026-11-28, ncu: the 7B MLP 145 µs at 59 % of DRAM peak against
+    /// 112 µs for gate/up + down; decode 7B RAD-RWKV7 3.93 → 4.42 ms, 0.5B 0.79 → 1.00 ms), bound by the consumers'
+    /// shared-memory load latency; the two-group form now in matmul.cu passed kernel emulation only (NOTES, fourteenth session).
     /// </summary>
     public bool StreamMlp { get; set; } = Environment.GetEnvironmentVariable("RADLADS_STREAM_MLP") == "1";
 
