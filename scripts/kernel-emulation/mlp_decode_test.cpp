@@ -40,43 +40,40 @@ void mlp(int c, int f, bool add, int sms, bool y_is_b = false)
     int rows = 8 >> d;
     launch([&] { GEMV_BY_LEVEL(d, a1.data(), wd.data(), nullptr, 0, y1.data(), f, c); }, (unsigned)((c + rows - 1) / rows), 1, 256, 0);
 
-    // Persistent: one block walks every virtual block.
-    std::vector<float> h2 = h, n2(c, NAN), a2(f, NAN), y2(c, NAN), b2 = b;
-    float* yp = y_is_b ? b2.data() : y2.data(); // the model passes the mixer's output buffer as both
-    std::vector<float> sk(std::max(c, f), NAN);   // the op's upScratch (the host requires F >= C; here it is sized for C)
-    int bar[2] = {0, 5};
-    launch([&] { MLP_BY_LEVEL(g, d, h2.data(), add ? b2.data() : nullptr, nw.data(), 0, eps, n2.data(), nt, c, wg.data(), wu.data(), wd.data(),
-        a2.data(), f, yp, bar, sk.data()); }, 1, 1, 256, (size_t)c * 4);
-    char what[128];
-    snprintf(what, sizeof what, "mlp_decode c %d f %d add %d y=b %d gate/up level %d down level %d", c, f, add, y_is_b, g, d);
-    int before = failures;
-    same(h1, h2, what, "h");
-    same(n1, n2, what, "normed");
-    same(a1, a2, what, "act");
-    same(y1, y_is_b ? b2 : y2, what, "y");
-    if (bar[0] != 0 || bar[1] != 6) { printf("FAIL %s: barrier state %d/%d after the launch (want 0/6)\n", what, bar[0], bar[1]); failures++; }
-    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
+    // Each persistent kernel on fresh copies of the inputs (y over b when y_is_b, as the model passes the mixer's output
+    // buffer as both; sk: the op's upScratch, F >= C floats), one block: it must give the three kernels' bits and leave
+    // the grid barrier's arrival count at 0 (its generation moved on once).
+    auto persistent = [&](const char* kernel, unsigned threads, size_t shared, auto run) {
+        std::vector<float> h2 = h, n2(c, NAN), a2(f, NAN), y2(c, NAN), b2 = b, sk(std::max(c, f), NAN);
+        int bar[2] = {0, 5};
+        float* yp = y_is_b ? b2.data() : y2.data();
+        launch([&] { run(h2.data(), add ? b2.data() : nullptr, n2.data(), a2.data(), yp, bar, sk.data()); }, 1, 1, threads, shared);
+        char what[128];
+        snprintf(what, sizeof what, "%s c %d f %d add %d y=b %d gate/up level %d down level %d", kernel, c, f, add, y_is_b, g, d);
+        int before = failures;
+        same(h1, h2, what, "h");
+        same(n1, n2, what, "normed");
+        same(a1, a2, what, "act");
+        same(y1, y_is_b ? b2 : y2, what, "y");
+        if (bar[0] != 0 || bar[1] != 6) { printf("FAIL %s: barrier state %d/%d after the launch (want 0/6)\n", what, bar[0], bar[1]); failures++; }
+        printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
+    };
 
-    // Streamed (mlp_stream), one block, a ring of 3 stages: before sm_90 the 256 consumers copy each stage themselves;
-    // with EMU_SM90 (adapt --sm90) the producer warp and two consumer groups of 256 run the mbarrier protocol.
+    // mlp_decode: one block walks every virtual block.
+    persistent("mlp_decode", 256, (size_t)c * 4, [&](float* hp, float* bp, float* np, float* ap, float* yp, int* bar, float* sk) {
+        MLP_BY_LEVEL(g, d, hp, bp, nw.data(), 0, eps, np, nt, c, wg.data(), wu.data(), wd.data(), ap, f, yp, bar, sk); });
+
+    // mlp_stream, a ring of 3 stages: before sm_90 the 256 consumers copy each stage themselves; with EMU_SM90 (adapt
+    // --sm90) the producer warp and two consumer groups of 256 run the mbarrier protocol.
 #ifdef EMU_SM90
     const unsigned stream_threads = 544;
 #else
     const unsigned stream_threads = 256;
 #endif
-    std::vector<float> h3 = h, n3(c, NAN), a3(f, NAN), y3(c, NAN), b3 = b, sk3(std::max(c, f), NAN);
-    float* y3p = y_is_b ? b3.data() : y3.data();
-    int bar3[2] = {0, 5}, stages = 3;
-    launch([&] { STREAM_BY_LEVEL(g, d, h3.data(), add ? b3.data() : nullptr, nw.data(), 0, eps, n3.data(), nt, c, wg.data(), wu.data(),
-        wd.data(), a3.data(), f, y3p, bar3, sk3.data(), stages); }, 1, 1, stream_threads, (size_t)stages * (16384 + 16) + (size_t)std::max(c, f) * 4);
-    snprintf(what, sizeof what, "mlp_stream c %d f %d add %d y=b %d gate/up level %d down level %d", c, f, add, y_is_b, g, d);
-    before = failures;
-    same(h1, h3, what, "h");
-    same(n1, n3, what, "normed");
-    same(a1, a3, what, "act");
-    same(y1, y_is_b ? b3 : y3, what, "y");
-    if (bar3[0] != 0 || bar3[1] != 6) { printf("FAIL %s: barrier state %d/%d after the launch (want 0/6)\n", what, bar3[0], bar3[1]); failures++; }
-    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
+    const int stages = 3;
+    persistent("mlp_stream", stream_threads, (size_t)stages * (16384 + 16) + (size_t)std::max(c, f) * 4,
+        [&](float* hp, float* bp, float* np, float* ap, float* yp, int* bar, float* sk) {
+            STREAM_BY_LEVEL(g, d, hp, bp, nw.data(), 0, eps, np, nt, c, wg.data(), wu.data(), wd.data(), ap, f, yp, bar, sk, stages); });
 }
 
 int main()

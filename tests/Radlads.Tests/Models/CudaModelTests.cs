@@ -371,53 +371,40 @@ public sealed class CudaGraphTests
         new(Radlads.Models.Architecture.Rwkv7Qwen2, Radlads.Models.Architecture.Rwkv6Qwen2, Radlads.Models.Architecture.Qwen2);
 
     /// <summary>
-    /// The persistent MLP kernel (IOps.AddRmsNormMlp's mlp_decode, off by default: CudaBackend.PersistentMlp) in whole
-    /// models and inside recorded decode steps (a cooperative launch in a CUDA graph; its grid barrier's state must be
-    /// back at rest after every replay). The golden fixtures are too small for it (gate/up level ≤ 2 needs F ≥
-    /// GemvBlocksPerSm · SMs), so the synthetic tiny shape with F widened to that: eager decode without and with it and
-    /// recorded decode with it give the same logits and state bit for bit, and the kernel ran.
+    /// The persistent MLP kernels (IOps.AddRmsNormMlp's mlp_decode, CudaBackend.PersistentMlp, and mlp_stream, whose
+    /// weights stream through a shared-memory ring by bulk copies, CudaBackend.StreamMlp, sm_90; both off by default) in
+    /// whole models and inside recorded decode steps (a cooperative launch in a CUDA graph; its grid barrier's state must
+    /// be back at rest after every replay). The golden fixtures are too small for them (gate/up level ≤ 2 needs F ≥
+    /// GemvBlocksPerSm · SMs), so the synthetic tiny shape with F widened to that: eager decode without and with the
+    /// kernel and recorded decode with it give the same logits and state bit for bit, and the kernel ran.
     /// </summary>
     [Theory]
     [MemberData(nameof(AllArchitectures))]
-    public void PersistentMlpChangesNoBitEagerOrRecorded(Radlads.Models.Architecture architecture)
-    {
-        using var backend = CudaAvailability.Backend();
-        int f = ((backend.GemvBlocksPerSm * backend.Device.MultiprocessorCount) + 7) / 8 * 8;
-        var config = SyntheticModel.Config("tiny", architecture) with { IntermediateSize = f };
-        using var model = SyntheticModel.Create(config, backend, seed: 7);
-        int[] tokens = [.. Enumerable.Range(0, 12).Select(i => ((i * 53) + 5) % config.VocabSize)];
-        backend.CaptureEnabled = false;
-        backend.PersistentMlp = false;
-        var (plainLogits, plainState) = Decode(model, tokens);
-        Assert.Equal(0, backend.PersistentMlpLaunches);
-        backend.PersistentMlp = true;
-        EagerAndRecordedEqualPlain(backend, model, tokens, plainLogits, plainState,
-            () => Assert.True(backend.PersistentMlpLaunches >= tokens.Length * config.NumHiddenLayers, $"{backend.PersistentMlpLaunches} persistent MLP launches"));
-    }
+    public void PersistentMlpChangesNoBitEagerOrRecorded(Radlads.Models.Architecture architecture) =>
+        MlpKernelChangesNoBit(architecture, (backend, on) => backend.PersistentMlp = on, backend => backend.PersistentMlpLaunches, "persistent");
 
-    /// <summary>
-    /// The streamed MLP kernel (mlp_stream: weights through a shared-memory ring by bulk copies, sm_90;
-    /// CudaBackend.StreamMlp) in whole models and inside recorded decode steps, as the persistent MLP above: eager without
-    /// and with it and recorded with it give the same logits and state bit for bit, and the kernel ran. Skipped before sm_90.
-    /// </summary>
     [Theory]
     [MemberData(nameof(AllArchitectures))]
-    public void StreamMlpChangesNoBitEagerOrRecorded(Radlads.Models.Architecture architecture)
+    public void StreamMlpChangesNoBitEagerOrRecorded(Radlads.Models.Architecture architecture) =>
+        MlpKernelChangesNoBit(architecture, (backend, on) => backend.StreamMlp = on, backend => backend.StreamMlpLaunches, "streamed", sm90: true);
+
+    private static void MlpKernelChangesNoBit(Radlads.Models.Architecture architecture, Action<CudaBackend, bool> turn, Func<CudaBackend, long> launches,
+        string kind, bool sm90 = false)
     {
         using var backend = CudaAvailability.Backend();
-        Assert.SkipWhen(backend.Device.ComputeMajor < 9, $"mlp_stream needs sm_90 (bulk copies); this GPU is sm_{backend.Device.ComputeCapability}");
+        Assert.SkipWhen(sm90 && backend.Device.ComputeMajor < 9, $"the {kind} MLP needs sm_90 (bulk copies); this GPU is sm_{backend.Device.ComputeCapability}");
         int f = ((backend.GemvBlocksPerSm * backend.Device.MultiprocessorCount) + 7) / 8 * 8;
         var config = SyntheticModel.Config("tiny", architecture) with { IntermediateSize = f };
         using var model = SyntheticModel.Create(config, backend, seed: 7);
         int[] tokens = [.. Enumerable.Range(0, 12).Select(i => ((i * 53) + 5) % config.VocabSize)];
         backend.CaptureEnabled = false;
-        backend.StreamMlp = false;
         backend.PersistentMlp = false;
+        backend.StreamMlp = false;
         var (plainLogits, plainState) = Decode(model, tokens);
-        Assert.Equal(0, backend.StreamMlpLaunches);
-        backend.StreamMlp = true;
+        Assert.Equal(0, launches(backend));
+        turn(backend, true);
         EagerAndRecordedEqualPlain(backend, model, tokens, plainLogits, plainState,
-            () => Assert.True(backend.StreamMlpLaunches >= tokens.Length * config.NumHiddenLayers, $"{backend.StreamMlpLaunches} streamed MLP launches"));
+            () => Assert.True(launches(backend) >= tokens.Length * config.NumHiddenLayers, $"{launches(backend)} {kind} MLP launches"));
     }
 
     /// <summary>
