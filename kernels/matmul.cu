@@ -694,7 +694,7 @@ MLP_DECODE_DOWN(bf16, DT_BF16, 2, 4, 1)
 // The decode MLP streamed (T = 1, bf16, no biases; host: CudaOps.AddRmsNormMlp with CudaBackend.StreamMlp, sm_90):
 // what mlp_decode computes, with the same bits (each row summed in gate_up_swiglu's or gemv_vec's chunk order, the
 // same row ends), but its weights reach shared memory by bulk copies that one producer warp keeps issuing into a ring
-// of STREAM_STAGE-byte stages whatever the 256 consumer threads are doing: the norm, a row's end, the grid barrier
+// of STREAM_STAGE-byte stages whatever the consumer threads are doing: the norm, a row's end, the grid barrier
 // between gate/up and down, act's reload. So the next phase's weights are already in flight across every boundary,
 // and no register holds a byte in flight (mlp_decode's loads in registers cost it half of gate/up's warps: NOTES,
 // eighth session). One block a SM (the ring takes most of its shared memory). A stage holds 8/WPR rows of a k-slice
@@ -704,7 +704,7 @@ MLP_DECODE_DOWN(bf16, DT_BF16, 2, 4, 1)
 // P rows each) slice by slice, then its down groups. Empty/full mbarriers per stage. The producer's cost a stage is
 // what bounds the stream (one warp, dependent integer work: ~375 instructions a stage took ~1.3 µs, a third of the
 // DRAM rate), so it walks rows by pointer, one lane a row, slots and parities by counters. Before sm_90 (and under
-// the emulator) there is no producer: the consumers copy each stage themselves.
+// the emulator without --sm90) there is no producer and one consumer group: the consumers copy each stage themselves.
 #define STREAM_STAGE 16384
 // Consumer groups (sm_90): two groups of 8 warps take alternate row groups (each its own rows' stages, in order, so
 // every row is summed as before): one group alone left the SM waiting on its shared-memory loads (short scoreboard),
