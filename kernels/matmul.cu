@@ -733,6 +733,8 @@ struct MlpStream
     // Bytes of a row (whole), and of its slice in a stage (also where row i of a stage starts: i times that).
     __device__ __forceinline__ int length(int phase) const { return 2 * (phase == 0 ? c : f); }
     __device__ __forceinline__ int step(int phase) const { return phase == 0 ? 2 * KG : 2 * KD; }
+    // Stages a row group takes (its rows' k-slices).
+    __device__ __forceinline__ int slices(int phase) const { return (length(phase) + step(phase) - 1) / step(phase); }
 
     // Row i of group g: where it starts, and whether the matrix has it.
     __device__ __forceinline__ const char* row_start(int phase, int g, int i, bool& valid) const
@@ -869,6 +871,27 @@ __device__ __forceinline__ float stream_slice(const uint4* w, const float* xs, i
     return acc;
 }
 
+// One consumer warp's sum of its share (row `slot` of the stages, part `part` of it; W warps a row) over the slices of
+// row group g of a phase, whose first stage is at `at`: each stage waited for, summed (when the row is in the matrix)
+// and released, in order.
+template <int W, int WPR, int WPRD>
+__device__ __forceinline__ float stream_row(const MlpStream<WPR, WPRD>& m, int phase, int g, RingAt at, int slot, int part, bool valid,
+    const float* xs, char* ring, unsigned long long* full, unsigned long long* empty, int stages)
+{
+    const int lane = threadIdx.x & 31, step = m.step(phase), length = m.length(phase);
+    float acc = 0.f;
+    for (int s = 0; s < m.slices(phase); s++)
+    {
+        const char* stage = stream_acquire(m, phase, g, s, at, ring, full);
+        // A slice's columns are step / 2 (bf16), 8 to a chunk.
+        if (valid) acc = stream_slice<W>((const uint4*)(stage + slot * step), xs, min(step, length - s * step) / 16, s * (step / 16), part, lane, acc);
+        stream_release(at, empty);
+        at.next(stages);
+    }
+
+    return acc;
+}
+
 // Shared memory: the ring (stages · STREAM_STAGE bytes), x (max(C, F) floats: normed, then act), 2·stages mbarriers.
 // Other arguments as mlp_decode's; block 0 writes normed right after its norm (no block reads it) and h at the end.
 template <int WPR, int WPRD>
@@ -884,7 +907,7 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
     float* xs = (float*)(smem + (i64)stages * STREAM_STAGE);
     unsigned long long* full = (unsigned long long*)(xs + (c > f ? c : f));
     unsigned long long* empty = full + stages;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
 #if __CUDA_ARCH__ >= 900
     if (threadIdx.x == 0)
     {
@@ -916,7 +939,6 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
     }
 
     const int G = gridDim.x, b = blockIdx.x;
-    const int slices0 = (c + M::KG - 1) / M::KG, slices1 = (f + M::KD - 1) / M::KD;
     const int count0 = b < m.groups(0) ? (m.groups(0) - b + G - 1) / G : 0; // the block's gate/up groups
     auto ring_at = [&](int n) { return RingAt{n % stages, (unsigned)((n / stages) & 1)}; };
     // Gate/up: warp w of the group sums row slot w / WPR of each stage (gate rows, then the same up rows), part w % WPR.
@@ -925,22 +947,8 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
         for (int k = q; k < count0; k += STREAM_GROUPS)
         {
             const int g = b + k * G;
-            const bool valid = g * P + slot % P < f;
-            RingAt at = ring_at(k * slices0);
-            float acc = 0.f;
-            for (int s = 0; s < slices0; s++)
-            {
-                const char* stage = stream_acquire(m, 0, g, s, at, ring, full);
-                if (valid)
-                {
-                    acc = stream_slice<WPR>((const uint4*)(stage + slot * m.step(0)), xs, min(M::KG, c - s * M::KG) / 8,
-                        s * (M::KG / 8), part, lane, acc);
-                }
-
-                stream_release(at, empty);
-                at.next(stages);
-            }
-
+            const float acc = stream_row<WPR>(m, 0, g, ring_at(k * m.slices(0)), slot, part, g * P + slot % P < f, xs, ring, full, empty,
+                stages);
             gate_up_write<WPR, P>(acc, partial[q], sums[q], g, act, f, mine);
         }
     }
@@ -966,21 +974,8 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
         for (int k = q; b + k * G < m.groups(1); k += STREAM_GROUPS)
         {
             const int g = b + k * G, row = g * M::RD + slot;
-            RingAt at = ring_at(count0 * slices0 + k * slices1);
-            float acc = 0.f;
-            for (int s = 0; s < slices1; s++)
-            {
-                const char* stage = stream_acquire(m, 1, g, s, at, ring, full);
-                if (row < c)
-                {
-                    acc = stream_slice<WPRD>((const uint4*)(stage + slot * m.step(1)), xs, min(M::KD, f - s * M::KD) / 8,
-                        s * (M::KD / 8), part, lane, acc);
-                }
-
-                stream_release(at, empty);
-                at.next(stages);
-            }
-
+            const float acc = stream_row<WPRD>(m, 1, g, ring_at((count0 * m.slices(0)) + (k * m.slices(1))), slot, part, row < c, xs, ring,
+                full, empty, stages);
             gemv_row_write<WPRD>(acc, partial[q], row < c, y, row, nullptr, 0, mine);
             if (WPRD > 1) mine(); // partial is the next row's
         }

@@ -115,6 +115,8 @@ internal sealed unsafe partial class CudaOps
     /// norm's vector path in a block of 256 (<see cref="FusedNormThreads"/>), y clear of act, h, normed and upScratch
     /// (it may be branch), F ≥ C (upScratch holds h + branch for block 0) and C floats of shared memory. The grid
     /// is every block that fits on the GPU at once (the occupancy the driver reports), as a cooperative launch needs.
+    /// mlp_stream (<see cref="CudaBackend.StreamMlp"/>, tried first) needs the same, sm_90 and room for at least
+    /// <see cref="StreamMinStages"/> ring stages beside max(C, F) floats; its grid is one block an SM.
     /// </summary>
     private MlpPlan? PersistentMlpPlan(Tensor h, Tensor? branch, Tensor normWeight, Tensor normed, Tensor wGate, Tensor wUp, Tensor wDown,
         Tensor act, Tensor upScratch, Tensor y)
