@@ -459,6 +459,11 @@ GATE_UP_ALL(bf16, DT_BF16)
 // Trade-off: each block reads 2·C floats of h and b (from L2) instead of C of x; at 7B gemv_group has 1,152 blocks
 // (33 MB of L2 reads beside 33 MB of q/k/v weights from HBM) in exchange for a launch of add_rms_norm_f32 (3.7 µs,
 // one block) on the critical path. That measured slower (NOTES, seventh session): off unless RADLADS_NORM_GEMV=1.
+// x in shared memory split by chunk halves (mlp_stream): float4 i (of a row of nc 8-float chunks) at split_at(i, nc),
+// the first halves of all chunks, then the second halves. A warp reading 8 floats of each lane's chunk then loads two
+// runs of consecutive float4s; the plain layout puts its lanes 32 bytes apart, a 2-way bank conflict on every x load.
+__device__ __forceinline__ int split_at(int i, int nc) { return (i & 1) * nc + (i >> 1); }
+
 struct ResidualNorm
 {
     float* h;
@@ -472,6 +477,7 @@ struct ResidualNorm
     int nt;
     float* xs;
     float* ss; // without a counter: where to keep s = h + b as well (mlp_decode's block 0: global scratch), or null
+    int split; // x in the split layout of that many chunks (split_at; mlp_stream), or 0: plain (without a counter only)
 
     __device__ __forceinline__ void operator()() const { run(BlockSync()); }
 
@@ -499,7 +505,7 @@ struct ResidualNorm
         for (int j = 0; j < NORM_VEC; j++)
         {
             int i = tid + j * nt;
-            if (mine && i < chunks) xr[i] = rms_normed4(v[j], inv, wv[j]);
+            if (mine && i < chunks) xr[split != 0 ? split_at(i, split) : i] = rms_normed4(v[j], inv, wv[j]);
         }
 
         // x complete for the GEMV; this block's reads of h and b are done (block_sum needed them all).
@@ -852,7 +858,7 @@ __device__ __forceinline__ void stream_release(RingAt at, unsigned long long* em
 // acc += the lane's (up to) 4 chunks of one row's slice: chunks part·32 + lane + u·32·W of the slice (of `chunks`),
 // x chunk base + that, in gemv_row_finish's order.
 template <int W>
-__device__ __forceinline__ float stream_slice(const uint4* w, const float* xs, int chunks, int base, int part, int lane, float acc)
+__device__ __forceinline__ float stream_slice(const uint4* w, const float* xs, int nc, int chunks, int base, int part, int lane, float acc)
 {
     uint4 q[4];
 #pragma unroll
@@ -865,7 +871,15 @@ __device__ __forceinline__ float stream_slice(const uint4* w, const float* xs, i
     for (int u = 0; u < 4; u++)
     {
         const int cl = part * 32 + lane + u * 32 * W;
-        if (cl < chunks) acc = dot_chunk<DT_BF16, X_SHARED>(q[u], xs, base + cl, acc);
+        if (cl < chunks)
+        {
+            // dot_chunk's sums, x in the split layout (nc chunks).
+            const float4 a = ((const float4*)xs)[base + cl], b = ((const float4*)xs)[nc + base + cl];
+            acc = dot_word<DT_BF16>(q[u].x, a.x, a.y, acc);
+            acc = dot_word<DT_BF16>(q[u].y, a.z, a.w, acc);
+            acc = dot_word<DT_BF16>(q[u].z, b.x, b.y, acc);
+            acc = dot_word<DT_BF16>(q[u].w, b.z, b.w, acc);
+        }
     }
 
     return acc;
@@ -884,7 +898,9 @@ __device__ __forceinline__ float stream_row(const MlpStream<WPR, WPRD>& m, int p
     {
         const char* stage = stream_acquire(m, phase, g, s, at, ring, full);
         // A slice's columns are step / 2 (bf16), 8 to a chunk.
-        if (valid) acc = stream_slice<W>((const uint4*)(stage + slot * step), xs, min(step, length - s * step) / 16, s * (step / 16), part, lane, acc);
+        if (valid)
+            acc = stream_slice<W>((const uint4*)(stage + slot * step), xs, length / 16, min(step, length - s * step) / 16, s * (step / 16), part,
+                lane, acc);
         stream_release(at, empty);
         at.next(stages);
     }
@@ -892,7 +908,8 @@ __device__ __forceinline__ float stream_row(const MlpStream<WPR, WPRD>& m, int p
     return acc;
 }
 
-// Shared memory: the ring (stages · STREAM_STAGE bytes), x (max(C, F) floats: normed, then act), 2·stages mbarriers.
+// Shared memory: the ring (stages · STREAM_STAGE bytes), x (max(C, F) floats: normed, then act; split_at's layout),
+// 2·stages mbarriers.
 // Other arguments as mlp_decode's; block 0 writes normed right after its norm (no block reads it) and h at the end.
 template <int WPR, int WPRD>
 __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void* nw, int nwt, float eps, float* normed, int nt, int c,
@@ -931,11 +948,11 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
     // phase; a group's stages are where the producer put them: stage k·slices + s of the phase.
     const int q = threadIdx.x / 256, lw = warp & 7;
     const NamedSync all{1, STREAM_CONSUMERS, 0}, mine{2 + q, 256, 256 * q};
-    ResidualNorm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr}.run(all,
+    ResidualNorm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr, c / 8}.run(all,
         STREAM_CONSUMERS / 32);
     if (blockIdx.x == 0)
     {
-        for (int i = threadIdx.x; i < c; i += STREAM_CONSUMERS) normed[i] = xs[i];
+        for (int i = threadIdx.x; i < c / 4; i += STREAM_CONSUMERS) ((float4*)normed)[i] = ((const float4*)xs)[split_at(i, c / 8)];
     }
 
     const int G = gridDim.x, b = blockIdx.x;
@@ -965,7 +982,7 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
             if (i0 + u * STREAM_CONSUMERS < f / 4) v[u] = load_written4(act + 4 * (i0 + u * STREAM_CONSUMERS));
 #pragma unroll
         for (int u = 0; u < 8; u++)
-            if (i0 + u * STREAM_CONSUMERS < f / 4) ((float4*)xs)[i0 + u * STREAM_CONSUMERS] = v[u];
+            if (i0 + u * STREAM_CONSUMERS < f / 4) ((float4*)xs)[split_at(i0 + u * STREAM_CONSUMERS, f / 8)] = v[u];
     }
 
     all();
