@@ -707,14 +707,18 @@ MLP_DECODE_DOWN(bf16, DT_BF16, 2, 4, 1)
 // (gate/up: P gate rows then the same P up rows, 1,024·WPR columns; down: 8/WPRD rows, 1,024·WPRD columns), so each
 // consumer lane sums exactly 4 chunks of its row a stage, at the chunks gemv_row_finish would give it. Stages come
 // in one order that producer and consumers both walk: the block's gate/up groups (g = blockIdx.x, + gridDim.x, …,
-// P rows each) slice by slice, then its down groups. Empty/full mbarriers per stage. The producer's cost a stage is
+// P rows each) slice by slice, then its down groups; row group k of a phase goes to consumer group k % STREAM_GROUPS
+// and that group's own ring (below). Empty/full mbarriers per slot. The producer's cost a stage is
 // what bounds the stream (one warp, dependent integer work: ~375 instructions a stage took ~1.3 µs, a third of the
 // DRAM rate), so it walks rows by pointer, one lane a row, slots and parities by counters. Before sm_90 (and under
 // the emulator without --sm90) there is no producer and one consumer group: the consumers copy each stage themselves.
 #define STREAM_STAGE 16384
 // Consumer groups (sm_90): two groups of 8 warps take alternate row groups (each its own rows' stages, in order, so
 // every row is summed as before): one group alone left the SM waiting on its shared-memory loads (short scoreboard),
-// the stream at ~60 % of DRAM peak.
+// the stream at ~60 % of DRAM peak. Each group has its own ring (half the slots): with one ring shared, a group running
+// ahead could wait on a slot a lap before the other group's use of it had landed, and a parity wait cannot tell the
+// two laps apart (it passed at once, read the old stage and arrived on the wrong phase: the H200 hung now and then at
+// 7B, 2026-11-28). A ring that one group consumes in order never lets a wait lap its barrier.
 #if __CUDA_ARCH__ >= 900
 #define STREAM_GROUPS 2
 #else
@@ -758,16 +762,16 @@ struct MlpStream
     }
 };
 
-// A position in the ring: the slot and the parity of its current use (its full barrier's phase; the empty barrier's
+// A position in a ring: the slot and the parity of its current use (its full barrier's phase; the empty barrier's
 // phase before it is the other parity).
 struct RingAt
 {
     int slot;
     unsigned parity;
 
-    __device__ __forceinline__ void next(int stages)
+    __device__ __forceinline__ void next(int slots)
     {
-        if (++slot == stages)
+        if (++slot == slots)
         {
             slot = 0;
             parity ^= 1u;
@@ -775,60 +779,96 @@ struct RingAt
     }
 };
 
-#if __CUDA_ARCH__ >= 900
-// The producer warp (sm_90): lane i copies row i of each stage (one bulk copy), after lane 0 has waited for the slot's
-// consumers to release it (empty) and declared the stage's bytes on its full barrier.
-template <int WPR, int WPRD>
-__device__ __forceinline__ void mlp_stream_produce(const MlpStream<WPR, WPRD>& m, char* ring, unsigned long long* full,
-    unsigned long long* empty, int stages)
+// One consumer group's ring: `slots` stages of STREAM_STAGE bytes and a full and an empty mbarrier a slot.
+struct StreamRing
 {
-    const int lane = threadIdx.x & 31;
-    RingAt at{0, 0u};
-    int issued = 0;
+    char* stages;
+    unsigned long long* full;
+    unsigned long long* empty;
+    int slots;
+
+    __device__ __forceinline__ RingAt at(int n) const { return RingAt{n % slots, (unsigned)((n / slots) & 1)}; }
+    __device__ __forceinline__ char* stage(RingAt a) const { return stages + (i64)a.slot * STREAM_STAGE; }
+};
+
+// Group q's ring of the block's rings (ring bytes, then 2·slots·STREAM_GROUPS mbarriers at bars).
+__device__ __forceinline__ StreamRing stream_ring(char* ring, unsigned long long* bars, int slots, int q)
+{
+    return StreamRing{ring + (i64)q * slots * STREAM_STAGE, bars + 2 * q * slots, bars + (2 * q + 1) * slots, slots};
+}
+
+#if __CUDA_ARCH__ >= 900
+// The producer's copies of one row group's stages into ring r, from `at` on (`issued`: stages that ring has had so far):
+// lane i copies row i of each stage (one bulk copy), after lane 0 has waited for the slot's consumers to release it
+// (empty) and declared the stage's bytes on its full barrier.
+template <int WPR, int WPRD>
+__device__ __forceinline__ void stream_produce_group(const MlpStream<WPR, WPRD>& m, int phase, int g, const StreamRing& r, RingAt& at,
+    int& issued)
+{
+    const int lane = threadIdx.x & 31, rows = m.rows(phase), step = m.step(phase);
+    bool valid;
+    const char* src = m.row_start(phase, g, lane < rows ? lane : 0, valid);
+    valid = valid && lane < rows;
+    const unsigned count = __popc(__ballot_sync(0xffffffffu, valid));
+    char* dst = r.stages + lane * step;
+    for (int left = m.length(phase); left > 0; left -= step, src += step)
+    {
+        const int bytes = min(step, left);
+        if (lane == 0)
+        {
+            if (issued >= r.slots) mbar_wait(r.empty + at.slot, at.parity ^ 1u);
+            mbar_arrive_expect(r.full + at.slot, count * bytes);
+        }
+
+        __syncwarp();
+        if (valid) bulk_copy(dst + (i64)at.slot * STREAM_STAGE, src, bytes, r.full + at.slot);
+        issued++;
+        at.next(r.slots);
+    }
+}
+
+// The producer warp (sm_90): the block's row groups in order, row group k of a phase into ring k % STREAM_GROUPS (the
+// groups unrolled, so each ring's position stays in registers).
+template <int WPR, int WPRD>
+__device__ __forceinline__ void mlp_stream_produce(const MlpStream<WPR, WPRD>& m, char* ring, unsigned long long* bars, int slots)
+{
+    StreamRing r[STREAM_GROUPS];
+    RingAt at[STREAM_GROUPS];
+    int issued[STREAM_GROUPS];
+#pragma unroll
+    for (int q = 0; q < STREAM_GROUPS; q++)
+    {
+        r[q] = stream_ring(ring, bars, slots, q);
+        at[q] = RingAt{0, 0u};
+        issued[q] = 0;
+    }
+
     for (int phase = 0; phase < 2; phase++)
     {
-        const int rows = m.rows(phase), step = m.step(phase), length = m.length(phase), groups = m.groups(phase);
-        for (int g = blockIdx.x; g < groups; g += gridDim.x)
+        const int groups = m.groups(phase), G = gridDim.x;
+        for (int g = blockIdx.x; g < groups; g += STREAM_GROUPS * G)
         {
-            bool valid;
-            const char* src = m.row_start(phase, g, lane < rows ? lane : 0, valid);
-            valid = valid && lane < rows;
-            const unsigned count = __popc(__ballot_sync(0xffffffffu, valid));
-            char* dst = ring + lane * step;
-            for (int left = length; left > 0; left -= step, src += step)
-            {
-                const int bytes = min(step, left);
-                if (lane == 0)
-                {
-                    if (issued >= stages) mbar_wait(empty + at.slot, at.parity ^ 1u);
-                    mbar_arrive_expect(full + at.slot, count * bytes);
-                }
-
-                __syncwarp();
-                if (valid) bulk_copy(dst + at.slot * STREAM_STAGE, src, bytes, full + at.slot);
-                issued++;
-                at.next(stages);
-            }
+#pragma unroll
+            for (int q = 0; q < STREAM_GROUPS; q++)
+                if (g + q * G < groups) stream_produce_group(m, phase, g + q * G, r[q], at[q], issued[q]);
         }
     }
 }
 #endif
 
-// A consumer's wait for the stage at `at` (sm_90: its full barrier; else the consumers fill it now from row_start +
-// s·step), and its release after reading it (sm_90: one arrival a warp on empty; else a consumer sync).
+// A consumer's wait for the stage at `at` of its ring (sm_90: its full barrier; else the consumers fill it now from
+// row_start + s·step), and its release after reading it (sm_90: one arrival a warp on empty; else a consumer sync).
 template <int WPR, int WPRD>
-__device__ __forceinline__ const char* stream_acquire(const MlpStream<WPR, WPRD>& m, int phase, int g, int s, RingAt at, char* ring,
-    unsigned long long* full)
+__device__ __forceinline__ const char* stream_acquire(const MlpStream<WPR, WPRD>& m, int phase, int g, int s, RingAt at, const StreamRing& r)
 {
-    char* stage = ring + at.slot * STREAM_STAGE;
+    char* stage = r.stage(at);
 #if __CUDA_ARCH__ >= 900
     (void)m;
     (void)phase;
     (void)g;
     (void)s;
-    mbar_wait(full + at.slot, at.parity);
+    mbar_wait(r.full + at.slot, at.parity);
 #else
-    (void)full;
     for (int i = 0; i < m.rows(phase); i++)
     {
         bool valid;
@@ -843,14 +883,14 @@ __device__ __forceinline__ const char* stream_acquire(const MlpStream<WPR, WPRD>
     return stage;
 }
 
-__device__ __forceinline__ void stream_release(RingAt at, unsigned long long* empty)
+__device__ __forceinline__ void stream_release(RingAt at, const StreamRing& r)
 {
 #if __CUDA_ARCH__ >= 900
     __syncwarp();
-    if ((threadIdx.x & 31) == 0) mbar_arrive(empty + at.slot);
+    if ((threadIdx.x & 31) == 0) mbar_arrive(r.empty + at.slot);
 #else
     (void)at;
-    (void)empty;
+    (void)r;
     __syncthreads();
 #endif
 }
@@ -890,26 +930,26 @@ __device__ __forceinline__ float stream_slice(const uint4* w, const float* xs, i
 // and released, in order.
 template <int W, int WPR, int WPRD>
 __device__ __forceinline__ float stream_row(const MlpStream<WPR, WPRD>& m, int phase, int g, RingAt at, int slot, int part, bool valid,
-    const float* xs, char* ring, unsigned long long* full, unsigned long long* empty, int stages)
+    const float* xs, const StreamRing& r)
 {
     const int lane = threadIdx.x & 31, step = m.step(phase), length = m.length(phase);
     float acc = 0.f;
     for (int s = 0; s < m.slices(phase); s++)
     {
-        const char* stage = stream_acquire(m, phase, g, s, at, ring, full);
+        const char* stage = stream_acquire(m, phase, g, s, at, r);
         // A slice's columns are step / 2 (bf16), 8 to a chunk.
         if (valid)
             acc = stream_slice<W>((const uint4*)(stage + slot * step), xs, length / 16, min(step, length - s * step) / 16, s * (step / 16), part,
                 lane, acc);
-        stream_release(at, empty);
-        at.next(stages);
+        stream_release(at, r);
+        at.next(r.slots);
     }
 
     return acc;
 }
 
-// Shared memory: the ring (stages · STREAM_STAGE bytes), x (max(C, F) floats: normed, then act; split_at's layout),
-// 2·stages mbarriers.
+// Shared memory: the rings (stages · STREAM_STAGE bytes, stages / STREAM_GROUPS slots a consumer group), x (max(C, F)
+// floats: normed, then act; split_at's layout), 2·stages mbarriers (a group's full ones, then its empty ones).
 // Other arguments as mlp_decode's; block 0 writes normed right after its norm (no block reads it) and h at the end.
 template <int WPR, int WPRD>
 __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void* nw, int nwt, float eps, float* normed, int nt, int c,
@@ -922,16 +962,19 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
     const M m{wg, wu, wd, c, f};
     char* ring = smem;
     float* xs = (float*)(smem + (i64)stages * STREAM_STAGE);
-    unsigned long long* full = (unsigned long long*)(xs + (c > f ? c : f));
-    unsigned long long* empty = full + stages;
-    const int warp = threadIdx.x >> 5;
+    unsigned long long* bars = (unsigned long long*)(xs + (c > f ? c : f));
+    const int warp = threadIdx.x >> 5, slots = stages / STREAM_GROUPS;
 #if __CUDA_ARCH__ >= 900
     if (threadIdx.x == 0)
     {
-        for (int i = 0; i < stages; i++)
+        for (int g = 0; g < STREAM_GROUPS; g++)
         {
-            mbar_init(full + i, 1);
-            mbar_init(empty + i, 8); // the 8 warps of the group that reads the stage
+            const StreamRing r = stream_ring(ring, bars, slots, g);
+            for (int i = 0; i < slots; i++)
+            {
+                mbar_init(r.full + i, 1);
+                mbar_init(r.empty + i, 8); // the group's 8 warps
+            }
         }
 
         mbar_init_fence();
@@ -940,13 +983,15 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
     __syncthreads();
     if (warp == STREAM_CONSUMERS / 32)
     {
-        mlp_stream_produce(m, ring, full, empty, stages);
+        mlp_stream_produce(m, ring, bars, slots);
         return;
     }
 #endif
     // Consumer group q takes the block's row groups k = q, q + STREAM_GROUPS, … (g = blockIdx.x + k·gridDim.x) of each
-    // phase; a group's stages are where the producer put them: stage k·slices + s of the phase.
+    // phase, from its own ring, where the producer put them: its j-th row group of a phase (k = q + j·STREAM_GROUPS)
+    // at stage j·slices + s of the phase, the down phase after its gate/up stages.
     const int q = threadIdx.x / 256, lw = warp & 7;
+    const StreamRing r = stream_ring(ring, bars, slots, q);
     const NamedSync all{1, STREAM_CONSUMERS, 0}, mine{2 + q, 256, 256 * q};
     ResidualNorm{h, hb, nw, nwt, eps, normed, nullptr, c, nt, xs, blockIdx.x == 0 && hb != nullptr ? sk : nullptr, c / 8}.run(all,
         STREAM_CONSUMERS / 32);
@@ -957,15 +1002,14 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
 
     const int G = gridDim.x, b = blockIdx.x;
     const int count0 = b < m.groups(0) ? (m.groups(0) - b + G - 1) / G : 0; // the block's gate/up groups
-    auto ring_at = [&](int n) { return RingAt{n % stages, (unsigned)((n / stages) & 1)}; };
+    const int own0 = (count0 - q + STREAM_GROUPS - 1) / STREAM_GROUPS; // those in this group's ring
     // Gate/up: warp w of the group sums row slot w / WPR of each stage (gate rows, then the same up rows), part w % WPR.
     {
         const int slot = lw / WPR, part = lw % WPR;
         for (int k = q; k < count0; k += STREAM_GROUPS)
         {
             const int g = b + k * G;
-            const float acc = stream_row<WPR>(m, 0, g, ring_at(k * m.slices(0)), slot, part, g * P + slot % P < f, xs, ring, full, empty,
-                stages);
+            const float acc = stream_row<WPR>(m, 0, g, r.at((k / STREAM_GROUPS) * m.slices(0)), slot, part, g * P + slot % P < f, xs, r);
             gate_up_write<WPR, P>(acc, partial[q], sums[q], g, act, f, mine);
         }
     }
@@ -991,8 +1035,8 @@ __device__ __forceinline__ void mlp_stream(float* h, const float* hb, const void
         for (int k = q; b + k * G < m.groups(1); k += STREAM_GROUPS)
         {
             const int g = b + k * G, row = g * M::RD + slot;
-            const float acc = stream_row<WPRD>(m, 1, g, ring_at((count0 * m.slices(0)) + (k * m.slices(1))), slot, part, row < c, xs, ring,
-                full, empty, stages);
+            const float acc = stream_row<WPRD>(m, 1, g, r.at((own0 * m.slices(0)) + ((k / STREAM_GROUPS) * m.slices(1))), slot, part, row < c,
+                xs, r);
             gemv_row_write<WPRD>(acc, partial[q], row < c, y, row, nullptr, 0, mine);
             if (WPRD > 1) mine(); // partial is the next row's
         }
