@@ -22,6 +22,7 @@ public enum FunctionAttribute
     SharedSizeBytes = 1,
     NumRegisters = 4,
     MaxDynamicSharedSizeBytes = 8,
+    PreferredSharedMemoryCarveout = 9,
 }
 
 /// <summary>
@@ -479,9 +480,12 @@ public sealed unsafe class CudaDriver
     /// refuses a grid that cannot be), so the kernel may wait for all of them at a grid barrier. Recorded into graphs
     /// like any launch.
     /// </summary>
-    public void LaunchCooperative(nint function, uint gridX, uint blockX, uint sharedBytes, nint stream, void** arguments, string name) =>
+    /// With <paramref name="programmatic"/> also with programmatic stream serialisation (as <see cref="LaunchProgrammatic"/>).
+    public void LaunchCooperative(nint function, uint gridX, uint blockX, uint sharedBytes, nint stream, void** arguments, string name,
+        bool programmatic = false) =>
         LaunchWithAttribute(2 /* CU_LAUNCH_ATTRIBUTE_COOPERATIVE */, function, gridX, 1, 1, blockX, 1, 1, sharedBytes, stream, arguments,
-            $"{name}, cooperative, {gridX} blocks of {blockX} threads");
+            $"{name}, cooperative{(programmatic ? ", programmatic" : "")}, {gridX} blocks of {blockX} threads",
+            secondAttributeId: programmatic ? ProgrammaticStreamSerialization : 0);
 
     /// <summary>
     /// cuLaunchKernelEx with programmatic stream serialisation (CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
@@ -523,20 +527,23 @@ public sealed unsafe class CudaDriver
     }
 
     /// <summary>
-    /// cuLaunchKernelEx with launch attribute <paramref name="attributeId"/> (value 1; 0: none) and, when
-    /// <paramref name="highPriority"/>, the greatest priority; the error names <paramref name="what"/>.
+    /// cuLaunchKernelEx with launch attributes <paramref name="attributeId"/> and <paramref name="secondAttributeId"/>
+    /// (value 1; 0: none) and, when <paramref name="highPriority"/>, the greatest priority; the error names <paramref name="what"/>.
     /// </summary>
     private void LaunchWithAttribute(int attributeId, nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
-        uint sharedBytes, nint stream, void** arguments, string what, bool highPriority = false)
+        uint sharedBytes, nint stream, void** arguments, string what, bool highPriority = false, int secondAttributeId = 0)
     {
-        var attributes = stackalloc LaunchAttribute[2];
+        var attributes = stackalloc LaunchAttribute[3];
         uint count = 0;
-        if (attributeId != 0)
+        foreach (int id in (ReadOnlySpan<int>)[attributeId, secondAttributeId])
         {
-            attributes[count] = default;
-            attributes[count].Id = attributeId;
-            attributes[count].Value = 1;
-            count++;
+            if (id != 0)
+            {
+                attributes[count] = default;
+                attributes[count].Id = id;
+                attributes[count].Value = 1;
+                count++;
+            }
         }
 
         if (highPriority)

@@ -484,19 +484,21 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     public bool ProgrammaticLaunch { get; set; }
 
     /// <summary>
+    /// A cooperative launch (every block resident at once, for grid barriers), by default never early by PDL: its blocks
+    /// must all find room, and a grid sized to what fits lands unevenly next to a finishing kernel (NOTES, the wkv7_tile
+    /// lesson). programmatic: true (with <see cref="ProgrammaticLaunch"/> on) launches it early all the same, for a grid
+    /// of one block an SM that no SM can hold twice (mlp_stream's ring).
+    /// </summary>
+    internal void LaunchCooperative(nint function, string name, uint gridX, uint block, uint sharedBytes, void** arguments, bool programmatic = false) =>
+        Device.Driver.LaunchCooperative(function, gridX, block, sharedBytes, Stream, arguments, name, programmatic && ProgrammaticLaunch);
+
+    /// <summary>
     /// Queues a kernel on the stream, with programmatic dependent launch when <see cref="ProgrammaticLaunch"/> is on.
     /// programmatic: false launches this kernel plainly even when <see cref="ProgrammaticLaunch"/> is on: for a latency-bound kernel
     /// of about one wave whose blocks must spread evenly over the SMs. Launched early, while the kernel before it still
     /// holds SMs, its blocks land where room is, two on some SMs and none on others (wkv7_tile_f32 at 7B, T = 2048,
     /// H200: 0.70 ms a layer launched plainly, 1.13 ms launched early; CUPTI trace, 2026-11-27).
     /// </summary>
-    /// <summary>
-    /// A cooperative launch (every block resident at once, for grid barriers), never early by PDL: its blocks must all
-    /// find room, and a grid sized to what fits lands unevenly next to a finishing kernel (NOTES, the wkv7_tile lesson).
-    /// </summary>
-    internal void LaunchCooperative(nint function, string name, uint gridX, uint block, uint sharedBytes, void** arguments) =>
-        Device.Driver.LaunchCooperative(function, gridX, block, sharedBytes, Stream, arguments, name);
-
     internal void Launch(nint function, string name, uint gridX, uint gridY, uint block, uint sharedBytes, void** arguments,
         uint gridZ = 1, bool programmatic = true)
     {
@@ -585,6 +587,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// shared-memory load latency; the two-group form now in matmul.cu passed kernel emulation only (NOTES, fourteenth session).
     /// </summary>
     public bool StreamMlp { get; set; } = Environment.GetEnvironmentVariable("RADLADS_STREAM_MLP") == "1";
+
+    /// <summary>
+    /// Whether <see cref="StreamMlp"/>'s kernel is launched early by PDL (cooperative and programmatic), so its producer
+    /// streams the first weights while the kernel before it finishes. Off by default (RADLADS_STREAM_PDL=1: a measurement).
+    /// </summary>
+    public bool StreamPdl { get; set; } = Environment.GetEnvironmentVariable("RADLADS_STREAM_PDL") == "1";
 
     /// <summary>How many streamed MLP kernels this backend has queued.</summary>
     internal long StreamMlpLaunches { get; set; }

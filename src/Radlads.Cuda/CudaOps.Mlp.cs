@@ -39,7 +39,7 @@ internal sealed unsafe partial class CudaOps
         if (stages > 0)
         {
             backend.StreamMlpLaunches++;
-            backend.LaunchCooperative(plan.Function, "mlp_stream", plan.Blocks, StreamThreads, plan.SharedBytes, a);
+            backend.LaunchCooperative(plan.Function, "mlp_stream", plan.Blocks, StreamThreads, plan.SharedBytes, a, backend.StreamPdl);
             return;
         }
 

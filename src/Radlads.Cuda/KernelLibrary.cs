@@ -167,6 +167,35 @@ public sealed class KernelLibrary
             throw new CudaException($"kernels/{file} was not compiled (sources from {Origin})");
         }
 
-        return Device.Driver.GetFunction(module, kernel);
+        nint function = Device.Driver.GetFunction(module, kernel);
+        if (Carveout is int percent)
+        {
+            Device.Driver.SetFunctionAttribute(function, FunctionAttribute.PreferredSharedMemoryCarveout, percent);
+        }
+
+        return function;
+    }
+
+    /// <summary>
+    /// RADLADS_CARVEOUT (0–100): every kernel's preferred shared-memory carveout, in percent of the SM's unified L1 /
+    /// shared memory; unset: the driver's choice. A measurement knob: an SM switches its carveout only when idle, so a
+    /// kernel launched early (PDL) next to kernels with another carveout waits for them to leave the SM.
+    /// </summary>
+    private static readonly int? Carveout = ParseCarveout();
+
+    private static int? ParseCarveout()
+    {
+        var text = Environment.GetEnvironmentVariable("RADLADS_CARVEOUT");
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        if (!int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out int percent) || percent < 0 || percent > 100)
+        {
+            throw new RadladsException($"RADLADS_CARVEOUT: '{text}' is not a percentage; give a whole number from 0 to 100, or leave it unset");
+        }
+
+        return percent;
     }
 }
