@@ -594,6 +594,27 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// </summary>
     public bool StreamPdl { get; set; } = Environment.GetEnvironmentVariable("RADLADS_STREAM_PDL") == "1";
 
+    /// <summary>
+    /// The most ring stages (16 KB each) <see cref="StreamMlp"/>'s kernel may take; null: as many as fit (≤ 16). Fewer
+    /// leave shared memory for the next kernel's blocks to land beside it early (PDL). RADLADS_STREAM_STAGES sets it (4–16).
+    /// </summary>
+    public int? StreamStages { get; set; } = ParseStreamStages(Environment.GetEnvironmentVariable("RADLADS_STREAM_STAGES"));
+
+    internal static int? ParseStreamStages(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (!int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < 4 || n > 16)
+        {
+            throw new RadladsException($"RADLADS_STREAM_STAGES must be a whole number of ring stages from 4 to 16, not '{text}'");
+        }
+
+        return n;
+    }
+
     /// <summary>How many streamed MLP kernels this backend has queued.</summary>
     internal long StreamMlpLaunches { get; set; }
 

@@ -145,7 +145,7 @@ internal sealed unsafe partial class CudaOps
             var function = K.MlpStreamBf16[gateUpLevel][GemvLevel(c)];
             int xBytes = Math.Max(c, f) * sizeof(float);
             int room = backend.Device.Driver.GetFunctionAttribute(function, FunctionAttribute.MaxDynamicSharedSizeBytes) - xBytes;
-            int stages = Math.Min(StreamMaxStages, room / (StreamStageBytes + 16));
+            int stages = Math.Min(backend.StreamStages ?? StreamMaxStages, room / (StreamStageBytes + 16));
             uint streamShared = (uint)((stages * (StreamStageBytes + 16)) + xBytes);
             if (stages >= StreamMinStages && BlocksPerSm(function, StreamThreads, streamShared) >= 1)
             {

@@ -181,11 +181,11 @@ public sealed class KernelLibrary
     /// shared memory; unset: the driver's choice. A measurement knob: an SM switches its carveout only when idle, so a
     /// kernel launched early (PDL) next to kernels with another carveout waits for them to leave the SM.
     /// </summary>
-    private static readonly int? Carveout = ParseCarveout();
+    private static readonly int? Carveout = ParseCarveout(Environment.GetEnvironmentVariable("RADLADS_CARVEOUT"));
 
-    private static int? ParseCarveout()
+    /// <summary>RADLADS_CARVEOUT's value (<paramref name="text"/>; null when unset) as a percentage; anything else is an error naming the variable.</summary>
+    internal static int? ParseCarveout(string? text)
     {
-        var text = Environment.GetEnvironmentVariable("RADLADS_CARVEOUT");
         if (string.IsNullOrWhiteSpace(text))
         {
             return null;
