@@ -581,10 +581,11 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// Whether decode (T = 1, bf16, sm_90) runs the MLP after its residual norm as one persistent kernel whose weights
     /// stream into a shared-memory ring by bulk copies from a producer warp (mlp_stream in matmul.cu), so the next phase's
     /// weights are in flight across the norm, the row ends and the grid barrier; same bits as the three launches. Takes
-    /// precedence over <see cref="PersistentMlp"/>. Off by default (RADLADS_STREAM_MLP=1 turns it on): with one group
-    /// of consumer warps it measured slower (H200, 2026-11-28, ncu: the 7B MLP 145 µs at 59 % of DRAM peak against
-    /// 112 µs for gate/up + down; decode 7B RAD-RWKV7 3.93 → 4.42 ms, 0.5B 0.79 → 1.00 ms), bound by the consumers'
-    /// shared-memory load latency; the two-group form now in matmul.cu passed kernel emulation only (NOTES, fourteenth session).
+    /// precedence over <see cref="PersistentMlp"/>. Off by default (RADLADS_STREAM_MLP=1 turns it on): alone it is a
+    /// little faster than the three launches (H200, 2026-11-28, ncu at the card's clocks: 7B 105.6 µs against 107.0),
+    /// but in the decode pipeline it is slower (7B RAD-RWKV7 3.96 → 4.17 ms a token, 0.5B 0.79 → 0.88 ms), because the
+    /// three launches overlap their neighbours by PDL and this kernel, holding an SM's shared memory, cannot
+    /// (bench/results/h200/2026-11-28-session15, NOTES fifteenth session).
     /// </summary>
     public bool StreamMlp { get; set; } = Environment.GetEnvironmentVariable("RADLADS_STREAM_MLP") == "1";
 
