@@ -45,7 +45,7 @@ if sm90:
         ("__device__ __forceinline__ void mbar_arrive_expect(unsigned long long* bar, unsigned bytes)", "{\n    emu_mbar_arrive(bar, bytes);\n}"),
         ("__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity)", "{\n    emu_mbar_wait(bar, parity);\n}"),
         ("__device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned bytes, unsigned long long* bar)",
-         "{\n    memcpy(dst, src, bytes);\n    emu_mbar_complete(bar, bytes);\n}"),
+         "{\n    emu_bulk_copy(dst, src, bytes, bar);\n}"),
         ("__device__ __forceinline__ void copy_async_f32(float* dst, const float* src, bool in)", "{\n    *dst = in ? *src : 0.f;\n}"),
         ("__device__ __forceinline__ void copy_async_commit()", "{\n}"),
         ("__device__ __forceinline__ void copy_async_wait_all()", "{\n}"),

@@ -60,7 +60,10 @@ template <class T> inline unsigned __ballot_sync(unsigned, T predicate)
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
 
 // sm_90 emulation (adapt.py --sm90 routes common.cuh's PTX helpers here): named barriers (bar.sync id, threads) and
-// mbarriers with arrival counts, transaction bytes and phases (bulk copies copy at once, then complete their bytes).
+// mbarriers with arrival counts, transaction bytes and phases. Bulk copies land late and out of order, as the TMA
+// engine's may: each is due after a random delay (one in eight a long one: a straggler), and a lander thread copies
+// the newest due one and completes its bytes. (Copies that landed at once hid a lapped parity wait that hung
+// the H200: a consumer waiting on a slot's next use passed while the slot's previous copy was still in flight.)
 // A wait that cannot finish (a protocol deadlock) fails the run after EMU_WAIT_SECONDS instead of hanging it.
 #ifndef EMU_WAIT_SECONDS
 #define EMU_WAIT_SECONDS 30
@@ -116,6 +119,47 @@ inline void emu_mbar_complete(const void* bar, unsigned bytes)
     auto& m = emu_mbar(bar);
     m.tx -= bytes;
     emu_mbar_done(m);
+}
+#ifndef EMU_COPY_DELAY_US
+#define EMU_COPY_DELAY_US 100
+#endif
+#ifndef EMU_COPY_HOLD_US
+#define EMU_COPY_HOLD_US 20000
+#endif
+struct EmuCopy { void* dst; const void* src; unsigned bytes; const void* bar; std::chrono::steady_clock::time_point due; };
+inline std::vector<EmuCopy> emu_copies; // pending, under emu_sync_mutex
+inline unsigned emu_copy_random = 12345u; // under emu_sync_mutex
+inline unsigned emu_copy_next() { return (emu_copy_random = emu_copy_random * 1103515245u + 12345u) >> 8; }
+inline void emu_lander()
+{
+    for (;;)
+    {
+        std::this_thread::sleep_for(std::chrono::microseconds(10));
+        std::lock_guard<std::mutex> lock(emu_sync_mutex);
+        // The newest copy that is due (so older ones stay in flight while later ones land).
+        const auto now = std::chrono::steady_clock::now();
+        for (size_t i = emu_copies.size(); i-- > 0;)
+        {
+            if (emu_copies[i].due > now) continue;
+            const EmuCopy c = emu_copies[i];
+            emu_copies.erase(emu_copies.begin() + (long)i);
+            memcpy(c.dst, c.src, c.bytes);
+            auto& m = emu_mbar(c.bar);
+            m.tx -= c.bytes;
+            emu_mbar_done(m);
+            break;
+        }
+    }
+}
+// Due after up to EMU_COPY_DELAY_US, or (one copy in eight) up to EMU_COPY_HOLD_US: a straggler that later copies overtake.
+inline void emu_bulk_copy(void* dst, const void* src, unsigned bytes, const void* bar)
+{
+    static std::once_flag started;
+    std::call_once(started, [] { std::thread(emu_lander).detach(); });
+    std::lock_guard<std::mutex> lock(emu_sync_mutex);
+    const unsigned r = emu_copy_next();
+    const unsigned us = (r & 7u) == 0 ? (r >> 3) % (EMU_COPY_HOLD_US + 1) : (r >> 3) % (EMU_COPY_DELAY_US + 1);
+    emu_copies.push_back(EmuCopy{dst, src, bytes, bar, std::chrono::steady_clock::now() + std::chrono::microseconds(us)});
 }
 // try_wait.parity: the phase of that parity has completed when the current phase's parity differs from it.
 inline void emu_mbar_wait(const void* bar, unsigned parity)
