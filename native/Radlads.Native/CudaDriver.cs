@@ -478,9 +478,9 @@ public sealed unsafe class CudaDriver
     /// <summary>
     /// cuLaunchKernelEx with CU_LAUNCH_ATTRIBUTE_COOPERATIVE: every block of the grid is resident at once (the driver
     /// refuses a grid that cannot be), so the kernel may wait for all of them at a grid barrier. Recorded into graphs
-    /// like any launch.
+    /// like any launch. With <paramref name="programmatic"/>, also with programmatic stream serialisation (as
+    /// <see cref="LaunchProgrammatic"/>): the grid may begin while the previous kernel finishes.
     /// </summary>
-    /// With <paramref name="programmatic"/> also with programmatic stream serialisation (as <see cref="LaunchProgrammatic"/>).
     public void LaunchCooperative(nint function, uint gridX, uint blockX, uint sharedBytes, nint stream, void** arguments, string name,
         bool programmatic = false) =>
         LaunchWithAttribute(2 /* CU_LAUNCH_ATTRIBUTE_COOPERATIVE */, function, gridX, 1, 1, blockX, 1, 1, sharedBytes, stream, arguments,

@@ -113,13 +113,6 @@ inline void emu_mbar_arrive(const void* bar, unsigned bytes)
     m.pending--;
     emu_mbar_done(m);
 }
-inline void emu_mbar_complete(const void* bar, unsigned bytes)
-{
-    std::lock_guard<std::mutex> lock(emu_sync_mutex);
-    auto& m = emu_mbar(bar);
-    m.tx -= bytes;
-    emu_mbar_done(m);
-}
 #ifndef EMU_COPY_DELAY_US
 #define EMU_COPY_DELAY_US 100
 #endif

@@ -3,7 +3,7 @@
 # against the kernels it replaces (add_rms_norm_f32 / rms_norm_f32, gate_up_swiglu_bf16_*, gemv_bf16_vec*), bit for
 # bit, with the host's launch geometry, as one block (the emulator runs blocks one at a time, and a grid barrier needs
 # them all resident). Logic and indexing only: no GPU memory model, no speed, no multi-block barrier.
-# --sm90: the sm_90 form only (~6 min on a 2-core machine instead of ~12).
+# --sm90: the sm_90 form only (~9 min on a 2-core machine, with its late-landing copies).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 if [ "${1:-}" != "--sm90" ]; then
