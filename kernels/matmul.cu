@@ -130,6 +130,16 @@ __device__ __forceinline__ float4 load_x4(const float* __restrict__ x, int i)
     return __ldg((const float4*)x + i);
 }
 
+// acc += (16 bytes of 16-bit weights q) · (their 8 elements of x: a, then b), in order.
+template <int DT>
+__device__ __forceinline__ float dot_chunk8(uint4 q, float4 a, float4 b, float acc)
+{
+    acc = dot_word<DT>(q.x, a.x, a.y, acc);
+    acc = dot_word<DT>(q.y, a.z, a.w, acc);
+    acc = dot_word<DT>(q.z, b.x, b.y, acc);
+    return dot_word<DT>(q.w, b.z, b.w, acc);
+}
+
 // acc += (16 bytes of weights q) · (the matching 8 or 4 elements of x, starting at chunk c).
 template <int DT, int SX>
 __device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x, int c, float acc)
@@ -143,12 +153,7 @@ __device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x,
         return fmaf(__uint_as_float(q.w), a.w, acc);
     }
 
-    float4 a = load_x4<SX>(x, 2 * c);
-    float4 b = load_x4<SX>(x, 2 * c + 1);
-    acc = dot_word<DT>(q.x, a.x, a.y, acc);
-    acc = dot_word<DT>(q.y, a.z, a.w, acc);
-    acc = dot_word<DT>(q.z, b.x, b.y, acc);
-    return dot_word<DT>(q.w, b.z, b.w, acc);
+    return dot_chunk8<DT>(q, load_x4<SX>(x, 2 * c), load_x4<SX>(x, 2 * c + 1), acc);
 }
 
 #define GEMV_THREADS 256
@@ -445,6 +450,11 @@ GATE_UP_ALL(f32, DT_F32)
 GATE_UP_ALL(f16, DT_F16)
 GATE_UP_ALL(bf16, DT_BF16)
 
+// x in shared memory split by chunk halves (mlp_stream): float4 i (of a row of nc 8-float chunks) at split_at(i, nc),
+// the first halves of all chunks, then the second halves. A warp reading 8 floats of each lane's chunk then loads two
+// runs of consecutive float4s; the plain layout puts its lanes 32 bytes apart, a 2-way bank conflict on every x load.
+__device__ __forceinline__ int split_at(int i, int nc) { return (i & 1) * nc + (i >> 1); }
+
 // The norm before the mixer's q/k/v and before the MLP's gate/up fused into those GEMVs (T = 1; host:
 // CudaOps.AddRmsNormMatMulShared, CudaOps.AddRmsNormGateUpSwiGlu): every block computes s = h + b (b null: s = h,
 // the first layer's plain RmsNorm) and x = w ⊙ s / sqrt(mean(s²) + eps) for the whole row itself, into shared
@@ -459,11 +469,6 @@ GATE_UP_ALL(bf16, DT_BF16)
 // Trade-off: each block reads 2·C floats of h and b (from L2) instead of C of x; at 7B gemv_group has 1,152 blocks
 // (33 MB of L2 reads beside 33 MB of q/k/v weights from HBM) in exchange for a launch of add_rms_norm_f32 (3.7 µs,
 // one block) on the critical path. That measured slower (NOTES, seventh session): off unless RADLADS_NORM_GEMV=1.
-// x in shared memory split by chunk halves (mlp_stream): float4 i (of a row of nc 8-float chunks) at split_at(i, nc),
-// the first halves of all chunks, then the second halves. A warp reading 8 floats of each lane's chunk then loads two
-// runs of consecutive float4s; the plain layout puts its lanes 32 bytes apart, a 2-way bank conflict on every x load.
-__device__ __forceinline__ int split_at(int i, int nc) { return (i & 1) * nc + (i >> 1); }
-
 struct ResidualNorm
 {
     float* h;
@@ -900,6 +905,7 @@ __device__ __forceinline__ void stream_release(RingAt at, const StreamRing& r)
 template <int W>
 __device__ __forceinline__ float stream_slice(const uint4* w, const float* xs, int nc, int chunks, int base, int part, int lane, float acc)
 {
+    const float4* x4 = (const float4*)xs;
     uint4 q[4];
 #pragma unroll
     for (int u = 0; u < 4; u++)
@@ -911,15 +917,7 @@ __device__ __forceinline__ float stream_slice(const uint4* w, const float* xs, i
     for (int u = 0; u < 4; u++)
     {
         const int cl = part * 32 + lane + u * 32 * W;
-        if (cl < chunks)
-        {
-            // dot_chunk's sums, x in the split layout (nc chunks).
-            const float4 a = ((const float4*)xs)[base + cl], b = ((const float4*)xs)[nc + base + cl];
-            acc = dot_word<DT_BF16>(q[u].x, a.x, a.y, acc);
-            acc = dot_word<DT_BF16>(q[u].y, a.z, a.w, acc);
-            acc = dot_word<DT_BF16>(q[u].z, b.x, b.y, acc);
-            acc = dot_word<DT_BF16>(q[u].w, b.z, b.w, acc);
-        }
+        if (cl < chunks) acc = dot_chunk8<DT_BF16>(q[u], x4[base + cl], x4[nc + base + cl], acc); // x split: nc chunks
     }
 
     return acc;

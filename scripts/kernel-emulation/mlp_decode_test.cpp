@@ -64,7 +64,8 @@ void mlp(int c, int f, bool add, int sms, bool y_is_b = false)
         MLP_BY_LEVEL(g, d, hp, bp, nw.data(), 0, eps, np, nt, c, wg.data(), wu.data(), wd.data(), ap, f, yp, bar, sk); });
 
     // mlp_stream, a ring of 3 stages: before sm_90 the 256 consumers copy each stage themselves; with EMU_SM90 (adapt
-    // --sm90) the producer warp and two consumer groups of 256 run the mbarrier protocol.
+    // --sm90) the producer warp and two consumer groups of 256 run the mbarrier protocol, one slot a group (3 / 2), so
+    // every stage wraps its ring.
 #ifdef EMU_SM90
     const unsigned stream_threads = 544;
 #else
