@@ -608,9 +608,11 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             return null;
         }
 
-        if (!int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < 4 || n > 16)
+        if (!int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n)
+            || n < CudaOps.StreamMinStages || n > CudaOps.StreamMaxStages)
         {
-            throw new RadladsException($"RADLADS_STREAM_STAGES must be a whole number of ring stages from 4 to 16, not '{text}'");
+            throw new RadladsException(
+                $"RADLADS_STREAM_STAGES must be a whole number of ring stages from {CudaOps.StreamMinStages} to {CudaOps.StreamMaxStages}, not '{text}'");
         }
 
         return n;

@@ -106,8 +106,11 @@ internal sealed unsafe partial class CudaOps
     /// <summary>mlp_stream's block on sm_90: two groups of 256 consumer threads and one producer warp (STREAM_CONSUMERS + 32 in matmul.cu).</summary>
     private const uint StreamThreads = 544;
 
-    /// <summary>Bytes of one ring stage (STREAM_STAGE in matmul.cu), and the fewest and most stages worth a launch.</summary>
-    private const int StreamStageBytes = 16384, StreamMinStages = 4, StreamMaxStages = 16;
+    /// <summary>Bytes of one ring stage (STREAM_STAGE in matmul.cu).</summary>
+    private const int StreamStageBytes = 16384;
+
+    /// <summary>The fewest and most ring stages worth a launch (also RADLADS_STREAM_STAGES's range, <see cref="CudaBackend.StreamStages"/>).</summary>
+    internal const int StreamMinStages = 4, StreamMaxStages = 16;
 
     /// <summary>
     /// Where mlp_decode applies: one row, bf16 weights, C and F multiples of 8 with 16-byte aligned weights and act
