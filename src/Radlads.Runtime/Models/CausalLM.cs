@@ -174,16 +174,17 @@ public sealed class CausalLM : IDisposable
         int c = Config.HiddenSize;
         using (var h = Backend.AllocateUninitialized(rows, c))
         {
+            using var selected = Backend.AllocateUninitialized(1, c);
+            bool headNormed = rows == 1;
             using (var normed = Backend.AllocateUninitialized(rows, c))
             using (var branch = Backend.AllocateUninitialized(rows, c))
             {
-                Body(segments, list[0], h, normed, branch);
+                Body(segments, list[0], h, normed, branch, headNormed ? selected : null);
             }
 
             state.Position += rows;
-            using var selected = Backend.AllocateUninitialized(1, c);
             using var logits = Backend.AllocateUninitialized(1, Config.VocabSize);
-            HeadLogits(h, segments, allLogits: false, selected, logits);
+            HeadLogits(h, segments, allLogits: false, selected, logits, headNormed);
             Backend.Ops.Sample(logits, allowedVocabulary, [row], id);
             return id[0];
         }
@@ -214,10 +215,12 @@ public sealed class CausalLM : IDisposable
         var ids = new int[segments.Count];
         using (var h = Backend.AllocateUninitialized(count, c))
         {
+            using var selected = Backend.AllocateUninitialized(segments.Count, c);
+            bool headNormed = count == segments.Count;
             using (var normed = Backend.AllocateUninitialized(count, c))
             using (var branch = Backend.AllocateUninitialized(count, c))
             {
-                Body(segments, [.. tokens.SelectMany(t => t)], h, normed, branch);
+                Body(segments, [.. tokens.SelectMany(t => t)], h, normed, branch, headNormed ? selected : null);
             }
 
             foreach (var s in segments)
@@ -225,9 +228,8 @@ public sealed class CausalLM : IDisposable
                 s.State.Position += s.RowCount;
             }
 
-            using var selected = Backend.AllocateUninitialized(segments.Count, c);
             using var logits = Backend.AllocateUninitialized(segments.Count, Config.VocabSize);
-            HeadLogits(h, segments, allLogits: false, selected, logits);
+            HeadLogits(h, segments, allLogits: false, selected, logits, headNormed);
             Backend.Ops.Sample(logits, allowedVocabulary, rows, ids);
         }
 
@@ -303,7 +305,7 @@ public sealed class CausalLM : IDisposable
             using var h = Backend.AllocateUninitialized(rows, Config.HiddenSize);
             using var normed = Backend.AllocateUninitialized(rows, Config.HiddenSize);
             using var branch = Backend.AllocateUninitialized(rows, Config.HiddenSize);
-            Body(segments, tokens.ToArray(), h, normed, branch, tap);
+            Body(segments, tokens.ToArray(), h, normed, branch, tap: tap);
         }
         finally
         {
@@ -315,11 +317,13 @@ public sealed class CausalLM : IDisposable
     }
 
     /// <summary>
-    /// Embedding, every layer, and the residual stream left in <paramref name="h"/> [T, C]. <paramref name="tap"/>, when
-    /// given, sees each layer's mixer input and output (<see cref="ForwardLayers"/>).
+    /// Embedding, every layer, and the residual stream left in <paramref name="h"/> [T, C]. <paramref name="headNormed"/>,
+    /// when given (the head reads every row of h: one token a sequence), also receives the final norm of h [T, C]: the
+    /// last residual add runs fused into it (one launch instead of an add, a row copy and a norm; the same sums).
+    /// <paramref name="tap"/>, when given, sees each layer's mixer input and output (<see cref="ForwardLayers"/>).
     /// </summary>
     private void Body(List<Segment> segments, int[] allTokens, Tensor h, Tensor normed, Tensor branch,
-        Action<int, Tensor, Tensor>? tap = null)
+        Tensor? headNormed = null, Action<int, Tensor, Tensor>? tap = null)
     {
         var ops = Backend.Ops;
         using var pass = new ForwardPass(Backend, segments, 0);
@@ -345,12 +349,21 @@ public sealed class CausalLM : IDisposable
             {
                 norm = new PendingNorm(h, branch, inputNorms[l + 1], eps, normed);
             }
+            else if (headNormed is not null)
+            {
+                ops.AddRmsNorm(h, branch, finalNorm, eps, headNormed);
+            }
             else
             {
                 ops.Add(h, branch, h);
             }
 
             pass.EndLayer();
+        }
+
+        if (mixers.Length == 0 && headNormed is not null)
+        {
+            ops.RmsNorm(h, finalNorm, eps, headNormed);
         }
     }
 
@@ -407,8 +420,8 @@ public sealed class CausalLM : IDisposable
             List<Segment> segments = [new Segment(state, 0, 1, state.Position)];
             step.Recording = capture.Capture([token], state.Position, () =>
             {
-                Body(segments, [token], step.Hidden, step.Normed, step.Branch);
-                HeadLogits(step.Hidden, segments, allLogits: false, step.Selected, step.Logits);
+                Body(segments, [token], step.Hidden, step.Normed, step.Branch, step.Selected);
+                HeadLogits(step.Hidden, segments, allLogits: false, step.Selected, step.Logits, normed: true);
             }, step.Logits, allowedVocabulary);
         }
         catch
@@ -421,9 +434,18 @@ public sealed class CausalLM : IDisposable
         return step;
     }
 
-    /// <summary>Final RMSNorm and LM head of the selected rows of h into <paramref name="logits"/> [rows, V].</summary>
-    private void HeadLogits(Tensor h, List<Segment> segments, bool allLogits, Tensor selected, Tensor logits)
+    /// <summary>
+    /// Final RMSNorm and LM head of the selected rows of h into <paramref name="logits"/> [rows, V]; with
+    /// <paramref name="normed"/>, <paramref name="selected"/> already holds them normed (Body's headNormed) and only the head runs.
+    /// </summary>
+    private void HeadLogits(Tensor h, List<Segment> segments, bool allLogits, Tensor selected, Tensor logits, bool normed = false)
     {
+        if (normed)
+        {
+            Backend.Ops.MatMul(selected, head, null, logits);
+            return;
+        }
+
         if (allLogits)
         {
             Backend.Copy(h, selected);

@@ -59,6 +59,10 @@ public abstract partial class OpConformanceTests
     [InlineData(8, 3000, 3000, 1e-3f, 40, 1f, 0f, 2f)]          // near-greedy temperature on the candidates
     [InlineData(8, 3000, 2999, 50f, 500, 0.9f, 0f, 2f)]         // hot temperature on the candidates: hundreds of near-equal weights
     [InlineData(6, 4000, 4000, 1f, 2000, 0.9f, 0.01f, 3f)]      // top-k above the bound at a small vocabulary: whole-row path
+    [InlineData(8, 151936, 151936, 0.9f, 32, 0.95f, 0.01f, 3f)] // top-k 32, the most the CUDA warp path serves, every filter
+    [InlineData(8, 151936, 151665, 0.9f, 33, 0.95f, 0.01f, 3f)] // top-k 33: the CUDA radix path again
+    [InlineData(6, 20, 20, 1f, 31, 0.9f, 0f, 2f)]               // top-k 31 above V: every id survives (fewer than k)
+    [InlineData(8, 40000, 39999, 1e-3f, 17, 0.5f, 0.2f, 2f)]    // near-greedy top-k 17 over 40 blocks (the warp tree's uneven lists)
     public void SampleMatchesTheReference(int b, int vocab, int allowed, float temperature, int topK, float topP, float minP, float std)
     {
         var data = new TestData(100 + b + vocab);
@@ -119,8 +123,8 @@ public abstract partial class OpConformanceTests
         const int v = 5000;
         var data = new TestData(77);
         var noise = data.Normal(v, 0.5f);
-        var logits = new float[8 * v];
-        for (int r = 0; r < 8; r++)
+        var logits = new float[9 * v];
+        for (int r = 0; r < 9; r++)
         {
             noise.CopyTo(logits, r * v);
         }
@@ -146,6 +150,7 @@ public abstract partial class OpConformanceTests
         Array.Fill(logits, float.NegativeInfinity, 6 * v, 1024);
         Set(6, 7, 3f);                                   // block 0 has one finite logit; top-k 50
         Array.Fill(logits, 9f, 7 * v + 990, 100);        // 100 equal maxima over a block edge; top-k 64, top-p 0.5
+        Array.Fill(logits, 9f, 8 * v + 1000, 60);        // 60 equal maxima over a block edge; top-k 32 (warp path), u = 0.999
         SampleRow[] rows =
         [
             SampleRow.Greedy,
@@ -156,12 +161,14 @@ public abstract partial class OpConformanceTests
             SampleRow.Greedy,
             new(1f, 50, 0.9f, 0f, 0.3),
             new(1f, 64, 0.5f, 0f, 0.99),
+            new(1f, 32, 1f, 0f, 0.999),
         ];
         var expected = ReferenceIds(logits, v, v, rows);
         Assert.Equal([1500, 1024, 1025, 2], expected[..4]);
         Assert.InRange(expected[4], 0, 1023);
         Assert.Equal(2000, expected[5]);
         Assert.InRange(expected[7], 990, 1021); // top-p 0.5 of 64 equal maxima keeps the 32 lowest ids
+        Assert.Equal(1031, expected[8]);        // top-k 32 of 60 equal maxima keeps ids 1000..1031; u = 0.999 takes the last
         Assert.Equal(expected, SampleIds(logits, v, v, rows));
     }
 
@@ -184,6 +191,8 @@ public abstract partial class OpConformanceTests
             new(2f, 7, 0.5f, 0f, 0.999),          // few candidates, a hot temperature
             new(1e-3f, 0, 1f, 0.1f, 0.4),         // near-greedy without top-k
             new(1f, 3000, 1f, 0f, 0.6),           // top-k = V
+            new(1f, 32, 0.9f, 0.01f, 0.45),       // top-k 32: the CUDA warp path's bound
+            new(1f, 33, 0.9f, 0.01f, 0.45),       // top-k 33: the CUDA radix path
         ];
         var logits = data.Normal(rows.Length * v, 3f);
         var expected = ReferenceIds(logits, v, v, rows);
