@@ -337,7 +337,6 @@ public sealed class CausalLM : IDisposable
         for (int l = 0; l < mixers.Length; l++)
         {
             pass.Layer = l;
-            pass.PrefetchInputs(mixers[l].InputWeights);
             pass.Ahead = mixers[l].LeavesBandwidthIdle ? [[mixers[l].OutputWeight], .. mlps[l].WeightsInReadOrder] : null;
             pass.BeginNorm(norm!, mixers[l].TakesPendingNorm);
             mixers[l].Forward(pass, normed, branch);

@@ -61,22 +61,6 @@ internal sealed class ForwardPass(IBackend backend, IReadOnlyList<Segment> segme
     public Tensor[][]? Ahead { get; set; }
 
     /// <summary>
-    /// RADLADS_PREFETCH_INPUTS=1 (a measurement knob, off by default): a decode step also has the backend prefetch each
-    /// layer's first weights (<see cref="IMixer.InputWeights"/>) as the layer starts, so that memory streams while the
-    /// input norm runs instead of idling between the last layer's MLP and the q/k/v projections.
-    /// </summary>
-    internal static bool PrefetchLayerInputs { get; set; } = Environment.GetEnvironmentVariable("RADLADS_PREFETCH_INPUTS") == "1";
-
-    /// <summary>See <see cref="PrefetchLayerInputs"/>.</summary>
-    public void PrefetchInputs(Tensor[][] weights)
-    {
-        if (PrefetchLayerInputs && StreamsWeights)
-        {
-            Ops.Prefetch(weights);
-        }
-    }
-
-    /// <summary>
     /// A decode step asks the backend to bring <see cref="Ahead"/> into its cache while the mixer's latency-bound ops
     /// run. Called by the mixers right after the q/k/v projections (<see cref="Projections.Project"/>), whose reads fill
     /// memory bandwidth until then.

@@ -24,12 +24,6 @@ internal interface IMixer : IDisposable
     Tensor OutputWeight { get; }
 
     /// <summary>
-    /// The weights Forward reads first (the q/k/v projections, RAD-RWKV7's LoRA down matrices before them), groups in
-    /// read order: what <see cref="ForwardPass.PrefetchInputs"/> prefetches while the layer's input norm runs.
-    /// </summary>
-    Tensor[][] InputWeights { get; }
-
-    /// <summary>
     /// Whether the token mixing between the projections and o_proj reads little memory (a recurrence over its small
     /// state), so a decode step may have the backend prefetch the weights after it meanwhile (<see cref="ForwardPass.Ahead"/>).
     /// Attention reads the KV cache there, and a prefetch only competes with it.

@@ -29,8 +29,6 @@ internal sealed class Qwen2Attention : IMixer
 
     public Tensor OutputWeight => p.Output;
 
-    public Tensor[][] InputWeights => [[p.Query], [p.Key], [p.Value]];
-
     public LayerState CreateState() =>
         new KvCacheState(backend.Allocate(InitialCacheRows, KvWidth), backend.Allocate(InitialCacheRows, KvWidth));
 

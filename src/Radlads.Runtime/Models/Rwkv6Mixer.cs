@@ -80,8 +80,6 @@ internal sealed class Rwkv6Mixer : IMixer
 
     public Tensor OutputWeight => p.Output;
 
-    public Tensor[][] InputWeights => [[p.Query], [p.Key], [p.Value]];
-
     public LayerState CreateState() => new([
         backend.Allocate(config.NumAttentionHeads, config.HeadDim, config.HeadDim),
         backend.Allocate(1, config.HiddenSize)]);

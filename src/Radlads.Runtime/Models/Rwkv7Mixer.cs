@@ -93,9 +93,6 @@ internal sealed class Rwkv7Mixer : IMixer
 
     public Tensor OutputWeight => p.Output;
 
-    /// <summary>The LoRA down matrices first: the q/k/v launch's LoRA blocks come before its GEMV blocks.</summary>
-    public Tensor[][] InputWeights => [[w1, a1, .. v1 is { } nu ? [nu] : Array.Empty<Tensor>()], [p.Query], [p.Key], [p.Value]];
-
     public LayerState CreateState() => new([backend.Allocate(config.NumAttentionHeads, config.HeadDim, config.HeadDim)]);
 
     public void Forward(ForwardPass pass, Tensor x, Tensor y)
