@@ -40,13 +40,6 @@ __device__ __forceinline__ void pdl_begin()
     pdl_trigger();
 }
 
-// The wait of a plain GEMV or lora_up: pdl_begin() (kernels that fuse them pass their own: the norm + GEMV kernels'
-// computes x, lora_up's blocks inside the q/k/v launch wait for lora_down's: LoraDownDone).
-struct PdlWait
-{
-    __device__ __forceinline__ void operator()() const { pdl_begin(); }
-};
-
 // A load that sees what other blocks of this grid wrote before a grid_barrier (plain coherent ld.global; __ldg's
 // read-only path may keep stale lines of memory written during the kernel). p 16-byte aligned. volatile keeps it after
 // the barrier's volatile acquire load; no memory clobber, so it still schedules freely against the weight loads.

@@ -54,23 +54,13 @@ __device__ __forceinline__ void lora_fma8(uint4 q, float v, float (&acc)[8])
     for (int j = 0; j < 8; j++) acc[j] = fmaf(wv[j], v, acc[j]);
 }
 
-// After a column tile's hidden is written (by the whole block): with done, count the tile there, after a fence that
-// publishes the block's writes (lora_up's blocks in the same launch wait for every tile: LoraDownDone).
-__device__ __forceinline__ void lora_down_signal(int* done)
-{
-    if (done == nullptr) return;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) atomicAdd(done, 1);
-}
-
 // hidden_i = inner_i(x · A_i) for all branches. Block: 8 warps, 256 columns of the concatenation (lane l owns columns
 // tile·256 + 8l .. + 7), rows [k0, k1) of split `split` (of `splits`) dealt to the warps round-robin, four loads in flight per
 // lane. One split: the block writes hidden. Several: each block writes partial[split, ranks]; the last block of a
 // column tile to finish (counted in counters[tile], which it resets) adds the splits in order and writes hidden.
 template <int DT>
 __device__ __forceinline__ void lora_down(const float* __restrict__ x, const LoraTable& t, float* partial, int* counters, int k,
-    int rows_per_split, int tile, int split, int splits, int* done = nullptr)
+    int rows_per_split, int tile, int split, int splits)
 {
     __shared__ float sums[LORA_THREADS / 32][32 * 8];
     __shared__ int last;
@@ -137,7 +127,6 @@ __device__ __forceinline__ void lora_down(const float* __restrict__ x, const Lor
             ((float*)t.hidden[b])[c - t.column[b]] = lora_inner(t.inner[b], total);
         }
 
-        lora_down_signal(done);
         return;
     }
 
@@ -158,5 +147,4 @@ __device__ __forceinline__ void lora_down(const float* __restrict__ x, const Lor
     }
 
     if (threadIdx.x == 0) counters[tile] = 0;
-    lora_down_signal(done);
 }

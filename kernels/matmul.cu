@@ -13,7 +13,6 @@
 //   last block of each column tile to finish adds the splits (+ bias) in a fixed order.
 #include "common.cuh"
 #include "lora_down.cuh"
-#include "lora_up.cuh"
 
 #define TILE_T 64
 #define TILE_M 64
@@ -183,6 +182,12 @@ __device__ __forceinline__ float gemv_tail(const uint4* wr, const float* __restr
         if (c + u * stride < chunks) acc = dot_chunk<DT, SX>(q[u], x, c + u * stride, acc);
     return acc;
 }
+
+// The wait of a plain GEMV: pdl_begin() (the fused norm + GEMV kernels pass their own, which also computes x).
+struct PdlWait
+{
+    __device__ __forceinline__ void operator()() const { pdl_begin(); }
+};
 
 // The first GEMV_UNROLL loads of a lane's share of a row (see gemv_row_part): into q, first = whether they were issued
 // (the share has that many chunks). Split out so that a persistent kernel can issue its next row's loads before it
@@ -375,37 +380,6 @@ GEMV_GROUP_LORA(gemv_group_lora_down_bf16_vec1, DT_BF16, 1)
 GEMV_GROUP_LORA(gemv_group_lora_down_bf16_vec2, DT_BF16, 2)
 GEMV_GROUP_LORA(gemv_group_lora_down_bf16_vec4, DT_BF16, 4)
 GEMV_GROUP_LORA(gemv_group_lora_down_bf16_vec8, DT_BF16, 8)
-
-// The same launch with lora_up's blocks (L lanes, lora_up.cuh) at its end, so the LoRA branches finish inside it: each
-// up block waits (LoraDownDone) until lora_down's blocks have written every hidden, which they do early (they come
-// first and wait on nothing), then runs lora_up's own code (same bits as its launch). lora_up's launch added ~4 µs to
-// each 7B layer's critical path (CUPTI end increment, H200, 2026-11-28); its blocks now run beside the GEMV's last wave.
-// done: two ints, 0 before the launch and after it.
-#define GEMV_GROUP_LORA_UP(name, DT, WPR, L)                                                                             \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MIN_BLOCKS) name(const float* x, int k,              \
-        const void* w0, const void* b0, int bt0, float* y0, int m0, const void* w1, const void* b1, int bt1, float* y1,  \
-        int m1, const void* w2, const void* b2, int bt2, float* y2, int m2, LoraTable table, float* lora_partial,        \
-        int* counters, int rows_per_split, int tiles, int splits, float rwkv7_scale, int* done, int gemv_blocks,         \
-        int up_blocks)                                                                                                   \
-    {                                                                                                                    \
-        int lora_blocks = tiles * splits;                                                                                \
-        int bx = (int)blockIdx.x;                                                                                        \
-        if (bx < lora_blocks)                                                                                            \
-            lora_down<DT>(x, table, lora_partial, counters, k, rows_per_split, bx % tiles, bx / tiles, splits, done);    \
-        else if (bx < lora_blocks + gemv_blocks)                                                                         \
-            gemv_group<DT, WPR>(x, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2, bx - lora_blocks);   \
-        else                                                                                                             \
-            lora_up<DT, L>(table, rwkv7_scale, bx - lora_blocks - gemv_blocks, LoraDownDone{done, tiles, up_blocks});    \
-    }
-
-#define GEMV_GROUP_LORA_UP_L(L)                                                                                          \
-    GEMV_GROUP_LORA_UP(gemv_group_lora_up_bf16_vec1_l##L, DT_BF16, 1, L)                                                 \
-    GEMV_GROUP_LORA_UP(gemv_group_lora_up_bf16_vec2_l##L, DT_BF16, 2, L)                                                 \
-    GEMV_GROUP_LORA_UP(gemv_group_lora_up_bf16_vec4_l##L, DT_BF16, 4, L)                                                 \
-    GEMV_GROUP_LORA_UP(gemv_group_lora_up_bf16_vec8_l##L, DT_BF16, 8, L)
-
-GEMV_GROUP_LORA_UP_L(4)
-GEMV_GROUP_LORA_UP_L(8)
 
 // The end of a gate_up_swiglu block (bx): each warp's row share acc summed over the warp, then over the row's WPR
 // warps in order (+ 0.f, gemv_group's absent bias), gate and up rows meeting in sums, y = silu(g) ⊙ u as swiglu_f32

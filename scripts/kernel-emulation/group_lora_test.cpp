@@ -1,9 +1,7 @@
-// gemv_group_lora_down_bf16_* and gemv_group_lora_up_bf16_* under emu.h (see run-group-lora.sh), with the host logic
-// of CudaOps.AddRmsNormMatMulSharedLoraSet (GemvLevel, LoraDownGeometry, LoraUp's lanes and blocks) replayed in C++:
-// q/k/v, every branch's hidden and (with the up blocks) every branch's y must be the bits of gemv_group_bf16_*, then
-// lora_down_bf16, then lora_up_bf16_l*, all written (NaN-poisoned first), and the split counters and the two done
-// counters back at 0. Without the up blocks in any block order; with them in launch order (the GPU's dispatch order,
-// which their wait relies on: lora_down's blocks come first).
+// gemv_group_lora_down_bf16_* under emu.h (see run-group-lora.sh), with the host logic of
+// CudaOps.AddRmsNormMatMulSharedLoraSet (GemvLevel, LoraDownGeometry) replayed in C++: q/k/v and every branch's hidden
+// must be the bits of gemv_group_bf16_* then lora_down_bf16, all written (NaN-poisoned first), and the split counters
+// back at 0, whatever order the blocks run in.
 #include "emu.h"
 #define EMU_SEED 9
 #include "gemv_emu.h"
@@ -17,40 +15,23 @@ namespace lo {
         else if (level == 2) mm::prefix##bf16_vec4(__VA_ARGS__); else mm::prefix##bf16_vec8(__VA_ARGS__);                 \
     } while (0)
 
-#define GROUP8(prefix, level, ...)                                                                                       \
-    do {                                                                                                                  \
-        if (level == 0) mm::prefix##bf16_vec1_l8(__VA_ARGS__); else if (level == 1) mm::prefix##bf16_vec2_l8(__VA_ARGS__); \
-        else if (level == 2) mm::prefix##bf16_vec4_l8(__VA_ARGS__); else mm::prefix##bf16_vec8_l8(__VA_ARGS__);           \
-    } while (0)
-
-#define GROUP4(prefix, level, ...)                                                                                       \
-    do {                                                                                                                  \
-        if (level == 0) mm::prefix##bf16_vec1_l4(__VA_ARGS__); else if (level == 1) mm::prefix##bf16_vec2_l4(__VA_ARGS__); \
-        else if (level == 2) mm::prefix##bf16_vec4_l4(__VA_ARGS__); else mm::prefix##bf16_vec8_l4(__VA_ARGS__);           \
-    } while (0)
-
 std::vector<u16> bf16s(size_t n, float s) { std::vector<u16> v; for (float f : normal(n, s)) v.push_back(bf(f)); return v; }
 
-void run(int c, std::vector<int> m, std::vector<int> ranks, int sms, unsigned seed, bool up)
+void run(int c, std::vector<int> m, std::vector<int> ranks, int sms, unsigned seed)
 {
     auto x = normal(c, 1);
     std::vector<std::vector<u16>> w, a;
     std::vector<std::vector<float>> bias;
     for (int r : m) { w.push_back(bf16s((size_t)r * c, 1 / sqrtf(c))); bias.push_back(normal(r, 1)); }
     int total = 0;
-    // Up factors B_i [R_i, M_i] with widths M_i = C (the RAD-RWKV7 branches' outputs are C wide), offsets for the outers.
-    std::vector<std::vector<u16>> b;
-    std::vector<std::vector<float>> offset;
-    for (int r : ranks) { a.push_back(bf16s((size_t)c * r, 1 / sqrtf(c))); b.push_back(bf16s((size_t)r * c, 1 / sqrtf(r))); offset.push_back(normal(c, 1)); total += r; }
-    // The branch table, once per namespace.
-    auto fill = [&](auto& t, std::vector<std::vector<float>>& hidden, std::vector<std::vector<float>>& y) {
+    for (int r : ranks) { a.push_back(bf16s((size_t)c * r, 1 / sqrtf(c))); total += r; }
+    // The branch table (up factors unused by lora_down), once per namespace.
+    auto fill = [&](auto& t, std::vector<std::vector<float>>& hidden) {
         t.count = (int)ranks.size();
         int column = 0;
         for (size_t i = 0; i < ranks.size(); i++) {
             t.down[i] = (unsigned long long)a[i].data(); t.hidden[i] = (unsigned long long)hidden[i].data();
-            t.up[i] = (unsigned long long)b[i].data(); t.y[i] = (unsigned long long)y[i].data();
-            t.offset[i] = (unsigned long long)offset[i].data(); t.offset_dtype[i] = 0; t.width[i] = c;
-            t.rank[i] = ranks[i]; t.column[i] = column; t.inner[i] = (int)(i % 3); t.outer[i] = (int)(i % 3); column += ranks[i];
+            t.rank[i] = ranks[i]; t.column[i] = column; t.inner[i] = (int)(i % 3); column += ranks[i];
         }
         t.ranks = column;
     };
@@ -62,48 +43,31 @@ void run(int c, std::vector<int> m, std::vector<int> ranks, int sms, unsigned se
     if (c > 256 && tiles <= 4096) splits = std::clamp((2 * sms + tiles - 1) / tiles, 1, (c + 31) / 32);
     int rps = (c + splits - 1) / splits; splits = (c + rps - 1) / rps;
 
-    std::vector<std::vector<float>> y1, y2, h1, h2, u1, u2;
+    std::vector<std::vector<float>> y1, y2, h1, h2;
     for (int r : m) { y1.emplace_back(r, NAN); y2.emplace_back(r, NAN); }
-    for (int r : ranks) { h1.emplace_back(r, NAN); h2.emplace_back(r, NAN); u1.emplace_back(c, NAN); u2.emplace_back(c, NAN); }
+    for (int r : ranks) { h1.emplace_back(r, NAN); h2.emplace_back(r, NAN); }
     std::vector<float> p1((size_t)splits * total, NAN), p2((size_t)splits * total, NAN);
-    std::vector<int> c1(4096, 0), c2(4096, 0), done(2, 0);
-    lo::LoraTable t1{}; fill(t1, h1, u1);
-    mm::LoraTable t2{}; fill(t2, h2, u2);
-    // CudaOps.LoraUp: 8 lanes when that still gives every SM two blocks, else 4; each branch's first block.
-    auto upBlocks = [&](int lanes) { int n = 0; for (size_t i = 0; i < ranks.size(); i++) { t1.block[i] = t2.block[i] = n; n += (c + 8 * lanes - 1) / (8 * lanes); } return n; };
-    int lanes = upBlocks(8) >= 2 * sms ? 8 : 4;
-    int ub = upBlocks(lanes);
-    const float scale = -0.6065306597f;
+    std::vector<int> c1(4096, 0), c2(4096, 0);
+    lo::LoraTable t1{}; fill(t1, h1);
+    mm::LoraTable t2{}; fill(t2, h2);
 
     launch([&] { GROUP(gemv_group_, level, x.data(), c, w[0].data(), bias[0].data(), 0, y1[0].data(), m[0], w[1].data(), bias[1].data(), 0,
         y1[1].data(), m[1], w[2].data(), nullptr, 0, y1[2].data(), m[2]); }, groupBlocks, 1, 256, 0);
     launch([&] { lo::lora_down_bf16(x.data(), t1, splits > 1 ? p1.data() : nullptr, c1.data(), c, rps); }, tiles, splits, 256, 0);
-    if (up) launch([&] { if (lanes == 8) lo::lora_up_bf16_l8(t1, scale); else lo::lora_up_bf16_l4(t1, scale); }, ub, 1, 256, 0);
 
     emu_block_order_seed = seed;
-    if (!up)
-        launch([&] { GROUP(gemv_group_lora_down_, level, x.data(), c, w[0].data(), bias[0].data(), 0, y2[0].data(), m[0], w[1].data(), bias[1].data(), 0,
-            y2[1].data(), m[1], w[2].data(), nullptr, 0, y2[2].data(), m[2], t2, splits > 1 ? p2.data() : nullptr, c2.data(), rps, tiles, splits); },
-            groupBlocks + tiles * splits, 1, 256, 0);
-    else if (lanes == 8)
-        launch([&] { GROUP8(gemv_group_lora_up_, level, x.data(), c, w[0].data(), bias[0].data(), 0, y2[0].data(), m[0], w[1].data(), bias[1].data(), 0,
-            y2[1].data(), m[1], w[2].data(), nullptr, 0, y2[2].data(), m[2], t2, splits > 1 ? p2.data() : nullptr, c2.data(), rps, tiles, splits,
-            scale, done.data(), groupBlocks, ub); }, groupBlocks + tiles * splits + ub, 1, 256, 0);
-    else
-        launch([&] { GROUP4(gemv_group_lora_up_, level, x.data(), c, w[0].data(), bias[0].data(), 0, y2[0].data(), m[0], w[1].data(), bias[1].data(), 0,
-            y2[1].data(), m[1], w[2].data(), nullptr, 0, y2[2].data(), m[2], t2, splits > 1 ? p2.data() : nullptr, c2.data(), rps, tiles, splits,
-            scale, done.data(), groupBlocks, ub); }, groupBlocks + tiles * splits + ub, 1, 256, 0);
+    launch([&] { GROUP(gemv_group_lora_down_, level, x.data(), c, w[0].data(), bias[0].data(), 0, y2[0].data(), m[0], w[1].data(), bias[1].data(), 0,
+        y2[1].data(), m[1], w[2].data(), nullptr, 0, y2[2].data(), m[2], t2, splits > 1 ? p2.data() : nullptr, c2.data(), rps, tiles, splits); },
+        groupBlocks + tiles * splits, 1, 256, 0);
     emu_block_order_seed = 0;
 
-    char what[200];
-    snprintf(what, sizeof what, "gemv_group_lora_%s c %d m %d/%d/%d ranks %d (%d tiles x %d splits) level %d order %u%s", up ? "up" : "down", c, m[0], m[1],
-        m[2], total, tiles, splits, level, seed, up ? (lanes == 8 ? " lanes 8" : " lanes 4") : "");
+    char what[160];
+    snprintf(what, sizeof what, "gemv_group_lora_down c %d m %d/%d/%d ranks %d (%d tiles x %d splits) level %d order %u", c, m[0], m[1], m[2], total,
+        tiles, splits, level, seed);
     int before = failures;
     for (size_t i = 0; i < m.size(); i++) same(y1[i], y2[i], what, "q/k/v");
     for (size_t i = 0; i < ranks.size(); i++) same(h1[i], h2[i], what, "hidden");
-    if (up) for (size_t i = 0; i < ranks.size(); i++) same(u1[i], u2[i], what, "lora_up y");
     if (!std::all_of(c2.begin(), c2.end(), [](int v) { return v == 0; })) { printf("FAIL %s: a split counter is not back at 0\n", what); failures++; }
-    if (done[0] != 0 || done[1] != 0) { printf("FAIL %s: the done counters are %d/%d, not back at 0\n", what, done[0], done[1]); failures++; }
     printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
 }
 
@@ -111,15 +75,10 @@ int main()
 {
     // The 7B layer's LoRA set (C = 3584: K split, four tiles, a tile boundary inside a branch) behind a short q/k/v,
     // 0.5B's layer 0 (C = 896), and C = 64 (one split, no partials); blocks in launch order and shuffled.
-    run(3584, {512, 128, 128}, {96, 96, 64, 416}, 132, 0, false);
-    run(3584, {512, 128, 128}, {96, 96, 64, 416}, 132, 5, false);
-    run(896, {896, 128, 128}, {32, 32, 64}, 132, 7, false);
-    run(64, {64, 32, 32}, {8, 32}, 4, 3, false);
-    // With lora_up's blocks in the launch: the same shapes in launch order, lanes 4 (few blocks) and 8 (C = 3584 on 8 SMs).
-    run(3584, {512, 128, 128}, {96, 96, 64, 416}, 132, 0, true);
-    run(3584, {256, 64, 64}, {96, 96, 64, 416}, 8, 0, true);
-    run(896, {896, 128, 128}, {32, 32, 64}, 132, 0, true);
-    run(64, {64, 32, 32}, {8, 32}, 4, 0, true);
+    run(3584, {512, 128, 128}, {96, 96, 64, 416}, 132, 0);
+    run(3584, {512, 128, 128}, {96, 96, 64, 416}, 132, 5);
+    run(896, {896, 128, 128}, {32, 32, 64}, 132, 7);
+    run(64, {64, 32, 32}, {8, 32}, 4, 3);
     printf(failures ? "FAILED (%d)\n" : "all same bits\n", failures);
     return failures ? 1 : 0;
 }

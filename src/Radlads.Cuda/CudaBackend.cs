@@ -53,7 +53,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             stepHost = new PinnedMemory(Device, StepBytes);
             stepRead = new CudaEvent(Device);
             stepRead.Record(stream);
-            splitCounters = new DeviceMemory(Device, (SplitCounterCount + 5) * sizeof(int));
+            splitCounters = new DeviceMemory(Device, (SplitCounterCount + 3) * sizeof(int));
             Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount + 3, Stream);
             Gemm = CudaGemm.TryCreate(Device, out var gemmStatus);
             GemmStatus = gemmStatus;
@@ -564,13 +564,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     internal ulong GridBarrier => splitCounters.Pointer + ((SplitCounterCount + 1) * sizeof(int));
 
     /// <summary>
-    /// The two ints gemv_group_lora_up's lora_up blocks wait on (lora_up.cuh LoraDownDone): the column tiles lora_down's
-    /// blocks have finished, and the up blocks that have seen them all; the last up block resets both. One pair for the
-    /// backend: its launches run one at a time.
-    /// </summary>
-    internal ulong LoraDoneCounters => splitCounters.Pointer + ((SplitCounterCount + 3) * sizeof(int));
-
-    /// <summary>
     /// Whether decode (T = 1, bf16) runs the whole MLP after its residual norm as one persistent kernel
     /// (IOps.AddRmsNormMlp: norm, gate/up + SwiGLU, a grid barrier, down; mlp_decode in matmul.cu) instead of three
     /// launches, with the same bits. Off by default (RADLADS_PERSISTENT_MLP=1 turns it on): it measured slower (H200,
@@ -646,16 +639,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     /// <summary>How many gemv_group_lora_down launches (IOps.AddRmsNormMatMulSharedLoraSet) this backend has queued (tests: the decode path takes them).</summary>
     internal long GroupLoraLaunches { get; set; }
-
-    /// <summary>
-    /// Whether <see cref="GroupLoraDown"/>'s launch also runs the LoRA up projections, in blocks at its end that wait for
-    /// the down projections' (gemv_group_lora_up; same bits as lora_up's own launch), so RAD-RWKV7's LoRA set finishes
-    /// inside the q/k/v launch. On by default; RADLADS_GROUP_LORA_UP=0 launches lora_up after it, for comparison.
-    /// </summary>
-    public bool GroupLoraUp { get; set; } = Environment.GetEnvironmentVariable("RADLADS_GROUP_LORA_UP") != "0";
-
-    /// <summary>How many of <see cref="GroupLoraLaunches"/> ran the LoRA up projections too (tests: the decode path takes them).</summary>
-    internal long GroupLoraUpLaunches { get; set; }
 
     /// <summary>
     /// Whether decode (T = 1) runs the residual norm inside the q/k/v and gate/up GEMVs (IOps.AddRmsNormMatMulShared,

@@ -55,8 +55,7 @@ internal sealed unsafe partial class CudaOps
     /// the kernels in bf16 (and the norm is not fused into the GEMV: <see cref="CudaBackend.FuseNormGemv"/>), the norm's
     /// own launch, then one launch (gemv_group_lora_down_bf16_vec*, matmul.cu) of lora_down's blocks and gemv_group's,
     /// then lora_up as in <see cref="LoraSet"/>: the same kernels' code, so the same bits as the two ops, one launch
-    /// fewer. With <see cref="CudaBackend.GroupLoraUp"/> (the default) lora_up's blocks run at the end of that launch
-    /// (gemv_group_lora_up_bf16_vec*_l{4,8}), waiting for lora_down's: two launches fewer. Otherwise the two ops.
+    /// fewer. Otherwise the two ops.
     /// </summary>
     public void AddRmsNormMatMulSharedLoraSet(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, IReadOnlyList<Tensor> weights,
         IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs, ReadOnlySpan<LoraBranch> branches)
@@ -86,26 +85,6 @@ internal sealed unsafe partial class CudaOps
         var (tiles, splits, rowsPerSplit) = LoraDownGeometry(k, table.Ranks);
         using var partial = splits > 1 ? backend.AllocateUninitialized(splits, table.Ranks) : null;
         ulong pp = partial is null ? 0 : P(partial), counters = backend.SplitCounters;
-        if (backend.GroupLoraUp)
-        {
-            // lora_up's blocks at the end of the same launch (LoraUp's lanes and blocks), waiting on LoraDoneCounters.
-            var (lanes, upBlocks) = LoraUpGeometry(ref table);
-            var tu = table;
-            float scale = Rwkv7DecayScale;
-            ulong done = backend.LoraDoneCounters;
-            int gemvBlocks = (int)groupBlocks;
-            void** au = stackalloc void*[]
-            {
-                &px, &k, &g.W0, &g.B0, &g.T0, &g.Y0, &g.M0, &g.W1, &g.B1, &g.T1, &g.Y1, &g.M1, &g.W2, &g.B2, &g.T2, &g.Y2, &g.M2,
-                &tu, &pp, &counters, &rowsPerSplit, &tiles, &splits, &scale, &done, &gemvBlocks, &upBlocks,
-            };
-            backend.GroupLoraLaunches++;
-            backend.GroupLoraUpLaunches++;
-            var function = lanes == 8 ? K.GemvGroupLoraUpBf16L8[level] : K.GemvGroupLoraUpBf16L4[level];
-            backend.Launch(function, "gemv_group_lora_up", (uint)(groupBlocks + ((long)tiles * splits) + upBlocks), 1, Threads, 0, au);
-            return;
-        }
-
         var t = table;
         void** a = stackalloc void*[]
         {
@@ -292,7 +271,8 @@ internal sealed unsafe partial class CudaOps
     /// </summary>
     private void LoraUp(DType dtype, ref LoraTable table)
     {
-        var (lanes, blocks) = LoraUpGeometry(ref table);
+        int lanes = LoraUpBlocks(ref table, 8) >= 2L * backend.Device.MultiprocessorCount ? 8 : 4;
+        int blocks = LoraUpBlocks(ref table, lanes);
         var function = (dtype, lanes) switch
         {
             (DType.BF16, 8) => K.LoraUpBf16L8,
@@ -304,13 +284,6 @@ internal sealed unsafe partial class CudaOps
         float scale = Rwkv7DecayScale;
         void** a = stackalloc void*[] { &t, &scale };
         backend.Launch(function, "lora_up", (uint)blocks, 1, Threads, 0, a);
-    }
-
-    /// <summary>lora_up's lanes (8, or 4 when 8 would not give every SM two blocks) and blocks, table.Block filled for them.</summary>
-    private (int Lanes, int Blocks) LoraUpGeometry(ref LoraTable table)
-    {
-        int lanes = LoraUpBlocks(ref table, 8) >= 2L * backend.Device.MultiprocessorCount ? 8 : 4;
-        return (lanes, LoraUpBlocks(ref table, lanes));
     }
 
     /// <summary>Fills table.Block (each branch's first block) for 8·<paramref name="lanes"/> columns per block; returns the block count.</summary>

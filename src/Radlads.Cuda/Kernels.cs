@@ -31,8 +31,6 @@ internal sealed class Kernels
         GemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_{d}_vec{w}")).ToArray())];
         GateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gate_up_swiglu_{d}_vec{w}")).ToArray())];
         GemvGroupLoraDownBf16 = [.. new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_lora_down_bf16_vec{w}"))];
-        GemvGroupLoraUpBf16L4 = [.. new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_lora_up_bf16_vec{w}_l4"))];
-        GemvGroupLoraUpBf16L8 = [.. new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_lora_up_bf16_vec{w}_l8"))];
         NormGemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gemv_group_{d}_vec{w}")).ToArray())];
         NormGateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gate_up_swiglu_{d}_vec{w}")).ToArray())];
         MlpDecodeBf16 = [.. new[] { 0, 1, 2 }.Select(g => new[] { 0, 1, 2, 3 }.Select(d => library.Function("matmul.cu", $"mlp_decode_bf16_g{g}_d{d}")).ToArray())];
@@ -245,12 +243,6 @@ internal sealed class Kernels
 
     /// <summary>gemv_group_lora_down_bf16_vec{1,2,4,8} (matmul.cu): q/k/v and LoraSet's down projections in one launch.</summary>
     public nint[] GemvGroupLoraDownBf16 { get; }
-
-    /// <summary>gemv_group_lora_up_bf16_vec{1,2,4,8}_l4, by GEMV level: gemv_group_lora_down's launch with lora_up's blocks (4 lanes) at its end.</summary>
-    public nint[] GemvGroupLoraUpBf16L4 { get; }
-
-    /// <summary>The same with lora_up's 8-lane blocks.</summary>
-    public nint[] GemvGroupLoraUpBf16L8 { get; }
 
     /// <summary>fp32 → bf16 (round to nearest even) for the cuBLASLt GEMMs: one element, or two per thread and step.</summary>
     public nint ToBf16 { get; }

@@ -485,39 +485,6 @@ public sealed class CudaGraphTests
             () => Assert.True(backend.RopeKeysWkv7Launches >= steps, $"{backend.RopeKeysWkv7Launches} one-launch recurrences for {steps} layer steps"));
     }
 
-    /// <summary>
-    /// RAD-RWKV7's LoRA up projections in blocks at the end of the q/k/v + LoRA down launch (CudaBackend.GroupLoraUp, on
-    /// by default), waiting on counters the launch resets: decoded with lora_up's own launch, then with the one launch
-    /// eager and recorded (replays find the counters at 0), the same logits and state bit for bit, and the one launch ran
-    /// for every layer step. Head dims 64 (0.5B) and 128 (7B).
-    /// </summary>
-    [Theory]
-    [InlineData(64)]
-    [InlineData(128)]
-    public void GroupLoraUpChangesNoBitEagerOrRecorded(int headDim)
-    {
-        using var backend = CudaAvailability.Backend();
-        var config = SyntheticModel.Config("tiny", Radlads.Models.Architecture.Rwkv7Qwen2);
-        config = config with { HeadDim = headDim, HiddenSize = config.NumAttentionHeads * headDim };
-        using var model = SyntheticModel.Create(config, backend, seed: 17);
-        int[] tokens = [.. Enumerable.Range(0, 12).Select(i => ((i * 43) + 7) % config.VocabSize)];
-        backend.CaptureEnabled = false;
-        backend.GroupLoraUp = false;
-        try
-        {
-            var (plainLogits, plainState) = Decode(model, tokens);
-            Assert.Equal(0, backend.GroupLoraUpLaunches);
-            backend.GroupLoraUp = true;
-            int steps = tokens.Length * config.NumHiddenLayers;
-            EagerAndRecordedEqualPlain(backend, model, tokens, plainLogits, plainState,
-                () => Assert.True(backend.GroupLoraUpLaunches >= steps, $"{backend.GroupLoraUpLaunches} q/k/v + LoRA launches for {steps} layer steps"));
-        }
-        finally
-        {
-            backend.GroupLoraUp = true;
-        }
-    }
-
     public static TheoryData<string> AttentionFixtures => new(Fixtures.Names.Where(n => n.StartsWith("qwen2", StringComparison.Ordinal)));
 
     /// <summary>

@@ -116,7 +116,7 @@ public sealed class CudaKernelCompileTests
         var (files, headers, origin) = KernelSources.Load();
         var (embedded, embeddedHeaders, _) = KernelSources.LoadEmbedded();
         Assert.EndsWith("kernels", origin, StringComparison.Ordinal);
-        Assert.Equal(["common.cuh", "lora_down.cuh", "lora_up.cuh"], headers.Select(h => h.Name));
+        Assert.Equal(["common.cuh", "lora_down.cuh"], headers.Select(h => h.Name));
         Assert.Equal(headers, embeddedHeaders);
         Assert.Equal(files.OrderBy(p => p.Key, StringComparer.Ordinal), embedded.OrderBy(p => p.Key, StringComparer.Ordinal));
     }
