@@ -798,7 +798,7 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_finish_f32(c
 
     if (k <= SAMPLE_WARP_TOPK)
     {
-        sample_finish_warp(logits, p, shift, ids, row, top, count, k, candidates, blocks, (u64*)sorted);
+        sample_finish_warp(logits, p, shift, ids, row, top, count, k, candidates, blocks, sorted);
         return;
     }
 
