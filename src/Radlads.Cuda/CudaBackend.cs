@@ -117,10 +117,14 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     /// <summary>Whether decode steps are recorded as CUDA graphs and replayed (default on; RADLADS_CUDA_GRAPHS=0 turns it off).</summary>
     /// <summary>
-    /// The decode GEMVs take the fewest warps per row that still give this many blocks per SM (default 8; the
-    /// environment variable RADLADS_GEMV_BLOCKS_PER_SM overrides it, for tuning with `bench-decode --gemv`).
+    /// The decode GEMVs take the fewest warps per row that still give this many blocks per SM (default 2; the
+    /// environment variable RADLADS_GEMV_BLOCKS_PER_SM overrides it, for tuning with `bench-decode --gemv`). 2 rather
+    /// than the earlier 8: small matrices then run one warp a row in fewer, fuller blocks instead of 8 warps a row with
+    /// most lanes idle (0.5B o_proj: 112 blocks of 8 rows, not 896 of one). H200, 2026-11-28, two interleaved rounds,
+    /// device sampling: 0.5B RAD-RWKV7 0.759–0.761 → 0.703–0.708 ms, Qwen2 1.139–1.141 → 1.001–1.005 ms; 7B within
+    /// noise (RAD-RWKV7 3.907–3.932 → 3.883–3.895); 1 and 4 were between (NOTES, sixteenth session).
     /// </summary>
-    public int GemvBlocksPerSm { get; set; } = 8;
+    public int GemvBlocksPerSm { get; set; } = 2;
 
     /// <summary>
     /// The environment variable <paramref name="name"/> as one of <paramref name="allowed"/>, or
