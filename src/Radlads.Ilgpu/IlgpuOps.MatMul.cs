@@ -139,11 +139,19 @@ internal sealed partial class IlgpuOps
         K.GemvOutIn[(int)w.DType](S, Groups((m + rowsPerGroup - 1) / rowsPerGroup, nameof(MatMul)), xs, words, bias, hasBias, chunks, m, perRow, y);
     }
 
-    /// <summary>The decode GEMV's warps per row for M rows (1, 2, 4, 8): the fewest that still give every multiprocessor about eight groups.</summary>
+    /// <summary>
+    /// The groups a multiprocessor should get from a decode GEMV (default 8; RADLADS_ILGPU_GEMV_GROUPS_PER_SM, 1–64,
+    /// for measuring: the CUDA backend's equivalent went 8 → 2 in the sixteenth session, 0.5B decode −9 %).
+    /// </summary>
+    internal static int GemvGroupsPerMultiprocessor { get; set; } =
+        int.TryParse(Environment.GetEnvironmentVariable("RADLADS_ILGPU_GEMV_GROUPS_PER_SM"), System.Globalization.NumberStyles.Integer,
+            System.Globalization.CultureInfo.InvariantCulture, out int groups) ? Math.Clamp(groups, 1, 64) : 8;
+
+    /// <summary>The decode GEMV's warps per row for M rows (1, 2, 4, 8): the fewest that still give every multiprocessor <see cref="GemvGroupsPerMultiprocessor"/> groups.</summary>
     private int GemvWarpsPerRow(int m)
     {
         int warps = GroupSize / Device.WarpSize;
-        long wanted = 8L * Math.Max(1, Device.Accelerator.NumMultiprocessors);
+        long wanted = (long)GemvGroupsPerMultiprocessor * Math.Max(1, Device.Accelerator.NumMultiprocessors);
         int perRow = 1;
         while (perRow < 8 && warps % (perRow * 2) == 0 && (m + (warps / perRow) - 1) / (warps / perRow) < wanted)
         {
