@@ -142,13 +142,14 @@ public sealed class CausalLM : IDisposable
         {
             using var normed = Backend.AllocateUninitialized(rows, c);
             using var branch = Backend.AllocateUninitialized(rows, c);
-            Body(segments, allTokens, h, normed, branch);
+            using var headNormed = HeadReadsEveryRow(segments, rows) ? Backend.AllocateUninitialized(rows, c) : null;
+            Body(segments, allTokens, h, normed, branch, headNormed);
             foreach (var s in segments)
             {
                 s.State.Position += s.RowCount;
             }
 
-            return Logits(h, segments, allLogits);
+            return Logits(h, segments, allLogits, headNormed);
         }
     }
 
@@ -175,7 +176,7 @@ public sealed class CausalLM : IDisposable
         using (var h = Backend.AllocateUninitialized(rows, c))
         {
             using var selected = Backend.AllocateUninitialized(1, c);
-            bool headNormed = rows == 1;
+            bool headNormed = HeadReadsEveryRow(segments, rows);
             using (var normed = Backend.AllocateUninitialized(rows, c))
             using (var branch = Backend.AllocateUninitialized(rows, c))
             {
@@ -216,7 +217,7 @@ public sealed class CausalLM : IDisposable
         using (var h = Backend.AllocateUninitialized(count, c))
         {
             using var selected = Backend.AllocateUninitialized(segments.Count, c);
-            bool headNormed = count == segments.Count;
+            bool headNormed = HeadReadsEveryRow(segments, count);
             using (var normed = Backend.AllocateUninitialized(count, c))
             using (var branch = Backend.AllocateUninitialized(count, c))
             {
@@ -435,6 +436,12 @@ public sealed class CausalLM : IDisposable
     }
 
     /// <summary>
+    /// Whether the head reads every row of h (one token a sequence), so that Body can write the final norm itself, fused
+    /// with the last residual add (its headNormed), instead of an add, a row copy and a norm.
+    /// </summary>
+    private static bool HeadReadsEveryRow(List<Segment> segments, int rows) => segments.Count == rows;
+
+    /// <summary>
     /// Final RMSNorm and LM head of the selected rows of h into <paramref name="logits"/> [rows, V]; with
     /// <paramref name="normed"/>, <paramref name="selected"/> already holds them normed (Body's headNormed) and only the head runs.
     /// </summary>
@@ -462,14 +469,18 @@ public sealed class CausalLM : IDisposable
         Backend.Ops.MatMul(selected, head, null, logits);
     }
 
-    private float[][] Logits(Tensor h, List<Segment> segments, bool allLogits)
+    /// <summary>
+    /// The head's logits of the selected rows of h, downloaded and checked; <paramref name="headNormed"/>: those rows
+    /// already normed by Body (every row of h selected).
+    /// </summary>
+    private float[][] Logits(Tensor h, List<Segment> segments, bool allLogits, Tensor? headNormed = null)
     {
         int c = Config.HiddenSize;
         int v = Config.VocabSize;
         int rows = allLogits ? h.RowCount : segments.Count;
-        using var selected = Backend.AllocateUninitialized(rows, c);
+        using var selected = headNormed is null ? Backend.AllocateUninitialized(rows, c) : null;
         using var logits = Backend.AllocateUninitialized(rows, v);
-        HeadLogits(h, segments, allLogits, selected, logits);
+        HeadLogits(h, segments, allLogits, headNormed ?? selected!, logits, normed: headNormed is not null);
         var host = new float[(long)rows * v];
         Backend.Download(logits, host);
         CheckFinite(host, v);
