@@ -40,21 +40,6 @@ __device__ __forceinline__ void pdl_begin()
     pdl_trigger();
 }
 
-// The wait of a plain GEMV (or lora_down): pdl_begin() (the fused norm + GEMV kernels pass their own, which also
-// computes x or waits for the block that does).
-struct PdlWait
-{
-    __device__ __forceinline__ void operator()() const { pdl_begin(); }
-};
-
-// Where a GEMV reads x (the SX template argument): X_GLOBAL through the read-only cache; X_SHARED from shared memory,
-// where the fused norm + GEMV kernels keep the normed row they computed themselves; X_WRITTEN with plain coherent loads,
-// for an x that another block of the same grid wrote (after a grid_barrier, or FlagNorm's flag): the read-only path may
-// serve stale data for memory written during the kernel.
-#define X_GLOBAL 0
-#define X_SHARED 1
-#define X_WRITTEN 2
-
 // A load that sees what other blocks of this grid wrote before a grid_barrier (plain coherent ld.global; __ldg's
 // read-only path may keep stale lines of memory written during the kernel). p 16-byte aligned. volatile keeps it after
 // the barrier's volatile acquire load; no memory clobber, so it still schedules freely against the weight loads.
@@ -66,38 +51,6 @@ __device__ __forceinline__ float4 load_written4(const float* p)
     return v;
 #else
     return *(const float4*)p;
-#endif
-}
-
-// load_written4 for one float (lora_down's x when another block of its grid wrote it: matmul.cu FlagNorm).
-__device__ __forceinline__ float load_written1(const float* p)
-{
-#if defined(__CUDA_ARCH__)
-    float v;
-    asm volatile("ld.global.f32 %0, [%1];" : "=f"(v) : "l"(p));
-    return v;
-#else
-    return *p;
-#endif
-}
-
-__device__ __forceinline__ unsigned load_acquire_u32(const unsigned* p)
-{
-#if defined(__CUDA_ARCH__)
-    unsigned v;
-    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-    return v;
-#else
-    return *(const volatile unsigned*)p;
-#endif
-}
-
-__device__ __forceinline__ void store_release_u32(unsigned* p, unsigned v)
-{
-#if defined(__CUDA_ARCH__)
-    asm volatile("st.release.gpu.global.b32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-#else
-    *(volatile unsigned*)p = v;
 #endif
 }
 

@@ -58,11 +58,9 @@ __device__ __forceinline__ void lora_fma8(uint4 q, float v, float (&acc)[8])
 // tile·256 + 8l .. + 7), rows [k0, k1) of split `split` (of `splits`) dealt to the warps round-robin, four loads in flight per
 // lane. One split: the block writes hidden. Several: each block writes partial[split, ranks]; the last block of a
 // column tile to finish (counted in counters[tile], which it resets) adds the splits in order and writes hidden.
-// x is read as SX says (matmul.cu load_x4: X_WRITTEN when another block of the launch wrote it); wait() (every thread,
-// once) stands where pdl_begin() does, after the first weight loads.
-template <int DT, int SX = X_GLOBAL, typename Wait = PdlWait>
+template <int DT>
 __device__ __forceinline__ void lora_down(const float* __restrict__ x, const LoraTable& t, float* partial, int* counters, int k,
-    int rows_per_split, int tile, int split, int splits, Wait wait = Wait())
+    int rows_per_split, int tile, int split, int splits)
 {
     __shared__ float sums[LORA_THREADS / 32][32 * 8];
     __shared__ int last;
@@ -88,7 +86,7 @@ __device__ __forceinline__ void lora_down(const float* __restrict__ x, const Lor
         if (active && r + u * 8 < k1) q[u] = load_stream(w + ((i64)(r + u * 8) * rank + local) * 2);
     }
 
-    wait();
+    pdl_begin();
     if (active)
     {
         for (bool loaded = true; r < k1; r += 4 * 8, loaded = false)
@@ -100,7 +98,7 @@ __device__ __forceinline__ void lora_down(const float* __restrict__ x, const Lor
                 if (r + u * 8 < k1)
                 {
                     if (!loaded) q[u] = load_stream(w + ((i64)(r + u * 8) * rank + local) * 2);
-                    xv[u] = SX == X_WRITTEN ? load_written1(x + r + u * 8) : __ldg(x + r + u * 8);
+                    xv[u] = __ldg(x + r + u * 8);
                 }
             }
 

@@ -7,8 +7,6 @@
 //   gemv_group_{dt}_vec{1,2,4,8}: the same for up to three matrices that share x, in one launch.
 //   gate_up_swiglu_{dt}_vec{1,2,4,8}: the MLP's gate and up rows summed as gemv_group sums them, then silu(g) ⊙ u.
 //   norm_gemv_group_*, norm_gate_up_swiglu_*: the same after the residual add + RmsNorm, computed by every block.
-//   flag_gemv_group_*, flag_gate_up_swiglu_*, flag_gemv_group_lora_down_*: the same with the norm computed once, by
-//   block 0, which the others wait for (FlagNorm).
 //   gemv_{dt}_scalar: T = 1, OutIn, any K: one warp per row, one element per lane per step.
 //   gemv_inout_{dt}_{vec,scalar}: T = 1, InOut (LoRA factors): each lane owns 8 (4, 1) adjacent columns, the 8
 //   warps of a block split the rows of its K range; K is split over blockIdx.y when the columns are few, and the
@@ -115,6 +113,14 @@ __device__ __forceinline__ float dot_word(u32 word, float x0, float x1, float ac
     return fmaf(hi16<DT>(word), x1, acc);
 }
 
+// Where a GEMV reads x (the SX template argument): X_GLOBAL through the read-only cache; X_SHARED from shared memory,
+// where the fused norm + GEMV kernels keep the normed row they computed themselves; X_WRITTEN with plain coherent loads,
+// for an x that other blocks of the same grid wrote before a grid_barrier (the read-only path may serve stale data
+// for memory written during the kernel).
+#define X_GLOBAL 0
+#define X_SHARED 1
+#define X_WRITTEN 2
+
 // Float4 i of x, read as SX says.
 template <int SX>
 __device__ __forceinline__ float4 load_x4(const float* __restrict__ x, int i)
@@ -176,6 +182,12 @@ __device__ __forceinline__ float gemv_tail(const uint4* wr, const float* __restr
         if (c + u * stride < chunks) acc = dot_chunk<DT, SX>(q[u], x, c + u * stride, acc);
     return acc;
 }
+
+// The wait of a plain GEMV: pdl_begin() (the fused norm + GEMV kernels pass their own, which also computes x).
+struct PdlWait
+{
+    __device__ __forceinline__ void operator()() const { pdl_begin(); }
+};
 
 // The first GEMV_UNROLL loads of a lane's share of a row (see gemv_row_part): into q, first = whether they were issued
 // (the share has that many chunks). Split out so that a persistent kernel can issue its next row's loads before it
@@ -576,157 +588,6 @@ NORM_GEMV_GROUP_ALL(bf16, DT_BF16)
 NORM_GATE_UP_ALL(f32, DT_F32)
 NORM_GATE_UP_ALL(f16, DT_F16)
 NORM_GATE_UP_ALL(bf16, DT_BF16)
-
-// The residual norm before a decode GEMV by one block of the GEMV's own launch (host: CudaOps.NormGemv.cs with
-// CudaBackend.FlagNorm): block 0 does add_rms_norm_f32's work (its threads, its sums: the same bits), writes h = h + b
-// (b null: the first layer's plain RmsNorm, h untouched) and y = RmsNorm(h) ⊙ w, then releases *done = this launch's
-// value; every other block issues its first weight loads, waits for the kernel before (PDL) and then for that value,
-// and reads y with coherent loads (X_WRITTEN). Unlike the norm_* kernels above, the norm is computed once, and it
-// runs while the other blocks' first weights are in flight; the launch boundary between the norm and the GEMV is gone.
-// The value must differ from what *done holds from any earlier launch without a per-launch argument (a recorded
-// graph replays the same arguments): value = tag + *epoch, where a recorded launch's tag is its site in the recording
-// (< 1,024) and epoch points at the step buffer's replay counter (the host writes (replay << 10) before each replay),
-// and an eager launch's tag is a sequence number of its own with the top bit set (epoch null). One word serves every
-// launch of the backend: a launch reads and writes it only after its PDL wait, i.e. after every earlier launch on the
-// stream has completed. Block 0 is dispatched first (blocks are handed to SMs in index order), and it waits on nothing
-// but the kernel before, so the waiting blocks cannot starve it; it does no GEMV rows of its own, so no register holds
-// a weight across its norm and the GEMV blocks keep their register count.
-struct FlagNorm
-{
-    float* h;
-    const float* b;
-    const void* w;
-    int w_dtype;
-    float eps;
-    float* y;
-    int c;
-    int nt;
-    unsigned* done;
-    const unsigned* epoch;
-    unsigned tag;
-
-    __device__ __forceinline__ unsigned value() const { return tag + (epoch != nullptr ? *epoch : 0u); }
-
-    // Block 0's whole work.
-    __device__ __forceinline__ void run() const
-    {
-        __shared__ float scratch[32];
-        int tid = threadIdx.x;
-        bool mine = tid < nt;
-        int chunks = c >> 2;
-        float4 wv[NORM_VEC];
-        load_norm_weights(wv, w, w_dtype, c, tid, nt, mine);
-        pdl_begin();
-        float4 v[NORM_VEC];
-        float inv = rms_norm_inverse((const float4*)h, (const float4*)b, v, tid, nt, chunks, mine, c, eps, scratch);
-#pragma unroll
-        for (int j = 0; j < NORM_VEC; j++)
-        {
-            int i = tid + j * nt;
-            if (mine && i < chunks)
-            {
-                if (b != nullptr) ((float4*)h)[i] = v[j];
-                ((float4*)y)[i] = rms_normed4(v[j], inv, wv[j]);
-            }
-        }
-
-        __syncthreads();
-        if (tid == 0)
-        {
-            __threadfence();
-            store_release_u32(done, value());
-        }
-    }
-
-    // The wait of every other block (after its first weight loads).
-    __device__ __forceinline__ void operator()() const
-    {
-        pdl_begin();
-        if (threadIdx.x == 0)
-        {
-            unsigned v = value();
-            while (load_acquire_u32(done) != v)
-            {
-            }
-        }
-
-        __syncthreads();
-    }
-};
-
-#define FLAG_NORM_PARAMS                                                                                                 \
-    float *h, const float *hb, const void *nw, int nwt, float eps, float *normed, unsigned *done, const unsigned *epoch, \
-        unsigned tag, int nt, int k
-
-// Grid: 1 + gemv_group's blocks.
-#define FLAG_GEMV_GROUP(name, DT, WPR)                                                                                   \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MIN_BLOCKS) name(FLAG_NORM_PARAMS,                  \
-        const void* w0, const void* b0, int bt0, float* y0, int m0, const void* w1, const void* b1, int bt1, float* y1,  \
-        int m1, const void* w2, const void* b2, int bt2, float* y2, int m2)                                              \
-    {                                                                                                                    \
-        FlagNorm norm{h, hb, nw, nwt, eps, normed, k, nt, done, epoch, tag};                                             \
-        if (blockIdx.x == 0)                                                                                             \
-        {                                                                                                                \
-            norm.run();                                                                                                  \
-            return;                                                                                                      \
-        }                                                                                                                \
-        gemv_group<DT, WPR, X_WRITTEN>(normed, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2,         \
-            (int)blockIdx.x - 1, norm);                                                                                  \
-    }
-
-#define FLAG_GEMV_GROUP_ALL(DTNAME, DT) \
-    FLAG_GEMV_GROUP(flag_gemv_group_##DTNAME##_vec1, DT, 1) FLAG_GEMV_GROUP(flag_gemv_group_##DTNAME##_vec2, DT, 2)       \
-    FLAG_GEMV_GROUP(flag_gemv_group_##DTNAME##_vec4, DT, 4) FLAG_GEMV_GROUP(flag_gemv_group_##DTNAME##_vec8, DT, 8)
-
-FLAG_GEMV_GROUP_ALL(f32, DT_F32)
-FLAG_GEMV_GROUP_ALL(f16, DT_F16)
-FLAG_GEMV_GROUP_ALL(bf16, DT_BF16)
-
-// Grid: 1 + gate_up_swiglu's blocks.
-#define FLAG_GATE_UP(name, DT, WPR, P)                                                                                   \
-    extern "C" __global__ void __launch_bounds__(64 * WPR * P) name(FLAG_NORM_PARAMS, const void* wg, const void* wu,  \
-        float* y, int f)                                                                                                 \
-    {                                                                                                                    \
-        FlagNorm norm{h, hb, nw, nwt, eps, normed, k, nt, done, epoch, tag};                                             \
-        if (blockIdx.x == 0)                                                                                             \
-        {                                                                                                                \
-            norm.run();                                                                                                  \
-            return;                                                                                                      \
-        }                                                                                                                \
-        gate_up_swiglu<DT, WPR, P, X_WRITTEN>(normed, k, wg, wu, y, f, (int)blockIdx.x - 1, norm);                     \
-    }
-
-#define FLAG_GATE_UP_ALL(DTNAME, DT)                                                                                     \
-    FLAG_GATE_UP(flag_gate_up_swiglu_##DTNAME##_vec1, DT, 1, 4) FLAG_GATE_UP(flag_gate_up_swiglu_##DTNAME##_vec2, DT, 2, 2) \
-    FLAG_GATE_UP(flag_gate_up_swiglu_##DTNAME##_vec4, DT, 4, 1) FLAG_GATE_UP(flag_gate_up_swiglu_##DTNAME##_vec8, DT, 8, 1)
-
-FLAG_GATE_UP_ALL(f32, DT_F32)
-FLAG_GATE_UP_ALL(f16, DT_F16)
-FLAG_GATE_UP_ALL(bf16, DT_BF16)
-
-// gemv_group_lora_down after FlagNorm: block 0 the norm, then lora_down's blocks, then gemv_group's.
-#define FLAG_GEMV_GROUP_LORA(name, DT, WPR)                                                                              \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MIN_BLOCKS) name(FLAG_NORM_PARAMS,                  \
-        const void* w0, const void* b0, int bt0, float* y0, int m0, const void* w1, const void* b1, int bt1, float* y1,  \
-        int m1, const void* w2, const void* b2, int bt2, float* y2, int m2, LoraTable table, float* lora_partial,        \
-        int* counters, int rows_per_split, int tiles, int splits)                                                        \
-    {                                                                                                                    \
-        FlagNorm norm{h, hb, nw, nwt, eps, normed, k, nt, done, epoch, tag};                                             \
-        int bx = (int)blockIdx.x - 1, lora_blocks = tiles * splits;                                                      \
-        if (bx < 0)                                                                                                      \
-            norm.run();                                                                                                  \
-        else if (bx < lora_blocks)                                                                                       \
-            lora_down<DT, X_WRITTEN>(normed, table, lora_partial, counters, k, rows_per_split, bx % tiles, bx / tiles,   \
-                splits, norm);                                                                                           \
-        else                                                                                                             \
-            gemv_group<DT, WPR, X_WRITTEN>(normed, k, w0, b0, bt0, y0, m0, w1, b1, bt1, y1, m1, w2, b2, bt2, y2, m2,     \
-                bx - lora_blocks, norm);                                                                                 \
-    }
-
-FLAG_GEMV_GROUP_LORA(flag_gemv_group_lora_down_bf16_vec1, DT_BF16, 1)
-FLAG_GEMV_GROUP_LORA(flag_gemv_group_lora_down_bf16_vec2, DT_BF16, 2)
-FLAG_GEMV_GROUP_LORA(flag_gemv_group_lora_down_bf16_vec4, DT_BF16, 4)
-FLAG_GEMV_GROUP_LORA(flag_gemv_group_lora_down_bf16_vec8, DT_BF16, 8)
 
 // The whole MLP of one decode row after its residual norm, in one persistent launch (T = 1, no biases; host:
 // CudaOps.AddRmsNormMlp): h = h + b, normed = RmsNorm(h) ⊙ w, act = silu(normed·W_gateᵀ) ⊙ (normed·W_upᵀ),

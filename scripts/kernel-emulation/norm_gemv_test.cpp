@@ -1,10 +1,7 @@
 // The fused norm + GEMV kernels under emu.h (see run-norm-gemv.sh), with the host logic of
 // CudaOps.AddRmsNormMatMulShared / AddRmsNormGateUpSwiGlu (CudaOps.NormGeometry, GemvLevel, GateUpGeometry) replayed
 // in C++: h, normed and every output must be the bits of the unfused kernels, all written (NaN-poisoned first), and
-// the block counter back at 0 after each launch, whatever order the blocks run in. The flag_* kernels (FlagNorm: block 0
-// computes the norm, the others wait for its value in the done word) run in launch order only (block 0 first, as the
-// GPU dispatches them; a block that waited before block 0 ran would wait forever here), eager (tag alone) and
-// recorded (tag + the step buffer's epoch), twice each so that the second launch's value is a new one.
+// the block counter back at 0 after each launch, whatever order the blocks run in.
 #include "emu.h"
 #define EMU_SEED 5
 #include "gemv_emu.h"
@@ -106,67 +103,6 @@ void gate_up(int dt, int c, int f, bool add, int sms, unsigned seed)
     printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
 }
 
-// flag_gemv_group_* against the unfused kernels: h, normed, outputs the same bits, and the done word holds the value.
-void flag_group(int dt, int c, int count, const int* ms, bool biased, bool add, int sms, const unsigned* epoch, unsigned tag)
-{
-    auto h = normal(c, 1), b = normal(c, 1), nw = normal(c, 1);
-    float eps = 1e-6f;
-    std::vector<Weights> ws;
-    std::vector<std::vector<float>> biases;
-    for (int i = 0; i < 3; i++) { ws.emplace_back((size_t)(i < count ? ms[i] : 0) * c); biases.push_back(normal(i < count ? ms[i] : 0, 1)); }
-    int m[3] = {0, 0, 0};
-    for (int i = 0; i < count; i++) m[i] = ms[i];
-    long rows = (long)m[0] + m[1] + m[2];
-    int level = level_for(rows, sms), perBlock = 8 >> level;
-    unsigned grid = (unsigned)((rows + perBlock - 1) / perBlock);
-    auto bias = [&](int i) { return biased && i < count ? (const void*)biases[i].data() : (const void*)nullptr; };
-    const void* w[3] = {ws[0].at(dt), ws[1].at(dt), ws[2].at(dt)};
-    std::vector<float> h1 = h, h2 = h, n1(c, NAN), n2(c, NAN);
-    std::vector<std::vector<float>> y1, y2;
-    for (int i = 0; i < 3; i++) { y1.emplace_back(m[i], NAN); y2.emplace_back(m[i], NAN); }
-    norm(h1, add ? &b : nullptr, nw, eps, n1);
-    launch([&] { BY_LEVEL(gemv_group_, dt, level, n1.data(), c, w[0], bias(0), 0, y1[0].data(), m[0], w[1], bias(1), 0, y1[1].data(), m[1], w[2],
-        bias(2), 0, y1[2].data(), m[2]); }, grid, 1, 256, 0);
-    unsigned done = 0, value = tag + (epoch ? *epoch : 0u);
-    int nt = norm_threads(c);
-    launch([&] { BY_LEVEL(flag_gemv_group_, dt, level, h2.data(), add ? b.data() : nullptr, nw.data(), 0, eps, n2.data(), &done, epoch, tag, nt, c,
-        w[0], bias(0), 0, y2[0].data(), m[0], w[1], bias(1), 0, y2[1].data(), m[1], w[2], bias(2), 0, y2[2].data(), m[2]); }, grid + 1, 1, 256, 0);
-    char what[160];
-    snprintf(what, sizeof what, "flag_gemv_group dt %d c %d m %d/%d/%d bias %d add %d level %d value %#x", dt, c, m[0], m[1], m[2], biased, add, level,
-        value);
-    int before = failures;
-    same(h1, h2, what, "h");
-    same(n1, n2, what, "normed");
-    for (int i = 0; i < count; i++) same(y1[i], y2[i], what, "y");
-    if (done != value) { printf("FAIL %s: done %#x after the launch\n", what, done); failures++; }
-    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
-}
-
-void flag_gate_up(int dt, int c, int f, bool add, int sms, const unsigned* epoch, unsigned tag)
-{
-    auto h = normal(c, 1), b = normal(c, 1), nw = normal(c, 1);
-    float eps = 1e-5f;
-    Weights wg((size_t)f * c), wu((size_t)f * c);
-    int level = level_for(2L * f, sms);
-    int pairs = level < 3 ? 4 >> level : 1;
-    unsigned threads = (unsigned)(64 << level) * pairs, grid = (unsigned)((f + pairs - 1) / pairs);
-    std::vector<float> h1 = h, h2 = h, n1(c, NAN), n2(c, NAN), y1(f, NAN), y2(f, NAN);
-    norm(h1, add ? &b : nullptr, nw, eps, n1);
-    launch([&] { BY_LEVEL(gate_up_swiglu_, dt, level, n1.data(), c, wg.at(dt), wu.at(dt), y1.data(), f); }, grid, 1, threads, 0);
-    unsigned done = 0, value = tag + (epoch ? *epoch : 0u);
-    int nt = norm_threads(c);
-    launch([&] { BY_LEVEL(flag_gate_up_swiglu_, dt, level, h2.data(), add ? b.data() : nullptr, nw.data(), 0, eps, n2.data(), &done, epoch, tag, nt, c,
-        wg.at(dt), wu.at(dt), y2.data(), f); }, grid + 1, 1, threads, 0);
-    char what[160];
-    snprintf(what, sizeof what, "flag_gate_up_swiglu dt %d c %d f %d add %d level %d value %#x", dt, c, f, add, level, value);
-    int before = failures;
-    same(h1, h2, what, "h");
-    same(n1, n2, what, "normed");
-    same(y1, y2, what, "y");
-    if (done != value) { printf("FAIL %s: done %#x after the launch\n", what, done); failures++; }
-    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
-}
-
 int main()
 {
     // C = 64 (one warp of norm threads), 896 (64), 3584 (224 of a 256-thread block), 1032 (odd multiple of 8);
@@ -184,17 +120,6 @@ int main()
     gate_up(0, 896, 20, false, 132, 17);
     gate_up(2, 3584, 24, true, 40, 19);
     gate_up(2, 1032, 200, true, 10, 23);
-    // FlagNorm: eager values (top bit, a sequence) and recorded ones (site + epoch).
-    unsigned epoch = 5u << 10;
-    flag_group(2, 64, 3, qkv, true, true, 1, nullptr, 0x80000001u);
-    flag_group(2, 896, 3, qkv, true, true, 4, nullptr, 0x80000002u);
-    flag_group(2, 3584, 3, qkv, false, true, 132, &epoch, 3);
-    flag_group(0, 896, 2, two, true, false, 1, &epoch, 4);
-    flag_group(2, 1032, 1, one, false, false, 40, nullptr, 0x80000003u);
-    flag_gate_up(2, 64, 40, true, 1, nullptr, 0x80000004u);
-    flag_gate_up(2, 896, 33, true, 4, &epoch, 7);
-    flag_gate_up(0, 896, 20, false, 132, nullptr, 0x80000005u);
-    flag_gate_up(2, 3584, 24, true, 40, &epoch, 8);
     printf(failures ? "FAILED (%d)\n" : "all same bits\n", failures);
     return failures ? 1 : 0;
 }

@@ -352,7 +352,6 @@ public sealed unsafe partial class CudaBackend
         *(float*)(step + StepSampleRow + 8) = sample.TopP;
         *(float*)(step + StepSampleRow + 12) = sample.MinP;
         *(double*)(step + StepSampleRow + 16) = sample.Uniform;
-        *(uint*)(step + StepEpoch) = NextReplayEpoch();
         ids.CopyTo(new Span<int>(step + StepIds, ids.Length));
         graph.Launch(stream);
         stepRead.Record(stream);
@@ -390,9 +389,6 @@ public sealed unsafe partial class CudaBackend
 
         /// <summary>The last position a replay may take: KV cache rows the recorded ops write and read must exist.</summary>
         public int LastPosition { get; set; } = int.MaxValue;
-
-        /// <summary>FlagNorm launches recorded so far (the next one's site: <see cref="CudaBackend.FlagNormValue"/>).</summary>
-        public int FlagSites { get; set; }
     }
 
     private sealed class RecordedStep(CudaBackend backend, CudaGraphExec graph, RecordingSession session) : ICapturedStep

@@ -22,12 +22,10 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     // The step buffer (pinned on the host, mirrored on the device; a replay's first node copies it over):
     // int position at 0, the sampled id (written by the recorded Sample, copied back) at 4, the SampleRow of
-    // sampling.cu (24 bytes) at 8, the replay's epoch for FlagNorm launches (uint, see FlagNormValue) at 32, the
-    // token ids from 48 on.
+    // sampling.cu (24 bytes) at 8, the token ids from 32 on.
     private const int StepSampledId = 4;
     private const int StepSampleRow = 8;
-    private const int StepEpoch = 32;
-    private const int StepIds = 48;
+    private const int StepIds = 32;
     private const int StepBytes = StepIds + (StepIdCapacity * sizeof(int));
 
     private readonly CudaStream stream;
@@ -55,8 +53,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             stepHost = new PinnedMemory(Device, StepBytes);
             stepRead = new CudaEvent(Device);
             stepRead.Record(stream);
-            splitCounters = new DeviceMemory(Device, (SplitCounterCount + 4) * sizeof(int));
-            Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount + 4, Stream);
+            splitCounters = new DeviceMemory(Device, (SplitCounterCount + 3) * sizeof(int));
+            Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount + 3, Stream);
             Gemm = CudaGemm.TryCreate(Device, out var gemmStatus);
             GemmStatus = gemmStatus;
             GemmMinRows = DefaultGemmMinRows;
@@ -568,57 +566,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// count, back at 0 after every barrier, and the generation. One pair for the backend: its launches run one at a time.
     /// </summary>
     internal ulong GridBarrier => splitCounters.Pointer + ((SplitCounterCount + 1) * sizeof(int));
-
-    /// <summary>
-    /// The word FlagNorm launches (matmul.cu) publish their value in: block 0 stores it when the norm is written, the
-    /// other blocks wait for it. One for the backend: a launch touches it only after its PDL wait. Starts at 0, which
-    /// no launch's value is (<see cref="FlagNormValue"/>).
-    /// </summary>
-    internal ulong FlagNormDone => splitCounters.Pointer + ((SplitCounterCount + 3) * sizeof(int));
-
-    /// <summary>
-    /// Whether decode (T = 1) runs the residual norm before the q/k/v and gate/up GEMVs inside their launch, computed
-    /// once by block 0 while the other blocks' first weights load, the others waiting for its flag (IOps.AddRmsNormMatMulShared,
-    /// AddRmsNormGateUpSwiGlu, AddRmsNormMatMulSharedLoraSet; matmul.cu FlagNorm): one launch fewer per norm, same bits.
-    /// <see cref="FuseNormGemv"/> takes precedence. RADLADS_FLAG_NORM=1 turns it on, =0 off.
-    /// </summary>
-    public bool FlagNorm { get; set; } = Environment.GetEnvironmentVariable("RADLADS_FLAG_NORM") == "1";
-
-    /// <summary>Recorded FlagNorm launches a step may hold (their site numbers are below this: the low bits of the value).</summary>
-    internal const int FlagNormSites = 1024;
-
-    private uint flagNormEagerSequence;
-    private uint replayEpoch;
-
-    /// <summary>
-    /// A FlagNorm launch's value arguments: eager, a sequence number of its own with the top bit set and no epoch;
-    /// recording, its site in the recording and the step buffer's epoch, which each replay sets to a new multiple of
-    /// <see cref="FlagNormSites"/> below 2³¹ (<see cref="NextReplayEpoch"/>). So no launch's value equals the one an
-    /// earlier launch left in <see cref="FlagNormDone"/>. Null: a recording with <see cref="FlagNormSites"/> such
-    /// launches already (the caller takes the two ops).
-    /// </summary>
-    internal (uint Tag, ulong Epoch)? FlagNormValue()
-    {
-        if (recording is not { } session)
-        {
-            flagNormEagerSequence = (flagNormEagerSequence + 1) & 0x7FFF_FFFFu;
-            return (0x8000_0000u | flagNormEagerSequence, 0);
-        }
-
-        if (session.FlagSites == FlagNormSites)
-        {
-            return null;
-        }
-
-        return ((uint)session.FlagSites++, stepDevice.Pointer + StepEpoch);
-    }
-
-    /// <summary>The next replay's epoch: 1 … 2²¹ − 1 over and over, times <see cref="FlagNormSites"/>.</summary>
-    private uint NextReplayEpoch()
-    {
-        replayEpoch = (replayEpoch % ((1u << 21) - 1)) + 1;
-        return replayEpoch * FlagNormSites;
-    }
 
     /// <summary>
     /// Whether decode (T = 1, bf16) runs the whole MLP after its residual norm as one persistent kernel

@@ -55,8 +55,7 @@ internal sealed unsafe partial class CudaOps
     /// the kernels in bf16 (and the norm is not fused into the GEMV: <see cref="CudaBackend.FuseNormGemv"/>), the norm's
     /// own launch, then one launch (gemv_group_lora_down_bf16_vec*, matmul.cu) of lora_down's blocks and gemv_group's,
     /// then lora_up as in <see cref="LoraSet"/>: the same kernels' code, so the same bits as the two ops, one launch
-    /// fewer. With <see cref="CudaBackend.FlagNorm"/> the norm runs inside that launch too (block 0, the others waiting
-    /// for its flag: flag_gemv_group_lora_down_bf16_vec*). Otherwise the two ops.
+    /// fewer. Otherwise the two ops.
     /// </summary>
     public void AddRmsNormMatMulSharedLoraSet(Tensor h, Tensor? branch, Tensor normWeight, float eps, Tensor normed, IReadOnlyList<Tensor> weights,
         IReadOnlyList<Tensor?> biases, IReadOnlyList<Tensor> outputs, ReadOnlySpan<LoraBranch> branches)
@@ -75,21 +74,7 @@ internal sealed unsafe partial class CudaOps
             return;
         }
 
-        // FlagNorm: the norm inside the launch (block 0), when it applies as to AddRmsNormMatMulShared (lora_down's
-        // hidden rows are written during the launch too, so they must not overlap h, branch or normed either).
-        FlagArgs? flag = null;
-        int nt = 0;
-        if (backend.FlagNorm && FusedNormThreads(h, branch, normWeight, normed, Threads, [.. outputs, .. branches.ToArray().Select(b => b.Hidden)]) is { } threads)
-        {
-            nt = threads;
-            flag = FlagArguments();
-        }
-
-        if (flag is null)
-        {
-            IOps.ResidualNorm(this, h, branch, normWeight, eps, normed);
-        }
-
+        IOps.ResidualNorm(this, h, branch, normWeight, eps, normed);
         backend.Enter();
 
         var g = GroupArguments(weights, biases, outputs);
@@ -101,31 +86,13 @@ internal sealed unsafe partial class CudaOps
         using var partial = splits > 1 ? backend.AllocateUninitialized(splits, table.Ranks) : null;
         ulong pp = partial is null ? 0 : P(partial), counters = backend.SplitCounters;
         var t = table;
-        if (flag is { } fl)
+        void** a = stackalloc void*[]
         {
-            var n = NormArguments(h, branch, normWeight, normed);
-            void** f = stackalloc void*[]
-            {
-                &n.H, &n.Branch, &n.Weight, &n.WeightType, &eps, &n.Normed, &fl.Done, &fl.Epoch, &fl.Tag, &nt, &k,
-                &g.W0, &g.B0, &g.T0, &g.Y0, &g.M0, &g.W1, &g.B1, &g.T1, &g.Y1, &g.M1, &g.W2, &g.B2, &g.T2, &g.Y2, &g.M2,
-                &t, &pp, &counters, &rowsPerSplit, &tiles, &splits,
-            };
-            backend.GroupLoraLaunches++;
-            backend.NormGemvLaunches++;
-            backend.Launch(K.FlagGemvGroupLoraDownBf16[level], "flag_gemv_group_lora_down", (uint)(1 + groupBlocks + ((long)tiles * splits)), 1,
-                Threads, 0, f);
-        }
-        else
-        {
-            void** a = stackalloc void*[]
-            {
-                &px, &k, &g.W0, &g.B0, &g.T0, &g.Y0, &g.M0, &g.W1, &g.B1, &g.T1, &g.Y1, &g.M1, &g.W2, &g.B2, &g.T2, &g.Y2, &g.M2,
-                &t, &pp, &counters, &rowsPerSplit, &tiles, &splits,
-            };
-            backend.GroupLoraLaunches++;
-            backend.Launch(K.GemvGroupLoraDownBf16[level], "gemv_group_lora_down", (uint)(groupBlocks + ((long)tiles * splits)), 1, Threads, 0, a);
-        }
-
+            &px, &k, &g.W0, &g.B0, &g.T0, &g.Y0, &g.M0, &g.W1, &g.B1, &g.T1, &g.Y1, &g.M1, &g.W2, &g.B2, &g.T2, &g.Y2, &g.M2,
+            &t, &pp, &counters, &rowsPerSplit, &tiles, &splits,
+        };
+        backend.GroupLoraLaunches++;
+        backend.Launch(K.GemvGroupLoraDownBf16[level], "gemv_group_lora_down", (uint)(groupBlocks + ((long)tiles * splits)), 1, Threads, 0, a);
         LoraUp(dtype, ref table);
     }
 

@@ -4,11 +4,9 @@ using Radlads.Ops;
 namespace Radlads.Cuda;
 
 /// <summary>
-/// The residual norm fused into the decode GEMVs after it: one launch instead of add_rms_norm_f32 then gemv_group (or
-/// gate_up_swiglu), with the same bits. Two forms (kernels/matmul.cu, where the trade-offs are described): every block
-/// computes the norm (norm_gemv_group_*, norm_gate_up_swiglu_*; <see cref="CudaBackend.FuseNormGemv"/>), or block 0
-/// computes it once and the others wait for its flag (flag_*; <see cref="CudaBackend.FlagNorm"/>). Where the fused
-/// kernel does not apply, the two ops as before.
+/// The residual norm fused into the decode GEMVs after it (kernels/matmul.cu norm_gemv_group_*,
+/// norm_gate_up_swiglu_*; the trade-off is described there): one launch instead of add_rms_norm_f32 then gemv_group
+/// (or gate_up_swiglu), with the same bits. Where the fused kernel does not apply, the two ops as before.
 /// </summary>
 internal sealed unsafe partial class CudaOps
 {
@@ -18,9 +16,8 @@ internal sealed unsafe partial class CudaOps
         FusedOpChecks.ResidualNormShared(h, branch, normed, weights, biases, outputs);
 
         int k = h.RowLength;
-        if (!(backend.FuseNormGemv || backend.FlagNorm) || h.RowCount != 1 || !Groups(k, weights, outputs)
-            || FusedNormThreads(h, branch, normWeight, normed, Threads, outputs) is not { } nt
-            || FlagArguments() is not { } flag)
+        if (!backend.FuseNormGemv || h.RowCount != 1 || !Groups(k, weights, outputs)
+            || FusedNormThreads(h, branch, normWeight, normed, Threads, outputs) is not { } nt)
         {
             IOps.ResidualNorm(this, h, branch, normWeight, eps, normed);
             MatMulShared(normed, weights, biases, outputs);
@@ -33,19 +30,6 @@ internal sealed unsafe partial class CudaOps
         long rows = (long)g.M0 + g.M1 + g.M2;
         int level = GemvLevel(rows);
         int perBlock = 8 >> level;
-        if (!backend.FuseNormGemv)
-        {
-            void** f = stackalloc void*[]
-            {
-                &n.H, &n.Branch, &n.Weight, &n.WeightType, &eps, &n.Normed, &flag.Done, &flag.Epoch, &flag.Tag, &nt, &k,
-                &g.W0, &g.B0, &g.T0, &g.Y0, &g.M0, &g.W1, &g.B1, &g.T1, &g.Y1, &g.M1, &g.W2, &g.B2, &g.T2, &g.Y2, &g.M2,
-            };
-            backend.NormGemvLaunches++;
-            backend.Launch(K.FlagGemvGroup[(int)weights[0].DType][level], "flag_gemv_group", (uint)(1 + ((rows + perBlock - 1) / perBlock)), 1,
-                Threads, 0, f);
-            return;
-        }
-
         void** a = stackalloc void*[]
         {
             &n.H, &n.Branch, &n.Weight, &n.WeightType, &eps, &n.Normed, &n.Counter, &nt, &k,
@@ -65,10 +49,9 @@ internal sealed unsafe partial class CudaOps
         var dtype = wGate.DType;
         int perLoad = dtype == DType.F32 ? 4 : 8;
         var (level, pairs, threads) = GateUpGeometry(f);
-        if (!(backend.FuseNormGemv || backend.FlagNorm) || h.RowCount != 1 || f == 0 || k == 0 || wUp.DType != dtype || k % perLoad != 0
+        if (!backend.FuseNormGemv || h.RowCount != 1 || f == 0 || k == 0 || wUp.DType != dtype || k % perLoad != 0
             || C(wGate).Pointer % 16 != 0 || C(wUp).Pointer % 16 != 0
-            || FusedNormThreads(h, branch, normWeight, normed, threads, [y, upScratch]) is not { } nt
-            || FlagArguments() is not { } flag)
+            || FusedNormThreads(h, branch, normWeight, normed, threads, [y, upScratch]) is not { } nt)
         {
             IOps.ResidualNorm(this, h, branch, normWeight, eps, normed);
             GateUpSwiGlu(normed, wGate, wUp, y, upScratch);
@@ -78,17 +61,6 @@ internal sealed unsafe partial class CudaOps
         backend.Enter();
         var n = NormArguments(h, branch, normWeight, normed);
         ulong pg = C(wGate).Pointer, pu = C(wUp).Pointer, py = P(y);
-        if (!backend.FuseNormGemv)
-        {
-            void** fa = stackalloc void*[]
-            {
-                &n.H, &n.Branch, &n.Weight, &n.WeightType, &eps, &n.Normed, &flag.Done, &flag.Epoch, &flag.Tag, &nt, &k, &pg, &pu, &py, &f,
-            };
-            backend.NormGemvLaunches++;
-            backend.Launch(K.FlagGateUpSwiGlu[(int)dtype][level], "flag_gate_up_swiglu", (uint)(1 + ((f + pairs - 1) / pairs)), 1, threads, 0, fa);
-            return;
-        }
-
         void** a = stackalloc void*[] { &n.H, &n.Branch, &n.Weight, &n.WeightType, &eps, &n.Normed, &n.Counter, &nt, &k, &pg, &pu, &py, &f };
         backend.NormGemvLaunches++;
         backend.Launch(K.NormGateUpSwiGlu[(int)dtype][level], "norm_gate_up_swiglu", (uint)((f + pairs - 1) / pairs), 1, threads,
@@ -129,28 +101,6 @@ internal sealed unsafe partial class CudaOps
 
         var (threads, vector) = NormGeometry(c, ph, pb, pn);
         return vector == 1 && threads <= blockThreads ? (int)threads : null;
-    }
-
-    /// <summary>A FlagNorm launch's flag arguments (matmul.cu): the backend's word, the epoch pointer (0: none) and the tag.</summary>
-    private struct FlagArgs
-    {
-        public ulong Done, Epoch;
-        public uint Tag;
-    }
-
-    /// <summary>
-    /// With <see cref="CudaBackend.FlagNorm"/> (and not <see cref="CudaBackend.FuseNormGemv"/>), the flag arguments of
-    /// this launch; a default (unused) one for the every-block norm kernels; null when the recording has no site left
-    /// (the caller takes the two ops). Call it last among a launch's conditions: it numbers the recording's sites.
-    /// </summary>
-    private FlagArgs? FlagArguments()
-    {
-        if (backend.FuseNormGemv)
-        {
-            return default(FlagArgs);
-        }
-
-        return backend.FlagNormValue() is { } v ? new FlagArgs { Done = backend.FlagNormDone, Epoch = v.Epoch, Tag = v.Tag } : null;
     }
 
     /// <summary>The norm's kernel arguments: h, branch (0 for none), weight and its dtype, normed, the block counter.</summary>

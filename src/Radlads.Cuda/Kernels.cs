@@ -33,9 +33,6 @@ internal sealed class Kernels
         GemvGroupLoraDownBf16 = [.. new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_lora_down_bf16_vec{w}"))];
         NormGemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gemv_group_{d}_vec{w}")).ToArray())];
         NormGateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gate_up_swiglu_{d}_vec{w}")).ToArray())];
-        FlagGemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"flag_gemv_group_{d}_vec{w}")).ToArray())];
-        FlagGateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"flag_gate_up_swiglu_{d}_vec{w}")).ToArray())];
-        FlagGemvGroupLoraDownBf16 = [.. new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"flag_gemv_group_lora_down_bf16_vec{w}"))];
         MlpDecodeBf16 = [.. new[] { 0, 1, 2 }.Select(g => new[] { 0, 1, 2, 3 }.Select(d => library.Function("matmul.cu", $"mlp_decode_bf16_g{g}_d{d}")).ToArray())];
         MlpStreamBf16 = [.. new[] { 0, 1, 2 }.Select(g => new[] { 0, 1, 2, 3 }.Select(d => library.Function("matmul.cu", $"mlp_stream_bf16_g{g}_d{d}")).ToArray())];
         GemvScalar = [.. dtypes.Select(d => library.Function("matmul.cu", $"gemv_{d}_scalar"))];
@@ -206,15 +203,6 @@ internal sealed class Kernels
 
     /// <summary>norm_gate_up_swiglu_{dtype}_vec{1,2,4,8}: IOps.AddRmsNormGateUpSwiGlu at T = 1, as <see cref="GateUpSwiGlu"/>.</summary>
     public nint[][] NormGateUpSwiGlu { get; }
-
-    /// <summary>flag_gemv_group_{dtype}_vec{1,2,4,8}: IOps.AddRmsNormMatMulShared at T = 1 with the norm by block 0 (FlagNorm).</summary>
-    public nint[][] FlagGemvGroup { get; }
-
-    /// <summary>flag_gate_up_swiglu_{dtype}_vec{1,2,4,8}: IOps.AddRmsNormGateUpSwiGlu at T = 1 with the norm by block 0.</summary>
-    public nint[][] FlagGateUpSwiGlu { get; }
-
-    /// <summary>flag_gemv_group_lora_down_bf16_vec{1,2,4,8}: IOps.AddRmsNormMatMulSharedLoraSet at T = 1 with the norm by block 0.</summary>
-    public nint[] FlagGemvGroupLoraDownBf16 { get; }
 
     /// <summary>
     /// mlp_decode_bf16_g{0,1,2}_d{0,1,2,3}: IOps.AddRmsNormMlp at T = 1 in one persistent launch, by gate/up level (the

@@ -37,11 +37,3 @@ public sealed class CudaOpConformanceTests() : OpConformanceTests(() => new Cuda
         CheckAttention(t, start, heads, kvHeads, n);
     }
 }
-
-/// <summary>
-/// The CUDA suite again with the residual norm computed once inside the decode GEMV launches, by block 0, the other
-/// blocks waiting for its flag (<see cref="CudaBackend.FlagNorm"/>; matmul.cu FlagNorm): the fused-norm tests then hold
-/// flag_gemv_group, flag_gate_up_swiglu and flag_gemv_group_lora_down to the bits of the ops they replace, and every
-/// other op runs with the flag launches' values interleaved in the backend's one done word.
-/// </summary>
-public sealed class CudaFlagNormOpConformanceTests() : OpConformanceTests(() => new CudaBackend { GemmMinRows = int.MaxValue, FlagNorm = true });
