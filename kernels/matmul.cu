@@ -6,7 +6,6 @@
 //   chosen so that even a few rows fill the GPU; four loads in flight per lane.
 //   gemv_group_{dt}_vec{1,2,4,8}: the same for up to three matrices that share x, in one launch.
 //   gate_up_swiglu_{dt}_vec{1,2,4,8}: the MLP's gate and up rows summed as gemv_group sums them, then silu(g) ⊙ u.
-//   gate_up_swiglu_{dt}_r2: the same at one warp a row, two rows a warp.
 //   norm_gemv_group_*, norm_gate_up_swiglu_*: the same after the residual add + RmsNorm, computed by every block.
 //   gemv_{dt}_scalar: T = 1, OutIn, any K: one warp per row, one element per lane per step.
 //   gemv_inout_{dt}_{vec,scalar}: T = 1, InOut (LoRA factors): each lane owns 8 (4, 1) adjacent columns, the 8
@@ -450,63 +449,6 @@ __device__ __forceinline__ void gate_up_swiglu(const float* __restrict__ x, int 
 GATE_UP_ALL(f32, DT_F32)
 GATE_UP_ALL(f16, DT_F16)
 GATE_UP_ALL(bf16, DT_BF16)
-
-// gate_up_swiglu at one warp a row with every warp taking two rows (host: CudaBackend.GateUpRowsPerWarp): a block of
-// 8 warps takes 8 row pairs, warps 0–3 gate rows 2w and 2w + 1, warps 4–7 the same rows of up, both rows' first loads
-// in flight before the wait. Each row is summed exactly as gate_up_swiglu_*_vec1 sums it (gemv_row_begin / finish at
-// one warp a row, the warp sum, + 0.f), so the bits are the same; but half the warps hold the same bytes in flight. At
-// small K a row is one round of loads a lane (0.5B: 3.5 chunks), and 8 warps a SM-slot of one row each needed two
-// waves for 0.5B's 9,728 rows (the GPU holds 8,448 warps); two rows a warp fit in one.
-template <int DT>
-__device__ __forceinline__ void gate_up_swiglu_r2(const float* __restrict__ x, int k, const void* wg, const void* wu, float* __restrict__ y,
-    int f, int bx)
-{
-    __shared__ float sums[16];
-    const int per = DT == DT_F32 ? 4 : 8;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int half = warp >> 2; // 0: gate, 1: up
-    int slot = 2 * (warp & 3);
-    int r0 = bx * 8 + slot;
-    bool v0 = r0 < f, v1 = r0 + 1 < f;
-    const char* w = (const char*)(half == 0 ? wg : wu);
-    const i64 row_bytes = (i64)k * (DT == DT_F32 ? 4 : 2);
-    const uint4* w0 = (const uint4*)(w + (v0 ? r0 : 0) * row_bytes);
-    const uint4* w1 = (const uint4*)(w + (v1 ? r0 + 1 : 0) * row_bytes);
-    int chunks = k / per;
-    uint4 q0[GEMV_UNROLL], q1[GEMV_UNROLL];
-    bool f0 = gemv_row_begin<1>(w0, chunks, lane, v0, q0);
-    bool f1 = gemv_row_begin<1>(w1, chunks, lane, v1, q1);
-    pdl_begin();
-    float a0 = warp_sum(gemv_row_finish<DT, 1, X_GLOBAL>(w0, x, chunks, lane, v0, q0, f0));
-    float a1 = warp_sum(gemv_row_finish<DT, 1, X_GLOBAL>(w1, x, chunks, lane, v1, q1, f1));
-    if (lane == 0)
-    {
-        sums[half * 8 + slot] = a0 + 0.f;
-        sums[half * 8 + slot + 1] = a1 + 0.f;
-    }
-
-    __syncthreads();
-    if (threadIdx.x < 8)
-    {
-        int j = bx * 8 + threadIdx.x;
-        if (j < f)
-        {
-            float g = sums[threadIdx.x];
-            y[j] = (sigmoid_(g) * g) * sums[8 + threadIdx.x];
-        }
-    }
-}
-
-#define GATE_UP_R2(name, DT)                                                                                             \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS) name(const float* x, int k, const void* wg, const void* wu, \
-        float* y, int f)                                                                                                 \
-    {                                                                                                                    \
-        gate_up_swiglu_r2<DT>(x, k, wg, wu, y, f, blockIdx.x);                                                           \
-    }
-
-GATE_UP_R2(gate_up_swiglu_f32_r2, DT_F32)
-GATE_UP_R2(gate_up_swiglu_f16_r2, DT_F16)
-GATE_UP_R2(gate_up_swiglu_bf16_r2, DT_BF16)
 
 // x in shared memory split by chunk halves (mlp_stream): float4 i (of a row of nc 8-float chunks) at split_at(i, nc),
 // the first halves of all chunks, then the second halves. A warp reading 8 floats of each lane's chunk then loads two

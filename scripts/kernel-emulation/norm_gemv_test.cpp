@@ -103,23 +103,6 @@ void gate_up(int dt, int c, int f, bool add, int sms, unsigned seed)
     printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
 }
 
-// gate_up_swiglu_*_r2 (two rows a warp) against gate_up_swiglu_*_vec1: the same bits, every element written.
-void gate_up_r2(int dt, int c, int f)
-{
-    auto x = normal(c, 1);
-    Weights wg((size_t)f * c), wu((size_t)f * c);
-    std::vector<float> y1(f, NAN), y2(f, NAN);
-    launch([&] { if (dt == 2) mm::gate_up_swiglu_bf16_vec1(x.data(), c, wg.at(dt), wu.at(dt), y1.data(), f);
-        else mm::gate_up_swiglu_f32_vec1(x.data(), c, wg.at(dt), wu.at(dt), y1.data(), f); }, (unsigned)((f + 3) / 4), 1, 256, 0);
-    launch([&] { if (dt == 2) mm::gate_up_swiglu_bf16_r2(x.data(), c, wg.at(dt), wu.at(dt), y2.data(), f);
-        else mm::gate_up_swiglu_f32_r2(x.data(), c, wg.at(dt), wu.at(dt), y2.data(), f); }, (unsigned)((f + 7) / 8), 1, 256, 0);
-    char what[96];
-    snprintf(what, sizeof what, "gate_up_swiglu_r2 dt %d c %d f %d", dt, c, f);
-    int before = failures;
-    same(y1, y2, what, "y");
-    printf("%s: %s\n", what, failures == before ? "same bits" : "DIFFERENT");
-}
-
 int main()
 {
     // C = 64 (one warp of norm threads), 896 (64), 3584 (224 of a 256-thread block), 1032 (odd multiple of 8);
@@ -137,10 +120,6 @@ int main()
     gate_up(0, 896, 20, false, 132, 17);
     gate_up(2, 3584, 24, true, 40, 19);
     gate_up(2, 1032, 200, true, 10, 23);
-    gate_up_r2(2, 896, 37);
-    gate_up_r2(2, 1536, 16);
-    gate_up_r2(0, 64, 9);
-    gate_up_r2(2, 1032, 24);
     printf(failures ? "FAILED (%d)\n" : "all same bits\n", failures);
     return failures ? 1 : 0;
 }

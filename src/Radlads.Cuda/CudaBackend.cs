@@ -127,15 +127,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     public int GemvBlocksPerSm { get; set; } = 2;
 
     /// <summary>
-    /// Rows a warp takes in the decode gate/up GEMV when it runs one warp a row (IOps.GateUpSwiGlu at T = 1;
-    /// gate_up_swiglu_*_r2 for 2): the same bits either way. RADLADS_GATE_UP_ROWS_PER_WARP sets it (1 or 2).
-    /// </summary>
-    public int GateUpRowsPerWarp { get; set; } = EnvironmentChoice("RADLADS_GATE_UP_ROWS_PER_WARP", 1, [1, 2], "rows a warp of the decode gate/up GEMV takes");
-
-    /// <summary>How many gate_up_swiglu_*_r2 launches this backend has queued (tests: the option took effect).</summary>
-    internal long GateUpR2Launches { get; set; }
-
-    /// <summary>
     /// The environment variable <paramref name="name"/> as one of <paramref name="allowed"/>, or
     /// <paramref name="fallback"/> when it is not set; any other value is an error naming the allowed ones.
     /// </summary>

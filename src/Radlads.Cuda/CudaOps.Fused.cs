@@ -47,14 +47,6 @@ internal sealed unsafe partial class CudaOps
         var (level, pairs, threads) = GateUpGeometry(f);
         ulong py = P(y);
         void** args = stackalloc void*[] { &px, &k, &pg, &pu, &py, &f };
-        if (level == 0 && backend.GateUpRowsPerWarp == 2)
-        {
-            // The same sums, two rows a warp: 8 row pairs a block (gate_up_swiglu_r2).
-            backend.GateUpR2Launches++;
-            backend.Launch(K.GateUpSwiGluR2[(int)dtype], "gate_up_swiglu_r2", (uint)((f + 7) / 8), 1, Threads, 0, args);
-            return;
-        }
-
         backend.Launch(K.GateUpSwiGlu[(int)dtype][level], "gate_up_swiglu", (uint)((f + pairs - 1) / pairs), 1, threads, 0, args);
     }
 

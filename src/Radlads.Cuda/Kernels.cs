@@ -30,7 +30,6 @@ internal sealed class Kernels
         GemvVector = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_{d}_vec{w}")).ToArray())];
         GemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_{d}_vec{w}")).ToArray())];
         GateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gate_up_swiglu_{d}_vec{w}")).ToArray())];
-        GateUpSwiGluR2 = [.. dtypes.Select(d => library.Function("matmul.cu", $"gate_up_swiglu_{d}_r2"))];
         GemvGroupLoraDownBf16 = [.. new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"gemv_group_lora_down_bf16_vec{w}"))];
         NormGemvGroup = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gemv_group_{d}_vec{w}")).ToArray())];
         NormGateUpSwiGlu = [.. dtypes.Select(d => new[] { 1, 2, 4, 8 }.Select(w => library.Function("matmul.cu", $"norm_gate_up_swiglu_{d}_vec{w}")).ToArray())];
@@ -198,9 +197,6 @@ internal sealed class Kernels
 
     /// <summary>gate_up_swiglu_{dtype}_vec{1,2,4,8}: IOps.GateUpSwiGlu at T = 1, [dtype][log2 warps per row].</summary>
     public nint[][] GateUpSwiGlu { get; }
-
-    /// <summary>gate_up_swiglu_{dtype}_r2: <see cref="GateUpSwiGlu"/>'s one-warp-a-row level with two rows a warp, [dtype].</summary>
-    public nint[] GateUpSwiGluR2 { get; }
 
     /// <summary>norm_gemv_group_{dtype}_vec{1,2,4,8}: IOps.AddRmsNormMatMulShared at T = 1, as <see cref="GemvGroup"/>.</summary>
     public nint[][] NormGemvGroup { get; }

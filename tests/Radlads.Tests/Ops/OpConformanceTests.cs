@@ -45,18 +45,18 @@ public abstract partial class OpConformanceTests : IDisposable
         }
     }
 
-    private protected IOps Ops => Backend.Ops;
+    private IOps Ops => Backend.Ops;
 
-    private protected Tensor In(float[] values, params int[] shape) => Own(Backend.FromFloats(values, shape));
+    private Tensor In(float[] values, params int[] shape) => Own(Backend.FromFloats(values, shape));
 
-    private protected Tensor Out(params int[] shape)
+    private Tensor Out(params int[] shape)
     {
         var t = Own(Backend.Allocate(shape));
         Backend.Upload(Enumerable.Repeat(float.NaN, (int)t.ElementCount).ToArray(), t);
         return t;
     }
 
-    private protected Tensor Weight(float[] values, DType dtype, out float[] rounded, params int[] shape)
+    private Tensor Weight(float[] values, DType dtype, out float[] rounded, params int[] shape)
     {
         var w = new NativeWeight(values, dtype, shape);
         owned.Add(w);
@@ -71,7 +71,7 @@ public abstract partial class OpConformanceTests : IDisposable
         return d;
     }
 
-    private protected float[] Read(Tensor t)
+    private float[] Read(Tensor t)
     {
         var values = new float[t.ElementCount];
         Backend.Download(t, values);
