@@ -189,9 +189,12 @@ struct PdlWait
     __device__ __forceinline__ void operator()() const { pdl_begin(); }
 };
 
-// The first GEMV_UNROLL loads of a lane's share of a row (see gemv_row_part): into q, first = whether they were issued
-// (the share has that many chunks). Split out so that a persistent kernel can issue its next row's loads before it
-// finishes the current row's sums, and its loads never drain at a row boundary.
+// The first GEMV_UNROLL loads of a lane's share of a row (see gemv_row_part) into q; first = whether the share has that
+// many chunks. A shorter share (a row of K = 896 is 112 chunks: 3.5 a lane at one warp a row, 1.75 at two, 0.875 at
+// four) is loaded whole here, so that it too is in flight before the wait; it used to load after the wait, in
+// gemv_tail, a whole memory latency after the kernel before had finished (every lane of 0.5B's q/k/v and o_proj, half
+// of its gate/up). Split out so that a persistent kernel can issue its next row's loads before it finishes the
+// current row's sums, and its loads never drain at a row boundary.
 template <int WPR>
 __device__ __forceinline__ bool gemv_row_begin(const uint4* wr, int chunks, int c0, bool valid, uint4 (&q)[GEMV_UNROLL])
 {
@@ -201,6 +204,12 @@ __device__ __forceinline__ bool gemv_row_begin(const uint4* wr, int chunks, int 
     {
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c0 + u * stride);
+    }
+    else if (valid)
+    {
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL - 1; u++)
+            if (c0 + u * stride < chunks) q[u] = load_stream(wr + c0 + u * stride);
     }
 
     return first;
@@ -216,12 +225,18 @@ __device__ __forceinline__ float gemv_row_finish(const uint4* wr, const float* _
     float acc = 0.f;
     if (valid)
     {
-        if (first)
+        if (!first)
         {
+            // The whole (short) share, loaded by gemv_row_begin: its chunks in order, as gemv_tail sums them.
 #pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT, SX>(q[u], x, c + u * stride, acc);
-            c += GEMV_UNROLL * stride;
+            for (int u = 0; u < GEMV_UNROLL - 1; u++)
+                if (c + u * stride < chunks) acc = dot_chunk<DT, SX>(q[u], x, c + u * stride, acc);
+            return acc;
         }
+
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) acc = dot_chunk<DT, SX>(q[u], x, c + u * stride, acc);
+        c += GEMV_UNROLL * stride;
 
         for (; c + (GEMV_UNROLL - 1) * stride < chunks; c += GEMV_UNROLL * stride)
         {
