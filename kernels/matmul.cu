@@ -166,11 +166,6 @@ __device__ __forceinline__ float dot_chunk(uint4 q, const float* __restrict__ x,
 #ifndef GEMV_MIN_BLOCKS
 #define GEMV_MIN_BLOCKS 1
 #endif
-// Whether gemv_group (q/k/v) loads a lane's short share before the PDL wait (gemv_row_begin's SHORT): a measurement
-// switch (RADLADS_NVRTC_DEFINES=-DGEMV_GROUP_SHORT=0); results do not change.
-#ifndef GEMV_GROUP_SHORT
-#define GEMV_GROUP_SHORT 1
-#endif
 
 // The last (< GEMV_UNROLL) chunks of a lane's row: all loads issued before the first FMA, so the tail costs one
 // memory latency, not one per chunk (short rows such as o_proj at 7B are mostly tail). Same order of sums as a
@@ -194,13 +189,10 @@ struct PdlWait
     __device__ __forceinline__ void operator()() const { pdl_begin(); }
 };
 
-// The first GEMV_UNROLL loads of a lane's share of a row (see gemv_row_part) into q; first = whether the share has that
-// many chunks. A shorter share (a row of K = 896 is 112 chunks: 3.5 a lane at one warp a row, 1.75 at two, 0.875 at
-// four) is loaded whole here, so that it too is in flight before the wait; it used to load after the wait, in
-// gemv_tail, a whole memory latency after the kernel before had finished (every lane of 0.5B's q/k/v and o_proj, half
-// of its gate/up). Split out so that a persistent kernel can issue its next row's loads before it finishes the
-// current row's sums, and its loads never drain at a row boundary.
-template <int WPR, bool SHORT = false>
+// The first GEMV_UNROLL loads of a lane's share of a row (see gemv_row_part): into q, first = whether they were issued
+// (the share has that many chunks). Split out so that a persistent kernel can issue its next row's loads before it
+// finishes the current row's sums, and its loads never drain at a row boundary.
+template <int WPR>
 __device__ __forceinline__ bool gemv_row_begin(const uint4* wr, int chunks, int c0, bool valid, uint4 (&q)[GEMV_UNROLL])
 {
     const int stride = 32 * WPR;
@@ -210,18 +202,12 @@ __device__ __forceinline__ bool gemv_row_begin(const uint4* wr, int chunks, int 
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++) q[u] = load_stream(wr + c0 + u * stride);
     }
-    else if (SHORT && valid)
-    {
-#pragma unroll
-        for (int u = 0; u < GEMV_UNROLL - 1; u++)
-            if (c0 + u * stride < chunks) q[u] = load_stream(wr + c0 + u * stride);
-    }
 
     return first;
 }
 
 // The rest of the lane's share after gemv_row_begin: the sum over its chunks in order (0 when !valid).
-template <int DT, int WPR, int SX, bool SHORT = false>
+template <int DT, int WPR, int SX>
 __device__ __forceinline__ float gemv_row_finish(const uint4* wr, const float* __restrict__ x, int chunks, int c0, bool valid,
     uint4 (&q)[GEMV_UNROLL], bool first)
 {
@@ -230,15 +216,6 @@ __device__ __forceinline__ float gemv_row_finish(const uint4* wr, const float* _
     float acc = 0.f;
     if (valid)
     {
-        if (SHORT && !first)
-        {
-            // The whole (short) share, loaded by gemv_row_begin: its chunks in order, as gemv_tail sums them.
-#pragma unroll
-            for (int u = 0; u < GEMV_UNROLL - 1; u++)
-                if (c + u * stride < chunks) acc = dot_chunk<DT, SX>(q[u], x, c + u * stride, acc);
-            return acc;
-        }
-
         if (first)
         {
 #pragma unroll
@@ -266,14 +243,14 @@ __device__ __forceinline__ float gemv_row_finish(const uint4* wr, const float* _
 // this one (which wrote x) finishes. 0 when !valid. x is in global memory, or in shared memory with SX.
 // gemv_vec, gemv_group, gate_up_swiglu, their norm_* forms and mlp_decode all sum a row through this (or its two
 // halves), so they give the same bits.
-template <int DT, int WPR, int SX = X_GLOBAL, typename Wait = PdlWait, bool SHORT = false>
+template <int DT, int WPR, int SX = X_GLOBAL, typename Wait = PdlWait>
 __device__ __forceinline__ float gemv_row_part(const uint4* wr, const float* __restrict__ x, int chunks, int c0, bool valid,
     Wait wait = Wait())
 {
     uint4 q[GEMV_UNROLL];
-    bool first = gemv_row_begin<WPR, SHORT>(wr, chunks, c0, valid, q);
+    bool first = gemv_row_begin<WPR>(wr, chunks, c0, valid, q);
     wait();
-    return gemv_row_finish<DT, WPR, SX, SHORT>(wr, x, chunks, c0, valid, q, first);
+    return gemv_row_finish<DT, WPR, SX>(wr, x, chunks, c0, valid, q, first);
 }
 
 // The end of a GEMV row: each lane's share summed over the warp, then (WPR > 1) over the row's WPR warps in order
@@ -358,7 +335,7 @@ __device__ __forceinline__ void gemv_group(const float* __restrict__ x, int k,
     }
 
     const uint4* wr = (const uint4*)((const char*)w + (i64)(valid ? row : 0) * k * (DT == DT_F32 ? 4 : 2));
-    float acc = gemv_row_part<DT, WPR, SX, Wait, GEMV_GROUP_SHORT != 0>(wr, x, k / per, part * 32 + lane, valid, wait);
+    float acc = gemv_row_part<DT, WPR, SX>(wr, x, k / per, part * 32 + lane, valid, wait);
     gemv_row_write<WPR>(acc, partial, valid, y, row, bias, bias_dtype);
 }
 
