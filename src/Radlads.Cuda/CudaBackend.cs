@@ -127,6 +127,32 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     public int GemvBlocksPerSm { get; set; } = 2;
 
     /// <summary>
+    /// How many blocks a SM the decode LoRA down projections' split over K aims at (lora_down alone and inside the q/k/v
+    /// launch alike, so the two give the same bits): 2 by default, the geometry every measurement so far ran (7B: 88
+    /// splits of 41 rows, the last block of each 256-column tile adding 88 partials). RADLADS_LORA_DOWN_BLOCKS_PER_SM
+    /// sets it (a number above 0, at most 64): a measurement knob for the q/k/v + LoRA down launch, the 7B layer's one
+    /// kernel well below the bandwidth (13.8 µs for 37.9 MB; NOTES, seventeenth session). Results change in the
+    /// last bits with it (another order of the partial sums).
+    /// </summary>
+    public double LoraDownBlocksPerSm { get; set; } = ParseLoraDownBlocksPerSm(Environment.GetEnvironmentVariable("RADLADS_LORA_DOWN_BLOCKS_PER_SM"));
+
+    /// <summary>RADLADS_LORA_DOWN_BLOCKS_PER_SM's value (null: unset, 2); anything but a number in (0, 64] is an error that names the variable.</summary>
+    internal static double ParseLoraDownBlocksPerSm(string? text)
+    {
+        if (text is null)
+        {
+            return 2;
+        }
+
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v > 0) || v > 64)
+        {
+            throw new RadladsException($"RADLADS_LORA_DOWN_BLOCKS_PER_SM must be a number of blocks a SM above 0 and at most 64 (e.g. 0.5, 1, 2), not '{text}'");
+        }
+
+        return v;
+    }
+
+    /// <summary>
     /// The environment variable <paramref name="name"/> as one of <paramref name="allowed"/>, or
     /// <paramref name="fallback"/> when it is not set; any other value is an error naming the allowed ones.
     /// </summary>

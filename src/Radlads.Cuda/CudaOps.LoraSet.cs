@@ -261,7 +261,7 @@ internal sealed unsafe partial class CudaOps
     private (int Tiles, int Splits, int RowsPerSplit) LoraDownGeometry(int k, int ranks)
     {
         int tiles = (ranks + LoraColumnsPerDownBlock - 1) / LoraColumnsPerDownBlock;
-        var (splits, rowsPerSplit) = SplitK(k, tiles);
+        var (splits, rowsPerSplit) = SplitK(k, tiles, backend.LoraDownBlocksPerSm);
         return (tiles, splits, rowsPerSplit);
     }
 

@@ -198,15 +198,25 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// K split over blocks for a decode in×out GEMV of <paramref name="tiles"/> column tiles (gemv_inout, lora_down):
-    /// enough splits for about two blocks a SM (none for K ≤ 256 or more tiles than split counters), and the rows of a
-    /// split; the split count is then what those rows need.
+    /// enough splits for about <paramref name="blocksPerSm"/> blocks a SM (two unless lora_down's knob,
+    /// <see cref="CudaBackend.LoraDownBlocksPerSm"/>, says otherwise), and the rows of a split.
     /// </summary>
-    private (int Splits, int RowsPerSplit) SplitK(int k, int tiles)
+    private (int Splits, int RowsPerSplit) SplitK(int k, int tiles, double blocksPerSm = 2) =>
+        SplitK(k, tiles, blocksPerSm, backend.Device.MultiprocessorCount);
+
+    /// <summary>
+    /// The split-K geometry on <paramref name="multiprocessors"/> SMs: ⌈blocksPerSm · SMs / tiles⌉ splits, at most one
+    /// per 32 rows, none for K ≤ 256 or more tiles than split counters; then the rows of a split, and the split count
+    /// those rows need. (At two blocks a SM this is the integer formula the kernels were measured with: 7B's LoRA set,
+    /// K 3,584 and 3 tiles on 132 SMs, 88 splits of 41 rows; 0.5B's, K 896 and one tile, 28 of 32.)
+    /// </summary>
+    internal static (int Splits, int RowsPerSplit) SplitK(int k, int tiles, double blocksPerSm, int multiprocessors)
     {
         int splits = 1;
         if (k > 256 && tiles <= CudaBackend.SplitCounterCount)
         {
-            splits = (int)Math.Clamp((2L * backend.Device.MultiprocessorCount + tiles - 1) / tiles, 1, (k + 31) / 32);
+            long wanted = (long)Math.Ceiling(blocksPerSm * multiprocessors / tiles);
+            splits = (int)Math.Clamp(wanted, 1, (k + 31) / 32);
         }
 
         int rowsPerSplit = (k + splits - 1) / splits;
