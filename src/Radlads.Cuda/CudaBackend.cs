@@ -115,7 +115,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     internal CudaStream StreamObject => stream;
 
-    /// <summary>Whether decode steps are recorded as CUDA graphs and replayed (default on; RADLADS_CUDA_GRAPHS=0 turns it off).</summary>
     /// <summary>
     /// The decode GEMVs take the fewest warps per row that still give this many blocks per SM (default 2; the
     /// environment variable RADLADS_GEMV_BLOCKS_PER_SM overrides it, for tuning with `bench-decode --gemv`). 2 rather
@@ -136,12 +135,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// </summary>
     public double LoraDownBlocksPerSm { get; set; } = ParseLoraDownBlocksPerSm(Environment.GetEnvironmentVariable("RADLADS_LORA_DOWN_BLOCKS_PER_SM"));
 
-    /// <summary>RADLADS_LORA_DOWN_BLOCKS_PER_SM's value (null: unset, 2); anything but a number in (0, 64] is an error that names the variable.</summary>
+    /// <summary>RADLADS_LORA_DOWN_BLOCKS_PER_SM's value (null: unset, <see cref="CudaOps.SplitKBlocksPerSm"/>); anything but a number in (0, 64] is an error that names the variable.</summary>
     internal static double ParseLoraDownBlocksPerSm(string? text)
     {
         if (text is null)
         {
-            return 2;
+            return CudaOps.SplitKBlocksPerSm;
         }
 
         if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v > 0) || v > 64)
@@ -211,6 +210,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// <summary>Prefill MLPs run with bf16 intermediates so far (tests check which path ran).</summary>
     internal long Bf16MlpLaunches { get; set; }
 
+    /// <summary>Whether decode steps are recorded as CUDA graphs and replayed (default on; RADLADS_CUDA_GRAPHS=0 turns it off).</summary>
     public bool CaptureEnabled { get; set; } = Environment.GetEnvironmentVariable("RADLADS_CUDA_GRAPHS") != "0";
 
     /// <summary>

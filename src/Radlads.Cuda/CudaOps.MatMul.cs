@@ -196,12 +196,15 @@ internal sealed unsafe partial class CudaOps
         backend.Launch(K.GemvVector[dtype][level], "gemv_vec", (uint)((m + rows - 1) / rows), 1, Threads, 0, g);
     }
 
+    /// <summary>The blocks a SM the split over K aims at: gemv_inout always, lora_down unless its knob says otherwise.</summary>
+    internal const double SplitKBlocksPerSm = 2;
+
     /// <summary>
     /// K split over blocks for a decode in×out GEMV of <paramref name="tiles"/> column tiles (gemv_inout, lora_down):
-    /// enough splits for about <paramref name="blocksPerSm"/> blocks a SM (two unless lora_down's knob,
-    /// <see cref="CudaBackend.LoraDownBlocksPerSm"/>, says otherwise), and the rows of a split.
+    /// enough splits for about <paramref name="blocksPerSm"/> blocks a SM (<see cref="SplitKBlocksPerSm"/> unless
+    /// lora_down's knob, <see cref="CudaBackend.LoraDownBlocksPerSm"/>, says otherwise), and the rows of a split.
     /// </summary>
-    private (int Splits, int RowsPerSplit) SplitK(int k, int tiles, double blocksPerSm = 2) =>
+    private (int Splits, int RowsPerSplit) SplitK(int k, int tiles, double blocksPerSm = SplitKBlocksPerSm) =>
         SplitK(k, tiles, blocksPerSm, backend.Device.MultiprocessorCount);
 
     /// <summary>
