@@ -127,20 +127,27 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     /// <summary>
     /// How many blocks a SM the decode LoRA down projections' split over K aims at (lora_down alone and inside the q/k/v
-    /// launch alike, so the two give the same bits): 2 by default, the geometry every measurement so far ran (7B: 88
-    /// splits of 41 rows, the last block of each 256-column tile adding 88 partials). RADLADS_LORA_DOWN_BLOCKS_PER_SM
-    /// sets it (a number above 0, at most 64): a measurement knob for the q/k/v + LoRA down launch, the 7B layer's one
-    /// kernel well below the bandwidth (13.8 µs for 37.9 MB; NOTES, seventeenth session). Results change in the
-    /// last bits with it (another order of the partial sums).
+    /// launch alike, so the two give the same bits): <see cref="DefaultLoraDownBlocksPerSm"/> unless
+    /// RADLADS_LORA_DOWN_BLOCKS_PER_SM sets it (a number above 0, at most 64). Results change in the last bits with it
+    /// (another order of the partial sums).
     /// </summary>
     public double LoraDownBlocksPerSm { get; set; } = ParseLoraDownBlocksPerSm(Environment.GetEnvironmentVariable("RADLADS_LORA_DOWN_BLOCKS_PER_SM"));
 
-    /// <summary>RADLADS_LORA_DOWN_BLOCKS_PER_SM's value (null: unset, <see cref="CudaOps.SplitKBlocksPerSm"/>); anything but a number in (0, 64] is an error that names the variable.</summary>
+    /// <summary>
+    /// One block a SM: 7B's LoRA set (K 3,584, 3 column tiles, 132 SMs) in 44 splits of 82 rows, 132 blocks beside the
+    /// q/k/v GEMV's 576 (1.8 waves at 3 blocks a SM, not 2.1). H200, 2026-11-29, CUPTI trace of a 7B RAD-RWKV7 step: the
+    /// q/k/v + LoRA down launch's end increment 13.8 µs at 2 (88 splits of 41 rows, the earlier default), 11.2 at 0.75–1.5,
+    /// 13.6 at 1.75; `bench-decode` 3.945–3.955 → 3.888–3.915 ms in three interleaved rounds. 0.5B is capped at one split
+    /// per 32 rows either way (28 splits), so unchanged (NOTES, eighteenth session).
+    /// </summary>
+    public const double DefaultLoraDownBlocksPerSm = 1;
+
+    /// <summary>RADLADS_LORA_DOWN_BLOCKS_PER_SM's value (null: unset, <see cref="DefaultLoraDownBlocksPerSm"/>); anything but a number in (0, 64] is an error that names the variable.</summary>
     internal static double ParseLoraDownBlocksPerSm(string? text)
     {
         if (text is null)
         {
-            return CudaOps.SplitKBlocksPerSm;
+            return DefaultLoraDownBlocksPerSm;
         }
 
         if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v > 0) || v > 64)

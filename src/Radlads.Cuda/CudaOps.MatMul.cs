@@ -196,13 +196,13 @@ internal sealed unsafe partial class CudaOps
         backend.Launch(K.GemvVector[dtype][level], "gemv_vec", (uint)((m + rows - 1) / rows), 1, Threads, 0, g);
     }
 
-    /// <summary>The blocks a SM the split over K aims at: gemv_inout always, lora_down unless its knob says otherwise.</summary>
+    /// <summary>The blocks a SM gemv_inout's split over K aims at (lora_down's: <see cref="CudaBackend.LoraDownBlocksPerSm"/>).</summary>
     internal const double SplitKBlocksPerSm = 2;
 
     /// <summary>
     /// K split over blocks for a decode in×out GEMV of <paramref name="tiles"/> column tiles (gemv_inout, lora_down):
-    /// enough splits for about <paramref name="blocksPerSm"/> blocks a SM (<see cref="SplitKBlocksPerSm"/> unless
-    /// lora_down's knob, <see cref="CudaBackend.LoraDownBlocksPerSm"/>, says otherwise), and the rows of a split.
+    /// enough splits for about <paramref name="blocksPerSm"/> blocks a SM (<see cref="SplitKBlocksPerSm"/>; lora_down
+    /// passes <see cref="CudaBackend.LoraDownBlocksPerSm"/>), and the rows of a split.
     /// </summary>
     private (int Splits, int RowsPerSplit) SplitK(int k, int tiles, double blocksPerSm = SplitKBlocksPerSm) =>
         SplitK(k, tiles, blocksPerSm, backend.Device.MultiprocessorCount);
@@ -210,8 +210,9 @@ internal sealed unsafe partial class CudaOps
     /// <summary>
     /// The split-K geometry on <paramref name="multiprocessors"/> SMs: ⌈blocksPerSm · SMs / tiles⌉ splits, at most one
     /// per 32 rows, none for K ≤ 256 or more tiles than split counters; then the rows of a split, and the split count
-    /// those rows need. (At two blocks a SM this is the integer formula the kernels were measured with: 7B's LoRA set,
-    /// K 3,584 and 3 tiles on 132 SMs, 88 splits of 41 rows; 0.5B's, K 896 and one tile, 28 of 32.)
+    /// those rows need. (At two blocks a SM this is the integer formula the kernels were first measured with: 7B's LoRA
+    /// set, K 3,584 and 3 tiles on 132 SMs, 88 splits of 41 rows; at lora_down's default of one, 44 of 82; 0.5B's, K 896
+    /// and one tile, 28 of 32 at either.)
     /// </summary>
     internal static (int Splits, int RowsPerSplit) SplitK(int k, int tiles, double blocksPerSm, int multiprocessors)
     {
