@@ -317,9 +317,6 @@ public sealed class CausalLM : IDisposable
         }
     }
 
-    /// <summary>EXPERIMENT (session 18, to be measured, then made the rule or removed): the layer's recurrent state heads the prefetch.</summary>
-    private static readonly bool PrefetchState = Environment.GetEnvironmentVariable("RADLADS_PREFETCH_STATE") == "1";
-
     /// <summary>
     /// Embedding, every layer, and the residual stream left in <paramref name="h"/> [T, C]. <paramref name="headNormed"/>,
     /// when given (the head reads every row of h: one token a sequence), also receives the final norm of h [T, C]: the
@@ -342,11 +339,6 @@ public sealed class CausalLM : IDisposable
         {
             pass.Layer = l;
             pass.Ahead = mixers[l].LeavesBandwidthIdle ? [[mixers[l].OutputWeight], .. mlps[l].WeightsInReadOrder] : null;
-            if (PrefetchState && pass.Ahead is not null)
-            {
-                pass.Ahead = [[.. segments.SelectMany(s => s.State.Layers[l].Tensors)], .. pass.Ahead];
-            }
-
             pass.BeginNorm(norm!, mixers[l].TakesPendingNorm);
             mixers[l].Forward(pass, normed, branch);
             pass.EndNorm("the mixer");
