@@ -79,6 +79,7 @@ public sealed unsafe class CudaDriver
     private readonly delegate* unmanaged<int*, nint, int, nuint, int> cuOccupancyMaxActiveBlocksPerMultiprocessor;
     private readonly delegate* unmanaged<void**, nuint, int> cuMemAllocHost;
     private readonly delegate* unmanaged<void*, int> cuMemFreeHost;
+    private readonly delegate* unmanaged<ulong*, void*, uint, int> cuMemHostGetDevicePointer;
     private readonly delegate* unmanaged<nint, int, int> cuStreamBeginCapture;
     private readonly delegate* unmanaged<nint, nint*, int> cuStreamEndCapture;
     private readonly delegate* unmanaged<nint*, nint, ulong, int> cuGraphInstantiateWithFlags;
@@ -144,6 +145,7 @@ public sealed unsafe class CudaDriver
         cuOccupancyMaxActiveBlocksPerMultiprocessor = (delegate* unmanaged<int*, nint, int, nuint, int>)Get("cuOccupancyMaxActiveBlocksPerMultiprocessor");
         cuMemAllocHost = (delegate* unmanaged<void**, nuint, int>)Get("cuMemAllocHost_v2");
         cuMemFreeHost = (delegate* unmanaged<void*, int>)Get("cuMemFreeHost");
+        cuMemHostGetDevicePointer = (delegate* unmanaged<ulong*, void*, uint, int>)Get("cuMemHostGetDevicePointer_v2");
         cuStreamBeginCapture = (delegate* unmanaged<nint, int, int>)Get("cuStreamBeginCapture_v2");
         cuStreamEndCapture = (delegate* unmanaged<nint, nint*, int>)Get("cuStreamEndCapture");
         cuGraphInstantiateWithFlags = (delegate* unmanaged<nint*, nint, ulong, int>)Get("cuGraphInstantiateWithFlags");
@@ -302,6 +304,18 @@ public sealed unsafe class CudaDriver
     {
         void* pointer;
         Check(cuMemAllocHost(&pointer, (nuint)Math.Max(bytes, 1)), "cuMemAllocHost_v2");
+        return pointer;
+    }
+
+    /// <summary>
+    /// The device address of page-locked host memory from <see cref="AllocateHost"/> (cuMemHostGetDevicePointer_v2): a
+    /// kernel's stores to it land in host memory, visible to the host once the kernel has completed and the host has
+    /// synchronised with it.
+    /// </summary>
+    public ulong HostDevicePointer(void* host)
+    {
+        ulong pointer;
+        Check(cuMemHostGetDevicePointer(&pointer, host, 0), "cuMemHostGetDevicePointer_v2");
         return pointer;
     }
 

@@ -117,6 +117,9 @@ public sealed unsafe class PinnedMemory : SafeHandle
 
     public void* Pointer => (void*)handle;
 
+    /// <summary>The address kernels reach this memory at (<see cref="CudaDriver.HostDevicePointer"/>).</summary>
+    public ulong DevicePointer => Device.Driver.HostDevicePointer((void*)handle);
+
     public override bool IsInvalid => handle == 0;
 
     protected override bool ReleaseHandle()

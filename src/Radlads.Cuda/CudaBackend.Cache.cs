@@ -264,9 +264,10 @@ public sealed unsafe partial class CudaBackend
             body();
             if (sampleLogits is not null)
             {
-                // The last nodes: Sample with the row of the step buffer, and its id (or error code) back to pinned memory.
-                ((CudaOps)Ops).QueueSample(sampleLogits, allowedVocabulary, 1, stepDevice.Pointer + StepSampleRow, stepDevice.Pointer + StepSampledId);
-                Device.Driver.CopyDeviceToHostAsync((byte*)stepHost.Pointer + StepSampledId, stepDevice.Pointer + StepSampledId, sizeof(int), Stream);
+                // The last nodes: Sample with the row of the step buffer, its id (or error code) stored by the kernel
+                // straight into the pinned buffer. A copy node back took ~8 µs a token more (the kernel-to-copy node
+                // switch: H200 trace, 2026-11-29; NOTES, eighteenth session).
+                ((CudaOps)Ops).QueueSample(sampleLogits, allowedVocabulary, 1, stepDevice.Pointer + StepSampleRow, stepSampledIdOnDevice);
             }
         }
         catch
@@ -369,7 +370,7 @@ public sealed unsafe partial class CudaBackend
         SampleChecks.CheckRow(row);
         Replay(graph, session, ids, position, row);
         stream.Synchronize();
-        int code = *(int*)((byte*)stepHost.Pointer + StepSampledId);
+        int code = Volatile.Read(ref *(int*)((byte*)stepHost.Pointer + StepSampledId));
         return CudaOps.DecodeSampled(code, 0, 1, session.AllowedVocabulary);
     }
 

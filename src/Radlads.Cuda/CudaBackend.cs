@@ -21,8 +21,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     private const int StepIdCapacity = 1023;
 
     // The step buffer (pinned on the host, mirrored on the device; a replay's first node copies it over):
-    // int position at 0, the sampled id (written by the recorded Sample, copied back) at 4, the SampleRow of
-    // sampling.cu (24 bytes) at 8, the token ids from 32 on.
+    // int position at 0, the sampled id at 4 (the recorded Sample stores it into the pinned copy, through
+    // stepSampledIdOnDevice), the SampleRow of sampling.cu (24 bytes) at 8, the token ids from 32 on.
     private const int StepSampledId = 4;
     private const int StepSampleRow = 8;
     private const int StepIds = 32;
@@ -34,6 +34,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     private DeviceMemory? sampleBuffer;
     private readonly DeviceMemory stepDevice;
     private readonly PinnedMemory stepHost;
+    private readonly ulong stepSampledIdOnDevice;
     private readonly CudaEvent stepRead;
     private readonly DeviceMemory splitCounters;
     private bool disposed;
@@ -51,22 +52,15 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             ids = new DeviceMemory(Device, 4096);
             stepDevice = new DeviceMemory(Device, StepBytes);
             stepHost = new PinnedMemory(Device, StepBytes);
+            stepSampledIdOnDevice = stepHost.DevicePointer + StepSampledId;
             stepRead = new CudaEvent(Device);
             stepRead.Record(stream);
             splitCounters = new DeviceMemory(Device, (SplitCounterCount + 3) * sizeof(int));
             Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount + 3, Stream);
             Gemm = CudaGemm.TryCreate(Device, out var gemmStatus);
             GemmStatus = gemmStatus;
-            GemmMinRows = DefaultGemmMinRows;
-            if (int.TryParse(Environment.GetEnvironmentVariable("RADLADS_CUBLASLT_MIN_ROWS"), NumberStyles.Integer, CultureInfo.InvariantCulture, out int minRows))
-            {
-                GemmMinRows = Math.Max(2, minRows);
-            }
-
-            if (int.TryParse(Environment.GetEnvironmentVariable("RADLADS_GEMV_BLOCKS_PER_SM"), NumberStyles.Integer, CultureInfo.InvariantCulture, out int perSm))
-            {
-                GemvBlocksPerSm = Math.Clamp(perSm, 1, 64);
-            }
+            GemmMinRows = ParseGemmMinRows(Environment.GetEnvironmentVariable("RADLADS_CUBLASLT_MIN_ROWS")) ?? DefaultGemmMinRows;
+            GemvBlocksPerSm = ParseGemvBlocksPerSm(Environment.GetEnvironmentVariable("RADLADS_GEMV_BLOCKS_PER_SM")) ?? GemvBlocksPerSm;
 
             Wkv7TileRows = EnvironmentChoice("RADLADS_WKV7_TILE_ROWS", Wkv7TileRows, [1, 2], "rows of the state per thread");
             Wkv7TileLanes = EnvironmentChoice("RADLADS_WKV7_TILE_LANES", Wkv7TileLanes, [8, 16], "lanes a state row is spread over");
@@ -638,22 +632,14 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// </summary>
     public int? StreamStages { get; set; } = ParseStreamStages(Environment.GetEnvironmentVariable("RADLADS_STREAM_STAGES"));
 
-    internal static int? ParseStreamStages(string? text)
-    {
-        if (text is null)
-        {
-            return null;
-        }
+    internal static int? ParseStreamStages(string? text) =>
+        TuningVariable.WholeNumber("RADLADS_STREAM_STAGES", text, CudaOps.StreamMinStages, CudaOps.StreamMaxStages, "ring stages");
 
-        if (!int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n)
-            || n < CudaOps.StreamMinStages || n > CudaOps.StreamMaxStages)
-        {
-            throw new RadladsException(
-                $"RADLADS_STREAM_STAGES must be a whole number of ring stages from {CudaOps.StreamMinStages} to {CudaOps.StreamMaxStages}, not '{text}'");
-        }
+    /// <summary>RADLADS_GEMV_BLOCKS_PER_SM's value (null when unset): 1 to 64, anything else an error naming the variable.</summary>
+    internal static int? ParseGemvBlocksPerSm(string? text) => TuningVariable.WholeNumber("RADLADS_GEMV_BLOCKS_PER_SM", text, 1, 64, "blocks a SM");
 
-        return n;
-    }
+    /// <summary>RADLADS_CUBLASLT_MIN_ROWS's value (null when unset): 2 or more (one row is always a GEMV), anything else an error naming the variable.</summary>
+    internal static int? ParseGemmMinRows(string? text) => TuningVariable.WholeNumber("RADLADS_CUBLASLT_MIN_ROWS", text, 2, int.MaxValue, "rows");
 
     /// <summary>How many streamed MLP kernels this backend has queued.</summary>
     internal long StreamMlpLaunches { get; set; }

@@ -116,6 +116,18 @@ public sealed unsafe partial class IlgpuBackend : IBackend
     internal long NormGemvLaunches { get; set; }
 
     /// <summary>
+    /// The groups a multiprocessor should get from a decode GEMV (default 2; RADLADS_ILGPU_GEMV_GROUPS_PER_SM, 1–64,
+    /// for measuring). 2 rather than the earlier 8, as CUDA's CudaBackend.GemvBlocksPerSm: small matrices then run one
+    /// warp a row in fuller groups. H200, 2026-11-28, one call, device sampling: 0.5B RAD-RWKV7 1.920 → 1.756 ms,
+    /// Qwen2 2.116 → 1.966; 1.5B 2.967 → 2.900 and 3.586 → 3.482 (NOTES, sixteenth session).
+    /// </summary>
+    public int GemvGroupsPerMultiprocessor { get; set; } = ParseGemvGroupsPerMultiprocessor(Environment.GetEnvironmentVariable("RADLADS_ILGPU_GEMV_GROUPS_PER_SM")) ?? 2;
+
+    /// <summary>RADLADS_ILGPU_GEMV_GROUPS_PER_SM's value (null when unset): 1 to 64, anything else an error naming the variable.</summary>
+    internal static int? ParseGemvGroupsPerMultiprocessor(string? text) =>
+        TuningVariable.WholeNumber("RADLADS_ILGPU_GEMV_GROUPS_PER_SM", text, 1, 64, "groups a multiprocessor");
+
+    /// <summary>
     /// Whether decode (T = 1) runs the residual norm inside the q and gate/up GEMVs (FusedKernels.NormGemvOutIn,
     /// NormGateUpSwiGlu): same bits either way. Off by default (RADLADS_NORM_GEMV=1 turns it on, as on CUDA): every group
     /// recomputes the norm before its rows, and that cost more than the launches it saves (H200, 2026-11-27, graphs,

@@ -127,7 +127,7 @@ internal sealed partial class IlgpuOps
 
     /// <summary>
     /// Decode GEMV, W [M, K] in 16-byte chunks, with 1, 2, 4 or 8 warps per row: the fewest that still give every
-    /// multiprocessor <see cref="GemvGroupsPerMultiprocessor"/> groups, so that a few rows (k/v projections) fill the GPU too.
+    /// multiprocessor <see cref="IlgpuBackend.GemvGroupsPerMultiprocessor"/> groups, so that a few rows (k/v projections) fill the GPU too.
     /// </summary>
     private void Gemv(IlgpuTensor x, IlgpuTensor w, WeightView bias, int hasBias, int k, int m, ArrayView<float> y)
     {
@@ -139,21 +139,11 @@ internal sealed partial class IlgpuOps
         K.GemvOutIn[(int)w.DType](S, Groups((m + rowsPerGroup - 1) / rowsPerGroup, nameof(MatMul)), xs, words, bias, hasBias, chunks, m, perRow, y);
     }
 
-    /// <summary>
-    /// The groups a multiprocessor should get from a decode GEMV (default 2; RADLADS_ILGPU_GEMV_GROUPS_PER_SM, 1–64,
-    /// for measuring). 2 rather than the earlier 8, as CUDA's CudaBackend.GemvBlocksPerSm: small matrices then run one
-    /// warp a row in fuller groups. H200, 2026-11-28, one call, device sampling: 0.5B RAD-RWKV7 1.920 → 1.756 ms,
-    /// Qwen2 2.116 → 1.966; 1.5B 2.967 → 2.900 and 3.586 → 3.482 (NOTES, sixteenth session).
-    /// </summary>
-    internal static int GemvGroupsPerMultiprocessor { get; set; } =
-        int.TryParse(Environment.GetEnvironmentVariable("RADLADS_ILGPU_GEMV_GROUPS_PER_SM"), System.Globalization.NumberStyles.Integer,
-            System.Globalization.CultureInfo.InvariantCulture, out int groups) ? Math.Clamp(groups, 1, 64) : 2;
-
-    /// <summary>The decode GEMV's warps per row for M rows (1, 2, 4, 8): the fewest that still give every multiprocessor <see cref="GemvGroupsPerMultiprocessor"/> groups.</summary>
+    /// <summary>The decode GEMV's warps per row for M rows (1, 2, 4, 8): the fewest that still give every multiprocessor <see cref="IlgpuBackend.GemvGroupsPerMultiprocessor"/> groups.</summary>
     private int GemvWarpsPerRow(int m)
     {
         int warps = GroupSize / Device.WarpSize;
-        long wanted = (long)GemvGroupsPerMultiprocessor * Math.Max(1, Device.Accelerator.NumMultiprocessors);
+        long wanted = (long)backend.GemvGroupsPerMultiprocessor * Math.Max(1, Device.Accelerator.NumMultiprocessors);
         int perRow = 1;
         while (perRow < 8 && warps % (perRow * 2) == 0 && (m + (warps / perRow) - 1) / (warps / perRow) < wanted)
         {

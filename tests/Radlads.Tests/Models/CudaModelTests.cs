@@ -553,6 +553,56 @@ public sealed class CudaGraphTests
     }
 
     /// <summary>
+    /// The recorded Sample stores its id straight into the pinned step buffer (no copy node): every replay's id is its
+    /// own (greedy over logits rewritten between replays, the maximum moved each time), a replay with NaN or ±∞ logits
+    /// or all −∞ throws as IOps.Sample does and the next finite replay returns its id again, and a replay that skips
+    /// the sample leaves the next one unaffected.
+    /// </summary>
+    [Fact]
+    public void RecordedSampleReturnsEachReplaysOwnIdAndItsErrors()
+    {
+        using var backend = CudaAvailability.Backend();
+        const int vocabulary = 1000;
+        using var logits = backend.Allocate(1, vocabulary);
+        using var step = backend.Capture([7], 0, () => { }, logits, vocabulary);
+        var greedy = Radlads.Ops.SampleRow.Greedy;
+        var values = new float[vocabulary];
+        var random = new Random(18);
+        foreach (int top in new[] { 3, 997, 0, 512, 999, 41 })
+        {
+            for (int i = 0; i < vocabulary; i++)
+            {
+                values[i] = (float)random.NextDouble();
+            }
+
+            values[top] = 2f;
+            backend.Upload(values, logits);
+            Assert.Equal(top, step.ReplaySample([7], 0, greedy));
+            step.Replay([7], 0);
+        }
+
+        foreach (float bad in new[] { float.NaN, float.PositiveInfinity })
+        {
+            values[123] = bad;
+            backend.Upload(values, logits);
+            var e = Assert.Throws<RadladsException>(() => step.ReplaySample([7], 0, greedy));
+            Assert.Contains("for token 123", e.Message, StringComparison.Ordinal);
+            values[123] = 0.25f;
+            values[640] = 3f;
+            backend.Upload(values, logits);
+            Assert.Equal(640, step.ReplaySample([7], 0, greedy));
+            values[640] = 0.5f;
+        }
+
+        backend.Upload(Enumerable.Repeat(float.NegativeInfinity, vocabulary).ToArray(), logits);
+        var banned = Assert.Throws<RadladsException>(() => step.ReplaySample([7], 0, greedy));
+        Assert.Contains($"all {vocabulary} are -Infinity", banned.Message, StringComparison.Ordinal);
+        values[77] = 9f;
+        backend.Upload(values, logits);
+        Assert.Equal(77, step.ReplaySample([7], 0, greedy));
+    }
+
+    /// <summary>
     /// The residual norm fused into q/k/v and gate/up (norm_gemv_group, norm_gate_up_swiglu; their block counter must be
     /// back at 0 after every launch and every replay): eager decode with and without the fusion, and recorded decode
     /// replayed token after token with it, give the same logits and state bit for bit, and the fused kernels ran.

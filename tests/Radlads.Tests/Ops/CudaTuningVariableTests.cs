@@ -1,10 +1,12 @@
 using Radlads.Cuda;
+using Radlads.Ilgpu;
 
 namespace Radlads.Tests.Ops;
 
 /// <summary>
-/// The CUDA backend's measurement knobs read from environment variables (no GPU needed): unset means the default (null),
-/// a value in range is taken, anything else is refused with the variable and the value named.
+/// The CUDA and ILGPU backends' measurement knobs read from environment variables (no GPU needed): unset means the
+/// default (null), a value in range is taken, anything else is refused with the variable and the value named (no
+/// clamping, no silently ignored text: a measurement must run what it was asked to).
 /// </summary>
 public sealed class CudaTuningVariableTests
 {
@@ -43,5 +45,55 @@ public sealed class CudaTuningVariableTests
         var e = Assert.Throws<RadladsException>(() => KernelLibrary.ParseCarveout(text));
         Assert.Contains("RADLADS_CARVEOUT", e.Message, StringComparison.Ordinal);
         Assert.Contains(text, e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The whole-number knobs: each parser with its variable's name, range and default-when-unset.</summary>
+    public static TheoryData<string, int, int> WholeNumberKnobs => new()
+    {
+        { "RADLADS_GEMV_BLOCKS_PER_SM", 1, 64 },
+        { "RADLADS_CUBLASLT_MIN_ROWS", 2, int.MaxValue },
+        { "RADLADS_ILGPU_GEMV_GROUPS_PER_SM", 1, 64 },
+        { "RADLADS_STREAM_STAGES", CudaOps.StreamMinStages, CudaOps.StreamMaxStages },
+    };
+
+    private static int? Parse(string name, string? text) => name switch
+    {
+        "RADLADS_GEMV_BLOCKS_PER_SM" => CudaBackend.ParseGemvBlocksPerSm(text),
+        "RADLADS_CUBLASLT_MIN_ROWS" => CudaBackend.ParseGemmMinRows(text),
+        "RADLADS_ILGPU_GEMV_GROUPS_PER_SM" => IlgpuBackend.ParseGemvGroupsPerMultiprocessor(text),
+        "RADLADS_STREAM_STAGES" => CudaBackend.ParseStreamStages(text),
+        _ => throw new ArgumentException(name),
+    };
+
+    [Theory]
+    [MemberData(nameof(WholeNumberKnobs))]
+    public void AWholeNumberKnobTakesItsRangeEndsAndIsNullWhenUnset(string name, int min, int max)
+    {
+        Assert.Null(Parse(name, null));
+        Assert.Equal(min, Parse(name, min.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal(max, Parse(name, max.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    [Theory]
+    [MemberData(nameof(WholeNumberKnobs))]
+    public void AWholeNumberKnobRefusesOutOfRangeAndTextNamingTheVariableAndTheRange(string name, int min, int max)
+    {
+        var bad = new List<string> { (min - 1L).ToString(System.Globalization.CultureInfo.InvariantCulture), "two", "", "1.5", " " };
+        if (max < int.MaxValue)
+        {
+            bad.Add((max + 1L).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            bad.Add("2147483648");
+        }
+
+        foreach (var text in bad)
+        {
+            var e = Assert.Throws<RadladsException>(() => Parse(name, text));
+            Assert.Contains(name, e.Message, StringComparison.Ordinal);
+            Assert.Contains($"'{text}'", e.Message, StringComparison.Ordinal);
+            Assert.Contains(min.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Message, StringComparison.Ordinal);
+        }
     }
 }
