@@ -69,6 +69,19 @@ __device__ __forceinline__ void load_input(const Layers& t, int s, int layer, fl
     }
 }
 
+// acc + the 8 products of one 16-byte chunk of bf16 weights with x[0 … 7], in one fixed order (every variant uses it).
+__device__ __forceinline__ float dot8(uint4 q, const float* x, float acc)
+{
+    acc = fmaf(lo16<DT_BF16>(q.x), x[0], acc);
+    acc = fmaf(hi16<DT_BF16>(q.x), x[1], acc);
+    acc = fmaf(lo16<DT_BF16>(q.y), x[2], acc);
+    acc = fmaf(hi16<DT_BF16>(q.y), x[3], acc);
+    acc = fmaf(lo16<DT_BF16>(q.z), x[4], acc);
+    acc = fmaf(hi16<DT_BF16>(q.z), x[5], acc);
+    acc = fmaf(lo16<DT_BF16>(q.w), x[6], acc);
+    return fmaf(hi16<DT_BF16>(q.w), x[7], acc);
+}
+
 // One row: the warp's lanes over its 16-byte chunks (8 bf16), in a fixed order, then a warp sum.
 __device__ __forceinline__ float row_dot(const uint4* wr, const float* xs, int k, int lane)
 {
@@ -78,14 +91,8 @@ __device__ __forceinline__ float row_dot(const uint4* wr, const float* xs, int k
     {
         uint4 q = wr[c];
         float4 a = *(const float4*)(xs + c * 8), b = *(const float4*)(xs + c * 8 + 4);
-        acc = fmaf(lo16<DT_BF16>(q.x), a.x, acc);
-        acc = fmaf(hi16<DT_BF16>(q.x), a.y, acc);
-        acc = fmaf(lo16<DT_BF16>(q.y), a.z, acc);
-        acc = fmaf(hi16<DT_BF16>(q.y), a.w, acc);
-        acc = fmaf(lo16<DT_BF16>(q.z), b.x, acc);
-        acc = fmaf(hi16<DT_BF16>(q.z), b.y, acc);
-        acc = fmaf(lo16<DT_BF16>(q.w), b.z, acc);
-        acc = fmaf(hi16<DT_BF16>(q.w), b.w, acc);
+        const float x8[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        acc = dot8(q, x8, acc);
     }
 
     return warp_sum(acc);
@@ -158,14 +165,8 @@ __global__ void __launch_bounds__(256) stage_kernel(Layers t, int s, int layer)
     {
         uint4 q = load_stream(wr + c);
         float4 a = *(const float4*)(xs + c * 8), b = *(const float4*)(xs + c * 8 + 4);
-        acc = fmaf(lo16<DT_BF16>(q.x), a.x, acc);
-        acc = fmaf(hi16<DT_BF16>(q.x), a.y, acc);
-        acc = fmaf(lo16<DT_BF16>(q.y), a.z, acc);
-        acc = fmaf(hi16<DT_BF16>(q.y), a.w, acc);
-        acc = fmaf(lo16<DT_BF16>(q.z), b.x, acc);
-        acc = fmaf(hi16<DT_BF16>(q.z), b.y, acc);
-        acc = fmaf(lo16<DT_BF16>(q.w), b.z, acc);
-        acc = fmaf(hi16<DT_BF16>(q.w), b.w, acc);
+        const float x8[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        acc = dot8(q, x8, acc);
     }
 
     acc = warp_sum(acc);
@@ -373,14 +374,7 @@ __global__ void __launch_bounds__(THREADS, 1) region_kernel(Layers t, unsigned* 
                     if (c < C / 8)
                     {
                         uint4 q = wr[c];
-                        acc = fmaf(lo16<DT_BF16>(q.x), x[j][0], acc);
-                        acc = fmaf(hi16<DT_BF16>(q.x), x[j][1], acc);
-                        acc = fmaf(lo16<DT_BF16>(q.y), x[j][2], acc);
-                        acc = fmaf(hi16<DT_BF16>(q.y), x[j][3], acc);
-                        acc = fmaf(lo16<DT_BF16>(q.z), x[j][4], acc);
-                        acc = fmaf(hi16<DT_BF16>(q.z), x[j][5], acc);
-                        acc = fmaf(lo16<DT_BF16>(q.w), x[j][6], acc);
-                        acc = fmaf(hi16<DT_BF16>(q.w), x[j][7], acc);
+                        acc = dot8(q, x[j], acc);
                     }
                 }
 
@@ -436,14 +430,7 @@ __global__ void __launch_bounds__(THREADS, 1) region_kernel(Layers t, unsigned* 
                     if (lane + 32 * j < DOWN_SLICE)
                     {
                         uint4 q = wr[warp * DOWN_SLICE + lane + 32 * j];
-                        acc = fmaf(lo16<DT_BF16>(q.x), x[j][0], acc);
-                        acc = fmaf(hi16<DT_BF16>(q.x), x[j][1], acc);
-                        acc = fmaf(lo16<DT_BF16>(q.y), x[j][2], acc);
-                        acc = fmaf(hi16<DT_BF16>(q.y), x[j][3], acc);
-                        acc = fmaf(lo16<DT_BF16>(q.z), x[j][4], acc);
-                        acc = fmaf(hi16<DT_BF16>(q.z), x[j][5], acc);
-                        acc = fmaf(lo16<DT_BF16>(q.w), x[j][6], acc);
-                        acc = fmaf(hi16<DT_BF16>(q.w), x[j][7], acc);
+                        acc = dot8(q, x[j], acc);
                     }
                 }
 
@@ -557,16 +544,53 @@ int main(int argc, char** argv)
     CHECK(cudaStreamEndCapture(stream, &graph));
     CHECK(cudaGraphInstantiate(&exec, graph, 0));
     std::vector<float> reference(C), got(C);
-    auto time_graph = [&]() {
-        CHECK(cudaGraphLaunch(exec, stream));
+    // µs a step of `launch` (one step a call), after one untimed step.
+    auto time_steps = [&](auto launch) {
+        launch();
         CHECK(cudaStreamSynchronize(stream));
         CHECK(cudaEventRecord(e0, stream));
-        for (int r = 0; r < reps; r++) CHECK(cudaGraphLaunch(exec, stream));
+        for (int r = 0; r < reps; r++) launch();
         CHECK(cudaEventRecord(e1, stream));
         CHECK(cudaEventSynchronize(e1));
         float m;
         CHECK(cudaEventElapsedTime(&m, e0, e1));
         return m * 1e3 / reps;
+    };
+
+    // The step's output against `launches`': max |difference| and max |reference|.
+    auto compare = [&](double& worst, double& top) {
+        CHECK(cudaMemcpy(got.data(), t.out[3], C * 4, cudaMemcpyDeviceToHost));
+        worst = 0, top = 0;
+        for (int i = 0; i < C; i++)
+        {
+            worst = fmax(worst, fabs((double)got[i] - reference[i]));
+            top = fmax(top, fabs((double)reference[i]));
+        }
+    };
+
+    // Block 0's stages of the last step (layers 1 … L-1 averaged): barrier wait, input (+ norm), weights wait, rows, and
+    // what follows before the next stage's barrier (the copy issue where the kernel issues copies there).
+    auto print_breakdown = [&](const char* last) {
+        std::vector<unsigned long long> ts((size_t)layers * STAGES * 5);
+        CHECK(cudaMemcpy(ts.data(), t.times, ts.size() * 8, cudaMemcpyDeviceToHost));
+        for (int st = 0; st < STAGES; st++)
+        {
+            double part[5] = {0, 0, 0, 0, 0};
+            int n = 0;
+            for (int l = 1; l < layers; l++)
+            {
+                int i = l * STAGES + st;
+                if (i + 1 >= layers * STAGES) continue;
+                const unsigned long long* a = &ts[(size_t)i * 5];
+                for (int q = 0; q < 4; q++) part[q] += a[q + 1] - a[q];
+                part[4] += ts[(size_t)(i + 1) * 5] - a[4];
+                n++;
+            }
+
+            printf("           stage %d (%4d x %4d): barrier %5.2f  input %5.2f  weights %5.2f  rows %5.2f  %s %5.2f us\n", st,
+                stage_rows(st), stage_k(st), part[0] / n / 1e3, part[1] / n / 1e3, part[2] / n / 1e3, part[3] / n / 1e3, last,
+                part[4] / n / 1e3);
+        }
     };
 
     CHECK(cudaFuncSetAttribute(persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_TOTAL));
@@ -578,49 +602,16 @@ int main(int argc, char** argv)
         return 1;
     }
 
-    auto time_persistent = [&](int mode, int kind) {
-        void* args[] = {&t, &barrier, &mode, &kind, &epoch};
-        auto launch = [&]() {
-            CHECK(cudaLaunchCooperativeKernel((void*)persistent_kernel, dim3(sms), dim3(THREADS), args, SMEM_TOTAL, stream));
-            if (kind == 1) epoch++;
-        };
-        launch();
-        CHECK(cudaStreamSynchronize(stream));
-        CHECK(cudaEventRecord(e0, stream));
-        for (int r = 0; r < reps; r++) launch();
-        CHECK(cudaEventRecord(e1, stream));
-        CHECK(cudaEventSynchronize(e1));
-        float m;
-        CHECK(cudaEventElapsedTime(&m, e0, e1));
-        return m * 1e3 / reps;
-    };
-
     CHECK(cudaFuncSetAttribute(region_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_REGIONS));
     unsigned region_epoch = 0;
     unsigned* region_counter;
     CHECK(cudaMalloc(&region_counter, sizeof(unsigned)));
     CHECK(cudaMemset(region_counter, 0, sizeof(unsigned)));
-    auto time_regions = [&]() {
-        void* args[] = {&t, &region_counter, &region_epoch};
-        auto launch = [&]() {
-            CHECK(cudaLaunchCooperativeKernel((void*)region_kernel, dim3(sms), dim3(THREADS), args, SMEM_REGIONS, stream));
-            region_epoch++;
-        };
-        launch();
-        CHECK(cudaStreamSynchronize(stream));
-        CHECK(cudaEventRecord(e0, stream));
-        for (int r = 0; r < reps; r++) launch();
-        CHECK(cudaEventRecord(e1, stream));
-        CHECK(cudaEventSynchronize(e1));
-        float m;
-        CHECK(cudaEventElapsedTime(&m, e0, e1));
-        return m * 1e3 / reps;
-    };
 
     const char* names[] = {"persistent", "staged", "barriers"};
     for (int round = 0; round < 2; round++)
     {
-        double us = time_graph();
+        double us = time_steps([&]() { CHECK(cudaGraphLaunch(exec, stream)); });
         CHECK(cudaMemcpy(reference.data(), t.out[3], C * 4, cudaMemcpyDeviceToHost));
         printf("round %d  launches             %8.1f us a step  %6.2f us a layer  %5.1f %% of copy rate\n", round, us, us / layers,
             100.0 * bytes_layer * layers / copy_rate * 1e6 / us);
@@ -628,89 +619,39 @@ int main(int argc, char** argv)
         {
             int mode = variant % 3, kind = variant / 3;
             CHECK(cudaMemset(t.out[3], 0, C * 4));
-            double p = time_persistent(mode, kind);
-            double worst = 0, top = 0;
+            void* args[] = {&t, &barrier, &mode, &kind, &epoch};
+            double p = time_steps([&]() {
+                CHECK(cudaLaunchCooperativeKernel((void*)persistent_kernel, dim3(sms), dim3(THREADS), args, SMEM_TOTAL, stream));
+                if (kind == 1) epoch++;
+            });
+            printf("round %d  %-11s %-8s %8.1f us a step  %6.2f us a layer  %5.1f %% of copy rate", round, names[mode],
+                kind == 0 ? "gen" : "counter", p, p / layers, 100.0 * bytes_layer * layers / copy_rate * 1e6 / p);
             if (mode < 2)
             {
-                CHECK(cudaMemcpy(got.data(), t.out[3], C * 4, cudaMemcpyDeviceToHost));
-                for (int i = 0; i < C; i++)
-                {
-                    worst = fmax(worst, fabs((double)got[i] - reference[i]));
-                    top = fmax(top, fabs((double)reference[i]));
-                }
+                double worst, top;
+                compare(worst, top);
+                printf("  max |diff| %.3g of max |y| %.3g%s", worst, top, worst <= 1e-4 * top ? "" : "  MISMATCH");
             }
 
-            printf("round %d  %-11s %-8s %8.1f us a step  %6.2f us a layer  %5.1f %% of copy rate", round, names[mode], kind == 0 ? "gen" : "counter", p, p / layers,
-                100.0 * bytes_layer * layers / copy_rate * 1e6 / p);
-            if (mode < 2) printf("  max |diff| %.3g of max |y| %.3g%s", worst, top, worst <= 1e-4 * top ? "" : "  MISMATCH");
             printf("\n");
-            if (mode < 2 && round == 1)
-            {
-                // Block 0's stages (layers 1 … L-1): barrier wait, input + norm, weights wait, then rows to the next stage.
-                std::vector<unsigned long long> ts((size_t)layers * STAGES * 5);
-                CHECK(cudaMemcpy(ts.data(), t.times, ts.size() * 8, cudaMemcpyDeviceToHost));
-                for (int st = 0; st < STAGES; st++)
-                {
-                    double part[5] = {0, 0, 0, 0, 0};
-                    int n = 0;
-                    for (int l = 1; l < layers; l++)
-                    {
-                        int i = l * STAGES + st;
-                        if (i + 1 >= layers * STAGES) continue;
-                        const unsigned long long* a = &ts[(size_t)i * 5];
-                        part[0] += a[1] - a[0];
-                        part[1] += a[2] - a[1];
-                        part[2] += a[3] - a[2];
-                        part[3] += a[4] - a[3];
-                        part[4] += ts[(size_t)(i + 1) * 5] - a[4];
-                        n++;
-                    }
-
-                    printf("           stage %d (%4d x %4d): barrier %5.2f  input %5.2f  weights %5.2f  rows %5.2f  copy issue %5.2f us\n", st,
-                        stage_rows(st), stage_k(st), part[0] / n / 1e3, part[1] / n / 1e3, part[2] / n / 1e3, part[3] / n / 1e3, part[4] / n / 1e3);
-                }
-            }
+            if (mode < 2 && round == 1) print_breakdown("copy issue");
         }
-        {
-            CHECK(cudaMemset(t.out[3], 0, C * 4));
-            double p = time_regions();
-            CHECK(cudaMemcpy(got.data(), t.out[3], C * 4, cudaMemcpyDeviceToHost));
-            double worst = 0, top = 0;
-            for (int i = 0; i < C; i++)
-            {
-                worst = fmax(worst, fabs((double)got[i] - reference[i]));
-                top = fmax(top, fabs((double)reference[i]));
-            }
 
-            // Other sums' order (x in registers, down split over warps): equal within fp32 rounding, not bit for bit. The
-            // difference grows with depth (H200: 2.5e-7 of max |y| after 1 layer, 1.3e-6 after 4, 1.7e-3 after 24: the
-            // random chain amplifies rounding), so the bound is per layer.
-            double bound = 2e-6 * std::pow(1.4, layers - 1);
-            printf("round %d  regions     counter  %8.1f us a step  %6.2f us a layer  %5.1f %% of copy rate  max |diff| %.3g of max |y| %.3g%s\n",
-                round, p, p / layers, 100.0 * bytes_layer * layers / copy_rate * 1e6 / p, worst, top, worst <= bound * top ? "" : "  MISMATCH");
-            if (round == 1)
-            {
-                std::vector<unsigned long long> ts((size_t)layers * STAGES * 5);
-                CHECK(cudaMemcpy(ts.data(), t.times, ts.size() * 8, cudaMemcpyDeviceToHost));
-                for (int st = 0; st < STAGES; st++)
-                {
-                    double part[5] = {0, 0, 0, 0, 0};
-                    int n = 0;
-                    for (int l = 1; l < layers; l++)
-                    {
-                        int i = l * STAGES + st;
-                        if (i + 1 >= layers * STAGES) continue;
-                        const unsigned long long* a = &ts[(size_t)i * 5];
-                        for (int q = 0; q < 4; q++) part[q] += a[q + 1] - a[q];
-                        part[4] += ts[(size_t)(i + 1) * 5] - a[4];
-                        n++;
-                    }
-
-                    printf("           stage %d (%4d x %4d): barrier %5.2f  input %5.2f  weights %5.2f  rows %5.2f  to next %5.2f us\n", st,
-                        stage_rows(st), stage_k(st), part[0] / n / 1e3, part[1] / n / 1e3, part[2] / n / 1e3, part[3] / n / 1e3, part[4] / n / 1e3);
-                }
-            }
-        }
+        CHECK(cudaMemset(t.out[3], 0, C * 4));
+        void* args[] = {&t, &region_counter, &region_epoch};
+        double p = time_steps([&]() {
+            CHECK(cudaLaunchCooperativeKernel((void*)region_kernel, dim3(sms), dim3(THREADS), args, SMEM_REGIONS, stream));
+            region_epoch++;
+        });
+        double worst, top;
+        compare(worst, top);
+        // Other sums' order (x in registers, down split over warps): equal within fp32 rounding, not bit for bit. The
+        // difference grows with depth (H200: 2.5e-7 of max |y| after 1 layer, 1.3e-6 after 4, 1.7e-3 after 24: the
+        // random chain amplifies rounding), so the bound is per layer.
+        double bound = 2e-6 * std::pow(1.4, layers - 1);
+        printf("round %d  regions     counter  %8.1f us a step  %6.2f us a layer  %5.1f %% of copy rate  max |diff| %.3g of max |y| %.3g%s\n",
+            round, p, p / layers, 100.0 * bytes_layer * layers / copy_rate * 1e6 / p, worst, top, worst <= bound * top ? "" : "  MISMATCH");
+        if (round == 1) print_breakdown("to next");
     }
 
     return 0;
