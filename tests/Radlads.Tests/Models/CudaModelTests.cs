@@ -554,9 +554,9 @@ public sealed class CudaGraphTests
 
     /// <summary>
     /// The recorded Sample stores its id straight into the pinned step buffer (no copy node): every replay's id is its
-    /// own (greedy over logits rewritten between replays, the maximum moved each time), a replay with NaN or ±∞ logits
-    /// or all −∞ throws as IOps.Sample does and the next finite replay returns its id again, and a replay that skips
-    /// the sample leaves the next one unaffected.
+    /// own (greedy over logits rewritten between replays, the maximum moved each time), a replay with a NaN or +∞ logit,
+    /// or with every logit −∞, throws as IOps.Sample does and the next finite replay returns its id again, and a replay
+    /// that skips the sample leaves the next one unaffected.
     /// </summary>
     [Fact]
     public void RecordedSampleReturnsEachReplaysOwnIdAndItsErrors()
