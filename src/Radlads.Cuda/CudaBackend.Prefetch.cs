@@ -1,4 +1,3 @@
-using System.Globalization;
 using Radlads.Native;
 using Radlads.Ops;
 
@@ -43,20 +42,8 @@ public sealed unsafe partial class CudaBackend
     /// RADLADS_PREFETCH_L2's value (<paramref name="text"/>; null when unset: the default rule) as a fraction of the L2; anything
     /// but a number from 0 to 1 is an error that names the variable.
     /// </summary>
-    internal static double? ParsePrefetchFraction(string? text)
-    {
-        if (text is null)
-        {
-            return null;
-        }
-
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double f) || f < 0 || f > 1)
-        {
-            throw new RadladsException($"RADLADS_PREFETCH_L2 must be a fraction of the L2 cache from 0 (off) to 1, not '{text}'");
-        }
-
-        return f;
-    }
+    internal static double? ParsePrefetchFraction(string? text) =>
+        TuningVariable.Number("RADLADS_PREFETCH_L2", text, 0, minExcluded: false, 1, "a fraction of the L2 cache from 0 (off) to 1");
 
     /// <summary>The default rule: <see cref="AutoPrefetchL2Fraction"/> for weights over <see cref="AutoPrefetchL2Multiple"/> L2s, else 0 (off).</summary>
     internal static double AutoPrefetchFraction(double weightBytes, long l2Bytes) =>

@@ -66,12 +66,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             Wkv7TileLanes = EnvironmentChoice("RADLADS_WKV7_TILE_LANES", Wkv7TileLanes, [8, 16], "lanes a state row is spread over");
             Wkv7Chunked = EnvironmentChoice("RADLADS_WKV7_CHUNKED", 1, [0, 1], "1: long Wkv7 prefills in chunks, 0: the token-by-token scan") == 1;
             Bf16Mlp = EnvironmentChoice("RADLADS_BF16_MLP", 1, [0, 1], "1: prefill MLPs keep gate, up and act in bf16, 0: in fp32 as the ops they fuse") == 1;
-            if (Environment.GetEnvironmentVariable("RADLADS_WKV7_CHUNKED_MIN_TOKENS") is { } minText)
-            {
-                Wkv7ChunkedMinTokens = int.TryParse(minText, NumberStyles.Integer, CultureInfo.InvariantCulture, out int minTokens) && minTokens >= 2
-                    ? minTokens
-                    : throw new RadladsException($"RADLADS_WKV7_CHUNKED_MIN_TOKENS={minText}: use a whole number of tokens, 2 or more");
-            }
+            Wkv7ChunkedMinTokens = ParseWkv7ChunkedMinTokens(Environment.GetEnvironmentVariable("RADLADS_WKV7_CHUNKED_MIN_TOKENS")) ?? Wkv7ChunkedMinTokens;
 
 
             AttentionTensorCores = Device.ComputeMajor >= 8 && Environment.GetEnvironmentVariable("RADLADS_ATTENTION_TC") != "0";
@@ -137,20 +132,9 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     public const double DefaultLoraDownBlocksPerSm = 1;
 
     /// <summary>RADLADS_LORA_DOWN_BLOCKS_PER_SM's value (null: unset, <see cref="DefaultLoraDownBlocksPerSm"/>); anything but a number in (0, 64] is an error that names the variable.</summary>
-    internal static double ParseLoraDownBlocksPerSm(string? text)
-    {
-        if (text is null)
-        {
-            return DefaultLoraDownBlocksPerSm;
-        }
-
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v > 0) || v > 64)
-        {
-            throw new RadladsException($"RADLADS_LORA_DOWN_BLOCKS_PER_SM must be a number of blocks a SM above 0 and at most 64 (e.g. 0.5, 1, 2), not '{text}'");
-        }
-
-        return v;
-    }
+    internal static double ParseLoraDownBlocksPerSm(string? text) =>
+        TuningVariable.Number("RADLADS_LORA_DOWN_BLOCKS_PER_SM", text, 0, minExcluded: true, 64,
+            "a number of blocks a SM above 0 and at most 64 (e.g. 0.5, 1, 2)") ?? DefaultLoraDownBlocksPerSm;
 
     /// <summary>
     /// The environment variable <paramref name="name"/> as one of <paramref name="allowed"/>, or
@@ -637,6 +621,10 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     /// <summary>RADLADS_GEMV_BLOCKS_PER_SM's value (null when unset): 1 to 64, anything else an error naming the variable.</summary>
     internal static int? ParseGemvBlocksPerSm(string? text) => TuningVariable.WholeNumber("RADLADS_GEMV_BLOCKS_PER_SM", text, 1, 64, "blocks a SM");
+
+    /// <summary>RADLADS_WKV7_CHUNKED_MIN_TOKENS's value (null when unset): 2 or more, anything else an error naming the variable.</summary>
+    internal static int? ParseWkv7ChunkedMinTokens(string? text) =>
+        TuningVariable.WholeNumber("RADLADS_WKV7_CHUNKED_MIN_TOKENS", text, 2, int.MaxValue, "tokens");
 
     /// <summary>RADLADS_CUBLASLT_MIN_ROWS's value (null when unset): 2 or more (one row is always a GEMV), anything else an error naming the variable.</summary>
     internal static int? ParseGemmMinRows(string? text) => TuningVariable.WholeNumber("RADLADS_CUBLASLT_MIN_ROWS", text, 2, int.MaxValue, "rows");

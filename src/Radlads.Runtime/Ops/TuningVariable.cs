@@ -30,4 +30,25 @@ public static class TuningVariable
 
         return n;
     }
+
+    /// <summary>
+    /// <paramref name="text"/> (null when unset) as a number in [<paramref name="min"/>, <paramref name="max"/>], or in
+    /// (<paramref name="min"/>, <paramref name="max"/>] when <paramref name="minExcluded"/>; NaN and anything else is an
+    /// error that says the variable must be <paramref name="range"/>.
+    /// </summary>
+    public static double? Number(string name, string? text, double min, bool minExcluded, double max, string range)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v)
+            || !(minExcluded ? v > min : v >= min) || !(v <= max))
+        {
+            throw new RadladsException($"{name} must be {range}, not '{text}'");
+        }
+
+        return v;
+    }
 }

@@ -77,6 +77,7 @@ public sealed class CudaPrefetchTests
     [InlineData("1.5")]
     [InlineData("-0.1")]
     [InlineData("half")]
+    [InlineData("NaN")]
     public void AFractionOutsideZeroToOneIsRefusedWithTheVariableNamed(string text)
     {
         var e = Assert.Throws<RadladsException>(() => CudaBackend.ParsePrefetchFraction(text));

@@ -47,13 +47,14 @@ public sealed class CudaTuningVariableTests
         Assert.Contains(text, e.Message, StringComparison.Ordinal);
     }
 
-    /// <summary>The whole-number knobs: each parser with its variable's name, range and default-when-unset.</summary>
+    /// <summary>The whole-number knobs: each variable's name and range (<see cref="Parse"/> maps the name to its parser).</summary>
     public static TheoryData<string, int, int> WholeNumberKnobs => new()
     {
         { "RADLADS_GEMV_BLOCKS_PER_SM", 1, 64 },
         { "RADLADS_CUBLASLT_MIN_ROWS", 2, int.MaxValue },
         { "RADLADS_ILGPU_GEMV_GROUPS_PER_SM", 1, 64 },
         { "RADLADS_STREAM_STAGES", CudaOps.StreamMinStages, CudaOps.StreamMaxStages },
+        { "RADLADS_WKV7_CHUNKED_MIN_TOKENS", 2, int.MaxValue },
     };
 
     private static int? Parse(string name, string? text) => name switch
@@ -62,6 +63,7 @@ public sealed class CudaTuningVariableTests
         "RADLADS_CUBLASLT_MIN_ROWS" => CudaBackend.ParseGemmMinRows(text),
         "RADLADS_ILGPU_GEMV_GROUPS_PER_SM" => IlgpuBackend.ParseGemvGroupsPerMultiprocessor(text),
         "RADLADS_STREAM_STAGES" => CudaBackend.ParseStreamStages(text),
+        "RADLADS_WKV7_CHUNKED_MIN_TOKENS" => CudaBackend.ParseWkv7ChunkedMinTokens(text),
         _ => throw new ArgumentException(name),
     };
 
