@@ -300,36 +300,41 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     if (threadIdx.x == 0) out[Rec::FLAG] = 0.f;
 }
 
-// The scan's geometry: a block holds R = 32 state rows of a head (two 16-row mma tiles) in WARPS = N/8 warps (four a
-// scheduler at N = 128: with two, ldmatrix and mma latencies were the kernel's time). Phase A ([u | y] = S·MA + v·QW,
-// 32 × 2L: eight 16×8 tiles) gives each tile SPLIT = WARPS/8 warps, each over 1/SPLIT of K = N (the v·QW k-steps shared
-// out), whose partial sums meet in shared memory; phase B (S ← S ⊙ γ_L + [u | v]·BK, 32 × N) gives each warp one row
-// tile × TB = 2 8-key tiles, whose accumulators hold the state across the chunks. A warp's row tile (m0) is the same in
-// both phases. Shared rows are padded by 4 words, so every ldmatrix is free of bank conflicts.
-template <int N> struct Wkv7cScan
+// The scan's geometry: a block holds R = 32 or 16 state rows of a head (ROWT = R/16 mma row tiles) in WARPS warps, so
+// that every warp holds TB = 2 8-key tiles of the state in phase B (S ← S ⊙ γ_L + [u | v]·BK, R × N), whose accumulators
+// carry the state across the chunks: at N = 128, R = 32 is 16 warps in one block an SM (four a scheduler: with two,
+// ldmatrix and mma latencies were the kernel's time), R = 16 is 8 warps in a block of half the shared memory, two
+// blocks an SM, so that one block's products fill the other's barriers. Phase A ([u | y] = S·MA + v·QW, R × 2L: TILES
+// 16×8 tiles) gives each tile SPLIT = WARPS/TILES warps, each over 1/SPLIT of K = N (the v·QW k-steps shared out), whose
+// partial sums meet in shared memory. A warp's row tile (m0) is the same in both phases. Shared rows are padded by 4
+// words, so every ldmatrix is free of bank conflicts.
+template <int N, int R> struct Wkv7cScan
 {
-    static constexpr int L = WKV7C_L, R = 32, WARPS = N / 8, THREADS = 32 * WARPS, SPLIT = WARPS / 8, TB = 2;
+    static constexpr int ROWS = R, L = WKV7C_L, ROWT = R / 16, TB = 2, WARPS = ROWT * (N / 8) / TB, THREADS = 32 * WARPS;
+    static constexpr int TILES = ROWT * (2 * L / 8), SPLIT = WARPS / TILES;
     static constexpr int RECORD = Wkv7cRecord<N>::SIZE;
     static constexpr int SP = N + 4, VP = L + 4, UP = L + 4; // padded row lengths
     // A staged buffer: the record as it is, then v [R][VP] (state row i's L values: phase A's and B's A operand).
     static constexpr int V = RECORD, BUFFER = V + R * VP;
     // Phase A's partial sums from the warps of slices 1 … SPLIT − 1: [slice − 1][tile][lane][4].
-    static constexpr int PARTIAL = (SPLIT - 1) * 8 * 32 * 4;
+    static constexpr int PARTIAL = (SPLIT - 1) * TILES * 32 * 4;
     static_assert(N == 64 || N == 128, "head dims 64 and 128");
+    static_assert(R == 16 || R == 32, "one or two row tiles");
     static_assert(BUFFER % 4 == 0, "buffers stay 16-byte aligned");
-    static_assert(2 * (N / 8) == WARPS * TB, "phase B: every warp two of the 2 × N/8 state tiles");
+    static_assert(WARPS % TILES == 0 && (SPLIT == 1 || SPLIT == 2), "phase A: one or two K slices a tile (v·QW has two k-steps)");
 };
 
 // Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] in fp32 and split into TF32 hi and lo,
 // u split [R][UP] twice, y [L][R], phase A's partial sums, and two 8-byte mbarriers (one a buffer: the bulk copies').
-#define WKV7C_SCAN_SHARED(N)                                                                                                \
-    (2 * Wkv7cScan<N>::BUFFER + 3 * 32 * Wkv7cScan<N>::SP + 2 * 32 * Wkv7cScan<N>::UP + WKV7C_L * 32 + Wkv7cScan<N>::PARTIAL + 4)
+#define WKV7C_SCAN_SHARED(N, R)                                                                                             \
+    (2 * Wkv7cScan<N, R>::BUFFER + 3 * (R) * Wkv7cScan<N, R>::SP + 2 * (R) * Wkv7cScan<N, R>::UP + WKV7C_L * (R)             \
+        + Wkv7cScan<N, R>::PARTIAL + 4)
 
 // Where a thread's share of v and y lies (the same (token, row) pairs for both): x = threadIdx.x + q·THREADS,
 // m = x / R, i = x % R; offset[q] = m·width + i from row 0 of the block's column, relative to the chunk's first token.
-template <int N> struct Wkv7cLanes
+template <class G> struct Wkv7cLanes
 {
-    static constexpr int PER = WKV7C_L * Wkv7cScan<N>::R / Wkv7cScan<N>::THREADS;
+    static constexpr int PER = WKV7C_L * G::ROWS / G::THREADS;
     int m[PER];
     i64 offset[PER];
     __device__ __forceinline__ Wkv7cLanes(i64 width)
@@ -337,9 +342,9 @@ template <int N> struct Wkv7cLanes
 #pragma unroll
         for (int q = 0; q < PER; q++)
         {
-            const int x = threadIdx.x + q * Wkv7cScan<N>::THREADS;
-            m[q] = x / Wkv7cScan<N>::R;
-            offset[q] = m[q] * width + x % Wkv7cScan<N>::R;
+            const int x = threadIdx.x + q * G::THREADS;
+            m[q] = x / G::ROWS;
+            offset[q] = m[q] * width + x % G::ROWS;
         }
     }
 };
@@ -348,10 +353,9 @@ template <int N> struct Wkv7cLanes
 // tokens from there on). The record goes by one bulk copy on sm_90 (one instruction for the whole record, completing
 // on the buffer's mbarrier; the 16-byte cp.async copies it replaced kept the load/store unit's queue full); before
 // sm_90 (and under the emulator) every thread copies its share by cp.async, which the commit group and the barrier complete.
-template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, unsigned long long* bar, const float* v0,
-    int left, const Wkv7cLanes<N>& lanes)
+template <class G> __device__ __forceinline__ void wkv7c_stage(float* dst, const float* record, unsigned long long* bar, const float* v0,
+    int left, const Wkv7cLanes<G>& lanes)
 {
-    using G = Wkv7cScan<N>;
 #if __CUDA_ARCH__ >= 900
     if (threadIdx.x == 0)
     {
@@ -369,11 +373,11 @@ template <int N> __device__ __forceinline__ void wkv7c_stage(float* dst, const f
     if (threadIdx.x < Q - FULL * G::THREADS) copy_async_16(to + FULL * G::THREADS, src + FULL * G::THREADS);
 #endif
 #pragma unroll
-    for (int q = 0; q < Wkv7cLanes<N>::PER; q++)
+    for (int q = 0; q < Wkv7cLanes<G>::PER; q++)
     {
         const int x = threadIdx.x + q * G::THREADS, m = lanes.m[q];
         const bool in = m < left;
-        copy_async_f32(dst + G::V + (x % G::R) * G::VP + m, in ? v0 + lanes.offset[q] : v0, in);
+        copy_async_f32(dst + G::V + (x % G::ROWS) * G::VP + m, in ? v0 + lanes.offset[q] : v0, in);
     }
 
     copy_async_commit();
@@ -464,12 +468,12 @@ template <int SP, int TB> __device__ __forceinline__ void wkv7c_store_split(unsi
     }
 }
 
-template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k, const float* v,
+template <int N, int R> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k, const float* v,
     const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y)
 {
-    using G = Wkv7cScan<N>;
+    using G = Wkv7cScan<N, R>;
     using Rec = Wkv7cRecord<N>;
-    constexpr int L = G::L, R = G::R, RECORD = G::RECORD, SP = G::SP, VP = G::VP, UP = G::UP, TB = G::TB, SPLIT = G::SPLIT;
+    constexpr int L = G::L, RECORD = G::RECORD, SP = G::SP, VP = G::VP, UP = G::UP, TB = G::TB, SPLIT = G::SPLIT;
     pdl_begin();
     const int slices = N / R, h = blockIdx.x / slices, i0 = (blockIdx.x % slices) * R;
     const i64 width = (i64)heads * N;
@@ -492,9 +496,10 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     float* Partial = Ys + L * R;
     unsigned long long* bars = (unsigned long long*)(Partial + G::PARTIAL); // one a staged buffer
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
-    const int m0 = 16 * (warp & 1);   // the warp's row tile (both phases)
-    const int nb = TB * (warp >> 1);  // its first 8-key state tile (phase B)
-    const int tileA = warp & 7, slice = warp >> 3; // phase A: the tile (row tile m0, columns 8·(tileA >> 1) …) and K slice
+    const int m0 = 16 * (warp % G::ROWT);  // the warp's row tile (both phases)
+    const int nb = TB * (warp / G::ROWT);  // its first 8-key state tile (phase B)
+    // Phase A: the tile (row tile m0, columns 8·(tileA / ROWT) …) and K slice.
+    const int tileA = warp % G::TILES, slice = warp / G::TILES;
     const i64 column = (i64)h * N + i0; // of row 0 in v and y
 
     for (int x = threadIdx.x; x < R * N / 4; x += blockDim.x)
@@ -511,8 +516,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
     }
 
     __syncthreads();
-    const Wkv7cLanes<N> lanes(width);
-    wkv7c_stage<N>(scan, records, bars, v + column, tokens, lanes);
+    const Wkv7cLanes<G> lanes(width);
+    wkv7c_stage<G>(scan, records, bars, v + column, tokens, lanes);
     // acc[t] = the D fragment of S at rows m0 …, keys 8·(nb + t) …
     float acc[TB][4];
     wkv7c_load_tiles<SP, TB>(S, m0, nb, acc);
@@ -525,7 +530,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
         {
             // The other buffer was last read in chunk ch − 1, which every thread has finished (the barrier below).
             const int next = (ch + 1) & 1;
-            wkv7c_stage<N>(scan + next * G::BUFFER, records + (i64)(ch + 1) * RECORD, bars + next, v + (i64)(t0 + L) * width + column,
+            wkv7c_stage<G>(scan + next * G::BUFFER, records + (i64)(ch + 1) * RECORD, bars + next, v + (i64)(t0 + L) * width + column,
                 tokens - (t0 + L), lanes);
             copy_async_wait_group<1>();
         }
@@ -583,7 +588,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             for (int e = 0; e < 2; e++) wkv7c_ldsm_a_split((const unsigned*)Vs, VP, m0, 8 * e, vh[e], vl[e]);
             // Phase A: the warp's share of tile tileA of [u | y] (rows m0 …, columns 8n …): k in its slice of S·MA and
             // v·QW's k-step e where e % SPLIT is its slice.
-            const int n = tileA >> 1;
+            const int n = tileA / G::ROWT;
             float part[2][3][4] = {};
             {
                 // Two k-steps a stage, the next stage's fragments loaded before this one's products.
@@ -625,14 +630,14 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
             if (SPLIT > 1)
             {
                 // Slices 1 … SPLIT − 1 hand their sums to slice 0 (a float4 a lane: conflict-free).
-                if (slice > 0) *(float4*)(Partial + (((slice - 1) * 8 + tileA) * 32 + lane) * 4) = make_float4(d[0], d[1], d[2], d[3]);
+                if (slice > 0) *(float4*)(Partial + (((slice - 1) * G::TILES + tileA) * 32 + lane) * 4) = make_float4(d[0], d[1], d[2], d[3]);
                 __syncthreads();
 #pragma unroll
                 for (int q = 1; q < SPLIT; q++)
                 {
                     if (slice == 0)
                     {
-                        const float4 o = *(const float4*)(Partial + (((q - 1) * 8 + tileA) * 32 + lane) * 4);
+                        const float4 o = *(const float4*)(Partial + (((q - 1) * G::TILES + tileA) * 32 + lane) * 4);
                         d[0] += o.x;
                         d[1] += o.y;
                         d[2] += o.z;
@@ -712,7 +717,7 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 
             float* y0 = y + (i64)t0 * width + column;
 #pragma unroll
-            for (int q = 0; q < Wkv7cLanes<N>::PER; q++)
+            for (int q = 0; q < Wkv7cLanes<G>::PER; q++)
                 if (t0 + lanes.m[q] < tokens) y0[lanes.offset[q]] = Ys[threadIdx.x + q * G::THREADS];
         }
 
@@ -730,17 +735,24 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_scan(const float* r,
 
 // CudaOps.Wkv7Chunked launches these (head dims 64 and 128: every Qwen2.5 size). The prep at four blocks an SM (64
 // registers; its 56 KB of shared memory fit four): 151–156 → 132–136 µs a 7B layer against three (H200, session 13).
+// The scan in blocks of 32 state rows (one an SM: its shared memory) or of 16 (_r16: two an SM).
 #define WKV7_CHUNKED(N)                                                                                                         \
     extern "C" __global__ void __launch_bounds__(WKV7C_PREP_THREADS, 4) wkv7_chunk_prep_f32_n##N(const float* r, const float* w, \
         const float* k, const float* a, const float* b, int tokens, int heads, float* records)                                 \
     {                                                                                                                           \
         wkv7_chunk_prep<N>(r, w, k, a, b, tokens, heads, records);                                                              \
     }                                                                                                                           \
-    extern "C" __global__ void __launch_bounds__(Wkv7cScan<N>::THREADS, 1) wkv7_chunk_scan_f32_n##N(const float* r,            \
+    extern "C" __global__ void __launch_bounds__(Wkv7cScan<N, 32>::THREADS, 1) wkv7_chunk_scan_f32_n##N(const float* r,        \
         const float* w, const float* k, const float* v, const float* a, const float* b, const float* records, float* state,    \
         int tokens, int heads, float* y)                                                                                        \
     {                                                                                                                           \
-        wkv7_chunk_scan<N>(r, w, k, v, a, b, records, state, tokens, heads, y);                                                 \
+        wkv7_chunk_scan<N, 32>(r, w, k, v, a, b, records, state, tokens, heads, y);                                             \
+    }                                                                                                                           \
+    extern "C" __global__ void __launch_bounds__(Wkv7cScan<N, 16>::THREADS, 2) wkv7_chunk_scan_f32_n##N##_r16(const float* r,   \
+        const float* w, const float* k, const float* v, const float* a, const float* b, const float* records, float* state,    \
+        int tokens, int heads, float* y)                                                                                        \
+    {                                                                                                                           \
+        wkv7_chunk_scan<N, 16>(r, w, k, v, a, b, records, state, tokens, heads, y);                                             \
     }
 WKV7_CHUNKED(64)
 WKV7_CHUNKED(128)

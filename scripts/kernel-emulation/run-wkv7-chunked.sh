@@ -5,4 +5,4 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 adapt wkv7_chunked
-build_and_run wkv7_chunked_test
+build_and_run wkv7_chunked_test "$@" # 32 or 16: only the scan in blocks of that many state rows

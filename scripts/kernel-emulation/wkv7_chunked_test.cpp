@@ -2,7 +2,8 @@
 // against the recurrence in float64: every y (NaN-poisoned first) and the final state, within 2e-5 of the outputs'
 // scale (the chunked form sums in another order than the scan; the float64 scan is the definition). Shapes: head dims
 // 64 and 128, T = 1, 15, 16, 17, 33 (a padded last chunk), several heads, two sequences in the grid's y and z, a
-// non-zero state, and chunks whose decay leaves fp32's safe range (w down to 1e-3: the flagged token-by-token path).
+// non-zero state, and chunks whose decay leaves fp32's safe range (w down to 1e-3: the flagged token-by-token path);
+// every shape with the scan in blocks of 32 state rows and of 16 (_r16). Argument: 32 or 16 for one of them only.
 #include "emu.h"
 #include <atomic>
 #include <random>
@@ -37,9 +38,9 @@ void close(const std::vector<double>& e, const std::vector<float>& a, const char
     }
 }
 
-template <int N> void run(int seqs, int heads, int tokens, bool tiny)
+template <int N, int R> void run(int seqs, int heads, int tokens, bool tiny)
 {
-    using G = c7::Wkv7cScan<N>;
+    using G = c7::Wkv7cScan<N, R>;
     constexpr int L = WKV7C_L;
     size_t width = (size_t)heads * N, count = (size_t)seqs * tokens * width;
     auto rv = uniform(count, -1, 1), wv = uniform(count, 0.545f, 1), kv = uniform(count, -0.3f, 0.3f), vv = uniform(count, -1, 1);
@@ -94,28 +95,36 @@ template <int N> void run(int seqs, int heads, int tokens, bool tiny)
         }, (unsigned)chunks, (unsigned)heads, WKV7C_PREP_THREADS, WKV7C_PREP_SHARED(N) * 4);
     }
     launch([&] {
-        if constexpr (N == 64) c7::wkv7_chunk_scan_f32_n64(rv.data(), wv.data(), kv.data(), vv.data(), av.data(), bv.data(), records.data(), st.data(), tokens, heads, yc.data());
-        else c7::wkv7_chunk_scan_f32_n128(rv.data(), wv.data(), kv.data(), vv.data(), av.data(), bv.data(), records.data(), st.data(), tokens, heads, yc.data());
-    }, (unsigned)(heads * (N / G::R)), (unsigned)seqs, G::THREADS, WKV7C_SCAN_SHARED(N) * 4);
+        auto scan = N == 64 ? (R == 32 ? c7::wkv7_chunk_scan_f32_n64 : c7::wkv7_chunk_scan_f32_n64_r16)
+                            : (R == 32 ? c7::wkv7_chunk_scan_f32_n128 : c7::wkv7_chunk_scan_f32_n128_r16);
+        scan(rv.data(), wv.data(), kv.data(), vv.data(), av.data(), bv.data(), records.data(), st.data(), tokens, heads, yc.data());
+    }, (unsigned)(heads * (N / R)), (unsigned)seqs, G::THREADS, WKV7C_SCAN_SHARED(N, R) * 4);
     int flagged = 0;
     for (size_t c = 0; c < (size_t)seqs * heads * chunks; c++) flagged += records[c * c7::Wkv7cRecord<N>::SIZE + c7::Wkv7cRecord<N>::FLAG] != 0.f;
     if (flagged != (tiny ? seqs * heads : 0))
     {
-        printf("FAIL n %d T %d: %d chunks flagged, expected %d\n", N, tokens, flagged, tiny ? seqs * heads : 0);
+        printf("FAIL n %d R %d T %d: %d chunks flagged, expected %d\n", N, R, tokens, flagged, tiny ? seqs * heads : 0);
         failures++;
     }
     close(yd, yc, "chunked y", N, tokens, tiny);
     close(sd, st, "chunked state", N, tokens, tiny);
 }
 
-int main()
+template <int R> void shapes()
 {
-    for (int t : {1, 15, 16, 17, 33}) run<64>(1, 2, t, false);
-    for (int t : {1, 16, 17, 40}) run<128>(1, 2, t, false);
-    run<64>(2, 3, 20, false);
-    run<128>(2, 1, 33, false);
-    run<64>(1, 2, 40, true);
-    run<128>(1, 1, 33, true);
+    for (int t : {1, 15, 16, 17, 33}) run<64, R>(1, 2, t, false);
+    for (int t : {1, 16, 17, 40}) run<128, R>(1, 2, t, false);
+    run<64, R>(2, 3, 20, false);
+    run<128, R>(2, 1, 33, false);
+    run<64, R>(1, 2, 40, true);
+    run<128, R>(1, 1, 33, true);
+}
+
+int main(int argc, char** argv)
+{
+    const int rows = argc > 1 ? atoi(argv[1]) : 0;
+    if (rows != 16) shapes<32>();
+    if (rows != 32) shapes<16>();
     printf("%d checks, %d failures; worst error %.3g of its output's scale\n", checks, failures, worst_ratio);
     return failures == 0 ? 0 : 1;
 }

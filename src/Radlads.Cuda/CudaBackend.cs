@@ -67,6 +67,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             Wkv7Chunked = EnvironmentChoice("RADLADS_WKV7_CHUNKED", 1, [0, 1], "1: long Wkv7 prefills in chunks, 0: the token-by-token scan") == 1;
             Bf16Mlp = EnvironmentChoice("RADLADS_BF16_MLP", 1, [0, 1], "1: prefill MLPs keep gate, up and act in bf16, 0: in fp32 as the ops they fuse") == 1;
             Wkv7ChunkedMinTokens = ParseWkv7ChunkedMinTokens(Environment.GetEnvironmentVariable("RADLADS_WKV7_CHUNKED_MIN_TOKENS")) ?? Wkv7ChunkedMinTokens;
+            Wkv7ChunkScanRows = EnvironmentChoice("RADLADS_WKV7_SCAN_ROWS", Wkv7ChunkScanRows, CudaOps.Wkv7ChunkScanRowChoices,
+                "state rows a block of the chunked Wkv7 scan holds");
 
 
             AttentionTensorCores = Device.ComputeMajor >= 8 && Environment.GetEnvironmentVariable("RADLADS_ATTENTION_TC") != "0";
@@ -180,6 +182,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
 
     /// <summary>The fewest tokens a Wkv7 prefill takes the chunked kernels from (RADLADS_WKV7_CHUNKED_MIN_TOKENS).</summary>
     internal int Wkv7ChunkedMinTokens { get; set; } = 32;
+
+    /// <summary>
+    /// State rows a block of the chunked Wkv7 scan holds (RADLADS_WKV7_SCAN_ROWS): 32 (wkv7_chunk_scan_f32_n{N}, one
+    /// block an SM at N = 128) or 16 (_r16: half the warps and shared memory, two blocks an SM, twice the blocks).
+    /// </summary>
+    internal int Wkv7ChunkScanRows { get; set; } = 32;
 
     /// <summary>Chunked Wkv7 prefills queued so far (tests check which path ran).</summary>
     internal long Wkv7ChunkedLaunches { get; set; }

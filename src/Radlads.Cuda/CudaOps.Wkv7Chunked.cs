@@ -10,10 +10,12 @@ internal sealed unsafe partial class CudaOps
     /// <summary>The head dims wkv7_chunk_{prep,scan}_f32_n{N} are compiled for (WKV7_CHUNKED(N)): every Qwen2.5 size.</summary>
     internal static readonly int[] Wkv7ChunkedHeadDims = [64, 128];
 
-    // WKV7C_L, WKV7C_PREP_THREADS and Wkv7cScan<N>::R in wkv7_chunked.cu.
+    // WKV7C_L and WKV7C_PREP_THREADS in wkv7_chunked.cu.
     internal const int Wkv7ChunkTokens = 16;
     private const int Wkv7ChunkPrepThreads = 256;
-    private const int Wkv7ChunkScanRows = 32;
+
+    /// <summary>The state rows a scan block can hold (Wkv7cScan&lt;N, R&gt;: wkv7_chunk_scan_f32_n{N} and _n{N}_r16).</summary>
+    internal static readonly int[] Wkv7ChunkScanRowChoices = [32, 16];
 
     /// <summary>
     /// WKV7C_RECORD(N) (Wkv7cRecord&lt;N&gt;::SIZE): floats of one chunk's record, in the scan's shared-memory layout
@@ -29,19 +31,23 @@ internal sealed unsafe partial class CudaOps
     internal static uint Wkv7ChunkPrepShared(int n) =>
         (uint)(((6 * Wkv7ChunkTokens * (n + 4)) + (6 * Wkv7ChunkTokens * (Wkv7ChunkTokens + 1)) + 1) * sizeof(float));
 
-    /// <summary>Threads of a scan block (Wkv7cScan&lt;N&gt;::THREADS): N/8 warps, each two 8-key tiles of a 16-row tile of the state.</summary>
-    internal static int Wkv7ChunkScanThreads(int n) => 4 * n;
+    /// <summary>
+    /// Threads of a scan block of <paramref name="rows"/> state rows (Wkv7cScan&lt;N, R&gt;::THREADS): a warp for every two
+    /// 8-key tiles of each 16-row tile of the state (N/8 warps at 32 rows, N/16 at 16).
+    /// </summary>
+    internal static int Wkv7ChunkScanThreads(int n, int rows) => 32 * (rows / 16) * (n / 8) / 2;
 
     /// <summary>
-    /// WKV7C_SCAN_SHARED(N) in bytes: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4] in fp32 and as TF32
-    /// hi and lo, u [R][L + 4] as hi and lo, y [L][R], phase A's partial sums (the warps beyond 8 split its K: 8 tiles ×
-    /// 32 lanes × 4 floats a further slice) and two mbarriers (4 floats).
+    /// WKV7C_SCAN_SHARED(N, R) in bytes: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4] in fp32 and as
+    /// TF32 hi and lo, u [R][L + 4] as hi and lo, y [L][R], phase A's partial sums (the warps beyond one a tile of
+    /// [u | y] split its K: tiles × 32 lanes × 4 floats a further slice) and two mbarriers (4 floats).
     /// </summary>
-    internal static uint Wkv7ChunkScanShared(int n)
+    internal static uint Wkv7ChunkScanShared(int n, int rows)
     {
-        const int rows = Wkv7ChunkScanRows, l = Wkv7ChunkTokens;
+        const int l = Wkv7ChunkTokens;
         int buffer = Wkv7ChunkRecord(n) + (rows * (l + 4));
-        int partial = ((Wkv7ChunkScanThreads(n) / 32 / 8) - 1) * 8 * 32 * 4;
+        int tiles = rows / 16 * (2 * l / 8);
+        int partial = ((Wkv7ChunkScanThreads(n, rows) / 32 / tiles) - 1) * tiles * 32 * 4;
         return (uint)(((2 * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows) + partial + 4) * sizeof(float));
     }
 
@@ -68,13 +74,15 @@ internal sealed unsafe partial class CudaOps
         }
 
         // Both kernels keep everything in dynamic shared memory (no static part to leave room for).
-        return Wkv7ChunkScanShared(n) <= backend.Kernels.MaxDynamicShared && Wkv7ChunkPrepShared(n) <= backend.Kernels.MaxDynamicShared;
+        return Wkv7ChunkScanShared(n, backend.Wkv7ChunkScanRows) <= backend.Kernels.MaxDynamicShared
+            && Wkv7ChunkPrepShared(n) <= backend.Kernels.MaxDynamicShared;
     }
 
     /// <summary>
     /// Queues the chunked Wkv7 over `sequences` sequences of `tokens` rows (layout as <see cref="LaunchWkv7Prefill"/>):
     /// wkv7_chunk_prep_f32 (a block per chunk, head and sequence) writes every chunk's record into scratch, then
-    /// wkv7_chunk_scan_f32 (a block per 32 state rows of a head) carries the state across the chunks.
+    /// wkv7_chunk_scan_f32 (a block per <see cref="CudaBackend.Wkv7ChunkScanRows"/> state rows of a head) carries the
+    /// state across the chunks.
     /// </summary>
     internal static void LaunchWkv7Chunked(CudaBackend backend, ulong pr, ulong pw, ulong pk, ulong pv, ulong pa, ulong pb,
         ulong ps, int tokens, int heads, int n, ulong py, int sequences)
@@ -87,8 +95,9 @@ internal sealed unsafe partial class CudaOps
             Wkv7ChunkPrepShared(n), prep, gridZ: (uint)sequences);
         void** scan = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &precords, &ps, &tokens, &heads, &py };
         // Launched plainly, like wkv7_tile_f32: its blocks are one latency-bound wave that must spread over the SMs.
-        backend.Launch(backend.Kernels.Wkv7ChunkScan[n], "wkv7_chunk_scan_f32", (uint)(heads * (n / Wkv7ChunkScanRows)),
-            (uint)sequences, (uint)Wkv7ChunkScanThreads(n), Wkv7ChunkScanShared(n), scan, programmatic: false);
+        int rows = backend.Wkv7ChunkScanRows;
+        backend.Launch(backend.Kernels.Wkv7ChunkScan[(n, rows)], "wkv7_chunk_scan_f32", (uint)(heads * (n / rows)),
+            (uint)sequences, (uint)Wkv7ChunkScanThreads(n, rows), Wkv7ChunkScanShared(n, rows), scan, programmatic: false);
         backend.Wkv7ChunkedLaunches++;
     }
 }

@@ -112,7 +112,8 @@ public sealed class CudaRecurrenceTests : IDisposable
     /// first: the shortest prompt it takes (32 tokens), padded last chunks (33, 47, 2,049), a whole last chunk (48), both
     /// head dims, many heads (28: the 7B layer), a long prompt, and chunks whose decay leaves fp32's safe range (w = 1e-4
     /// on half the channels of tokens 16–31: γ over the chunk ~1e-32, so that chunk runs token by token in the scan
-    /// kernel) between chunks that do not.
+    /// kernel) between chunks that do not. The scan in blocks of 16 state rows (RADLADS_WKV7_SCAN_ROWS) must give the
+    /// bits of blocks of 32: every output element is summed by the same tiles, K slices and lanes in the same order.
     /// </summary>
     [Theory]
     [InlineData(32, 2, 64, false)]
@@ -129,27 +130,65 @@ public sealed class CudaRecurrenceTests : IDisposable
     {
         var (r, w, k, v, removal, replacement, s0) = ChunkedInputs(new TestData(31), 1, t, heads, n, smallDecay);
         int a = heads * n;
-        var state = In(s0, heads, n, n);
-        var y = Out(t, a);
-        long before = Backend.Wkv7ChunkedLaunches;
-        Backend.Ops.Wkv7(In(r, t, a), In(w, t, a), In(k, t, a), In(v, t, a), In(removal, t, a), In(replacement, t, a), state, y);
-        Assert.Equal(before + 1, Backend.Wkv7ChunkedLaunches);
-
         var expectedState = s0.Select(x => (double)x).ToArray();
         var expected = NaiveOps.Wkv7(r, w, k, v, removal, replacement, expectedState, t, heads, n);
-        double yError = Compare.MaxErrorRelativeToMax(expected, Read(y));
-        double stateError = Compare.MaxErrorRelativeToMax(expectedState, Read(state));
-        CudaModelTests.Report($"wkv7 chunked T {t} H {heads} N {n}{(smallDecay ? " (small decays)" : "")}: y {yError:G3}, state {stateError:G3} × max");
-        Assert.True(yError <= Tolerances.ChunkedRecurrenceRelativeToMax, $"y: {yError:G3} × max |y|");
-        Assert.True(stateError <= Tolerances.ChunkedRecurrenceRelativeToMax, $"state: {stateError:G3} × max |state|");
+        float[]? firstY = null, firstState = null;
+        foreach (int rows in CudaOps.Wkv7ChunkScanRowChoices)
+        {
+            var (y, state) = WithScanRows(rows, () =>
+            {
+                var state = In(s0, heads, n, n);
+                var y = Out(t, a);
+                long before = Backend.Wkv7ChunkedLaunches;
+                Backend.Ops.Wkv7(In(r, t, a), In(w, t, a), In(k, t, a), In(v, t, a), In(removal, t, a), In(replacement, t, a), state, y);
+                Assert.Equal(before + 1, Backend.Wkv7ChunkedLaunches);
+                return (Read(y), Read(state));
+            });
+            double yError = Compare.MaxErrorRelativeToMax(expected, y);
+            double stateError = Compare.MaxErrorRelativeToMax(expectedState, state);
+            CudaModelTests.Report($"wkv7 chunked T {t} H {heads} N {n} R {rows}{(smallDecay ? " (small decays)" : "")}: y {yError:G3}, state {stateError:G3} × max");
+            Assert.True(yError <= Tolerances.ChunkedRecurrenceRelativeToMax, $"rows {rows} y: {yError:G3} × max |y|");
+            Assert.True(stateError <= Tolerances.ChunkedRecurrenceRelativeToMax, $"rows {rows} state: {stateError:G3} × max |state|");
+            if (firstY is null)
+            {
+                (firstY, firstState) = (y, state);
+            }
+            else
+            {
+                BitIdentical(firstY, y, $"y, {rows} rows a block against {CudaOps.Wkv7ChunkScanRowChoices[0]}");
+                BitIdentical(firstState!, state, $"state, {rows} rows a block against {CudaOps.Wkv7ChunkScanRowChoices[0]}");
+            }
+        }
+    }
+
+    private void WithScanRows(int rows, Action run) => WithScanRows(rows, () =>
+    {
+        run();
+        return 0;
+    });
+
+    private T WithScanRows<T>(int rows, Func<T> run)
+    {
+        int before = Backend.Wkv7ChunkScanRows;
+        Backend.Wkv7ChunkScanRows = rows;
+        try
+        {
+            return run();
+        }
+        finally
+        {
+            Backend.Wkv7ChunkScanRows = before;
+        }
     }
 
     /// <summary>
     /// The training forward (IBackwardOps.Wkv7Sequences: several windows in one launch, a grid row each) takes the
     /// chunked kernels too; each window must equal its own Wkv7 call bit for bit, as with the scan.
     /// </summary>
-    [Fact]
-    public void Wkv7ChunkedSequencesEqualSingleCalls()
+    [Theory]
+    [InlineData(32)]
+    [InlineData(16)]
+    public void Wkv7ChunkedSequencesEqualSingleCalls(int rows) => WithScanRows(rows, () =>
     {
         const int sequences = 3, t = 40, heads = 2, n = 64, a = heads * n;
         var (r, w, k, v, removal, replacement, s0) = ChunkedInputs(new TestData(37), sequences, t, heads, n, smallDecay: false);
@@ -171,7 +210,7 @@ public sealed class CudaRecurrenceTests : IDisposable
             BitIdentical(Read(y), ys.AsSpan(i * t * a, t * a).ToArray(), $"window {i} y");
             BitIdentical(Read(state), states.AsSpan(i * heads * n * n, heads * n * n).ToArray(), $"window {i} state");
         }
-    }
+    });
 
     /// <summary>Wkv7 inputs as the model makes them: w ∈ (0.545, 1), a = −κ and b = κ ⊙ iclr with κ a unit vector per head.</summary>
     private static (float[] R, float[] W, float[] K, float[] V, float[] Removal, float[] Replacement, float[] State) ChunkedInputs(
