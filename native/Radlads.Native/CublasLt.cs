@@ -279,23 +279,28 @@ public sealed unsafe class CublasLt
     }
 
     /// <summary>
-    /// The heuristic's best algorithm for D = op(A)·op(B) (+ C, + epilogue), or false when it has none for this
-    /// problem (CUBLAS_STATUS_NOT_SUPPORTED or no result): the caller then uses another GEMM. Other errors throw.
+    /// Up to <paramref name="most"/> of the heuristic's algorithms for D = op(A)·op(B) (+ C, + epilogue), best first
+    /// (those it reports as usable); empty when it has none for this problem (CUBLAS_STATUS_NOT_SUPPORTED or no result):
+    /// the caller then uses another GEMM. Other errors throw.
     /// </summary>
-    public bool MatmulAlgoGetHeuristic(nint handle, nint desc, nint a, nint b, nint c, nint d, nint preference, out CublasLtHeuristicResult best)
+    public CublasLtHeuristicResult[] MatmulAlgoGetHeuristics(nint handle, nint desc, nint a, nint b, nint c, nint d, nint preference, int most)
     {
-        CublasLtHeuristicResult result = default;
+        ArgumentOutOfRangeException.ThrowIfLessThan(most, 1);
+        var results = new CublasLtHeuristicResult[most];
         int count = 0;
-        int status = cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, d, preference, 1, &result, &count);
-        if (status == StatusNotSupported || (status == Success && (count == 0 || result.State != Success)))
+        int status;
+        fixed (CublasLtHeuristicResult* p = results)
         {
-            best = default;
-            return false;
+            status = cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, d, preference, most, p, &count);
+        }
+
+        if (status == StatusNotSupported)
+        {
+            return [];
         }
 
         Check(status, "cublasLtMatmulAlgoGetHeuristic");
-        best = result;
-        return true;
+        return results.Take(count).Where(r => r.State == Success).ToArray();
     }
 
     /// <summary>D = α·op(A)·op(B) + β·C (+ epilogue), queued on <paramref name="stream"/>; α and β are host fp32 scalars.</summary>

@@ -82,6 +82,7 @@ public sealed unsafe class CudaDriver
     private readonly delegate* unmanaged<ulong*, void*, uint, int> cuMemHostGetDevicePointer;
     private readonly delegate* unmanaged<nint, int, int> cuStreamBeginCapture;
     private readonly delegate* unmanaged<nint, nint*, int> cuStreamEndCapture;
+    private readonly delegate* unmanaged<nint, int*, int> cuStreamIsCapturing;
     private readonly delegate* unmanaged<nint*, nint, ulong, int> cuGraphInstantiateWithFlags;
     private readonly delegate* unmanaged<nint, nint, int> cuGraphLaunch;
     private readonly delegate* unmanaged<nint, int> cuGraphExecDestroy;
@@ -148,6 +149,7 @@ public sealed unsafe class CudaDriver
         cuMemHostGetDevicePointer = (delegate* unmanaged<ulong*, void*, uint, int>)Get("cuMemHostGetDevicePointer_v2");
         cuStreamBeginCapture = (delegate* unmanaged<nint, int, int>)Get("cuStreamBeginCapture_v2");
         cuStreamEndCapture = (delegate* unmanaged<nint, nint*, int>)Get("cuStreamEndCapture");
+        cuStreamIsCapturing = (delegate* unmanaged<nint, int*, int>)Get("cuStreamIsCapturing");
         cuGraphInstantiateWithFlags = (delegate* unmanaged<nint*, nint, ulong, int>)Get("cuGraphInstantiateWithFlags");
         cuGraphLaunch = (delegate* unmanaged<nint, nint, int>)Get("cuGraphLaunch");
         cuGraphExecDestroy = (delegate* unmanaged<nint, int>)Get("cuGraphExecDestroy");
@@ -404,6 +406,14 @@ public sealed unsafe class CudaDriver
     /// relaxed mode: other threads may keep calling the driver, and allocations are allowed while recording.
     /// </summary>
     public void BeginCapture(nint stream) => Check(cuStreamBeginCapture(stream, 2), "cuStreamBeginCapture_v2");
+
+    /// <summary>Whether <paramref name="stream"/> is being recorded into a graph (cuStreamIsCapturing: active or invalidated).</summary>
+    public bool IsCapturing(nint stream)
+    {
+        int status;
+        Check(cuStreamIsCapturing(stream, &status), "cuStreamIsCapturing");
+        return status != 0;
+    }
 
     /// <summary>Ends the recording and returns the CUgraph (cuStreamEndCapture).</summary>
     public nint EndCapture(nint stream)

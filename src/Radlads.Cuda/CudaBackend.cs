@@ -59,6 +59,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             Device.Driver.SetAsync(splitCounters.Pointer, 0, SplitCounterCount + 3, Stream);
             Gemm = CudaGemm.TryCreate(Device, out var gemmStatus);
             GemmStatus = gemmStatus;
+            if (Gemm is not null)
+            {
+                Gemm.Tune = EnvironmentChoice("RADLADS_CUBLASLT_TUNE", 1, [0, 1],
+                    "1: large prefill GEMMs time cuBLASLt's candidate algorithms at their first call, 0: the heuristic's first choice") == 1;
+            }
+
             GemmMinRows = ParseGemmMinRows(Environment.GetEnvironmentVariable("RADLADS_CUBLASLT_MIN_ROWS")) ?? DefaultGemmMinRows;
             GemvBlocksPerSm = ParseGemvBlocksPerSm(Environment.GetEnvironmentVariable("RADLADS_GEMV_BLOCKS_PER_SM")) ?? GemvBlocksPerSm;
 
@@ -187,7 +193,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// State rows a block of the chunked Wkv7 scan holds (RADLADS_WKV7_SCAN_ROWS): 32 (wkv7_chunk_scan_f32_n{N}, one
     /// block an SM at N = 128) or 16 (_r16: half the warps and shared memory, two blocks an SM, twice the blocks).
     /// </summary>
-    internal int Wkv7ChunkScanRows { get; set; } = 32;
+    internal int Wkv7ChunkScanRows { get; set; } = 16;
 
     /// <summary>Chunked Wkv7 prefills queued so far (tests check which path ran).</summary>
     internal long Wkv7ChunkedLaunches { get; set; }

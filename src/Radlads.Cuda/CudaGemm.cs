@@ -6,7 +6,13 @@ namespace Radlads.Cuda;
 /// The prefill GEMMs on cuBLASLt: y[T, M] (fp32, or bf16 where asked) = x[T, K] (bf16) · Wᵀ (OutIn, W [M, K] bf16) or
 /// x · W (InOut, W [K, M]), fp32 accumulation on the tensor cores, + an fp32 bias through the BIAS epilogue. One handle and one
 /// 32 MiB workspace per backend; a plan (descriptor, layouts, the heuristic's algorithm) per shape, kept for the
-/// backend's life (a model has a handful of shapes per prompt length). cuBLASLt is column-major: a row-major
+/// backend's life (a model has a handful of shapes per prompt length). A plan's algorithm is the heuristic's first
+/// choice, except for large GEMMs (<see cref="TuneMinFlops"/>), where the first call outside a graph recording times
+/// the heuristic's top <see cref="TuneCandidates"/> and keeps the fastest (<see cref="Tune"/>): the heuristic's first
+/// choice was 2–11 % slower than the best of its own list for most Qwen2.5 prefill shapes (H200, nineteenth session,
+/// bench/prototypes/cublaslt-algos). The choice is kept process-wide per device and shape, so every backend of a
+/// process computes a shape with the same algorithm (the same bits); another process may choose another one (any of
+/// them is within fp32 accumulation of the others). cuBLASLt is column-major: a row-major
 /// y [T, M] is a column-major M × T matrix, so D = op(A)·B with A = W (K × M column-major for OutIn, transposed;
 /// M × K for InOut, as is) and B = x (K × T column-major).
 /// </summary>
@@ -17,6 +23,17 @@ internal sealed unsafe class CudaGemm : IDisposable
 
     private const int MaxPlans = 512;
 
+    /// <summary>The heuristic's algorithms a large GEMM's first call times (best first).</summary>
+    public const int TuneCandidates = 8;
+
+    /// <summary>GEMMs of at least this many FLOPs (2·T·K·M) are tuned: ~8 ms of the GPU's time at most, once a shape.</summary>
+    public const double TuneMinFlops = 8e9;
+
+    // (device ordinal, shape) → the index of the fastest of the heuristic's list, for every CudaGemm of the process.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int Device, PlanKey Key), int> Chosen = new();
+
+    private readonly CudaDevice device;
+
     private readonly CublasLt lt;
     private readonly nint handle;
     private readonly nint preference;
@@ -26,6 +43,7 @@ internal sealed unsafe class CudaGemm : IDisposable
 
     private CudaGemm(CudaDevice device, CublasLt lt)
     {
+        this.device = device;
         this.lt = lt;
         handle = lt.Create();
         try
@@ -86,6 +104,15 @@ internal sealed unsafe class CudaGemm : IDisposable
         }
     }
 
+    /// <summary>
+    /// Whether large GEMMs time the heuristic's candidates at their first call (default; RADLADS_CUBLASLT_TUNE=0 keeps
+    /// the heuristic's first choice, the same in every process).
+    /// </summary>
+    public bool Tune { get; set; } = true;
+
+    /// <summary>Shapes this instance has timed (tests check when tuning runs).</summary>
+    public long Tunings { get; private set; }
+
     private readonly record struct PlanKey(int T, int K, int M, bool OutIn, bool Bias, int AlignX, int AlignW, int AlignY, int AlignBias, bool Bf16Out);
 
     private sealed class Plan
@@ -96,6 +123,11 @@ internal sealed unsafe class CudaGemm : IDisposable
         public nint D;
         public CublasLtMatmulAlgo Algo;
         public nuint Workspace;
+        public PlanKey Key;
+        public CublasLtHeuristicResult[] Candidates = [];
+
+        // Whether Algo is final: the shape is small, has one candidate, or has been timed (here or by another instance).
+        public bool Settled;
     }
 
     /// <summary>The largest power of two (at most 256) that divides the pointer: what the heuristic may assume.</summary>
@@ -122,7 +154,62 @@ internal sealed unsafe class CudaGemm : IDisposable
             lt.MatmulDescSetAttribute(plan.Desc, MatmulDescAttribute.BiasPointer, bias);
         }
 
+        if (!plan.Settled && Tune && !device.Driver.IsCapturing(stream))
+        {
+            Settle(plan, x, w, y, stream);
+        }
+
         lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, plan.Algo, workspace.Pointer, plan.Workspace, stream);
+    }
+
+    /// <summary>
+    /// Times each candidate on this call's own operands (one warm-up, then three calls between two events; y is
+    /// overwritten by the call that follows) and keeps the fastest; a candidate cuBLASLt refuses at run time is passed
+    /// over. Waits for the stream once a candidate: only the first call of a shape pays it.
+    /// </summary>
+    private void Settle(Plan plan, ulong x, ulong w, ulong y, nint stream)
+    {
+        using var start = new CudaEvent(device);
+        using var end = new CudaEvent(device);
+        int best = 0;
+        float bestMs = float.PositiveInfinity;
+        for (int i = 0; i < plan.Candidates.Length; i++)
+        {
+            var c = plan.Candidates[i];
+            try
+            {
+                lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, c.Algo, workspace.Pointer, c.WorkspaceSize, stream);
+                device.Driver.RecordEvent(start.Handle, stream);
+                for (int r = 0; r < 3; r++)
+                {
+                    lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, c.Algo, workspace.Pointer, c.WorkspaceSize, stream);
+                }
+
+                device.Driver.RecordEvent(end.Handle, stream);
+                end.Synchronize();
+            }
+            catch (CudaException) when (i > 0)
+            {
+                continue; // this algorithm does not run here; the heuristic's first choice always did
+            }
+
+            float ms = end.MillisecondsSince(start);
+            if (ms < bestMs)
+            {
+                (best, bestMs) = (i, ms);
+            }
+        }
+
+        Choose(plan, best);
+        Chosen[(device.Ordinal, plan.Key)] = best;
+        Tunings++;
+    }
+
+    private static void Choose(Plan plan, int index)
+    {
+        plan.Algo = plan.Candidates[index].Algo;
+        plan.Workspace = plan.Candidates[index].WorkspaceSize;
+        plan.Settled = true;
     }
 
     private Plan? Find(int alignX, ulong w, bool outIn, ulong bias, ulong y, int t, int k, int m, bool bf16Out)
@@ -170,13 +257,23 @@ internal sealed unsafe class CudaGemm : IDisposable
             lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MinAlignmentBBytes, (uint)key.AlignX);
             lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MinAlignmentCBytes, (uint)key.AlignY);
             lt.MatmulPreferenceSetAttribute(preference, MatmulPreferenceAttribute.MinAlignmentDBytes, (uint)key.AlignY);
-            if (!lt.MatmulAlgoGetHeuristic(handle, plan.Desc, plan.A, plan.B, plan.D, plan.D, preference, out var best))
+            plan.Key = key;
+            plan.Candidates = lt.MatmulAlgoGetHeuristics(handle, plan.Desc, plan.A, plan.B, plan.D, plan.D, preference, TuneCandidates);
+            if (plan.Candidates.Length == 0)
             {
                 return null;
             }
 
-            plan.Algo = best.Algo;
-            plan.Workspace = best.WorkspaceSize;
+            Choose(plan, 0);
+            if (Tune && Chosen.TryGetValue((device.Ordinal, key), out int index) && index < plan.Candidates.Length)
+            {
+                Choose(plan, index);
+            }
+            else
+            {
+                plan.Settled = plan.Candidates.Length == 1 || 2.0 * key.T * key.K * key.M < TuneMinFlops;
+            }
+
             keep = true;
             return plan;
         }

@@ -370,7 +370,6 @@ internal static class BenchDecodeCommand
             : $"crossover: cuBLASLt is not faster for every matrix at any one T from there on (threshold {saved})");
     }
 
-    /// <summary>Wall milliseconds of one forward pass of <paramref name="count"/> tokens from a fresh state, after one untimed pass.</summary>
     /// <summary>
     /// One timed forward pass of <paramref name="count"/> random tokens from a fresh state (after an untimed one): wall
     /// milliseconds and, on CUDA, the host waits / cuMemAlloc / cuMemFree calls the timed pass made.

@@ -175,6 +175,66 @@ public sealed class CudaGemmTests : CublasLtTestBase
         Check(Read(y), x, wr, null, T, K, M, true, rounds: false, "8 rows below a threshold of 9");
     }
 
+    /// <summary>
+    /// A GEMM above <see cref="CudaGemm.TuneMinFlops"/> times cuBLASLt's candidates at its first call and only then;
+    /// whatever it picks is within bf16-GEMM tolerance of the product (rows checked against float64); another backend
+    /// of the process takes the same algorithm without timing (the same bits); with tuning off nothing is timed; a
+    /// small GEMM is never timed.
+    /// </summary>
+    [Fact]
+    public void ALargeGemmTimesItsCandidatesOnceAndTheProcessKeepsTheChoice()
+    {
+        const int T = 520, K = 4096, M = 2056; // 8.8 GFLOP, a shape no other test uses (the choice is process-wide)
+        var data = new TestData(54);
+        var x = data.Normal(T * K);
+        var native = Own(new NativeWeight(data.Normal(K * M, 0.05f), DType.BF16, [M, K]));
+        var gemm = Backend.Gemm!;
+        long before = gemm.Tunings;
+        var xt = In(x, T, K);
+        var w = Own(Backend.LoadWeight(native.Data));
+        var y1 = Out(T, M);
+        Backend.Ops.MatMul(xt, w, null, y1);
+        Assert.Equal(before + 1, gemm.Tunings);
+        var y2 = Out(T, M);
+        Backend.Ops.MatMul(xt, w, null, y2);
+        Assert.Equal(before + 1, gemm.Tunings);
+        var first = Read(y1);
+        Assert.Equal(Bits(first), Bits(Read(y2)));
+
+        var xr = Bf16GemmEmulation.RoundToBf16(x);
+        foreach (int row in new[] { 0, 259, T - 1 })
+        {
+            var exact = NaiveOps.MatMul(xr.AsSpan(row * K, K).ToArray(), native.Values, null, 1, K, M, outIn: true);
+            Compare.Close(exact, first.AsSpan(row * M, M).ToArray(), Tolerances.Bf16GemmRelative, Tolerances.Bf16GemmAbsolute, $"tuned row {row}");
+        }
+
+        float[] OnAnotherBackend(bool tune, out long tunings)
+        {
+            using var other = CudaAvailability.Backend(gemmLibrary: true);
+            other.Gemm!.Tune = tune;
+            using var ox = other.FromFloats(x, T, K);
+            using var ow = other.LoadWeight(native.Data);
+            using var oy = other.Allocate(T, M);
+            other.Ops.MatMul(ox, ow, null, oy);
+            var values = new float[T * M];
+            other.Download(oy, values);
+            tunings = other.Gemm.Tunings;
+            return values;
+        }
+
+        Assert.Equal(Bits(first), Bits(OnAnotherBackend(tune: true, out long otherTunings)));
+        Assert.Equal(0, otherTunings);
+        var untuned = OnAnotherBackend(tune: false, out long untunedTunings);
+        Assert.Equal(0, untunedTunings);
+        Compare.Close(first, untuned, Tolerances.Bf16GemmRelative, Tolerances.Bf16GemmAbsolute, "untuned against tuned");
+
+        const int t = 33, k = 256, m = 64;
+        Backend.Ops.MatMul(In(data.Normal(t * k), t, k), Weight(data.Normal(k * m, 0.2f), DType.BF16, out _, m, k), null, Out(t, m));
+        Assert.Equal(before + 1, gemm.Tunings);
+    }
+
+    private static int[] Bits(float[] values) => values.Select(BitConverter.SingleToInt32Bits).ToArray();
+
     [Fact]
     public void NonFiniteActivationsPropagate()
     {
