@@ -300,17 +300,17 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
     if (threadIdx.x == 0) out[Rec::FLAG] = 0.f;
 }
 
-// The scan's geometry: a block holds R = 32 or 16 state rows of a head (ROWT = R/16 mma row tiles) in WARPS warps, so
-// that every warp holds TB = 2 8-key tiles of the state in phase B (S ← S ⊙ γ_L + [u | v]·BK, R × N), whose accumulators
-// carry the state across the chunks: at N = 128, R = 32 is 16 warps in one block an SM (four a scheduler: with two,
-// ldmatrix and mma latencies were the kernel's time), R = 16 is 8 warps in a block of half the shared memory, two
-// blocks an SM, so that one block's products fill the other's barriers. Phase A ([u | y] = S·MA + v·QW, R × 2L: TILES
-// 16×8 tiles) gives each tile SPLIT = WARPS/TILES warps, each over 1/SPLIT of K = N (the v·QW k-steps shared out), whose
-// partial sums meet in shared memory. A warp's row tile (m0) is the same in both phases. Shared rows are padded by 4
-// words, so every ldmatrix is free of bank conflicts.
-template <int N, int R> struct Wkv7cScan
+// The scan's geometry: a block holds R = 32 or 16 state rows of a head (ROWT = R/16 mma row tiles) in W warps, each
+// holding TB 8-key tiles of the state in phase B (S ← S ⊙ γ_L + [u | v]·BK, R × N), whose accumulators carry the state
+// across the chunks: at N = 128, R = 32 is 16 warps in one block an SM (four a scheduler: with two, ldmatrix and mma
+// latencies were the kernel's time), R = 16 is 8 warps in a block of half the shared memory, two blocks an SM, so
+// that one block's products fill the other's barriers. Phase A ([u | y] = S·MA + v·QW, R × 2L: TILES 16×8 tiles)
+// gives each tile SPLIT = W/TILES warps, each over 1/SPLIT of K = N (the v·QW k-steps shared out), whose partial sums
+// meet in shared memory. A warp's row tile (m0) is the same in both phases. Shared rows are padded by 4 words, so every
+// ldmatrix is free of bank conflicts. The host reads THREADS back from the kernel (its launch bound).
+template <int N, int R, int W> struct Wkv7cScan
 {
-    static constexpr int ROWS = R, L = WKV7C_L, ROWT = R / 16, TB = 2, WARPS = ROWT * (N / 8) / TB, THREADS = 32 * WARPS;
+    static constexpr int ROWS = R, L = WKV7C_L, ROWT = R / 16, WARPS = W, TB = ROWT * (N / 8) / W, THREADS = 32 * WARPS;
     static constexpr int TILES = ROWT * (2 * L / 8), SPLIT = WARPS / TILES;
     static constexpr int RECORD = Wkv7cRecord<N>::SIZE;
     static constexpr int SP = N + 4, VP = L + 4, UP = L + 4; // padded row lengths
@@ -322,13 +322,12 @@ template <int N, int R> struct Wkv7cScan
     static_assert(R == 16 || R == 32, "one or two row tiles");
     static_assert(BUFFER % 4 == 0, "buffers stay 16-byte aligned");
     static_assert(WARPS % TILES == 0 && (SPLIT == 1 || SPLIT == 2), "phase A: one or two K slices a tile (v·QW has two k-steps)");
+    static_assert(TB >= 1 && TB * W == ROWT * (N / 8), "phase B: every warp the same number of state tiles");
 };
 
 // Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] in fp32 and split into TF32 hi and lo,
 // u split [R][UP] twice, y [L][R], phase A's partial sums, and two 8-byte mbarriers (one a buffer: the bulk copies').
-#define WKV7C_SCAN_SHARED(N, R)                                                                                             \
-    (2 * Wkv7cScan<N, R>::BUFFER + 3 * (R) * Wkv7cScan<N, R>::SP + 2 * (R) * Wkv7cScan<N, R>::UP + WKV7C_L * (R)             \
-        + Wkv7cScan<N, R>::PARTIAL + 4)
+#define WKV7C_SCAN_SHARED(G) (2 * G::BUFFER + 3 * G::ROWS * G::SP + 2 * G::ROWS * G::UP + WKV7C_L * G::ROWS + G::PARTIAL + 4)
 
 // Where a thread's share of v and y lies (the same (token, row) pairs for both): x = threadIdx.x + q·THREADS,
 // m = x / R, i = x % R; offset[q] = m·width + i from row 0 of the block's column, relative to the chunk's first token.
@@ -468,10 +467,10 @@ template <int SP, int TB> __device__ __forceinline__ void wkv7c_store_split(unsi
     }
 }
 
-template <int N, int R> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k, const float* v,
-    const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y)
+template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k,
+    const float* v, const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y)
 {
-    using G = Wkv7cScan<N, R>;
+    using G = Wkv7cScan<N, R, W>;
     using Rec = Wkv7cRecord<N>;
     constexpr int L = G::L, RECORD = G::RECORD, SP = G::SP, VP = G::VP, UP = G::UP, TB = G::TB, SPLIT = G::SPLIT;
     pdl_begin();
@@ -735,24 +734,29 @@ template <int N, int R> __device__ __forceinline__ void wkv7_chunk_scan(const fl
 
 // CudaOps.Wkv7Chunked launches these (head dims 64 and 128: every Qwen2.5 size). The prep at four blocks an SM (64
 // registers; its 56 KB of shared memory fit four): 151–156 → 132–136 µs a 7B layer against three (H200, session 13).
-// The scan in blocks of 32 state rows (one an SM: its shared memory) or of 16 (_r16: two an SM).
+// The scan in blocks of 32 state rows (one an SM: its shared memory) or of 16 (_r16: two an SM), in N/8 warps (N/16 for
+// 16 rows at N = 128; WKV7C_N64_R16_WARPS, 4 or 8, at N = 64).
+#ifndef WKV7C_N64_R16_WARPS
+#define WKV7C_N64_R16_WARPS 4
+#endif
+#define WKV7C_R16_WARPS(N) ((N) == 64 ? WKV7C_N64_R16_WARPS : (N) / 16)
 #define WKV7_CHUNKED(N)                                                                                                         \
     extern "C" __global__ void __launch_bounds__(WKV7C_PREP_THREADS, 4) wkv7_chunk_prep_f32_n##N(const float* r, const float* w, \
         const float* k, const float* a, const float* b, int tokens, int heads, float* records)                                 \
     {                                                                                                                           \
         wkv7_chunk_prep<N>(r, w, k, a, b, tokens, heads, records);                                                              \
     }                                                                                                                           \
-    extern "C" __global__ void __launch_bounds__(Wkv7cScan<N, 32>::THREADS, 1) wkv7_chunk_scan_f32_n##N(const float* r,        \
+    extern "C" __global__ void __launch_bounds__(Wkv7cScan<N, 32, N / 8>::THREADS, 1) wkv7_chunk_scan_f32_n##N(const float* r,  \
         const float* w, const float* k, const float* v, const float* a, const float* b, const float* records, float* state,    \
         int tokens, int heads, float* y)                                                                                        \
     {                                                                                                                           \
-        wkv7_chunk_scan<N, 32>(r, w, k, v, a, b, records, state, tokens, heads, y);                                             \
+        wkv7_chunk_scan<N, 32, N / 8>(r, w, k, v, a, b, records, state, tokens, heads, y);                                      \
     }                                                                                                                           \
-    extern "C" __global__ void __launch_bounds__(Wkv7cScan<N, 16>::THREADS, 2) wkv7_chunk_scan_f32_n##N##_r16(const float* r,   \
-        const float* w, const float* k, const float* v, const float* a, const float* b, const float* records, float* state,    \
-        int tokens, int heads, float* y)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(Wkv7cScan<N, 16, WKV7C_R16_WARPS(N)>::THREADS, 2)                              \
+        wkv7_chunk_scan_f32_n##N##_r16(const float* r, const float* w, const float* k, const float* v, const float* a,          \
+            const float* b, const float* records, float* state, int tokens, int heads, float* y)                               \
     {                                                                                                                           \
-        wkv7_chunk_scan<N, 16>(r, w, k, v, a, b, records, state, tokens, heads, y);                                             \
+        wkv7_chunk_scan<N, 16, WKV7C_R16_WARPS(N)>(r, w, k, v, a, b, records, state, tokens, heads, y);                         \
     }
 WKV7_CHUNKED(64)
 WKV7_CHUNKED(128)

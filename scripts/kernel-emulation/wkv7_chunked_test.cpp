@@ -40,7 +40,7 @@ void close(const std::vector<double>& e, const std::vector<float>& a, const char
 
 template <int N, int R> void run(int seqs, int heads, int tokens, bool tiny)
 {
-    using G = c7::Wkv7cScan<N, R>;
+    using G = c7::Wkv7cScan<N, R, R == 32 ? N / 8 : WKV7C_R16_WARPS(N)>;
     constexpr int L = WKV7C_L;
     size_t width = (size_t)heads * N, count = (size_t)seqs * tokens * width;
     auto rv = uniform(count, -1, 1), wv = uniform(count, 0.545f, 1), kv = uniform(count, -0.3f, 0.3f), vv = uniform(count, -1, 1);
@@ -98,7 +98,7 @@ template <int N, int R> void run(int seqs, int heads, int tokens, bool tiny)
         auto scan = N == 64 ? (R == 32 ? c7::wkv7_chunk_scan_f32_n64 : c7::wkv7_chunk_scan_f32_n64_r16)
                             : (R == 32 ? c7::wkv7_chunk_scan_f32_n128 : c7::wkv7_chunk_scan_f32_n128_r16);
         scan(rv.data(), wv.data(), kv.data(), vv.data(), av.data(), bv.data(), records.data(), st.data(), tokens, heads, yc.data());
-    }, (unsigned)(heads * (N / R)), (unsigned)seqs, G::THREADS, WKV7C_SCAN_SHARED(N, R) * 4);
+    }, (unsigned)(heads * (N / R)), (unsigned)seqs, G::THREADS, WKV7C_SCAN_SHARED(G) * 4);
     int flagged = 0;
     for (size_t c = 0; c < (size_t)seqs * heads * chunks; c++) flagged += records[c * c7::Wkv7cRecord<N>::SIZE + c7::Wkv7cRecord<N>::FLAG] != 0.f;
     if (flagged != (tiny ? seqs * heads : 0))

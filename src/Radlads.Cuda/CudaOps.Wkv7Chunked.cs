@@ -32,24 +32,22 @@ internal sealed unsafe partial class CudaOps
         (uint)(((6 * Wkv7ChunkTokens * (n + 4)) + (6 * Wkv7ChunkTokens * (Wkv7ChunkTokens + 1)) + 1) * sizeof(float));
 
     /// <summary>
-    /// Threads of a scan block of <paramref name="rows"/> state rows (Wkv7cScan&lt;N, R&gt;::THREADS): a warp for every two
-    /// 8-key tiles of each 16-row tile of the state (N/8 warps at 32 rows, N/16 at 16).
+    /// WKV7C_SCAN_SHARED(G) in bytes for a block of <paramref name="rows"/> state rows in <paramref name="threads"/>
+    /// threads: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4] in fp32 and as TF32 hi and lo, u [R][L + 4]
+    /// as hi and lo, y [L][R], phase A's partial sums (the warps beyond one a tile of [u | y] split its K: tiles × 32
+    /// lanes × 4 floats a further slice) and two mbarriers (4 floats).
     /// </summary>
-    internal static int Wkv7ChunkScanThreads(int n, int rows) => 32 * (rows / 16) * (n / 8) / 2;
-
-    /// <summary>
-    /// WKV7C_SCAN_SHARED(N, R) in bytes: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4] in fp32 and as
-    /// TF32 hi and lo, u [R][L + 4] as hi and lo, y [L][R], phase A's partial sums (the warps beyond one a tile of
-    /// [u | y] split its K: tiles × 32 lanes × 4 floats a further slice) and two mbarriers (4 floats).
-    /// </summary>
-    internal static uint Wkv7ChunkScanShared(int n, int rows)
+    internal static uint Wkv7ChunkScanShared(int n, int rows, int threads)
     {
         const int l = Wkv7ChunkTokens;
         int buffer = Wkv7ChunkRecord(n) + (rows * (l + 4));
-        int tiles = rows / 16 * (2 * l / 8);
-        int partial = ((Wkv7ChunkScanThreads(n, rows) / 32 / tiles) - 1) * tiles * 32 * 4;
+        int tiles = Wkv7ChunkScanTiles(rows);
+        int partial = ((threads / 32 / tiles) - 1) * tiles * 32 * 4;
         return (uint)(((2 * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows) + partial + 4) * sizeof(float));
     }
+
+    /// <summary>Wkv7cScan::TILES: phase A's 16×8 tiles of [u | y] (R × 2L).</summary>
+    internal static int Wkv7ChunkScanTiles(int rows) => rows / 16 * (2 * Wkv7ChunkTokens / 8);
 
     /// <summary>
     /// Whether a Wkv7 prefill of <paramref name="tokens"/> tokens at head dim <paramref name="n"/> takes the chunked
@@ -74,7 +72,8 @@ internal sealed unsafe partial class CudaOps
         }
 
         // Both kernels keep everything in dynamic shared memory (no static part to leave room for).
-        return Wkv7ChunkScanShared(n, backend.Wkv7ChunkScanRows) <= backend.Kernels.MaxDynamicShared
+        int rows = backend.Wkv7ChunkScanRows;
+        return Wkv7ChunkScanShared(n, rows, backend.Kernels.Wkv7ChunkScanThreads[(n, rows)]) <= backend.Kernels.MaxDynamicShared
             && Wkv7ChunkPrepShared(n) <= backend.Kernels.MaxDynamicShared;
     }
 
@@ -95,9 +94,9 @@ internal sealed unsafe partial class CudaOps
             Wkv7ChunkPrepShared(n), prep, gridZ: (uint)sequences);
         void** scan = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &precords, &ps, &tokens, &heads, &py };
         // Launched plainly, like wkv7_tile_f32: its blocks are one latency-bound wave that must spread over the SMs.
-        int rows = backend.Wkv7ChunkScanRows;
+        int rows = backend.Wkv7ChunkScanRows, threads = backend.Kernels.Wkv7ChunkScanThreads[(n, rows)];
         backend.Launch(backend.Kernels.Wkv7ChunkScan[(n, rows)], "wkv7_chunk_scan_f32", (uint)(heads * (n / rows)),
-            (uint)sequences, (uint)Wkv7ChunkScanThreads(n, rows), Wkv7ChunkScanShared(n, rows), scan, programmatic: false);
+            (uint)sequences, (uint)threads, Wkv7ChunkScanShared(n, rows, threads), scan, programmatic: false);
         backend.Wkv7ChunkedLaunches++;
     }
 }

@@ -108,6 +108,9 @@ internal sealed class Kernels
             AllowMaxShared(f);
         }
 
+        // A scan kernel's block size is its launch bound (the kernel picks its warps: Wkv7cScan<N, R, W>).
+        Wkv7ChunkScanThreads = Wkv7ChunkScan.ToDictionary(x => x.Key, x => device.Driver.GetFunctionAttribute(x.Value, FunctionAttribute.MaxThreadsPerBlock));
+
         // The persistent MLP keeps the normed row in shared memory: C floats, past 48 KB from C = 12,288.
         foreach (var f in MlpDecodeBf16.SelectMany(byDown => byDown))
         {
@@ -315,6 +318,9 @@ internal sealed class Kernels
 
     /// <summary>wkv7_chunk_scan_f32_n{N} (blocks of 32 state rows) and _n{N}_r16 (16) by head dim N and rows a block.</summary>
     public Dictionary<(int N, int Rows), nint> Wkv7ChunkScan { get; }
+
+    /// <summary>Threads of a block of each <see cref="Wkv7ChunkScan"/> kernel (its launch bound, read from the module).</summary>
+    public Dictionary<(int N, int Rows), int> Wkv7ChunkScanThreads { get; }
 
     public nint Sample { get; }
 
