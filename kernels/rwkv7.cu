@@ -42,15 +42,17 @@ extern "C" __global__ void rwkv7_keys_f32(const float* k, const float* w, const 
 }
 
 // Rwkv7Keys and (has_residual) the value residual v ← v + (v_first − v) ⊙ ν in one launch, one warp per (token,
-// head) with 32-thread blocks (at decode a 7B layer has 28 heads: 28 blocks on 28 SMs, not 7). The body is
-// common.cuh's rwkv7_keys_vres_head (shared with rwkv7_rope_keys_rows_f32 below). Head dim ≤ 256.
-extern "C" __global__ void __launch_bounds__(32) rwkv7_keys_vres_f32(const float* k, const float* w, const float* a,
+// head): 32-thread blocks for few items (at decode a 7B layer has 28 heads: 28 blocks on 28 SMs, not 7), 256-thread
+// blocks for many (a prefill: 32-thread blocks hit the SM's block limit, 32 warps, and at head dim 64 ran at half the
+// memory bandwidth). The body is common.cuh's rwkv7_keys_vres_head (shared with rwkv7_rope_keys_rows_f32 below).
+// Head dim ≤ 256.
+extern "C" __global__ void __launch_bounds__(256) rwkv7_keys_vres_f32(const float* k, const float* w, const float* a,
     const void* key_scale, int key_scale_dtype, const void* iclr_mix, int iclr_mix_dtype, int tokens, int width, int n,
     int balanced, float* removal, float* replacement, float* k_tilde, float* v, const float* v_first, const float* nu,
     int has_residual)
 {
-    i64 item = blockIdx.x;
-    int lane = threadIdx.x;
+    i64 item = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
     int heads = width / n;
     int h = (int)(item % heads);
     float ks[KEYS_PER_LANE], ka[KEYS_PER_LANE];

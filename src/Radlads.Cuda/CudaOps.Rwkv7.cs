@@ -14,6 +14,12 @@ internal sealed unsafe partial class CudaOps
     // rwkv7_keys_vres_f32 keeps up to 8 elements of a head per lane.
     private const int KeysMaxHeadDim = 256;
 
+    /// <summary>
+    /// (token, head) items from which rwkv7_keys_vres_f32 runs eight warps a block: a 0.5B layer's 2,048-token prefill
+    /// (28,672 items) took 35 µs in one-warp blocks, ~2× its bytes at the copy bandwidth (H200, nineteenth session).
+    /// </summary>
+    internal const long KeysWarpBlocksFrom = 1024;
+
     public void Rwkv7Decay(Tensor z, Tensor w0, Tensor w)
     {
         backend.Enter();
@@ -63,9 +69,10 @@ internal sealed unsafe partial class CudaOps
     }
 
     /// <summary>
-    /// Keys and value residual in one launch (rwkv7_keys_vres_f32: a 32-thread block per (token, head), k held in
-    /// registers), the same bits as <see cref="Rwkv7Keys"/> then <see cref="Rwkv7ValueResidual"/>. Head dims above
-    /// 256 (more than 8 elements a lane) run as those two ops.
+    /// Keys and value residual in one launch (rwkv7_keys_vres_f32: a warp per (token, head), k held in registers; one
+    /// warp a block below <see cref="KeysWarpBlocksFrom"/> items, eight from there), the same bits as
+    /// <see cref="Rwkv7Keys"/> then <see cref="Rwkv7ValueResidual"/>. Head dims above 256 (more than 8 elements a lane)
+    /// run as those two ops.
     /// </summary>
     public void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
         Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
@@ -103,7 +110,8 @@ internal sealed unsafe partial class CudaOps
         int isBalanced = balanced ? 1 : 0, hasResidual = vFirst is null ? 0 : 1;
         void** args = stackalloc void*[] { &pk, &pw, &pa, &pkk, &kkType, &pka, &kaType, &tokens, &width, &headDim, &isBalanced,
             &prem, &prep, &pkt, &pv, &pf, &pn, &hasResidual };
-        backend.Launch(K.Rwkv7KeysValueResidual, "rwkv7_keys_vres_f32", (uint)items, 1, 32, 0, args);
+        uint warps = items >= KeysWarpBlocksFrom ? 8u : 1u;
+        backend.Launch(K.Rwkv7KeysValueResidual, "rwkv7_keys_vres_f32", (uint)((items + warps - 1) / warps), 1, 32 * warps, 0, args);
     }
 
     /// <summary>

@@ -7,7 +7,8 @@ namespace Radlads.Tests.Ops;
 /// ops it replaces run on the same backend (Rwkv7Keys then Rwkv7ValueResidual; MatMulShared then SwiGlu), write every
 /// output (NaN-poisoned first), and match the float64 definitions. Keys: T = 1 (decode) and 3; heads and head dims of
 /// the 0.5B (14 × 64) and 7B (28 × 128) shapes scaled down, 8 (idle lanes), 256 (8 a lane) and 320 (CUDA's fallback);
-/// balanced and stock; layer 0 (no residual). Gate/up: F in {64, 200, 4864}, bf16, f16 and f32 weights at T = 1 (the
+/// balanced and stock; layer 0 (no residual); prefill-sized calls (1,204 and 1,170 items: CUDA's eight-warp blocks, the
+/// last one partly filled). Gate/up: F in {64, 200, 4864}, bf16, f16 and f32 weights at T = 1 (the
 /// one-launch paths), and T = 3 and K = 13 (not a multiple of the 16-byte chunk), which fall back.
 /// </summary>
 public abstract partial class OpConformanceTests
@@ -23,6 +24,8 @@ public abstract partial class OpConformanceTests
     [InlineData(3, 2, 64, true, false)]
     [InlineData(3, 4, 128, false, true)]
     [InlineData(3, 2, 40, false, true)]
+    [InlineData(301, 4, 64, true, true)]
+    [InlineData(130, 9, 128, false, true)]
     public void Rwkv7KeysValueResidual(int t, int heads, int n, bool balanced, bool residual)
     {
         var data = new TestData(60 + (t * 131) + (heads * 1009) + (n * 17) + (balanced ? 3 : 0) + (residual ? 5 : 0));
