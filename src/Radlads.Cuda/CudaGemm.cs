@@ -10,9 +10,10 @@ namespace Radlads.Cuda;
 /// choice, except for large GEMMs (<see cref="TuneMinFlops"/>), where the first call outside a graph recording times
 /// the heuristic's top <see cref="TuneCandidates"/> and keeps the fastest (<see cref="Tune"/>): the heuristic's first
 /// choice was 2–11 % slower than the best of its own list for most Qwen2.5 prefill shapes (H200, nineteenth session,
-/// bench/prototypes/cublaslt-algos). The choice is kept process-wide per device and shape, so every backend of a
-/// process computes a shape with the same algorithm (the same bits); another process may choose another one (any of
-/// them is within fp32 accumulation of the others). cuBLASLt is column-major: a row-major
+/// bench/prototypes/cublaslt-algos). The choice (a place in the heuristic's list) is kept process-wide per device,
+/// shape and power-of-two bucket of T: every backend of a process computes a shape with the same algorithm (the same
+/// bits), and a server seeing many prompt lengths times each matrix at most once a bucket; another process may choose
+/// another one (any of them is within fp32 accumulation of the others). cuBLASLt is column-major: a row-major
 /// y [T, M] is a column-major M × T matrix, so D = op(A)·B with A = W (K × M column-major for OutIn, transposed;
 /// M × K for InOut, as is) and B = x (K × T column-major).
 /// </summary>
@@ -32,8 +33,12 @@ internal sealed unsafe class CudaGemm : IDisposable
     /// </summary>
     public const double TuneMinFlops = 8e9;
 
-    // (device ordinal, shape) → the index of the fastest of the heuristic's list, for every CudaGemm of the process.
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int Device, PlanKey Key), int> Chosen = new();
+    // (device ordinal, shape with T rounded up to a power of two) → the place of the fastest in the heuristic's list, for
+    // every CudaGemm of the process. Another T of the bucket takes the same place in its own list (always an algorithm
+    // the heuristic offered for that T, so always valid) without timing.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int Device, PlanKey Bucket), int> Chosen = new();
+
+    private static PlanKey Bucket(PlanKey key) => key with { T = (int)Math.Min(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)key.T), int.MaxValue) };
 
     private readonly CudaDevice device;
 
@@ -204,7 +209,7 @@ internal sealed unsafe class CudaGemm : IDisposable
         }
 
         Choose(plan, best);
-        Chosen[(device.Ordinal, plan.Key)] = best;
+        Chosen[(device.Ordinal, Bucket(plan.Key))] = best;
         Tunings++;
     }
 
@@ -268,7 +273,7 @@ internal sealed unsafe class CudaGemm : IDisposable
             }
 
             Choose(plan, 0);
-            if (Tune && Chosen.TryGetValue((device.Ordinal, key), out int index) && index < plan.Candidates.Length)
+            if (Tune && Chosen.TryGetValue((device.Ordinal, Bucket(key)), out int index) && index < plan.Candidates.Length)
             {
                 Choose(plan, index);
             }

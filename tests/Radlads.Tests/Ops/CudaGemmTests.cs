@@ -178,8 +178,8 @@ public sealed class CudaGemmTests : CublasLtTestBase
     /// <summary>
     /// A GEMM above <see cref="CudaGemm.TuneMinFlops"/> times cuBLASLt's candidates at its first call and only then;
     /// whatever it picks is within bf16-GEMM tolerance of the product (rows checked against float64); another backend
-    /// of the process takes the same algorithm without timing (the same bits); with tuning off nothing is timed; a
-    /// small GEMM is never timed.
+    /// of the process takes the same algorithm without timing (the same bits); another T of the same power-of-two
+    /// bucket is not timed either (and is right); with tuning off nothing is timed; a small GEMM is never timed.
     /// </summary>
     [Fact]
     public void ALargeGemmTimesItsCandidatesOnceAndTheProcessKeepsTheChoice()
@@ -227,6 +227,19 @@ public sealed class CudaGemmTests : CublasLtTestBase
         var untuned = OnAnotherBackend(tune: false, out long untunedTunings);
         Assert.Equal(0, untunedTunings);
         Compare.Close(first, untuned, Tolerances.Bf16GemmRelative, Tolerances.Bf16GemmAbsolute, "untuned against tuned");
+
+        const int T2 = 600; // the bucket of 1,024 rows, like T
+        var x2 = data.Normal(T2 * K);
+        var y3 = Out(T2, M);
+        Backend.Ops.MatMul(In(x2, T2, K), w, null, y3);
+        Assert.Equal(before + 1, gemm.Tunings);
+        var second = Read(y3);
+        var x2r = Bf16GemmEmulation.RoundToBf16(x2);
+        foreach (int row in new[] { 0, T2 - 1 })
+        {
+            var exact = NaiveOps.MatMul(x2r.AsSpan(row * K, K).ToArray(), native.Values, null, 1, K, M, outIn: true);
+            Compare.Close(exact, second.AsSpan(row * M, M).ToArray(), Tolerances.Bf16GemmRelative, Tolerances.Bf16GemmAbsolute, $"T {T2} row {row}");
+        }
 
         const int t = 33, k = 256, m = 64;
         Backend.Ops.MatMul(In(data.Normal(t * k), t, k), Weight(data.Normal(k * m, 0.2f), DType.BF16, out _, m, k), null, Out(t, m));
