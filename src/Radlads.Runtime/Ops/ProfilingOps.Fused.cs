@@ -7,10 +7,12 @@ namespace Radlads.Ops;
 public sealed partial class ProfilingOps
 {
     public void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
-        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
+        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu, Tensor? rateOffset = null,
+        Tensor? residualOffset = null)
     {
         long start = Start();
-        inner.Rwkv7KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, v, vFirst, nu);
+        inner.Rwkv7KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, v, vFirst, nu,
+            rateOffset, residualOffset);
         Time(nameof(Rwkv7KeysValueResidual), start);
     }
 
