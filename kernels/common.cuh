@@ -574,13 +574,11 @@ __device__ __forceinline__ void rwkv7_keys_weights(const void* key_scale, int ke
     }
 }
 
-// The head at element offset o of k, w, a, removal, replacement, k_tilde, v, v_first, nu. With a_offset (nu_offset:
-// this lane's KPL offsets, in registers), a (nu) hold pre-activations z and the head uses σ(z + offset), the arithmetic
-// of add_sigmoid_f32.
+// The head at element offset o of k, w, a, removal, replacement, k_tilde, v, v_first, nu.
 template <int KPL = KEYS_PER_LANE>
 __device__ __forceinline__ void rwkv7_keys_vres_head(const float* k, const float* w, const float* a, const float* ks,
     const float* ka, i64 o, int n, int lane, int balanced, float* removal, float* replacement, float* k_tilde, float* v,
-    const float* v_first, const float* nu, int has_residual, const float* a_offset = nullptr, const float* nu_offset = nullptr)
+    const float* v_first, const float* nu, int has_residual)
 {
     // Every activation this lane needs is loaded up front, before the warp sum: the stores below could alias them
     // (no __restrict__), so loads left in the second loop would each wait for the stores before them.
@@ -598,18 +596,6 @@ __device__ __forceinline__ void rwkv7_keys_vres_head(const float* k, const float
         vr[u] = in && has_residual ? v[p] : 0.f;
         fr[u] = in && has_residual ? v_first[p] : 0.f;
         nr[u] = in && has_residual ? nu[p] : 0.f;
-    }
-
-    if (a_offset != nullptr)
-    {
-#pragma unroll
-        for (int u = 0; u < KPL; u++) ar[u] = sigmoid_(ar[u] + a_offset[u]);
-    }
-
-    if (nu_offset != nullptr)
-    {
-#pragma unroll
-        for (int u = 0; u < KPL; u++) nr[u] = sigmoid_(nr[u] + nu_offset[u]);
     }
 
 #pragma unroll

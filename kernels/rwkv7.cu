@@ -45,31 +45,21 @@ extern "C" __global__ void rwkv7_keys_f32(const float* k, const float* w, const 
 // head): 32-thread blocks for few items (at decode a 7B layer has 28 heads: 28 blocks on 28 SMs, not 7), 256-thread
 // blocks for many (a prefill: 32-thread blocks hit the SM's block limit, 32 warps, and at head dim 64 ran at half the
 // memory bandwidth). The body is common.cuh's rwkv7_keys_vres_head (shared with rwkv7_rope_keys_rows_f32 below).
-// Head dim ≤ 256. With a_offset (nu_offset), a (nu) hold their LoRA's pre-activation z and the kernel takes
-// σ(z + offset) as add_sigmoid_f32 computes it (a prompt's rate and residual gate without a pass of their own).
+// Head dim ≤ 256.
 extern "C" __global__ void __launch_bounds__(256) rwkv7_keys_vres_f32(const float* k, const float* w, const float* a,
     const void* key_scale, int key_scale_dtype, const void* iclr_mix, int iclr_mix_dtype, int tokens, int width, int n,
     int balanced, float* removal, float* replacement, float* k_tilde, float* v, const float* v_first, const float* nu,
-    int has_residual, const void* a_offset, int a_offset_dtype, const void* nu_offset, int nu_offset_dtype)
+    int has_residual)
 {
     i64 item = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     int heads = width / n;
     int h = (int)(item % heads);
-    float ks[KEYS_PER_LANE], ka[KEYS_PER_LANE], ao[KEYS_PER_LANE], no[KEYS_PER_LANE];
+    float ks[KEYS_PER_LANE], ka[KEYS_PER_LANE];
     rwkv7_keys_weights(key_scale, key_scale_dtype, iclr_mix, iclr_mix_dtype, h, n, lane, balanced, ks, ka);
-#pragma unroll
-    for (int u = 0; u < KEYS_PER_LANE; u++)
-    {
-        int i = lane + 32 * u;
-        ao[u] = a_offset != 0 && i < n ? load_any(a_offset, a_offset_dtype, (i64)h * n + i) : 0.f;
-        no[u] = nu_offset != 0 && i < n ? load_any(nu_offset, nu_offset_dtype, (i64)h * n + i) : 0.f;
-    }
-
     pdl_begin();
     if (item >= (i64)tokens * heads) return;
-    rwkv7_keys_vres_head(k, w, a, ks, ka, item * n, n, lane, balanced, removal, replacement, k_tilde, v, v_first, nu, has_residual,
-        a_offset != 0 ? ao : nullptr, nu_offset != 0 ? no : nullptr);
+    rwkv7_keys_vres_head(k, w, a, ks, ka, item * n, n, lane, balanced, removal, replacement, k_tilde, v, v_first, nu, has_residual);
 }
 
 // Row positions of rwkv7_rope_keys_rows_f32 (64 rows a launch, decode_batch.cu's DECODE_ROWS), passed by value.

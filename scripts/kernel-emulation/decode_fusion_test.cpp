@@ -96,7 +96,7 @@ void keys(int t, int heads, int n, int balanced, int residual)
         (unsigned)((warps * 32 + 127) / 128), 1, 128, 0);
     if (residual) launch([&] { r7::rwkv7_value_residual_f32(v1.data(), first.data(), nu.data(), v1.data(), (long long)sz); }, (unsigned)((sz + 255) / 256), 1, 256, 0);
     launch([&] { r7::rwkv7_keys_vres_f32(k.data(), w.data(), ic.data(), kk.data(), 0, ka.data(), 0, t, a, n, balanced, rem2.data(), rep2.data(), til2.data(),
-        v2.data(), residual ? first.data() : nullptr, residual ? nu.data() : nullptr, residual, nullptr, 0, nullptr, 0); }, (unsigned)warps, 1, 32, 0);
+        v2.data(), residual ? first.data() : nullptr, residual ? nu.data() : nullptr, residual); }, (unsigned)warps, 1, 32, 0);
     char what[96];
     snprintf(what, sizeof what, "rwkv7_keys_vres t %d heads %d n %d balanced %d residual %d", t, heads, n, balanced, residual);
     int before = failures;
@@ -170,8 +170,7 @@ void rope_keys(int rows, int heads, int kv_heads, int n, int balanced, int resid
     launch([&] { db::rope_expand_rows_f32(r1.data(), k1.data(), v.data(), kh1.data(), vh1.data(), rows, kv_heads, groups, n, dt, theta); },
         (unsigned)((pairs + 255) / 256), 1, 256, 0);
     launch([&] { r7::rwkv7_keys_vres_f32(kh1.data(), w.data(), ic.data(), kk.data(), 0, ka.data(), 0, rows, a, n, balanced, rem1.data(),
-        rep1.data(), til1.data(), vh1.data(), residual ? first.data() : nullptr, residual ? nu.data() : nullptr, residual, nullptr, 0,
-        nullptr, 0); },
+        rep1.data(), til1.data(), vh1.data(), residual ? first.data() : nullptr, residual ? nu.data() : nullptr, residual); },
         (unsigned)(rows * heads), 1, 32, 0);
     // Fused.
     auto r2 = r, k2 = k;

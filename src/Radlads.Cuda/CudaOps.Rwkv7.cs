@@ -71,28 +71,16 @@ internal sealed unsafe partial class CudaOps
     /// <summary>
     /// Keys and value residual in one launch (rwkv7_keys_vres_f32: a warp per (token, head), k held in registers; one
     /// warp a block below <see cref="KeysWarpBlocksFrom"/> items, eight from there), the same bits as
-    /// <see cref="Rwkv7Keys"/> then <see cref="Rwkv7ValueResidual"/>; with offsets, a and nu's σ(z + offset) is taken as
-    /// they are loaded (add_sigmoid_f32's arithmetic: the same bits, one pass over [T, A] fewer each). Head dims above
-    /// 256 (more than 8 elements a lane) run as those ops.
+    /// <see cref="Rwkv7Keys"/> then <see cref="Rwkv7ValueResidual"/>. Head dims above 256 (more than 8 elements a lane)
+    /// run as those two ops.
     /// </summary>
     public void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
-        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu, Tensor? rateOffset = null,
-        Tensor? residualOffset = null)
+        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
     {
         backend.Enter();
-        FusedOpChecks.KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, v, vFirst, nu, rateOffset, residualOffset);
+        FusedOpChecks.KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, v, vFirst, nu);
         if (headDim > KeysMaxHeadDim)
         {
-            if (rateOffset is not null)
-            {
-                AddSigmoid(a, rateOffset, a);
-            }
-
-            if (residualOffset is not null)
-            {
-                AddSigmoid(nu!, residualOffset, nu!);
-            }
-
             Rwkv7Keys(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde);
             if (vFirst is not null)
             {
@@ -106,8 +94,6 @@ internal sealed unsafe partial class CudaOps
 
         var (pkk, kkType) = balanced ? (0UL, 0) : Param(keyScale!, width);
         var (pka, kaType) = balanced ? (0UL, 0) : Param(iclrMix!, width);
-        var (pao, aoType) = rateOffset is null ? (0UL, 0) : Param(rateOffset, width);
-        var (pno, noType) = residualOffset is null ? (0UL, 0) : Param(residualOffset, width);
         long n = k.ElementCount;
         Fits(removal, n, nameof(Rwkv7KeysValueResidual));
         Fits(replacement, n, nameof(Rwkv7KeysValueResidual));
@@ -123,7 +109,7 @@ internal sealed unsafe partial class CudaOps
         ulong pf = vFirst is null ? 0UL : P(vFirst), pn = nu is null ? 0UL : P(nu);
         int isBalanced = balanced ? 1 : 0, hasResidual = vFirst is null ? 0 : 1;
         void** args = stackalloc void*[] { &pk, &pw, &pa, &pkk, &kkType, &pka, &kaType, &tokens, &width, &headDim, &isBalanced,
-            &prem, &prep, &pkt, &pv, &pf, &pn, &hasResidual, &pao, &aoType, &pno, &noType };
+            &prem, &prep, &pkt, &pv, &pf, &pn, &hasResidual };
         uint warps = items >= KeysWarpBlocksFrom ? 8u : 1u;
         backend.Launch(K.Rwkv7KeysValueResidual, "rwkv7_keys_vres_f32", (uint)((items + warps - 1) / warps), 1, 32 * warps, 0, args);
     }

@@ -45,25 +45,11 @@ internal sealed partial class IlgpuOps
         K.AddRmsNorm(S, Groups(rows, nameof(AddRmsNorm)), F(h), F(branch), I(weight).Weight(Device), eps, c, F(y));
     }
 
-    /// <summary>
-    /// One launch of <see cref="Kernels.FusedKernels.Rwkv7KeysValueResidual"/>: the same bits as Rwkv7Keys then
-    /// Rwkv7ValueResidual. Offsets (pre-activation a and nu) run as AddSigmoid in place first.
-    /// </summary>
+    /// <summary>One launch of <see cref="Kernels.FusedKernels.Rwkv7KeysValueResidual"/>: the same bits as Rwkv7Keys then Rwkv7ValueResidual.</summary>
     public void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
-        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu, Tensor? rateOffset = null,
-        Tensor? residualOffset = null)
+        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
     {
-        FusedOpChecks.KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, v, vFirst, nu, rateOffset, residualOffset);
-        if (rateOffset is not null)
-        {
-            AddSigmoid(a, rateOffset, a);
-        }
-
-        if (residualOffset is not null)
-        {
-            AddSigmoid(nu!, residualOffset, nu!);
-        }
-
+        FusedOpChecks.KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, v, vFirst, nu);
         if (backend.Unfused)
         {
             Rwkv7Keys(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde);

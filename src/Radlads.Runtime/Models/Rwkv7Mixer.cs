@@ -108,15 +108,9 @@ internal sealed class Rwkv7Mixer : IMixer
         //   in-context learning rate a = σ(a0 + (x·a1)·a2): no activation inside this LoRA;
         //   value residual ν = σ(v0 + (x·v1)·v2), not in layer 0;
         //   low-rank gate g = σ(x·g1)·g2 (sigmoid inside, output unbounded); the full-rank gate is a MatMul below.
-        //   When every row's keys are formed by one Rwkv7KeysValueResidual call (no one-token pieces below), a and ν leave
-        //   the LoRA set as their pre-activations and that call takes σ(a0 + ·), σ(v0 + ·) as it reads them: the same
-        //   bits, one pass over [T, A] fewer each.
-        int d = pass.DecodeCount;
-        bool ropePieces = config.UseRope && (d > 0 || pass.OtherSegments.Any(s => s.RowCount == 1));
-        var keysOuter = ropePieces ? LoraOuter.AddSigmoid : LoraOuter.None;
         var decay = pass.LoraBranch(w1, w2, LoraInner.Tanh, LoraOuter.Rwkv7Decay, w0);
-        var rate = pass.LoraBranch(a1, a2, LoraInner.None, keysOuter, ropePieces ? a0 : null);
-        LoraBranch? residual = FirstLayer ? null : pass.LoraBranch(v1!, v2!, LoraInner.None, keysOuter, ropePieces ? v0 : null);
+        var rate = pass.LoraBranch(a1, a2, LoraInner.None, LoraOuter.AddSigmoid, a0);
+        LoraBranch? residual = FirstLayer ? null : pass.LoraBranch(v1!, v2!, LoraInner.None, LoraOuter.AddSigmoid, v0);
         var lowRankGate = gate.LowRankBranch(pass);
         LoraBranch[] branches = [decay, rate, .. residual is { } nuBranch ? [nuBranch] : Array.Empty<LoraBranch>(),
             .. lowRankGate is { } gateBranch ? [gateBranch] : Array.Empty<LoraBranch>()];
@@ -160,7 +154,9 @@ internal sealed class Rwkv7Mixer : IMixer
         var o = pass.Scratch(t, a);
         float scale = 1f / MathF.Sqrt(n);
         bool fuseOutput = !GroupNorm && g is not null;
+        int d = pass.DecodeCount;
         Tensor kh, v;
+        bool ropePieces = config.UseRope && (d > 0 || pass.OtherSegments.Any(s => s.RowCount == 1));
 
         // One-token rows [start, start + count) at these positions with these states: 5–8, or 5–11 when fused.
         void OneToken(int start, int count, ReadOnlySpan<int> positions, IReadOnlyList<Tensor> states)
@@ -185,8 +181,7 @@ internal sealed class Rwkv7Mixer : IMixer
         if (!ropePieces)
         {
             (kh, v) = Projections.RopeAndExpand(pass, config, r, k, vRaw);
-            ops.Rwkv7KeysValueResidual(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde, v, vFirst, nu, a0,
-                FirstLayer ? null : v0);
+            ops.Rwkv7KeysValueResidual(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde, v, vFirst, nu);
         }
         else
         {

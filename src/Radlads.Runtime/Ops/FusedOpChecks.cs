@@ -11,21 +11,8 @@ public static class FusedOpChecks
     /// many elements as k, and vFirst and nu both null (layer 0) or both of v's size.
     /// </summary>
     public static void KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
-        Tensor v, Tensor? vFirst, Tensor? nu, Tensor? rateOffset = null, Tensor? residualOffset = null)
+        Tensor v, Tensor? vFirst, Tensor? nu)
     {
-        if (residualOffset is not null && nu is null)
-        {
-            throw new ArgumentException("Rwkv7KeysValueResidual: a residual offset needs nu (layers after the first)");
-        }
-
-        foreach (var offset in new[] { rateOffset, residualOffset })
-        {
-            if (offset is not null && offset.ElementCount != k.RowLength)
-            {
-                throw new ArgumentException($"Rwkv7KeysValueResidual: offset {offset.ShapeText} must have one value a channel of k {k.ShapeText}");
-            }
-        }
-
         if (headDim <= 0 || k.RowLength % headDim != 0 || w.ElementCount != k.ElementCount || a.ElementCount != k.ElementCount)
         {
             throw new ArgumentException($"Rwkv7KeysValueResidual: k {k.ShapeText}, w {w.ShapeText}, a {a.ShapeText}, head dim {headDim}");

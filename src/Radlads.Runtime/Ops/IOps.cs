@@ -270,27 +270,13 @@ public interface IOps
 
     /// <summary>
     /// RAD-RWKV7's steps 7 and 8 in one call: <see cref="Rwkv7Keys"/>, then (vFirst and nu given: every layer but the
-    /// first) v ← <see cref="Rwkv7ValueResidual"/>(v, vFirst, nu) in place. v, vFirst, nu [T, A] like k. With
-    /// <paramref name="rateOffset"/> (and <paramref name="residualOffset"/>, [A] weights), a (and nu) hold the
-    /// pre-activations z of their LoRA branches and the op uses <see cref="AddSigmoid"/>(z, offset) in their place,
-    /// leaving a and nu unspecified: a prompt's in-context rate and residual gate then need no pass of their own. A
-    /// backend may run it as one launch; the default is exactly those ops (the CPU reference).
+    /// first) v ← <see cref="Rwkv7ValueResidual"/>(v, vFirst, nu) in place. v, vFirst, nu [T, A] like k. A backend may
+    /// run it as one launch; the default is exactly those two ops (the CPU reference).
     /// </summary>
     void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
-        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu, Tensor? rateOffset = null,
-        Tensor? residualOffset = null)
+        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
     {
-        FusedOpChecks.KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, v, vFirst, nu, rateOffset, residualOffset);
-        if (rateOffset is not null)
-        {
-            AddSigmoid(a, rateOffset, a);
-        }
-
-        if (residualOffset is not null)
-        {
-            AddSigmoid(nu!, residualOffset, nu!);
-        }
-
+        FusedOpChecks.KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, v, vFirst, nu);
         Rwkv7Keys(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde);
         if (vFirst is not null)
         {

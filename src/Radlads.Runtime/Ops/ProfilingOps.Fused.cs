@@ -7,12 +7,10 @@ namespace Radlads.Ops;
 public sealed partial class ProfilingOps
 {
     public void Rwkv7KeysValueResidual(Tensor k, Tensor w, Tensor a, Tensor? keyScale, Tensor? iclrMix, int headDim, bool balanced,
-        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu, Tensor? rateOffset = null,
-        Tensor? residualOffset = null)
+        Tensor removal, Tensor replacement, Tensor kTilde, Tensor v, Tensor? vFirst, Tensor? nu)
     {
         long start = Start();
-        inner.Rwkv7KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, v, vFirst, nu,
-            rateOffset, residualOffset);
+        inner.Rwkv7KeysValueResidual(k, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, v, vFirst, nu);
         Time(nameof(Rwkv7KeysValueResidual), start);
     }
 

@@ -4,8 +4,7 @@ namespace Radlads.Tests.Ops;
 
 /// <summary>
 /// IOps.Rwkv7KeysValueResidual and IOps.GateUpSwiGlu: on each backend the fused call must give exactly the bits of the
-/// ops it replaces run on the same backend (Rwkv7Keys then Rwkv7ValueResidual, after AddSigmoid where a and nu come as
-/// pre-activations; MatMulShared then SwiGlu), write every
+/// ops it replaces run on the same backend (Rwkv7Keys then Rwkv7ValueResidual; MatMulShared then SwiGlu), write every
 /// output (NaN-poisoned first), and match the float64 definitions. Keys: T = 1 (decode) and 3; heads and head dims of
 /// the 0.5B (14 × 64) and 7B (28 × 128) shapes scaled down, 8 (idle lanes), 256 (8 a lane) and 320 (CUDA's fallback);
 /// balanced and stock; layer 0 (no residual); prefill-sized calls (1,204 and 1,170 items: CUDA's eight-warp blocks, the
@@ -91,61 +90,6 @@ public abstract partial class OpConformanceTests
         CloseToDefinition(eV, got[3], "rwkv7_keys_vres v");
     }
 
-    /// <summary>
-    /// With offsets, a and nu are their LoRA branches' pre-activations z: the call must give the bits of AddSigmoid(z,
-    /// offset) then Rwkv7Keys and Rwkv7ValueResidual (what the model ran before it deferred the sigmoids): layer 0
-    /// (rate only), head dim 320 (CUDA's fallback) and a prefill-sized call (CUDA's eight-warp blocks).
-    /// </summary>
-    [Theory]
-    [InlineData(3, 2, 64, true, true)]
-    [InlineData(3, 4, 128, false, false)]
-    [InlineData(2, 2, 320, true, true)]
-    [InlineData(301, 4, 64, false, true)]
-    public void Rwkv7KeysValueResidualTakesPreActivations(int t, int heads, int n, bool balanced, bool residual)
-    {
-        var data = new TestData(70 + (t * 131) + (heads * 1009) + (n * 17) + (balanced ? 3 : 0) + (residual ? 5 : 0));
-        int a = heads * n;
-        var k = data.Normal(t * a);
-        var w = data.Uniform(t * a, 0.55f, 1f);
-        var zRate = data.Normal(t * a);
-        var zResidual = data.Normal(t * a);
-        var rateOffset = data.Normal(a);
-        var residualOffset = data.Normal(a);
-        var kk = data.Uniform(a, 0.5f, 1.2f);
-        var ka = data.Uniform(a, 0.5f, 1.5f);
-        var v = data.Normal(t * a);
-        var first = data.Normal(t * a);
-
-        float[][] Run(bool fused)
-        {
-            var (removal, replacement, kTilde) = (Out(t, a), Out(t, a), Out(t, a));
-            var (kt, wt, vt, zr) = (In(k, t, a), In(w, t, a), In(v, t, a), In(zRate, t, a));
-            var (kkt, kat) = balanced ? (null, null) : (In(kk, a), In(ka, a));
-            var (ft, zn) = residual ? (In(first, t, a), In(zResidual, t, a)) : (null, null);
-            var (rot, vot) = (In(rateOffset, a), residual ? In(residualOffset, a) : null);
-            if (fused)
-            {
-                Ops.Rwkv7KeysValueResidual(kt, wt, zr, kkt, kat, n, balanced, removal, replacement, kTilde, vt, ft, zn, rot, vot);
-            }
-            else
-            {
-                var rate = Out(t, a);
-                Ops.AddSigmoid(zr, rot, rate);
-                Ops.Rwkv7Keys(kt, wt, rate, kkt, kat, n, balanced, removal, replacement, kTilde);
-                if (residual)
-                {
-                    var nu = Out(t, a);
-                    Ops.AddSigmoid(zn!, vot!, nu);
-                    Ops.Rwkv7ValueResidual(vt, ft!, nu, vt);
-                }
-            }
-
-            return [Read(removal), Read(replacement), Read(kTilde), Read(vt)];
-        }
-
-        SameBits(Run(fused: false), Run(fused: true), "rwkv7_keys_vres with offsets");
-    }
-
     [Fact]
     public void Rwkv7KeysValueResidualRejectsHalfAResidual()
     {
@@ -156,12 +100,6 @@ public abstract partial class OpConformanceTests
         e = Assert.Throws<ArgumentException>(() => Ops.Rwkv7KeysValueResidual(k, k, k, null, null, 8, true, Out(1, 16), Out(1, 16),
             Out(1, 16), In(new float[8], 1, 8), null, null));
         Assert.Contains("Rwkv7KeysValueResidual", e.Message, StringComparison.Ordinal);
-        e = Assert.Throws<ArgumentException>(() => Ops.Rwkv7KeysValueResidual(k, k, k, null, null, 8, true, Out(1, 16), Out(1, 16),
-            Out(1, 16), In(new float[16], 1, 16), null, null, null, In(new float[16], 16)));
-        Assert.Contains("residual offset needs nu", e.Message, StringComparison.Ordinal);
-        e = Assert.Throws<ArgumentException>(() => Ops.Rwkv7KeysValueResidual(k, k, k, null, null, 8, true, Out(1, 16), Out(1, 16),
-            Out(1, 16), In(new float[16], 1, 16), null, null, In(new float[8], 8)));
-        Assert.Contains("one value a channel", e.Message, StringComparison.Ordinal);
     }
 
     [Theory]
