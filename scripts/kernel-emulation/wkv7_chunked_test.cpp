@@ -12,7 +12,6 @@ inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_S
 namespace c7 {
 #include "wkv7_chunked.inc"
 }
-using c7::Wkv7cScan; // WKV7C_SCAN_SHARED names it
 using c7::Wkv7cRecord; // WKV7C_RECORD names it
 static std::mt19937 rng(11);
 std::vector<float> uniform(size_t n, float lo, float hi) { std::uniform_real_distribution<float> d(lo, hi); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }

@@ -129,10 +129,11 @@ internal sealed unsafe class CudaGemm : IDisposable
         public nint A;
         public nint B;
         public nint D;
-        public CublasLtMatmulAlgo Algo;
-        public nuint Workspace;
         public PlanKey Key;
+
+        // The heuristic's algorithms, best first, and the place of the one the plan runs.
         public CublasLtHeuristicResult[] Candidates = [];
+        public int Choice;
 
         // Whether Algo is final: the shape is small, has one candidate, or has been timed (here or by another instance).
         public bool Settled;
@@ -167,7 +168,13 @@ internal sealed unsafe class CudaGemm : IDisposable
             Settle(plan, x, w, y, stream);
         }
 
-        lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, plan.Algo, workspace.Pointer, plan.Workspace, stream);
+        Queue(plan, plan.Choice, x, w, y, stream);
+    }
+
+    private void Queue(Plan plan, int candidate, ulong x, ulong w, ulong y, nint stream)
+    {
+        var c = plan.Candidates[candidate];
+        lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, c.Algo, workspace.Pointer, c.WorkspaceSize, stream);
     }
 
     /// <summary>
@@ -183,14 +190,13 @@ internal sealed unsafe class CudaGemm : IDisposable
         float bestMs = float.PositiveInfinity;
         for (int i = 0; i < plan.Candidates.Length; i++)
         {
-            var c = plan.Candidates[i];
             try
             {
-                lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, c.Algo, workspace.Pointer, c.WorkspaceSize, stream);
+                Queue(plan, i, x, w, y, stream);
                 device.Driver.RecordEvent(start.Handle, stream);
                 for (int r = 0; r < 3; r++)
                 {
-                    lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, c.Algo, workspace.Pointer, c.WorkspaceSize, stream);
+                    Queue(plan, i, x, w, y, stream);
                 }
 
                 device.Driver.RecordEvent(end.Handle, stream);
@@ -215,8 +221,7 @@ internal sealed unsafe class CudaGemm : IDisposable
 
     private static void Choose(Plan plan, int index)
     {
-        plan.Algo = plan.Candidates[index].Algo;
-        plan.Workspace = plan.Candidates[index].WorkspaceSize;
+        plan.Choice = index;
         plan.Settled = true;
     }
 
@@ -272,7 +277,7 @@ internal sealed unsafe class CudaGemm : IDisposable
                 return null;
             }
 
-            Choose(plan, 0);
+            // Choice 0 (the heuristic's first) until timed, or the process's choice for this bucket.
             if (Tune && Chosen.TryGetValue((device.Ordinal, Bucket(key)), out int index) && index < plan.Candidates.Length)
             {
                 Choose(plan, index);
