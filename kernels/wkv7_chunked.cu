@@ -106,87 +106,88 @@ __device__ __forceinline__ void wkv7c_a_rows(const float* p, int stride, int row
     for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
 }
 
-// Shared memory of the prep kernel (4-byte words): R̃ (then R′ᵀ), γ, k̂, Ã, b̂ and Pᵀ as [L][N + 4], four L×L
+// Shared memory of the prep kernels (4-byte words): R̃ (then R′ᵀ), γ, k̂, Ã, b̂ and Pᵀ as [L][N + 4], four L×L
 // matrices, T and Q [L][L + 1], and the chunk's flag (all dynamic: the host sizes the block by this alone).
 #define WKV7C_PREP_SHARED(N) (6 * WKV7C_L * ((N) + 4) + 6 * WKV7C_L * (WKV7C_L + 1) + 1)
 
-template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r, const float* w, const float* k, const float* a,
-    const float* b, int tokens, int heads, float* records)
+// The prep's shared arrays (WKV7C_PREP_SHARED(N) words from base).
+template <int N> struct Wkv7cPrep
 {
-    using Rec = Wkv7cRecord<N>;
-    constexpr int L = WKV7C_L, S = N + 4, M1 = L + 1, V4 = N / 4;
-    static_assert(S == Rec::MS, "Pᵀ and R′ᵀ rows are copied into the record as they are, padding included");
-    pdl_begin();
-    const int c = blockIdx.x, h = blockIdx.y;
-    const i64 width = (i64)heads * N;
+    static constexpr int L = WKV7C_L, S = N + 4, M1 = L + 1;
+    float *R, *G, *K, *A, *B, *P, *Mab, *Mak, *Mrb, *Mrk, *T, *Q;
+    int* unsafe;
+    __device__ __forceinline__ explicit Wkv7cPrep(float* base)
     {
-        const i64 rows = (i64)blockIdx.z * tokens * width;
-        r += rows; w += rows; k += rows; a += rows; b += rows;
+        R = base;        // R̃ = r ⊙ γ_t, then R′ᵀ
+        G = R + L * S;   // γ_t = Π_{τ≤t} w_τ
+        K = G + L * S;   // k̂ = k / γ_t
+        A = K + L * S;   // Ã = a ⊙ γ_{t−1}
+        B = A + L * S;   // b̂ = b / γ_t
+        P = B + L * S;   // Pᵀ [L][S] (the fused prep first holds w there)
+        Mab = P + L * S; // [t][i], i < t (then Mak, Mrb, Mrk: i ≤ t for the r ones)
+        Mak = Mab + L * M1;
+        Mrb = Mak + L * M1;
+        Mrk = Mrb + L * M1;
+        T = Mrk + L * M1; // (I − A_abᵀ)⁻¹, upper triangular
+        Q = T + L * M1;
+        unsafe = (int*)(Q + L * M1);
     }
-    float* out = records + (((i64)blockIdx.z * heads + h) * gridDim.x + c) * Rec::SIZE;
-    extern __shared__ float prep[];
-    float* R = prep;             // R̃ = r ⊙ γ_t, then R′ᵀ
-    float* G = R + L * S;        // γ_t = Π_{τ≤t} w_τ
-    float* K = G + L * S;        // k̂ = k / γ_t
-    float* A = K + L * S;        // Ã = a ⊙ γ_{t−1}
-    float* B = A + L * S;        // b̂ = b / γ_t
-    float* P = B + L * S;        // Pᵀ [L][S]
-    float* Mab = P + L * S;      // [t][i], i < t (then Mak, Mrb, Mrk: i ≤ t for the r ones)
-    float* Mak = Mab + L * M1;
-    float* Mrb = Mak + L * M1;
-    float* Mrk = Mrb + L * M1;
-    float* T = Mrk + L * M1;     // (I − A_abᵀ)⁻¹, upper triangular
-    float* Q = T + L * M1;
-    int& unsafe = *(int*)(Q + L * M1);
+};
 
-    const int t0 = c * L;
-    // γ_t[j] from w in registers (a thread a key, the 16 loads issued together); tokens past the end change nothing:
-    // w = 1 there, and r = k = a = b = 0 below (v = 0 in the scan).
-    if (threadIdx.x == 0) unsafe = 0;
-    __syncthreads();
+// γ_t[j] = Π_{τ≤t} w_τ[j] into G, a thread a key, from wt(t, j) (w of the chunk's token t; 1 past the end); sets
+// *unsafe where any γ leaves [1e-25, 1e25] or is not a number. Ends with a barrier.
+template <int N, class Wt> __device__ __forceinline__ void wkv7c_prep_gamma(const Wkv7cPrep<N>& s, Wt wt)
+{
+    constexpr int L = WKV7C_L, S = N + 4;
     for (int j = threadIdx.x; j < N; j += blockDim.x)
     {
-        float wt[L];
+        float wv[L];
 #pragma unroll
-        for (int t = 0; t < L; t++) wt[t] = t0 + t < tokens ? w[(i64)(t0 + t) * width + (i64)h * N + j] : 1.f;
+        for (int t = 0; t < L; t++) wv[t] = wt(t, j);
         float g = 1.f;
         bool bad = false;
 #pragma unroll
         for (int t = 0; t < L; t++)
         {
-            g *= wt[t];
-            G[t * S + j] = g;
+            g *= wv[t];
+            s.G[t * S + j] = g;
             bad |= !(g >= 1e-25f && g <= 1e25f);
         }
 
-        if (bad) unsafe = 1;
+        if (bad) *s.unsafe = 1;
     }
 
     __syncthreads();
-    if (unsafe)
-    {
-        // The scan kernel runs this chunk token by token from r … b; nothing else of the record is read.
-        if (threadIdx.x == 0) out[Rec::FLAG] = 1.f;
-        return;
-    }
+}
 
-    // R̃ = r ⊙ γ_t, Ã = a ⊙ γ_{t−1}, k̂ = k / γ_t, b̂ = b / γ_t, straight from global memory.
-    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+// R̃ = r ⊙ γ_t, Ã = a ⊙ γ_{t−1}, k̂ = k / γ_t, b̂ = b / γ_t (float4s), with row(t, j, which) giving r, a, k, b (which
+// 0 … 3) at the chunk's token t, keys j … j + 3 (zeros past the end).
+template <int N, class Row> __device__ __forceinline__ void wkv7c_prep_scale(const Wkv7cPrep<N>& s, Row row)
+{
+    constexpr int L = WKV7C_L, S = N + 4, V4 = N / 4;
     for (int x = threadIdx.x; x < L * V4; x += blockDim.x)
     {
         const int t = x / V4, j = (x % V4) * 4;
-        const bool in = t0 + t < tokens;
-        const i64 o = in ? (i64)(t0 + t) * width + (i64)h * N + j : 0;
-        const float4 g = *(const float4*)(G + t * S + j);
-        const float4 before = t > 0 ? *(const float4*)(G + (t - 1) * S + j) : make_float4(1.f, 1.f, 1.f, 1.f);
-        const float4 rv = in ? *(const float4*)(r + o) : zero, av = in ? *(const float4*)(a + o) : zero;
-        const float4 kv = in ? *(const float4*)(k + o) : zero, bv = in ? *(const float4*)(b + o) : zero;
-        *(float4*)(R + t * S + j) = make_float4(rv.x * g.x, rv.y * g.y, rv.z * g.z, rv.w * g.w);
-        *(float4*)(A + t * S + j) = make_float4(av.x * before.x, av.y * before.y, av.z * before.z, av.w * before.w);
-        *(float4*)(K + t * S + j) = make_float4(kv.x / g.x, kv.y / g.y, kv.z / g.z, kv.w / g.w);
-        *(float4*)(B + t * S + j) = make_float4(bv.x / g.x, bv.y / g.y, bv.z / g.z, bv.w / g.w);
+        const float4 g = *(const float4*)(s.G + t * S + j);
+        const float4 before = t > 0 ? *(const float4*)(s.G + (t - 1) * S + j) : make_float4(1.f, 1.f, 1.f, 1.f);
+        const float4 rv = row(t, j, 0), av = row(t, j, 1), kv = row(t, j, 2), bv = row(t, j, 3);
+        *(float4*)(s.R + t * S + j) = make_float4(rv.x * g.x, rv.y * g.y, rv.z * g.z, rv.w * g.w);
+        *(float4*)(s.A + t * S + j) = make_float4(av.x * before.x, av.y * before.y, av.z * before.z, av.w * before.w);
+        *(float4*)(s.K + t * S + j) = make_float4(kv.x / g.x, kv.y / g.y, kv.z / g.z, kv.w / g.w);
+        *(float4*)(s.B + t * S + j) = make_float4(bv.x / g.x, bv.y / g.y, bv.z / g.z, bv.w / g.w);
     }
+}
 
+// The rest of a chunk's prep once R̃, Ã, k̂, b̂ and γ are in shared memory: the four L×L products, T, P, Q, R′, W′ and
+// the record (out: WKV7C_RECORD(N) floats).
+template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPrep<N>& s, float* out)
+{
+    using Rec = Wkv7cRecord<N>;
+    constexpr int L = WKV7C_L, S = N + 4, M1 = L + 1, V4 = N / 4;
+    static_assert(S == Rec::MS, "Pᵀ and R′ᵀ rows are copied into the record as they are, padding included");
+    float *R = s.R, *G = s.G, *K = s.K, *A = s.A, *B = s.B, *P = s.P, *Mab = s.Mab, *Mak = s.Mak, *Mrb = s.Mrb, *Mrk = s.Mrk;
+    float *T = s.T, *Q = s.Q;
+    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     __syncthreads();
     // A_ab[t][i] = Ã_t·b̂_i, A_ak = Ã_t·k̂_i (kept for i < t); A_rb = R̃_t·b̂_i, A_rk = R̃_t·k̂_i (i ≤ t): four 16×16
     // products over K = N on the tensor cores (three TF32 mma each), a warp per (left, right, 8 columns of i).
@@ -298,6 +299,187 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
 
     for (int j = threadIdx.x; j < N; j += blockDim.x) out[Rec::GAMMA + j] = gl[j];
     if (threadIdx.x == 0) out[Rec::FLAG] = 0.f;
+}
+
+
+// The prep from r, w, k, a, b in global memory (IOps.Wkv7).
+template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r, const float* w, const float* k, const float* a,
+    const float* b, int tokens, int heads, float* records)
+{
+    using Rec = Wkv7cRecord<N>;
+    constexpr int L = WKV7C_L;
+    pdl_begin();
+    const int c = blockIdx.x, h = blockIdx.y;
+    const i64 width = (i64)heads * N;
+    {
+        const i64 rows = (i64)blockIdx.z * tokens * width;
+        r += rows; w += rows; k += rows; a += rows; b += rows;
+    }
+    float* out = records + (((i64)blockIdx.z * heads + h) * gridDim.x + c) * Rec::SIZE;
+    extern __shared__ float prep[];
+    const Wkv7cPrep<N> s(prep);
+    const int t0 = c * L;
+    // Tokens past the end change nothing: w = 1 there, and r = k = a = b = 0 below (v = 0 in the scan).
+    if (threadIdx.x == 0) *s.unsafe = 0;
+    __syncthreads();
+    wkv7c_prep_gamma<N>(s, [&](int t, int j) { return t0 + t < tokens ? w[(i64)(t0 + t) * width + (i64)h * N + j] : 1.f; });
+    if (*s.unsafe)
+    {
+        // The scan kernel runs this chunk token by token from r … b; nothing else of the record is read.
+        if (threadIdx.x == 0) out[Rec::FLAG] = 1.f;
+        return;
+    }
+
+    const float* from[4] = {r, a, k, b};
+    wkv7c_prep_scale<N>(s, [&](int t, int j, int which) {
+        return t0 + t < tokens ? *(const float4*)(from[which] + (i64)(t0 + t) * width + (i64)h * N + j) : make_float4(0.f, 0.f, 0.f, 0.f);
+    });
+    wkv7c_prep_record<N>(s, out);
+}
+
+// The prep of IOps.Rwkv7RopeKeysWkv7 (a prompt chunk's RAD-RWKV7 steps 2–9): r, w, k̃, a = −κ and b = κ ⊙ a are formed
+// here from the layer's raw inputs instead of being read (each of them a [T, H·N] pass of its own before), with the
+// same fp32 operations as rwkv7_decay_f32, add_sigmoid_f32, rope_expand_f32 and rwkv7_keys_vres_f32 (so the record
+// has the bits of the composed ops'): w = exp(scale·σ(z_w + w0)), a = σ(z_a + a0), r and k rotated (pair i of token t
+// from rope [T][N/2] (cos, sin), computed once a pass; none without RoPE), k and v of KV head h / groups, the keys
+// (common.cuh's rwkv7_keys_vres_head, lane j + 32u), ν = σ(z_ν + v0) and v ← v + (v_first − v) ⊙ ν (z_ν null in
+// layer 0). A warp forms two tokens' rows of the head into shared memory (w into P, which the record overwrites
+// later) and writes the token's v (residual applied) to vh for the scan. A flagged chunk (γ out of range: only NaN
+// inputs, since this w lies in (0.545, 1]) also writes its r, w, k̃, a, b into fr … fb, which the scan's
+// token-by-token path then reads; they are never written otherwise. r, k, v [T, KVH·N] for k, v; the rest [T, H·N].
+template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const float* r, const float* k, const float* v, int groups,
+    const float2* rope, const float* zw, const void* w0, int w0_dtype, float decay_scale, const float* za, const void* a0,
+    int a0_dtype, const void* key_scale, int key_scale_dtype, const void* iclr_mix, int iclr_mix_dtype, int balanced,
+    const float* zv, const void* v0, int v0_dtype, const float* v_first, float* vh, float* fr, float* fw, float* fk, float* fa,
+    float* fb, int tokens, int heads, float* records)
+{
+    using Rec = Wkv7cRecord<N>;
+    constexpr int L = WKV7C_L, S = N + 4, KPL = N / 32, HALF = KPL / 2;
+    static_assert(N % 64 == 0, "whole RoPE pairs a lane: keys lane + 32u and lane + 32u + N/2");
+    const int c = blockIdx.x, h = blockIdx.y, kvh = h / groups;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const i64 width = (i64)heads * N, kv_width = width / groups;
+    float* out = records + ((i64)h * gridDim.x + c) * Rec::SIZE;
+    extern __shared__ float prep[];
+    const Wkv7cPrep<N> s(prep);
+    const int t0 = c * L;
+    // The head's weights (not activations: before the PDL wait).
+    float ks[KPL], ka[KPL];
+    rwkv7_keys_weights<KPL>(key_scale, key_scale_dtype, iclr_mix, iclr_mix_dtype, h, N, lane, balanced, ks, ka);
+    pdl_begin();
+    if (threadIdx.x == 0) *s.unsafe = 0;
+    for (int t = warp; t < L; t += WKV7C_PREP_THREADS / 32)
+    {
+        const int tt = t0 + t;
+        float* row[5] = {s.R + t * S, s.P + t * S, s.K + t * S, s.A + t * S, s.B + t * S}; // r, w, k̃, a, b
+        if (tt >= tokens)
+        {
+            // Past the end: w = 1, r = k̃ = a = b = 0 (as the plain prep's), v = 0 (the scan's own fill).
+#pragma unroll
+            for (int u = 0; u < KPL; u++)
+            {
+                const int j = lane + 32 * u;
+                row[0][j] = 0.f;
+                row[1][j] = 1.f;
+                row[2][j] = 0.f;
+                row[3][j] = 0.f;
+                row[4][j] = 0.f;
+            }
+
+            continue;
+        }
+
+        const i64 o = (i64)tt * width + (i64)h * N, okv = (i64)tt * kv_width + (i64)kvh * N;
+        float rr[KPL], kr[KPL], wr[KPL], ar[KPL], vr[KPL];
+#pragma unroll
+        for (int u = 0; u < KPL; u++)
+        {
+            const int j = lane + 32 * u;
+            rr[u] = r[o + j];
+            kr[u] = k[okv + j];
+            vr[u] = v[okv + j];
+            wr[u] = expf(sigmoid_(zw[o + j] + load_any(w0, w0_dtype, (i64)h * N + j)) * decay_scale);
+            ar[u] = sigmoid_(za[o + j] + load_any(a0, a0_dtype, (i64)h * N + j));
+        }
+
+        if (rope != 0)
+        {
+#pragma unroll
+            for (int u = 0; u < HALF; u++)
+            {
+                const float2 cs = rope[(i64)tt * (N / 2) + lane + 32 * u];
+                rope_pair(rr[u], rr[u + HALF], cs.x, cs.y);
+                rope_pair(kr[u], kr[u + HALF], cs.x, cs.y);
+            }
+        }
+
+        float sum = 0.f;
+#pragma unroll
+        for (int u = 0; u < KPL; u++)
+        {
+            const float kappa = balanced ? kr[u] : kr[u] * ks[u];
+            sum = fmaf(kappa, kappa, sum);
+        }
+
+        const float inv = 1.f / fmaxf(sqrtf(warp_sum(sum)), 1e-12f);
+#pragma unroll
+        for (int u = 0; u < KPL; u++)
+        {
+            const int j = lane + 32 * u;
+            const float kj = kr[u], ai = ar[u];
+            const float kappa = (balanced ? kj : kj * ks[u]) * inv;
+            row[0][j] = rr[u];
+            row[1][j] = wr[u];
+            row[2][j] = balanced ? kj * (1.f - wr[u] + ai) : kj * (1.f + (ai - 1.f) * ka[u]);
+            row[3][j] = -kappa;
+            row[4][j] = kappa * ai;
+            float vi = vr[u];
+            if (zv != 0)
+            {
+                const float nu = sigmoid_(zv[o + j] + load_any(v0, v0_dtype, (i64)h * N + j));
+                vi = vi + (v_first[o + j] - vi) * nu;
+            }
+
+            vh[o + j] = vi;
+        }
+    }
+
+    __syncthreads();
+    wkv7c_prep_gamma<N>(s, [&](int t, int j) { return s.P[t * S + j]; });
+    if (*s.unsafe)
+    {
+        // The scan runs this chunk token by token from fr … fb: this chunk's rows of them, from shared memory.
+        float* to[5] = {fr, fw, fk, fa, fb};
+        const float* from[5] = {s.R, s.P, s.K, s.A, s.B};
+        for (int x = threadIdx.x; x < L * N; x += blockDim.x)
+        {
+            const int t = x / N, j = x % N;
+            if (t0 + t >= tokens) continue;
+#pragma unroll
+            for (int q = 0; q < 5; q++) to[q][(i64)(t0 + t) * width + (i64)h * N + j] = from[q][t * S + j];
+        }
+
+        if (threadIdx.x == 0) out[Rec::FLAG] = 1.f;
+        return;
+    }
+
+    const float* from[4] = {s.R, s.A, s.K, s.B};
+    wkv7c_prep_scale<N>(s, [&](int t, int j, int which) { return *(const float4*)(from[which] + t * S + j); });
+    wkv7c_prep_record<N>(s, out);
+}
+
+// IOps.Rwkv7RopeKeysWkv7's RoPE table: (cos, sin) of pair i at position start + t, rope [T][N/2], as rope_cos_sin
+// computes them for every other RoPE kernel (float64 angle, fp32 results): once a pass instead of once a layer and head.
+extern "C" __global__ void rope_table_f32(float2* rope, int start, int tokens, int n, float theta)
+{
+    pdl_begin();
+    const int half = n / 2;
+    GRID_STRIDE(x, (i64)tokens * half)
+    {
+        float cf, sf;
+        rope_cos_sin((double)(start + x / half), (int)(x % half), n, theta, cf, sf);
+        rope[x] = make_float2(cf, sf);
+    }
 }
 
 // The scan's geometry: a block holds R = 32 or 16 state rows of a head (ROWT = R/16 mma row tiles) in W warps, each
@@ -745,6 +927,17 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
         const float* k, const float* a, const float* b, int tokens, int heads, float* records)                                 \
     {                                                                                                                           \
         wkv7_chunk_prep<N>(r, w, k, a, b, tokens, heads, records);                                                              \
+    }                                                                                                                           \
+    extern "C" __global__ void __launch_bounds__(WKV7C_PREP_THREADS, 4) wkv7_chunk_prep_keys_f32_n##N(const float* r,          \
+        const float* k, const float* v, int groups, const float2* rope, const float* zw, const void* w0, int w0_dtype,         \
+        float decay_scale, const float* za, const void* a0, int a0_dtype, const void* key_scale, int key_scale_dtype,           \
+        const void* iclr_mix, int iclr_mix_dtype, int balanced, const float* zv, const void* v0, int v0_dtype,                  \
+        const float* v_first, float* vh, float* fr, float* fw, float* fk, float* fa, float* fb, int tokens, int heads,          \
+        float* records)                                                                                                         \
+    {                                                                                                                           \
+        wkv7_chunk_prep_keys<N>(r, k, v, groups, rope, zw, w0, w0_dtype, decay_scale, za, a0, a0_dtype, key_scale,              \
+            key_scale_dtype, iclr_mix, iclr_mix_dtype, balanced, zv, v0, v0_dtype, v_first, vh, fr, fw, fk, fa, fb, tokens,     \
+            heads, records);                                                                                                    \
     }                                                                                                                           \
     extern "C" __global__ void __launch_bounds__(Wkv7cScan<N, 32, N / 8>::THREADS, 1) wkv7_chunk_scan_f32_n##N(const float* r,  \
         const float* w, const float* k, const float* v, const float* a, const float* b, const float* records, float* state,    \

@@ -662,6 +662,16 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// <summary>How many rwkv7_rope_keys_wkv7_rows launches (IOps.Rwkv7RopeKeysWkv7Rows) this backend has queued (tests: the decode path takes them).</summary>
     internal long RopeKeysWkv7Launches { get; set; }
 
+    /// <summary>
+    /// A prompt chunk's RAD-RWKV7 steps 2–9 with the keys formed inside the chunked Wkv7's prep (IOps.Rwkv7RopeKeysWkv7:
+    /// wkv7_chunk_prep_keys_f32; same bits as the composed ops). On by default; RADLADS_ROPE_KEYS_WKV7_PROMPT=0 runs the
+    /// composed ops, for comparison.
+    /// </summary>
+    public bool FuseRopeKeysWkv7Prompt { get; set; } = Environment.GetEnvironmentVariable("RADLADS_ROPE_KEYS_WKV7_PROMPT") != "0";
+
+    /// <summary>How many wkv7_chunk_prep_keys launches (IOps.Rwkv7RopeKeysWkv7) this backend has queued (tests: the prompt path takes them).</summary>
+    internal long RopeKeysWkv7PromptLaunches { get; set; }
+
     /// <summary>How many gemv_group_lora_down launches (IOps.AddRmsNormMatMulSharedLoraSet) this backend has queued (tests: the decode path takes them).</summary>
     internal long GroupLoraLaunches { get; set; }
 
@@ -721,6 +731,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         }
 
         Device.MakeCurrent();
+        ropeTable?.Dispose();
         ReleaseCachedMemory();
         ids?.Dispose();
         sampleBuffer?.Dispose();

@@ -78,6 +78,8 @@ internal sealed class Kernels
         Wkv7Decode = library.Function("rwkv7.cu", "wkv7_decode_f32");
         Wkv7Tile = CudaOps.Wkv7TileKernels.ToDictionary(x => x, x => library.Function("rwkv7.cu", $"wkv7_tile_f32_ne{x.Ne}_r{x.Rows}_l{x.Lanes}"));
         Wkv7ChunkPrep = CudaOps.Wkv7ChunkedHeadDims.ToDictionary(n => n, n => library.Function("wkv7_chunked.cu", $"wkv7_chunk_prep_f32_n{n}"));
+        Wkv7ChunkPrepKeys = CudaOps.Wkv7ChunkedHeadDims.ToDictionary(n => n, n => library.Function("wkv7_chunked.cu", $"wkv7_chunk_prep_keys_f32_n{n}"));
+        RopeTable = library.Function("wkv7_chunked.cu", "rope_table_f32");
         Wkv7ChunkScan = CudaOps.Wkv7ChunkedHeadDims.SelectMany(n => CudaOps.Wkv7ChunkScanRowChoices.Select(rows => (n, rows)))
             .ToDictionary(x => x, x => library.Function("wkv7_chunked.cu", $"wkv7_chunk_scan_f32_n{x.n}{(x.rows == 32 ? "" : $"_r{x.rows}")}"));
         Sample = library.Function("sampling.cu", "sample_f32");
@@ -103,7 +105,7 @@ internal sealed class Kernels
 
         // The chunked Wkv7 prefill: 56 KB (prep) and 141 KB (scan: two staged chunk records; 108 KB in blocks of 16 rows)
         // at head dim 128.
-        foreach (var f in Wkv7ChunkPrep.Values.Concat(Wkv7ChunkScan.Values))
+        foreach (var f in Wkv7ChunkPrep.Values.Concat(Wkv7ChunkPrepKeys.Values).Concat(Wkv7ChunkScan.Values))
         {
             AllowMaxShared(f);
         }
@@ -315,6 +317,12 @@ internal sealed class Kernels
 
     /// <summary>wkv7_chunk_prep_f32_n{N} (kernels/wkv7_chunked.cu) by head dim N (<see cref="CudaOps.Wkv7ChunkedHeadDims"/>).</summary>
     public Dictionary<int, nint> Wkv7ChunkPrep { get; }
+
+    /// <summary>wkv7_chunk_prep_keys_f32_n{N} (IOps.Rwkv7RopeKeysWkv7: the prep that forms the keys itself) by head dim N.</summary>
+    public Dictionary<int, nint> Wkv7ChunkPrepKeys { get; }
+
+    /// <summary>rope_table_f32: a prompt chunk's RoPE (cos, sin) table (<see cref="CudaBackend.RopeTable"/>).</summary>
+    public nint RopeTable { get; }
 
     /// <summary>wkv7_chunk_scan_f32_n{N} (blocks of 32 state rows) and _n{N}_r16 (16) by head dim N and rows a block.</summary>
     public Dictionary<(int N, int Rows), nint> Wkv7ChunkScan { get; }

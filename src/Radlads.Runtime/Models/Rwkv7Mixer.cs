@@ -108,9 +108,15 @@ internal sealed class Rwkv7Mixer : IMixer
         //   in-context learning rate a = σ(a0 + (x·a1)·a2): no activation inside this LoRA;
         //   value residual ν = σ(v0 + (x·v1)·v2), not in layer 0;
         //   low-rank gate g = σ(x·g1)·g2 (sigmoid inside, output unbounded); the full-rank gate is a MatMul below.
-        var decay = pass.LoraBranch(w1, w2, LoraInner.Tanh, LoraOuter.Rwkv7Decay, w0);
-        var rate = pass.LoraBranch(a1, a2, LoraInner.None, LoraOuter.AddSigmoid, a0);
-        LoraBranch? residual = FirstLayer ? null : pass.LoraBranch(v1!, v2!, LoraInner.None, LoraOuter.AddSigmoid, v0);
+        //   A pass of prompt chunks only (no one-token rows) leaves w, a and ν as their pre-activations z: the prompt op
+        //   below (Rwkv7RopeKeysWkv7) applies the offsets and activations itself, as it forms the keys (the same bits).
+        int d = pass.DecodeCount;
+        bool promptOnly = d == 0 && pass.OtherSegments.All(s => s.RowCount > 1);
+        var decay = promptOnly ? pass.LoraBranch(w1, w2, LoraInner.Tanh, LoraOuter.None, null)
+            : pass.LoraBranch(w1, w2, LoraInner.Tanh, LoraOuter.Rwkv7Decay, w0);
+        var rate = pass.LoraBranch(a1, a2, LoraInner.None, promptOnly ? LoraOuter.None : LoraOuter.AddSigmoid, promptOnly ? null : a0);
+        LoraBranch? residual = FirstLayer ? null
+            : pass.LoraBranch(v1!, v2!, LoraInner.None, promptOnly ? LoraOuter.None : LoraOuter.AddSigmoid, promptOnly ? null : v0);
         var lowRankGate = gate.LowRankBranch(pass);
         LoraBranch[] branches = [decay, rate, .. residual is { } nuBranch ? [nuBranch] : Array.Empty<LoraBranch>(),
             .. lowRankGate is { } gateBranch ? [gateBranch] : Array.Empty<LoraBranch>()];
@@ -154,7 +160,6 @@ internal sealed class Rwkv7Mixer : IMixer
         var o = pass.Scratch(t, a);
         float scale = 1f / MathF.Sqrt(n);
         bool fuseOutput = !GroupNorm && g is not null;
-        int d = pass.DecodeCount;
         Tensor kh, v;
         bool ropePieces = config.UseRope && (d > 0 || pass.OtherSegments.Any(s => s.RowCount == 1));
 
@@ -178,7 +183,28 @@ internal sealed class Rwkv7Mixer : IMixer
                 replacement.Rows(start, count), kTilde.Rows(start, count), vFirst?.Rows(start, count), nu?.Rows(start, count));
         }
 
-        if (!ropePieces)
+        if (promptOnly)
+        {
+            // 2–9 per prompt chunk in one call (on CUDA the keys are formed inside the recurrence's chunk preparation).
+            // Layer 0's v is v_first itself; w is formed in place of its pre-activation.
+            if (FirstLayer)
+            {
+                pass.ValueFirst?.Dispose();
+                pass.ValueFirst = backend.AllocateUninitialized(t, a);
+            }
+
+            (kh, v) = (pass.Scratch(t, a), FirstLayer ? pass.ValueFirst! : pass.Scratch(t, a));
+            foreach (var s in pass.OtherSegments)
+            {
+                var (start, count) = (s.RowStart, s.RowCount);
+                Tensor Rows(Tensor x) => x.Rows(start, count);
+                ops.Rwkv7RopeKeysWkv7(Rows(r), Rows(k), Rows(vRaw), h, config.NumKeyValueHeads, n, config.UseRope, s.StartPosition,
+                    (float)config.RopeTheta, Rows(w), w0, Rows(iclr), a0, keyScale, iclrMix, Balanced, nu is null ? null : Rows(nu),
+                    FirstLayer ? null : v0, vFirst is null ? null : Rows(vFirst), Rows(kh), Rows(v), Rows(w), Rows(removal),
+                    Rows(replacement), Rows(kTilde), s.State.Layers[pass.Layer].Tensors[0], Rows(o));
+            }
+        }
+        else if (!ropePieces)
         {
             (kh, v) = Projections.RopeAndExpand(pass, config, r, k, vRaw);
             ops.Rwkv7KeysValueResidual(kh, w, iclr, keyScale, iclrMix, n, Balanced, removal, replacement, kTilde, v, vFirst, nu);
@@ -236,6 +262,12 @@ internal sealed class Rwkv7Mixer : IMixer
         foreach (var s in pass.OtherSegments)
         {
             var (start, count) = (s.RowStart, s.RowCount);
+            if (promptOnly)
+            {
+                unscaled.Add(s);
+                continue;
+            }
+
             if (fused && count == 1)
             {
                 continue;

@@ -190,6 +190,54 @@ public static class FusedOpChecks
     }
 
     /// <summary>
+    /// <see cref="IOps.Rwkv7RopeKeysWkv7"/>: its RoPE/GQA and keys checks, the pre-activations and offsets (decayZ, rateZ
+    /// and residualZ like r, w0, a0 and v0 one value a channel), residualZ, v0 and vFirst all given (layers after the
+    /// first) or all null, the workspace like r, and the state [H, N, N].
+    /// </summary>
+    public static void RopeKeysWkv7(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, bool rope, Tensor decayZ, Tensor w0,
+        Tensor rateZ, Tensor a0, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor? residualZ, Tensor? v0, Tensor? vFirst,
+        Tensor kh, Tensor vh, Tensor w, Tensor removal, Tensor replacement, Tensor kTilde, Tensor state, Tensor y)
+    {
+        const string Op = nameof(IOps.Rwkv7RopeKeysWkv7);
+        if (rope)
+        {
+            RopeExpand(Op, r, k, v, heads, kvHeads, headDim, kh, vh);
+        }
+        else
+        {
+            Heads(Op, heads, kvHeads, headDim);
+            Expansion(Op, k, v, heads, kvHeads, headDim, kh, vh);
+        }
+
+        if ((residualZ is null) != (v0 is null) || (residualZ is null) != (vFirst is null))
+        {
+            throw new ArgumentException($"{Op}: pass residualZ, v0 and vFirst together (layers after the first) or none of them (layer 0)");
+        }
+
+        KeysValueResidual(kh, w, rateZ, keyScale, iclrMix, headDim, balanced, vh, vFirst, residualZ);
+        foreach (var (name, t) in new[] { ("r", r), ("decayZ", decayZ), ("removal", removal), ("replacement", replacement), ("kTilde", kTilde), ("y", y) })
+        {
+            if (t.ElementCount != r.ElementCount || t.RowLength != r.RowLength)
+            {
+                throw new ArgumentException($"{Op}: {name} {t.ShapeText} is not [T, {heads}·{headDim}] like r {r.ShapeText}");
+            }
+        }
+
+        foreach (var (name, t) in new[] { ("w0", w0), ("a0", a0), ("v0", v0) })
+        {
+            if (t is not null && t.ElementCount != r.RowLength)
+            {
+                throw new ArgumentException($"{Op}: {name} {t.ShapeText} must have one value a channel ({r.RowLength})");
+            }
+        }
+
+        if (state.Shape.Length != 3 || state.Shape[0] != heads || state.Shape[1] != headDim || state.Shape[2] != headDim)
+        {
+            throw new ArgumentException($"{Op}: state {state.ShapeText} is not [{heads}, {headDim}, {headDim}]");
+        }
+    }
+
+    /// <summary>
     /// r [T, H·N], k [T, KVH·N] with H a multiple of KVH and N even; v, kh, vh all null (RoPE only) or v [T, KVH·N] and
     /// kh, vh [T, H·N].
     /// </summary>

@@ -459,6 +459,48 @@ public interface IOps
     }
 
     /// <summary>
+    /// RAD-RWKV7's steps 2–9 for a prompt chunk of one sequence in one call, from the LoRA set's pre-activations (its
+    /// decay, rate and residual branches with <see cref="LoraOuter.None"/>):
+    /// w ← <see cref="Rwkv7Decay"/>(decayZ, w0); rateZ ← <see cref="AddSigmoid"/>(rateZ, a0) (the in-context rate a);
+    /// with residualZ (layers after the first) residualZ ← AddSigmoid(residualZ, v0) (ν);
+    /// <see cref="RopeExpand"/>(r, k, v, heads, kvHeads, headDim, startPosition, theta, kh, vh) (with <paramref name="rope"/>;
+    /// otherwise <see cref="ExpandKv"/>(k, v, heads, kvHeads, headDim, kh, vh));
+    /// <see cref="Rwkv7KeysValueResidual"/>(kh, w, a, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde,
+    /// vh, vFirst, ν); <see cref="Wkv7"/>(r, w, kTilde, vh, removal, replacement, state, y).
+    /// Outputs: y, the state (in place) and vh (v with the residual; layer 0 keeps it as v_first). r, k, decayZ, rateZ,
+    /// residualZ, kh, w, removal, replacement and kTilde are workspace, unspecified afterwards (the CUDA prefill forms
+    /// the keys inside the recurrence's chunk preparation and never writes them). r, kh, vh, w, removal, replacement,
+    /// kTilde, decayZ, rateZ, residualZ, vFirst, y [T, H·N]; k, v [T, KVH·N]; w0, a0, v0, keyScale, iclrMix [H·N]. w may
+    /// be decayZ itself (the decay formed in place). The default is exactly those ops (the CPU reference).
+    /// </summary>
+    void Rwkv7RopeKeysWkv7(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, bool rope, int startPosition, float theta,
+        Tensor decayZ, Tensor w0, Tensor rateZ, Tensor a0, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor? residualZ,
+        Tensor? v0, Tensor? vFirst, Tensor kh, Tensor vh, Tensor w, Tensor removal, Tensor replacement, Tensor kTilde, Tensor state,
+        Tensor y)
+    {
+        FusedOpChecks.RopeKeysWkv7(r, k, v, heads, kvHeads, headDim, rope, decayZ, w0, rateZ, a0, keyScale, iclrMix, balanced, residualZ,
+            v0, vFirst, kh, vh, w, removal, replacement, kTilde, state, y);
+        Rwkv7Decay(decayZ, w0, w);
+        AddSigmoid(rateZ, a0, rateZ);
+        if (residualZ is not null)
+        {
+            AddSigmoid(residualZ, v0!, residualZ);
+        }
+
+        if (rope)
+        {
+            RopeExpand(r, k, v, heads, kvHeads, headDim, startPosition, theta, kh, vh);
+        }
+        else
+        {
+            ExpandKv(k, v, heads, kvHeads, headDim, kh, vh);
+        }
+
+        Rwkv7KeysValueResidual(kh, w, rateZ, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, vh, vFirst, residualZ);
+        Wkv7(r, w, kTilde, vh, removal, replacement, state, y);
+    }
+
+    /// <summary>
     /// <see cref="TokenShift"/> for B sequences, one token each: delta[b] = shiftStates[b] − x[b], then
     /// shiftStates[b] = x[b]. x, delta [B, C]; shiftStates[b] [1, C].
     /// </summary>

@@ -14,6 +14,17 @@ public sealed partial class ProfilingOps
         Time(nameof(Rwkv7KeysValueResidual), start);
     }
 
+    public void Rwkv7RopeKeysWkv7(Tensor r, Tensor k, Tensor v, int heads, int kvHeads, int headDim, bool rope, int startPosition, float theta,
+        Tensor decayZ, Tensor w0, Tensor rateZ, Tensor a0, Tensor? keyScale, Tensor? iclrMix, bool balanced, Tensor? residualZ,
+        Tensor? v0, Tensor? vFirst, Tensor kh, Tensor vh, Tensor w, Tensor removal, Tensor replacement, Tensor kTilde, Tensor state,
+        Tensor y)
+    {
+        long start = Start();
+        inner.Rwkv7RopeKeysWkv7(r, k, v, heads, kvHeads, headDim, rope, startPosition, theta, decayZ, w0, rateZ, a0, keyScale, iclrMix,
+            balanced, residualZ, v0, vFirst, kh, vh, w, removal, replacement, kTilde, state, y);
+        Time(nameof(Rwkv7RopeKeysWkv7), start);
+    }
+
     public void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)
     {
         long start = Start();

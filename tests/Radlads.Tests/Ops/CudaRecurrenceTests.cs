@@ -216,6 +216,71 @@ public sealed class CudaRecurrenceTests : IDisposable
         }
     });
 
+    /// <summary>
+    /// IOps.Rwkv7RopeKeysWkv7 takes the prep that forms the keys (one wkv7_chunk_prep_keys launch, no composed ops), and a
+    /// chunk whose γ is not a number (a NaN decay pre-activation at the last token of chunk 1, head 1) runs token by token
+    /// from the r, w, k̃, a, b that prep wrote for it: y and the state must have the composed ops' bits wherever those are
+    /// numbers (chunk 0, and chunk 1's 15 tokens before the NaN in that head), and be NaN where they are.
+    /// </summary>
+    [Fact]
+    public void PromptKeysPrepRunsAFlaggedChunkTokenByToken()
+    {
+        const int t = 48, heads = 2, kvHeads = 1, n = 64, a = heads * n, kv = kvHeads * n;
+        var data = new TestData(41);
+        float[] r = data.Normal(t * a), k = data.Normal(t * kv), v = data.Normal(t * kv), zw = data.Normal(t * a), za = data.Normal(t * a);
+        float[] zv = data.Normal(t * a), first = data.Normal(t * a), w0 = data.Normal(a), a0 = data.Normal(a), v0 = data.Normal(a);
+        float[] s0 = data.Normal(heads * n * n, 0.5f);
+        zw[(31 * a) + n + 5] = float.NaN;
+
+        (float[] Y, float[] State) Run(bool fused)
+        {
+            bool before = Backend.FuseRopeKeysWkv7Prompt;
+            Backend.FuseRopeKeysWkv7Prompt = fused;
+            try
+            {
+                long launches = Backend.RopeKeysWkv7PromptLaunches;
+                var state = In(s0, heads, n, n);
+                var y = Out(t, a);
+                Backend.Ops.Rwkv7RopeKeysWkv7(In(r, t, a), In(k, t, kv), In(v, t, kv), heads, kvHeads, n, true, 11, 1e6f, In(zw, t, a), In(w0, a),
+                    In(za, t, a), In(a0, a), null, null, true, In(zv, t, a), In(v0, a), In(first, t, a), Out(t, a), Out(t, a), Out(t, a), Out(t, a),
+                    Out(t, a), Out(t, a), state, y);
+                Assert.Equal(launches + (fused ? 1 : 0), Backend.RopeKeysWkv7PromptLaunches);
+                return (Read(y), Read(state));
+            }
+            finally
+            {
+                Backend.FuseRopeKeysWkv7Prompt = before;
+            }
+        }
+
+        var composed = Run(false);
+        var got = Run(true);
+        int flaggedNumbers = 0;
+        foreach (var (expected, actual, what) in new[] { (composed.Y, got.Y, "y"), (composed.State, got.State, "state") })
+        {
+            for (int i = 0; i < expected.Length; i++)
+            {
+                if (float.IsNaN(expected[i]))
+                {
+                    Assert.True(float.IsNaN(actual[i]), $"{what}[{i}] = {actual[i]}, the composed ops give NaN");
+                    continue;
+                }
+
+                Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                    $"{what}[{i}] = {actual[i]:G9}, the composed ops give {expected[i]:G9}");
+                int token = i / a, head = i % a / n;
+                if (what == "y" && token is >= 16 and < 31 && head == 1)
+                {
+                    flaggedNumbers++;
+                }
+            }
+        }
+
+        // The flagged chunk's rows before the NaN were computed (token by token) and compared, not skipped as NaN.
+        Assert.Equal(15 * n, flaggedNumbers);
+        Assert.True(float.IsNaN(got.Y[(40 * a) + n]), "the NaN decay reaches the later rows of its head");
+    }
+
     /// <summary>Wkv7 inputs as the model makes them: w ∈ (0.545, 1), a = −κ and b = κ ⊙ iclr with κ a unit vector per head.</summary>
     private static (float[] R, float[] W, float[] K, float[] V, float[] Removal, float[] Replacement, float[] State) ChunkedInputs(
         TestData data, int sequences, int t, int heads, int n, bool smallDecay)
