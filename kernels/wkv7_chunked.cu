@@ -343,10 +343,11 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
 // has the bits of the composed ops'): w = exp(scale·σ(z_w + w0)), a = σ(z_a + a0), r and k rotated (pair i of token t
 // from rope [T][N/2] (cos, sin), computed once a pass; none without RoPE), k and v of KV head h / groups, the keys
 // (common.cuh's rwkv7_keys_vres_head, lane j + 32u), ν = σ(z_ν + v0) and v ← v + (v_first − v) ⊙ ν (z_ν null in
-// layer 0). A warp forms two tokens' rows of the head into shared memory (w into P, which the record overwrites
-// later) and writes the token's v (residual applied) to vh for the scan. A flagged chunk (γ out of range: only NaN
-// inputs, since this w lies in (0.545, 1]) also writes its r, w, k̃, a, b into fr … fb, which the scan's
-// token-by-token path then reads; they are never written otherwise. r, k, v [T, KVH·N] for k, v; the rest [T, H·N].
+// layer 0). Two passes: a thread a key forms w (kept in P, which the record overwrites later) and γ over the chunk;
+// then a warp a token (two tokens a warp) forms the row's keys, writes its v (residual applied) to vh for the scan, and
+// stores R̃, Ã, k̂, b̂ already scaled by γ, so those rows go through shared memory once. A flagged chunk (γ out of
+// range: only NaN inputs, since this w lies in (0.545, 1]) writes its r, w, k̃, a, b into fr … fb instead, which the
+// scan's token-by-token path then reads; they are never written otherwise. k, v [T, KVH·N]; the rest [T, H·N].
 template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const float* r, const float* k, const float* v, int groups,
     const float2* rope, const float* zw, const void* w0, int w0_dtype, float decay_scale, const float* za, const void* a0,
     int a0_dtype, const void* key_scale, int key_scale_dtype, const void* iclr_mix, int iclr_mix_dtype, int balanced,
@@ -368,38 +369,58 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const floa
     rwkv7_keys_weights<KPL>(key_scale, key_scale_dtype, iclr_mix, iclr_mix_dtype, h, N, lane, balanced, ks, ka);
     pdl_begin();
     if (threadIdx.x == 0) *s.unsafe = 0;
+    __syncthreads();
+    // w (1 past the end) into P and γ into G, a thread a key, the chunk's 16 loads issued together.
+    for (int j = threadIdx.x; j < N; j += blockDim.x)
+    {
+        const float offset = load_any(w0, w0_dtype, (i64)h * N + j);
+        float z[L];
+#pragma unroll
+        for (int t = 0; t < L; t++) z[t] = t0 + t < tokens ? zw[(i64)(t0 + t) * width + (i64)h * N + j] : 0.f;
+#pragma unroll
+        for (int t = 0; t < L; t++) s.P[t * S + j] = t0 + t < tokens ? expf(sigmoid_(z[t] + offset) * decay_scale) : 1.f;
+    }
+
+    __syncthreads();
+    wkv7c_prep_gamma<N>(s, [&](int t, int j) { return s.P[t * S + j]; });
+    const bool unsafe = *s.unsafe != 0;
     for (int t = warp; t < L; t += WKV7C_PREP_THREADS / 32)
     {
         const int tt = t0 + t;
-        float* row[5] = {s.R + t * S, s.P + t * S, s.K + t * S, s.A + t * S, s.B + t * S}; // r, w, k̃, a, b
         if (tt >= tokens)
         {
-            // Past the end: w = 1, r = k̃ = a = b = 0 (as the plain prep's), v = 0 (the scan's own fill).
+            // Past the end: r = k̃ = a = b = 0 (as the plain prep's; v = 0 is the scan's own fill).
 #pragma unroll
             for (int u = 0; u < KPL; u++)
             {
                 const int j = lane + 32 * u;
-                row[0][j] = 0.f;
-                row[1][j] = 1.f;
-                row[2][j] = 0.f;
-                row[3][j] = 0.f;
-                row[4][j] = 0.f;
+                s.R[t * S + j] = 0.f;
+                s.A[t * S + j] = 0.f;
+                s.K[t * S + j] = 0.f;
+                s.B[t * S + j] = 0.f;
             }
 
             continue;
         }
 
+        // Every load of the row before the first store (a store could alias them: no __restrict__).
         const i64 o = (i64)tt * width + (i64)h * N, okv = (i64)tt * kv_width + (i64)kvh * N;
-        float rr[KPL], kr[KPL], wr[KPL], ar[KPL], vr[KPL];
+        float rr[KPL], kr[KPL], ar[KPL], vr[KPL];
 #pragma unroll
         for (int u = 0; u < KPL; u++)
         {
             const int j = lane + 32 * u;
             rr[u] = r[o + j];
             kr[u] = k[okv + j];
-            vr[u] = v[okv + j];
-            wr[u] = expf(sigmoid_(zw[o + j] + load_any(w0, w0_dtype, (i64)h * N + j)) * decay_scale);
             ar[u] = sigmoid_(za[o + j] + load_any(a0, a0_dtype, (i64)h * N + j));
+            float vi = v[okv + j];
+            if (zv != 0)
+            {
+                const float nu = sigmoid_(zv[o + j] + load_any(v0, v0_dtype, (i64)h * N + j));
+                vi = vi + (v_first[o + j] - vi) * nu;
+            }
+
+            vr[u] = vi;
         }
 
         if (rope != 0)
@@ -426,45 +447,37 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const floa
         for (int u = 0; u < KPL; u++)
         {
             const int j = lane + 32 * u;
-            const float kj = kr[u], ai = ar[u];
+            const float kj = kr[u], ai = ar[u], wj = s.P[t * S + j];
             const float kappa = (balanced ? kj : kj * ks[u]) * inv;
-            row[0][j] = rr[u];
-            row[1][j] = wr[u];
-            row[2][j] = balanced ? kj * (1.f - wr[u] + ai) : kj * (1.f + (ai - 1.f) * ka[u]);
-            row[3][j] = -kappa;
-            row[4][j] = kappa * ai;
-            float vi = vr[u];
-            if (zv != 0)
+            const float kt = balanced ? kj * (1.f - wj + ai) : kj * (1.f + (ai - 1.f) * ka[u]);
+            const float av = -kappa, bv = kappa * ai;
+            vh[o + j] = vr[u];
+            if (unsafe)
             {
-                const float nu = sigmoid_(zv[o + j] + load_any(v0, v0_dtype, (i64)h * N + j));
-                vi = vi + (v_first[o + j] - vi) * nu;
+                fr[o + j] = rr[u];
+                fw[o + j] = wj;
+                fk[o + j] = kt;
+                fa[o + j] = av;
+                fb[o + j] = bv;
+                continue;
             }
 
-            vh[o + j] = vi;
+            // R̃ = r ⊙ γ_t, Ã = a ⊙ γ_{t−1}, k̂ = k̃ / γ_t, b̂ = b / γ_t (the plain prep's wkv7c_prep_scale, element by element).
+            const float g = s.G[t * S + j], before = t > 0 ? s.G[(t - 1) * S + j] : 1.f;
+            s.R[t * S + j] = rr[u] * g;
+            s.A[t * S + j] = av * before;
+            s.K[t * S + j] = kt / g;
+            s.B[t * S + j] = bv / g;
         }
     }
 
-    __syncthreads();
-    wkv7c_prep_gamma<N>(s, [&](int t, int j) { return s.P[t * S + j]; });
-    if (*s.unsafe)
+    if (unsafe)
     {
-        // The scan runs this chunk token by token from fr … fb: this chunk's rows of them, from shared memory.
-        float* to[5] = {fr, fw, fk, fa, fb};
-        const float* from[5] = {s.R, s.P, s.K, s.A, s.B};
-        for (int x = threadIdx.x; x < L * N; x += blockDim.x)
-        {
-            const int t = x / N, j = x % N;
-            if (t0 + t >= tokens) continue;
-#pragma unroll
-            for (int q = 0; q < 5; q++) to[q][(i64)(t0 + t) * width + (i64)h * N + j] = from[q][t * S + j];
-        }
-
+        // The scan runs this chunk token by token from fr … fb; nothing else of the record is read.
         if (threadIdx.x == 0) out[Rec::FLAG] = 1.f;
         return;
     }
 
-    const float* from[4] = {s.R, s.A, s.K, s.B};
-    wkv7c_prep_scale<N>(s, [&](int t, int j, int which) { return *(const float4*)(from[which] + t * S + j); });
     wkv7c_prep_record<N>(s, out);
 }
 
