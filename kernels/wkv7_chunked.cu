@@ -931,6 +931,10 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
 // registers; its 56 KB of shared memory fit four): 151–156 → 132–136 µs a 7B layer against three (H200, session 13).
 // The scan in blocks of 32 state rows (one an SM: its shared memory) or of 16 (_r16: two an SM), in N/8 warps (N/16 for
 // 16 rows at N = 128; WKV7C_N64_R16_WARPS, 4 or 8, at N = 64).
+// The fused prep's blocks an SM (its register bound; four, as the plain prep's, unless measured otherwise).
+#ifndef WKV7C_PREP_KEYS_BLOCKS
+#define WKV7C_PREP_KEYS_BLOCKS 4
+#endif
 #ifndef WKV7C_N64_R16_WARPS
 #define WKV7C_N64_R16_WARPS 4
 #endif
@@ -941,7 +945,8 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
     {                                                                                                                           \
         wkv7_chunk_prep<N>(r, w, k, a, b, tokens, heads, records);                                                              \
     }                                                                                                                           \
-    extern "C" __global__ void __launch_bounds__(WKV7C_PREP_THREADS, 4) wkv7_chunk_prep_keys_f32_n##N(const float* r,          \
+    extern "C" __global__ void __launch_bounds__(WKV7C_PREP_THREADS, WKV7C_PREP_KEYS_BLOCKS) wkv7_chunk_prep_keys_f32_n##N(    \
+        const float* r,                                                                                                         \
         const float* k, const float* v, int groups, const float2* rope, const float* zw, const void* w0, int w0_dtype,         \
         float decay_scale, const float* za, const void* a0, int a0_dtype, const void* key_scale, int key_scale_dtype,           \
         const void* iclr_mix, int iclr_mix_dtype, int balanced, const float* zv, const void* v0, int v0_dtype,                  \
