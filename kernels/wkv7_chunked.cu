@@ -343,10 +343,10 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep(const float* r,
 // has the bits of the composed ops'): w = exp(scale·σ(z_w + w0)), a = σ(z_a + a0), r and k rotated (pair i of token t
 // from rope [T][N/2] (cos, sin), computed once a pass; none without RoPE), k and v of KV head h / groups, the keys
 // (common.cuh's rwkv7_keys_vres_head, lane j + 32u), ν = σ(z_ν + v0) and v ← v + (v_first − v) ⊙ ν (z_ν null in
-// layer 0). The chunk's raw r, k, z_a and v rows are staged into shared memory by cp.async while every thread forms w
-// (kept in P, which the record overwrites later); γ follows a thread a key; then a warp a token (two tokens a warp)
-// forms the row's keys, writes its v (residual applied) to vh for the scan, and stores R̃, Ã, k̂, b̂ already scaled by
-// γ over the staged rows. A flagged chunk (γ out of
+// layer 0). The chunk's raw r, k, z_a and z_w rows are staged into shared memory by cp.async while every thread (a key
+// and 8 or 4 tokens) writes v with its residual to vh for the scan; then w from the staged z_w (into P, which the
+// record overwrites later); γ a thread a key; then a warp a token (two tokens a warp) forms the row's keys and stores
+// R̃, Ã, k̂, b̂ already scaled by γ over the staged rows. A flagged chunk (γ out of
 // range: only NaN inputs, since this w lies in (0.545, 1]) writes its r, w, k̃, a, b into fr … fb instead, which the
 // scan's token-by-token path then reads; they are never written otherwise. k, v [T, KVH·N]; the rest [T, H·N].
 template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const float* r, const float* k, const float* v, int groups,
@@ -370,9 +370,9 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const floa
     rwkv7_keys_weights<KPL>(key_scale, key_scale_dtype, iclr_mix, iclr_mix_dtype, h, N, lane, balanced, ks, ka);
     pdl_begin();
     if (threadIdx.x == 0) *s.unsafe = 0;
-    // The chunk's raw r, k (its KV head), z_a and v (its KV head) rows staged into R, K, A, B by 16-byte cp.async: they
-    // fly while the decay pass below runs (the token pass overwrites them in place, each lane its own keys). Nothing is
-    // staged past the end (the token pass writes zeros there).
+    // The chunk's raw r, k (its KV head), z_a and z_w rows staged into R, K, A, B by 16-byte cp.async: they fly while
+    // v's residual below runs (z_w then becomes w in P; the token pass overwrites R, K, A, B in place). Nothing is staged
+    // past the end (the token pass writes zeros there).
     {
         constexpr int V4 = N / 4;
         for (int x = threadIdx.x; x < 4 * L * V4; x += blockDim.x)
@@ -381,28 +381,61 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const floa
             if (t0 + t >= tokens) continue;
             const i64 o = (i64)(t0 + t) * width + (i64)h * N + j, okv = (i64)(t0 + t) * kv_width + (i64)kvh * N + j;
             float* dst = (which == 0 ? s.R : which == 1 ? s.K : which == 2 ? s.A : s.B) + t * S + j;
-            copy_async_16(dst, which == 0 ? r + o : which == 1 ? k + okv : which == 2 ? za + o : v + okv);
+            copy_async_16(dst, which == 0 ? r + o : which == 1 ? k + okv : which == 2 ? za + o : zw + o);
         }
 
         copy_async_commit();
     }
 
-    // w (1 past the end) into P: every thread, one key and PER consecutive tokens (their loads issued together).
+    // Every thread: one key j and PER consecutive tokens (their loads issued together).
+    constexpr int PER = L * N / WKV7C_PREP_THREADS;
+    static_assert(PER * WKV7C_PREP_THREADS == L * N, "the block covers the chunk's keys × tokens exactly");
+    const int jp = threadIdx.x % N, tb = threadIdx.x / N * PER;
     {
-        constexpr int PER = L * N / WKV7C_PREP_THREADS;
-        static_assert(PER * WKV7C_PREP_THREADS == L * N, "the block covers the chunk's keys × tokens exactly");
-        const int j = threadIdx.x % N, tb = threadIdx.x / N * PER;
-        const float offset = load_any(w0, w0_dtype, (i64)h * N + j);
-        float z[PER];
+        // v of the KV head with the residual (ν = σ(z_ν + v0), layers after the first) into vh, for the scan.
+        float vv[PER], zz[PER], ff[PER];
 #pragma unroll
-        for (int q = 0; q < PER; q++) z[q] = t0 + tb + q < tokens ? zw[(i64)(t0 + tb + q) * width + (i64)h * N + j] : 0.f;
+        for (int q = 0; q < PER; q++)
+        {
+            const int tt = t0 + tb + q;
+            const bool in = tt < tokens;
+            const i64 o = (i64)tt * width + (i64)h * N + jp;
+            vv[q] = in ? v[(i64)tt * kv_width + (i64)kvh * N + jp] : 0.f;
+            zz[q] = in && zv != 0 ? zv[o] : 0.f;
+            ff[q] = in && zv != 0 ? v_first[o] : 0.f;
+        }
+
+        const float offset = zv != 0 ? load_any(v0, v0_dtype, (i64)h * N + jp) : 0.f;
 #pragma unroll
-        for (int q = 0; q < PER; q++) s.P[(tb + q) * S + j] = t0 + tb + q < tokens ? expf(sigmoid_(z[q] + offset) * decay_scale) : 1.f;
+        for (int q = 0; q < PER; q++)
+        {
+            const int tt = t0 + tb + q;
+            if (tt >= tokens) continue;
+            float vi = vv[q];
+            if (zv != 0)
+            {
+                const float nu = sigmoid_(zz[q] + offset);
+                vi = vi + (ff[q] - vi) * nu;
+            }
+
+            vh[(i64)tt * width + (i64)h * N + jp] = vi;
+        }
+    }
+
+    copy_async_wait_all();
+    __syncthreads();
+    {
+        // w = exp(scale·σ(z_w + w0)) (1 past the end) from the staged z_w into P.
+        const float offset = load_any(w0, w0_dtype, (i64)h * N + jp);
+#pragma unroll
+        for (int q = 0; q < PER; q++)
+        {
+            const int t = tb + q;
+            s.P[t * S + jp] = t0 + t < tokens ? expf(sigmoid_(s.B[t * S + jp] + offset) * decay_scale) : 1.f;
+        }
     }
 
     __syncthreads();
-    // γ into G; the barrier that ends it also publishes every thread's staged rows (each waits for its own first).
-    copy_async_wait_all();
     wkv7c_prep_gamma<N>(s, [&](int t, int j) { return s.P[t * S + j]; });
     const bool unsafe = *s.unsafe != 0;
     for (int t = warp; t < L; t += WKV7C_PREP_THREADS / 32)
@@ -424,18 +457,11 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const floa
             continue;
         }
 
-        // The residual's inputs from global memory first (their latency behind the staged reads and the rate).
         const i64 o = (i64)tt * width + (i64)h * N;
-        float zn[KPL], vf[KPL];
+        float2 cs[HALF];
 #pragma unroll
-        for (int u = 0; u < KPL; u++)
-        {
-            const int j = lane + 32 * u;
-            zn[u] = zv != 0 ? zv[o + j] : 0.f;
-            vf[u] = zv != 0 ? v_first[o + j] : 0.f;
-        }
-
-        float rr[KPL], kr[KPL], ar[KPL], vr[KPL];
+        for (int u = 0; u < HALF; u++) cs[u] = rope != 0 ? rope[(i64)tt * (N / 2) + lane + 32 * u] : make_float2(1.f, 0.f);
+        float rr[KPL], kr[KPL], ar[KPL];
 #pragma unroll
         for (int u = 0; u < KPL; u++)
         {
@@ -443,14 +469,6 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const floa
             rr[u] = s.R[t * S + j];
             kr[u] = s.K[t * S + j];
             ar[u] = sigmoid_(s.A[t * S + j] + load_any(a0, a0_dtype, (i64)h * N + j));
-            float vi = s.B[t * S + j];
-            if (zv != 0)
-            {
-                const float nu = sigmoid_(zn[u] + load_any(v0, v0_dtype, (i64)h * N + j));
-                vi = vi + (vf[u] - vi) * nu;
-            }
-
-            vr[u] = vi;
         }
 
         if (rope != 0)
@@ -458,9 +476,8 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const floa
 #pragma unroll
             for (int u = 0; u < HALF; u++)
             {
-                const float2 cs = rope[(i64)tt * (N / 2) + lane + 32 * u];
-                rope_pair(rr[u], rr[u + HALF], cs.x, cs.y);
-                rope_pair(kr[u], kr[u + HALF], cs.x, cs.y);
+                rope_pair(rr[u], rr[u + HALF], cs[u].x, cs[u].y);
+                rope_pair(kr[u], kr[u + HALF], cs[u].x, cs[u].y);
             }
         }
 
@@ -481,7 +498,6 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const floa
             const float kappa = (balanced ? kj : kj * ks[u]) * inv;
             const float kt = balanced ? kj * (1.f - wj + ai) : kj * (1.f + (ai - 1.f) * ka[u]);
             const float av = -kappa, bv = kappa * ai;
-            vh[o + j] = vr[u];
             if (unsafe)
             {
                 fr[o + j] = rr[u];
