@@ -23,13 +23,12 @@
 
 // A chunk record (floats), laid out as the scan's shared memory holds it: each part is the transpose of the product's
 // B operand (rows = output columns n, columns = the summed index k), which is what ldmatrix reads as B fragments, and
-// rows are padded so that no two lanes' reads share a bank: MA = [P | R′]ᵀ [2L][N + 8] (row n < L: Pᵀ[n], row L + t:
-// R′ᵀ[t]; phase A reads it as float2 B fragments, and 8 words a row put a half-warp's 16 pairs in distinct banks); BK = [B̃ ; K̃]ᵀ [N][2L + 4] (row j: B̃[·][j], then K̃[·][j]); QW = [Q | W′]ᵀ
-// [2L][L + 4] (both read by ldmatrix: 4 words a row put its 8 rows in distinct banks); γ_L [N]; the flag and 3 unused
-// words. Padding words are never written nor read.
+// rows are padded by 4 words so that the 8 rows of an ldmatrix fall into distinct banks. MA = [P | R′]ᵀ [2L][N + 4]
+// (row n < L: Pᵀ[n], row L + t: R′ᵀ[t]); BK = [B̃ ; K̃]ᵀ [N][2L + 4] (row j: B̃[·][j], then K̃[·][j]); QW = [Q | W′]ᵀ
+// [2L][L + 4]; γ_L [N]; the flag and 3 unused words. Padding words are never written nor read.
 template <int N> struct Wkv7cRecord
 {
-    static constexpr int L = WKV7C_L, MS = N + 8, BS = 2 * L + 4, QS = L + 4;
+    static constexpr int L = WKV7C_L, MS = N + 4, BS = 2 * L + 4, QS = L + 4;
     static constexpr int MA = 0, BK = MA + 2 * L * MS, QW = BK + N * BS, GAMMA = QW + 2 * L * QS, FLAG = GAMMA + N, SIZE = FLAG + 4;
     static_assert(SIZE % 4 == 0 && BK % 4 == 0 && QW % 4 == 0 && GAMMA % 4 == 0, "parts stay 16-byte aligned");
 };
@@ -185,6 +184,7 @@ template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPr
 {
     using Rec = Wkv7cRecord<N>;
     constexpr int L = WKV7C_L, S = N + 4, M1 = L + 1, V4 = N / 4;
+    static_assert(S == Rec::MS, "Pᵀ and R′ᵀ rows are copied into the record as they are, padding included");
     float *R = s.R, *G = s.G, *K = s.K, *A = s.A, *B = s.B, *P = s.P, *Mab = s.Mab, *Mak = s.Mak, *Mrb = s.Mrb, *Mrk = s.Mrk;
     float *T = s.T, *Q = s.Q;
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -545,33 +545,30 @@ extern "C" __global__ void rope_table_f32(float2* rope, int start, int tokens, i
 // holding TB 8-key tiles of the state in phase B (S ← S ⊙ γ_L + [u | v]·BK, R × N), whose accumulators carry the state
 // across the chunks: at N = 128, R = 32 is 16 warps in one block an SM (four a scheduler: with two, ldmatrix and mma
 // latencies were the kernel's time), R = 16 is 8 warps in a block of half the shared memory, two blocks an SM, so
-// that one block's products fill the other's barriers. Phase A ([u | y] = S·MA + v·QW, R × 2L) runs on the state as
-// the warps hold it: a warp multiplies its own TB state tiles (the accumulators, split in registers, as A fragments
-// whose k order is permuted to the accumulator layout: k = c ↔ key 2c, k = c + 4 ↔ key 2c + 1) by MA's rows of those
-// keys for all four 8-column tiles, plus its share of v·QW's eight (k-step, column tile) pairs; the QN = W/ROWT
-// partial sums of a row tile meet in shared memory and a reducer warp a (row tile, column tile) adds them in warp
-// order. So S is never written to shared memory between chunks, and each MA value is read once a row tile. A warp's
-// row tile (m0) is the same in both phases. The host reads THREADS back from the kernel (its launch bound).
+// that one block's products fill the other's barriers. Phase A ([u | y] = S·MA + v·QW, R × 2L: TILES 16×8 tiles)
+// gives each tile SPLIT = W/TILES warps, each over 1/SPLIT of K = N (the v·QW k-steps shared out), whose partial sums
+// meet in shared memory. A warp's row tile (m0) is the same in both phases. Shared rows are padded by 4 words, so every
+// ldmatrix is free of bank conflicts. The host reads THREADS back from the kernel (its launch bound).
 template <int N, int R, int W> struct Wkv7cScan
 {
     static constexpr int ROWS = R, L = WKV7C_L, ROWT = R / 16, WARPS = W, TB = ROWT * (N / 8) / W, THREADS = 32 * WARPS;
-    static constexpr int TILES = ROWT * (2 * L / 8), QN = WARPS / ROWT;
+    static constexpr int TILES = ROWT * (2 * L / 8), SPLIT = WARPS / TILES;
     static constexpr int RECORD = Wkv7cRecord<N>::SIZE;
     static constexpr int SP = N + 4, VP = L + 4, UP = L + 4; // padded row lengths
     // A staged buffer: the record as it is, then v [R][VP] (state row i's L values: phase A's and B's A operand).
     static constexpr int V = RECORD, BUFFER = V + R * VP;
-    // Phase A's partial sums, every warp's: [warp][column tile][lane][4].
-    static constexpr int PARTIAL = WARPS * (2 * L / 8) * 32 * 4;
+    // Phase A's partial sums from the warps of slices 1 … SPLIT − 1: [slice − 1][tile][lane][4].
+    static constexpr int PARTIAL = (SPLIT - 1) * TILES * 32 * 4;
     static_assert(N == 64 || N == 128, "head dims 64 and 128");
     static_assert(R == 16 || R == 32, "one or two row tiles");
     static_assert(BUFFER % 4 == 0, "buffers stay 16-byte aligned");
-    static_assert(WARPS % ROWT == 0 && QN >= 2 * L / 8 && QN <= 8, "phase A: a reducer warp a column tile, v·QW's 8 pairs shared out");
+    static_assert(WARPS % TILES == 0 && (SPLIT == 1 || SPLIT == 2), "phase A: one or two K slices a tile (v·QW has two k-steps)");
     static_assert(TB >= 1 && TB * W == ROWT * (N / 8), "phase B: every warp the same number of state tiles");
 };
 
-// Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] in fp32, u split [R][UP] twice, y
-// [L][R], phase A's partial sums, and two 8-byte mbarriers (one a buffer: the bulk copies').
-#define WKV7C_SCAN_SHARED(G) (2 * G::BUFFER + G::ROWS * G::SP + 2 * G::ROWS * G::UP + WKV7C_L * G::ROWS + G::PARTIAL + 4)
+// Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] in fp32 and split into TF32 hi and lo,
+// u split [R][UP] twice, y [L][R], phase A's partial sums, and two 8-byte mbarriers (one a buffer: the bulk copies').
+#define WKV7C_SCAN_SHARED(G) (2 * G::BUFFER + 3 * G::ROWS * G::SP + 2 * G::ROWS * G::UP + WKV7C_L * G::ROWS + G::PARTIAL + 4)
 
 // Where a thread's share of v and y lies (the same (token, row) pairs for both): x = threadIdx.x + q·THREADS,
 // m = x / R, i = x % R; offset[q] = m·width + i from row 0 of the block's column, relative to the chunk's first token.
@@ -666,7 +663,8 @@ __device__ __forceinline__ void wkv7c_ldsm_a_split(const unsigned* p, int stride
     for (int e = 0; e < 4; e++) wkv7c_split(__uint_as_float(x[e]), hi[e], lo[e]);
 }
 
-// The D fragments of a warp's TB state tiles (rows m0 …, keys 8·(nb + t) …) from and to a [rows][SP] array.
+// The D fragments of a warp's TB state tiles (rows m0 …, keys 8·(nb + t) …) from and to a [rows][SP] array, and to
+// its TF32 hi and lo halves.
 template <int SP, int TB> __device__ __forceinline__ void wkv7c_load_tiles(const float* S, int m0, int nb, float (&acc)[TB][4])
 {
     const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
@@ -693,12 +691,29 @@ template <int SP, int TB> __device__ __forceinline__ void wkv7c_store_tiles(floa
     }
 }
 
+template <int SP, int TB> __device__ __forceinline__ void wkv7c_store_split(unsigned* hi, unsigned* lo, int m0, int nb, const float (&acc)[TB][4])
+{
+    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
+#pragma unroll
+    for (int t = 0; t < TB; t++)
+    {
+        const int j = 8 * (nb + t) + 2 * c;
+        unsigned h[4], l[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) wkv7c_split(acc[t][e], h[e], l[e]);
+        *(uint2*)(hi + (m0 + g) * SP + j) = make_uint2(h[0], h[1]);
+        *(uint2*)(lo + (m0 + g) * SP + j) = make_uint2(l[0], l[1]);
+        *(uint2*)(hi + (m0 + g + 8) * SP + j) = make_uint2(h[2], h[3]);
+        *(uint2*)(lo + (m0 + g + 8) * SP + j) = make_uint2(l[2], l[3]);
+    }
+}
+
 template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k,
     const float* v, const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y)
 {
     using G = Wkv7cScan<N, R, W>;
     using Rec = Wkv7cRecord<N>;
-    constexpr int L = G::L, RECORD = G::RECORD, SP = G::SP, VP = G::VP, UP = G::UP, TB = G::TB, QN = G::QN, CT = 2 * L / 8;
+    constexpr int L = G::L, RECORD = G::RECORD, SP = G::SP, VP = G::VP, UP = G::UP, TB = G::TB, SPLIT = G::SPLIT;
     pdl_begin();
     const int slices = N / R, h = blockIdx.x / slices, i0 = (blockIdx.x % slices) * R;
     const i64 width = (i64)heads * N;
@@ -710,17 +725,21 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
     const int chunks = (tokens + L - 1) / L;
     records += ((i64)blockIdx.y * heads + h) * chunks * RECORD;
     extern __shared__ float scan[];
-    // S [R][SP] in fp32 (the start, the end and the token-by-token path); u [R][UP] split into TF32 hi and lo (phase
-    // B's A operand: split once by its reducer warp instead of once by each warp that reads it).
+    // S [R][SP] in fp32 (the start, the end and the token-by-token path) and split into TF32 hi and lo (phase A's A
+    // operand: split once by the warp that owns it instead of once by each warp that reads it); u likewise.
     float* S = scan + 2 * G::BUFFER;
-    unsigned* Uhi = (unsigned*)(S + R * SP);
+    unsigned* Shi = (unsigned*)(S + R * SP);
+    unsigned* Slo = Shi + R * SP;
+    unsigned* Uhi = Slo + R * SP;  // u [R][UP]
     unsigned* Ulo = Uhi + R * UP;
     float* Ys = (float*)(Ulo + R * UP); // y [L][R]
     float* Partial = Ys + L * R;
     unsigned long long* bars = (unsigned long long*)(Partial + G::PARTIAL); // one a staged buffer
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
     const int m0 = 16 * (warp % G::ROWT);  // the warp's row tile (both phases)
-    const int q = warp / G::ROWT, nb = TB * q;  // its place in the row tile; its first 8-key state tile (both phases)
+    const int nb = TB * (warp / G::ROWT);  // its first 8-key state tile (phase B)
+    // Phase A: the tile (row tile m0, columns 8·(tileA / ROWT) …) and K slice.
+    const int tileA = warp % G::TILES, slice = warp / G::TILES;
     const i64 column = (i64)h * N + i0; // of row 0 in v and y
 
     for (int x = threadIdx.x; x < R * N / 4; x += blockDim.x)
@@ -742,6 +761,7 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
     // acc[t] = the D fragment of S at rows m0 …, keys 8·(nb + t) …
     float acc[TB][4];
     wkv7c_load_tiles<SP, TB>(S, m0, nb, acc);
+    wkv7c_store_split<SP, TB>(Shi, Slo, m0, nb, acc);
 
     for (int ch = 0; ch < chunks; ch++)
     {
@@ -798,6 +818,7 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
 
             __syncthreads();
             wkv7c_load_tiles<SP, TB>(S, m0, nb, acc);
+            wkv7c_store_split<SP, TB>(Shi, Slo, m0, nb, acc);
         }
         else
         {
@@ -805,57 +826,68 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
             unsigned vh[2][4], vl[2][4];
 #pragma unroll
             for (int e = 0; e < 2; e++) wkv7c_ldsm_a_split((const unsigned*)Vs, VP, m0, 8 * e, vh[e], vl[e]);
-            // Phase A: the warp's partial [u | y] (rows m0 …, all 2L columns) over its own keys 8·nb … 8·(nb + TB): its
-            // accumulators as A fragments (a0 = S[g][2c], a1 = S[g+8][2c], a2 = S[g][2c+1], a3 = S[g+8][2c+1], split
-            // here), MA's rows of those keys as B (b0, b1 = MA[key 2c, 2c+1][column g]: one float2), into hh and the
-            // two small products; then v·QW for its (k-step, column tile) pairs p ≡ q (mod QN) of the eight.
-            float hh[CT][4] = {}, sm[CT][4] = {};
-#pragma unroll
-            for (int t = 0; t < TB; t++)
+            // Phase A: the warp's share of tile tileA of [u | y] (rows m0 …, columns 8n …): k in its slice of S·MA and
+            // v·QW's k-step e where e % SPLIT is its slice.
+            const int n = tileA / G::ROWT;
+            float part[2][3][4] = {};
             {
-                unsigned ahi[4], alo[4];
-                const float x[4] = {acc[t][0], acc[t][2], acc[t][1], acc[t][3]};
+                // Two k-steps a stage, the next stage's fragments loaded before this one's products.
+                constexpr int STAGES = N / 16 / SPLIT;
+                const int kbase = slice * (N / SPLIT);
+                unsigned bf[2][4], ah[2][2][4], al[2][2][4];
+                auto load = [&](int buffer, int k0) {
+                    wkv7c_ldsm_b(MA, Rec::MS, 8 * n, k0, bf[buffer]);
 #pragma unroll
-                for (int e = 0; e < 4; e++) wkv7c_split(x[e], ahi[e], alo[e]);
+                    for (int e = 0; e < 2; e++)
+                    {
+                        wkv7c_ldsm_a(Shi, SP, m0, k0 + 8 * e, ah[buffer][e]);
+                        wkv7c_ldsm_a(Slo, SP, m0, k0 + 8 * e, al[buffer][e]);
+                    }
+                };
+                load(0, kbase);
 #pragma unroll
-                for (int n = 0; n < CT; n++)
+                for (int stage = 0; stage < STAGES; stage++)
                 {
-                    const float2 bb = *(const float2*)((const float*)MA + (8 * n + g) * Rec::MS + 8 * (nb + t) + 2 * c);
-                    wkv7c_mma3x(hh[n], sm[n], sm[n], ahi, alo, __float_as_uint(bb.x), __float_as_uint(bb.y));
-                }
-            }
-
+                    const int cur = stage & 1;
+                    if (stage + 1 < STAGES) load(cur ^ 1, kbase + 16 * (stage + 1));
 #pragma unroll
-            for (int p = 0; p < 2 * CT; p++)
-            {
-                if (p % QN != q) continue;
-                const int e = p / CT, n = p % CT;
+                    for (int e = 0; e < 2; e++)
+                        wkv7c_mma3x(part[e][0], part[e][1], part[e][2], ah[cur][e], al[cur][e], bf[cur][2 * e], bf[cur][2 * e + 1]);
+                }
+
                 unsigned qf[4];
                 wkv7c_ldsm_b(QW, Rec::QS, 8 * n, 0, qf);
-                wkv7c_mma3x(hh[n], sm[n], sm[n], vh[e], vl[e], qf[2 * e], qf[2 * e + 1]);
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    if (e % SPLIT == slice) wkv7c_mma3x(part[e][0], part[e][1], part[e][2], vh[e], vl[e], qf[2 * e], qf[2 * e + 1]);
             }
 
-            // Every warp's partials (a float4 a lane: conflict-free), then the reducer of (row tile, column tile n),
-            // warp m0/16 + ROWT·n, adds its row tile's QN partials in warp order and writes u (split) or y.
+            float d[4];
 #pragma unroll
-            for (int n = 0; n < CT; n++)
-                *(float4*)(Partial + ((warp * CT + n) * 32 + lane) * 4) =
-                    make_float4(hh[n][0] + sm[n][0], hh[n][1] + sm[n][1], hh[n][2] + sm[n][2], hh[n][3] + sm[n][3]);
-            __syncthreads();
-            if (q < CT)
-            {
-                const int n = q;
-                float d[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-                for (int from = 0; from < QN; from++)
-                {
-                    const float4 o = *(const float4*)(Partial + (((from * G::ROWT + m0 / 16) * CT + n) * 32 + lane) * 4);
-                    d[0] += o.x;
-                    d[1] += o.y;
-                    d[2] += o.z;
-                    d[3] += o.w;
-                }
+            for (int e = 0; e < 4; e++)
+                d[e] = (part[0][0][e] + part[1][0][e]) + ((part[0][1][e] + part[1][1][e]) + (part[0][2][e] + part[1][2][e]));
 
+            if (SPLIT > 1)
+            {
+                // Slices 1 … SPLIT − 1 hand their sums to slice 0 (a float4 a lane: conflict-free).
+                if (slice > 0) *(float4*)(Partial + (((slice - 1) * G::TILES + tileA) * 32 + lane) * 4) = make_float4(d[0], d[1], d[2], d[3]);
+                __syncthreads();
+#pragma unroll
+                for (int q = 1; q < SPLIT; q++)
+                {
+                    if (slice == 0)
+                    {
+                        const float4 o = *(const float4*)(Partial + (((q - 1) * G::TILES + tileA) * 32 + lane) * 4);
+                        d[0] += o.x;
+                        d[1] += o.y;
+                        d[2] += o.z;
+                        d[3] += o.w;
+                    }
+                }
+            }
+
+            if (slice == 0)
+            {
                 const int col = 8 * n + 2 * c;
                 if (col < L)
                 {
@@ -920,6 +952,8 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
 #pragma unroll
                 for (int e = 0; e < 4; e++) acc[t][e] += hl[t][e] + lh[t][e];
             }
+
+            wkv7c_store_split<SP, TB>(Shi, Slo, m0, nb, acc);
 
             float* y0 = y + (i64)t0 * width + column;
 #pragma unroll

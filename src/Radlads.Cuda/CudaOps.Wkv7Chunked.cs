@@ -19,13 +19,12 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// WKV7C_RECORD(N) (Wkv7cRecord&lt;N&gt;::SIZE): floats of one chunk's record, in the scan's shared-memory layout
-    /// (rows padded against bank conflicts): [P | R′]ᵀ [2L][N + 8], [B̃ ; K̃]ᵀ [N][2L + 4], [Q | W′]ᵀ [2L][L + 4], γ_L [N],
-    /// flag + 3.
+    /// (rows padded by 4 words): [P | R′]ᵀ [2L][N + 4], [B̃ ; K̃]ᵀ [N][2L + 4], [Q | W′]ᵀ [2L][L + 4], γ_L [N], flag + 3.
     /// </summary>
     internal static int Wkv7ChunkRecord(int n)
     {
         const int l = Wkv7ChunkTokens;
-        return (2 * l * (n + 8)) + (n * ((2 * l) + 4)) + (2 * l * (l + 4)) + n + 4;
+        return (2 * l * (n + 4)) + (n * ((2 * l) + 4)) + (2 * l * (l + 4)) + n + 4;
     }
 
     /// <summary>WKV7C_PREP_SHARED(N) in bytes: r (then R′ᵀ), γ, k, a, b and Pᵀ [L][N + 4], six [L][L + 1] matrices, the chunk's flag.</summary>
@@ -34,16 +33,17 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// WKV7C_SCAN_SHARED(G) in bytes for a block of <paramref name="rows"/> state rows in <paramref name="threads"/>
-    /// threads: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4] in fp32, u [R][L + 4] as hi and lo, y
-    /// [L][R], phase A's partial sums (every warp's [u | y] over its own keys: 2L/8 column tiles × 32 lanes × 4 floats)
-    /// and two mbarriers (4 floats).
+    /// threads: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4] in fp32 and as TF32 hi and lo, u [R][L + 4]
+    /// as hi and lo, y [L][R], phase A's partial sums (the warps beyond one a tile of [u | y] split its K: tiles × 32
+    /// lanes × 4 floats a further slice) and two mbarriers (4 floats).
     /// </summary>
     internal static uint Wkv7ChunkScanShared(int n, int rows, int threads)
     {
         const int l = Wkv7ChunkTokens;
         int buffer = Wkv7ChunkRecord(n) + (rows * (l + 4));
-        int partial = threads / 32 * (2 * l / 8) * 32 * 4;
-        return (uint)(((2 * buffer) + (rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows) + partial + 4) * sizeof(float));
+        int tiles = Wkv7ChunkScanTiles(rows);
+        int partial = ((threads / 32 / tiles) - 1) * tiles * 32 * 4;
+        return (uint)(((2 * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows) + partial + 4) * sizeof(float));
     }
 
     /// <summary>Wkv7cScan::TILES: phase A's 16×8 tiles of [u | y] (R × 2L).</summary>
