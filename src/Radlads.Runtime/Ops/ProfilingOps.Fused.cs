@@ -22,7 +22,7 @@ public sealed partial class ProfilingOps
         long start = Start();
         inner.Rwkv7RopeKeysWkv7(r, k, v, heads, kvHeads, headDim, rope, startPosition, theta, decayZ, w0, rateZ, a0, keyScale, iclrMix,
             balanced, residualZ, v0, vFirst, kh, vh, w, removal, replacement, kTilde, state, y);
-        Time(nameof(Rwkv7RopeKeysWkv7), start);
+        Mixing(nameof(Rwkv7RopeKeysWkv7), start, r.RowCount);
     }
 
     public void GateUpSwiGlu(Tensor x, Tensor wGate, Tensor wUp, Tensor y, Tensor upScratch)

@@ -16,8 +16,9 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
     private (long Calls, long Ticks) prefillMixing;
 
     /// <summary>
-    /// Token mixing over more than one token (Wkv6, Wkv7, Attention with T &gt; 1: prefill, not decode): calls and
-    /// total time, also counted in <see cref="Report"/> under each op.
+    /// Token mixing over more than one token (Wkv6, Wkv7, Rwkv7RopeKeysWkv7 — a RAD-RWKV7 prompt's recurrence with its
+    /// keys —, Attention with T &gt; 1: prefill, not decode): calls and total time, also counted in <see cref="Report"/>
+    /// under each op.
     /// </summary>
     public (long Calls, TimeSpan Total) PrefillMixing =>
         (prefillMixing.Calls, TimeSpan.FromSeconds(prefillMixing.Ticks / (double)Stopwatch.Frequency));
@@ -27,9 +28,9 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
     {
         var (calls, total) = PrefillMixing;
         return calls == 0
-            ? "prefill token mixing (Wkv6, Wkv7, Attention with T > 1): no calls"
+            ? "prefill token mixing (Wkv6, Wkv7, Rwkv7RopeKeysWkv7, Attention with T > 1): no calls"
             : string.Create(CultureInfo.InvariantCulture,
-                $"prefill token mixing (Wkv6, Wkv7, Attention with T > 1): {total.TotalMilliseconds:F1} ms in {calls} calls, {total.TotalMilliseconds * 1000 / calls:F1} µs per call");
+                $"prefill token mixing (Wkv6, Wkv7, Rwkv7RopeKeysWkv7, Attention with T > 1): {total.TotalMilliseconds:F1} ms in {calls} calls, {total.TotalMilliseconds * 1000 / calls:F1} µs per call");
     }
 
     /// <summary>Per op: calls and total time, slowest first.</summary>
