@@ -480,24 +480,8 @@ public interface IOps
     {
         FusedOpChecks.RopeKeysWkv7(r, k, v, heads, kvHeads, headDim, rope, decayZ, w0, rateZ, a0, keyScale, iclrMix, balanced, residualZ,
             v0, vFirst, kh, vh, w, removal, replacement, kTilde, state, y);
-        Rwkv7Decay(decayZ, w0, w);
-        AddSigmoid(rateZ, a0, rateZ);
-        if (residualZ is not null)
-        {
-            AddSigmoid(residualZ, v0!, residualZ);
-        }
-
-        if (rope)
-        {
-            RopeExpand(r, k, v, heads, kvHeads, headDim, startPosition, theta, kh, vh);
-        }
-        else
-        {
-            ExpandKv(k, v, heads, kvHeads, headDim, kh, vh);
-        }
-
-        Rwkv7KeysValueResidual(kh, w, rateZ, keyScale, iclrMix, headDim, balanced, removal, replacement, kTilde, vh, vFirst, residualZ);
-        Wkv7(r, w, kTilde, vh, removal, replacement, state, y);
+        FusedOpCompositions.RopeKeysWkv7(this, r, k, v, heads, kvHeads, headDim, rope, startPosition, theta, decayZ, w0, rateZ, a0, keyScale,
+            iclrMix, balanced, residualZ, v0, vFirst, kh, vh, w, removal, replacement, kTilde, state, y);
     }
 
     /// <summary>
