@@ -992,12 +992,11 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
         wkv7_chunk_prep<N>(r, w, k, a, b, tokens, heads, records);                                                              \
     }                                                                                                                           \
     extern "C" __global__ void __launch_bounds__(WKV7C_PREP_THREADS, WKV7C_PREP_KEYS_BLOCKS) wkv7_chunk_prep_keys_f32_n##N(    \
-        const float* r,                                                                                                         \
-        const float* k, const float* v, int groups, const float2* rope, const float* zw, const void* w0, int w0_dtype,         \
-        float decay_scale, const float* za, const void* a0, int a0_dtype, const void* key_scale, int key_scale_dtype,           \
-        const void* iclr_mix, int iclr_mix_dtype, int balanced, const float* zv, const void* v0, int v0_dtype,                  \
-        const float* v_first, float* vh, float* fr, float* fw, float* fk, float* fa, float* fb, int tokens, int heads,          \
-        float* records)                                                                                                         \
+        const float* r, const float* k, const float* v, int groups, const float2* rope, const float* zw, const void* w0,        \
+        int w0_dtype, float decay_scale, const float* za, const void* a0, int a0_dtype, const void* key_scale,                  \
+        int key_scale_dtype, const void* iclr_mix, int iclr_mix_dtype, int balanced, const float* zv, const void* v0,           \
+        int v0_dtype, const float* v_first, float* vh, float* fr, float* fw, float* fk, float* fa, float* fb, int tokens,       \
+        int heads, float* records)                                                                                              \
     {                                                                                                                           \
         wkv7_chunk_prep_keys<N>(r, k, v, groups, rope, zw, w0, w0_dtype, decay_scale, za, a0, a0_dtype, key_scale,              \
             key_scale_dtype, iclr_mix, iclr_mix_dtype, balanced, zv, v0, v0_dtype, v_first, vh, fr, fw, fk, fa, fb, tokens,     \
