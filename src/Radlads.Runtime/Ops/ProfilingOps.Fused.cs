@@ -1,8 +1,10 @@
 namespace Radlads.Ops;
 
 /// <summary>
-/// The fused ops whose <see cref="IOps"/> default composes other ops (RoPE + GQA, scale + multiply, the wkv7 decode with its scale and gate, RoPE + GQA + keys + value residual): forwarded as one
-/// call so the wrapped backend's one-launch version runs and the profile shows it under its own name.
+/// The fused ops whose <see cref="IOps"/> default composes other ops (RoPE + GQA, scale + multiply, the wkv7 decode with
+/// its scale and gate, RoPE + GQA + keys + value residual, a prompt's activations + RoPE + keys + recurrence, which also
+/// counts as prefill token mixing): forwarded as one call so the wrapped backend's one-launch version runs and the
+/// profile shows it under its own name.
 /// </summary>
 public sealed partial class ProfilingOps
 {
