@@ -63,6 +63,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             {
                 Gemm.Tune = EnvironmentChoice("RADLADS_CUBLASLT_TUNE", 1, [0, 1],
                     "1: large prefill GEMMs time cuBLASLt's candidate algorithms at their first call, 0: the heuristic's first choice") == 1;
+                Gemm.TuneMinFlops = CudaGemm.ParseTuneMinFlops(Environment.GetEnvironmentVariable("RADLADS_CUBLASLT_TUNE_MIN_GFLOP"))
+                    ?? CudaGemm.DefaultTuneMinFlops;
             }
 
             GemmMinRows = ParseGemmMinRows(Environment.GetEnvironmentVariable("RADLADS_CUBLASLT_MIN_ROWS")) ?? DefaultGemmMinRows;

@@ -1,4 +1,5 @@
 using Radlads.Native;
+using Radlads.Ops;
 
 namespace Radlads.Cuda;
 
@@ -31,7 +32,17 @@ internal sealed unsafe class CudaGemm : IDisposable
     /// GEMMs of at least this many FLOPs (2·T·K·M) are tuned. A timed shape costs 32 calls of itself once a process
     /// (~12 ms for a 7B down projection at T = 2,048, ~0.4 ms at this threshold); below it the saving could not repay that.
     /// </summary>
-    public const double TuneMinFlops = 8e9;
+    public const double DefaultTuneMinFlops = 8e9;
+
+    /// <summary>
+    /// <see cref="DefaultTuneMinFlops"/> unless RADLADS_CUBLASLT_TUNE_MIN_GFLOP sets another threshold (in GFLOP, 0 to
+    /// 10⁶; 0 tunes every GEMM with more than one candidate).
+    /// </summary>
+    public double TuneMinFlops { get; set; } = DefaultTuneMinFlops;
+
+    /// <summary>RADLADS_CUBLASLT_TUNE_MIN_GFLOP (null when unset) as FLOPs; other text is an error that names the range.</summary>
+    internal static double? ParseTuneMinFlops(string? text) =>
+        TuningVariable.Number("RADLADS_CUBLASLT_TUNE_MIN_GFLOP", text, 0, minExcluded: false, 1e6, "a number of GFLOP from 0 to 1000000") * 1e9;
 
     // (device ordinal, shape with T rounded up to a power of two) → the place of the fastest in the heuristic's list, for
     // every CudaGemm of the process. Another T of the bucket takes the same place in its own list (always an algorithm

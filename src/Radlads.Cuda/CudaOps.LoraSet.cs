@@ -27,7 +27,7 @@ internal sealed unsafe partial class CudaOps
         {
             if (x.RowCount >= backend.GemmMinRows && x.RowLength > 0 && backend.Gemm is not null)
             {
-                LoraSetGemm(x, branches);
+                LoraSetGemm(x, branches, null);
             }
             else
             {
@@ -66,6 +66,19 @@ internal sealed unsafe partial class CudaOps
         int k = x.RowLength;
         ulong px = P(x);
         var (table, dtype, others) = x.RowCount == 1 && k > 0 ? LoraKernelTable(branches) : (default, DType.F32, null);
+        if (x.RowCount > 1 && x.RowCount >= backend.GemmMinRows && k > 0 && backend.Gemm is not null)
+        {
+            // Prefill: the norm's bf16 copy of normed (CudaBackend.KeepBf16Copy) serves the q/k/v GEMMs and the LoRA
+            // downs alike, where LoraSet on its own would round normed again (7B, T = 2048: f32_to_bf16_pairs, 13.6 µs
+            // a layer on an H200). The same bits: the copy is f32_to_bf16's rounding of the same fp32 values.
+            IOps.ResidualNorm(this, h, branch, normWeight, eps, normed);
+            backend.Enter();
+            using var copy = TakeBf16CopyOf(normed);
+            MatMulSharedEntered(normed, weights, biases, outputs, copy);
+            LoraSetGemm(normed, branches, copy);
+            return;
+        }
+
         if (!backend.GroupLoraDown || backend.FuseNormGemv || x.RowCount != 1 || k == 0 || others is not null || table.Count == 0 || dtype != DType.BF16
             || weights[0].DType != DType.BF16 || px % 16 != 0 || !Groups(k, weights, outputs))
         {
@@ -144,7 +157,8 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// Prefill on cuBLASLt with the arithmetic of <see cref="LoraSetReference"/> on this backend (so the same bits):
-    /// x [T, C] is rounded to bf16 once, not once per branch (7B, T = 2048: 13 µs a branch on an H200); each branch
+    /// x [T, C] is rounded to bf16 once, not once per branch (7B, T = 2048: 13 µs a branch on an H200), or not at all
+    /// when <paramref name="copy"/> (its bf16 copy, taken by the caller from the norm that wrote x) is given; each branch
     /// with a bf16 A that cuBLASLt takes multiplies that copy by A; then, where B is bf16 and taken too, one launch
     /// (lora_inner_bf16) applies the inner activation to hidden in place and writes hidden's bf16 copy for the up GEMM
     /// (the reference's Tanh/Sigmoid and its rounding, in one); the outer op as the reference. Other branches run the
@@ -152,7 +166,7 @@ internal sealed unsafe partial class CudaOps
     /// concatenated columns would need a concatenated copy of the weights, which training (which updates them in
     /// place) would leave stale.
     /// </summary>
-    private void LoraSetGemm(Tensor x, ReadOnlySpan<LoraBranch> branches)
+    private void LoraSetGemm(Tensor x, ReadOnlySpan<LoraBranch> branches, CudaTensor? copy)
     {
         var gemm = backend.Gemm!;
         int t = x.RowCount, c = x.RowLength;
@@ -174,9 +188,9 @@ internal sealed unsafe partial class CudaOps
 
         if (fast.Count > 0)
         {
-            using (var xb = ToBf16(P(x), (long)t * c))
+            using (var rounded = copy is null ? ToBf16(P(x), (long)t * c) : null)
             {
-                ulong pxb = P(xb);
+                ulong pxb = P(copy ?? rounded!);
                 foreach (var b in fast)
                 {
                     gemm.MatMul(pxb, C(b.Down).Pointer, outIn: false, 0, P(b.Hidden), t, c, b.Down.Shape[1], backend.Stream);

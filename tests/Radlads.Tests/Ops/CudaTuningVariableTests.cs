@@ -47,6 +47,27 @@ public sealed class CudaTuningVariableTests
         Assert.Contains(text, e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("0", 0.0)]
+    [InlineData("0.5", 5e8)]
+    [InlineData("8", 8e9)]
+    [InlineData("1000000", 1e15)]
+    public void TheTuningThresholdIsReadInGflop(string? text, double? expected) => Assert.Equal(expected, CudaGemm.ParseTuneMinFlops(text));
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("1000001")]
+    [InlineData("NaN")]
+    [InlineData("eight")]
+    [InlineData("")]
+    public void ATuningThresholdOutsideItsRangeIsRefusedWithTheVariableNamed(string text)
+    {
+        var e = Assert.Throws<RadladsException>(() => CudaGemm.ParseTuneMinFlops(text));
+        Assert.Contains("RADLADS_CUBLASLT_TUNE_MIN_GFLOP", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"'{text}'", e.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>The whole-number knobs: each variable's name and range (<see cref="Parse"/> maps the name to its parser).</summary>
     public static TheoryData<string, int, int> WholeNumberKnobs => new()
     {
