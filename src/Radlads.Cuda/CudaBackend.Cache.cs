@@ -188,6 +188,11 @@ public sealed unsafe partial class CudaBackend
                 return;
             }
 
+            if (HoldWhileForked(block))
+            {
+                return;
+            }
+
             bool large = block.Bytes > LargestSmallBlock;
             if (!large || cachedLargeBytes + block.Bytes <= LargeCacheBudget)
             {

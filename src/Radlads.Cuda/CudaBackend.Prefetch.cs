@@ -54,6 +54,7 @@ public sealed unsafe partial class CudaBackend
     {
         stream.Synchronize();
         prefetchStream?.Synchronize();
+        sideStream?.Synchronize();
     }
 
     /// <summary>The prefetch stream joins the main one (a recording must end with every branch joined).</summary>

@@ -110,7 +110,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     internal Kernels Kernels { get; }
 
     /// <summary>The CUstream every op of this backend is queued on (prefetches have their own: CudaBackend.Prefetch.cs).</summary>
-    public nint Stream => stream.Handle;
+    public nint Stream => onSide ? sideStream!.Handle : stream.Handle;
 
     internal CudaStream StreamObject => stream;
 
@@ -743,6 +743,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         splitCounters.Dispose();
         Gemm?.Dispose();
         DisposePrefetchStream();
+        DisposeSideStream();
         stream.Dispose();
         disposed = true;
     }

@@ -58,6 +58,8 @@ internal sealed unsafe class CudaGemm : IDisposable
     private readonly nint preference;
     private readonly Dictionary<PlanKey, Plan?> plans = [];
     private readonly DeviceMemory workspace;
+    private DeviceMemory? sideWorkspace;
+    private nint sideStream;
     private bool disposed;
 
     private CudaGemm(CudaDevice device, CublasLt lt)
@@ -185,7 +187,19 @@ internal sealed unsafe class CudaGemm : IDisposable
     private void Queue(Plan plan, int candidate, ulong x, ulong w, ulong y, nint stream)
     {
         var c = plan.Candidates[candidate];
-        lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, c.Algo, workspace.Pointer, c.WorkspaceSize, stream);
+        ulong space = stream == sideStream && sideWorkspace is { } side ? side.Pointer : workspace.Pointer;
+        lt.Matmul(handle, plan.Desc, 1f, w, plan.A, x, plan.B, 0f, y, plan.D, y, plan.D, c.Algo, space, c.WorkspaceSize, stream);
+    }
+
+    /// <summary>
+    /// GEMMs queued on <paramref name="stream"/> (the backend's second stream, which runs beside the main one) get a
+    /// workspace of their own: two GEMMs running at once must not share one (split-K partials live there). Allocated at
+    /// the first call (prefill only: a recorded decode step never runs on the second stream).
+    /// </summary>
+    internal void UseSideStream(nint stream)
+    {
+        sideWorkspace ??= new DeviceMemory(device, WorkspaceBytes);
+        sideStream = stream;
     }
 
     /// <summary>
@@ -357,6 +371,7 @@ internal sealed unsafe class CudaGemm : IDisposable
         disposed = true;
         DestroyPlans();
         workspace.Dispose();
+        sideWorkspace?.Dispose();
         lt.MatmulPreferenceDestroy(preference);
         lt.Destroy(handle);
     }

@@ -71,11 +71,31 @@ internal sealed unsafe partial class CudaOps
             // Prefill: the norm's bf16 copy of normed (CudaBackend.KeepBf16Copy) serves the q/k/v GEMMs and the LoRA
             // downs alike, where LoraSet on its own would round normed again (7B, T = 2048: f32_to_bf16_pairs, 13.6 µs
             // a layer on an H200). The same bits: the copy is f32_to_bf16's rounding of the same fp32 values.
+            // With CudaBackend.ConcurrentLora the LoRA set runs on the backend's second stream beside q/k/v (both only
+            // read normed and its copy; their outputs are distinct tensors): q/k/v are queued first, so a GEMM tuned at
+            // its first call is timed before the LoRA set's work exists.
             IOps.ResidualNorm(this, h, branch, normWeight, eps, normed);
             backend.Enter();
             using var copy = TakeBf16CopyOf(normed);
-            MatMulSharedEntered(normed, weights, biases, outputs, copy);
-            LoraSetGemm(normed, branches, copy);
+            if (!backend.ConcurrentLora || !backend.CanFork)
+            {
+                MatMulSharedEntered(normed, weights, biases, outputs, copy);
+                LoraSetGemm(normed, branches, copy);
+                return;
+            }
+
+            backend.Fork();
+            try
+            {
+                MatMulSharedEntered(normed, weights, biases, outputs, copy);
+                backend.BeginSide();
+                LoraSetGemm(normed, branches, copy);
+            }
+            finally
+            {
+                backend.Join();
+            }
+
             return;
         }
 

@@ -121,19 +121,10 @@ internal sealed class Rwkv7Mixer : IMixer
         LoraBranch[] branches = [decay, rate, .. residual is { } nuBranch ? [nuBranch] : Array.Empty<LoraBranch>(),
             .. lowRankGate is { } gateBranch ? [gateBranch] : Array.Empty<LoraBranch>()];
 
-        // 1. Projections. A decode step takes them with the LoRA set in one op (both only read x): on CUDA the LoRA down
-        // projections then run in the q/k/v GEMV's launch, one kernel boundary fewer. The input norm runs first, on its
-        // own; prompts keep it inside Project.
-        Tensor r, k, vRaw;
-        if (pass.StreamsWeights)
-        {
-            (r, k, vRaw) = p.ProjectWithLoras(pass, config, x, branches);
-        }
-        else
-        {
-            (r, k, vRaw) = p.Project(pass, config, x, x, x);
-            ops.LoraSet(x, branches);
-        }
+        // 1. Projections, with the LoRA set in one op (both only read x): on the CUDA decode path the LoRA down
+        // projections then run in the q/k/v GEMV's launch, one kernel boundary fewer; at prefill the LoRA down GEMMs
+        // read the bf16 copy of x that the input norm wrote for q/k/v, instead of rounding x again.
+        var (r, k, vRaw) = p.ProjectWithLoras(pass, config, x, branches);
 
         var w = decay.Y;
         var iclr = rate.Y;

@@ -20,15 +20,17 @@ public sealed class ProfilingTests
         Assert.Equal(plain.Forward(s1, tokens, allLogits: true), profiled.Forward(s2, tokens, allLogits: true));
         var report = backend.Profile.Report().ToDictionary(r => r.Op, r => r.Calls);
         // One sequence, 3 layers: one recurrence per layer, the prompt's with its keys (Rwkv7RopeKeysWkv7, profiled as
-        // that op: the wrapper must not expand it); two norms per layer, each run by the op after it (q/k/v, the whole
-        // MLP) with the residual add before it (the first layer's input norm without one), plus the final norm alone;
-        // the last layer's MLP add stays alone.
+        // that op: the wrapper must not expand it); two norms per layer, each run by the op after it (q/k/v with the
+        // LoRA set, the whole MLP) with the residual add before it (the first layer's input norm without one), plus the
+        // final norm alone; the last layer's MLP add stays alone.
         Assert.Equal(3, report[nameof(IOps.Rwkv7RopeKeysWkv7)]);
         Assert.False(report.ContainsKey(nameof(IOps.Wkv7)));
         Assert.False(report.ContainsKey(nameof(IOps.RopeExpand)));
         Assert.Equal(1, report[nameof(IOps.RmsNorm)]);
         Assert.False(report.ContainsKey(nameof(IOps.AddRmsNorm)));
-        Assert.Equal(3, report[nameof(IOps.AddRmsNormMatMulShared)]);
+        Assert.Equal(3, report[nameof(IOps.AddRmsNormMatMulSharedLoraSet)]);
+        Assert.False(report.ContainsKey(nameof(IOps.AddRmsNormMatMulShared)));
+        Assert.False(report.ContainsKey(nameof(IOps.LoraSet)));
         Assert.Equal(3, report[nameof(IOps.AddRmsNormMlp)]);
         Assert.False(report.ContainsKey(nameof(IOps.AddRmsNormGateUpSwiGlu)));
         Assert.Equal(1, report[nameof(IOps.Add)]);

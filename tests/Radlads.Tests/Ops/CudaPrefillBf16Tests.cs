@@ -622,6 +622,95 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
         SameBits(off, on, $"{architecture} prefill logits");
     }
 
+    /// <summary>
+    /// While the second stream is forked, a block freed by either stream's op is not handed out again (the other
+    /// stream may still use it) until the join; blocks freed before the fork are; launches between BeginSide and EndSide
+    /// go to the second stream. Misuse (a fork inside a fork, a join or a side section without one) throws.
+    /// </summary>
+    [Fact]
+    public void BlocksFreedWhileForkedAreHeldUntilTheJoin()
+    {
+        const int Floats = 4096;
+        Backend.ReleaseCachedMemory();
+        ulong before;
+        using (var t = (CudaTensor)Backend.AllocateUninitialized(Floats))
+        {
+            before = t.Pointer;
+        }
+
+        nint main = Backend.Stream;
+        long forks = Backend.SideForks;
+        Backend.Fork();
+        Assert.Equal(forks + 1, Backend.SideForks);
+        Assert.Throws<InvalidOperationException>(Backend.Fork);
+        ulong freedWhileForked;
+        var second = (CudaTensor)Backend.AllocateUninitialized(Floats);
+        try
+        {
+            var first = (CudaTensor)Backend.AllocateUninitialized(Floats);
+            Assert.Equal(before, first.Pointer);
+            freedWhileForked = first.Pointer;
+            first.Dispose();
+            Backend.BeginSide();
+            Assert.NotEqual(main, Backend.Stream);
+            using (var side = (CudaTensor)Backend.AllocateUninitialized(Floats))
+            {
+                Assert.NotEqual(freedWhileForked, side.Pointer);
+                Assert.NotEqual(second.Pointer, side.Pointer);
+            }
+
+            Backend.EndSide();
+            Assert.Equal(main, Backend.Stream);
+        }
+        finally
+        {
+            Backend.Join();
+        }
+
+        Assert.Equal(main, Backend.Stream);
+        Assert.Throws<InvalidOperationException>(Backend.Join);
+        Assert.Throws<InvalidOperationException>(Backend.BeginSide);
+        // After the join the held blocks are free again (both of them: the first and the side's).
+        Assert.Equal(2 * CudaBackend.SizeClass(Floats * 4L), Backend.CachedBytes);
+        using var again = (CudaTensor)Backend.AllocateUninitialized(Floats);
+        second.Dispose();
+        Backend.Synchronize();
+    }
+
+    /// <summary>
+    /// RAD-RWKV7's prefill with the LoRA set on the second stream beside q/k/v (CudaBackend.ConcurrentLora, a fork a
+    /// layer) and without: the same logits bit for bit, and the state after it too.
+    /// </summary>
+    [Fact]
+    public void APrefillWithTheLoraSetBesideQkvGivesTheSameBits()
+    {
+        var config = Radlads.Models.SyntheticModel.Config("tiny", Radlads.Models.Architecture.Rwkv7Qwen2);
+        using var model = Radlads.Models.SyntheticModel.Create(config, Backend, seed: 11);
+        int[] tokens = [.. Enumerable.Range(0, 41).Select(i => ((i * 37) + 3) % config.VocabSize)];
+        bool concurrent = Backend.ConcurrentLora;
+        float[] Prefill(bool beside)
+        {
+            Backend.ConcurrentLora = beside;
+            try
+            {
+                using var state = model.CreateState();
+                var logits = model.Forward(state, tokens, allLogits: true);
+                return [.. logits, .. model.Forward(state, [tokens[0]])];
+            }
+            finally
+            {
+                Backend.ConcurrentLora = concurrent;
+            }
+        }
+
+        long forks = Backend.SideForks;
+        var off = Prefill(false);
+        Assert.Equal(forks, Backend.SideForks);
+        var on = Prefill(true);
+        Assert.Equal(forks + config.NumHiddenLayers, Backend.SideForks);
+        SameBits(off, on, "RAD-RWKV7 prefill logits, then one decode step's");
+    }
+
     [Fact]
     public void BlocksAbove64MiBComeBackToTheCache()
     {

@@ -97,7 +97,9 @@ public abstract partial class OpConformanceTests
     /// then one launch of lora_down's and gemv_group's blocks: the 7B layer's LoRA set at C = 3584 (K split over blocks,
     /// four 256-column tiles), 0.5B's layer 0 (C = 896, the first layer's plain RmsNorm), C = 64 (one split: no
     /// partials); prompt rows, f16, and the norm fused into the GEMV (CudaBackend.FuseNormGemv) take the two ops, except
-    /// that at prefill sizes (T = 40, 72: cuBLASLt) the LoRA downs read the norm's bf16 copy of normed, as q/k/v do. The
+    /// that at prefill sizes (T = 3, 40, 72: cuBLASLt) the LoRA downs read the norm's bf16 copy of normed, as q/k/v do,
+    /// and run on the backend's second stream beside them (the same bits, with every block the two streams use held
+    /// until they join). The
     /// two-op results are held to the float64 definitions by those ops' own tests.
     /// </summary>
     [Theory]
@@ -145,10 +147,18 @@ public abstract partial class OpConformanceTests
             Tensor[] fusedOut = [.. rows.Select(m => Out(t, m))];
             var fusedSet = Set();
             long? before = GroupLoraLaunches;
+            long forksBefore = cuda?.SideForks ?? 0;
             Ops.AddRmsNormMatMulSharedLoraSet(h2, withBranch ? In(b, t, c) : null, normWeight, 1e-6f, normed2, weights, biases, fusedOut, fusedSet);
             if (before is { } launched)
             {
                 Assert.Equal(launched + (oneLaunchOnCuda ? 1 : 0), GroupLoraLaunches);
+            }
+
+            if (cuda is not null)
+            {
+                // Prompt rows on cuBLASLt: the LoRA set ran on the second stream beside q/k/v (CudaBackend.ConcurrentLora).
+                bool side = t > 1 && cuda.Gemm is not null && cuda.ConcurrentLora;
+                Assert.Equal(forksBefore + (side ? 1 : 0), cuda.SideForks);
             }
 
             var pairs = new[] { (h1, h2, "h"), (normed1, normed2, "normed") }
