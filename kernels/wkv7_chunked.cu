@@ -566,10 +566,9 @@ template <int N, int R, int W> struct Wkv7cScan
     static_assert(TB >= 1 && TB * W == ROWT * (N / 8), "phase B: every warp the same number of state tiles");
 };
 
-// Shared memory of the scan kernel (4-byte words) with B staged buffers (2 or 3: chunks staged B − 1 ahead): the
-// buffers, S [R][SP] in fp32 and split into TF32 hi and lo, u split [R][UP] twice, y [L][R], phase A's partial sums, and
-// B 8-byte mbarriers (one a buffer: the bulk copies').
-#define WKV7C_SCAN_SHARED(G, B) ((B) * G::BUFFER + 3 * G::ROWS * G::SP + 2 * G::ROWS * G::UP + WKV7C_L * G::ROWS + G::PARTIAL + 2 * (B))
+// Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] in fp32 and split into TF32 hi and lo,
+// u split [R][UP] twice, y [L][R], phase A's partial sums, and two 8-byte mbarriers (one a buffer: the bulk copies').
+#define WKV7C_SCAN_SHARED(G) (2 * G::BUFFER + 3 * G::ROWS * G::SP + 2 * G::ROWS * G::UP + WKV7C_L * G::ROWS + G::PARTIAL + 4)
 
 // Where a thread's share of v and y lies (the same (token, row) pairs for both): x = threadIdx.x + q·THREADS,
 // m = x / R, i = x % R; offset[q] = m·width + i from row 0 of the block's column, relative to the chunk's first token.
@@ -709,11 +708,8 @@ template <int SP, int TB> __device__ __forceinline__ void wkv7c_store_split(unsi
     }
 }
 
-// buffers: the staged buffers (2 or 3, WKV7C_SCAN_SHARED's B). With 3 a chunk's record is copied two chunks ahead of
-// its use: where the grid is one block an SM (0.5B, 1.5B), the copy's latency was what the chain waited on (session 21).
 template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k,
-    const float* v, const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y,
-    int buffers)
+    const float* v, const float* a, const float* b, const float* records, float* state, int tokens, int heads, float* y)
 {
     using G = Wkv7cScan<N, R, W>;
     using Rec = Wkv7cRecord<N>;
@@ -731,7 +727,7 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
     extern __shared__ float scan[];
     // S [R][SP] in fp32 (the start, the end and the token-by-token path) and split into TF32 hi and lo (phase A's A
     // operand: split once by the warp that owns it instead of once by each warp that reads it); u likewise.
-    float* S = scan + buffers * G::BUFFER;
+    float* S = scan + 2 * G::BUFFER;
     unsigned* Shi = (unsigned*)(S + R * SP);
     unsigned* Slo = Shi + R * SP;
     unsigned* Uhi = Slo + R * SP;  // u [R][UP]
@@ -754,20 +750,14 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
 
     if (threadIdx.x == 0)
     {
-        for (int q = 0; q < buffers; q++) mbar_init(bars + q, 1);
+        mbar_init(bars, 1);
+        mbar_init(bars + 1, 1);
         mbar_init_fence();
     }
 
     __syncthreads();
     const Wkv7cLanes<G> lanes(width);
-    // Chunks 0 … buffers − 2 staged ahead, one commit group each (empty past the last chunk: every chunk then has its
-    // group buffers − 1 groups before the newest, which the wait in the loop counts on).
-    for (int q = 0; q + 1 < buffers; q++)
-    {
-        if (q < chunks) wkv7c_stage<G>(scan + q * G::BUFFER, records + (i64)q * RECORD, bars + q, v + (i64)q * L * width + column,
-            tokens - q * L, lanes);
-        else copy_async_commit();
-    }
+    wkv7c_stage<G>(scan, records, bars, v + column, tokens, lanes);
     // acc[t] = the D fragment of S at rows m0 …, keys 8·(nb + t) …
     float acc[TB][4];
     wkv7c_load_tiles<SP, TB>(S, m0, nb, acc);
@@ -775,25 +765,23 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
 
     for (int ch = 0; ch < chunks; ch++)
     {
-        const int t0 = ch * L, ahead = ch + buffers - 1, slot = ch % buffers;
-        if (ahead < chunks)
+        const int t0 = ch * L;
+        if (ch + 1 < chunks)
         {
-            // Buffer ahead % buffers was last read in chunk ch − 1, which every thread has finished (the barrier below).
-            const int next = ahead % buffers;
-            wkv7c_stage<G>(scan + next * G::BUFFER, records + (i64)ahead * RECORD, bars + next, v + (i64)ahead * L * width + column,
-                tokens - ahead * L, lanes);
+            // The other buffer was last read in chunk ch − 1, which every thread has finished (the barrier below).
+            const int next = (ch + 1) & 1;
+            wkv7c_stage<G>(scan + next * G::BUFFER, records + (i64)(ch + 1) * RECORD, bars + next, v + (i64)(t0 + L) * width + column,
+                tokens - (t0 + L), lanes);
+            copy_async_wait_group<1>();
         }
         else
         {
-            copy_async_commit();
+            copy_async_wait_group<0>();
         }
 
-        // Chunk ch's group is the oldest of the last `buffers` groups.
-        if (buffers == 3) copy_async_wait_group<2>();
-        else copy_async_wait_group<1>();
-        mbar_wait(bars + slot, (ch / buffers) & 1);
+        mbar_wait(bars + (ch & 1), (ch >> 1) & 1);
         __syncthreads();
-        const float* cur = scan + slot * G::BUFFER;
+        const float* cur = scan + (ch & 1) * G::BUFFER;
         const unsigned* MA = (const unsigned*)cur + Rec::MA; // [P | R′]ᵀ [2L][MS]
         const unsigned* BK = (const unsigned*)cur + Rec::BK; // [B̃ ; K̃]ᵀ [N][BS]
         const unsigned* QW = (const unsigned*)cur + Rec::QW; // [Q | W′]ᵀ [2L][QS]
@@ -1016,15 +1004,15 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
     }                                                                                                                           \
     extern "C" __global__ void __launch_bounds__(Wkv7cScan<N, 32, N / 8>::THREADS, 1) wkv7_chunk_scan_f32_n##N(const float* r,  \
         const float* w, const float* k, const float* v, const float* a, const float* b, const float* records, float* state,    \
-        int tokens, int heads, float* y, int buffers)                                                                           \
+        int tokens, int heads, float* y)                                                                                        \
     {                                                                                                                           \
-        wkv7_chunk_scan<N, 32, N / 8>(r, w, k, v, a, b, records, state, tokens, heads, y, buffers);                             \
+        wkv7_chunk_scan<N, 32, N / 8>(r, w, k, v, a, b, records, state, tokens, heads, y);                                      \
     }                                                                                                                           \
     extern "C" __global__ void __launch_bounds__(Wkv7cScan<N, 16, WKV7C_R16_WARPS(N)>::THREADS, 2)                              \
         wkv7_chunk_scan_f32_n##N##_r16(const float* r, const float* w, const float* k, const float* v, const float* a,          \
-            const float* b, const float* records, float* state, int tokens, int heads, float* y, int buffers)                  \
+            const float* b, const float* records, float* state, int tokens, int heads, float* y)                               \
     {                                                                                                                           \
-        wkv7_chunk_scan<N, 16, WKV7C_R16_WARPS(N)>(r, w, k, v, a, b, records, state, tokens, heads, y, buffers);                \
+        wkv7_chunk_scan<N, 16, WKV7C_R16_WARPS(N)>(r, w, k, v, a, b, records, state, tokens, heads, y);                         \
     }
 WKV7_CHUNKED(64)
 WKV7_CHUNKED(128)

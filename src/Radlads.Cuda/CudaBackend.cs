@@ -77,8 +77,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
             Wkv7ChunkedMinTokens = ParseWkv7ChunkedMinTokens(Environment.GetEnvironmentVariable("RADLADS_WKV7_CHUNKED_MIN_TOKENS")) ?? Wkv7ChunkedMinTokens;
             Wkv7ChunkScanRows = EnvironmentChoice("RADLADS_WKV7_SCAN_ROWS", Wkv7ChunkScanRows, CudaOps.Wkv7ChunkScanRowChoices,
                 "state rows a block of the chunked Wkv7 scan holds");
-            Wkv7ChunkScanBuffers = EnvironmentChoice("RADLADS_WKV7_SCAN_BUFFERS", 0, [2, 3],
-                "staged chunk buffers of the chunked Wkv7 scan; unset: 3 where its grid is one block an SM, else 2");
 
 
             AttentionTensorCores = Device.ComputeMajor >= 8 && Environment.GetEnvironmentVariable("RADLADS_ATTENTION_TC") != "0";
@@ -198,12 +196,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
     /// block an SM at N = 128) or 16 (_r16: half the warps and shared memory, two blocks an SM, twice the blocks).
     /// </summary>
     internal int Wkv7ChunkScanRows { get; set; } = 16;
-
-    /// <summary>
-    /// Staged chunk buffers of the chunked Wkv7 scan (RADLADS_WKV7_SCAN_BUFFERS: 2 or 3; 0, the default, chooses by the
-    /// grid: <see cref="CudaOps.Wkv7ChunkScanBuffers"/>).
-    /// </summary>
-    internal int Wkv7ChunkScanBuffers { get; set; }
 
     /// <summary>Chunked Wkv7 prefills queued so far (tests check which path ran).</summary>
     internal long Wkv7ChunkedLaunches { get; set; }

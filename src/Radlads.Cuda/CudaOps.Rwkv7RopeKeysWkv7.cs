@@ -54,7 +54,10 @@ internal sealed unsafe partial class CudaOps
         backend.Launch(backend.Kernels.Wkv7ChunkPrepKeys[n], "wkv7_chunk_prep_keys_f32", (uint)chunks, (uint)heads, Wkv7ChunkPrepThreads,
             Wkv7ChunkPrepShared(n), prep);
         // A flagged chunk's token-by-token path reads r (rotated: the prep writes it there), w, k̃, a, b from the workspace.
-        LaunchWkv7ChunkScan(backend, pr, pfw, pfk, pvh, pfa, pfb, precords, ps, tokens, heads, n, py, 1);
+        void** scan = stackalloc void*[] { &pr, &pfw, &pfk, &pvh, &pfa, &pfb, &precords, &ps, &tokens, &heads, &py };
+        int rows = backend.Wkv7ChunkScanRows, threads = backend.Kernels.Wkv7ChunkScanThreads[(n, rows)];
+        backend.Launch(backend.Kernels.Wkv7ChunkScan[(n, rows)], "wkv7_chunk_scan_f32", (uint)(heads * (n / rows)), 1, (uint)threads,
+            Wkv7ChunkScanShared(n, rows, threads), scan, programmatic: false);
         backend.Wkv7ChunkedLaunches++;
         backend.RopeKeysWkv7PromptLaunches++;
     }

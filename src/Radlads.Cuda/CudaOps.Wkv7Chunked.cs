@@ -32,53 +32,18 @@ internal sealed unsafe partial class CudaOps
         (uint)(((6 * Wkv7ChunkTokens * (n + 4)) + (6 * Wkv7ChunkTokens * (Wkv7ChunkTokens + 1)) + 1) * sizeof(float));
 
     /// <summary>
-    /// WKV7C_SCAN_SHARED(G, B) in bytes for a block of <paramref name="rows"/> state rows in <paramref name="threads"/>
-    /// threads with <paramref name="buffers"/> staged buffers (each a record, then v [R][L + 4]): the buffers, S [R][N + 4]
-    /// in fp32 and as TF32 hi and lo, u [R][L + 4] as hi and lo, y [L][R], phase A's partial sums (the warps beyond one a
-    /// tile of [u | y] split its K: tiles × 32 lanes × 4 floats a further slice) and an mbarrier a buffer (2 floats each).
+    /// WKV7C_SCAN_SHARED(G) in bytes for a block of <paramref name="rows"/> state rows in <paramref name="threads"/>
+    /// threads: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4] in fp32 and as TF32 hi and lo, u [R][L + 4]
+    /// as hi and lo, y [L][R], phase A's partial sums (the warps beyond one a tile of [u | y] split its K: tiles × 32
+    /// lanes × 4 floats a further slice) and two mbarriers (4 floats).
     /// </summary>
-    internal static uint Wkv7ChunkScanShared(int n, int rows, int threads, int buffers = 2)
+    internal static uint Wkv7ChunkScanShared(int n, int rows, int threads)
     {
         const int l = Wkv7ChunkTokens;
         int buffer = Wkv7ChunkRecord(n) + (rows * (l + 4));
         int tiles = Wkv7ChunkScanTiles(rows);
         int partial = ((threads / 32 / tiles) - 1) * tiles * 32 * 4;
-        return (uint)(((buffers * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows) + partial + (2 * buffers)) * sizeof(float));
-    }
-
-    /// <summary>
-    /// The scan's staged buffers for a grid of <paramref name="blocks"/> blocks: 3 (each record copied two chunks
-    /// before its use) where the grid is at most one block an SM and the third buffer fits, else 2 (7B: 224 blocks of
-    /// 16 rows must sit two an SM, which a third buffer's 39 KB would not leave room for). Why: with one block an SM
-    /// (0.5B: 56 blocks, 1.5B: 96) the chain of chunks waited on each record's copy, issued only a chunk ahead: the scan
-    /// without restaging ran 127 → 110 µs a 0.5B layer, and the copies fetched into the L2 ahead (so not DRAM's latency)
-    /// only 127 → 124 (H200, 2026-11-29). <see cref="CudaBackend.Wkv7ChunkScanBuffers"/> fixes the count where it fits.
-    /// </summary>
-    internal static int Wkv7ChunkScanBuffers(CudaBackend backend, int n, int rows, int threads, long blocks)
-    {
-        bool fits = Wkv7ChunkScanShared(n, rows, threads, 3) <= backend.Kernels.MaxDynamicShared;
-        return backend.Wkv7ChunkScanBuffers switch
-        {
-            3 => fits ? 3 : 2,
-            2 => 2,
-            _ => fits && blocks <= backend.Device.MultiprocessorCount ? 3 : 2,
-        };
-    }
-
-    /// <summary>
-    /// Queues wkv7_chunk_scan_f32 over <paramref name="sequences"/> sequences (a block per
-    /// <see cref="CudaBackend.Wkv7ChunkScanRows"/> state rows of a head, <see cref="Wkv7ChunkScanBuffers"/> staged
-    /// buffers) on the records at <paramref name="precords"/>. Launched plainly, like wkv7_tile_f32: its blocks are one
-    /// latency-bound wave that must spread over the SMs.
-    /// </summary>
-    private static void LaunchWkv7ChunkScan(CudaBackend backend, ulong pr, ulong pw, ulong pk, ulong pv, ulong pa, ulong pb, ulong precords,
-        ulong ps, int tokens, int heads, int n, ulong py, int sequences)
-    {
-        int rows = backend.Wkv7ChunkScanRows, threads = backend.Kernels.Wkv7ChunkScanThreads[(n, rows)];
-        int buffers = Wkv7ChunkScanBuffers(backend, n, rows, threads, (long)heads * (n / rows) * sequences);
-        void** scan = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &precords, &ps, &tokens, &heads, &py, &buffers };
-        backend.Launch(backend.Kernels.Wkv7ChunkScan[(n, rows)], "wkv7_chunk_scan_f32", (uint)(heads * (n / rows)), (uint)sequences,
-            (uint)threads, Wkv7ChunkScanShared(n, rows, threads, buffers), scan, programmatic: false);
+        return (uint)(((2 * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows) + partial + 4) * sizeof(float));
     }
 
     /// <summary>Wkv7cScan::TILES: phase A's 16×8 tiles of [u | y] (R × 2L).</summary>
@@ -127,7 +92,11 @@ internal sealed unsafe partial class CudaOps
         void** prep = stackalloc void*[] { &pr, &pw, &pk, &pa, &pb, &tokens, &heads, &precords };
         backend.Launch(backend.Kernels.Wkv7ChunkPrep[n], "wkv7_chunk_prep_f32", (uint)chunks, (uint)heads, Wkv7ChunkPrepThreads,
             Wkv7ChunkPrepShared(n), prep, gridZ: (uint)sequences);
-        LaunchWkv7ChunkScan(backend, pr, pw, pk, pv, pa, pb, precords, ps, tokens, heads, n, py, sequences);
+        void** scan = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &precords, &ps, &tokens, &heads, &py };
+        // Launched plainly, like wkv7_tile_f32: its blocks are one latency-bound wave that must spread over the SMs.
+        int rows = backend.Wkv7ChunkScanRows, threads = backend.Kernels.Wkv7ChunkScanThreads[(n, rows)];
+        backend.Launch(backend.Kernels.Wkv7ChunkScan[(n, rows)], "wkv7_chunk_scan_f32", (uint)(heads * (n / rows)),
+            (uint)sequences, (uint)threads, Wkv7ChunkScanShared(n, rows, threads), scan, programmatic: false);
         backend.Wkv7ChunkedLaunches++;
     }
 }
