@@ -644,10 +644,10 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
         Assert.Equal(forks + 1, Backend.SideForks);
         Assert.Throws<InvalidOperationException>(Backend.Fork);
         ulong freedWhileForked;
+        var first = (CudaTensor)Backend.AllocateUninitialized(Floats);
         var second = (CudaTensor)Backend.AllocateUninitialized(Floats);
         try
         {
-            var first = (CudaTensor)Backend.AllocateUninitialized(Floats);
             Assert.Equal(before, first.Pointer);
             freedWhileForked = first.Pointer;
             first.Dispose();
