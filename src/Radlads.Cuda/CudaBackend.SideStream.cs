@@ -20,8 +20,9 @@ public sealed partial class CudaBackend
     private List<DeviceMemory>? forkFreed;
 
     /// <summary>
-    /// Whether prefill runs RAD-RWKV7's LoRA set on the second stream beside q/k/v (default on;
-    /// RADLADS_CONCURRENT_LORA=0 runs it after them on the main stream, for A/B timings: the same bits).
+    /// Whether prefill runs RAD-RWKV7's LoRA set on the second stream beside q/k/v, and the ops of an IOps.BeginBeside
+    /// section (the low-rank gate's LoRA) beside the recurrence (default on; RADLADS_CONCURRENT_LORA=0 runs them in
+    /// order on the main stream, for A/B timings: the same bits).
     /// </summary>
     internal bool ConcurrentLora { get; set; } = EnvironmentChoice("RADLADS_CONCURRENT_LORA", 1, [0, 1],
         "1: prefill's LoRA set runs on a second stream beside q/k/v, 0: after them") == 1;
@@ -88,6 +89,40 @@ public sealed partial class CudaBackend
         foreach (var block in freed)
         {
             Return(block);
+        }
+    }
+
+    private bool besideOpen;
+
+    /// <summary>
+    /// IOps.BeginBeside: a fork onto the second stream and its side section (when <see cref="ConcurrentLora"/> is on
+    /// and the backend may fork; otherwise nothing, and the ops run in order). A beside section left unjoined (an op
+    /// threw between) is joined first.
+    /// </summary>
+    internal void BeginBeside()
+    {
+        if (besideOpen)
+        {
+            JoinBeside();
+        }
+
+        if (!ConcurrentLora || !CanFork)
+        {
+            return;
+        }
+
+        Fork();
+        BeginSide();
+        besideOpen = true;
+    }
+
+    /// <summary>IOps.JoinBeside: the main stream waits for the beside ops (nothing when none are open).</summary>
+    internal void JoinBeside()
+    {
+        if (besideOpen)
+        {
+            besideOpen = false;
+            Join();
         }
     }
 

@@ -6,4 +6,10 @@ namespace Radlads.Cuda;
 internal sealed partial class CudaOps
 {
     public void Prefetch(params Tensor[][] groups) => backend.Prefetch(groups);
+
+    public void BeginBeside() => backend.BeginBeside();
+
+    public void EndBeside() => backend.EndSide();
+
+    public void JoinBeside() => backend.JoinBeside();
 }

@@ -118,13 +118,29 @@ internal sealed class Rwkv7Mixer : IMixer
         LoraBranch? residual = FirstLayer ? null
             : pass.LoraBranch(v1!, v2!, LoraInner.None, promptOnly ? LoraOuter.None : LoraOuter.AddSigmoid, promptOnly ? null : v0);
         var lowRankGate = gate.LowRankBranch(pass);
+        // A prompt's low-rank gate is read only after the recurrence (10–11): its LoRA runs beside the recurrence
+        // (IOps.BeginBeside; CUDA: on a second stream, in the SMs the latency-bound scan leaves idle).
+        bool gateBeside = promptOnly && lowRankGate is not null;
         LoraBranch[] branches = [decay, rate, .. residual is { } nuBranch ? [nuBranch] : Array.Empty<LoraBranch>(),
-            .. lowRankGate is { } gateBranch ? [gateBranch] : Array.Empty<LoraBranch>()];
+            .. lowRankGate is { } gateBranch && !gateBeside ? [gateBranch] : Array.Empty<LoraBranch>()];
 
         // 1. Projections, with the LoRA set in one op (both only read x): on the CUDA decode path the LoRA down
         // projections then run in the q/k/v GEMV's launch, one kernel boundary fewer; at prefill the LoRA down GEMMs
         // read the bf16 copy of x that the input norm wrote for q/k/v, instead of rounding x again.
         var (r, k, vRaw) = p.ProjectWithLoras(pass, config, x, branches);
+        if (gateBeside)
+        {
+            // x is not written again in this layer, and nothing before the join reads g.
+            ops.BeginBeside();
+            try
+            {
+                ops.LoraSet(x, [lowRankGate!.Value]);
+            }
+            finally
+            {
+                ops.EndBeside();
+            }
+        }
 
         var w = decay.Y;
         var iclr = rate.Y;
@@ -287,6 +303,11 @@ internal sealed class Rwkv7Mixer : IMixer
         }
 
         // 10–11. Output normalisation (GroupNorm, or × N^−1/2 fused with the gate), gate, o_proj. No bonus: r_k is ignored.
+        if (gateBeside)
+        {
+            ops.JoinBeside();
+        }
+
         if (GroupNorm)
         {
             ops.GroupNorm(o, lnWeight!, lnBias!, h, n * 1e-5f, o);

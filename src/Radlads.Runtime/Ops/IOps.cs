@@ -519,4 +519,24 @@ public interface IOps
     void Prefetch(params Tensor[][] groups)
     {
     }
+
+    /// <summary>
+    /// A hint: the ops queued from here to <see cref="EndBeside"/> may run beside the ops queued after it, until
+    /// <see cref="JoinBeside"/> (CUDA prefill: on a second stream, while a latency-bound recurrence leaves SMs idle).
+    /// The caller guarantees that the ops in between neither read nor write what the beside ops write, and write
+    /// nothing the beside ops read, until the join. Changes no result; the default runs everything in order.
+    /// </summary>
+    void BeginBeside()
+    {
+    }
+
+    /// <summary>Ends the ops that <see cref="BeginBeside"/> began; the ops after this may run beside them.</summary>
+    void EndBeside()
+    {
+    }
+
+    /// <summary>The ops after this run after everything queued before it, the beside ops included.</summary>
+    void JoinBeside()
+    {
+    }
 }

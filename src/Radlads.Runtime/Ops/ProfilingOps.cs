@@ -57,6 +57,12 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
     // A hint, passed through untimed.
     public void Prefetch(params Tensor[][] groups) => inner.Prefetch(groups);
 
+    public void BeginBeside() => inner.BeginBeside();
+
+    public void EndBeside() => inner.EndBeside();
+
+    public void JoinBeside() => inner.JoinBeside();
+
     private long Start()
     {
         synchronize?.Invoke();

@@ -678,11 +678,12 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
     }
 
     /// <summary>
-    /// RAD-RWKV7's prefill with the LoRA set on the second stream beside q/k/v (CudaBackend.ConcurrentLora, a fork a
-    /// layer) and without: the same logits bit for bit, and the state after it too.
+    /// RAD-RWKV7's prefill with its LoRAs on the second stream (CudaBackend.ConcurrentLora: two forks a layer, the LoRA
+    /// set beside q/k/v and the low-rank gate's beside the recurrence) and without: the same logits bit for bit, and
+    /// the state after it too (a decode step's logits).
     /// </summary>
     [Fact]
-    public void APrefillWithTheLoraSetBesideQkvGivesTheSameBits()
+    public void APrefillWithItsLorasOnTheSecondStreamGivesTheSameBits()
     {
         var config = Radlads.Models.SyntheticModel.Config("tiny", Radlads.Models.Architecture.Rwkv7Qwen2);
         using var model = Radlads.Models.SyntheticModel.Create(config, Backend, seed: 11);
@@ -707,7 +708,7 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
         var off = Prefill(false);
         Assert.Equal(forks, Backend.SideForks);
         var on = Prefill(true);
-        Assert.Equal(forks + config.NumHiddenLayers, Backend.SideForks);
+        Assert.Equal(forks + (2 * config.NumHiddenLayers), Backend.SideForks);
         SameBits(off, on, "RAD-RWKV7 prefill logits, then one decode step's");
     }
 
