@@ -28,7 +28,18 @@ internal sealed unsafe partial class CudaOps
         }
 
         ulong[] pointers = [.. activations.Select(P)];
-        if (!backend.FuseRopeKeysWkv7Prompt || backend.Recording || !TakesWkv7Chunked(backend, tokens, n, pointers))
+        bool chunked = backend.FuseRopeKeysWkv7Prompt && !backend.Recording && TakesWkv7Chunked(backend, tokens, n, pointers);
+        // Ops begun beside this one (IOps.BeginBeside: the gate's LoRA) keep running beside it only where the scan's
+        // blocks outnumber the SMs (7B: 224 blocks of 16 rows, two an SM, shared memory full): their GEMMs then take
+        // the SMs the scan leaves idle (7B prefill 59.4 → 58.4 ms). Where the scan is one block an SM (1.5B: 96, 0.5B:
+        // 56), their blocks shared SMs with the latency-bound scan and slowed it (1.5B 20.5 → 21.2 ms): they finish
+        // first (H200, 2026-11-29, session 21 call 7).
+        if (!chunked || (long)heads * (n / backend.Wkv7ChunkScanRows) <= backend.Device.MultiprocessorCount)
+        {
+            backend.JoinBeside();
+        }
+
+        if (!chunked)
         {
             FusedOpCompositions.RopeKeysWkv7(this, r, k, v, heads, kvHeads, headDim, rope, startPosition, theta, decayZ, w0, rateZ, a0, keyScale,
                 iclrMix, balanced, residualZ, v0, vFirst, kh, vh, w, removal, replacement, kTilde, state, y);
