@@ -733,6 +733,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IStepCapture
         }
 
         Device.MakeCurrent();
+        // A beside section an op left open (it threw before the join) still holds the blocks freed since its fork.
+        JoinBeside();
         ropeTable?.Dispose();
         ReleaseCachedMemory();
         ids?.Dispose();
