@@ -8,8 +8,9 @@ namespace Radlads.Cuda;
 /// (<see cref="Stream"/> answers it, and its cuBLASLt GEMMs get their own workspace), and <see cref="Join"/> makes the
 /// main stream wait for it. Blocks freed while forked go back to the cache only at the join: a block freed by one
 /// stream's op must not be handed to the other stream's op while the first may still use it. Never while recording a
-/// step (CudaOps forks only at prefill). Why: RAD-RWKV7's LoRA set is eight small GEMMs (ranks 64–416) that fill a
-/// fraction of the GPU each; beside q/k/v's GEMMs they fill the SMs those leave idle.
+/// step (CudaOps forks only at prefill). Two users: the prefill LoRA set beside q/k/v (CudaOps.AddRmsNormMatMulShared
+/// LoraSet: eight small GEMMs, ranks 64–416, each a fraction of the GPU), and IOps.BeginBeside sections (a prompt's
+/// low-rank gate LoRA beside the 7B recurrence, whose scan leaves ~20 SMs idle).
 /// </summary>
 public sealed partial class CudaBackend
 {
@@ -18,6 +19,7 @@ public sealed partial class CudaBackend
     private CudaEvent? sideJoin;
     private bool onSide;
     private List<DeviceMemory>? forkFreed;
+    private bool besideOpen;
 
     /// <summary>
     /// Whether prefill runs RAD-RWKV7's LoRA set on the second stream beside q/k/v, and the ops of an IOps.BeginBeside
@@ -91,8 +93,6 @@ public sealed partial class CudaBackend
             Return(block);
         }
     }
-
-    private bool besideOpen;
 
     /// <summary>
     /// IOps.BeginBeside: a fork onto the second stream and its side section (when <see cref="ConcurrentLora"/> is on
