@@ -35,6 +35,9 @@ public sealed partial class CudaBackend
     /// <summary>Whether the second stream may be used now (not recording a step, not already forked).</summary>
     internal bool CanFork => recording is null && forkFreed is null;
 
+    /// <summary>Whether prefill work should fork now: <see cref="ConcurrentLora"/> on and <see cref="CanFork"/>.</summary>
+    internal bool ForksPrefill => ConcurrentLora && CanFork;
+
     /// <summary>The second stream waits for everything queued on the main stream so far; frees are held until <see cref="Join"/>.</summary>
     internal void Fork()
     {
@@ -106,7 +109,7 @@ public sealed partial class CudaBackend
             JoinBeside();
         }
 
-        if (!ConcurrentLora || !CanFork)
+        if (!ForksPrefill)
         {
             return;
         }

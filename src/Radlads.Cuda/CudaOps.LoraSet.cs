@@ -77,7 +77,7 @@ internal sealed unsafe partial class CudaOps
             IOps.ResidualNorm(this, h, branch, normWeight, eps, normed);
             backend.Enter();
             using var copy = TakeBf16CopyOf(normed);
-            if (!backend.ConcurrentLora || !backend.CanFork)
+            if (!backend.ForksPrefill)
             {
                 MatMulSharedEntered(normed, weights, biases, outputs, copy);
                 LoraSetGemm(normed, branches, copy);

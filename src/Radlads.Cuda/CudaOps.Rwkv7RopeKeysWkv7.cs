@@ -34,7 +34,7 @@ internal sealed unsafe partial class CudaOps
         // the SMs the scan leaves idle (7B prefill 59.4 → 58.4 ms). Where the scan is one block an SM (1.5B: 96, 0.5B:
         // 56), their blocks shared SMs with the latency-bound scan and slowed it (1.5B 20.5 → 21.2 ms): they finish
         // first (H200, 2026-11-29, session 21 call 7).
-        if (!chunked || (long)heads * (n / backend.Wkv7ChunkScanRows) <= backend.Device.MultiprocessorCount)
+        if (!chunked || Wkv7ChunkScanBlocks(backend, heads, n) <= backend.Device.MultiprocessorCount)
         {
             backend.JoinBeside();
         }
@@ -65,11 +65,7 @@ internal sealed unsafe partial class CudaOps
         backend.Launch(backend.Kernels.Wkv7ChunkPrepKeys[n], "wkv7_chunk_prep_keys_f32", (uint)chunks, (uint)heads, Wkv7ChunkPrepThreads,
             Wkv7ChunkPrepShared(n), prep);
         // A flagged chunk's token-by-token path reads r (rotated: the prep writes it there), w, k̃, a, b from the workspace.
-        void** scan = stackalloc void*[] { &pr, &pfw, &pfk, &pvh, &pfa, &pfb, &precords, &ps, &tokens, &heads, &py };
-        int rows = backend.Wkv7ChunkScanRows, threads = backend.Kernels.Wkv7ChunkScanThreads[(n, rows)];
-        backend.Launch(backend.Kernels.Wkv7ChunkScan[(n, rows)], "wkv7_chunk_scan_f32", (uint)(heads * (n / rows)), 1, (uint)threads,
-            Wkv7ChunkScanShared(n, rows, threads), scan, programmatic: false);
-        backend.Wkv7ChunkedLaunches++;
+        LaunchWkv7ChunkScan(backend, pr, pfw, pfk, pvh, pfa, pfb, precords, ps, tokens, heads, n, py, 1);
         backend.RopeKeysWkv7PromptLaunches++;
     }
 }

@@ -92,10 +92,23 @@ internal sealed unsafe partial class CudaOps
         void** prep = stackalloc void*[] { &pr, &pw, &pk, &pa, &pb, &tokens, &heads, &precords };
         backend.Launch(backend.Kernels.Wkv7ChunkPrep[n], "wkv7_chunk_prep_f32", (uint)chunks, (uint)heads, Wkv7ChunkPrepThreads,
             Wkv7ChunkPrepShared(n), prep, gridZ: (uint)sequences);
-        void** scan = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &precords, &ps, &tokens, &heads, &py };
-        // Launched plainly, like wkv7_tile_f32: its blocks are one latency-bound wave that must spread over the SMs.
+        LaunchWkv7ChunkScan(backend, pr, pw, pk, pv, pa, pb, precords, ps, tokens, heads, n, py, sequences);
+    }
+
+    /// <summary>Blocks of wkv7_chunk_scan_f32 a sequence: one per <see cref="CudaBackend.Wkv7ChunkScanRows"/> state rows of each head.</summary>
+    internal static int Wkv7ChunkScanBlocks(CudaBackend backend, int heads, int n) => heads * (n / backend.Wkv7ChunkScanRows);
+
+    /// <summary>
+    /// Queues wkv7_chunk_scan_f32 over <paramref name="sequences"/> sequences on the records at <paramref name="precords"/>
+    /// (<see cref="Wkv7ChunkScanBlocks"/> blocks each), r … b as the token-by-token path of a flagged chunk reads them.
+    /// Launched plainly, like wkv7_tile_f32: its blocks are one latency-bound wave that must spread over the SMs.
+    /// </summary>
+    private static void LaunchWkv7ChunkScan(CudaBackend backend, ulong pr, ulong pw, ulong pk, ulong pv, ulong pa, ulong pb, ulong precords,
+        ulong ps, int tokens, int heads, int n, ulong py, int sequences)
+    {
         int rows = backend.Wkv7ChunkScanRows, threads = backend.Kernels.Wkv7ChunkScanThreads[(n, rows)];
-        backend.Launch(backend.Kernels.Wkv7ChunkScan[(n, rows)], "wkv7_chunk_scan_f32", (uint)(heads * (n / rows)),
+        void** scan = stackalloc void*[] { &pr, &pw, &pk, &pv, &pa, &pb, &precords, &ps, &tokens, &heads, &py };
+        backend.Launch(backend.Kernels.Wkv7ChunkScan[(n, rows)], "wkv7_chunk_scan_f32", (uint)Wkv7ChunkScanBlocks(backend, heads, n),
             (uint)sequences, (uint)threads, Wkv7ChunkScanShared(n, rows, threads), scan, programmatic: false);
         backend.Wkv7ChunkedLaunches++;
     }

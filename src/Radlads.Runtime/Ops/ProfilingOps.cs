@@ -27,10 +27,11 @@ public sealed partial class ProfilingOps(IOps inner, Action? synchronize = null)
     public string FormatPrefillMixing()
     {
         var (calls, total) = PrefillMixing;
+        const string Label = "prefill token mixing (Wkv6, Wkv7, Rwkv7RopeKeysWkv7, Attention with T > 1)";
         return calls == 0
-            ? "prefill token mixing (Wkv6, Wkv7, Rwkv7RopeKeysWkv7, Attention with T > 1): no calls"
+            ? Label + ": no calls"
             : string.Create(CultureInfo.InvariantCulture,
-                $"prefill token mixing (Wkv6, Wkv7, Rwkv7RopeKeysWkv7, Attention with T > 1): {total.TotalMilliseconds:F1} ms in {calls} calls, {total.TotalMilliseconds * 1000 / calls:F1} µs per call");
+                $"{Label}: {total.TotalMilliseconds:F1} ms in {calls} calls, {total.TotalMilliseconds * 1000 / calls:F1} µs per call");
     }
 
     /// <summary>Per op: calls and total time, slowest first.</summary>
