@@ -24,7 +24,8 @@
 // A chunk record (floats), laid out as the scan's shared memory holds it: each part is the transpose of the product's
 // B operand (rows = output columns n, columns = the summed index k), which is what ldmatrix reads as B fragments, and
 // rows are padded by 4 words so that the 8 rows of an ldmatrix fall into distinct banks. MA = [P | R′]ᵀ [2L][N + 4]
-// (row n < L: Pᵀ[n], row L + t: R′ᵀ[t]); BK = [B̃ ; K̃]ᵀ [N][2L + 4] (row j: B̃[·][j], then K̃[·][j]); QW = [Q | W′]ᵀ
+// (row n < L: Pᵀ[n], row L + t: R′ᵀ[t]; the keys of every 8-key group in the order 0 2 4 6 1 3 5 7, which makes the
+// scan's state accumulators its A fragments: wkv7c_state_a); BK = [B̃ ; K̃]ᵀ [N][2L + 4] (row j: B̃[·][j], then K̃[·][j]); QW = [Q | W′]ᵀ
 // [2L][L + 4]; γ_L [N]; the flag and 3 unused words. Padding words are never written nor read.
 template <int N> struct Wkv7cRecord
 {
@@ -184,7 +185,6 @@ template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPr
 {
     using Rec = Wkv7cRecord<N>;
     constexpr int L = WKV7C_L, S = N + 4, M1 = L + 1, V4 = N / 4;
-    static_assert(S == Rec::MS, "Pᵀ and R′ᵀ rows are copied into the record as they are, padding included");
     float *R = s.R, *G = s.G, *K = s.K, *A = s.A, *B = s.B, *P = s.P, *Mab = s.Mab, *Mak = s.Mak, *Mrb = s.Mrb, *Mrk = s.Mrk;
     float *T = s.T, *Q = s.Q;
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -282,11 +282,15 @@ template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPr
     __syncthreads();
     // MA = [Pᵀ ; R′ᵀ] row by row; BK row j = B̃[·][j], K̃[·][j] (B̃ = b̂ ⊙ γ_L, K̃ = k̂ ⊙ γ_L); γ_L; the flag.
     const float* gl = G + (L - 1) * S;
-    for (int x = threadIdx.x; x < 2 * L * V4; x += blockDim.x)
+    for (int x = threadIdx.x; x < 2 * L * (N / 8); x += blockDim.x)
     {
-        const int row = x / V4, j = (x % V4) * 4;
+        // Keys 0 2 4 6 1 3 5 7 of each 8-key group (the scan's A fragments of S: wkv7c_state_a).
+        const int row = x / (N / 8), j = (x % (N / 8)) * 8;
         const float* src = row < L ? P + row * S : R + (row - L) * S;
-        *(float4*)(out + Rec::MA + row * Rec::MS + j) = *(const float4*)(src + j);
+        const float4 lo = *(const float4*)(src + j), hi = *(const float4*)(src + j + 4);
+        float* to = out + Rec::MA + row * Rec::MS + j;
+        *(float4*)to = make_float4(lo.x, lo.z, hi.x, hi.z);
+        *(float4*)(to + 4) = make_float4(lo.y, lo.w, hi.y, hi.w);
     }
 
     for (int x = threadIdx.x; x < N * L / 2; x += blockDim.x)
@@ -374,14 +378,21 @@ template <int N> __device__ __forceinline__ void wkv7_chunk_prep_keys(const floa
     // v's residual below runs (z_w then becomes w in P; the token pass overwrites R, K, A, B in place). Nothing is staged
     // past the end (the token pass writes zeros there).
     {
-        constexpr int V4 = N / 4;
-        for (int x = threadIdx.x; x < 4 * L * V4; x += blockDim.x)
+        // A thread's float4s: the same (token, keys) in all four arrays, so one address computation serves four copies
+        // (the loop over all four arrays' float4s with its selects cost ~13 % of the prep's instructions).
+        constexpr int V4 = N / 4, COPIES = L * V4 / WKV7C_PREP_THREADS;
+        static_assert(COPIES * WKV7C_PREP_THREADS == L * V4, "the block covers a chunk's float4s exactly");
+#pragma unroll
+        for (int q = 0; q < COPIES; q++)
         {
-            const int which = x / (L * V4), t = (x / V4) % L, j = (x % V4) * 4;
+            const int x = threadIdx.x + q * WKV7C_PREP_THREADS, t = x / V4, j = (x % V4) * 4;
             if (t0 + t >= tokens) continue;
             const i64 o = (i64)(t0 + t) * width + (i64)h * N + j, okv = (i64)(t0 + t) * kv_width + (i64)kvh * N + j;
-            float* dst = (which == 0 ? s.R : which == 1 ? s.K : which == 2 ? s.A : s.B) + t * S + j;
-            copy_async_16(dst, which == 0 ? r + o : which == 1 ? k + okv : which == 2 ? za + o : zw + o);
+            const int at = t * S + j;
+            copy_async_16(s.R + at, r + o);
+            copy_async_16(s.K + at, k + okv);
+            copy_async_16(s.A + at, za + o);
+            copy_async_16(s.B + at, zw + o);
         }
 
         copy_async_commit();
@@ -545,30 +556,35 @@ extern "C" __global__ void rope_table_f32(float2* rope, int start, int tokens, i
 // holding TB 8-key tiles of the state in phase B (S ← S ⊙ γ_L + [u | v]·BK, R × N), whose accumulators carry the state
 // across the chunks: at N = 128, R = 32 is 16 warps in one block an SM (four a scheduler: with two, ldmatrix and mma
 // latencies were the kernel's time), R = 16 is 8 warps in a block of half the shared memory, two blocks an SM, so
-// that one block's products fill the other's barriers. Phase A ([u | y] = S·MA + v·QW, R × 2L: TILES 16×8 tiles)
-// gives each tile SPLIT = W/TILES warps, each over 1/SPLIT of K = N (the v·QW k-steps shared out), whose partial sums
-// meet in shared memory. A warp's row tile (m0) is the same in both phases. Shared rows are padded by 4 words, so every
-// ldmatrix is free of bank conflicts. The host reads THREADS back from the kernel (its launch bound).
+// that one block's products fill the other's barriers. Phase A ([u | y] = S·MA + v·QW, R × 2L: NT = 2L/8 column tiles
+// a row tile) runs on the same registers: the KG = W/ROWT warps of a row tile each multiply their own TB·8 keys of S
+// (the D fragments, read as A fragments: see wkv7c_state_a) by those rows of MA into all NT tiles, and the KG partial
+// sums meet in shared memory (S is never re-read from shared memory: half the scan's shared-memory bytes were S's TF32
+// hi and lo read by every tile's warps). A warp's row tile (m0) is the same in both phases. Shared rows are padded by
+// 4 words, so every ldmatrix is free of bank conflicts. The host reads THREADS back from the kernel (its launch bound).
 template <int N, int R, int W> struct Wkv7cScan
 {
     static constexpr int ROWS = R, L = WKV7C_L, ROWT = R / 16, WARPS = W, TB = ROWT * (N / 8) / W, THREADS = 32 * WARPS;
-    static constexpr int TILES = ROWT * (2 * L / 8), SPLIT = WARPS / TILES;
+    static constexpr int NT = 2 * L / 8, KG = WARPS / ROWT;
     static constexpr int RECORD = Wkv7cRecord<N>::SIZE;
     static constexpr int SP = N + 4, VP = L + 4, UP = L + 4; // padded row lengths
     // A staged buffer: the record as it is, then v [R][VP] (state row i's L values: phase A's and B's A operand).
     static constexpr int V = RECORD, BUFFER = V + R * VP;
-    // Phase A's partial sums from the warps of slices 1 … SPLIT − 1: [slice − 1][tile][lane][4].
-    static constexpr int PARTIAL = (SPLIT - 1) * TILES * 32 * 4;
+    // Phase A's partial sums, a warp's D fragments of its row tile's NT tiles: [key group][row tile][tile][lane][4].
+    static constexpr int PARTIAL = WARPS * NT * 32 * 4;
+    // Floats of the partial sums a thread adds up (over the KG key groups).
+    static constexpr int OUT = ROWT * NT * 32 * 4 / THREADS;
     static_assert(N == 64 || N == 128, "head dims 64 and 128");
     static_assert(R == 16 || R == 32, "one or two row tiles");
     static_assert(BUFFER % 4 == 0, "buffers stay 16-byte aligned");
-    static_assert(WARPS % TILES == 0 && (SPLIT == 1 || SPLIT == 2), "phase A: one or two K slices a tile (v·QW has two k-steps)");
-    static_assert(TB >= 1 && TB * W == ROWT * (N / 8), "phase B: every warp the same number of state tiles");
+    static_assert(TB >= 1 && TB <= 2 && TB * W == ROWT * (N / 8), "phase B: every warp one or two state tiles (one ldmatrix.x4 of MA's keys)");
+    static_assert(OUT * THREADS == ROWT * NT * 32 * 4 && (OUT == 1 || OUT == 2 || OUT == 4), "the partial sums shared out evenly");
 };
 
-// Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] in fp32 and split into TF32 hi and lo,
-// u split [R][UP] twice, y [L][R], phase A's partial sums, and two 8-byte mbarriers (one a buffer: the bulk copies').
-#define WKV7C_SCAN_SHARED(G) (2 * G::BUFFER + 3 * G::ROWS * G::SP + 2 * G::ROWS * G::UP + WKV7C_L * G::ROWS + G::PARTIAL + 4)
+// Shared memory of the scan kernel (4-byte words): two staged buffers, S [R][SP] (the start, the end and the
+// token-by-token path), u split [R][UP] twice, y [L][R], phase A's partial sums, and two 8-byte mbarriers (one a
+// buffer: the bulk copies').
+#define WKV7C_SCAN_SHARED(G) (2 * G::BUFFER + G::ROWS * G::SP + 2 * G::ROWS * G::UP + WKV7C_L * G::ROWS + G::PARTIAL + 4)
 
 // Where a thread's share of v and y lies (the same (token, row) pairs for both): x = threadIdx.x + q·THREADS,
 // m = x / R, i = x % R; offset[q] = m·width + i from row 0 of the block's column, relative to the chunk's first token.
@@ -691,21 +707,35 @@ template <int SP, int TB> __device__ __forceinline__ void wkv7c_store_tiles(floa
     }
 }
 
-template <int SP, int TB> __device__ __forceinline__ void wkv7c_store_split(unsigned* hi, unsigned* lo, int m0, int nb, const float (&acc)[TB][4])
+// OUT consecutive floats from shared memory in one load (OUT = 1, 2 or 4; p aligned to OUT floats).
+template <int OUT> __device__ __forceinline__ void wkv7c_load(const float* p, float (&x)[OUT])
 {
-    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
-#pragma unroll
-    for (int t = 0; t < TB; t++)
+    if constexpr (OUT == 4)
     {
-        const int j = 8 * (nb + t) + 2 * c;
-        unsigned h[4], l[4];
-#pragma unroll
-        for (int e = 0; e < 4; e++) wkv7c_split(acc[t][e], h[e], l[e]);
-        *(uint2*)(hi + (m0 + g) * SP + j) = make_uint2(h[0], h[1]);
-        *(uint2*)(lo + (m0 + g) * SP + j) = make_uint2(l[0], l[1]);
-        *(uint2*)(hi + (m0 + g + 8) * SP + j) = make_uint2(h[2], h[3]);
-        *(uint2*)(lo + (m0 + g + 8) * SP + j) = make_uint2(l[2], l[3]);
+        const float4 v = *(const float4*)p;
+        x[0] = v.x; x[1] = v.y; x[2] = v.z; x[3] = v.w;
     }
+    else if constexpr (OUT == 2)
+    {
+        const float2 v = *(const float2*)p;
+        x[0] = v.x; x[1] = v.y;
+    }
+    else
+    {
+        x[0] = *p;
+    }
+}
+
+// State tile t's D fragment (acc: S[g][2c], S[g][2c+1], S[g+8][2c], S[g+8][2c+1] of its 8 keys) as an A fragment,
+// split into TF32 hi and lo: the k index is a sum's, so any order of the tile's keys serves if B's rows follow it. The
+// lane's keys 2c and 2c+1 become the A fragment's columns c and c + 4 (a0 = S[g][2c], a1 = S[g+8][2c], a2 = S[g][2c+1],
+// a3 = S[g+8][2c+1]), which is why the record stores MA's keys of every 8-key group in the order 0 2 4 6 1 3 5 7.
+__device__ __forceinline__ void wkv7c_state_a(const float (&d)[4], unsigned (&hi)[4], unsigned (&lo)[4])
+{
+    wkv7c_split(d[0], hi[0], lo[0]);
+    wkv7c_split(d[2], hi[1], lo[1]);
+    wkv7c_split(d[1], hi[2], lo[2]);
+    wkv7c_split(d[3], hi[3], lo[3]);
 }
 
 template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(const float* r, const float* w, const float* k,
@@ -713,7 +743,7 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
 {
     using G = Wkv7cScan<N, R, W>;
     using Rec = Wkv7cRecord<N>;
-    constexpr int L = G::L, RECORD = G::RECORD, SP = G::SP, VP = G::VP, UP = G::UP, TB = G::TB, SPLIT = G::SPLIT;
+    constexpr int L = G::L, RECORD = G::RECORD, SP = G::SP, VP = G::VP, UP = G::UP, TB = G::TB, NT = G::NT, KG = G::KG;
     pdl_begin();
     const int slices = N / R, h = blockIdx.x / slices, i0 = (blockIdx.x % slices) * R;
     const i64 width = (i64)heads * N;
@@ -725,21 +755,17 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
     const int chunks = (tokens + L - 1) / L;
     records += ((i64)blockIdx.y * heads + h) * chunks * RECORD;
     extern __shared__ float scan[];
-    // S [R][SP] in fp32 (the start, the end and the token-by-token path) and split into TF32 hi and lo (phase A's A
-    // operand: split once by the warp that owns it instead of once by each warp that reads it); u likewise.
+    // S [R][SP] in fp32 (the start, the end and the token-by-token path); u split into TF32 hi and lo (phase B's A
+    // operand: split once by the thread that sums it instead of once by each warp that reads it).
     float* S = scan + 2 * G::BUFFER;
-    unsigned* Shi = (unsigned*)(S + R * SP);
-    unsigned* Slo = Shi + R * SP;
-    unsigned* Uhi = Slo + R * SP;  // u [R][UP]
+    unsigned* Uhi = (unsigned*)(S + R * SP); // u [R][UP]
     unsigned* Ulo = Uhi + R * UP;
     float* Ys = (float*)(Ulo + R * UP); // y [L][R]
     float* Partial = Ys + L * R;
     unsigned long long* bars = (unsigned long long*)(Partial + G::PARTIAL); // one a staged buffer
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
     const int m0 = 16 * (warp % G::ROWT);  // the warp's row tile (both phases)
-    const int nb = TB * (warp / G::ROWT);  // its first 8-key state tile (phase B)
-    // Phase A: the tile (row tile m0, columns 8·(tileA / ROWT) …) and K slice.
-    const int tileA = warp % G::TILES, slice = warp / G::TILES;
+    const int kg = warp / G::ROWT, nb = TB * kg; // its key group: its first 8-key state tile (both phases)
     const i64 column = (i64)h * N + i0; // of row 0 in v and y
 
     for (int x = threadIdx.x; x < R * N / 4; x += blockDim.x)
@@ -761,7 +787,6 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
     // acc[t] = the D fragment of S at rows m0 …, keys 8·(nb + t) …
     float acc[TB][4];
     wkv7c_load_tiles<SP, TB>(S, m0, nb, acc);
-    wkv7c_store_split<SP, TB>(Shi, Slo, m0, nb, acc);
 
     for (int ch = 0; ch < chunks; ch++)
     {
@@ -818,7 +843,6 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
 
             __syncthreads();
             wkv7c_load_tiles<SP, TB>(S, m0, nb, acc);
-            wkv7c_store_split<SP, TB>(Shi, Slo, m0, nb, acc);
         }
         else
         {
@@ -826,82 +850,70 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
             unsigned vh[2][4], vl[2][4];
 #pragma unroll
             for (int e = 0; e < 2; e++) wkv7c_ldsm_a_split((const unsigned*)Vs, VP, m0, 8 * e, vh[e], vl[e]);
-            // Phase A: the warp's share of tile tileA of [u | y] (rows m0 …, columns 8n …): k in its slice of S·MA and
-            // v·QW's k-step e where e % SPLIT is its slice.
-            const int n = tileA / G::ROWT;
-            float part[2][3][4] = {};
+            // Phase A: the warp's keys' share of its row tile of [u | y] = S·MA + v·QW, all NT column tiles: S from its
+            // own state tiles (one k-step each, in the D fragment's key order: wkv7c_state_a) times MA's rows of those
+            // keys (one ldmatrix.x4 a column tile: both k-steps), into a large (hi·hi) and a small (hi·lo + lo·hi)
+            // accumulator a column tile (independent chains); v·QW's 2·NT (column tile, k-step) products shared out over
+            // the key groups.
             {
-                // Two k-steps a stage, the next stage's fragments loaded before this one's products.
-                constexpr int STAGES = N / 16 / SPLIT;
-                const int kbase = slice * (N / SPLIT);
-                unsigned bf[2][4], ah[2][2][4], al[2][2][4];
-                auto load = [&](int buffer, int k0) {
-                    wkv7c_ldsm_b(MA, Rec::MS, 8 * n, k0, bf[buffer]);
+                float big[NT][4] = {}, small[NT][4] = {};
+                unsigned ah[TB][4], al[TB][4], bf[NT][4];
+#pragma unroll
+                for (int t = 0; t < TB; t++) wkv7c_state_a(acc[t], ah[t], al[t]);
+#pragma unroll
+                for (int n = 0; n < NT; n++) wkv7c_ldsm_b(MA, Rec::MS, 8 * n, 8 * nb, bf[n]);
+#pragma unroll
+                for (int t = 0; t < TB; t++)
+                {
+#pragma unroll
+                    for (int n = 0; n < NT; n++) wkv7c_mma3x(big[n], small[n], small[n], ah[t], al[t], bf[n][2 * t], bf[n][2 * t + 1]);
+                }
+
+#pragma unroll
+                for (int n = 0; n < NT; n++)
+                {
 #pragma unroll
                     for (int e = 0; e < 2; e++)
                     {
-                        wkv7c_ldsm_a(Shi, SP, m0, k0 + 8 * e, ah[buffer][e]);
-                        wkv7c_ldsm_a(Slo, SP, m0, k0 + 8 * e, al[buffer][e]);
-                    }
-                };
-                load(0, kbase);
-#pragma unroll
-                for (int stage = 0; stage < STAGES; stage++)
-                {
-                    const int cur = stage & 1;
-                    if (stage + 1 < STAGES) load(cur ^ 1, kbase + 16 * (stage + 1));
-#pragma unroll
-                    for (int e = 0; e < 2; e++)
-                        wkv7c_mma3x(part[e][0], part[e][1], part[e][2], ah[cur][e], al[cur][e], bf[cur][2 * e], bf[cur][2 * e + 1]);
-                }
-
-                unsigned qf[4];
-                wkv7c_ldsm_b(QW, Rec::QS, 8 * n, 0, qf);
-#pragma unroll
-                for (int e = 0; e < 2; e++)
-                    if (e % SPLIT == slice) wkv7c_mma3x(part[e][0], part[e][1], part[e][2], vh[e], vl[e], qf[2 * e], qf[2 * e + 1]);
-            }
-
-            float d[4];
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                d[e] = (part[0][0][e] + part[1][0][e]) + ((part[0][1][e] + part[1][1][e]) + (part[0][2][e] + part[1][2][e]));
-
-            if (SPLIT > 1)
-            {
-                // Slices 1 … SPLIT − 1 hand their sums to slice 0 (a float4 a lane: conflict-free).
-                if (slice > 0) *(float4*)(Partial + (((slice - 1) * G::TILES + tileA) * 32 + lane) * 4) = make_float4(d[0], d[1], d[2], d[3]);
-                __syncthreads();
-#pragma unroll
-                for (int q = 1; q < SPLIT; q++)
-                {
-                    if (slice == 0)
-                    {
-                        const float4 o = *(const float4*)(Partial + (((q - 1) * G::TILES + tileA) * 32 + lane) * 4);
-                        d[0] += o.x;
-                        d[1] += o.y;
-                        d[2] += o.z;
-                        d[3] += o.w;
+                        if ((2 * n + e) % KG != kg) continue;
+                        unsigned qf[4];
+                        wkv7c_ldsm_b(QW, Rec::QS, 8 * n, 0, qf);
+                        wkv7c_mma3x(big[n], small[n], small[n], vh[e], vl[e], qf[2 * e], qf[2 * e + 1]);
                     }
                 }
+
+                // [key group][row tile][column tile][lane][4]: a float4 a lane (conflict-free).
+                float* mine = Partial + ((kg * G::ROWT + m0 / 16) * NT * 32 + lane) * 4;
+#pragma unroll
+                for (int n = 0; n < NT; n++)
+                    *(float4*)(mine + n * 32 * 4) = make_float4(big[n][0] + small[n][0], big[n][1] + small[n][1], big[n][2] + small[n][2], big[n][3] + small[n][3]);
             }
 
-            if (slice == 0)
+            __syncthreads();
             {
-                const int col = 8 * n + 2 * c;
-                if (col < L)
+                // The KG partial sums of OUT consecutive floats a thread (in key-group order), into u (split) or y.
+                constexpr int OUT = G::OUT, GROUP = G::ROWT * NT * 32 * 4;
+                const int f0 = threadIdx.x * OUT;
+                float sum[OUT] = {};
+#pragma unroll
+                for (int q = 0; q < KG; q++)
                 {
-                    wkv7c_split(d[0], Uhi[(m0 + g) * UP + col], Ulo[(m0 + g) * UP + col]);
-                    wkv7c_split(d[1], Uhi[(m0 + g) * UP + col + 1], Ulo[(m0 + g) * UP + col + 1]);
-                    wkv7c_split(d[2], Uhi[(m0 + g + 8) * UP + col], Ulo[(m0 + g + 8) * UP + col]);
-                    wkv7c_split(d[3], Uhi[(m0 + g + 8) * UP + col + 1], Ulo[(m0 + g + 8) * UP + col + 1]);
+                    float part[OUT];
+                    wkv7c_load<OUT>(Partial + q * GROUP + f0, part);
+#pragma unroll
+                    for (int o = 0; o < OUT; o++) sum[o] = q == 0 ? part[o] : sum[o] + part[o];
                 }
-                else
+
+#pragma unroll
+                for (int o = 0; o < OUT; o++)
                 {
-                    Ys[(col - L) * R + m0 + g] = d[0];
-                    Ys[(col - L + 1) * R + m0 + g] = d[1];
-                    Ys[(col - L) * R + m0 + g + 8] = d[2];
-                    Ys[(col - L + 1) * R + m0 + g + 8] = d[3];
+                    // f = ((row tile · NT + column tile) · 32 + lane) · 4 + e; e as the D fragment's (d0 … d3).
+                    const int f = f0 + o, e = f & 3, fl = (f >> 2) & 31, n = (f >> 7) % NT, rt = f / (NT * 128);
+                    const int row = 16 * rt + (fl >> 2) + 8 * (e >> 1), col = 8 * n + 2 * (fl & 3) + (e & 1);
+                    if (col < L)
+                        wkv7c_split(sum[o], Uhi[row * UP + col], Ulo[row * UP + col]);
+                    else
+                        Ys[(col - L) * R + row] = sum[o];
                 }
             }
 
@@ -952,8 +964,6 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
 #pragma unroll
                 for (int e = 0; e < 4; e++) acc[t][e] += hl[t][e] + lh[t][e];
             }
-
-            wkv7c_store_split<SP, TB>(Shi, Slo, m0, nb, acc);
 
             float* y0 = y + (i64)t0 * width + column;
 #pragma unroll

@@ -33,21 +33,23 @@ internal sealed unsafe partial class CudaOps
 
     /// <summary>
     /// WKV7C_SCAN_SHARED(G) in bytes for a block of <paramref name="rows"/> state rows in <paramref name="threads"/>
-    /// threads: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4] in fp32 and as TF32 hi and lo, u [R][L + 4]
-    /// as hi and lo, y [L][R], phase A's partial sums (the warps beyond one a tile of [u | y] split its K: tiles × 32
-    /// lanes × 4 floats a further slice) and two mbarriers (4 floats).
+    /// threads: two staged buffers (a record, then v [R][L + 4]), S [R][N + 4], u [R][L + 4] as TF32 hi and lo, y [L][R],
+    /// phase A's partial sums (every warp's D fragments of its row tile's 2L/8 column tiles: 32 lanes × 4 floats each)
+    /// and two mbarriers (4 floats).
     /// </summary>
     internal static uint Wkv7ChunkScanShared(int n, int rows, int threads)
     {
         const int l = Wkv7ChunkTokens;
         int buffer = Wkv7ChunkRecord(n) + (rows * (l + 4));
-        int tiles = Wkv7ChunkScanTiles(rows);
-        int partial = ((threads / 32 / tiles) - 1) * tiles * 32 * 4;
-        return (uint)(((2 * buffer) + (3 * rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows) + partial + 4) * sizeof(float));
+        int partial = threads / 32 * (2 * l / 8) * 32 * 4;
+        return (uint)(((2 * buffer) + (rows * (n + 4)) + (2 * rows * (l + 4)) + (l * rows) + partial + 4) * sizeof(float));
     }
 
-    /// <summary>Wkv7cScan::TILES: phase A's 16×8 tiles of [u | y] (R × 2L).</summary>
-    internal static int Wkv7ChunkScanTiles(int rows) => rows / 16 * (2 * Wkv7ChunkTokens / 8);
+    /// <summary>
+    /// Wkv7cScan::KG: the key groups of a row tile (warps / (rows / 16)), whose partial sums of phase A are added in
+    /// their order: two row choices with the same count sum in the same order.
+    /// </summary>
+    internal static int Wkv7ChunkScanKeyGroups(int rows, int threads) => threads / 32 / (rows / 16);
 
     /// <summary>
     /// Whether a Wkv7 prefill of <paramref name="tokens"/> tokens at head dim <paramref name="n"/> takes the chunked

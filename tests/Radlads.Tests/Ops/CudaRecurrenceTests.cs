@@ -134,11 +134,11 @@ public sealed class CudaRecurrenceTests : IDisposable
         var expectedState = s0.Select(x => (double)x).ToArray();
         var expected = NaiveOps.Wkv7(r, w, k, v, removal, replacement, expectedState, t, heads, n);
         float[]? firstY = null, firstState = null;
-        (int Split, int Lanes)? firstOrder = null;
+        (int KeyGroups, int Lanes)? firstOrder = null;
         foreach (int rows in CudaOps.Wkv7ChunkScanRowChoices)
         {
             int threads = Backend.Kernels.Wkv7ChunkScanThreads[(n, rows)];
-            var order = (Split: threads / 32 / CudaOps.Wkv7ChunkScanTiles(rows), Lanes: threads / rows);
+            var order = (KeyGroups: CudaOps.Wkv7ChunkScanKeyGroups(rows, threads), Lanes: threads / rows);
             var (y, state) = WithScanRows(rows, () =>
             {
                 var state = In(s0, heads, n, n);
