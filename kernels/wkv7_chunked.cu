@@ -36,11 +36,6 @@ template <int N> struct Wkv7cRecord
 // Floats of one chunk record.
 #define WKV7C_RECORD(N) (Wkv7cRecord<N>::SIZE)
 
-__device__ __forceinline__ float4 wkv7c_fma4(float s, float4 x, float4 acc)
-{
-    return make_float4(fmaf(s, x.x, acc.x), fmaf(s, x.y, acc.y), fmaf(s, x.z, acc.z), fmaf(s, x.w, acc.w));
-}
-
 // x rounded to TF32 (to nearest, ties away from zero: what cvt.rna.tf32.f32 gives for finite x) by integer
 // operations: cvt runs at a fraction of the rate of integer operations, and the scan splits ~300 values a lane a chunk.
 __device__ __forceinline__ unsigned wkv7c_tf32(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
@@ -97,14 +92,44 @@ __device__ __forceinline__ void wkv7c_mma3x(float (&dhh)[4], float (&dhl)[4], fl
     wkv7c_mma(dhh, ahi, b0hi, b1hi);
 }
 
-// The A fragment at rows row0 …, columns k0 … of a row-major [rows][stride] array, split into TF32 hi and lo.
-__device__ __forceinline__ void wkv7c_a_rows(const float* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
+// ldmatrix.x4 on 32-bit words (its 8×8 16-bit matrices are 8×4 words): matrix q's row r starts at at(q, r) (16-byte
+// aligned, in shared memory), and lane 4g + c gets word c of row g of matrix q in d[q]. Under the emulator the same
+// words are read directly.
+template <class At> __device__ __forceinline__ void wkv7c_ldsm(At at, unsigned (&d)[4])
 {
-    const int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
-    const float x[4] = {p[(row0 + g) * stride + k0 + c], p[(row0 + g + 8) * stride + k0 + c], p[(row0 + g) * stride + k0 + c + 4],
-        p[(row0 + g + 8) * stride + k0 + c + 4]};
+    const int lane = threadIdx.x & 31;
+#if __CUDA_ARCH__ >= 800
+    const unsigned address = (unsigned)__cvta_generic_to_shared(at(lane >> 3, lane & 7));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+        : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+        : "r"(address));
+#else
 #pragma unroll
-    for (int e = 0; e < 4; e++) wkv7c_split(x[e], hi[e], lo[e]);
+    for (int q = 0; q < 4; q++) d[q] = at(q, lane >> 2)[lane & 3];
+#endif
+}
+
+// The A fragment (rows row0 …, k0 …: a0 = A[g][c], a1 = A[g+8][c], a2 = A[g][c+4], a3 = A[g+8][c+4]) of a row-major
+// [rows][stride] array.
+__device__ __forceinline__ void wkv7c_ldsm_a(const unsigned* p, int stride, int row0, int k0, unsigned (&a)[4])
+{
+    wkv7c_ldsm([=](int q, int r) { return p + (row0 + 8 * (q & 1) + r) * stride + k0 + 4 * (q >> 1); }, a);
+}
+
+// The B fragments (b0 = B[k0+c][n0+g], b1 = B[k0+c+4][n0+g]) of two k-steps, k0 (b[0], b[1]) and k0 + 8 (b[2], b[3]),
+// from Bᵀ stored row-major as [n][stride].
+__device__ __forceinline__ void wkv7c_ldsm_b(const unsigned* p, int stride, int n0, int k0, unsigned (&b)[4])
+{
+    wkv7c_ldsm([=](int q, int r) { return p + (n0 + r) * stride + k0 + 4 * q; }, b);
+}
+
+// The A fragment as above, split into TF32 hi and lo.
+__device__ __forceinline__ void wkv7c_ldsm_a_split(const unsigned* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
+{
+    unsigned x[4];
+    wkv7c_ldsm_a(p, stride, row0, k0, x);
+#pragma unroll
+    for (int e = 0; e < 4; e++) wkv7c_split(__uint_as_float(x[e]), hi[e], lo[e]);
 }
 
 // Shared memory of the prep kernels (4-byte words): R̃ (then R′ᵀ), γ, k̂, Ã, b̂ and Pᵀ as [L][N + 4], four L×L
@@ -179,15 +204,44 @@ template <int N, class Row> __device__ __forceinline__ void wkv7c_prep_scale(con
     }
 }
 
+// out [L][N + 4] = base + A·B for a 16×16 A (its A fragments of k-steps 0 … 7 and 8 … 15, split: ah, al) and B [L][N + 4]
+// (row m, column j), base [L][N + 4] or none (zero); a warp per 8-column tile (and the next 8 warps' tiles). Each
+// product is the sum of three TF32 ones (wkv7c_mma3x). out may be base (each lane reads its own elements first).
+template <int N> __device__ __forceinline__ void wkv7c_prep_tiles(const float* B, float* out, const unsigned (&ah)[2][4],
+    const unsigned (&al)[2][4], const float* base)
+{
+    constexpr int S = N + 4;
+    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, cc = threadIdx.x & 3;
+    for (int n0 = 8 * warp; n0 < N; n0 += WKV7C_PREP_THREADS / 4)
+    {
+        const int j = n0 + 2 * cc;
+        float hh[4] = {}, hl[4] = {}, lh[4] = {};
+        if (base != nullptr)
+        {
+            const float2 top = *(const float2*)(base + g * S + j), bottom = *(const float2*)(base + (g + 8) * S + j);
+            hh[0] = top.x; hh[1] = top.y; hh[2] = bottom.x; hh[3] = bottom.y;
+        }
+
+#pragma unroll
+        for (int e = 0; e < 2; e++)
+        {
+            const int m = 8 * e + cc;
+            wkv7c_mma3x(hh, hl, lh, ah[e], al[e], __float_as_uint(B[m * S + n0 + g]), __float_as_uint(B[(m + 4) * S + n0 + g]));
+        }
+
+        *(float2*)(out + g * S + j) = make_float2(hh[0] + (hl[0] + lh[0]), hh[1] + (hl[1] + lh[1]));
+        *(float2*)(out + (g + 8) * S + j) = make_float2(hh[2] + (hl[2] + lh[2]), hh[3] + (hl[3] + lh[3]));
+    }
+}
+
 // The rest of a chunk's prep once R̃, Ã, k̂, b̂ and γ are in shared memory: the four L×L products, T, P, Q, R′, W′ and
 // the record (out: WKV7C_RECORD(N) floats).
 template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPrep<N>& s, float* out)
 {
     using Rec = Wkv7cRecord<N>;
-    constexpr int L = WKV7C_L, S = N + 4, M1 = L + 1, V4 = N / 4;
+    constexpr int L = WKV7C_L, S = N + 4, M1 = L + 1;
     float *R = s.R, *G = s.G, *K = s.K, *A = s.A, *B = s.B, *P = s.P, *Mab = s.Mab, *Mak = s.Mak, *Mrb = s.Mrb, *Mrk = s.Mrk;
     float *T = s.T, *Q = s.Q;
-    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     __syncthreads();
     // A_ab[t][i] = Ã_t·b̂_i, A_ak = Ã_t·k̂_i (kept for i < t); A_rb = R̃_t·b̂_i, A_rk = R̃_t·k̂_i (i ≤ t): four 16×16
     // products over K = N on the tensor cores (three TF32 mma each), a warp per (left, right, 8 columns of i).
@@ -198,12 +252,16 @@ template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPr
         const float* right = warp & 2 ? K : B;
         const int n0 = 8 * (warp >> 2);
         float hh[4] = {}, hl[4] = {}, lh[4] = {};
+        // Two k-steps a pass: left's A fragments and right's B fragments (right is Bᵀ row-major) by ldmatrix.
 #pragma unroll 4
-        for (int k0 = 0; k0 < N; k0 += 8)
+        for (int k0 = 0; k0 < N; k0 += 16)
         {
-            unsigned hi[4], lo[4];
-            wkv7c_a_rows(left, S, 0, k0, hi, lo);
-            wkv7c_mma3x(hh, hl, lh, hi, lo, __float_as_uint(right[(n0 + g) * S + k0 + cc]), __float_as_uint(right[(n0 + g) * S + k0 + cc + 4]));
+            unsigned hi[2][4], lo[2][4], bf[4];
+#pragma unroll
+            for (int e = 0; e < 2; e++) wkv7c_ldsm_a_split((const unsigned*)left, S, 0, k0 + 8 * e, hi[e], lo[e]);
+            wkv7c_ldsm_b((const unsigned*)right, S, n0, k0, bf);
+#pragma unroll
+            for (int e = 0; e < 2; e++) wkv7c_mma3x(hh, hl, lh, hi[e], lo[e], bf[2 * e], bf[2 * e + 1]);
         }
 
         float d[4];
@@ -243,13 +301,22 @@ template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPr
     }
 
     __syncthreads();
-    // Pᵀ[t][j] = Σ_{m≤t} T[m][t] Ã[m][j];  Q[i][t] = Σ_{m≤t} A_ak[m][i] T[m][t].
-    for (int x = threadIdx.x; x < L * V4; x += blockDim.x)
+    // Pᵀ[t][j] = Σ_{m≤t} T[m][t] Ã[m][j]: Pᵀ = Tᵀ·Ã on the tensor cores (T is zero below its diagonal, so the sum over
+    // every m is the sum over m ≤ t), a warp per N/64 … column tiles;  Q[i][t] = Σ_{m≤t} A_ak[m][i] T[m][t].
     {
-        const int t = x / V4, j = (x % V4) * 4;
-        float4 p = zero;
-        for (int m = 0; m <= t; m++) p = wkv7c_fma4(T[m * M1 + t], *(const float4*)(A + m * S + j), p);
-        *(float4*)(P + t * S + j) = p;
+        const int g = (threadIdx.x & 31) >> 2, cc = threadIdx.x & 3;
+        // Tᵀ's A fragments (k-steps m 0 … 7 and 8 … 15): Tᵀ[t][m] = T[m][t].
+        unsigned th[2][4], tl[2][4];
+#pragma unroll
+        for (int e = 0; e < 2; e++)
+        {
+            const int m = 8 * e + cc;
+            const float x[4] = {T[m * M1 + g], T[m * M1 + g + 8], T[(m + 4) * M1 + g], T[(m + 4) * M1 + g + 8]};
+#pragma unroll
+            for (int q = 0; q < 4; q++) wkv7c_split(x[q], th[e][q], tl[e][q]);
+        }
+
+        wkv7c_prep_tiles<N>(A, P, th, tl, nullptr);
     }
 
     for (int x = threadIdx.x; x < L * L; x += blockDim.x)
@@ -262,13 +329,21 @@ template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPr
     }
 
     __syncthreads();
-    // R′ᵀ[t][j] = R̃[t][j] + Σ_{m≤t} A_rb[t][m] Pᵀ[m][j];  W′[i][t] = A_rk[t][i] + Σ_{m≤t} Q[i][m] A_rb[t][m].
-    for (int x = threadIdx.x; x < L * V4; x += blockDim.x)
+    // R′ᵀ[t][j] = R̃[t][j] + Σ_{m≤t} A_rb[t][m] Pᵀ[m][j]: R′ᵀ = R̃ + A_rb·Pᵀ on the tensor cores (A_rb is zero above its
+    // diagonal), in place;  W′[i][t] = A_rk[t][i] + Σ_{m≤t} Q[i][m] A_rb[t][m].
     {
-        const int t = x / V4, j = (x % V4) * 4;
-        float4 rp = *(const float4*)(R + t * S + j);
-        for (int m = 0; m <= t; m++) rp = wkv7c_fma4(Mrb[t * M1 + m], *(const float4*)(P + m * S + j), rp);
-        *(float4*)(R + t * S + j) = rp; // R′ᵀ: row t reads only Pᵀ
+        const int g = (threadIdx.x & 31) >> 2, cc = threadIdx.x & 3;
+        unsigned rh[2][4], rl[2][4];
+#pragma unroll
+        for (int e = 0; e < 2; e++)
+        {
+            const int m = 8 * e + cc;
+            const float x[4] = {Mrb[g * M1 + m], Mrb[(g + 8) * M1 + m], Mrb[g * M1 + m + 4], Mrb[(g + 8) * M1 + m + 4]};
+#pragma unroll
+            for (int q = 0; q < 4; q++) wkv7c_split(x[q], rh[e][q], rl[e][q]);
+        }
+
+        wkv7c_prep_tiles<N>(P, R, rh, rl, R);
     }
 
     for (int x = threadIdx.x; x < L * L; x += blockDim.x)
@@ -637,46 +712,6 @@ template <class G> __device__ __forceinline__ void wkv7c_stage(float* dst, const
     }
 
     copy_async_commit();
-}
-
-// ldmatrix.x4 on 32-bit words (its 8×8 16-bit matrices are 8×4 words): matrix q's row r starts at at(q, r) (16-byte
-// aligned, in shared memory), and lane 4g + c gets word c of row g of matrix q in d[q]. Under the emulator the same
-// words are read directly.
-template <class At> __device__ __forceinline__ void wkv7c_ldsm(At at, unsigned (&d)[4])
-{
-    const int lane = threadIdx.x & 31;
-#if __CUDA_ARCH__ >= 800
-    const unsigned address = (unsigned)__cvta_generic_to_shared(at(lane >> 3, lane & 7));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-        : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
-        : "r"(address));
-#else
-#pragma unroll
-    for (int q = 0; q < 4; q++) d[q] = at(q, lane >> 2)[lane & 3];
-#endif
-}
-
-// The A fragment (rows row0 …, k0 …: a0 = A[g][c], a1 = A[g+8][c], a2 = A[g][c+4], a3 = A[g+8][c+4]) of a row-major
-// [rows][stride] array.
-__device__ __forceinline__ void wkv7c_ldsm_a(const unsigned* p, int stride, int row0, int k0, unsigned (&a)[4])
-{
-    wkv7c_ldsm([=](int q, int r) { return p + (row0 + 8 * (q & 1) + r) * stride + k0 + 4 * (q >> 1); }, a);
-}
-
-// The B fragments (b0 = B[k0+c][n0+g], b1 = B[k0+c+4][n0+g]) of two k-steps, k0 (b[0], b[1]) and k0 + 8 (b[2], b[3]),
-// from Bᵀ stored row-major as [n][stride].
-__device__ __forceinline__ void wkv7c_ldsm_b(const unsigned* p, int stride, int n0, int k0, unsigned (&b)[4])
-{
-    wkv7c_ldsm([=](int q, int r) { return p + (n0 + r) * stride + k0 + 4 * q; }, b);
-}
-
-// The A fragment as above, split into TF32 hi and lo.
-__device__ __forceinline__ void wkv7c_ldsm_a_split(const unsigned* p, int stride, int row0, int k0, unsigned (&hi)[4], unsigned (&lo)[4])
-{
-    unsigned x[4];
-    wkv7c_ldsm_a(p, stride, row0, k0, x);
-#pragma unroll
-    for (int e = 0; e < 4; e++) wkv7c_split(__uint_as_float(x[e]), hi[e], lo[e]);
 }
 
 // The D fragments of a warp's TB state tiles (rows m0 …, keys 8·(nb + t) …) from and to a [rows][SP] array, and to
