@@ -25,8 +25,9 @@
 // B operand (rows = output columns n, columns = the summed index k), which is what ldmatrix reads as B fragments, and
 // rows are padded by 4 words so that the 8 rows of an ldmatrix fall into distinct banks. MA = [P | R′]ᵀ [2L][N + 4]
 // (row n < L: Pᵀ[n], row L + t: R′ᵀ[t]; the keys of every 8-key group in the order 0 2 4 6 1 3 5 7, which makes the
-// scan's state accumulators its A fragments: wkv7c_state_a); BK = [B̃ ; K̃]ᵀ [N][2L + 4] (row j: B̃[·][j], then K̃[·][j]); QW = [Q | W′]ᵀ
-// [2L][L + 4]; γ_L [N]; the flag and 3 unused words. Padding words are never written nor read.
+// scan's state accumulators its A fragments: wkv7c_state_a); BK = [B̃ ; K̃]ᵀ [N][2L + 4] (row j: B̃[·][j], its tokens
+// in the same order 0 2 4 6 1 3 5 7 an 8-token group, then K̃[·][j] in order); QW = [Q | W′]ᵀ [2L][L + 4]; γ_L [N]; the
+// flag and 3 unused words. Padding words are never written nor read.
 template <int N> struct Wkv7cRecord
 {
     static constexpr int L = WKV7C_L, MS = N + 4, BS = 2 * L + 4, QS = L + 4;
@@ -370,10 +371,12 @@ template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPr
 
     for (int x = threadIdx.x; x < N * L / 2; x += blockDim.x)
     {
+        // B̃'s tokens 0 2 4 6 1 3 5 7 an 8-token group (u's A fragments come in that order: wkv7c_state_a), K̃'s in order.
         const int j = x / (L / 2), m = (x % (L / 2)) * 4;
-        const float* src = m < L ? B + m * S + j : K + (m - L) * S + j;
+        const float* src = m < L ? B + ((m & 8) + ((m >> 2) & 1)) * S + j : K + (m - L) * S + j;
+        const int step = m < L ? 2 * S : S;
         const float g = gl[j];
-        *(float4*)(out + Rec::BK + j * Rec::BS + m) = make_float4(src[0] * g, src[S] * g, src[2 * S] * g, src[3 * S] * g);
+        *(float4*)(out + Rec::BK + j * Rec::BS + m) = make_float4(src[0] * g, src[step] * g, src[2 * step] * g, src[3 * step] * g);
     }
 
     for (int j = threadIdx.x; j < N; j += blockDim.x) out[Rec::GAMMA + j] = gl[j];
@@ -635,7 +638,8 @@ extern "C" __global__ void rope_table_f32(float2* rope, int start, int tokens, i
 // a row tile) runs on the same registers: the KG = W/ROWT warps of a row tile each multiply their own TB·8 keys of S
 // (the D fragments, read as A fragments: see wkv7c_state_a) by those rows of MA into all NT tiles, and the KG partial
 // sums meet in shared memory (S is never re-read from shared memory: half the scan's shared-memory bytes were S's TF32
-// hi and lo read by every tile's warps). A warp's row tile (m0) is the same in both phases. Shared rows are padded by
+// hi and lo read by every tile's warps): shared out over the threads behind a barrier, or, with few key groups
+// (WKV7C_LOCAL_U), u's added by every lane for itself and y's by two warps (no barrier). A warp's row tile (m0) is the same in both phases. Shared rows are padded by
 // 4 words, so every ldmatrix is free of bank conflicts. The host reads THREADS back from the kernel (its launch bound).
 template <int N, int R, int W> struct Wkv7cScan
 {
@@ -758,6 +762,32 @@ template <int OUT> __device__ __forceinline__ void wkv7c_load(const float* p, fl
     else
     {
         x[0] = *p;
+    }
+}
+
+// Whether the scan's lanes add phase A's partial sums of u themselves (no barrier, KG float4 loads a u tile a lane)
+// rather than sharing the sums out (OUT floats a thread) behind a barrier: where the key groups are few (head dim 64,
+// one block an SM, latency-bound), unless WKV7C_LOCAL_U_MAX_KG says otherwise.
+#ifndef WKV7C_LOCAL_U_MAX_KG
+#define WKV7C_LOCAL_U_MAX_KG 4
+#endif
+#define WKV7C_LOCAL_U(G) ((G::KG) <= WKV7C_LOCAL_U_MAX_KG)
+
+// The sum over the KG key groups (in their order) of the partial D fragments of row tile rt, column tile n, lane.
+template <class G> __device__ __forceinline__ void wkv7c_partial_sum(const float* partial, int rt, int n, int lane, float (&d)[4])
+{
+#pragma unroll
+    for (int q = 0; q < G::KG; q++)
+    {
+        const float4 x = *(const float4*)(partial + (((q * G::ROWT + rt) * G::NT + n) * 32 + lane) * 4);
+        if (q == 0)
+        {
+            d[0] = x.x; d[1] = x.y; d[2] = x.z; d[3] = x.w;
+        }
+        else
+        {
+            d[0] += x.x; d[1] += x.y; d[2] += x.z; d[3] += x.w;
+        }
     }
 }
 
@@ -925,6 +955,44 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
             }
 
             __syncthreads();
+            // u's A fragments (phase B's k-steps 0 and 8: u's column tiles 0 and 1).
+            unsigned uh[2][4], ul[2][4];
+            if constexpr (WKV7C_LOCAL_U(G))
+            {
+                // Every lane adds the KG partial sums of its own D fragments of u (no barrier: they are its A fragments,
+                // in wkv7c_state_a's key order, which the record's B̃ rows follow); the warps of key groups 0 and 1 add
+                // y's two column tiles and store them (a D fragment's 8 rows of a token are 32 contiguous bytes).
+                const int rt = m0 / 16;
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                {
+                    float d[4];
+                    wkv7c_partial_sum<G>(Partial, rt, e, lane, d);
+                    wkv7c_state_a(d, uh[e], ul[e]);
+                }
+
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                {
+                    if (kg != e % KG) continue;
+                    float d[4];
+                    wkv7c_partial_sum<G>(Partial, rt, 2 + e, lane, d);
+                    const int m = 8 * e + 2 * c; // the chunk's token of d[0] and d[2]
+                    float* y0 = y + (i64)(t0 + m) * width + column + m0 + g;
+                    if (t0 + m < tokens)
+                    {
+                        y0[0] = d[0];
+                        y0[8] = d[2];
+                    }
+
+                    if (t0 + m + 1 < tokens)
+                    {
+                        y0[width] = d[1];
+                        y0[width + 8] = d[3];
+                    }
+                }
+            }
+            else
             {
                 // The KG partial sums of OUT consecutive floats a thread (in key-group order), into u (split) or y.
                 constexpr int OUT = G::OUT, GROUP = G::ROWT * NT * 32 * 4;
@@ -946,13 +1014,24 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
                     const int f = f0 + o, e = f & 3, fl = (f >> 2) & 31, n = (f >> 7) % NT, rt = f / (NT * 128);
                     const int row = 16 * rt + (fl >> 2) + 8 * (e >> 1), col = 8 * n + 2 * (fl & 3) + (e & 1);
                     if (col < L)
-                        wkv7c_split(sum[o], Uhi[row * UP + col], Ulo[row * UP + col]);
+                    {
+                        // Stored where the record's B̃ rows keep token col: 0 2 4 6 1 3 5 7 an 8-token group.
+                        const int at = row * UP + (col & 8) + ((col & 1) << 2) + ((col & 7) >> 1);
+                        wkv7c_split(sum[o], Uhi[at], Ulo[at]);
+                    }
                     else
                         Ys[(col - L) * R + row] = sum[o];
                 }
+
+                __syncthreads();
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                {
+                    wkv7c_ldsm_a(Uhi, UP, m0, 8 * e, uh[e]);
+                    wkv7c_ldsm_a(Ulo, UP, m0, 8 * e, ul[e]);
+                }
             }
 
-            __syncthreads();
             // Phase B: S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃] on the warp's TB tiles, then S to shared memory for the next chunk.
 #pragma unroll
             for (int t = 0; t < TB; t++)
@@ -965,15 +1044,9 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
             }
 
             // The small products into their own accumulators (independent chains), added at the end. Stage 0: u
-            // (k-steps 0 and 8, split in shared memory); stage 1: v. Every fragment is loaded before the first product.
+            // (k-steps 0 and 8); stage 1: v. Every fragment is loaded before the first product.
             float hl[TB][4] = {}, lh[TB][4] = {};
-            unsigned uh[2][4], ul[2][4], kb[2][TB][4];
-#pragma unroll
-            for (int e = 0; e < 2; e++)
-            {
-                wkv7c_ldsm_a(Uhi, UP, m0, 8 * e, uh[e]);
-                wkv7c_ldsm_a(Ulo, UP, m0, 8 * e, ul[e]);
-            }
+            unsigned kb[2][TB][4];
 
 #pragma unroll
             for (int stage = 0; stage < 2; stage++)
@@ -1000,10 +1073,13 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
                 for (int e = 0; e < 4; e++) acc[t][e] += hl[t][e] + lh[t][e];
             }
 
-            float* y0 = y + (i64)t0 * width + column;
+            if constexpr (!WKV7C_LOCAL_U(G))
+            {
+                float* y0 = y + (i64)t0 * width + column;
 #pragma unroll
-            for (int q = 0; q < Wkv7cLanes<G>::PER; q++)
-                if (t0 + lanes.m[q] < tokens) y0[lanes.offset[q]] = Ys[threadIdx.x + q * G::THREADS];
+                for (int q = 0; q < Wkv7cLanes<G>::PER; q++)
+                    if (t0 + lanes.m[q] < tokens) y0[lanes.offset[q]] = Ys[threadIdx.x + q * G::THREADS];
+            }
         }
 
         __syncthreads();

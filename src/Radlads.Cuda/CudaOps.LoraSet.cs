@@ -27,7 +27,9 @@ internal sealed unsafe partial class CudaOps
         {
             if (x.RowCount >= backend.GemmMinRows && x.RowLength > 0 && backend.Gemm is not null)
             {
-                LoraSetGemm(x, branches, null);
+                // The copy a norm (or AddRmsNormMatMulSharedLoraSet, handing it on) kept of x, if this is the next entry.
+                using var copy = TakeBf16CopyOf(x);
+                LoraSetGemm(x, branches, copy);
             }
             else
             {
@@ -76,24 +78,37 @@ internal sealed unsafe partial class CudaOps
             // its first call is timed before the LoRA set's work exists.
             IOps.ResidualNorm(this, h, branch, normWeight, eps, normed);
             backend.Enter();
-            using var copy = TakeBf16CopyOf(normed);
-            if (!backend.ForksPrefill)
-            {
-                MatMulSharedEntered(normed, weights, biases, outputs, copy);
-                LoraSetGemm(normed, branches, copy);
-                return;
-            }
-
-            backend.Fork();
+            var copy = TakeBf16CopyOf(normed);
             try
             {
-                MatMulSharedEntered(normed, weights, biases, outputs, copy);
-                backend.BeginSide();
-                LoraSetGemm(normed, branches, copy);
+                if (!backend.ForksPrefill)
+                {
+                    MatMulSharedEntered(normed, weights, biases, outputs, copy);
+                    LoraSetGemm(normed, branches, copy);
+                    return;
+                }
+
+                backend.Fork();
+                try
+                {
+                    MatMulSharedEntered(normed, weights, biases, outputs, copy);
+                    backend.BeginSide();
+                    LoraSetGemm(normed, branches, copy);
+                }
+                finally
+                {
+                    backend.Join();
+                }
             }
             finally
             {
-                backend.Join();
+                // This op only read normed: its copy stays valid for the next entry, a LoraSet on normed (RAD-RWKV7's
+                // low-rank gate, run beside the recurrence), which would otherwise round normed again (7B, T = 2048:
+                // f32_to_bf16_pairs, ~12 µs a layer on an H200). Dropped unused at the entry after that, as any copy.
+                if (copy is not null)
+                {
+                    backend.KeepBf16Copy(C(normed), copy);
+                }
             }
 
             return;

@@ -424,6 +424,71 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
     }
 
     [Theory]
+    // As RAD-RWKV7's prompt layer: h += branch and y = RmsNorm(h) with q/k/v and the LoRA set (AddRmsNormMatMulShared
+    // LoraSet), then the low-rank gate's LoraSet on y beside the recurrence: the fused op hands the norm's copy on, so
+    // the gate's LoRA takes it too (two copies taken), and everything has the bits of copies off. T = 2 (the threshold),
+    // 17 and 300; C = 256 and 896; with and without the second stream.
+    [InlineData(2, 256, false)]
+    [InlineData(17, 256, true)]
+    [InlineData(300, 896, true)]
+    [InlineData(300, 896, false)]
+    public void TheLoraSetsNormCopyIsHandedOnToTheGatesLoraSet(int t, int c, bool concurrent)
+    {
+        var data = new TestData(140 + t + c);
+        var h0 = data.Normal(t * c, 3f);
+        var delta = In(data.Normal(t * c), t, c);
+        var w = NormWeight(data, c, DType.BF16);
+        var (weights, biases) = Qkv(data, c, c, 64);
+        LoraBranch Branch(int r, LoraInner inner, LoraOuter outer, float[] a, float[] b, float[]? offset) =>
+            new(Weight(a, DType.BF16, c, r), Weight(b, DType.BF16, r, c), Out(t, r), Out(t, c), inner, outer, offset is null ? null : In(offset, c));
+        var (decayA, decayB, decayOffset) = (data.Normal(c * 64, 1f / MathF.Sqrt(c)), data.Normal(64 * c, 0.125f), data.Normal(c));
+        var (gateA, gateB) = (data.Normal(c * 128, 1f / MathF.Sqrt(c)), data.Normal(128 * c, 1f / MathF.Sqrt(128)));
+        (float[] Normed, float[][] Projections, float[] Decay, float[] Gate) Run(bool copies)
+        {
+            var result = (Normed: Array.Empty<float>(), Projections: Array.Empty<float[]>(), Decay: Array.Empty<float>(), Gate: Array.Empty<float>());
+            WithCopies(copies, () =>
+            {
+                bool before = Backend.ConcurrentLora;
+                Backend.ConcurrentLora = concurrent;
+                try
+                {
+                    var h = In(h0, t, c);
+                    var y = Out(t, c);
+                    Tensor[] outputs = [Out(t, c), Out(t, 64), Out(t, 64)];
+                    var decay = Branch(64, LoraInner.Tanh, LoraOuter.Rwkv7Decay, decayA, decayB, decayOffset);
+                    var gate = Branch(128, LoraInner.Sigmoid, LoraOuter.None, gateA, gateB, null);
+                    long taken = Backend.Bf16CopiesTaken;
+                    Backend.Ops.AddRmsNormMatMulSharedLoraSet(h, delta, w, 1e-6f, y, weights, biases, outputs, [decay]);
+                    Backend.Ops.BeginBeside();
+                    Backend.Ops.LoraSet(y, [gate]);
+                    Backend.Ops.EndBeside();
+                    Backend.Ops.JoinBeside();
+                    Assert.Equal(taken + (copies ? 2 : 0), Backend.Bf16CopiesTaken);
+                    Assert.False(Backend.HasBf16Copy, "the copy outlived its last reader");
+                    result = (Read(y), outputs.Select(Read).ToArray(), Read(decay.Y), Read(gate.Y));
+                }
+                finally
+                {
+                    Backend.ConcurrentLora = before;
+                }
+            });
+            return result;
+        }
+
+        var on = Run(true);
+        var off = Run(false);
+        string what = $"T {t}, C {c}{(concurrent ? ", second stream" : "")}";
+        SameBits(off.Normed, on.Normed, what + ": normed");
+        for (int i = 0; i < 3; i++)
+        {
+            SameBits(off.Projections[i], on.Projections[i], what + $": projection {i}");
+        }
+
+        SameBits(off.Decay, on.Decay, what + ": decay LoRA");
+        SameBits(off.Gate, on.Gate, what + ": gate LoRA");
+    }
+
+    [Theory]
     // As the MLP: h += branch, y = RmsNorm(h), then gate/up and SwiGLU (whose own copy feeds the down projection).
     [InlineData(3, 256, 512, true)]
     [InlineData(17, 256, 512, false)]
@@ -591,11 +656,12 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
 
     [Theory]
     // Copies a prefill with all logits takes: per layer the first norm's (q/k/v) and the MLP norm's (gate/up; the MLP's
-    // act is bf16 already: CudaOps.Bf16PrefillMlp), Qwen2 also the attention's and RAD-RWKV7 ScaleMultiply's (o_proj);
-    // then the final norm's (LM head). RAD-RWKV6 token-shifts x before its projections, so only the MLP's and the head's.
+    // act is bf16 already: CudaOps.Bf16PrefillMlp), Qwen2 also the attention's, RAD-RWKV7 ScaleMultiply's (o_proj) and
+    // the first norm's again for the low-rank gate's LoRA set (handed on by the fused q/k/v + LoRA set op); then the
+    // final norm's (LM head). RAD-RWKV6 token-shifts x before its projections, so only the MLP's and the head's.
     // Without copies the MLP rounds normed itself, to the same bits.
     [InlineData(Radlads.Models.Architecture.Qwen2, 3)]
-    [InlineData(Radlads.Models.Architecture.Rwkv7Qwen2, 3)]
+    [InlineData(Radlads.Models.Architecture.Rwkv7Qwen2, 4)]
     [InlineData(Radlads.Models.Architecture.Rwkv6Qwen2, 1)]
     public void APrefillTakesTheCopiesAndGivesTheSameLogits(Radlads.Models.Architecture architecture, int perLayer)
     {
