@@ -639,8 +639,9 @@ extern "C" __global__ void rope_table_f32(float2* rope, int start, int tokens, i
 // (the D fragments, read as A fragments: see wkv7c_state_a) by those rows of MA into all NT tiles, and the KG partial
 // sums meet in shared memory (S is never re-read from shared memory: half the scan's shared-memory bytes were S's TF32
 // hi and lo read by every tile's warps): shared out over the threads behind a barrier, or, with few key groups
-// (WKV7C_LOCAL_U), u's added by every lane for itself and y's by two warps (no barrier). A warp's row tile (m0) is the same in both phases. Shared rows are padded by
-// 4 words, so every ldmatrix is free of bank conflicts. The host reads THREADS back from the kernel (its launch bound).
+// (WKV7C_LOCAL_U), u's added by every lane for itself and y's by two warps (no barrier). A warp's row tile (m0) is the
+// same in both phases. Shared rows are padded by 4 words, so every ldmatrix is free of bank conflicts. The host reads
+// THREADS back from the kernel (its launch bound).
 template <int N, int R, int W> struct Wkv7cScan
 {
     static constexpr int ROWS = R, L = WKV7C_L, ROWT = R / 16, WARPS = W, TB = ROWT * (N / 8) / W, THREADS = 32 * WARPS;
