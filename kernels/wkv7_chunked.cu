@@ -955,26 +955,6 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
                     *(float4*)(mine + n * 32 * 4) = make_float4(big[n][0] + small[n][0], big[n][1] + small[n][1], big[n][2] + small[n][2], big[n][3] + small[n][3]);
             }
 
-            // What phase B needs of the staged record alone, before the barrier (phase A has read the state): S ⊙ γ_L
-            // and BK's fragments (the shared-memory loads then fly while the warp waits).
-#pragma unroll
-            for (int t = 0; t < TB; t++)
-            {
-                const float2 gg = *(const float2*)(gl + 8 * (nb + t) + 2 * c);
-                acc[t][0] *= gg.x;
-                acc[t][1] *= gg.y;
-                acc[t][2] *= gg.x;
-                acc[t][3] *= gg.y;
-            }
-
-            unsigned kb[2][TB][4];
-#pragma unroll
-            for (int stage = 0; stage < 2; stage++)
-            {
-#pragma unroll
-                for (int t = 0; t < TB; t++) wkv7c_ldsm_b(BK, Rec::BS, 8 * (nb + t), 16 * stage, kb[stage][t]);
-            }
-
             __syncthreads();
             // u's A fragments (phase B's k-steps 0 and 8: u's column tiles 0 and 1).
             unsigned uh[2][4], ul[2][4];
@@ -1053,10 +1033,28 @@ template <int N, int R, int W> __device__ __forceinline__ void wkv7_chunk_scan(c
                 }
             }
 
-            // Phase B: S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃] on the warp's TB tiles (S ⊙ γ_L and the fragments of BK above,
-            // before the partial sums' barrier). The small products into their own accumulators (independent chains),
-            // added at the end. Stage 0: u (k-steps 0 and 8); stage 1: v.
+            // Phase B: S ← S ⊙ γ_L + [u | v]·[B̃ ; K̃] on the warp's TB tiles, then S to shared memory for the next chunk.
+#pragma unroll
+            for (int t = 0; t < TB; t++)
+            {
+                const float2 gg = *(const float2*)(gl + 8 * (nb + t) + 2 * c);
+                acc[t][0] *= gg.x;
+                acc[t][1] *= gg.y;
+                acc[t][2] *= gg.x;
+                acc[t][3] *= gg.y;
+            }
+
+            // The small products into their own accumulators (independent chains), added at the end. Stage 0: u
+            // (k-steps 0 and 8); stage 1: v. Every fragment is loaded before the first product.
             float hl[TB][4] = {}, lh[TB][4] = {};
+            unsigned kb[2][TB][4];
+
+#pragma unroll
+            for (int stage = 0; stage < 2; stage++)
+            {
+#pragma unroll
+                for (int t = 0; t < TB; t++) wkv7c_ldsm_b(BK, Rec::BS, 8 * (nb + t), 16 * stage, kb[stage][t]);
+            }
 
 #pragma unroll
             for (int t = 0; t < TB; t++)
