@@ -205,14 +205,26 @@ template <int N, class Row> __device__ __forceinline__ void wkv7c_prep_scale(con
     }
 }
 
-// out [L][N + 4] = base + A·B for a 16×16 A (its A fragments of k-steps 0 … 7 and 8 … 15, split: ah, al) and B [L][N + 4]
-// (row m, column j), base [L][N + 4] or none (zero); a warp per 8-column tile (and the next 8 warps' tiles). Each
-// product is the sum of three TF32 ones (wkv7c_mma3x). out may be base (each lane reads its own elements first).
-template <int N> __device__ __forceinline__ void wkv7c_prep_tiles(const float* B, float* out, const unsigned (&ah)[2][4],
-    const unsigned (&al)[2][4], const float* base)
+// out [L][N + 4] = base + A·B for a 16×16 A (A[i][k] = a[i·rs + k·cs]: a row-major matrix or, by its strides, the
+// transpose of one) and B [L][N + 4] (row m, column j), base [L][N + 4] or none (zero); a warp per 8-column tile (and
+// the next 8 warps' tiles). Each product is the sum of three TF32 ones (wkv7c_mma3x). out may be base (each lane reads
+// its own elements first).
+template <int N> __device__ __forceinline__ void wkv7c_prep_tiles(const float* a, int rs, int cs, const float* B, float* out,
+    const float* base)
 {
     constexpr int S = N + 4;
     const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, cc = threadIdx.x & 3;
+    // A's fragments of the k-steps 0 … 7 and 8 … 15, split (a0 = A[g][k], a1 = A[g+8][k], a2 = A[g][k+4], a3 = A[g+8][k+4]).
+    unsigned ah[2][4], al[2][4];
+#pragma unroll
+    for (int e = 0; e < 2; e++)
+    {
+        const int k = 8 * e + cc;
+        const float x[4] = {a[g * rs + k * cs], a[(g + 8) * rs + k * cs], a[g * rs + (k + 4) * cs], a[(g + 8) * rs + (k + 4) * cs]};
+#pragma unroll
+        for (int q = 0; q < 4; q++) wkv7c_split(x[q], ah[e][q], al[e][q]);
+    }
+
     for (int n0 = 8 * warp; n0 < N; n0 += WKV7C_PREP_THREADS / 4)
     {
         const int j = n0 + 2 * cc;
@@ -303,22 +315,8 @@ template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPr
 
     __syncthreads();
     // Pᵀ[t][j] = Σ_{m≤t} T[m][t] Ã[m][j]: Pᵀ = Tᵀ·Ã on the tensor cores (T is zero below its diagonal, so the sum over
-    // every m is the sum over m ≤ t), a warp per N/64 … column tiles;  Q[i][t] = Σ_{m≤t} A_ak[m][i] T[m][t].
-    {
-        const int g = (threadIdx.x & 31) >> 2, cc = threadIdx.x & 3;
-        // Tᵀ's A fragments (k-steps m 0 … 7 and 8 … 15): Tᵀ[t][m] = T[m][t].
-        unsigned th[2][4], tl[2][4];
-#pragma unroll
-        for (int e = 0; e < 2; e++)
-        {
-            const int m = 8 * e + cc;
-            const float x[4] = {T[m * M1 + g], T[m * M1 + g + 8], T[(m + 4) * M1 + g], T[(m + 4) * M1 + g + 8]};
-#pragma unroll
-            for (int q = 0; q < 4; q++) wkv7c_split(x[q], th[e][q], tl[e][q]);
-        }
-
-        wkv7c_prep_tiles<N>(A, P, th, tl, nullptr);
-    }
+    // every m is the sum over m ≤ t);  Q[i][t] = Σ_{m≤t} A_ak[m][i] T[m][t].
+    wkv7c_prep_tiles<N>(T, 1, M1, A, P, nullptr);
 
     for (int x = threadIdx.x; x < L * L; x += blockDim.x)
     {
@@ -332,20 +330,7 @@ template <int N> __device__ __forceinline__ void wkv7c_prep_record(const Wkv7cPr
     __syncthreads();
     // R′ᵀ[t][j] = R̃[t][j] + Σ_{m≤t} A_rb[t][m] Pᵀ[m][j]: R′ᵀ = R̃ + A_rb·Pᵀ on the tensor cores (A_rb is zero above its
     // diagonal), in place;  W′[i][t] = A_rk[t][i] + Σ_{m≤t} Q[i][m] A_rb[t][m].
-    {
-        const int g = (threadIdx.x & 31) >> 2, cc = threadIdx.x & 3;
-        unsigned rh[2][4], rl[2][4];
-#pragma unroll
-        for (int e = 0; e < 2; e++)
-        {
-            const int m = 8 * e + cc;
-            const float x[4] = {Mrb[g * M1 + m], Mrb[(g + 8) * M1 + m], Mrb[g * M1 + m + 4], Mrb[(g + 8) * M1 + m + 4]};
-#pragma unroll
-            for (int q = 0; q < 4; q++) wkv7c_split(x[q], rh[e][q], rl[e][q]);
-        }
-
-        wkv7c_prep_tiles<N>(P, R, rh, rl, R);
-    }
+    wkv7c_prep_tiles<N>(Mrb, M1, 1, P, R, R);
 
     for (int x = threadIdx.x; x < L * L; x += blockDim.x)
     {
