@@ -355,6 +355,21 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
         }
     }
 
+    /// <summary>Runs <paramref name="run"/> with prefill's second stream (CudaBackend.ConcurrentLora) on or off.</summary>
+    private void WithConcurrentLora(bool on, Action run)
+    {
+        bool before = Backend.ConcurrentLora;
+        Backend.ConcurrentLora = on;
+        try
+        {
+            run();
+        }
+        finally
+        {
+            Backend.ConcurrentLora = before;
+        }
+    }
+
     /// <summary>Three uninitialized blocks, as the model allocates the GEMMs' outputs between the norm and the GEMM.</summary>
     private void ScratchAllocations(int t, int c)
     {
@@ -446,32 +461,23 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
         (float[] Normed, float[][] Projections, float[] Decay, float[] Gate) Run(bool copies)
         {
             var result = (Normed: Array.Empty<float>(), Projections: Array.Empty<float[]>(), Decay: Array.Empty<float>(), Gate: Array.Empty<float>());
-            WithCopies(copies, () =>
+            WithCopies(copies, () => WithConcurrentLora(concurrent, () =>
             {
-                bool before = Backend.ConcurrentLora;
-                Backend.ConcurrentLora = concurrent;
-                try
-                {
-                    var h = In(h0, t, c);
-                    var y = Out(t, c);
-                    Tensor[] outputs = [Out(t, c), Out(t, 64), Out(t, 64)];
-                    var decay = Branch(64, LoraInner.Tanh, LoraOuter.Rwkv7Decay, decayA, decayB, decayOffset);
-                    var gate = Branch(128, LoraInner.Sigmoid, LoraOuter.None, gateA, gateB, null);
-                    long taken = Backend.Bf16CopiesTaken;
-                    Backend.Ops.AddRmsNormMatMulSharedLoraSet(h, delta, w, 1e-6f, y, weights, biases, outputs, [decay]);
-                    Backend.Ops.BeginBeside();
-                    Backend.Ops.LoraSet(y, [gate]);
-                    Backend.Ops.EndBeside();
-                    Backend.Ops.JoinBeside();
-                    Assert.Equal(taken + (copies ? 2 : 0), Backend.Bf16CopiesTaken);
-                    Assert.False(Backend.HasBf16Copy, "the copy outlived its last reader");
-                    result = (Read(y), outputs.Select(Read).ToArray(), Read(decay.Y), Read(gate.Y));
-                }
-                finally
-                {
-                    Backend.ConcurrentLora = before;
-                }
-            });
+                var h = In(h0, t, c);
+                var y = Out(t, c);
+                Tensor[] outputs = [Out(t, c), Out(t, 64), Out(t, 64)];
+                var decay = Branch(64, LoraInner.Tanh, LoraOuter.Rwkv7Decay, decayA, decayB, decayOffset);
+                var gate = Branch(128, LoraInner.Sigmoid, LoraOuter.None, gateA, gateB, null);
+                long taken = Backend.Bf16CopiesTaken;
+                Backend.Ops.AddRmsNormMatMulSharedLoraSet(h, delta, w, 1e-6f, y, weights, biases, outputs, [decay]);
+                Backend.Ops.BeginBeside();
+                Backend.Ops.LoraSet(y, [gate]);
+                Backend.Ops.EndBeside();
+                Backend.Ops.JoinBeside();
+                Assert.Equal(taken + (copies ? 2 : 0), Backend.Bf16CopiesTaken);
+                Assert.False(Backend.HasBf16Copy, "the copy outlived its last reader");
+                result = (Read(y), outputs.Select(Read).ToArray(), Read(decay.Y), Read(gate.Y));
+            }));
             return result;
         }
 
@@ -754,20 +760,16 @@ public sealed class CudaPrefillBf16Tests : CublasLtTestBase
         var config = Radlads.Models.SyntheticModel.Config("tiny", Radlads.Models.Architecture.Rwkv7Qwen2);
         using var model = Radlads.Models.SyntheticModel.Create(config, Backend, seed: 11);
         int[] tokens = [.. Enumerable.Range(0, 41).Select(i => ((i * 37) + 3) % config.VocabSize)];
-        bool concurrent = Backend.ConcurrentLora;
         float[] Prefill(bool beside)
         {
-            Backend.ConcurrentLora = beside;
-            try
+            float[] result = [];
+            WithConcurrentLora(beside, () =>
             {
                 using var state = model.CreateState();
                 var logits = model.Forward(state, tokens, allLogits: true);
-                return [.. logits, .. model.Forward(state, [tokens[0]])];
-            }
-            finally
-            {
-                Backend.ConcurrentLora = concurrent;
-            }
+                result = [.. logits, .. model.Forward(state, [tokens[0]])];
+            });
+            return result;
         }
 
         long forks = Backend.SideForks;
